@@ -1,0 +1,72 @@
+/*
+ * action.h: the record of one consumed Kafka message on its way through the
+ * bridge. Created by the consumer adapter, owned by the batcher while pending,
+ * by a batch while in flight, by the DLQ producer while its dead-letter record
+ * is unacknowledged, and freed once its offset is marked done.
+ */
+#ifndef LB_ACTION_H
+#define LB_ACTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct lb_partition_s;
+struct lb_user_s;
+
+/** Why an event did not reach (or was refused by) the API. */
+typedef enum {
+        LB_STAGE_NONE = 0,
+        LB_STAGE_PARSE,             /* not JSON, not an object, bad UTF-8 */
+        LB_STAGE_VALIDATE,          /* the input contract is broken */
+        LB_STAGE_API,               /* the API answered success:false */
+        LB_STAGE_HTTP,              /* refused by status (4xx, 403 single) */
+        LB_STAGE_RETRIES_EXHAUSTED, /* retryable failures, out of attempts */
+        LB_STAGE__COUNT
+} lb_stage_t;
+
+/** @returns the stage's name as used in DLQ headers and metrics. */
+const char *lb_stage_name(lb_stage_t stage);
+
+/** Largest user or device id the API accepts, in bytes. */
+#define LB_USER_ID_MAX 400
+
+typedef struct lb_action_s {
+        struct lb_action_s *next;         /* user queue / free lists */
+        struct lb_partition_s *partition; /* offset tracker (refcounted) */
+        struct lb_user_s *user;           /* set by the batcher */
+        int64_t offset;                   /* source offset */
+        int64_t timestamp_ms;             /* Kafka message timestamp */
+        int64_t arrival_ms;               /* monotonic ms when consumed */
+        int app;                          /* index into the apps table */
+        /* The action object forwarded in "data": the original value, plus
+         * ',"time":T' spliced before its closing brace when time_missing. */
+        uint8_t time_missing;
+        uint8_t object_empty; /* value is "{}" (no comma before time) */
+        size_t body_len;      /* upper bound of the encoded action size */
+        /* The original message, kept for the dead-letter record. */
+        char *key; /* NULL when the message had no key */
+        size_t key_len;
+        char *value; /* never NULL for a non-tombstone */
+        size_t value_len;
+        /* Dead-letter details, filled when the verdict is a dead letter. */
+        lb_stage_t stage;
+        int http_status; /* 0 when there was no HTTP response */
+        int attempts;    /* requests that carried this action */
+        char *error;     /* malloc'd reason, or NULL */
+} lb_action_t;
+
+/**
+ * @brief Allocates an action holding copies of key and value (one block).
+ * @returns NULL on allocation failure.
+ */
+lb_action_t *lb_action_new(const void *key, size_t key_len, const void *value,
+                           size_t value_len);
+
+/** @brief Sets the dead-letter reason (copies message). */
+void lb_action_set_error(lb_action_t *a, lb_stage_t stage, int http_status,
+                         const char *message);
+
+/** @brief Frees the action; NULL is a no-op. Does not touch the partition. */
+void lb_action_destroy(lb_action_t *a);
+
+#endif

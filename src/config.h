@@ -1,0 +1,112 @@
+/*
+ * config.h: the bridge's configuration: one table of keys (name, type,
+ * default, meaning) from which parsing, validation, --help and the example
+ * file all come. Layers, later wins: defaults < file < LEANBRIDGE_* environment
+ * < -X key=value. Never prints a client key.
+ */
+#ifndef LB_CONFIG_H
+#define LB_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/** One app the bridge may send for. */
+typedef struct {
+        char *id;
+        char *client_key; /* secret: never logged */
+} lb_app_t;
+
+/** Which librdkafka client a kafka.* property applies to. */
+typedef enum {
+        LB_KAFKA_BOTH = 0,
+        LB_KAFKA_CONSUMER,
+        LB_KAFKA_PRODUCER,
+} lb_kafka_side_t;
+
+typedef struct {
+        char *name; /* librdkafka property name, without the prefix */
+        char *value;
+        lb_kafka_side_t side;
+} lb_kafka_prop_t;
+
+typedef struct lb_config_s {
+        /* kafka.* passthrough, in the order given (later wins on apply) */
+        lb_kafka_prop_t *kafka;
+        size_t kafka_cnt;
+        char **topics; /* input.topics split on ',' */
+        size_t topic_cnt;
+        char *dlq_topic;
+        lb_app_t *apps;
+        size_t app_cnt;
+        int apps_file_world_readable; /* apps=@PATH readable by others */
+        char *api_url;
+        char *api_version;
+        char *api_ca_file;        /* empty: curl's default CA store */
+        int api_tls_insecure;     /* api.tls.insecure: skip verification */
+        int64_t api_timeout_ms;
+        int64_t batch_max_users;
+        int64_t batch_max_actions;
+        int64_t batch_max_bytes;
+        int64_t batch_linger_ms;
+        int64_t batch_max_wait_ms;
+        int64_t sender_max_inflight;
+        int64_t retry_max_attempts; /* -1 = forever */
+        int64_t retry_backoff_initial_ms;
+        int64_t retry_backoff_max_ms;
+        int64_t pending_max_actions;
+        int64_t pending_max_bytes;
+        int64_t shutdown_timeout_ms;
+        int64_t rebalance_timeout_ms;
+        char *metrics_listen; /* "" = off */
+        int log_level;        /* LB_LOG_ERROR .. LB_LOG_DEBUG (log.h) */
+        int log_json;         /* log.format=json */
+} lb_config_t;
+
+/** @brief A config with every default set (required keys empty). */
+lb_config_t *lb_config_new(void);
+
+/** @brief Frees the config; NULL is a no-op. */
+void lb_config_destroy(lb_config_t *conf);
+
+/**
+ * @brief Sets one key (a table key or kafka.*). origin names where the
+ *        value came from for the error message ("file x.conf:12", "-X",
+ *        "environment LEANBRIDGE_FOO").
+ * @returns 0, or -1 with errstr naming the key and the reason.
+ */
+int lb_config_set(lb_config_t *conf, const char *key, const char *value,
+                  const char *origin, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Reads "key = value" lines ('#' comments, blank lines ignored).
+ * @returns 0, or -1 with errstr naming file, line and key.
+ */
+int lb_config_load_file(lb_config_t *conf, const char *path, char *errstr,
+                        size_t errstr_size);
+
+/**
+ * @brief Applies LEANBRIDGE_* variables from envp (NULL-terminated):
+ *        LEANBRIDGE_KAFKA_BOOTSTRAP_SERVERS -> kafka.bootstrap.servers.
+ *        An unknown variable is an error naming it.
+ */
+int lb_config_load_env(lb_config_t *conf, char **envp, char *errstr,
+                       size_t errstr_size);
+
+/**
+ * @brief Checks required keys and cross-key rules (limits, backoff order,
+ *        linger <= max wait) after all layers are applied. Does not check
+ *        kafka.* properties (the Kafka adapters do, with librdkafka's words).
+ * @returns 0, or -1 with errstr naming the key.
+ */
+int lb_config_validate(const lb_config_t *conf, char *errstr,
+                       size_t errstr_size);
+
+/** @brief Writes the --help key table (name, default, meaning). */
+void lb_config_print_help(FILE *out);
+
+/** @returns the index of app_id in conf->apps, or -1. */
+int lb_config_app_index(const lb_config_t *conf, const char *app_id,
+                        size_t len);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * event.h: one Kafka message value -> a validated action, or a rejection
+ * with its stage (parse | validate) and a reason. Pure: no I/O, no globals.
+ */
+#ifndef LB_EVENT_H
+#define LB_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "action.h"
+#include "config.h"
+
+typedef struct {
+        int app;             /* index into conf->apps */
+        int time_missing;    /* no "time" field: the bridge adds one */
+        int object_empty;    /* the value is an empty object */
+        size_t user_len;     /* bytes in user[] (without the NUL) */
+        /* The identity for limits and ordering: 'u' + userId, or 'd' +
+         * deviceId when there is no userId. NUL-terminated. */
+        char user[LB_USER_ID_MAX + 2];
+} lb_event_t;
+
+/**
+ * @brief Parses and validates one message value against the input contract:
+ *        a JSON object (no duplicate keys, valid UTF-8) with string appId
+ *        known to conf, non-empty string action, userId or deviceId a
+ *        non-empty string of at most LB_USER_ID_MAX bytes, optional numeric
+ *        time, no clientKey; the encoded action must fit a request of
+ *        conf->batch_max_bytes (given the app's request overhead).
+ * @returns LB_STAGE_NONE on success (out filled), else LB_STAGE_PARSE or
+ *          LB_STAGE_VALIDATE with a one-line reason in errstr.
+ */
+lb_stage_t lb_event_parse(const lb_config_t *conf, const char *value,
+                          size_t len, lb_event_t *out, char *errstr,
+                          size_t errstr_size);
+
+/** Upper bound of the bytes lb_multi adds to an action whose time is
+ *  missing: ',"time":' plus a number. */
+#define LB_EVENT_TIME_SPLICE_MAX 40
+
+/** @returns the upper bound of an action's encoded size in "data". */
+size_t lb_event_body_len(size_t value_len, int time_missing);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * log.h: the one log sink: text or JSON lines on stderr, levels, component
+ * names. librdkafka's log callback goes through it too. Callers never pass
+ * secrets; the sink does not know them.
+ */
+#ifndef LB_LOG_H
+#define LB_LOG_H
+
+enum { LB_LOG_ERROR = 0, LB_LOG_WARN, LB_LOG_INFO, LB_LOG_DEBUG };
+
+/** @brief Sets the threshold and format (text=0, json=1). Thread-safe. */
+void lb_log_setup(int level, int json);
+
+/** @returns the level for "error".."debug", or -1. */
+int lb_log_level_parse(const char *name);
+
+/** @returns nonzero if a message at level would be written. */
+int lb_log_enabled(int level);
+
+/**
+ * @brief Writes one line: time, level, component, message. In JSON format
+ *        the message is a string field; printf-style formatting.
+ */
+void lb_log(int level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define lb_error(comp, ...) lb_log(LB_LOG_ERROR, comp, __VA_ARGS__)
+#define lb_warn(comp, ...)  lb_log(LB_LOG_WARN, comp, __VA_ARGS__)
+#define lb_info(comp, ...)  lb_log(LB_LOG_INFO, comp, __VA_ARGS__)
+#define lb_debug(comp, ...)                                                    \
+        do {                                                                   \
+                if (lb_log_enabled(LB_LOG_DEBUG))                              \
+                        lb_log(LB_LOG_DEBUG, comp, __VA_ARGS__);               \
+        } while (0)
+
+#endif
