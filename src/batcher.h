@@ -61,7 +61,9 @@ void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *));
  * @brief Queues an action (ownership passes to the batcher). a->app,
  *        a->body_len and a->arrival_ms must be set.
  * @param user,user_len the identity (lb_event_t.user)
- * @returns 0, or -1 on allocation failure (the action is not taken).
+ * @returns 0; -1 on allocation failure; -2 if a->app is out of range or the
+ *          action cannot fit any request (app overhead + body_len >
+ *          max_bytes). On failure the action is not taken.
  */
 int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
                    size_t user_len);
@@ -73,8 +75,10 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
 lb_batch_t *lb_batcher_next(lb_batcher_t *b, int64_t now_ms, int flush);
 
 /**
- * @returns the earliest time (ms) at which lb_batcher_next() may return a
- *          batch without new input, or INT64_MAX if none is waiting.
+ * @returns the earliest time (ms) at which a ready user reaches linger (or
+ *          max wait, if shorter), or INT64_MAX if none is waiting. A full
+ *          request (rule 2) is available at once: call lb_batcher_next()
+ *          after adding, not only at the deadline.
  */
 int64_t lb_batcher_next_deadline(const lb_batcher_t *b);
 

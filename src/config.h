@@ -31,19 +31,21 @@ typedef struct {
 } lb_kafka_prop_t;
 
 typedef struct lb_config_s {
-        /* kafka.* passthrough, in the order given (later wins on apply) */
+        /* kafka.* passthrough, in the order given (later wins on apply).
+         * Setting a name and side again moves it to the end. Defaults:
+         * group.id=leanbridge and auto.offset.reset=earliest (consumer). */
         lb_kafka_prop_t *kafka;
         size_t kafka_cnt;
         char **topics; /* input.topics split on ',' */
         size_t topic_cnt;
         char *dlq_topic;
-        lb_app_t *apps;
+        lb_app_t *apps; /* sorted by id (lb_config_app_index bisects) */
         size_t app_cnt;
         int apps_file_world_readable; /* apps=@PATH readable by others */
         char *api_url;
         char *api_version;
-        char *api_ca_file;        /* empty: curl's default CA store */
-        int api_tls_insecure;     /* api.tls.insecure: skip verification */
+        char *api_ca_file;    /* empty: curl's default CA store */
+        int api_tls_insecure; /* api.tls.insecure: skip verification */
         int64_t api_timeout_ms;
         int64_t batch_max_users;
         int64_t batch_max_actions;
@@ -104,6 +106,22 @@ int lb_config_validate(const lb_config_t *conf, char *errstr,
 
 /** @brief Writes the --help key table (name, default, meaning). */
 void lb_config_print_help(FILE *out);
+
+/**
+ * @brief Writes the commented example file (conf/leanbridge.conf): every
+ *        key with its meaning and default, required keys set to local
+ *        sample values.
+ */
+void lb_config_print_example(FILE *out);
+
+/**
+ * @returns the value the given client (LB_KAFKA_CONSUMER or
+ *          LB_KAFKA_PRODUCER) ends with for librdkafka property name: the
+ *          last prop of that side or of LB_KAFKA_BOTH; NULL if none. With
+ *          LB_KAFKA_BOTH only props of both sides count.
+ */
+const char *lb_config_kafka_get(const lb_config_t *conf, const char *name,
+                                lb_kafka_side_t side);
 
 /** @returns the index of app_id in conf->apps, or -1. */
 int lb_config_app_index(const lb_config_t *conf, const char *app_id,

@@ -1,8 +1,11 @@
 /*
  * metrics.h: the bridge's counters, gauges and histograms, and their
- * Prometheus text rendering. Written by the loop thread, read by the admin
- * server's thread: every value is a C11 atomic. Per-app series are not kept
- * (the number of apps is bounded but labels by app id would expose config).
+ * Prometheus text rendering. Written by the loop thread (and librdkafka's
+ * statistics callback for lag), read by the admin server's thread: every
+ * value is a C11 atomic, the lag table sits behind a spinlock. Per-app series
+ * are not kept (the number of apps is bounded but labels by app id would
+ * expose config). Metric names are a contract with operators' dashboards and
+ * alerts: never rename one.
  */
 #ifndef LB_METRICS_H
 #define LB_METRICS_H
@@ -18,21 +21,24 @@
 typedef struct {
         const double *bounds; /* upper bounds, ascending; +Inf implied */
         size_t n_bounds;
+        /* counts[i]: observations in (bounds[i-1], bounds[i]] (not
+         * cumulative); counts[n_bounds] is the +Inf overflow bucket. */
         atomic_uint_fast64_t counts[LB_HIST_MAX_BUCKETS + 1];
         atomic_uint_fast64_t sum_micro; /* sum * 1e6, as an integer */
         atomic_uint_fast64_t count;
 } lb_hist_t;
 
-/* HTTP status classes kept as separate series; others count as "other". */
-#define LB_METRICS_STATUS_SLOTS 8
-
 typedef struct lb_consumer_lag_s {
-        char topic[128];
+        char topic[256]; /* Kafka topic names are at most 249 bytes */
         int32_t partition;
         int64_t lag;
 } lb_consumer_lag_t;
 
 #define LB_METRICS_MAX_LAG 256
+
+/** Lowest and highest HTTP status kept as its own requests_total series. */
+#define LB_METRICS_STATUS_MIN 100
+#define LB_METRICS_STATUS_MAX 599
 
 typedef struct lb_metrics_s {
         atomic_uint_fast64_t events_consumed;
@@ -40,8 +46,9 @@ typedef struct lb_metrics_s {
         atomic_uint_fast64_t actions_warned;
         atomic_uint_fast64_t dead_lettered[LB_STAGE__COUNT];
         atomic_uint_fast64_t events_skipped;
-        atomic_uint_fast64_t requests_by_status[600]; /* index: HTTP code */
-        atomic_uint_fast64_t requests_error;          /* no HTTP response */
+        /* index: HTTP code; use lb_metrics_count_request() to update */
+        atomic_uint_fast64_t requests_by_status[LB_METRICS_STATUS_MAX + 1];
+        atomic_uint_fast64_t requests_error; /* no (valid) HTTP response */
         atomic_uint_fast64_t request_retries;
         atomic_uint_fast64_t request_splits;
         atomic_uint_fast64_t billable_lookups;
@@ -54,7 +61,7 @@ typedef struct lb_metrics_s {
         atomic_int_fast64_t concurrency_limit;
         lb_hist_t batch_actions;
         lb_hist_t batch_users;
-        lb_hist_t request_duration;
+        lb_hist_t request_duration; /* seconds */
         /* Consumer lag from librdkafka statistics; guarded by lag_lock. */
         atomic_flag lag_lock;
         lb_consumer_lag_t lag[LB_METRICS_MAX_LAG];
@@ -64,14 +71,31 @@ typedef struct lb_metrics_s {
 /** @brief Zeroes m and sets the histogram bucket bounds. */
 void lb_metrics_init(lb_metrics_t *m);
 
+/**
+ * @brief Records one observation. NaN is ignored; negative values count in
+ *        the lowest bucket and add nothing to the sum.
+ */
 void lb_hist_observe(lb_hist_t *h, double value);
 
-/** @brief Replaces the lag table from a librdkafka statistics JSON. */
-void lb_metrics_update_lag(lb_metrics_t *m, const char *stats_json,
-                           size_t len);
+/**
+ * @brief Counts one finished API request: http_status 100..599 under its
+ *        own status series, anything else (0 = no response) as "error".
+ */
+void lb_metrics_count_request(lb_metrics_t *m, int http_status);
+
+/**
+ * @brief Replaces the lag table from a librdkafka statistics JSON
+ *        (topics.<t>.partitions.<p>.consumer_lag). Skips the internal
+ *        partition -1 and unknown lags (-1). Keeps at most
+ *        LB_METRICS_MAX_LAG partitions. Safe to call from librdkafka's
+ *        statistics callback while another thread renders.
+ * @returns 0, or -1 if stats_json is not a JSON object (table unchanged).
+ */
+int lb_metrics_update_lag(lb_metrics_t *m, const char *stats_json, size_t len);
 
 /**
  * @brief Renders every metric in Prometheus text exposition format 0.0.4.
+ *        version is the build_info label (NULL renders "unknown").
  * @returns a malloc'd NUL-terminated string (caller frees), or NULL.
  */
 char *lb_metrics_render(lb_metrics_t *m, const char *version);

@@ -1,0 +1,340 @@
+/*
+ * admin.c: the admin HTTP server on libmicrohttpd's internal thread. Owns
+ * the listen address parsing, the three GET endpoints and the translation
+ * of the loop's health flags into status codes. It only reads the metrics
+ * and health state, never logs request contents, and binds exactly the
+ * address metrics.listen names.
+ */
+#include "admin.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "log.h"
+
+/* Slow or idle clients are dropped after this long; scrapes are quick. */
+#define ADMIN_CONN_TIMEOUT_S 10
+#define ADMIN_CONN_LIMIT     64
+
+struct lb_admin_s {
+        struct MHD_Daemon *daemon;
+        lb_metrics_t *metrics; /* not owned */
+        lb_health_t *health;   /* not owned */
+        char *version;         /* owned copy, or NULL */
+        struct sockaddr_storage addr;
+        /* The first libmicrohttpd message while starting, for errstr. */
+        atomic_int starting;
+        atomic_flag start_err_taken;
+        char start_err[256];
+};
+
+int64_t lb_admin_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void lb_health_beat(lb_health_t *h)
+{
+        atomic_store_explicit(&h->loop_heartbeat_ms, lb_admin_now_ms(),
+                              memory_order_relaxed);
+}
+
+/* libmicrohttpd's messages go to the one log sink (JSON-safe). */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        lb_admin_t *a = cls;
+        char msg[256];
+        size_t n;
+
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        n = strlen(msg);
+        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+                msg[--n] = '\0';
+        if (atomic_load(&a->starting) &&
+            !atomic_flag_test_and_set(&a->start_err_taken))
+                memcpy(a->start_err, msg, n + 1);
+        lb_warn("admin", "libmicrohttpd: %s", msg);
+}
+
+static int is_port(const char *s)
+{
+        size_t i;
+
+        for (i = 0; s[i]; i++)
+                if (s[i] < '0' || s[i] > '9')
+                        return 0;
+        return i > 0 && i <= 5 && atoi(s) <= 65535;
+}
+
+/*
+ * "host:port" -> a socket address. Only literals (and "localhost", which
+ * means 127.0.0.1 and nothing else), so the bound address is exactly the
+ * configured one and no resolver is consulted.
+ */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss,
+                        int *v6, char *errstr, size_t errstr_size)
+{
+        struct addrinfo hints, *res = NULL;
+        const char *colon, *port;
+        char host[INET6_ADDRSTRLEN + 64];
+        size_t hlen;
+        int rc;
+
+        colon = listen ? strrchr(listen, ':') : NULL;
+        if (!colon) {
+                snprintf(errstr, errstr_size,
+                         "metrics.listen \"%s\": expected host:port",
+                         listen ? listen : "");
+                return -1;
+        }
+        port = colon + 1;
+        if (!is_port(port)) {
+                snprintf(errstr, errstr_size,
+                         "metrics.listen \"%s\": port must be 0..65535",
+                         listen);
+                return -1;
+        }
+        hlen = (size_t)(colon - listen);
+        *v6 = listen[0] == '[';
+        if (*v6) {
+                if (hlen < 3 || listen[hlen - 1] != ']') {
+                        snprintf(errstr, errstr_size,
+                                 "metrics.listen \"%s\": expected [IPv6]:port",
+                                 listen);
+                        return -1;
+                }
+                listen++;
+                hlen -= 2;
+        } else if (memchr(listen, ':', hlen)) {
+                snprintf(errstr, errstr_size,
+                         "metrics.listen \"%s\": put an IPv6 address in "
+                         "brackets, e.g. [::1]:9100",
+                         listen);
+                return -1;
+        } else if (hlen == 0) {
+                snprintf(errstr, errstr_size,
+                         "metrics.listen \"%s\": host is empty (use 0.0.0.0 "
+                         "to listen on every interface)",
+                         listen);
+                return -1;
+        }
+        if (hlen >= sizeof(host)) {
+                snprintf(errstr, errstr_size,
+                         "metrics.listen: host is too long");
+                return -1;
+        }
+        memcpy(host, listen, hlen);
+        host[hlen] = '\0';
+        if (!*v6 && strcmp(host, "localhost") == 0)
+                strcpy(host, "127.0.0.1");
+
+        if (!*v6) {
+                /* getaddrinfo also takes "127.1" and hex; only dotted quads
+                 * say unambiguously where to bind. */
+                struct in_addr probe;
+
+                if (inet_pton(AF_INET, host, &probe) != 1) {
+                        snprintf(errstr, errstr_size,
+                                 "metrics.listen: \"%s\" is not an IPv4 "
+                                 "address, \"localhost\" or [IPv6]",
+                                 host);
+                        return -1;
+                }
+        }
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = *v6 ? AF_INET6 : AF_INET;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+        rc = getaddrinfo(host, port, &hints, &res);
+        if (rc != 0) {
+                snprintf(errstr, errstr_size,
+                         "metrics.listen: \"%s\" is not a valid %s address: "
+                         "%s",
+                         host, *v6 ? "IPv6" : "IPv4", gai_strerror(rc));
+                return -1;
+        }
+        memset(ss, 0, sizeof(*ss));
+        memcpy(ss, res->ai_addr, res->ai_addrlen);
+        freeaddrinfo(res);
+        return 0;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status,
+                             const char *text)
+{
+        struct MHD_Response *r;
+        enum MHD_Result ret;
+
+        r = MHD_create_response_from_buffer(strlen(text), (void *)text,
+                                            MHD_RESPMEM_PERSISTENT);
+        if (!r)
+                return MHD_NO;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "text/plain; charset=utf-8");
+        if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET");
+        ret = MHD_queue_response(c, status, r);
+        MHD_destroy_response(r);
+        return ret;
+}
+
+static enum MHD_Result serve_metrics(lb_admin_t *a, struct MHD_Connection *c)
+{
+        struct MHD_Response *r;
+        enum MHD_Result ret;
+        char *text = lb_metrics_render(a->metrics, a->version);
+
+        if (!text)
+                return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                             "out of memory\n");
+        r = MHD_create_response_from_buffer_with_free_callback(strlen(text),
+                                                               text, free);
+        if (!r) {
+                free(text);
+                return MHD_NO;
+        }
+        /* text is now owned by r */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8");
+        ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return ret;
+}
+
+static int loop_alive(const lb_health_t *h)
+{
+        int64_t beat =
+            atomic_load_explicit(&h->loop_heartbeat_ms, memory_order_relaxed);
+        int64_t age = lb_admin_now_ms() - beat;
+
+        /* A beat from the future means another clock was used (wall time):
+         * report stalled rather than alive forever. The small negative
+         * allowance covers a beat stored after we read the clock. */
+        return beat != 0 && age < LB_ADMIN_STALL_MS && age > -1000;
+}
+
+static enum MHD_Result serve_ready(const lb_health_t *h,
+                                   struct MHD_Connection *c)
+{
+        if (atomic_load(&h->stopping))
+                return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                             "shutting down\n");
+        if (!atomic_load(&h->joined))
+                return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                             "not joined to the consumer group\n");
+        if (!atomic_load(&h->api_ok))
+                return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                             "API unreachable\n");
+        return reply(c, MHD_HTTP_OK, "ready\n");
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
+                              const char *url, const char *method,
+                              const char *http_version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls)
+{
+        lb_admin_t *a = cls;
+
+        (void)http_version;
+        (void)upload_data;
+        (void)upload_data_size;
+        (void)req_cls;
+        if (strcmp(url, "/metrics") != 0 && strcmp(url, "/healthz") != 0 &&
+            strcmp(url, "/readyz") != 0)
+                return reply(c, MHD_HTTP_NOT_FOUND, "not found\n");
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+                return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+                             "method not allowed\n");
+        if (strcmp(url, "/metrics") == 0)
+                return serve_metrics(a, c);
+        if (strcmp(url, "/healthz") == 0)
+                return loop_alive(a->health)
+                           ? reply(c, MHD_HTTP_OK, "ok\n")
+                           : reply(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                   "loop stalled\n");
+        return serve_ready(a->health, c);
+}
+
+lb_admin_t *lb_admin_start(const char *listen, lb_metrics_t *m, lb_health_t *h,
+                           const char *version, char *errstr,
+                           size_t errstr_size)
+{
+        unsigned int flags =
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
+        lb_admin_t *a;
+        int v6 = 0;
+        uint16_t port;
+
+        a = calloc(1, sizeof(*a));
+        if (!a) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        atomic_flag_clear(&a->start_err_taken);
+        a->metrics = m;
+        a->health = h;
+        if (version && !(a->version = strdup(version))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        if (parse_listen(listen, &a->addr, &v6, errstr, errstr_size) != 0)
+                goto fail;
+        if (v6) {
+                flags |= MHD_USE_DUAL_STACK;
+                port = ntohs(((struct sockaddr_in6 *)&a->addr)->sin6_port);
+        } else {
+                port = ntohs(((struct sockaddr_in *)&a->addr)->sin_port);
+        }
+
+        atomic_store(&a->starting, 1);
+        a->daemon = MHD_start_daemon(
+            flags, port, NULL, NULL, handle, a, MHD_OPTION_EXTERNAL_LOGGER,
+            mhd_log, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a->addr,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ADMIN_CONN_TIMEOUT_S,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)ADMIN_CONN_LIMIT,
+            MHD_OPTION_END);
+        atomic_store(&a->starting, 0);
+        if (!a->daemon) {
+                snprintf(errstr, errstr_size, "metrics.listen \"%s\": %s",
+                         listen,
+                         a->start_err[0] ? a->start_err
+                                         : "cannot start the HTTP server");
+                goto fail;
+        }
+        return a;
+fail:
+        free(a->version);
+        free(a);
+        return NULL;
+}
+
+int lb_admin_port(const lb_admin_t *a)
+{
+        const union MHD_DaemonInfo *info;
+
+        if (!a)
+                return -1;
+        info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        return info ? info->port : -1;
+}
+
+void lb_admin_stop(lb_admin_t *a)
+{
+        if (!a)
+                return;
+        MHD_stop_daemon(a->daemon);
+        free(a->version);
+        free(a);
+}

@@ -1,0 +1,861 @@
+/*
+ * bridge.c: the loop. Owns the assignment table, the requests in flight
+ * (with their 403 split ranges and retry timers), the dead-letter retry
+ * queue, backpressure and shutdown. The rule it enforces: a message's offset
+ * counts as done only when its action was delivered, its dead-letter record
+ * was acknowledged, or it was a tombstone; only the contiguous done prefix
+ * of a partition is stored for commit.
+ */
+#include "bridge.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "backoff.h"
+#include "batcher.h"
+#include "dlq.h"
+#include "event.h"
+#include "kafka_in.h"
+#include "log.h"
+#include "metrics.h"
+#include "multi.h"
+#include "offsets.h"
+#include "sender.h"
+#include "version.h"
+
+/* Messages taken from the consumer per loop turn before serving the rest. */
+#define LB_CONSUME_BURST 2000
+/* How often the summary line is logged. */
+#define LB_SUMMARY_INTERVAL_MS 60000
+/* Delay before re-producing a dead-letter record that failed. */
+#define LB_DLQ_RETRY_MS 1000
+
+/* One assigned partition. */
+typedef struct {
+        lb_partition_t *p;
+        int64_t stored; /* last offset stored for commit, or -1 */
+        size_t live;    /* actions alive that reference p */
+} lb_assigned_t;
+
+/* A batch on its way: the ranges still to send (403 splits them), the
+ * current attempt, and the HTTP exchange. Holds a sender slot from creation
+ * to resolution, including backoff waits. */
+typedef struct lb_flight_s {
+        struct lb_flight_s *next; /* in the bridge's flight list */
+        lb_batch_t *batch;
+        size_t *ranges; /* stack of (lo, hi) pairs; top is being sent */
+        size_t range_cnt, range_cap;
+        int attempt;     /* attempts of the current range */
+        int64_t due_ms;  /* when waiting: the retry time */
+        int sending;     /* an HTTP exchange is running */
+        lb_request_t req;
+} lb_flight_t;
+
+struct lb_bridge_s {
+        const lb_config_t *conf;
+        int wake_fd;
+        lb_kafka_in_t *in;
+        lb_dlq_t *dlq;
+        lb_sender_t *sender;
+        lb_batcher_t *batcher;
+        lb_admin_t *admin;
+        size_t *app_overhead;
+        lb_metrics_t metrics;
+        lb_health_t health;
+
+        lb_assigned_t *assigned;
+        size_t assigned_cnt, assigned_cap;
+
+        lb_flight_t *flights; /* every unresolved batch */
+        size_t flight_cnt;
+
+        lb_action_t *dlq_retry_head, *dlq_retry_tail; /* to re-produce */
+        int64_t dlq_retry_at;
+
+        size_t live_actions; /* consumed and not yet freed */
+        size_t live_bytes;
+        int stopping;
+        int destroying; /* tearing down: failed records are not retried */
+        int fatal;
+        int64_t last_summary_ms;
+        unsigned int rand_state;
+};
+
+static int64_t now_ms(void)
+{
+        return lb_admin_now_ms();
+}
+
+static double wall_s(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- assignment table ---- */
+
+static lb_assigned_t *find_assigned_p(lb_bridge_t *b, const lb_partition_t *p)
+{
+        for (size_t i = 0; i < b->assigned_cnt; i++)
+                if (b->assigned[i].p == p)
+                        return &b->assigned[i];
+        return NULL;
+}
+
+static lb_assigned_t *find_assigned(lb_bridge_t *b, const char *topic,
+                                    int32_t partition)
+{
+        for (size_t i = 0; i < b->assigned_cnt; i++) {
+                lb_partition_t *p = b->assigned[i].p;
+                if (lb_partition_id(p) == partition &&
+                    !strcmp(lb_partition_topic(p), topic))
+                        return &b->assigned[i];
+        }
+        return NULL;
+}
+
+static void store_offset(lb_bridge_t *b, lb_assigned_t *e)
+{
+        int64_t off = lb_partition_committable(e->p);
+        if (off < 0 || off <= e->stored)
+                return;
+        rd_kafka_resp_err_t err = lb_kafka_in_store(
+            b->in, lb_partition_topic(e->p), lb_partition_id(e->p), off);
+        if (err) {
+                lb_warn("offsets", "store %s[%d]@%" PRId64 ": %s",
+                        lb_partition_topic(e->p), lb_partition_id(e->p), off,
+                        rd_kafka_err2str(err));
+                return;
+        }
+        e->stored = off;
+        atomic_fetch_add(&b->metrics.offsets_committed, 1);
+}
+
+static void store_all(lb_bridge_t *b)
+{
+        for (size_t i = 0; i < b->assigned_cnt; i++)
+                store_offset(b, &b->assigned[i]);
+}
+
+/* ---- action lifetime ---- */
+
+/* Frees an action; if handled, its offset counts as done. */
+static void action_finish(lb_bridge_t *b, lb_action_t *a, int handled)
+{
+        lb_partition_t *p = a->partition;
+        if (handled)
+                lb_partition_done(p, a->offset);
+        lb_assigned_t *e = find_assigned_p(b, p);
+        if (e)
+                e->live--;
+        b->live_actions--;
+        b->live_bytes -= a->value_len;
+        lb_action_destroy(a);
+        lb_partition_unref(p);
+}
+
+static void dlq_retry_push(lb_bridge_t *b, lb_action_t *a)
+{
+        a->next = NULL;
+        if (b->dlq_retry_tail)
+                b->dlq_retry_tail->next = a;
+        else
+                b->dlq_retry_head = a;
+        b->dlq_retry_tail = a;
+        if (!b->dlq_retry_at)
+                b->dlq_retry_at = now_ms() + LB_DLQ_RETRY_MS;
+}
+
+static const char *app_id_of(const lb_bridge_t *b, const lb_action_t *a)
+{
+        return a->app >= 0 && (size_t)a->app < b->conf->app_cnt
+                   ? b->conf->apps[a->app].id
+                   : NULL;
+}
+
+/* Hands an action to the dead-letter topic; it is freed (and its offset
+ * done) when Kafka acknowledges the record. */
+static void dead_letter(lb_bridge_t *b, lb_action_t *a, lb_stage_t stage,
+                        int http_status, const char *reason)
+{
+        lb_action_set_error(a, stage, http_status, reason);
+        atomic_fetch_add(&b->metrics.dead_lettered[stage], 1);
+        lb_debug("dlq", "%s[%d]@%" PRId64 " -> %s: %s",
+                 lb_partition_topic(a->partition),
+                 lb_partition_id(a->partition), a->offset,
+                 lb_stage_name(stage), reason ? reason : "");
+        if (b->dlq_retry_head || lb_dlq_produce(b->dlq, a, app_id_of(b, a)))
+                dlq_retry_push(b, a);
+}
+
+static void dlq_report(void *opaque, lb_action_t *a, int err,
+                       const char *errstr)
+{
+        lb_bridge_t *b = opaque;
+        if (!err) {
+                action_finish(b, a, 1);
+                return;
+        }
+        if (b->destroying) {
+                action_finish(b, a, 0);
+                return;
+        }
+        lb_warn("dlq", "dead-letter record for %s[%d]@%" PRId64
+                       " failed (%s); retrying",
+                lb_partition_topic(a->partition),
+                lb_partition_id(a->partition), a->offset, errstr);
+        atomic_fetch_add(&b->metrics.dlq_produce_retries, 1);
+        dlq_retry_push(b, a);
+}
+
+static void dlq_retry_due(lb_bridge_t *b, int64_t now)
+{
+        if (!b->dlq_retry_head || now < b->dlq_retry_at)
+                return;
+        b->dlq_retry_at = 0;
+        while (b->dlq_retry_head) {
+                lb_action_t *a = b->dlq_retry_head;
+                if (lb_dlq_produce(b->dlq, a, app_id_of(b, a))) {
+                        b->dlq_retry_at = now + LB_DLQ_RETRY_MS;
+                        return;
+                }
+                b->dlq_retry_head = a->next;
+                if (!b->dlq_retry_head)
+                        b->dlq_retry_tail = NULL;
+        }
+}
+
+/* ---- consuming ---- */
+
+static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
+{
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        lb_assigned_t *e = find_assigned(b, topic, m->partition);
+        if (!e) {
+                lb_warn("consumer", "message for unassigned %s[%d]; ignored",
+                        topic, m->partition);
+                return;
+        }
+        if (lb_partition_track(e->p, m->offset)) {
+                lb_warn("consumer",
+                        "%s[%d]@%" PRId64 " is not after the last tracked "
+                        "offset; ignored (already in progress)",
+                        topic, m->partition, m->offset);
+                return;
+        }
+        atomic_fetch_add(&b->metrics.events_consumed, 1);
+        if (!m->payload) { /* tombstone */
+                lb_partition_done(e->p, m->offset);
+                atomic_fetch_add(&b->metrics.events_skipped, 1);
+                return;
+        }
+        lb_action_t *a = lb_action_new(m->key, m->key_len, m->payload, m->len);
+        if (!a) {
+                lb_error("consumer", "out of memory");
+                b->fatal = 1;
+                return;
+        }
+        rd_kafka_timestamp_type_t tstype;
+        a->partition = e->p;
+        lb_partition_ref(e->p);
+        e->live++;
+        b->live_actions++;
+        b->live_bytes += a->value_len;
+        a->offset = m->offset;
+        a->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+        a->arrival_ms = now_ms();
+
+        lb_event_t ev;
+        char reason[256];
+        ev.app = -1;
+        lb_stage_t stage =
+            lb_event_parse(b->conf, a->value, a->value_len, &ev, reason,
+                           sizeof(reason));
+        a->app = ev.app;
+        if (stage != LB_STAGE_NONE) {
+                dead_letter(b, a, stage, 0, reason);
+                return;
+        }
+        a->time_missing = (uint8_t)ev.time_missing;
+        a->object_empty = (uint8_t)ev.object_empty;
+        a->body_len = lb_event_body_len(a->value_len, ev.time_missing);
+        if (a->time_missing && a->timestamp_ms <= 0)
+                a->timestamp_ms = (int64_t)(wall_s() * 1000);
+        int r = lb_batcher_add(b->batcher, a, ev.user, ev.user_len);
+        if (r == -2) {
+                dead_letter(b, a, LB_STAGE_VALIDATE,
+                            0, "event larger than batch.max.bytes");
+        } else if (r) {
+                lb_error("batcher", "out of memory");
+                b->fatal = 1;
+                action_finish(b, a, 0);
+        }
+}
+
+static int consume(lb_bridge_t *b)
+{
+        int n = 0;
+        rd_kafka_message_t *m;
+        while (n < LB_CONSUME_BURST && (m = lb_kafka_in_poll(b->in, 0))) {
+                if (m->err) {
+                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                lb_warn("consumer", "%s",
+                                        rd_kafka_message_errstr(m));
+                } else if (!b->stopping) {
+                        /* Stopping: take nothing new (and, so nothing is
+                         * skipped, nothing after it either). */
+                        handle_message(b, m);
+                }
+                rd_kafka_message_destroy(m);
+                n++;
+        }
+        return n;
+}
+
+static void backpressure(lb_bridge_t *b)
+{
+        const lb_config_t *c = b->conf;
+        int over = b->live_actions >= (size_t)c->pending_max_actions ||
+                   b->live_bytes >= (size_t)c->pending_max_bytes;
+        int under = b->live_actions <= (size_t)c->pending_max_actions / 2 &&
+                    b->live_bytes <= (size_t)c->pending_max_bytes / 2;
+        int paused = lb_kafka_in_paused(b->in);
+        if (b->stopping)
+                return;
+        if (!paused && over) {
+                lb_info("consumer",
+                        "pausing input: %zu actions / %zu bytes pending",
+                        b->live_actions, b->live_bytes);
+                lb_kafka_in_pause_all(b->in, 1);
+        } else if (paused && under) {
+                lb_info("consumer", "resuming input");
+                lb_kafka_in_pause_all(b->in, 0);
+        }
+        atomic_store(&b->metrics.partitions_paused,
+                     lb_kafka_in_paused(b->in) ? (int64_t)b->assigned_cnt
+                                               : 0);
+}
+
+/* ---- requests ---- */
+
+static void flight_send(lb_bridge_t *b, lb_flight_t *f)
+{
+        size_t lo = f->ranges[f->range_cnt - 2];
+        size_t hi = f->ranges[f->range_cnt - 1];
+        const lb_app_t *app = &b->conf->apps[f->batch->app];
+        lb_buf_reset(&f->req.body);
+        if (lb_multi_encode(&f->req.body, app->id, app->client_key,
+                            b->conf->api_version, wall_s(),
+                            f->batch->actions + lo, hi - lo) ||
+            lb_sender_submit(b->sender, &f->req)) {
+                lb_error("sender", "cannot start a request; retrying");
+                f->due_ms = now_ms() + b->conf->retry_backoff_initial_ms;
+                return;
+        }
+        for (size_t i = lo; i < hi; i++)
+                f->batch->actions[i]->attempts++;
+        f->attempt++;
+        f->sending = 1;
+        f->due_ms = 0;
+        atomic_fetch_add(&b->metrics.inflight_requests, 1);
+}
+
+static int push_range(lb_flight_t *f, size_t lo, size_t hi)
+{
+        if (f->range_cnt + 2 > f->range_cap) {
+                size_t cap = f->range_cap ? f->range_cap * 2 : 8;
+                size_t *r = realloc(f->ranges, cap * sizeof(*r));
+                if (!r)
+                        return -1;
+                f->ranges = r;
+                f->range_cap = cap;
+        }
+        f->ranges[f->range_cnt++] = lo;
+        f->ranges[f->range_cnt++] = hi;
+        return 0;
+}
+
+static void flight_free(lb_bridge_t *b, lb_flight_t *f)
+{
+        lb_flight_t **pp = &b->flights;
+        while (*pp != f)
+                pp = &(*pp)->next;
+        *pp = f->next;
+        b->flight_cnt--;
+        lb_buf_free(&f->req.body);
+        lb_buf_free(&f->req.response);
+        free(f->ranges);
+        free(f);
+}
+
+static void start_batch(lb_bridge_t *b, lb_batch_t *batch)
+{
+        lb_flight_t *f = calloc(1, sizeof(*f));
+        if (!f || push_range(f, 0, batch->n)) {
+                free(f);
+                lb_error("sender", "out of memory");
+                b->fatal = 1;
+                for (size_t i = 0; i < batch->n; i++)
+                        action_finish(b, batch->actions[i], 0);
+                lb_batcher_release(b->batcher, batch);
+                return;
+        }
+        f->batch = batch;
+        f->req.opaque = f;
+        f->next = b->flights;
+        b->flights = f;
+        b->flight_cnt++;
+        lb_hist_observe(&b->metrics.batch_actions, (double)batch->n);
+        lb_hist_observe(&b->metrics.batch_users, (double)batch->n_users);
+        flight_send(b, f);
+}
+
+/* The current range is resolved: go on with the next, or end the batch. */
+static void flight_next_range(lb_bridge_t *b, lb_flight_t *f)
+{
+        f->range_cnt -= 2;
+        f->attempt = 0;
+        if (f->range_cnt) {
+                flight_send(b, f);
+                return;
+        }
+        lb_batcher_release(b->batcher, f->batch);
+        flight_free(b, f);
+}
+
+static size_t distinct_users(lb_action_t *const *a, size_t n)
+{
+        size_t d = 0;
+        for (size_t i = 0; i < n; i++) {
+                size_t j = 0;
+                while (j < i && a[j]->user != a[i]->user)
+                        j++;
+                d += j == i;
+        }
+        return d;
+}
+
+static void request_done(void *opaque, lb_request_t *req)
+{
+        lb_bridge_t *b = opaque;
+        lb_flight_t *f = req->opaque;
+        size_t lo = f->ranges[f->range_cnt - 2];
+        size_t hi = f->ranges[f->range_cnt - 1];
+        size_t n = hi - lo;
+        lb_action_t **acts = f->batch->actions + lo;
+        char reason[512];
+        lb_action_result_t results[n];
+
+        f->sending = 0;
+        atomic_fetch_sub(&b->metrics.inflight_requests, 1);
+        lb_metrics_count_request(&b->metrics, req->http_status);
+        lb_hist_observe(&b->metrics.request_duration, req->duration_s);
+        atomic_store(&b->health.api_ok, req->http_status != 0);
+        if (req->http_status >= 200 && req->http_status < 300)
+                atomic_fetch_add(&b->metrics.billable_lookups,
+                                 n == f->batch->n ? f->batch->n_users
+                                                  : distinct_users(acts, n));
+
+        memset(results, 0, sizeof(results));
+        lb_outcome_t out = lb_multi_classify(
+            req->http_status, req->response.data, req->response.len, n,
+            results, reason, sizeof(reason));
+        if (req->http_status == 0 && req->error[0])
+                snprintf(reason, sizeof(reason), "transport: %s", req->error);
+
+        switch (out) {
+        case LB_OUTCOME_DONE:
+                for (size_t i = 0; i < n; i++) {
+                        if (results[i].ok) {
+                                atomic_fetch_add(
+                                    &b->metrics.actions_delivered, 1);
+                                if (results[i].warning)
+                                        atomic_fetch_add(
+                                            &b->metrics.actions_warned, 1);
+                                action_finish(b, acts[i], 1);
+                        } else {
+                                dead_letter(b, acts[i], LB_STAGE_API,
+                                            req->http_status,
+                                            results[i].message);
+                        }
+                }
+                lb_multi_results_clear(results, n);
+                flight_next_range(b, f);
+                return;
+        case LB_OUTCOME_SPLIT: {
+                atomic_fetch_add(&b->metrics.request_splits, 1);
+                lb_info("sender", "%s; splitting %zu actions", reason, n);
+                size_t mid = lo + n / 2;
+                f->range_cnt -= 2;
+                f->attempt = 0;
+                /* Second half below the first: halves go in order. */
+                if (push_range(f, mid, hi) || push_range(f, lo, mid)) {
+                        b->fatal = 1;
+                        return;
+                }
+                flight_send(b, f);
+                return;
+        }
+        case LB_OUTCOME_DEAD:
+                lb_warn("sender", "request refused: %s; dead-lettering %zu "
+                                  "action(s)",
+                        reason, n);
+                for (size_t i = 0; i < n; i++)
+                        dead_letter(b, acts[i], LB_STAGE_HTTP,
+                                    req->http_status, reason);
+                flight_next_range(b, f);
+                return;
+        case LB_OUTCOME_RETRY:
+                break;
+        }
+        int64_t max = b->conf->retry_max_attempts;
+        if (max >= 0 && f->attempt >= max) {
+                lb_warn("sender", "%s; giving up after %d attempt(s), "
+                                  "dead-lettering %zu action(s)",
+                        reason, f->attempt, n);
+                for (size_t i = 0; i < n; i++)
+                        dead_letter(b, acts[i], LB_STAGE_RETRIES_EXHAUSTED,
+                                    req->http_status, reason);
+                flight_next_range(b, f);
+                return;
+        }
+        double rnd = (double)rand_r(&b->rand_state) / ((double)RAND_MAX + 1);
+        int64_t delay = lb_backoff_delay_ms(
+            f->attempt, b->conf->retry_backoff_initial_ms,
+            b->conf->retry_backoff_max_ms, rnd, req->retry_after_ms);
+        atomic_fetch_add(&b->metrics.request_retries, 1);
+        lb_info("sender", "%s; retry %d in %" PRId64 " ms", reason,
+                f->attempt, delay);
+        f->due_ms = now_ms() + delay;
+}
+
+/* Starts due retries, then new batches, while slots are free. */
+static void dispatch(lb_bridge_t *b, int64_t now)
+{
+        for (lb_flight_t *f = b->flights; f; f = f->next)
+                if (!f->sending && f->due_ms && f->due_ms <= now)
+                        flight_send(b, f);
+        while (b->flight_cnt < (size_t)b->conf->sender_max_inflight) {
+                lb_batch_t *batch =
+                    lb_batcher_next(b->batcher, now, b->stopping);
+                if (!batch)
+                        break;
+                start_batch(b, batch);
+        }
+        atomic_store(&b->metrics.pending_actions,
+                     (int64_t)lb_batcher_pending(b->batcher));
+}
+
+/* The earliest time something is due, capped at now + cap. */
+static int64_t next_due(lb_bridge_t *b, int64_t now, int64_t cap)
+{
+        int64_t t = now + cap;
+        if (b->flight_cnt < (size_t)b->conf->sender_max_inflight) {
+                int64_t d = lb_batcher_next_deadline(b->batcher);
+                if (d < t)
+                        t = d;
+        }
+        for (lb_flight_t *f = b->flights; f; f = f->next)
+                if (!f->sending && f->due_ms && f->due_ms < t)
+                        t = f->due_ms;
+        if (b->dlq_retry_head && b->dlq_retry_at < t)
+                t = b->dlq_retry_at;
+        return t;
+}
+
+/* ---- rebalances ---- */
+
+static void on_assigned(void *opaque,
+                        const rd_kafka_topic_partition_list_t *parts)
+{
+        lb_bridge_t *b = opaque;
+        atomic_store(&b->health.joined, 1);
+        for (int i = 0; i < parts->cnt; i++) {
+                const char *t = parts->elems[i].topic;
+                int32_t pid = parts->elems[i].partition;
+                if (find_assigned(b, t, pid))
+                        continue;
+                if (b->assigned_cnt == b->assigned_cap) {
+                        size_t cap =
+                            b->assigned_cap ? b->assigned_cap * 2 : 16;
+                        lb_assigned_t *n =
+                            realloc(b->assigned, cap * sizeof(*n));
+                        if (!n) {
+                                b->fatal = 1;
+                                return;
+                        }
+                        b->assigned = n;
+                        b->assigned_cap = cap;
+                }
+                lb_partition_t *p = lb_partition_new(t, pid);
+                if (!p) {
+                        b->fatal = 1;
+                        return;
+                }
+                b->assigned[b->assigned_cnt++] =
+                    (lb_assigned_t){.p = p, .stored = -1, .live = 0};
+        }
+        atomic_store(&b->metrics.partitions_assigned,
+                     (int64_t)b->assigned_cnt);
+}
+
+static void drop_abandoned(lb_action_t *a, void *opaque)
+{
+        action_finish(opaque, a, 0);
+}
+
+static void service(lb_bridge_t *b, int wait_ms);
+
+static void on_revoking(void *opaque,
+                        const rd_kafka_topic_partition_list_t *parts, int lost)
+{
+        lb_bridge_t *b = opaque;
+        size_t abandoned = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+                lb_assigned_t *e = find_assigned(b, parts->elems[i].topic,
+                                                 parts->elems[i].partition);
+                if (e)
+                        abandoned += lb_batcher_abandon(b->batcher, e->p,
+                                                        drop_abandoned, b);
+        }
+        /* Let requests and dead-letter records already under way for these
+         * partitions finish, so their offsets can be committed now rather
+         * than redone by the next owner. */
+        int64_t deadline = now_ms() + b->conf->rebalance_timeout_ms;
+        while (!lost && !b->fatal && !b->stopping) {
+                size_t live = 0;
+                for (int i = 0; i < parts->cnt; i++) {
+                        lb_assigned_t *e = find_assigned(
+                            b, parts->elems[i].topic,
+                            parts->elems[i].partition);
+                        live += e ? e->live : 0;
+                }
+                if (!live || now_ms() >= deadline)
+                        break;
+                service(b, 10);
+        }
+        for (int i = 0; i < parts->cnt; i++) {
+                lb_assigned_t *e = find_assigned(b, parts->elems[i].topic,
+                                                 parts->elems[i].partition);
+                if (!e)
+                        continue;
+                if (!lost)
+                        store_offset(b, e);
+                if (e->live)
+                        lb_info("consumer",
+                                "%s[%d]: %zu action(s) still under way at "
+                                "revocation; the next owner redoes them",
+                                lb_partition_topic(e->p),
+                                lb_partition_id(e->p), e->live);
+                lb_partition_revoke(e->p);
+                lb_partition_unref(e->p);
+                *e = b->assigned[--b->assigned_cnt];
+        }
+        if (abandoned)
+                lb_info("consumer",
+                        "%zu queued action(s) of revoked partitions left "
+                        "for the next owner",
+                        abandoned);
+        atomic_store(&b->metrics.partitions_assigned,
+                     (int64_t)b->assigned_cnt);
+}
+
+static void on_stats(void *opaque, const char *json, size_t len)
+{
+        lb_bridge_t *b = opaque;
+        lb_metrics_update_lag(&b->metrics, json, len);
+}
+
+/* ---- the loop ---- */
+
+static void drain_wake(int fd)
+{
+        char buf[256];
+        while (read(fd, buf, sizeof(buf)) > 0)
+                ;
+}
+
+/* One turn without consuming: send, receive, dead-letter, store. */
+static void service(lb_bridge_t *b, int wait_ms)
+{
+        int64_t now = now_ms();
+        dispatch(b, now);
+        lb_sender_perform(b->sender, request_done, b);
+        lb_dlq_poll(b->dlq);
+        dlq_retry_due(b, now);
+        store_all(b);
+        if (wait_ms > 0) {
+                int64_t due = next_due(b, now, wait_ms);
+                int t = due > now ? (int)(due - now) : 0;
+                lb_sender_wait(b->sender, b->wake_fd, t);
+                drain_wake(b->wake_fd);
+                lb_sender_perform(b->sender, request_done, b);
+        }
+}
+
+static void summary(lb_bridge_t *b, int64_t now)
+{
+        if (now - b->last_summary_ms < LB_SUMMARY_INTERVAL_MS)
+                return;
+        b->last_summary_ms = now;
+        uint64_t dead = 0;
+        for (int s = 0; s < LB_STAGE__COUNT; s++)
+                dead += atomic_load(&b->metrics.dead_lettered[s]);
+        lb_info("bridge",
+                "consumed=%" PRIuFAST64 " delivered=%" PRIuFAST64
+                " dead_lettered=%" PRIu64 " skipped=%" PRIuFAST64
+                " pending=%zu live=%zu requests_inflight=%zu paused=%d",
+                atomic_load(&b->metrics.events_consumed),
+                atomic_load(&b->metrics.actions_delivered), dead,
+                atomic_load(&b->metrics.events_skipped),
+                lb_batcher_pending(b->batcher), b->live_actions,
+                lb_sender_inflight(b->sender), lb_kafka_in_paused(b->in));
+}
+
+int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
+{
+        int64_t deadline = 0;
+        b->last_summary_ms = now_ms();
+        while (!b->fatal) {
+                int64_t now = now_ms();
+                lb_health_beat(&b->health);
+                if (*stop && !b->stopping) {
+                        b->stopping = 1;
+                        atomic_store(&b->health.stopping, 1);
+                        deadline = now + b->conf->shutdown_timeout_ms;
+                        lb_kafka_in_pause_all(b->in, 1);
+                        lb_info("bridge",
+                                "stopping: draining %zu action(s) for up to "
+                                "%" PRId64 " ms",
+                                b->live_actions, b->conf->shutdown_timeout_ms);
+                }
+                if (b->stopping && (!b->live_actions || now >= deadline))
+                        break;
+                int got = consume(b);
+                backpressure(b);
+                service(b, got >= LB_CONSUME_BURST ? 0 : 1000);
+                summary(b, now);
+                char err[256];
+                if (lb_dlq_fatal(b->dlq, err, sizeof(err))) {
+                        lb_error("dlq", "fatal producer error: %s", err);
+                        b->fatal = 1;
+                }
+        }
+        if (b->live_actions)
+                lb_warn("bridge",
+                        "%zu action(s) not finished at shutdown; their "
+                        "offsets are not committed (they will be redone)",
+                        b->live_actions);
+        store_all(b);
+        rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in);
+        if (err)
+                lb_warn("offsets", "final commit: %s", rd_kafka_err2str(err));
+        b->stopping = 1;
+        summary(b, now_ms() + LB_SUMMARY_INTERVAL_MS);
+        return b->fatal ? 1 : 0;
+}
+
+lb_bridge_t *lb_bridge_new(const lb_config_t *conf, int wake_fd, int wake_wfd,
+                           char *errstr, size_t errstr_size)
+{
+        lb_bridge_t *b = calloc(1, sizeof(*b));
+        if (!b) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        b->conf = conf;
+        b->wake_fd = wake_fd;
+        b->rand_state = (unsigned int)(now_ms() ^ getpid());
+        lb_metrics_init(&b->metrics);
+        atomic_store(&b->metrics.concurrency_limit, conf->sender_max_inflight);
+        lb_health_beat(&b->health);
+
+        b->app_overhead = calloc(conf->app_cnt, sizeof(*b->app_overhead));
+        if (!b->app_overhead)
+                goto oom;
+        for (size_t i = 0; i < conf->app_cnt; i++)
+                b->app_overhead[i] =
+                    lb_multi_overhead(conf->apps[i].id,
+                                      conf->apps[i].client_key,
+                                      conf->api_version);
+        lb_batcher_conf_t bc = {
+            .app_cnt = conf->app_cnt,
+            .app_overhead = b->app_overhead,
+            .max_users = conf->batch_max_users,
+            .max_actions = conf->batch_max_actions,
+            .max_bytes = conf->batch_max_bytes,
+            .linger_ms = conf->batch_linger_ms,
+            .max_wait_ms = conf->batch_max_wait_ms,
+        };
+        if (!(b->batcher = lb_batcher_new(&bc)))
+                goto oom;
+        if (!(b->sender = lb_sender_new(conf, errstr, errstr_size)))
+                goto fail;
+        if (!(b->dlq = lb_dlq_new(conf, dlq_report, b, wake_wfd, errstr,
+                                  errstr_size)))
+                goto fail;
+        if (*conf->metrics_listen &&
+            !(b->admin = lb_admin_start(conf->metrics_listen, &b->metrics,
+                                        &b->health, LB_VERSION, errstr,
+                                        errstr_size)))
+                goto fail;
+        lb_kafka_in_cbs_t cbs = {.opaque = b,
+                                 .assigned = on_assigned,
+                                 .revoking = on_revoking,
+                                 .stats = on_stats};
+        if (!(b->in = lb_kafka_in_new(conf, &cbs, wake_wfd, errstr,
+                                      errstr_size)))
+                goto fail;
+        return b;
+oom:
+        snprintf(errstr, errstr_size, "out of memory");
+fail:
+        lb_bridge_destroy(b);
+        return NULL;
+}
+
+static void free_queued(lb_action_t *a)
+{
+        lb_partition_unref(a->partition);
+        lb_action_destroy(a);
+}
+
+void lb_bridge_destroy(lb_bridge_t *b)
+{
+        if (!b)
+                return;
+        /* Leaving the group runs the revoke callback, which needs the
+         * rest of the bridge: close the consumer first. */
+        lb_kafka_in_destroy(b->in);
+        b->in = NULL;
+        lb_admin_stop(b->admin);
+        /* Requests still running are abandoned: not handled, not committed. */
+        lb_sender_destroy(b->sender);
+        while (b->flights) {
+                lb_flight_t *f = b->flights;
+                for (size_t i = 0; i < f->batch->n; i++)
+                        free_queued(f->batch->actions[i]);
+                lb_batcher_release(b->batcher, f->batch);
+                flight_free(b, f);
+        }
+        while (b->dlq_retry_head) {
+                lb_action_t *a = b->dlq_retry_head;
+                b->dlq_retry_head = a->next;
+                free_queued(a);
+        }
+        b->destroying = 1;
+        lb_dlq_destroy(b->dlq, 5000); /* reports free their actions */
+        if (b->batcher)
+                lb_batcher_destroy(b->batcher, free_queued);
+        for (size_t i = 0; i < b->assigned_cnt; i++)
+                lb_partition_unref(b->assigned[i].p);
+        free(b->assigned);
+        free(b->app_overhead);
+        free(b);
+}

@@ -1,0 +1,1332 @@
+/*
+ * config.c: the configuration key table and everything derived from it:
+ * defaults, parsing of one value per type, the file and environment layers,
+ * cross-key validation, --help and the example file. Reads the config file and
+ * an apps=@PATH file; touches nothing else. Client keys (the apps value) are
+ * never copied into an error message or any output, and are wiped on free.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+typedef enum {
+        CT_STRING,
+        CT_INT,
+        CT_BOOL,
+        CT_ENUM,
+        CT_LIST,
+        CT_APPS,  /* apps: inline list or @PATH, fills conf->apps */
+        CT_KAFKA, /* a kafka.* key with a default or a rule of its own */
+} ctype_t;
+
+#define KF_REQUIRED 0x1 /* validate fails while unset */
+#define KF_SECRET   0x2 /* the value never appears in any output */
+#define KF_FOREVER  0x4 /* CT_INT: -1 is also accepted (forever) */
+
+typedef int (*check_fn)(const char *value, char *why, size_t why_size);
+
+typedef struct {
+        const char *name;
+        ctype_t type;
+        int flags;
+        const char *def;          /* applied by lb_config_new; NULL: none */
+        const char *example;      /* value written to the example file */
+        size_t off;               /* the field in lb_config_t */
+        size_t cnt_off;           /* CT_LIST: its element count */
+        int64_t min, max;         /* CT_INT */
+        const char *const *names; /* CT_ENUM: index = stored value */
+        lb_kafka_side_t side;     /* CT_KAFKA */
+        check_fn check;           /* CT_STRING: extra rule */
+        const char *desc;
+} cfg_key_t;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug",
+                                          NULL};
+_Static_assert(LB_LOG_ERROR == 0 && LB_LOG_WARN == 1 && LB_LOG_INFO == 2 &&
+                   LB_LOG_DEBUG == 3,
+               "level_names follows the LB_LOG_* order");
+static const char *const format_names[] = {"text", "json", NULL};
+
+static int check_url(const char *value, char *why, size_t why_size);
+static int check_nonempty(const char *value, char *why, size_t why_size);
+static int check_listen(const char *value, char *why, size_t why_size);
+
+#define OFF(field) offsetof(lb_config_t, field)
+#define MS_MAX     INT64_C(3600000) /* one hour */
+
+/* The one table. Order is the order of --help and of the example file. */
+static const cfg_key_t keys[] = {
+    {.name = "kafka.bootstrap.servers",
+     .type = CT_KAFKA,
+     .flags = KF_REQUIRED,
+     .example = "127.0.0.1:9092",
+     .side = LB_KAFKA_BOTH,
+     .desc = "Kafka brokers to bootstrap from, host:port[,host:port...]. "
+             "Used by the consumer and by the dead-letter producer."},
+    {.name = "kafka.group.id",
+     .type = CT_KAFKA,
+     .def = "leanbridge",
+     .side = LB_KAFKA_CONSUMER,
+     .desc = "Consumer group. Instances with the same group share the input "
+             "partitions; offsets are committed under it."},
+    {.name = "kafka.consumer.auto.offset.reset",
+     .type = CT_KAFKA,
+     .def = "earliest",
+     .side = LB_KAFKA_CONSUMER,
+     .desc = "Where a group without a committed offset starts: earliest "
+             "(nothing written before the first start is skipped) or "
+             "latest."},
+    {.name = "input.topics",
+     .type = CT_LIST,
+     .flags = KF_REQUIRED,
+     .example = "leanbridge.events",
+     .off = OFF(topics),
+     .cnt_off = OFF(topic_cnt),
+     .desc = "Comma-separated topics to consume; one message is one action "
+             "event."},
+    {.name = "dlq.topic",
+     .type = CT_STRING,
+     .flags = KF_REQUIRED,
+     .example = "leanbridge.dlq",
+     .off = OFF(dlq_topic),
+     .desc = "Dead-letter topic for events that cannot be delivered, with "
+             "the reason in headers. Must not be an input topic."},
+    {.name = "apps",
+     .type = CT_APPS,
+     .flags = KF_REQUIRED | KF_SECRET,
+     .example = "app_demo:demo-secret-key",
+     .desc = "Apps the bridge sends for: APPID:CLIENTKEY[,APPID:CLIENTKEY...], "
+             "or @PATH to a file with one APPID:CLIENTKEY per line ('#' "
+             "comments and blank lines allowed; keep it unreadable by "
+             "others). Client keys are secrets: never printed or logged."},
+    {.name = "api.url",
+     .type = CT_STRING,
+     .def = "https://api.leanplum.com/api?action=multi",
+     .off = OFF(api_url),
+     .check = check_url,
+     .desc = "The multi endpoint (http:// or https://)."},
+    {.name = "api.version",
+     .type = CT_STRING,
+     .def = "1.0.6",
+     .off = OFF(api_version),
+     .check = check_nonempty,
+     .desc = "apiVersion sent with every request."},
+    {.name = "api.ca.file",
+     .type = CT_STRING,
+     .def = "",
+     .off = OFF(api_ca_file),
+     .desc = "CA bundle (PEM) to verify the API's TLS certificate; empty "
+             "uses the system's CA store."},
+    {.name = "api.tls.insecure",
+     .type = CT_BOOL,
+     .def = "false",
+     .off = OFF(api_tls_insecure),
+     .desc = "Skip TLS certificate and host name verification towards the "
+             "API. For tests only; logged as a warning at startup."},
+    {.name = "api.timeout.ms",
+     .type = CT_INT,
+     .def = "30000",
+     .off = OFF(api_timeout_ms),
+     .min = 1,
+     .max = MS_MAX,
+     .desc = "Timeout of one request, from connect to the last byte of the "
+             "answer."},
+    {.name = "batch.max.users",
+     .type = CT_INT,
+     .def = "50",
+     .off = OFF(batch_max_users),
+     .min = 1,
+     .max = 50,
+     .desc = "Distinct users per multi call (the API allows at most 50)."},
+    {.name = "batch.max.actions",
+     .type = CT_INT,
+     .def = "500",
+     .off = OFF(batch_max_actions),
+     .min = 1,
+     .max = 500,
+     .desc = "Actions per multi call (the API allows at most 500)."},
+    {.name = "batch.max.bytes",
+     .type = CT_INT,
+     .def = "1048576",
+     .off = OFF(batch_max_bytes),
+     .min = 1024,
+     .max = INT64_C(67108864),
+     .desc = "Largest request body in bytes. A single event too large for "
+             "it is dead-lettered."},
+    {.name = "batch.linger.ms",
+     .type = CT_INT,
+     .def = "500",
+     .off = OFF(batch_linger_ms),
+     .min = 0,
+     .max = 600000,
+     .desc = "Longest an action waits for company before a partly filled "
+             "request goes out."},
+    {.name = "batch.max.wait.ms",
+     .type = CT_INT,
+     .def = "5000",
+     .off = OFF(batch_max_wait_ms),
+     .min = 0,
+     .max = MS_MAX,
+     .desc = "An action that has waited this long is sent first, ahead of "
+             "fuller requests. Must be >= batch.linger.ms."},
+    {.name = "sender.max.inflight",
+     .type = CT_INT,
+     .def = "16",
+     .off = OFF(sender_max_inflight),
+     .min = 1,
+     .max = 1024,
+     .desc = "Concurrent requests to the API, in total."},
+    {.name = "retry.max.attempts",
+     .type = CT_INT,
+     .flags = KF_FOREVER,
+     .def = "10",
+     .off = OFF(retry_max_attempts),
+     .min = 1,
+     .max = 1000000,
+     .desc = "Attempts per request before its actions are dead-lettered; "
+             "-1 retries forever."},
+    {.name = "retry.backoff.initial.ms",
+     .type = CT_INT,
+     .def = "250",
+     .off = OFF(retry_backoff_initial_ms),
+     .min = 1,
+     .max = MS_MAX,
+     .desc = "First retry delay; doubles on each retry, with jitter."},
+    {.name = "retry.backoff.max.ms",
+     .type = CT_INT,
+     .def = "30000",
+     .off = OFF(retry_backoff_max_ms),
+     .min = 1,
+     .max = MS_MAX,
+     .desc = "Longest retry delay. Must be >= retry.backoff.initial.ms."},
+    {.name = "pending.max.actions",
+     .type = CT_INT,
+     .def = "100000",
+     .off = OFF(pending_max_actions),
+     .min = 1,
+     .max = INT64_C(100000000),
+     .desc = "Consumption pauses while this many actions are in the bridge "
+             "and resumes below it. Must be >= batch.max.actions."},
+    {.name = "pending.max.bytes",
+     .type = CT_INT,
+     .def = "67108864",
+     .off = OFF(pending_max_bytes),
+     .min = 1024,
+     .max = INT64_C(17179869184),
+     .desc = "Consumption pauses while this many bytes of actions are in the "
+             "bridge. Must be >= batch.max.bytes."},
+    {.name = "shutdown.timeout.ms",
+     .type = CT_INT,
+     .def = "10000",
+     .off = OFF(shutdown_timeout_ms),
+     .min = 0,
+     .max = MS_MAX,
+     .desc = "On SIGTERM or SIGINT, how long to drain open batches and "
+             "in-flight requests before committing and leaving."},
+    {.name = "rebalance.timeout.ms",
+     .type = CT_INT,
+     .def = "10000",
+     .off = OFF(rebalance_timeout_ms),
+     .min = 0,
+     .max = MS_MAX,
+     .desc = "How long a partition revocation waits for the partition's "
+             "in-flight work before giving it up (it is then redelivered "
+             "to the next owner)."},
+    {.name = "metrics.listen",
+     .type = CT_STRING,
+     .def = "",
+     .example = "127.0.0.1:9464",
+     .off = OFF(metrics_listen),
+     .check = check_listen,
+     .desc = "host:port (IPv6 as [addr]:port) serving /metrics, /healthz and "
+             "/readyz; empty: off."},
+    {.name = "log.level",
+     .type = CT_ENUM,
+     .def = "info",
+     .off = OFF(log_level),
+     .names = level_names,
+     .desc = "Least severe level written to stderr."},
+    {.name = "log.format",
+     .type = CT_ENUM,
+     .def = "text",
+     .off = OFF(log_json),
+     .names = format_names,
+     .desc = "text: one readable line per event; json: one JSON object per "
+             "line."},
+};
+
+#define KEY_CNT (sizeof(keys) / sizeof(keys[0]))
+
+static const char kafka_prefix[] = "kafka.";
+static const char consumer_prefix[] = "kafka.consumer.";
+static const char producer_prefix[] = "kafka.producer.";
+static const char env_prefix[] = "LEANBRIDGE_";
+
+/* Text shared by --help and the example file. */
+static const char *const kafka_notes[] = {
+    "Any librdkafka property passes through with a prefix: kafka.PROP applies "
+    "to the consumer and to the dead-letter producer, kafka.consumer.PROP to "
+    "the consumer only, kafka.producer.PROP to the producer only. Setting the "
+    "same prefixed key again replaces it; where several apply to one client, "
+    "the one set last wins. librdkafka checks them at startup and "
+    "--check-config.",
+    "Layers, later wins: built-in defaults < the file given with -c "
+    "(key = value lines, '#' starts a comment line) < the environment < "
+    "-X key=value.",
+    "Environment: LEANBRIDGE_ + the key upper-cased with '.' as '_', e.g. "
+    "LEANBRIDGE_KAFKA_BOOTSTRAP_SERVERS or LEANBRIDGE_BATCH_LINGER_MS. An "
+    "unknown LEANBRIDGE_ variable is an error.",
+    NULL,
+};
+
+static int fail(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+        if (errstr && errstr_size) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(errstr, errstr_size, fmt, ap);
+                va_end(ap);
+        }
+        return -1;
+}
+
+static char *trim(char *s)
+{
+        while (isspace((unsigned char)*s))
+                s++;
+        size_t n = strlen(s);
+        while (n && isspace((unsigned char)s[n - 1]))
+                s[--n] = '\0';
+        return s;
+}
+
+/* Frees a string that may hold a secret, wiping it first. */
+static void free_secret(char *s)
+{
+        if (!s)
+                return;
+        explicit_bzero(s, strlen(s));
+        free(s);
+}
+
+static const cfg_key_t *find_key(const char *name)
+{
+        for (size_t i = 0; i < KEY_CNT; i++)
+                if (!strcmp(keys[i].name, name))
+                        return &keys[i];
+        return NULL;
+}
+
+static int has_prefix(const char *s, const char *prefix)
+{
+        return !strncmp(s, prefix, strlen(prefix));
+}
+
+/* Edit distance, for "did you mean"; short keys only. */
+static size_t edit_distance(const char *a, const char *b)
+{
+        size_t la = strlen(a), lb = strlen(b);
+        size_t row[64];
+        if (la >= 64 || lb >= 64)
+                return SIZE_MAX;
+        for (size_t j = 0; j <= lb; j++)
+                row[j] = j;
+        for (size_t i = 1; i <= la; i++) {
+                size_t diag = row[0];
+                row[0] = i;
+                for (size_t j = 1; j <= lb; j++) {
+                        size_t up = row[j];
+                        size_t best = diag + (a[i - 1] != b[j - 1]);
+                        if (up + 1 < best)
+                                best = up + 1;
+                        if (row[j - 1] + 1 < best)
+                                best = row[j - 1] + 1;
+                        row[j] = best;
+                        diag = up;
+                }
+        }
+        return row[lb];
+}
+
+static const char *suggest_key(const char *name)
+{
+        const char *best = NULL;
+        size_t best_d = 3; /* suggest only within two edits */
+        for (size_t i = 0; i < KEY_CNT; i++) {
+                size_t d = edit_distance(name, keys[i].name);
+                if (d < best_d) {
+                        best_d = d;
+                        best = keys[i].name;
+                }
+        }
+        return best;
+}
+
+/* ------------------------------------------------------------------ */
+/* Value checks: each writes the reason (never the value) to why.     */
+
+static int check_url(const char *value, char *why, size_t why_size)
+{
+        if (has_prefix(value, "http://") || has_prefix(value, "https://"))
+                return 0;
+        return fail(why, why_size, "must start with http:// or https://");
+}
+
+static int check_nonempty(const char *value, char *why, size_t why_size)
+{
+        if (*value)
+                return 0;
+        return fail(why, why_size, "must not be empty");
+}
+
+static int check_listen(const char *value, char *why, size_t why_size)
+{
+        const char *msg = "must be empty (off) or host:port, with a port from "
+                          "0 to 65535 ([addr]:port for IPv6)";
+        if (!*value)
+                return 0;
+        const char *colon = strrchr(value, ':');
+        if (!colon || colon == value)
+                return fail(why, why_size, "%s", msg);
+        if (value[0] == '[') {
+                /* [v6addr]:port: the bracket must close right before ':' */
+                if (colon - value < 3 || colon[-1] != ']')
+                        return fail(why, why_size, "%s", msg);
+        } else if (memchr(value, ':', (size_t)(colon - value))) {
+                return fail(why, why_size, "%s", msg);
+        }
+        const char *p = colon + 1;
+        long port = 0;
+        if (!*p || strlen(p) > 5)
+                return fail(why, why_size, "%s", msg);
+        for (; *p; p++) {
+                if (!isdigit((unsigned char)*p))
+                        return fail(why, why_size, "%s", msg);
+                port = port * 10 + (*p - '0');
+        }
+        if (port > 65535)
+                return fail(why, why_size, "%s", msg);
+        for (p = value; p < colon; p++)
+                if (isspace((unsigned char)*p))
+                        return fail(why, why_size, "%s", msg);
+        return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsers per type.                                                  */
+
+/* Strict base-10 integer: optional '-', digits, nothing else. */
+static int parse_int(const char *s, int64_t *out)
+{
+        const char *p = s[0] == '-' ? s + 1 : s;
+        if (!isdigit((unsigned char)*p))
+                return -1;
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno || *end)
+                return -1;
+        *out = (int64_t)v;
+        return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+        static const char *const t[] = {"true", "1", "yes", "on"};
+        static const char *const f[] = {"false", "0", "no", "off"};
+        for (size_t i = 0; i < 4; i++) {
+                if (!strcasecmp(s, t[i])) {
+                        *out = 1;
+                        return 0;
+                }
+                if (!strcasecmp(s, f[i])) {
+                        *out = 0;
+                        return 0;
+                }
+        }
+        return -1;
+}
+
+static void free_list(char **v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+/* Splits a comma list; elements are trimmed and must be non-empty and
+ * distinct. */
+static int parse_list(const char *value, char ***out, size_t *out_cnt,
+                      char *why, size_t why_size)
+{
+        char *copy = strdup(value);
+        char **v = NULL;
+        size_t n = 0;
+        int rc = -1;
+        if (!copy) {
+                fail(why, why_size, "out of memory");
+                goto out;
+        }
+        size_t cap = 1;
+        for (const char *p = value; *p; p++)
+                cap += *p == ',';
+        v = calloc(cap, sizeof(*v));
+        if (!v) {
+                fail(why, why_size, "out of memory");
+                goto out;
+        }
+        char *save = copy;
+        for (size_t i = 0; i < cap; i++) {
+                char *comma = strchr(save, ',');
+                if (comma)
+                        *comma = '\0';
+                char *elem = trim(save);
+                save = comma ? comma + 1 : save + strlen(save);
+                if (!*elem) {
+                        fail(why, why_size,
+                             "must be a comma-separated list of non-empty "
+                             "names (element %zu is empty)",
+                             i + 1);
+                        goto out;
+                }
+                for (size_t j = 0; j < n; j++) {
+                        if (!strcmp(v[j], elem)) {
+                                fail(why, why_size, "lists '%s' twice", elem);
+                                goto out;
+                        }
+                }
+                if (!(v[n] = strdup(elem))) {
+                        fail(why, why_size, "out of memory");
+                        goto out;
+                }
+                n++;
+        }
+        *out = v;
+        *out_cnt = n;
+        v = NULL;
+        rc = 0;
+out:
+        if (v)
+                free_list(v, n);
+        free(copy);
+        return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* apps                                                               */
+
+typedef struct {
+        lb_app_t app;
+        size_t where; /* entry or line number, for messages */
+} app_entry_t;
+
+typedef struct {
+        app_entry_t *v;
+        size_t n, cap;
+} app_list_t;
+
+static void free_app(lb_app_t *a)
+{
+        free(a->id);
+        free_secret(a->client_key);
+}
+
+static void free_apps(lb_app_t *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free_app(&v[i]);
+        free(v);
+}
+
+static void free_app_list(app_list_t *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                free_app(&l->v[i].app);
+        free(l->v);
+}
+
+/* Parses one "APPID:CLIENTKEY" (modified in place). `what` names the entry
+ * ("entry 2", "apps file 'x' line 3") for messages, which never quote it. */
+static int app_add(app_list_t *l, char *entry, size_t where, const char *what,
+                   char *why, size_t why_size)
+{
+        char *colon = strchr(entry, ':');
+        if (!colon)
+                return fail(why, why_size,
+                            "%s: expected APPID:CLIENTKEY (no ':')", what);
+        *colon = '\0';
+        char *id = trim(entry);
+        char *key = trim(colon + 1);
+        if (!*id)
+                return fail(why, why_size, "%s: empty app id", what);
+        if (!*key)
+                return fail(why, why_size, "%s: empty client key", what);
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? l->cap * 2 : 8;
+                app_entry_t *v = realloc(l->v, cap * sizeof(*v));
+                if (!v)
+                        return fail(why, why_size, "out of memory");
+                l->v = v;
+                l->cap = cap;
+        }
+        app_entry_t *e = &l->v[l->n];
+        e->app.id = strdup(id);
+        e->app.client_key = strdup(key);
+        e->where = where;
+        if (!e->app.id || !e->app.client_key) {
+                free_app(&e->app);
+                return fail(why, why_size, "out of memory");
+        }
+        l->n++;
+        return 0;
+}
+
+static int apps_parse_inline(app_list_t *l, char *value, char *why,
+                             size_t why_size)
+{
+        size_t entry = 1;
+        char *p = value;
+        for (;;) {
+                char *comma = strchr(p, ',');
+                if (comma)
+                        *comma = '\0';
+                char what[32];
+                snprintf(what, sizeof(what), "entry %zu", entry);
+                char *e = trim(p);
+                if (!*e)
+                        return fail(why, why_size, "%s is empty", what);
+                if (app_add(l, e, entry, what, why, why_size))
+                        return -1;
+                if (!comma)
+                        return 0;
+                p = comma + 1;
+                entry++;
+        }
+}
+
+static int apps_parse_file(app_list_t *l, const char *path, int *world_readable,
+                           char *why, size_t why_size)
+{
+        char *line = NULL;
+        size_t line_cap = 0;
+        unsigned lineno = 0;
+        int rc = -1;
+        if (!*path)
+                return fail(why, why_size, "'@' must be followed by a path");
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return fail(why, why_size, "cannot open apps file '%s': %s",
+                            path, strerror(errno));
+        struct stat st;
+        if (fstat(fileno(f), &st)) {
+                fail(why, why_size, "cannot stat apps file '%s': %s", path,
+                     strerror(errno));
+                goto out;
+        }
+        *world_readable = !!(st.st_mode & S_IROTH);
+        errno = 0;
+        while (getline(&line, &line_cap, f) != -1) {
+                lineno++;
+                char *s = trim(line);
+                if (!*s || *s == '#')
+                        continue;
+                char what[64 + 32];
+                snprintf(what, sizeof(what), "apps file '%.64s' line %u", path,
+                         lineno);
+                if (app_add(l, s, lineno, what, why, why_size))
+                        goto out;
+        }
+        if (ferror(f)) {
+                fail(why, why_size, "cannot read apps file '%s': %s", path,
+                     strerror(errno ? errno : EIO));
+                goto out;
+        }
+        if (!l->n) {
+                fail(why, why_size, "apps file '%s' lists no app", path);
+                goto out;
+        }
+        rc = 0;
+out:
+        if (line) {
+                explicit_bzero(line, line_cap);
+                free(line);
+        }
+        fclose(f);
+        return rc;
+}
+
+static int app_entry_cmp(const void *a, const void *b)
+{
+        const app_entry_t *x = a, *y = b;
+        int c = strcmp(x->app.id, y->app.id);
+        if (c)
+                return c;
+        return x->where < y->where ? -1 : x->where > y->where;
+}
+
+/* Sorts by id (lb_config_app_index bisects), rejects duplicates naming the
+ * two entries by position, and moves the apps into a plain array. */
+static int apps_finish(app_list_t *l, int from_file, lb_app_t **out, char *why,
+                       size_t why_size)
+{
+        qsort(l->v, l->n, sizeof(*l->v), app_entry_cmp);
+        for (size_t i = 1; i < l->n; i++)
+                if (!strcmp(l->v[i - 1].app.id, l->v[i].app.id))
+                        return fail(why, why_size,
+                                    "%s %zu and %zu have the same app id",
+                                    from_file ? "lines" : "entries",
+                                    l->v[i - 1].where, l->v[i].where);
+        lb_app_t *apps = malloc(l->n * sizeof(*apps));
+        if (!apps)
+                return fail(why, why_size, "out of memory");
+        for (size_t i = 0; i < l->n; i++)
+                apps[i] = l->v[i].app;
+        free(l->v);
+        l->v = NULL;
+        l->n = l->cap = 0;
+        *out = apps;
+        return 0;
+}
+
+static int set_apps(lb_config_t *conf, const char *value, char *why,
+                    size_t why_size)
+{
+        app_list_t l = {0};
+        lb_app_t *apps = NULL;
+        int world_readable = 0, rc = -1;
+        char *copy = strdup(value);
+        if (!copy) {
+                fail(why, why_size, "out of memory");
+                goto out;
+        }
+        int from_file = copy[0] == '@';
+        if (from_file) {
+                if (apps_parse_file(&l, trim(copy + 1), &world_readable, why,
+                                    why_size))
+                        goto out;
+        } else if (apps_parse_inline(&l, copy, why, why_size)) {
+                goto out;
+        }
+        size_t n = l.n;
+        if (apps_finish(&l, from_file, &apps, why, why_size))
+                goto out;
+        free_apps(conf->apps, conf->app_cnt);
+        conf->apps = apps;
+        conf->app_cnt = n;
+        conf->apps_file_world_readable = world_readable;
+        rc = 0;
+out:
+        free_app_list(&l);
+        free_secret(copy);
+        return rc;
+}
+
+int lb_config_app_index(const lb_config_t *conf, const char *app_id, size_t len)
+{
+        size_t lo = 0, hi = conf->app_cnt;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const char *id = conf->apps[mid].id;
+                size_t id_len = strlen(id);
+                int c = memcmp(id, app_id, id_len < len ? id_len : len);
+                if (!c)
+                        c = id_len < len ? -1 : id_len > len;
+                if (!c)
+                        return (int)mid;
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* kafka.*                                                            */
+
+static int kafka_add(lb_config_t *conf, const char *name, lb_kafka_side_t side,
+                     const char *value, char *why, size_t why_size)
+{
+        lb_kafka_prop_t p = {
+            .name = strdup(name), .value = strdup(value), .side = side};
+        if (!p.name || !p.value) {
+                free(p.name);
+                free_secret(p.value);
+                return fail(why, why_size, "out of memory");
+        }
+        /* Same name and side: drop the old one; the new one goes last so
+         * "set last wins" holds across sides too. */
+        for (size_t i = 0; i < conf->kafka_cnt; i++) {
+                lb_kafka_prop_t *o = &conf->kafka[i];
+                if (o->side == side && !strcmp(o->name, name)) {
+                        free(o->name);
+                        free_secret(o->value);
+                        memmove(o, o + 1,
+                                (conf->kafka_cnt - i - 1) * sizeof(*o));
+                        conf->kafka_cnt--;
+                        break;
+                }
+        }
+        lb_kafka_prop_t *v =
+            realloc(conf->kafka, (conf->kafka_cnt + 1) * sizeof(*v));
+        if (!v) {
+                free(p.name);
+                free_secret(p.value);
+                return fail(why, why_size, "out of memory");
+        }
+        conf->kafka = v;
+        conf->kafka[conf->kafka_cnt++] = p;
+        return 0;
+}
+
+const char *lb_config_kafka_get(const lb_config_t *conf, const char *name,
+                                lb_kafka_side_t side)
+{
+        for (size_t i = conf->kafka_cnt; i-- > 0;) {
+                const lb_kafka_prop_t *p = &conf->kafka[i];
+                if ((p->side == side || p->side == LB_KAFKA_BOTH) &&
+                    !strcmp(p->name, name))
+                        return p->value;
+        }
+        return NULL;
+}
+
+/* Splits a kafka.* key into property name and side; NULL if no property
+ * name follows the prefix. */
+static const char *kafka_split(const char *key, lb_kafka_side_t *side)
+{
+        const char *name;
+        if (has_prefix(key, consumer_prefix)) {
+                *side = LB_KAFKA_CONSUMER;
+                name = key + sizeof(consumer_prefix) - 1;
+        } else if (has_prefix(key, producer_prefix)) {
+                *side = LB_KAFKA_PRODUCER;
+                name = key + sizeof(producer_prefix) - 1;
+        } else {
+                *side = LB_KAFKA_BOTH;
+                name = key + sizeof(kafka_prefix) - 1;
+                if (!strcmp(name, "consumer") || !strcmp(name, "producer"))
+                        return NULL;
+        }
+        return *name ? name : NULL;
+}
+
+static int is_known_key(const char *key)
+{
+        return find_key(key) || has_prefix(key, kafka_prefix);
+}
+
+/* ------------------------------------------------------------------ */
+/* Setting one key                                                    */
+
+static int set_value(lb_config_t *conf, const cfg_key_t *k, const char *value,
+                     char *why, size_t why_size)
+{
+        char *base = (char *)conf;
+        switch (k->type) {
+        case CT_STRING: {
+                if (k->check && k->check(value, why, why_size))
+                        return -1;
+                char *s = strdup(value);
+                if (!s)
+                        return fail(why, why_size, "out of memory");
+                char **field = (char **)(base + k->off);
+                free(*field);
+                *field = s;
+                return 0;
+        }
+        case CT_INT: {
+                int64_t v;
+                int ok = !parse_int(value, &v) &&
+                         ((v >= k->min && v <= k->max) ||
+                          (v == -1 && (k->flags & KF_FOREVER)));
+                if (!ok && (k->flags & KF_FOREVER))
+                        return fail(why, why_size,
+                                    "must be -1 (forever) or an integer from "
+                                    "%" PRId64 " to %" PRId64,
+                                    k->min, k->max);
+                if (!ok)
+                        return fail(why, why_size,
+                                    "must be an integer from %" PRId64
+                                    " to %" PRId64,
+                                    k->min, k->max);
+                *(int64_t *)(base + k->off) = v;
+                return 0;
+        }
+        case CT_BOOL: {
+                int v;
+                if (parse_bool(value, &v))
+                        return fail(why, why_size,
+                                    "must be true, false, yes, no, on, off, 1 "
+                                    "or 0");
+                *(int *)(base + k->off) = v;
+                return 0;
+        }
+        case CT_ENUM: {
+                for (int i = 0; k->names[i]; i++) {
+                        if (!strcasecmp(value, k->names[i])) {
+                                *(int *)(base + k->off) = i;
+                                return 0;
+                        }
+                }
+                char list[128] = "";
+                for (int i = 0; k->names[i]; i++) {
+                        size_t n = strlen(list);
+                        snprintf(list + n, sizeof(list) - n, "%s%s",
+                                 i ? (k->names[i + 1] ? ", " : " or ") : "",
+                                 k->names[i]);
+                }
+                return fail(why, why_size, "must be %s", list);
+        }
+        case CT_LIST: {
+                char **v;
+                size_t n;
+                if (parse_list(value, &v, &n, why, why_size))
+                        return -1;
+                char ***field = (char ***)(base + k->off);
+                size_t *cnt = (size_t *)(base + k->cnt_off);
+                free_list(*field, *cnt);
+                *field = v;
+                *cnt = n;
+                return 0;
+        }
+        case CT_APPS:
+                return set_apps(conf, value, why, why_size);
+        case CT_KAFKA: {
+                lb_kafka_side_t unused;
+                const char *prop = kafka_split(k->name, &unused);
+                return kafka_add(conf, prop, k->side, value, why, why_size);
+        }
+        }
+        return fail(why, why_size, "unsupported key type");
+}
+
+int lb_config_set(lb_config_t *conf, const char *key, const char *value,
+                  const char *origin, char *errstr, size_t errstr_size)
+{
+        char from[256] = "";
+        if (origin)
+                snprintf(from, sizeof(from), " (from %s)", origin);
+        if (!value)
+                return fail(errstr, errstr_size,
+                            "configuration key '%s'%s needs a value", key,
+                            from);
+
+        const cfg_key_t *k = find_key(key);
+        char why[512];
+        if (!k && has_prefix(key, kafka_prefix)) {
+                lb_kafka_side_t side;
+                const char *prop = kafka_split(key, &side);
+                if (!prop)
+                        return fail(errstr, errstr_size,
+                                    "configuration key '%s'%s names no "
+                                    "librdkafka property (kafka.PROP, "
+                                    "kafka.consumer.PROP or "
+                                    "kafka.producer.PROP)",
+                                    key, from);
+                if (kafka_add(conf, prop, side, value, why, sizeof(why)))
+                        return fail(errstr, errstr_size,
+                                    "cannot set '%s'%s: %s", key, from, why);
+                return 0;
+        }
+        if (!k) {
+                const char *near = suggest_key(key);
+                if (near)
+                        return fail(errstr, errstr_size,
+                                    "unknown configuration key '%s'%s; did "
+                                    "you mean '%s'?",
+                                    key, from, near);
+                return fail(errstr, errstr_size,
+                            "unknown configuration key '%s'%s", key, from);
+        }
+        if (set_value(conf, k, value, why, sizeof(why))) {
+                if (k->flags & KF_SECRET)
+                        return fail(errstr, errstr_size,
+                                    "invalid value for '%s'%s: %s", key, from,
+                                    why);
+                return fail(errstr, errstr_size,
+                            "invalid value for '%s'%s: %s, got '%.100s'", key,
+                            from, why, value);
+        }
+        return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lifecycle                                                          */
+
+lb_config_t *lb_config_new(void)
+{
+        lb_config_t *conf = calloc(1, sizeof(*conf));
+        if (!conf)
+                return NULL;
+        for (size_t i = 0; i < KEY_CNT; i++) {
+                if (!keys[i].def)
+                        continue;
+                char why[256];
+                if (set_value(conf, &keys[i], keys[i].def, why, sizeof(why))) {
+                        /* only allocation can fail here: defaults are
+                         * covered by the unit tests */
+                        lb_config_destroy(conf);
+                        return NULL;
+                }
+        }
+        return conf;
+}
+
+void lb_config_destroy(lb_config_t *conf)
+{
+        if (!conf)
+                return;
+        for (size_t i = 0; i < conf->kafka_cnt; i++) {
+                free(conf->kafka[i].name);
+                free_secret(conf->kafka[i].value);
+        }
+        free(conf->kafka);
+        free_list(conf->topics, conf->topic_cnt);
+        free_apps(conf->apps, conf->app_cnt);
+        for (size_t i = 0; i < KEY_CNT; i++)
+                if (keys[i].type == CT_STRING)
+                        free(*(char **)((char *)conf + keys[i].off));
+        free(conf);
+}
+
+/* ------------------------------------------------------------------ */
+/* Layers                                                             */
+
+int lb_config_load_file(lb_config_t *conf, const char *path, char *errstr,
+                        size_t errstr_size)
+{
+        char *line = NULL;
+        size_t line_cap = 0;
+        unsigned lineno = 0;
+        int rc = -1;
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return fail(errstr, errstr_size,
+                            "cannot open configuration file '%s': %s", path,
+                            strerror(errno));
+        errno = 0;
+        while (getline(&line, &line_cap, f) != -1) {
+                lineno++;
+                char *s = line;
+                if (lineno == 1 && !strncmp(s, "\xEF\xBB\xBF", 3))
+                        s += 3; /* UTF-8 byte order mark */
+                s = trim(s);
+                if (!*s || *s == '#')
+                        continue;
+                char *eq = strchr(s, '=');
+                if (!eq) {
+                        fail(errstr, errstr_size,
+                             "%s:%u: expected 'key = value' (no '=')", path,
+                             lineno);
+                        goto out;
+                }
+                *eq = '\0';
+                char *key = trim(s);
+                char *value = trim(eq + 1);
+                if (!*key) {
+                        fail(errstr, errstr_size,
+                             "%s:%u: expected 'key = value' (no key before "
+                             "'=')",
+                             path, lineno);
+                        goto out;
+                }
+                char origin[512];
+                snprintf(origin, sizeof(origin), "file %s:%u", path, lineno);
+                if (lb_config_set(conf, key, value, origin, errstr,
+                                  errstr_size))
+                        goto out;
+                errno = 0;
+        }
+        if (ferror(f)) {
+                fail(errstr, errstr_size,
+                     "cannot read configuration file '%s': %s", path,
+                     strerror(errno ? errno : EIO));
+                goto out;
+        }
+        rc = 0;
+out:
+        if (line) {
+                explicit_bzero(line, line_cap);
+                free(line);
+        }
+        fclose(f);
+        return rc;
+}
+
+/* One LEANBRIDGE_* variable; `specific` selects the kafka.consumer.* and
+ * kafka.producer.* pass. Returns 1 if the variable belongs to the other
+ * pass or is not ours. */
+static int env_apply(lb_config_t *conf, const char *var, int specific,
+                     char *errstr, size_t errstr_size)
+{
+        const char *eq = strchr(var, '=');
+        if (!eq || !has_prefix(var, env_prefix))
+                return 1;
+        size_t name_len = (size_t)(eq - var);
+        char *name = strndup(var, name_len);
+        char *key = strndup(var + sizeof(env_prefix) - 1,
+                            name_len - (sizeof(env_prefix) - 1));
+        int rc = -1;
+        if (!name || !key) {
+                fail(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        for (char *p = key; *p; p++)
+                *p = *p == '_' ? '.' : (char)tolower((unsigned char)*p);
+        int is_specific = has_prefix(key, consumer_prefix) ||
+                          has_prefix(key, producer_prefix);
+        if (is_specific != specific) {
+                rc = 1;
+                goto out;
+        }
+        if (!is_known_key(key)) {
+                const char *near = suggest_key(key);
+                fail(errstr, errstr_size,
+                     "unknown environment variable '%s': no configuration "
+                     "key '%s'%s%s%s",
+                     name, key, near ? "; did you mean '" : "",
+                     near ? near : "", near ? "'?" : "");
+                goto out;
+        }
+        char origin[300];
+        snprintf(origin, sizeof(origin), "environment %.280s", name);
+        rc = lb_config_set(conf, key, eq + 1, origin, errstr, errstr_size);
+out:
+        free(name);
+        free(key);
+        return rc;
+}
+
+int lb_config_load_env(lb_config_t *conf, char **envp, char *errstr,
+                       size_t errstr_size)
+{
+        if (!envp)
+                return 0;
+        /* The environment has no order: apply kafka.PROP before the
+         * kafka.consumer/producer.PROP variables so the side-specific one
+         * wins within this layer. */
+        for (int specific = 0; specific <= 1; specific++)
+                for (char **e = envp; *e; e++)
+                        if (env_apply(conf, *e, specific, errstr, errstr_size) <
+                            0)
+                                return -1;
+        return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Validation                                                         */
+
+static int missing(char *errstr, size_t errstr_size, const char *key,
+                   const char *detail)
+{
+        return fail(errstr, errstr_size,
+                    "missing required configuration key '%s'%s", key, detail);
+}
+
+static int at_least(char *errstr, size_t errstr_size, const char *key,
+                    int64_t v, const char *other, int64_t ov)
+{
+        if (v >= ov)
+                return 0;
+        return fail(errstr, errstr_size,
+                    "'%s' (%" PRId64 ") must be >= '%s' (%" PRId64 ")", key, v,
+                    other, ov);
+}
+
+int lb_config_validate(const lb_config_t *conf, char *errstr,
+                       size_t errstr_size)
+{
+        const char *c =
+            lb_config_kafka_get(conf, "bootstrap.servers", LB_KAFKA_CONSUMER);
+        const char *p =
+            lb_config_kafka_get(conf, "bootstrap.servers", LB_KAFKA_PRODUCER);
+        if ((!c || !*c) && (!p || !*p))
+                return missing(errstr, errstr_size, "kafka.bootstrap.servers",
+                               "");
+        if (!c || !*c)
+                return missing(errstr, errstr_size, "kafka.bootstrap.servers",
+                               " (the consumer has none)");
+        if (!p || !*p)
+                return missing(errstr, errstr_size, "kafka.bootstrap.servers",
+                               " (the dead-letter producer has none)");
+        const char *g =
+            lb_config_kafka_get(conf, "group.id", LB_KAFKA_CONSUMER);
+        if (!g || !*g)
+                return missing(errstr, errstr_size, "kafka.group.id", "");
+        if (!conf->topic_cnt)
+                return missing(errstr, errstr_size, "input.topics", "");
+        if (!conf->dlq_topic || !*conf->dlq_topic)
+                return missing(errstr, errstr_size, "dlq.topic", "");
+        if (!conf->app_cnt)
+                return missing(errstr, errstr_size, "apps", "");
+
+        for (size_t i = 0; i < conf->topic_cnt; i++)
+                if (!strcmp(conf->topics[i], conf->dlq_topic))
+                        return fail(errstr, errstr_size,
+                                    "'dlq.topic' (%s) must not be one of "
+                                    "'input.topics'",
+                                    conf->dlq_topic);
+
+        if (at_least(errstr, errstr_size, "batch.max.wait.ms",
+                     conf->batch_max_wait_ms, "batch.linger.ms",
+                     conf->batch_linger_ms) ||
+            at_least(errstr, errstr_size, "retry.backoff.max.ms",
+                     conf->retry_backoff_max_ms, "retry.backoff.initial.ms",
+                     conf->retry_backoff_initial_ms) ||
+            at_least(errstr, errstr_size, "pending.max.actions",
+                     conf->pending_max_actions, "batch.max.actions",
+                     conf->batch_max_actions) ||
+            at_least(errstr, errstr_size, "pending.max.bytes",
+                     conf->pending_max_bytes, "batch.max.bytes",
+                     conf->batch_max_bytes))
+                return -1;
+        return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* --help and the example file                                        */
+
+/* Writes text word-wrapped to `width` columns, each line starting with
+ * `prefix`. */
+static void wrap(FILE *out, const char *prefix, const char *text, int width)
+{
+        int avail = width - (int)strlen(prefix);
+        const char *p = text;
+        while (*p) {
+                while (*p == ' ')
+                        p++;
+                if (!*p)
+                        break;
+                int len = 0, last_space = -1;
+                while (p[len] && len < avail) {
+                        if (p[len] == ' ')
+                                last_space = len;
+                        len++;
+                }
+                if (p[len] && p[len] != ' ' && last_space > 0)
+                        len = last_space;
+                fprintf(out, "%s%.*s\n", prefix, len, p);
+                p += len;
+        }
+}
+
+static void describe_type(const cfg_key_t *k, char *buf, size_t size)
+{
+        switch (k->type) {
+        case CT_INT:
+                if (k->flags & KF_FOREVER)
+                        snprintf(buf, size,
+                                 "integer, -1 or %" PRId64 "..%" PRId64, k->min,
+                                 k->max);
+                else
+                        snprintf(buf, size, "integer %" PRId64 "..%" PRId64,
+                                 k->min, k->max);
+                return;
+        case CT_BOOL:
+                snprintf(buf, size, "boolean");
+                return;
+        case CT_ENUM: {
+                size_t n = 0;
+                buf[0] = '\0';
+                for (int i = 0; k->names[i] && n < size; i++)
+                        n += (size_t)snprintf(buf + n, size - n, "%s%s",
+                                              i ? "|" : "", k->names[i]);
+                return;
+        }
+        case CT_LIST:
+                snprintf(buf, size, "list");
+                return;
+        case CT_APPS:
+                snprintf(buf, size, "secret");
+                return;
+        case CT_KAFKA:
+                snprintf(buf, size, "%s",
+                         k->side == LB_KAFKA_CONSUMER ? "consumer property"
+                                                      : "string");
+                return;
+        case CT_STRING:
+                break;
+        }
+        snprintf(buf, size, "string");
+}
+
+void lb_config_print_help(FILE *out)
+{
+        fprintf(out, "Configuration keys:\n\n");
+        for (size_t i = 0; i < KEY_CNT; i++) {
+                const cfg_key_t *k = &keys[i];
+                char type[96];
+                describe_type(k, type, sizeof(type));
+                if (k->flags & KF_REQUIRED)
+                        fprintf(out, "  %s  (%s, required)\n", k->name, type);
+                else if (k->def && *k->def)
+                        fprintf(out, "  %s  (%s, default %s)\n", k->name, type,
+                                k->def);
+                else
+                        fprintf(out, "  %s  (%s, default empty)\n", k->name,
+                                type);
+                wrap(out, "        ", k->desc, 78);
+        }
+        for (size_t i = 0; kafka_notes[i]; i++) {
+                fputc('\n', out);
+                wrap(out, "", kafka_notes[i], 78);
+        }
+}
+
+void lb_config_print_example(FILE *out)
+{
+        fprintf(out,
+                "# leanbridge: example configuration with every key.\n"
+                "# Generated from the key table in src/config.c (the same "
+                "table --help\n"
+                "# prints); tests/unit/test_config.c checks that they "
+                "agree.\n"
+                "#\n"
+                "# Lines are 'key = value'; a line whose first non-blank "
+                "character is '#'\n"
+                "# is a comment ('#' inside a value is part of the value). "
+                "Required keys\n"
+                "# are set to local sample values; the others are commented "
+                "out and show\n"
+                "# their defaults.\n");
+        for (size_t i = 0; kafka_notes[i]; i++) {
+                fprintf(out, "#\n");
+                wrap(out, "# ", kafka_notes[i], 78);
+        }
+        for (size_t i = 0; i < KEY_CNT; i++) {
+                const cfg_key_t *k = &keys[i];
+                fputc('\n', out);
+                wrap(out, "# ", k->desc, 78);
+                if (k->flags & KF_REQUIRED)
+                        fprintf(out, "%s = %s\n", k->name, k->example);
+                else if (k->def && *k->def)
+                        fprintf(out, "# %s = %s\n", k->name, k->def);
+                else if (k->example)
+                        fprintf(out, "# %s =\n# %s = %s\n", k->name, k->name,
+                                k->example);
+                else
+                        fprintf(out, "# %s =\n", k->name);
+        }
+        fprintf(out, "\n# librdkafka properties, for example a SASL_SSL "
+                     "cluster:\n"
+                     "# kafka.security.protocol = SASL_SSL\n"
+                     "# kafka.sasl.mechanisms = SCRAM-SHA-512\n"
+                     "# kafka.sasl.username = leanbridge\n"
+                     "# kafka.sasl.password = change-me\n"
+                     "# kafka.ssl.ca.location = /etc/ssl/certs/kafka-ca.pem\n"
+                     "# kafka.consumer.session.timeout.ms = 45000\n"
+                     "# kafka.producer.linger.ms = 5\n");
+}

@@ -1,0 +1,175 @@
+/*
+ * dlq.c: the dead-letter producer over librdkafka. Owns the header layout
+ * (a contract: leanbridge.error.stage, .error.message, .error.http.status,
+ * .source.topic, .source.partition, .source.offset, .app.id, .attempts) and
+ * the mapping of delivery reports back to actions. Decides nothing about
+ * offsets: the bridge does, from the reports.
+ */
+#include "dlq.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka_conf.h"
+#include "log.h"
+#include "offsets.h"
+
+struct lb_dlq_s {
+        rd_kafka_t *rk;
+        rd_kafka_queue_t *queue;
+        char *topic;
+        lb_dlq_report_cb *report;
+        void *opaque;
+        size_t outstanding;
+};
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                      void *opaque)
+{
+        (void)rk;
+        lb_dlq_t *d = opaque;
+        d->outstanding--;
+        d->report(d->opaque, m->_private, m->err,
+                  m->err ? rd_kafka_err2str(m->err) : NULL);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason,
+                     void *opaque)
+{
+        (void)rk;
+        (void)opaque;
+        lb_warn("dlq", "%s: %s", rd_kafka_err2name(err), reason);
+}
+
+int lb_dlq_check_conf(const lb_config_t *conf, char *errstr,
+                      size_t errstr_size)
+{
+        rd_kafka_conf_t *kc =
+            lb_kafka_conf_new(conf, LB_KAFKA_PRODUCER, errstr, errstr_size);
+        if (!kc)
+                return -1;
+        rd_kafka_conf_destroy(kc);
+        return 0;
+}
+
+lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,
+                     void *opaque, int wake_fd, char *errstr,
+                     size_t errstr_size)
+{
+        lb_dlq_t *d = calloc(1, sizeof(*d));
+        if (!d || !(d->topic = strdup(conf->dlq_topic))) {
+                free(d);
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        d->report = report;
+        d->opaque = opaque;
+        rd_kafka_conf_t *kc =
+            lb_kafka_conf_new(conf, LB_KAFKA_PRODUCER, errstr, errstr_size);
+        if (!kc)
+                goto fail;
+        rd_kafka_conf_set_opaque(kc, d);
+        rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);
+        rd_kafka_conf_set_error_cb(kc, error_cb);
+        d->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, errstr_size);
+        if (!d->rk) {
+                rd_kafka_conf_destroy(kc);
+                goto fail;
+        }
+        d->queue = rd_kafka_queue_get_main(d->rk);
+        if (wake_fd >= 0)
+                rd_kafka_queue_io_event_enable(d->queue, wake_fd, "d", 1);
+        return d;
+fail:
+        free(d->topic);
+        free(d);
+        return NULL;
+}
+
+static void add_header(rd_kafka_headers_t *h, const char *name,
+                       const char *value)
+{
+        rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+int lb_dlq_produce(lb_dlq_t *d, lb_action_t *a, const char *app_id)
+{
+        char num[32];
+        rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+        add_header(h, "leanbridge.error.stage", lb_stage_name(a->stage));
+        add_header(h, "leanbridge.error.message",
+                   a->error ? a->error : lb_stage_name(a->stage));
+        if (a->http_status) {
+                snprintf(num, sizeof(num), "%d", a->http_status);
+                add_header(h, "leanbridge.error.http.status", num);
+        }
+        add_header(h, "leanbridge.source.topic",
+                   lb_partition_topic(a->partition));
+        snprintf(num, sizeof(num), "%" PRId32, lb_partition_id(a->partition));
+        add_header(h, "leanbridge.source.partition", num);
+        snprintf(num, sizeof(num), "%" PRId64, a->offset);
+        add_header(h, "leanbridge.source.offset", num);
+        if (app_id)
+                add_header(h, "leanbridge.app.id", app_id);
+        snprintf(num, sizeof(num), "%d", a->attempts);
+        add_header(h, "leanbridge.attempts", num);
+
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            d->rk, RD_KAFKA_V_TOPIC(d->topic),
+            RD_KAFKA_V_KEY(a->key, a->key ? a->key_len : 0),
+            RD_KAFKA_V_VALUE(a->value, a->value_len),
+            RD_KAFKA_V_TIMESTAMP(a->timestamp_ms > 0 ? a->timestamp_ms : 0),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(a),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (err) {
+                /* The headers belong to the message only on success. */
+                rd_kafka_headers_destroy(h);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                        lb_warn("dlq", "produce to %s: %s", d->topic,
+                                rd_kafka_err2str(err));
+                return -1;
+        }
+        d->outstanding++;
+        return 0;
+}
+
+void lb_dlq_poll(lb_dlq_t *d)
+{
+        rd_kafka_poll(d->rk, 0);
+}
+
+size_t lb_dlq_outstanding(const lb_dlq_t *d)
+{
+        return d->outstanding;
+}
+
+int lb_dlq_fatal(const lb_dlq_t *d, char *errstr, size_t errstr_size)
+{
+        return rd_kafka_fatal_error(d->rk, errstr, errstr_size) != 0;
+}
+
+void lb_dlq_destroy(lb_dlq_t *d, int timeout_ms)
+{
+        if (!d)
+                return;
+        if (d->outstanding)
+                rd_kafka_flush(d->rk, timeout_ms);
+        if (d->outstanding) {
+                lb_warn("dlq", "%zu dead-letter record(s) unacknowledged at "
+                               "shutdown; their offsets are not committed",
+                        d->outstanding);
+                /* Purged records are reported (with an error), so their
+                 * actions are handed back to the caller to free. */
+                rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE |
+                                          RD_KAFKA_PURGE_F_INFLIGHT);
+                for (int i = 0; i < 100 && d->outstanding; i++)
+                        rd_kafka_poll(d->rk, 10);
+        }
+        rd_kafka_queue_destroy(d->queue);
+        rd_kafka_destroy(d->rk);
+        free(d->topic);
+        free(d);
+}

@@ -1,0 +1,53 @@
+/*
+ * dlq.h: the dead-letter producer. Writes an action's original key, value
+ * and timestamp to dlq.topic with leanbridge.* error headers, idempotently
+ * (acks=all), and reports each delivery (success or failure) back once.
+ */
+#ifndef LB_DLQ_H
+#define LB_DLQ_H
+
+#include <stddef.h>
+
+#include "action.h"
+#include "config.h"
+
+typedef struct lb_dlq_s lb_dlq_t;
+
+/** Called once per produced record from lb_dlq_poll(); err 0 = acked. */
+typedef void(lb_dlq_report_cb)(void *opaque, lb_action_t *a, int err,
+                               const char *errstr);
+
+/**
+ * @returns the producer, or NULL with errstr (bad kafka.* property, ...).
+ *          wake_fd (or -1) is written when reports are waiting.
+ */
+lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,
+                     void *opaque, int wake_fd, char *errstr,
+                     size_t errstr_size);
+
+/** @brief Checks that librdkafka accepts every producer-side property. */
+int lb_dlq_check_conf(const lb_config_t *conf, char *errstr,
+                      size_t errstr_size);
+
+/**
+ * @brief Queues a's dead-letter record. app_id may be NULL (unknown app).
+ * @returns 0 (a report will follow), or -1 when the local queue is full or
+ *          the producer refused (retry later; no report will follow).
+ */
+int lb_dlq_produce(lb_dlq_t *d, lb_action_t *a, const char *app_id);
+
+/** @brief Serves delivery reports. */
+void lb_dlq_poll(lb_dlq_t *d);
+
+/** @returns records produced and not yet reported. */
+size_t lb_dlq_outstanding(const lb_dlq_t *d);
+
+/** @returns nonzero once the producer hit a fatal error (restart needed). */
+int lb_dlq_fatal(const lb_dlq_t *d, char *errstr, size_t errstr_size);
+
+/** @brief Waits up to timeout_ms for outstanding reports, purges the rest
+ *         (reported with an error, so every action comes back once), then
+ *         frees. NULL is a no-op. */
+void lb_dlq_destroy(lb_dlq_t *d, int timeout_ms);
+
+#endif

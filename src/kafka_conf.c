@@ -1,0 +1,108 @@
+/*
+ * kafka_conf.c: kafka.* properties -> rd_kafka_conf_t. Owns the list of
+ * settings the bridge forces (manual offset store, idempotent DLQ producer)
+ * and the log callback that sends librdkafka's lines to lb_log.
+ */
+#include "kafka_conf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef struct {
+        const char *name;
+        const char *value;
+} kv_t;
+
+/* Defaults a user may override. */
+static const kv_t consumer_defaults[] = {
+    {"auto.commit.interval.ms", "1000"},
+    {"partition.assignment.strategy", "range,roundrobin"},
+    {"queued.max.messages.kbytes", "16384"},
+    {"queued.min.messages", "20000"},
+    {"statistics.interval.ms", "5000"},
+};
+static const kv_t producer_defaults[] = {
+    {"linger.ms", "5"},
+    {"message.timeout.ms", "120000"},
+};
+
+/* Settings the delivery guarantee depends on: applied last. */
+static const kv_t consumer_forced[] = {
+    {"enable.auto.offset.store", "false"},
+    {"enable.auto.commit", "true"},
+    {"enable.partition.eof", "false"},
+};
+static const kv_t producer_forced[] = {
+    {"enable.idempotence", "true"},
+    {"acks", "all"},
+};
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+        (void)rk;
+        int lvl = level <= 3 ? LB_LOG_ERROR
+                  : level <= 4 ? LB_LOG_WARN
+                  : level <= 6 ? LB_LOG_INFO
+                               : LB_LOG_DEBUG;
+        lb_log(lvl, "kafka", "%s: %s", fac, buf);
+}
+
+static int set_all(rd_kafka_conf_t *kc, const kv_t *kv, size_t n,
+                   const char *what, char *errstr, size_t errstr_size)
+{
+        char err[512];
+        for (size_t i = 0; i < n; i++) {
+                if (rd_kafka_conf_set(kc, kv[i].name, kv[i].value, err,
+                                      sizeof(err)) != RD_KAFKA_CONF_OK) {
+                        snprintf(errstr, errstr_size, "%s '%s': %s", what,
+                                 kv[i].name, err);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+rd_kafka_conf_t *lb_kafka_conf_new(const lb_config_t *conf,
+                                   lb_kafka_side_t side, char *errstr,
+                                   size_t errstr_size)
+{
+        int consumer = side == LB_KAFKA_CONSUMER;
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        char err[512];
+
+        if (set_all(kc, consumer ? consumer_defaults : producer_defaults,
+                    consumer ? sizeof(consumer_defaults) / sizeof(kv_t)
+                             : sizeof(producer_defaults) / sizeof(kv_t),
+                    "default", errstr, errstr_size))
+                goto fail;
+        for (size_t i = 0; i < conf->kafka_cnt; i++) {
+                const lb_kafka_prop_t *p = &conf->kafka[i];
+                if (p->side != LB_KAFKA_BOTH && p->side != side)
+                        continue;
+                if (rd_kafka_conf_set(kc, p->name, p->value, err,
+                                      sizeof(err)) != RD_KAFKA_CONF_OK) {
+                        const char *prefix = p->side == LB_KAFKA_CONSUMER
+                                                 ? "kafka.consumer."
+                                             : p->side == LB_KAFKA_PRODUCER
+                                                 ? "kafka.producer."
+                                                 : "kafka.";
+                        snprintf(errstr, errstr_size,
+                                 "invalid configuration key '%s%s': %s",
+                                 prefix, p->name, err);
+                        goto fail;
+                }
+        }
+        if (set_all(kc, consumer ? consumer_forced : producer_forced,
+                    consumer ? sizeof(consumer_forced) / sizeof(kv_t)
+                             : sizeof(producer_forced) / sizeof(kv_t),
+                    "required setting", errstr, errstr_size))
+                goto fail;
+        rd_kafka_conf_set_log_cb(kc, log_cb);
+        return kc;
+fail:
+        rd_kafka_conf_destroy(kc);
+        return NULL;
+}

@@ -1,0 +1,212 @@
+/*
+ * kafka_in.c: librdkafka high-level consumer behind a small interface.
+ * Owns the rebalance callback (eager: assign/assign(NULL); cooperative:
+ * incremental), the pause state (re-applied to newly assigned partitions)
+ * and the queue wake-up. Never decides what is handled: the bridge does.
+ */
+#include "kafka_in.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka_conf.h"
+#include "log.h"
+
+struct lb_kafka_in_s {
+        rd_kafka_t *rk;
+        rd_kafka_queue_t *queue;
+        lb_kafka_in_cbs_t cbs;
+        int paused;
+};
+
+static void pause_list(lb_kafka_in_t *in,
+                       rd_kafka_topic_partition_list_t *parts, int pause)
+{
+        rd_kafka_resp_err_t err =
+            pause ? rd_kafka_pause_partitions(in->rk, parts)
+                  : rd_kafka_resume_partitions(in->rk, parts);
+        if (err)
+                lb_warn("consumer", "%s failed: %s", pause ? "pause" : "resume",
+                        rd_kafka_err2str(err));
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+        lb_kafka_in_t *in = opaque;
+        int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t aerr = 0;
+
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                lb_info("consumer", "assigned %d partition(s)", parts->cnt);
+                if (cooperative)
+                        error = rd_kafka_incremental_assign(rk, parts);
+                else
+                        aerr = rd_kafka_assign(rk, parts);
+                if (!error && !aerr) {
+                        if (in->paused)
+                                pause_list(in, parts, 1);
+                        if (in->cbs.assigned)
+                                in->cbs.assigned(in->cbs.opaque, parts);
+                }
+        } else {
+                int lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ||
+                           rd_kafka_assignment_lost(rk);
+                lb_info("consumer", "%s %d partition(s)",
+                        lost ? "lost" : "revoking", parts->cnt);
+                if (in->cbs.revoking)
+                        in->cbs.revoking(in->cbs.opaque, parts, lost);
+                if (cooperative)
+                        error = rd_kafka_incremental_unassign(rk, parts);
+                else
+                        aerr = rd_kafka_assign(rk, NULL);
+        }
+        if (error) {
+                lb_error("consumer", "rebalance: %s",
+                         rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        } else if (aerr) {
+                lb_error("consumer", "rebalance: %s", rd_kafka_err2str(aerr));
+        }
+}
+
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+        (void)rk;
+        lb_kafka_in_t *in = opaque;
+        if (in->cbs.stats)
+                in->cbs.stats(in->cbs.opaque, json, len);
+        return 0; /* librdkafka frees json */
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason,
+                     void *opaque)
+{
+        (void)opaque;
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char buf[512];
+                rd_kafka_fatal_error(rk, buf, sizeof(buf));
+                lb_error("consumer", "fatal: %s", buf);
+        } else {
+                lb_warn("consumer", "%s: %s", rd_kafka_err2name(err), reason);
+        }
+}
+
+int lb_kafka_in_check_conf(const lb_config_t *conf, char *errstr,
+                           size_t errstr_size)
+{
+        rd_kafka_conf_t *kc =
+            lb_kafka_conf_new(conf, LB_KAFKA_CONSUMER, errstr, errstr_size);
+        if (!kc)
+                return -1;
+        rd_kafka_conf_destroy(kc);
+        return 0;
+}
+
+lb_kafka_in_t *lb_kafka_in_new(const lb_config_t *conf,
+                               const lb_kafka_in_cbs_t *cbs, int wake_fd,
+                               char *errstr, size_t errstr_size)
+{
+        lb_kafka_in_t *in = calloc(1, sizeof(*in));
+        rd_kafka_topic_partition_list_t *topics = NULL;
+        rd_kafka_conf_t *kc = NULL;
+        if (!in) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        in->cbs = *cbs;
+        kc = lb_kafka_conf_new(conf, LB_KAFKA_CONSUMER, errstr, errstr_size);
+        if (!kc)
+                goto fail;
+        rd_kafka_conf_set_opaque(kc, in);
+        rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+        rd_kafka_conf_set_stats_cb(kc, stats_cb);
+        rd_kafka_conf_set_error_cb(kc, error_cb);
+        in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errstr_size);
+        if (!in->rk)
+                goto fail; /* kc is still ours */
+        kc = NULL;         /* now owned by rk */
+        rd_kafka_poll_set_consumer(in->rk);
+        in->queue = rd_kafka_queue_get_consumer(in->rk);
+        if (wake_fd >= 0)
+                rd_kafka_queue_io_event_enable(in->queue, wake_fd, "c", 1);
+
+        topics = rd_kafka_topic_partition_list_new((int)conf->topic_cnt);
+        for (size_t i = 0; i < conf->topic_cnt; i++)
+                rd_kafka_topic_partition_list_add(topics, conf->topics[i],
+                                                  RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t err = rd_kafka_subscribe(in->rk, topics);
+        rd_kafka_topic_partition_list_destroy(topics);
+        if (err) {
+                snprintf(errstr, errstr_size, "subscribe: %s",
+                         rd_kafka_err2str(err));
+                goto fail;
+        }
+        return in;
+fail:
+        if (kc)
+                rd_kafka_conf_destroy(kc);
+        if (in->queue)
+                rd_kafka_queue_destroy(in->queue);
+        if (in->rk)
+                rd_kafka_destroy(in->rk);
+        free(in);
+        return NULL;
+}
+
+rd_kafka_message_t *lb_kafka_in_poll(lb_kafka_in_t *in, int timeout_ms)
+{
+        return rd_kafka_consumer_poll(in->rk, timeout_ms);
+}
+
+void lb_kafka_in_pause_all(lb_kafka_in_t *in, int pause)
+{
+        rd_kafka_topic_partition_list_t *parts;
+        if (in->paused == pause)
+                return;
+        in->paused = pause;
+        if (rd_kafka_assignment(in->rk, &parts))
+                return;
+        if (parts->cnt)
+                pause_list(in, parts, pause);
+        rd_kafka_topic_partition_list_destroy(parts);
+}
+
+int lb_kafka_in_paused(const lb_kafka_in_t *in)
+{
+        return in->paused;
+}
+
+rd_kafka_resp_err_t lb_kafka_in_store(lb_kafka_in_t *in, const char *topic,
+                                      int32_t partition, int64_t offset)
+{
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, partition)->offset =
+            offset;
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(in->rk, l);
+        if (!err)
+                err = l->elems[0].err;
+        rd_kafka_topic_partition_list_destroy(l);
+        return err;
+}
+
+rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in)
+{
+        rd_kafka_resp_err_t err = rd_kafka_commit(in->rk, NULL, 0);
+        return err == RD_KAFKA_RESP_ERR__NO_OFFSET ? 0 : err;
+}
+
+void lb_kafka_in_destroy(lb_kafka_in_t *in)
+{
+        if (!in)
+                return;
+        rd_kafka_resp_err_t err = rd_kafka_consumer_close(in->rk);
+        if (err)
+                lb_warn("consumer", "close: %s", rd_kafka_err2str(err));
+        rd_kafka_queue_destroy(in->queue);
+        rd_kafka_destroy(in->rk);
+        free(in);
+}

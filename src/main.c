@@ -1,0 +1,212 @@
+/*
+ * main.c: the command line, configuration layering, signals and exit codes
+ * (0 clean shutdown, 1 fatal runtime error, 2 configuration error). The only
+ * place that exits.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "config.h"
+#include "dlq.h"
+#include "kafka_in.h"
+#include "log.h"
+#include "version.h"
+
+extern char **environ;
+
+static volatile sig_atomic_t stop_requested;
+static int signal_wake_fd = -1; /* write end of the loop's wake pipe */
+
+static void on_signal(int sig)
+{
+        (void)sig;
+        int saved = errno;
+        stop_requested = 1;
+        /* A full pipe already wakes the loop: the result does not matter. */
+        if (signal_wake_fd >= 0) {
+                ssize_t n = write(signal_wake_fd, "s", 1);
+                (void)n;
+        }
+        errno = saved;
+}
+
+static void usage(FILE *out)
+{
+        fprintf(out,
+                "Usage: leanbridge [-c FILE] [-X key=value]... "
+                "[--check-config] [--version] [--help]\n"
+                "\n"
+                "Consumes action events from Kafka, sends them to the multi "
+                "API in batches,\ncommits offsets of handled events and "
+                "dead-letters what failed.\n"
+                "\n"
+                "  -c, --config FILE    read key = value lines from FILE\n"
+                "  -X key=value         set one key (wins over file and "
+                "environment)\n"
+                "      --check-config   validate the configuration and exit\n"
+                "      --version        print the version and exit\n"
+                "  -h, --help           print this help and exit\n"
+                "\n"
+                "Exit codes: 0 clean shutdown, 1 fatal runtime error, 2 "
+                "configuration error.\n\n");
+        lb_config_print_help(out);
+}
+
+static int config_error(const char *msg)
+{
+        fprintf(stderr, "leanbridge: configuration error: %s\n", msg);
+        return 2;
+}
+
+static int make_wake_pipe(int fds[2])
+{
+        if (pipe(fds))
+                return -1;
+        for (int i = 0; i < 2; i++) {
+                fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+                fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+        }
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+            {"config", required_argument, 0, 'c'},
+            {"check-config", no_argument, 0, 'C'},
+            {"version", no_argument, 0, 'V'},
+            {"help", no_argument, 0, 'h'},
+            {0, 0, 0, 0}};
+        const char *file = NULL;
+        char **xs = calloc((size_t)argc + 1, sizeof(*xs));
+        size_t xcnt = 0;
+        int check = 0, opt, rc = 2;
+        char errstr[1024];
+        lb_config_t *conf = NULL;
+        lb_bridge_t *bridge = NULL;
+        int wake[2] = {-1, -1};
+
+        while ((opt = getopt_long(argc, argv, "c:X:h", opts, NULL)) != -1) {
+                switch (opt) {
+                case 'c':
+                        file = optarg;
+                        break;
+                case 'X':
+                        xs[xcnt++] = optarg;
+                        break;
+                case 'C':
+                        check = 1;
+                        break;
+                case 'V':
+                        printf("leanbridge %s (librdkafka %s, %s)\n",
+                               LB_VERSION, rd_kafka_version_str(),
+                               curl_version());
+                        rc = 0;
+                        goto out;
+                case 'h':
+                        usage(stdout);
+                        rc = 0;
+                        goto out;
+                default:
+                        fprintf(stderr, "Try 'leanbridge --help'.\n");
+                        goto out;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "leanbridge: unexpected argument '%s'\n",
+                        argv[optind]);
+                goto out;
+        }
+
+        conf = lb_config_new();
+        if (!conf) {
+                rc = config_error("out of memory");
+                goto out;
+        }
+        if (file && lb_config_load_file(conf, file, errstr, sizeof(errstr))) {
+                rc = config_error(errstr);
+                goto out;
+        }
+        if (lb_config_load_env(conf, environ, errstr, sizeof(errstr))) {
+                rc = config_error(errstr);
+                goto out;
+        }
+        for (size_t i = 0; i < xcnt; i++) {
+                char *eq = strchr(xs[i], '=');
+                if (!eq) {
+                        snprintf(errstr, sizeof(errstr),
+                                 "-X needs key=value, got '%s'", xs[i]);
+                        rc = config_error(errstr);
+                        goto out;
+                }
+                *eq = '\0';
+                if (lb_config_set(conf, xs[i], eq + 1, "-X", errstr,
+                                  sizeof(errstr))) {
+                        rc = config_error(errstr);
+                        goto out;
+                }
+        }
+        if (lb_config_validate(conf, errstr, sizeof(errstr)) ||
+            lb_kafka_in_check_conf(conf, errstr, sizeof(errstr)) ||
+            lb_dlq_check_conf(conf, errstr, sizeof(errstr))) {
+                rc = config_error(errstr);
+                goto out;
+        }
+        lb_log_setup(conf->log_level, conf->log_json);
+        if (conf->apps_file_world_readable)
+                lb_warn("config", "the apps file is readable by other users; "
+                                  "it holds client keys (chmod 600 it)");
+        if (check) {
+                printf("configuration OK: %zu app(s), %zu input topic(s), "
+                       "dead-letter topic %s, API %s\n",
+                       conf->app_cnt, conf->topic_cnt, conf->dlq_topic,
+                       conf->api_url);
+                rc = 0;
+                goto out;
+        }
+        if (conf->api_tls_insecure)
+                lb_warn("config", "api.tls.insecure=true: TLS certificates of "
+                                  "the API are NOT verified");
+
+        rc = 1;
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) || make_wake_pipe(wake)) {
+                lb_error("main", "cannot initialise: %s", strerror(errno));
+                goto out;
+        }
+        signal_wake_fd = wake[1];
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        bridge = lb_bridge_new(conf, wake[0], wake[1], errstr, sizeof(errstr));
+        if (!bridge) {
+                lb_error("main", "%s", errstr);
+                goto out;
+        }
+        lb_info("main", "leanbridge %s started: %zu app(s), group %s",
+                LB_VERSION, conf->app_cnt,
+                lb_config_kafka_get(conf, "group.id", LB_KAFKA_CONSUMER));
+        rc = lb_bridge_run(bridge, &stop_requested);
+        lb_bridge_destroy(bridge);
+        lb_info("main", "stopped (exit %d)", rc);
+        curl_global_cleanup();
+out:
+        signal_wake_fd = -1;
+        if (wake[0] >= 0) {
+                close(wake[0]);
+                close(wake[1]);
+        }
+        lb_config_destroy(conf);
+        free(xs);
+        return rc;
+}

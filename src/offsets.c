@@ -1,0 +1,176 @@
+/*
+ * offsets.c: per-partition completion tracking. Owns a ring buffer of
+ * (offset, done) entries in consumed order; the done prefix is popped as soon
+ * as it forms, so the head entry is always the lowest incomplete offset.
+ * Never calls librdkafka: the caller stores what committable() returns.
+ */
+#include "offsets.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* First allocation; capacities stay powers of two so indexes wrap by mask. */
+#define RING_INIT_CAP 16
+/* An emptied ring larger than this is freed (a burst should not pin memory
+ * for the partition's lifetime); the next track() allocates it again. */
+#define RING_KEEP_CAP 4096
+
+typedef struct {
+        int64_t offset;
+        int done;
+} entry_t;
+
+struct lb_partition_s {
+        char *topic;
+        int32_t partition;
+        int refcnt;
+        int revoked;
+        entry_t *ring;
+        size_t cap;  /* 0 or a power of two */
+        size_t head; /* physical index of the oldest entry */
+        size_t len;  /* entries in the ring (done ones included) */
+        size_t outstanding;
+        int64_t last; /* last tracked offset, -1 before the first */
+};
+
+lb_partition_t *lb_partition_new(const char *topic, int32_t partition)
+{
+        lb_partition_t *p = calloc(1, sizeof(*p));
+        if (!p)
+                return NULL;
+        p->topic = strdup(topic ? topic : "");
+        if (!p->topic) {
+                free(p);
+                return NULL;
+        }
+        p->partition = partition;
+        p->refcnt = 1;
+        p->last = -1;
+        return p;
+}
+
+void lb_partition_ref(lb_partition_t *p)
+{
+        p->refcnt++;
+}
+
+void lb_partition_unref(lb_partition_t *p)
+{
+        if (!p || --p->refcnt > 0)
+                return;
+        free(p->ring);
+        free(p->topic);
+        free(p);
+}
+
+const char *lb_partition_topic(const lb_partition_t *p)
+{
+        return p->topic;
+}
+
+int32_t lb_partition_id(const lb_partition_t *p)
+{
+        return p->partition;
+}
+
+static entry_t *entry_at(const lb_partition_t *p, size_t i)
+{
+        return &p->ring[(p->head + i) & (p->cap - 1)];
+}
+
+/* Doubles the ring (or allocates the first one), unwrapping it to index 0. */
+static int ring_grow(lb_partition_t *p)
+{
+        size_t cap = p->cap ? p->cap * 2 : RING_INIT_CAP;
+        if (cap < p->cap || cap > SIZE_MAX / sizeof(entry_t))
+                return -1;
+        entry_t *ring = malloc(cap * sizeof(*ring));
+        if (!ring)
+                return -1;
+        for (size_t i = 0; i < p->len; i++)
+                ring[i] = *entry_at(p, i);
+        free(p->ring);
+        p->ring = ring;
+        p->cap = cap;
+        p->head = 0;
+        return 0;
+}
+
+int lb_partition_track(lb_partition_t *p, int64_t offset)
+{
+        if (offset <= p->last)
+                return -1;
+        if (p->len == p->cap && ring_grow(p) == -1)
+                return -1;
+        entry_t *e = entry_at(p, p->len);
+        e->offset = offset;
+        e->done = 0;
+        p->len++;
+        p->outstanding++;
+        p->last = offset;
+        return 0;
+}
+
+/* @returns the logical index of offset in the ring, or SIZE_MAX. */
+static size_t ring_find(const lb_partition_t *p, int64_t offset)
+{
+        size_t lo = 0, hi = p->len;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int64_t o = entry_at(p, mid)->offset;
+                if (o == offset)
+                        return mid;
+                if (o < offset)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return SIZE_MAX;
+}
+
+int lb_partition_done(lb_partition_t *p, int64_t offset)
+{
+        if (p->revoked)
+                return 0;
+        size_t i = ring_find(p, offset);
+        if (i == SIZE_MAX || entry_at(p, i)->done)
+                return -1;
+        entry_at(p, i)->done = 1;
+        p->outstanding--;
+        if (i > 0)
+                return 0;
+        while (p->len > 0 && entry_at(p, 0)->done) {
+                p->head = (p->head + 1) & (p->cap - 1);
+                p->len--;
+        }
+        if (p->len == 0 && p->cap > RING_KEEP_CAP) {
+                free(p->ring);
+                p->ring = NULL;
+                p->cap = 0;
+                p->head = 0;
+        }
+        return 1;
+}
+
+int64_t lb_partition_committable(const lb_partition_t *p)
+{
+        if (p->len > 0)
+                return entry_at(p, 0)->offset;
+        return p->last < 0 ? -1 : p->last + 1;
+}
+
+size_t lb_partition_outstanding(const lb_partition_t *p)
+{
+        return p->outstanding;
+}
+
+void lb_partition_revoke(lb_partition_t *p)
+{
+        p->revoked = 1;
+}
+
+int lb_partition_revoked(const lb_partition_t *p)
+{
+        return p->revoked;
+}

@@ -1,0 +1,236 @@
+/*
+ * sender.c: libcurl multi adapter. Owns the easy-handle pool (connections
+ * are reused through the multi handle's cache), TLS settings (verified by
+ * default), timeouts, the response size cap and Retry-After parsing.
+ */
+#include "sender.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+
+/* A response larger than this is cut off and treated as malformed. */
+#define LB_RESPONSE_MAX (16u << 20)
+
+struct lb_sender_s {
+        CURLM *multi;
+        struct curl_slist *headers;
+        char *url;
+        char *ca_file;
+        int insecure;
+        long timeout_ms;
+        CURL **active; /* handles in flight */
+        size_t active_cnt, active_cap;
+        CURL **pool; /* idle easy handles */
+        size_t pool_cnt, pool_cap;
+};
+
+/* Appends h to a growable handle array. */
+static int push_handle(CURL ***arr, size_t *cnt, size_t *cap, CURL *h)
+{
+        if (*cnt == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 16;
+                CURL **p = realloc(*arr, ncap * sizeof(*p));
+                if (!p)
+                        return -1;
+                *arr = p;
+                *cap = ncap;
+        }
+        (*arr)[(*cnt)++] = h;
+        return 0;
+}
+
+static size_t write_cb(char *p, size_t size, size_t n, void *opaque)
+{
+        lb_request_t *req = opaque;
+        size_t len = size * n;
+        if (req->response.len + len > LB_RESPONSE_MAX)
+                return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+        if (lb_buf_append(&req->response, p, len))
+                return 0;
+        return len;
+}
+
+static size_t header_cb(char *p, size_t size, size_t n, void *opaque)
+{
+        lb_request_t *req = opaque;
+        size_t len = size * n;
+        static const char name[] = "retry-after:";
+        if (len > sizeof(name) - 1 &&
+            !strncasecmp(p, name, sizeof(name) - 1)) {
+                char value[128];
+                size_t vlen = len - (sizeof(name) - 1);
+                if (vlen >= sizeof(value))
+                        vlen = sizeof(value) - 1;
+                memcpy(value, p + sizeof(name) - 1, vlen);
+                value[vlen] = '\0';
+                req->retry_after_ms =
+                    lb_multi_retry_after_ms(value, (int64_t)time(NULL));
+        }
+        return len;
+}
+
+lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
+                           size_t errstr_size)
+{
+        lb_sender_t *s = calloc(1, sizeof(*s));
+        if (!s)
+                goto oom;
+        s->multi = curl_multi_init();
+        s->url = strdup(conf->api_url);
+        s->ca_file = conf->api_ca_file && *conf->api_ca_file
+                         ? strdup(conf->api_ca_file)
+                         : NULL;
+        s->insecure = conf->api_tls_insecure;
+        s->timeout_ms = (long)conf->api_timeout_ms;
+        s->headers =
+            curl_slist_append(NULL, "Content-Type: application/json");
+        s->headers = curl_slist_append(s->headers, "Expect:");
+        if (!s->multi || !s->url || !s->headers)
+                goto oom;
+        curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                          (long)conf->sender_max_inflight);
+        curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS,
+                          (long)conf->sender_max_inflight);
+        return s;
+oom:
+        snprintf(errstr, errstr_size, "cannot set up libcurl");
+        lb_sender_destroy(s);
+        return NULL;
+}
+
+static CURL *take_handle(lb_sender_t *s)
+{
+        if (s->pool_cnt)
+                return s->pool[--s->pool_cnt];
+        CURL *h = curl_easy_init();
+        if (!h)
+                return NULL;
+        curl_easy_setopt(h, CURLOPT_URL, s->url);
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, s->headers);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                         s->timeout_ms < 10000 ? s->timeout_ms : 10000L);
+        curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
+        curl_easy_setopt(h, CURLOPT_USERAGENT, "leanbridge");
+        if (s->ca_file)
+                curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file);
+        if (s->insecure) {
+                curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+                curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+        return h;
+}
+
+static void give_handle(lb_sender_t *s, CURL *h)
+{
+        if (push_handle(&s->pool, &s->pool_cnt, &s->pool_cap, h))
+                curl_easy_cleanup(h);
+}
+
+int lb_sender_submit(lb_sender_t *s, lb_request_t *req)
+{
+        CURL *h = take_handle(s);
+        if (!h)
+                return -1;
+        req->http_status = 0;
+        req->error[0] = '\0';
+        req->retry_after_ms = -1;
+        req->duration_s = 0;
+        lb_buf_reset(&req->response);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body.data);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)req->body.len);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, req);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, req);
+        curl_easy_setopt(h, CURLOPT_PRIVATE, req);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, req->error);
+        if (push_handle(&s->active, &s->active_cnt, &s->active_cap, h)) {
+                give_handle(s, h);
+                return -1;
+        }
+        if (curl_multi_add_handle(s->multi, h) != CURLM_OK) {
+                s->active_cnt--;
+                give_handle(s, h);
+                return -1;
+        }
+        req->handle = h;
+        return 0;
+}
+
+void lb_sender_perform(lb_sender_t *s, lb_sender_done_cb *done, void *opaque)
+{
+        int running, left;
+        CURLMsg *msg;
+        curl_multi_perform(s->multi, &running);
+        while ((msg = curl_multi_info_read(s->multi, &left))) {
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                CURL *h = msg->easy_handle;
+                CURLcode code = msg->data.result;
+                lb_request_t *req = NULL;
+                long status = 0;
+                double secs = 0;
+                curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&req);
+                curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &secs);
+                if (code == CURLE_OK)
+                        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+                else if (!req->error[0])
+                        snprintf(req->error, sizeof(req->error), "%s",
+                                 curl_easy_strerror(code));
+                curl_multi_remove_handle(s->multi, h);
+                curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+                for (size_t i = 0; i < s->active_cnt; i++)
+                        if (s->active[i] == h) {
+                                s->active[i] = s->active[--s->active_cnt];
+                                break;
+                        }
+                give_handle(s, h);
+                req->handle = NULL;
+                req->http_status = code == CURLE_OK ? (int)status : 0;
+                req->duration_s = secs;
+                done(opaque, req);
+        }
+}
+
+void lb_sender_wait(lb_sender_t *s, int wake_fd, int timeout_ms)
+{
+        struct curl_waitfd extra = {.fd = wake_fd, .events = CURL_WAIT_POLLIN};
+        curl_multi_poll(s->multi, wake_fd >= 0 ? &extra : NULL,
+                        wake_fd >= 0 ? 1 : 0, timeout_ms, NULL);
+}
+
+size_t lb_sender_inflight(const lb_sender_t *s)
+{
+        return s->active_cnt;
+}
+
+void lb_sender_destroy(lb_sender_t *s)
+{
+        if (!s)
+                return;
+        for (size_t i = 0; i < s->active_cnt; i++) {
+                curl_multi_remove_handle(s->multi, s->active[i]);
+                curl_easy_cleanup(s->active[i]);
+        }
+        free(s->active);
+        if (s->multi)
+                curl_multi_cleanup(s->multi);
+        for (size_t i = 0; i < s->pool_cnt; i++)
+                curl_easy_cleanup(s->pool[i]);
+        free(s->pool);
+        curl_slist_free_all(s->headers);
+        free(s->url);
+        free(s->ca_file);
+        free(s);
+}

@@ -1,0 +1,317 @@
+/*
+ * test_offsets.c: the per-partition offset tracker (src/offsets.c): the
+ * committable watermark under in-order, out-of-order and gapped completion,
+ * rejected inputs, ring growth across wrap-around, revocation and refcounts,
+ * plus a randomized comparison against a naive model.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "offsets.h"
+
+static void test_new(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("events", 7);
+        assert_non_null(p);
+        assert_string_equal(lb_partition_topic(p), "events");
+        assert_int_equal(lb_partition_id(p), 7);
+        assert_int_equal(lb_partition_committable(p), -1);
+        assert_int_equal(lb_partition_outstanding(p), 0);
+        assert_int_equal(lb_partition_revoked(p), 0);
+        /* Nothing tracked: any done() is for an unknown offset. */
+        assert_int_equal(lb_partition_done(p, 0), -1);
+        lb_partition_unref(p);
+}
+
+static void test_in_order(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        for (int64_t o = 0; o < 10; o++)
+                assert_int_equal(lb_partition_track(p, o), 0);
+        assert_int_equal(lb_partition_committable(p), 0);
+        assert_int_equal(lb_partition_outstanding(p), 10);
+        for (int64_t o = 0; o < 10; o++) {
+                assert_int_equal(lb_partition_done(p, o), 1);
+                assert_int_equal(lb_partition_committable(p), o + 1);
+                assert_int_equal(lb_partition_outstanding(p), 9 - o);
+        }
+        lb_partition_unref(p);
+}
+
+static void test_out_of_order(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        for (int64_t o = 100; o < 105; o++)
+                assert_int_equal(lb_partition_track(p, o), 0);
+        assert_int_equal(lb_partition_done(p, 103), 0);
+        assert_int_equal(lb_partition_committable(p), 100);
+        assert_int_equal(lb_partition_done(p, 101), 0);
+        assert_int_equal(lb_partition_committable(p), 100);
+        assert_int_equal(lb_partition_outstanding(p), 3);
+        /* The head completes: the prefix 100..101 pops, 102 is next. */
+        assert_int_equal(lb_partition_done(p, 100), 1);
+        assert_int_equal(lb_partition_committable(p), 102);
+        /* 102 completes: 103 was done already, so 104 is next. */
+        assert_int_equal(lb_partition_done(p, 102), 1);
+        assert_int_equal(lb_partition_committable(p), 104);
+        assert_int_equal(lb_partition_done(p, 104), 1);
+        assert_int_equal(lb_partition_committable(p), 105);
+        assert_int_equal(lb_partition_outstanding(p), 0);
+        lb_partition_unref(p);
+}
+
+static void test_reverse_order(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        for (int64_t o = 0; o < 50; o++)
+                assert_int_equal(lb_partition_track(p, o), 0);
+        for (int64_t o = 49; o > 0; o--) {
+                assert_int_equal(lb_partition_done(p, o), 0);
+                assert_int_equal(lb_partition_committable(p), 0);
+        }
+        assert_int_equal(lb_partition_done(p, 0), 1);
+        assert_int_equal(lb_partition_committable(p), 50);
+        lb_partition_unref(p);
+}
+
+static void test_gaps(void **state)
+{
+        (void)state;
+        /* Compaction and transaction markers leave holes in offsets. */
+        lb_partition_t *p = lb_partition_new("t", 0);
+        assert_int_equal(lb_partition_track(p, 10), 0);
+        assert_int_equal(lb_partition_track(p, 12), 0);
+        assert_int_equal(lb_partition_track(p, 15), 0);
+        assert_int_equal(lb_partition_committable(p), 10);
+        assert_int_equal(lb_partition_done(p, 11), -1); /* a hole */
+        assert_int_equal(lb_partition_done(p, 12), 0);
+        assert_int_equal(lb_partition_done(p, 10), 1);
+        assert_int_equal(lb_partition_committable(p), 15);
+        assert_int_equal(lb_partition_done(p, 15), 1);
+        assert_int_equal(lb_partition_committable(p), 16);
+        /* All done, then a new offset after another gap. */
+        assert_int_equal(lb_partition_track(p, 40), 0);
+        assert_int_equal(lb_partition_committable(p), 40);
+        assert_int_equal(lb_partition_done(p, 40), 1);
+        assert_int_equal(lb_partition_committable(p), 41);
+        lb_partition_unref(p);
+}
+
+static void test_committable_before_done(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("t", 3);
+        assert_int_equal(lb_partition_committable(p), -1);
+        assert_int_equal(lb_partition_track(p, 5), 0);
+        /* Tracked but not handled: committing 5 re-reads it. */
+        assert_int_equal(lb_partition_committable(p), 5);
+        assert_int_equal(lb_partition_done(p, 5), 1);
+        assert_int_equal(lb_partition_committable(p), 6);
+        lb_partition_unref(p);
+}
+
+static void test_double_and_unknown(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        for (int64_t o = 0; o < 4; o++)
+                assert_int_equal(lb_partition_track(p, o), 0);
+        assert_int_equal(lb_partition_done(p, 2), 0);
+        assert_int_equal(lb_partition_done(p, 2), -1); /* done, still held */
+        assert_int_equal(lb_partition_done(p, 0), 1);
+        assert_int_equal(lb_partition_done(p, 0), -1); /* done and popped */
+        assert_int_equal(lb_partition_done(p, -1), -1);
+        assert_int_equal(lb_partition_done(p, 4), -1); /* never tracked */
+        assert_int_equal(lb_partition_done(p, INT64_MAX), -1);
+        assert_int_equal(lb_partition_outstanding(p), 2);
+        assert_int_equal(lb_partition_committable(p), 1);
+        lb_partition_unref(p);
+}
+
+static void test_track_rejects(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        assert_int_equal(lb_partition_track(p, -1), -1);
+        assert_int_equal(lb_partition_track(p, 7), 0);
+        assert_int_equal(lb_partition_track(p, 7), -1);
+        assert_int_equal(lb_partition_track(p, 6), -1);
+        assert_int_equal(lb_partition_track(p, 8), 0);
+        assert_int_equal(lb_partition_outstanding(p), 2);
+        /* Once done, the last offset still bounds the next one. */
+        assert_int_equal(lb_partition_done(p, 7), 1);
+        assert_int_equal(lb_partition_done(p, 8), 1);
+        assert_int_equal(lb_partition_track(p, 8), -1);
+        assert_int_equal(lb_partition_track(p, 9), 0);
+        lb_partition_unref(p);
+}
+
+static void test_ring_wraps_and_grows(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        /* Move the head forward so later entries wrap around the ring. */
+        for (int64_t o = 0; o < 10; o++)
+                assert_int_equal(lb_partition_track(p, o), 0);
+        for (int64_t o = 0; o < 8; o++)
+                assert_int_equal(lb_partition_done(p, o), 1);
+        /* Grow several times while wrapped (odd offsets only: gaps). */
+        size_t n = 2; /* 8 and 9 */
+        for (int64_t o = 11; o < 400; o += 2, n++)
+                assert_int_equal(lb_partition_track(p, o), 0);
+        assert_int_equal(lb_partition_outstanding(p), n);
+        assert_int_equal(lb_partition_committable(p), 8);
+        /* Complete everything after 8 in reverse: nothing advances. */
+        for (int64_t o = 399; o >= 11; o -= 2)
+                assert_int_equal(lb_partition_done(p, o), 0);
+        assert_int_equal(lb_partition_done(p, 9), 0);
+        assert_int_equal(lb_partition_committable(p), 8);
+        assert_int_equal(lb_partition_done(p, 8), 1);
+        assert_int_equal(lb_partition_committable(p), 400);
+        assert_int_equal(lb_partition_outstanding(p), 0);
+        lb_partition_unref(p);
+}
+
+static void test_large_then_reuse(void **state)
+{
+        (void)state;
+        /* A burst large enough that the emptied ring is given back. */
+        lb_partition_t *p = lb_partition_new("t", 0);
+        for (int64_t o = 0; o < 20000; o++)
+                assert_int_equal(lb_partition_track(p, o), 0);
+        for (int64_t o = 1; o < 20000; o++)
+                assert_int_equal(lb_partition_done(p, o), 0);
+        assert_int_equal(lb_partition_done(p, 0), 1);
+        assert_int_equal(lb_partition_committable(p), 20000);
+        assert_int_equal(lb_partition_outstanding(p), 0);
+        assert_int_equal(lb_partition_track(p, 20000), 0);
+        assert_int_equal(lb_partition_committable(p), 20000);
+        assert_int_equal(lb_partition_done(p, 20000), 1);
+        assert_int_equal(lb_partition_committable(p), 20001);
+        lb_partition_unref(p);
+}
+
+static void test_revoke(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        for (int64_t o = 0; o < 3; o++)
+                assert_int_equal(lb_partition_track(p, o), 0);
+        assert_int_equal(lb_partition_done(p, 0), 1);
+        lb_partition_revoke(p);
+        assert_int_equal(lb_partition_revoked(p), 1);
+        /* Late completions (in-flight work finishing) are ignored. */
+        assert_int_equal(lb_partition_done(p, 1), 0);
+        assert_int_equal(lb_partition_done(p, 2), 0);
+        assert_int_equal(lb_partition_done(p, 99), 0);
+        assert_int_equal(lb_partition_committable(p), 1);
+        assert_int_equal(lb_partition_outstanding(p), 2);
+        lb_partition_unref(p);
+}
+
+static void test_refcount(void **state)
+{
+        (void)state;
+        lb_partition_unref(NULL);
+        lb_partition_t *p = lb_partition_new(NULL, 1);
+        assert_non_null(p);
+        assert_string_equal(lb_partition_topic(p), "");
+        for (int i = 0; i < 3; i++)
+                lb_partition_ref(p);
+        for (int i = 0; i < 3; i++) {
+                lb_partition_unref(p);
+                /* Still alive: ASan would flag a use after free. */
+                assert_int_equal(lb_partition_id(p), 1);
+        }
+        assert_int_equal(lb_partition_track(p, 1), 0);
+        lb_partition_unref(p); /* the last reference frees the ring too */
+}
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        return rng_state;
+}
+
+/* Random tracking with gaps, random completion order, against a model. */
+static void test_random_model(void **state)
+{
+        (void)state;
+        enum { N = 5000 };
+        for (uint64_t seed = 1; seed <= 20; seed++) {
+                rng_state = seed * 0x9e3779b97f4a7c15ULL;
+                lb_partition_t *p = lb_partition_new("t", 0);
+                int64_t *offs = malloc(N * sizeof(*offs));
+                int *done = calloc(N, sizeof(*done));
+                assert_non_null(offs);
+                assert_non_null(done);
+                size_t tracked = 0, ndone = 0, lo = 0;
+                int64_t next = (int64_t)(rnd() % 100);
+                while (ndone < N) {
+                        if (tracked < N &&
+                            (tracked == ndone || rnd() % 100 < 55)) {
+                                offs[tracked++] = next;
+                                assert_int_equal(lb_partition_track(p, next),
+                                                 0);
+                                next += 1;
+                                if (rnd() % 4 == 0)
+                                        next += (int64_t)(rnd() % 5);
+                        } else {
+                                size_t i;
+                                do
+                                        i = rnd() % tracked;
+                                while (done[i]);
+                                int r = lb_partition_done(p, offs[i]);
+                                assert_int_equal(r, i == lo ? 1 : 0);
+                                assert_int_equal(lb_partition_done(p, offs[i]),
+                                                 -1);
+                                done[i] = 1;
+                                ndone++;
+                                while (lo < tracked && done[lo])
+                                        lo++;
+                        }
+                        int64_t want =
+                            lo < tracked ? offs[lo] : offs[tracked - 1] + 1;
+                        assert_int_equal(lb_partition_committable(p), want);
+                        assert_int_equal(lb_partition_outstanding(p),
+                                         tracked - ndone);
+                }
+                free(offs);
+                free(done);
+                lb_partition_unref(p);
+        }
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_new),
+            cmocka_unit_test(test_in_order),
+            cmocka_unit_test(test_out_of_order),
+            cmocka_unit_test(test_reverse_order),
+            cmocka_unit_test(test_gaps),
+            cmocka_unit_test(test_committable_before_done),
+            cmocka_unit_test(test_double_and_unknown),
+            cmocka_unit_test(test_track_rejects),
+            cmocka_unit_test(test_ring_wraps_and_grows),
+            cmocka_unit_test(test_large_then_reuse),
+            cmocka_unit_test(test_revoke),
+            cmocka_unit_test(test_refcount),
+            cmocka_unit_test(test_random_model),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
