@@ -12,10 +12,10 @@
 #include "config.h"
 
 typedef struct {
-        int app;             /* index into conf->apps */
-        int time_missing;    /* no "time" field: the bridge adds one */
-        int object_empty;    /* the value is an empty object */
-        size_t user_len;     /* bytes in user[] (without the NUL) */
+        int app;          /* index into conf->apps */
+        int time_missing; /* no "time" field: the bridge adds one */
+        int object_empty; /* the value is an empty object */
+        size_t user_len;  /* bytes in user[] (without the NUL) */
         /* The identity for limits and ordering: 'u' + userId, or 'd' +
          * deviceId when there is no userId. NUL-terminated. */
         char user[LB_USER_ID_MAX + 2];
@@ -28,6 +28,14 @@ typedef struct {
  *        non-empty string of at most LB_USER_ID_MAX bytes, optional numeric
  *        time, no clientKey; the encoded action must fit a request of
  *        conf->batch_max_bytes (given the app's request overhead).
+ *
+ *        The value is forwarded as its original bytes, so it must be exactly
+ *        one JSON object: trailing bytes, raw NUL bytes and "\u0000" escapes
+ *        are parse errors, as are integers or reals that overflow, and
+ *        nesting deeper than jansson's JSON_PARSER_MAX_DEPTH. A value that
+ *        could not fit batch.max.bytes whatever its app is rejected (stage
+ *        validate) before it is parsed, so oversized input costs no parse.
+ *        Values echoed in errstr are cut to 64 bytes and made printable.
  * @returns LB_STAGE_NONE on success (out filled), else LB_STAGE_PARSE or
  *          LB_STAGE_VALIDATE with a one-line reason in errstr.
  */
@@ -39,7 +47,13 @@ lb_stage_t lb_event_parse(const lb_config_t *conf, const char *value,
  *  missing: ',"time":' plus a number. */
 #define LB_EVENT_TIME_SPLICE_MAX 40
 
-/** @returns the upper bound of an action's encoded size in "data". */
+/**
+ * @returns the upper bound of an action's encoded size in "data":
+ *          value_len, plus one byte for the comma that separates it from
+ *          the previous action, plus LB_EVENT_TIME_SPLICE_MAX when
+ *          time_missing. A request's size is bounded by
+ *          lb_multi_overhead() + the sum of its actions' body_len.
+ */
 size_t lb_event_body_len(size_t value_len, int time_missing);
 
 #endif

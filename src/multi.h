@@ -11,24 +11,49 @@
 
 #include "action.h"
 
-/** A growable byte buffer. */
+/** Most characters lb_multi writes for a "time" number (ms precision). */
+#define LB_MULTI_TIME_MAX 24
+/** Most bytes of a server message copied into a reason or a result. */
+#define LB_MULTI_MESSAGE_MAX 200
+/** Largest 2xx body lb_multi_classify decodes; larger ones are retried.
+ *  The sender may stop reading a body past this size. */
+#define LB_MULTI_RESPONSE_MAX (16 * 1024 * 1024)
+
+/** A growable byte buffer. data is NUL-terminated whenever it is non-NULL
+ *  (the NUL is not counted in len). A zeroed lb_buf_t is empty. */
 typedef struct {
         char *data;
         size_t len;
         size_t cap;
 } lb_buf_t;
 
+/** @brief Makes room for n more bytes. @returns 0, or -1 (no memory). */
+int lb_buf_reserve(lb_buf_t *b, size_t n);
+/** @brief Appends n bytes. @returns 0, or -1 (b unchanged). */
 int lb_buf_append(lb_buf_t *b, const void *p, size_t n);
+/** @brief Appends printf-style. @returns 0, or -1 (b unchanged). */
 int lb_buf_printf(lb_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/** Appends s as a JSON string literal (quotes and escapes included). */
+/**
+ * @brief Appends s (n arbitrary bytes) as a JSON string literal, quotes
+ *        included: quote and backslash get a backslash, bytes below 0x20
+ *        become \u00XX, valid UTF-8 is copied, and each byte of invalid
+ *        UTF-8 becomes \ufffd, so the result is always valid JSON.
+ * @returns 0, or -1 (b unchanged).
+ */
 int lb_buf_append_json_string(lb_buf_t *b, const char *s, size_t n);
+/** @returns the bytes lb_buf_append_json_string() would append. */
+size_t lb_buf_json_string_len(const char *s, size_t n);
+/** @brief Empties b, keeping its memory. */
 void lb_buf_reset(lb_buf_t *b);
+/** @brief Frees b's memory and empties it; a zeroed b is a no-op. */
 void lb_buf_free(lb_buf_t *b);
 
 /**
- * @returns the bytes a request adds around its actions' bodies and commas
- *          for this app (upper bound), so packing can respect max bytes.
+ * @returns the bytes a request adds around its actions' bodies for this app
+ *          (upper bound; NULL strings count as ""), so packing can respect
+ *          max bytes. The commas between actions are not included: each
+ *          action's lb_event_body_len() counts one.
  */
 size_t lb_multi_overhead(const char *app_id, const char *client_key,
                          const char *api_version);
@@ -37,6 +62,9 @@ size_t lb_multi_overhead(const char *app_id, const char *client_key,
  * @brief Encodes {"appId","clientKey","apiVersion","time","data":[...]}.
  *        Each action's body is its original value, with ,"time":T spliced
  *        in from its Kafka timestamp when time_missing. now_s is the send time.
+ *        Times are written with millisecond precision ("1375295890.25").
+ *        out's previous contents are replaced; its length never exceeds
+ *        lb_multi_overhead() + the sum of the actions' lb_event_body_len().
  * @returns 0, or -1 on allocation failure.
  */
 int lb_multi_encode(lb_buf_t *out, const char *app_id, const char *client_key,
@@ -58,7 +86,14 @@ typedef struct {
 } lb_action_result_t;
 
 /**
- * @brief Classifies one attempt.
+ * @brief Classifies one attempt (issue 3's outcome table):
+ *        2xx with {"response":[...]} of exactly n entries -> DONE; an entry
+ *        that is not an object with a boolean success is not ok ("malformed
+ *        response entry"). 2xx of any other shape, or larger than
+ *        LB_MULTI_RESPONSE_MAX -> RETRY. 403 -> SPLIT when n > 1, else DEAD.
+ *        408, 429, 5xx and no response (status < 100) -> RETRY. Any other
+ *        status -> DEAD. Messages (reason and results) are cut to
+ *        LB_MULTI_MESSAGE_MAX bytes and made printable ASCII.
  * @param http_status  0 when the transport failed (no HTTP response)
  * @param body,len     the response body (may be NULL)
  * @param n            actions in the request
@@ -70,10 +105,15 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
                                size_t n, lb_action_result_t *results,
                                char *reason, size_t reason_size);
 
+/** @brief Frees the results' messages and zeroes them; NULL is a no-op. */
 void lb_multi_results_clear(lb_action_result_t *results, size_t n);
 
 /**
  * @brief Parses a Retry-After header value (delta-seconds or HTTP date).
+ *        Delta-seconds: digits only (huge values saturate). HTTP date: the
+ *        IMF-fixdate form ("Sun, 06 Nov 1994 08:49:37 GMT"), relative to
+ *        now_epoch_s; a date in the past gives 0. Surrounding blanks and
+ *        CR/LF (a raw header line's end) are ignored.
  * @returns milliseconds to wait, or -1 when absent or unparseable.
  */
 int64_t lb_multi_retry_after_ms(const char *value, int64_t now_epoch_s);

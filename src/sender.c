@@ -14,8 +14,8 @@
 
 #include "log.h"
 
-/* A response larger than this is cut off and treated as malformed. */
-#define LB_RESPONSE_MAX (16u << 20)
+/* A response larger than this is cut off (then retried as malformed). */
+#define LB_RESPONSE_MAX LB_MULTI_RESPONSE_MAX
 
 struct lb_sender_s {
         CURLM *multi;

@@ -316,8 +316,59 @@ static int cmd_committed(int argc, char **argv)
         return 0;
 }
 
+/* Writes s as a JSON string (bytes >= 0x80 passed through). */
+static void print_json_string(const char *s, size_t n)
+{
+        putchar('"');
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (c == '"' || c == '\\')
+                        printf("\\%c", c);
+                else if (c < 0x20)
+                        printf("\\u%04x", c);
+                else
+                        putchar(c);
+        }
+        putchar('"');
+}
+
+/* One JSON line: partition, offset, timestamp, key, value, headers. */
+static void print_message(rd_kafka_message_t *m)
+{
+        rd_kafka_headers_t *hdrs = NULL;
+        rd_kafka_timestamp_type_t tstype;
+        printf("{\"partition\":%d,\"offset\":%" PRId64
+               ",\"timestamp\":%" PRId64 ",\"key\":",
+               m->partition, m->offset, rd_kafka_message_timestamp(m, &tstype));
+        if (m->key)
+                print_json_string(m->key, m->key_len);
+        else
+                printf("null");
+        printf(",\"value\":");
+        if (m->payload)
+                print_json_string(m->payload, m->len);
+        else
+                printf("null");
+        printf(",\"headers\":{");
+        if (!rd_kafka_message_headers(m, &hdrs)) {
+                const char *name;
+                const void *val;
+                size_t size;
+                for (size_t i = 0;
+                     !rd_kafka_header_get_all(hdrs, i, &name, &val, &size);
+                     i++) {
+                        if (i)
+                                putchar(',');
+                        print_json_string(name, strlen(name));
+                        putchar(':');
+                        print_json_string(val ? val : "", val ? size : 0);
+                }
+        }
+        printf("}}\n");
+}
+
 /* Reads every partition of topic from the beginning to the high watermark
- * seen at start. -p prints "partition offset key value" lines. */
+ * seen at start. -p prints each message as a JSON line. */
 static int cmd_consume(int argc, char **argv)
 {
         const char *boot = NULL, *topic = NULL;
@@ -374,10 +425,7 @@ static int cmd_consume(int argc, char **argv)
                         count++;
                         bytes += m->len;
                         if (print)
-                                printf("%d %" PRId64 " %.*s %.*s\n",
-                                       m->partition, m->offset,
-                                       (int)m->key_len, (char *)m->key,
-                                       (int)m->len, (char *)m->payload);
+                                print_message(m);
                 }
                 rd_kafka_message_destroy(m);
         }

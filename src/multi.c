@@ -1,0 +1,600 @@
+/*
+ * multi.c: the multi call's codec: growable buffers and JSON string
+ * escaping, request body encoding (with the size bound the batcher packs
+ * against), the outcome classifier of issue 3 and Retry-After parsing.
+ * Pure: no I/O, no clock (times are passed in), no globals. Server text that
+ * reaches a reason or a result is cut and made printable here, once.
+ */
+#include "multi.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event.h"
+
+/* ',"time":' plus a number must fit the splice bound the batcher counts. */
+_Static_assert(LB_EVENT_TIME_SPLICE_MAX >= 8 + LB_MULTI_TIME_MAX,
+               "time splice bound too small");
+
+/* Error bodies of non-2xx answers are only decoded up to this size: the
+ * message is a courtesy, not worth decoding megabytes of HTML for. */
+#define ERROR_BODY_MAX (64 * 1024)
+
+/* --- buffers ----------------------------------------------------------- */
+
+int lb_buf_reserve(lb_buf_t *b, size_t n)
+{
+        if (n > SIZE_MAX - 1 - b->len)
+                return -1;
+        size_t need = b->len + n + 1; /* + NUL */
+        if (need <= b->cap)
+                return 0;
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < need)
+                cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+        char *p = realloc(b->data, cap);
+        if (!p)
+                return -1;
+        b->data = p;
+        b->cap = cap;
+        return 0;
+}
+
+int lb_buf_append(lb_buf_t *b, const void *p, size_t n)
+{
+        if (lb_buf_reserve(b, n))
+                return -1;
+        if (n)
+                memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return 0;
+}
+
+int lb_buf_printf(lb_buf_t *b, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (n < 0 || lb_buf_reserve(b, (size_t)n))
+                return -1;
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        b->len += (size_t)n;
+        return 0;
+}
+
+void lb_buf_reset(lb_buf_t *b)
+{
+        b->len = 0;
+        if (b->data)
+                b->data[0] = '\0';
+}
+
+void lb_buf_free(lb_buf_t *b)
+{
+        free(b->data);
+        b->data = NULL;
+        b->len = b->cap = 0;
+}
+
+/* --- JSON strings -------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0 when the
+ * bytes there are not one (RFC 3629: no overlongs, surrogates or > U+10FFFF).
+ */
+static size_t utf8_seq_len(const unsigned char *p, size_t n)
+{
+        unsigned char c = p[0];
+        size_t len;
+        unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
+        if (c >= 0xC2 && c <= 0xDF)
+                len = 2;
+        else if (c >= 0xE0 && c <= 0xEF) {
+                len = 3;
+                if (c == 0xE0)
+                        lo = 0xA0;
+                else if (c == 0xED)
+                        hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+                len = 4;
+                if (c == 0xF0)
+                        lo = 0x90;
+                else if (c == 0xF4)
+                        hi = 0x8F;
+        } else
+                return 0;
+        if (n < len || p[1] < lo || p[1] > hi)
+                return 0;
+        for (size_t i = 2; i < len; i++)
+                if (p[i] < 0x80 || p[i] > 0xBF)
+                        return 0;
+        return len;
+}
+
+/* Escapes the unit at p: writes it to out (room for 6 bytes) unless out is
+ * NULL, sets *used to the input bytes consumed, returns the bytes written.
+ * The one place that decides escaping, so the length and the append agree. */
+static size_t json_escape_unit(const unsigned char *p, size_t n, char *out,
+                               size_t *used)
+{
+        static const char hex[] = "0123456789abcdef";
+        unsigned char c = p[0];
+        *used = 1;
+        if (c == '"' || c == '\\') {
+                if (out) {
+                        out[0] = '\\';
+                        out[1] = (char)c;
+                }
+                return 2;
+        }
+        if (c < 0x20) {
+                if (out)
+                        memcpy(out,
+                               (char[]){'\\', 'u', '0', '0', hex[c >> 4],
+                                        hex[c & 15]},
+                               6);
+                return 6;
+        }
+        if (c < 0x80) {
+                if (out)
+                        out[0] = (char)c;
+                return 1;
+        }
+        size_t len = utf8_seq_len(p, n);
+        if (!len) {
+                if (out)
+                        memcpy(out, "\\ufffd", 6);
+                return 6;
+        }
+        if (out)
+                memcpy(out, p, len);
+        *used = len;
+        return len;
+}
+
+size_t lb_buf_json_string_len(const char *s, size_t n)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        size_t total = 2, used;
+        for (size_t i = 0; i < n; i += used)
+                total += json_escape_unit(p + i, n - i, NULL, &used);
+        return total;
+}
+
+int lb_buf_append_json_string(lb_buf_t *b, const char *s, size_t n)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        size_t used;
+        if (lb_buf_reserve(b, lb_buf_json_string_len(s, n)))
+                return -1;
+        char *w = b->data + b->len;
+        *w++ = '"';
+        for (size_t i = 0; i < n; i += used)
+                w += json_escape_unit(p + i, n - i, w, &used);
+        *w++ = '"';
+        b->len = (size_t)(w - b->data);
+        *w = '\0';
+        return 0;
+}
+
+/* --- encoding ------------------------------------------------------------ */
+
+#define KEY_APP     "{\"appId\":"
+#define KEY_CLIENT  ",\"clientKey\":"
+#define KEY_VERSION ",\"apiVersion\":"
+#define KEY_TIME    ",\"time\":"
+#define KEY_DATA    ",\"data\":["
+#define TAIL        "]}"
+#define LIT_LEN(s)  (sizeof(s) - 1)
+
+/* Writes ms/1000 as a JSON number with up to 3 decimals (trailing zeros
+ * dropped) into buf (LB_MULTI_TIME_MAX + 1 bytes). Exact for every int64. */
+static size_t format_ms(char *buf, int64_t ms)
+{
+        uint64_t mag = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
+        unsigned frac = (unsigned)(mag % 1000);
+        int n;
+        if (!frac)
+                n = snprintf(buf, LB_MULTI_TIME_MAX + 1, "%s%llu",
+                             ms < 0 ? "-" : "",
+                             (unsigned long long)(mag / 1000));
+        else {
+                int digits = 3;
+                while (frac % 10 == 0) {
+                        frac /= 10;
+                        digits--;
+                }
+                n = snprintf(buf, LB_MULTI_TIME_MAX + 1, "%s%llu.%0*u",
+                             ms < 0 ? "-" : "",
+                             (unsigned long long)(mag / 1000), digits, frac);
+        }
+        return (size_t)n;
+}
+
+static size_t str_len(const char *s)
+{
+        return s ? strlen(s) : 0;
+}
+
+size_t lb_multi_overhead(const char *app_id, const char *client_key,
+                         const char *api_version)
+{
+        return LIT_LEN(KEY_APP) +
+               lb_buf_json_string_len(app_id, str_len(app_id)) +
+               LIT_LEN(KEY_CLIENT) +
+               lb_buf_json_string_len(client_key, str_len(client_key)) +
+               LIT_LEN(KEY_VERSION) +
+               lb_buf_json_string_len(api_version, str_len(api_version)) +
+               LIT_LEN(KEY_TIME) + LB_MULTI_TIME_MAX + LIT_LEN(KEY_DATA) +
+               LIT_LEN(TAIL);
+}
+
+static int is_json_ws(char c)
+{
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Appends one action: verbatim, or with "time" spliced before its final
+ * '}' (room reserved by the caller). */
+static void encode_action(lb_buf_t *out, const lb_action_t *a)
+{
+        if (!a->time_missing) {
+                memcpy(out->data + out->len, a->value, a->value_len);
+                out->len += a->value_len;
+                return;
+        }
+        size_t n = a->value_len;
+        while (n > 0 && is_json_ws(a->value[n - 1]))
+                n--;
+        if (n > 0 && a->value[n - 1] == '}')
+                n--;
+        memcpy(out->data + out->len, a->value, n);
+        out->len += n;
+        if (!a->object_empty)
+                out->data[out->len++] = ',';
+        memcpy(out->data + out->len, "\"time\":", 7);
+        out->len += 7;
+        out->len += format_ms(out->data + out->len, a->timestamp_ms);
+        out->data[out->len++] = '}';
+}
+
+static void put_lit(lb_buf_t *out, const char *s, size_t n)
+{
+        memcpy(out->data + out->len, s, n);
+        out->len += n;
+}
+
+int lb_multi_encode(lb_buf_t *out, const char *app_id, const char *client_key,
+                    const char *api_version, double now_s,
+                    lb_action_t *const *actions, size_t n)
+{
+        size_t need = lb_multi_overhead(app_id, client_key, api_version);
+        for (size_t i = 0; i < n; i++)
+                need += lb_event_body_len(actions[i]->value_len,
+                                          actions[i]->time_missing);
+        lb_buf_reset(out);
+        if (lb_buf_reserve(out, need))
+                return -1;
+
+        /* Clamp so the number always fits LB_MULTI_TIME_MAX; a clock this
+         * far off is a bug elsewhere, not a reason to emit invalid JSON. */
+        if (isnan(now_s))
+                now_s = 0.0;
+        else if (now_s < -9e15)
+                now_s = -9e15;
+        else if (now_s > 9e15)
+                now_s = 9e15;
+        char num[LB_MULTI_TIME_MAX + 1];
+        size_t num_len = format_ms(num, llround(now_s * 1000.0));
+
+        /* Room is reserved: the writes below cannot fail. */
+        put_lit(out, KEY_APP, LIT_LEN(KEY_APP));
+        lb_buf_append_json_string(out, app_id ? app_id : "", str_len(app_id));
+        put_lit(out, KEY_CLIENT, LIT_LEN(KEY_CLIENT));
+        lb_buf_append_json_string(out, client_key ? client_key : "",
+                                  str_len(client_key));
+        put_lit(out, KEY_VERSION, LIT_LEN(KEY_VERSION));
+        lb_buf_append_json_string(out, api_version ? api_version : "",
+                                  str_len(api_version));
+        put_lit(out, KEY_TIME, LIT_LEN(KEY_TIME));
+        put_lit(out, num, num_len);
+        put_lit(out, KEY_DATA, LIT_LEN(KEY_DATA));
+        for (size_t i = 0; i < n; i++) {
+                if (i)
+                        out->data[out->len++] = ',';
+                encode_action(out, actions[i]);
+        }
+        put_lit(out, TAIL, LIT_LEN(TAIL));
+        out->data[out->len] = '\0';
+        return 0;
+}
+
+/* --- classification ------------------------------------------------------ */
+
+/* Copies at most LB_MULTI_MESSAGE_MAX bytes of s into a new string, bytes
+ * outside printable ASCII replaced by '?'. */
+static char *message_dup(const char *s, size_t n)
+{
+        if (n > LB_MULTI_MESSAGE_MAX)
+                n = LB_MULTI_MESSAGE_MAX;
+        char *m = malloc(n + 1);
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                m[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+        m[n] = '\0';
+        return m;
+}
+
+/* The message of an "error" or "warning" value: {"message": "..."} or a
+ * bare string. NULL when there is none. */
+static json_t *message_of(json_t *v)
+{
+        if (json_is_object(v))
+                v = json_object_get(v, "message");
+        return json_is_string(v) ? v : NULL;
+}
+
+/* The server's own words in a body: error.message at the top, or the first
+ * response entry's error.message. NULL when there are none. */
+static json_t *body_message(json_t *root)
+{
+        json_t *m = message_of(json_object_get(root, "error"));
+        if (m)
+                return m;
+        json_t *resp = json_object_get(root, "response");
+        size_t i;
+        json_t *e;
+        json_array_foreach(resp, i, e)
+        {
+                m = message_of(json_object_get(e, "error"));
+                if (m)
+                        return m;
+        }
+        return NULL;
+}
+
+/* reason = "HTTP <status>[: <what>][: <server message>]", printable. */
+static void set_reason(char *reason, size_t size, int status, const char *what,
+                       json_t *msg)
+{
+        if (!reason || !size)
+                return;
+        char clean[LB_MULTI_MESSAGE_MAX + 1] = "";
+        if (msg) {
+                size_t n = json_string_length(msg);
+                const char *s = json_string_value(msg);
+                if (n > LB_MULTI_MESSAGE_MAX)
+                        n = LB_MULTI_MESSAGE_MAX;
+                for (size_t i = 0; i < n; i++)
+                        clean[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+                clean[n] = '\0';
+        }
+        snprintf(reason, size, "HTTP %d%s%s%s%s", status, what ? ": " : "",
+                 what ? what : "", msg ? ": " : "", clean);
+}
+
+/* One response entry -> one result. @returns 0, or -1 (no memory). */
+static int classify_entry(json_t *e, lb_action_result_t *r)
+{
+        json_t *success = json_object_get(e, "success");
+        json_t *m = NULL;
+        const char *fallback = NULL;
+        if (!json_is_boolean(success)) {
+                fallback = "malformed response entry";
+        } else if (json_is_true(success)) {
+                r->ok = 1;
+                json_t *w = json_object_get(e, "warning");
+                if (w && !json_is_null(w)) {
+                        r->warning = 1;
+                        m = message_of(w);
+                }
+        } else {
+                m = message_of(json_object_get(e, "error"));
+                if (!m)
+                        fallback = "success false without error message";
+        }
+        if (m)
+                r->message =
+                    message_dup(json_string_value(m), json_string_length(m));
+        else if (fallback)
+                r->message = message_dup(fallback, strlen(fallback));
+        return (m || fallback) && !r->message ? -1 : 0;
+}
+
+static lb_outcome_t classify_2xx(int status, const char *body, size_t len,
+                                 size_t n, lb_action_result_t *results,
+                                 char *reason, size_t reason_size)
+{
+        char what[96];
+        if (!body || !len) {
+                set_reason(reason, reason_size, status, "empty body", NULL);
+                return LB_OUTCOME_RETRY;
+        }
+        if (len > LB_MULTI_RESPONSE_MAX) {
+                set_reason(reason, reason_size, status, "response too large",
+                           NULL);
+                return LB_OUTCOME_RETRY;
+        }
+        json_error_t jerr;
+        json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root) {
+                snprintf(what, sizeof(what), "invalid JSON at byte %d",
+                         jerr.position);
+                set_reason(reason, reason_size, status, what, NULL);
+                return LB_OUTCOME_RETRY;
+        }
+        lb_outcome_t outcome = LB_OUTCOME_RETRY;
+        json_t *resp = json_object_get(root, "response");
+        if (!json_is_array(resp)) {
+                set_reason(reason, reason_size, status, "no response array",
+                           body_message(root));
+                goto out;
+        }
+        if (json_array_size(resp) != n) {
+                snprintf(what, sizeof(what), "%zu responses for %zu actions",
+                         json_array_size(resp), n);
+                set_reason(reason, reason_size, status, what,
+                           body_message(root));
+                goto out;
+        }
+        memset(results, 0, n * sizeof(*results));
+        for (size_t i = 0; i < n; i++) {
+                if (classify_entry(json_array_get(resp, i), &results[i])) {
+                        lb_multi_results_clear(results, n);
+                        set_reason(reason, reason_size, status, "out of memory",
+                                   NULL);
+                        goto out;
+                }
+        }
+        outcome = LB_OUTCOME_DONE;
+        if (reason && reason_size)
+                reason[0] = '\0';
+out:
+        json_decref(root);
+        return outcome;
+}
+
+lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
+                               size_t n, lb_action_result_t *results,
+                               char *reason, size_t reason_size)
+{
+        if (http_status < 100) {
+                if (reason && reason_size)
+                        snprintf(reason, reason_size,
+                                 "no HTTP response (transport error)");
+                return LB_OUTCOME_RETRY;
+        }
+        if (http_status >= 200 && http_status <= 299)
+                return classify_2xx(http_status, body, len, n, results, reason,
+                                    reason_size);
+
+        json_t *root = NULL;
+        if (body && len && len <= ERROR_BODY_MAX)
+                root = json_loadb(body, len, 0, NULL);
+        set_reason(reason, reason_size, http_status, NULL, body_message(root));
+        json_decref(root);
+
+        if (http_status == 403)
+                return n > 1 ? LB_OUTCOME_SPLIT : LB_OUTCOME_DEAD;
+        if (http_status == 408 || http_status == 429 ||
+            (http_status >= 500 && http_status <= 599))
+                return LB_OUTCOME_RETRY;
+        return LB_OUTCOME_DEAD;
+}
+
+void lb_multi_results_clear(lb_action_result_t *results, size_t n)
+{
+        if (!results)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                free(results[i].message);
+                results[i].message = NULL;
+                results[i].ok = results[i].warning = 0;
+        }
+}
+
+/* --- Retry-After ---------------------------------------------------------- */
+
+/* Blanks around a header value, including the CRLF of a raw header line
+ * (curl's header callback passes it). */
+static int is_blank(char c)
+{
+        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static int is_digit(char c)
+{
+        return c >= '0' && c <= '9';
+}
+
+/* n decimal digits at s, or -1 when one is not a digit. */
+static int parse_digits(const char *s, int n)
+{
+        int v = 0;
+        for (int i = 0; i < n; i++) {
+                if (!is_digit(s[i]))
+                        return -1;
+                v = v * 10 + (s[i] - '0');
+        }
+        return v;
+}
+
+/* IMF-fixdate, exactly 29 bytes: "Sun, 06 Nov 1994 08:49:37 GMT".
+ * Parsed by hand: strptime's %a and %b follow the locale. */
+static int parse_imf_fixdate(const char *s, size_t n, time_t *out)
+{
+        static const char days[] = "MonTueWedThuFriSatSun";
+        static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+        if (n != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' ||
+            s[11] != ' ' || s[16] != ' ' || s[19] != ':' || s[22] != ':' ||
+            s[25] != ' ' || memcmp(s + 26, "GMT", 3) != 0)
+                return -1;
+        int day_ok = 0, mon = -1;
+        for (int i = 0; i < 7; i++)
+                day_ok |= memcmp(s, days + 3 * i, 3) == 0;
+        for (int i = 0; i < 12 && mon < 0; i++)
+                if (memcmp(s + 8, months + 3 * i, 3) == 0)
+                        mon = i;
+        int mday = parse_digits(s + 5, 2), year = parse_digits(s + 12, 4);
+        int hour = parse_digits(s + 17, 2), min = parse_digits(s + 20, 2);
+        int sec = parse_digits(s + 23, 2);
+        if (!day_ok || mon < 0 || mday < 1 || mday > 31 || year < 0 ||
+            hour < 0 || hour > 23 || min < 0 || min > 59 || sec < 0 || sec > 60)
+                return -1;
+        struct tm tm = {.tm_year = year - 1900,
+                        .tm_mon = mon,
+                        .tm_mday = mday,
+                        .tm_hour = hour,
+                        .tm_min = min,
+                        .tm_sec = sec};
+        *out = timegm(&tm);
+        return 0;
+}
+
+int64_t lb_multi_retry_after_ms(const char *value, int64_t now_epoch_s)
+{
+        if (!value)
+                return -1;
+        while (is_blank(*value))
+                value++;
+        size_t n = strlen(value);
+        while (n > 0 && is_blank(value[n - 1]))
+                n--;
+        if (!n)
+                return -1;
+
+        if (is_digit(value[0])) {
+                const int64_t max_s = INT64_MAX / 1000;
+                int64_t secs = 0;
+                for (size_t i = 0; i < n; i++) {
+                        if (!is_digit(value[i]))
+                                return -1;
+                        if (secs < max_s)
+                                secs = secs * 10 + (value[i] - '0');
+                        if (secs > max_s)
+                                secs = max_s;
+                }
+                return secs * 1000;
+        }
+
+        time_t t;
+        if (parse_imf_fixdate(value, n, &t))
+                return -1;
+        int64_t delta;
+        if ((int64_t)t <= now_epoch_s)
+                return 0;
+        if (__builtin_sub_overflow((int64_t)t, now_epoch_s, &delta) ||
+            delta > INT64_MAX / 1000)
+                return INT64_MAX / 1000 * 1000;
+        return delta * 1000;
+}

@@ -1,0 +1,90 @@
+/*
+ * fuzz_event.c: libFuzzer target for the input contract. Any bytes given to
+ * lb_event_parse must be accepted or rejected without a crash; a rejection
+ * carries a printable one-line reason; an accepted value, encoded by
+ * lb_multi_encode (twice in one request), must give valid JSON within the
+ * size bound the batcher packs against.
+ */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "multi.h"
+
+static lb_app_t apps[] = {
+    {.id = "app1", .client_key = "key1"},
+    {.id = "app\"2", .client_key = "k\\ey2"},
+};
+
+static const lb_config_t conf = {
+    .apps = apps,
+    .app_cnt = sizeof(apps) / sizeof(apps[0]),
+    .api_version = "1.0.6",
+    .batch_max_bytes = 64 * 1024,
+};
+
+static void check_reason(const char *err)
+{
+        if (!err[0])
+                abort();
+        for (const char *p = err; *p; p++)
+                if (*p < 0x20 || *p > 0x7e)
+                        abort();
+}
+
+static void check_encoding(const uint8_t *data, size_t size,
+                           const lb_event_t *ev)
+{
+        lb_action_t *a = lb_action_new(NULL, 0, data, size);
+        if (!a)
+                return;
+        a->time_missing = (uint8_t)ev->time_missing;
+        a->object_empty = (uint8_t)ev->object_empty;
+        a->timestamp_ms = (int64_t)size * 7919 - 1000;
+        lb_action_t *const two[2] = {a, a};
+        const lb_app_t *app = &conf.apps[ev->app];
+        size_t bound =
+            lb_multi_overhead(app->id, app->client_key, conf.api_version) +
+            2 * lb_event_body_len(size, ev->time_missing);
+        lb_buf_t b = {0};
+        if (lb_multi_encode(&b, app->id, app->client_key, conf.api_version,
+                            1375295890.123, two, 2) == 0) {
+                if (b.len > bound)
+                        abort();
+                json_t *root = json_loadb(b.data, b.len, 0, NULL);
+                json_t *data_arr = json_object_get(root, "data");
+                if (json_array_size(data_arr) != 2)
+                        abort();
+                json_t *first = json_array_get(data_arr, 0);
+                if (!json_is_object(first) ||
+                    !json_is_number(json_object_get(first, "time")))
+                        abort();
+                json_decref(root);
+        }
+        lb_buf_free(&b);
+        lb_action_destroy(a);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        lb_event_t ev;
+        char err[256];
+        lb_stage_t stage = lb_event_parse(&conf, (const char *)data, size, &ev,
+                                          err, sizeof(err));
+        if (stage == LB_STAGE_PARSE || stage == LB_STAGE_VALIDATE) {
+                check_reason(err);
+                return 0;
+        }
+        if (stage != LB_STAGE_NONE || ev.app < 0 ||
+            (size_t)ev.app >= conf.app_cnt || ev.user_len < 2 ||
+            ev.user_len > LB_USER_ID_MAX + 1 ||
+            strlen(ev.user) != ev.user_len ||
+            (ev.user[0] != 'u' && ev.user[0] != 'd'))
+                abort();
+        check_encoding(data, size, &ev);
+        return 0;
+}

@@ -1,0 +1,96 @@
+/*
+ * fuzz_response.c: libFuzzer target for the response decoder. Input layout:
+ * byte 0 picks the HTTP status (low 4 bits index the table below), byte 1
+ * the number of actions (mod 9), the rest is the body; the body's first
+ * bytes also go to lb_multi_retry_after_ms. Properties: no crash, reasons
+ * and messages printable and bounded, and an action is reported ok only if
+ * the body's response entry at its index is an object with success:true.
+ */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "multi.h"
+
+static const int statuses[16] = {200, 200, 201, 204, 403, 408, 429, 500,
+                                 503, 400, 401, 404, 301, 100, 0,   600};
+
+#define MAX_ACTIONS 8
+
+static void check_text(const char *s, size_t max)
+{
+        size_t n = strlen(s);
+        if (n > max)
+                abort();
+        for (size_t i = 0; i < n; i++)
+                if (s[i] < 0x20 || s[i] > 0x7e)
+                        abort();
+}
+
+/* Every ok verdict must be backed by the body itself. */
+static void check_done(int status, const char *body, size_t len, size_t n,
+                       const lb_action_result_t *r)
+{
+        if (status < 200 || status > 299)
+                abort();
+        json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+        json_t *resp = json_object_get(root, "response");
+        if (!json_is_array(resp) || json_array_size(resp) != n)
+                abort();
+        for (size_t i = 0; i < n; i++) {
+                json_t *e = json_array_get(resp, i);
+                if (r[i].ok && !json_is_true(json_object_get(e, "success")))
+                        abort();
+                if (r[i].warning && !r[i].ok)
+                        abort();
+                if (r[i].message)
+                        check_text(r[i].message, LB_MULTI_MESSAGE_MAX);
+                else if (!r[i].ok)
+                        abort(); /* a failure always says why */
+        }
+        json_decref(root);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        if (size < 2)
+                return 0;
+        int status = statuses[data[0] & 15];
+        size_t n = data[1] % (MAX_ACTIONS + 1);
+        const char *body = (const char *)data + 2;
+        size_t len = size - 2;
+
+        lb_action_result_t r[MAX_ACTIONS];
+        memset(r, 0, sizeof(r));
+        char reason[512];
+        lb_outcome_t o =
+            lb_multi_classify(status, body, len, n, r, reason, sizeof(reason));
+        switch (o) {
+        case LB_OUTCOME_DONE:
+                check_done(status, body, len, n, r);
+                break;
+        case LB_OUTCOME_SPLIT:
+                if (status != 403 || n < 2)
+                        abort();
+                break;
+        case LB_OUTCOME_RETRY:
+        case LB_OUTCOME_DEAD:
+                break;
+        default:
+                abort();
+        }
+        if (o != LB_OUTCOME_DONE)
+                check_text(reason, LB_MULTI_MESSAGE_MAX + 64);
+        lb_multi_results_clear(r, n);
+
+        char header[64];
+        size_t hl = len < sizeof(header) - 1 ? len : sizeof(header) - 1;
+        memcpy(header, body, hl);
+        header[hl] = '\0';
+        if (lb_multi_retry_after_ms(header, 784111777) < -1)
+                abort();
+        return 0;
+}
