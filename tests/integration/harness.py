@@ -1,0 +1,322 @@
+"""harness.py: the integration tier's toolkit (Python 3 stdlib only).
+
+Starts the real processes a test needs (librdkafka's mock cluster via
+lb-kafkatool, the sandbox API, one or more leanbridge instances), produces
+events, reads committed offsets and the dead-letter topic, and checks the
+invariants every scenario must hold:
+  delivered + dead-lettered = produced (tombstones aside), per-user order,
+  no request over a limit, no concurrent request for a user, and committed
+  offsets at the end of every partition.
+Every process runs in its own process group and is killed at exit.
+"""
+import atexit
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BUILD = os.environ.get("LB_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+KAFKATOOL = os.path.join(BUILD, "lb-kafkatool")
+SANDBOX = os.path.join(BUILD, "leanbridge-sandbox")
+BRIDGE = os.path.join(BUILD, "leanbridge")
+
+_procs = []
+
+
+def _cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+
+atexit.register(_cleanup)
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def fail(msg):
+    log("FAIL: " + msg)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def spawn(args, stdout=None, stderr=None, stdin=None, env=None):
+    p = subprocess.Popen(args, stdout=stdout, stderr=stderr, stdin=stdin,
+                         env=env, start_new_session=True)
+    _procs.append(p)
+    return p
+
+
+def wait_for(fn, timeout, what, interval=0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(interval)
+    fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def workdir():
+    d = tempfile.mkdtemp(prefix="lbtest-")
+    return d
+
+
+class MockKafka:
+    """librdkafka's mock cluster in an lb-kafkatool process. Fault commands
+    go to its stdin (see kafkatool.c)."""
+
+    def __init__(self, topics, brokers=1):
+        args = [KAFKATOOL, "mock", "--brokers", str(brokers)]
+        for name, parts in topics.items():
+            args += ["--topic", f"{name}:{parts}"]
+        self.proc = spawn(args, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                          stderr=None)
+        self.bootstrap = self.proc.stdout.readline().decode().strip()
+        check(self.bootstrap, "mock cluster did not start")
+
+    def command(self, line):
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+def stop_process(p, sig=signal.SIGTERM, timeout=30):
+    if p.poll() is not None:
+        return p.returncode
+    os.killpg(p.pid, sig)
+    try:
+        return p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        fail(f"process {p.args[0]} did not stop within {timeout}s")
+
+
+class Sandbox:
+    def __init__(self, apps, wd, extra=()):
+        self.log_path = os.path.join(wd, "sandbox-actions.jsonl")
+        self.req_path = os.path.join(wd, "sandbox-requests.jsonl")
+        port_file = os.path.join(wd, "sandbox.port")
+        self.down_file = os.path.join(wd, "api-down")
+        apps_spec = ",".join(f"{a}:{k}" for a, k in apps.items())
+        self.proc = spawn([SANDBOX, "--port", "0", "--port-file", port_file,
+                           "--apps", apps_spec, "--log", self.log_path,
+                           "--req-log", self.req_path,
+                           "--down-file", self.down_file, *extra],
+                          stdout=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(port_file), 20, "sandbox port file")
+        with open(port_file) as f:
+            self.port = int(f.read().strip())
+        self.url = f"http://127.0.0.1:{self.port}/api?action=multi"
+
+    def stats(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def accepted(self):
+        out = []
+        if os.path.exists(self.log_path):
+            with open(self.log_path) as f:
+                for line in f:
+                    out.append(json.loads(line))
+        return out
+
+    def set_down(self, down):
+        if down:
+            open(self.down_file, "w").close()
+        elif os.path.exists(self.down_file):
+            os.unlink(self.down_file)
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+APPS = {"app_alpha": "key-alpha-SECRET1", "app_beta": "key-beta-SECRET2",
+        "app_gamma": "key-gamma-SECRET3"}
+
+ACTIONS = ["start", "track", "setUserAttributes", "track", "track", "stop"]
+
+
+def make_events(n, users=300, apps=APPS, seed=1, tombstones=0, start_seq=None):
+    """n events over `users` users, each user in one app, each user's events
+    numbered in order (params.seq), each with a unique eid. Keyed by user.
+    Returns (lines, events) with events a list of dicts (None = tombstone)."""
+    rnd = random.Random(seed)
+    app_names = sorted(apps)
+    seq = start_seq if start_seq is not None else {}
+    lines, events = [], []
+    for i in range(n):
+        u = rnd.randrange(users)
+        app = app_names[u % len(app_names)]
+        uid = f"user-{u}"
+        s = seq.get(uid, 0)
+        seq[uid] = s + 1
+        action = ACTIONS[s % len(ACTIONS)]
+        ev = {"appId": app, "userId": uid, "action": action,
+              "eid": f"e{seed}-{i}", "params": {"seq": s}}
+        if action == "track":
+            ev["event"] = "Level Complete"
+        if i % 7 == 0:
+            ev["time"] = 1700000000 + i
+        events.append(ev)
+        lines.append(f"{uid}\t{json.dumps(ev, separators=(',', ':'))}")
+    for t in range(tombstones):
+        lines.append(f"tomb-{t}\t\\N")
+        events.append(None)
+    return lines, events
+
+
+def produce(bootstrap, topic, lines):
+    p = subprocess.run([KAFKATOOL, "produce", "-b", bootstrap, "-t", topic],
+                       input=("\n".join(lines) + "\n").encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    check(p.returncode == 0, f"produce failed: {p.stderr.decode()[-2000:]}")
+
+
+def committed(bootstrap, group, topic):
+    p = subprocess.run([KAFKATOOL, "committed", "-b", bootstrap, "-t", topic, "-g", group],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    check(p.returncode == 0, f"committed failed: {p.stderr.decode()[-2000:]}")
+    rows = []
+    for line in p.stdout.decode().split("\n"):
+        if line.strip():
+            part, off, high = map(int, line.split())
+            rows.append((part, off, high))
+    return rows
+
+
+def all_committed(bootstrap, group, topic):
+    rows = committed(bootstrap, group, topic)
+    return rows and all(off == high for _, off, high in rows)
+
+
+def read_topic(bootstrap, topic):
+    p = subprocess.run([KAFKATOOL, "consume", "-p", "-b", bootstrap, "-t", topic],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    check(p.returncode == 0, f"consume failed: {p.stderr.decode()[-2000:]}")
+    return [json.loads(l) for l in p.stdout.decode().split("\n") if l.strip()]
+
+
+class Bridge:
+    """One leanbridge process. Its environment is built from scratch so the
+    test runner's LEANBRIDGE_* variables do not leak into it."""
+    n = 0
+
+    def __init__(self, wd, settings, name=None):
+        Bridge.n += 1
+        self.name = name or f"bridge{Bridge.n}"
+        self.log_path = os.path.join(wd, f"{self.name}.log")
+        self.settings = settings
+        self.start()
+
+    def start(self):
+        args = [BRIDGE]
+        for k, v in self.settings.items():
+            args += ["-X", f"{k}={v}"]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+            if k in os.environ:
+                env[k] = os.environ[k]
+        self.logf = open(self.log_path, "ab")
+        self.proc = spawn(args, stdout=self.logf, stderr=subprocess.STDOUT, env=env)
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        rc = stop_process(self.proc, sig, timeout)
+        self.logf.close()
+        return rc
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def log_text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+
+def bridge_settings(bootstrap, sandbox, topic, dlq, group="lbtest", **extra):
+    s = {
+        "kafka.bootstrap.servers": bootstrap,
+        "kafka.group.id": group,
+        "kafka.consumer.session.timeout.ms": "6000",
+        "kafka.consumer.heartbeat.interval.ms": "500",
+        "kafka.consumer.max.poll.interval.ms": "10000",
+        "kafka.topic.metadata.refresh.interval.ms": "2000",
+        "input.topics": topic,
+        "dlq.topic": dlq,
+        "apps": ",".join(f"{a}:{k}" for a, k in APPS.items()),
+        "api.url": sandbox.url,
+        "api.timeout.ms": "5000",
+        "batch.linger.ms": "100",
+        "batch.max.wait.ms": "1000",
+        "retry.backoff.initial.ms": "50",
+        "retry.backoff.max.ms": "1000",
+        "shutdown.timeout.ms": "10000",
+        "log.level": "info",
+    }
+    s.update({k.replace("_", "."): str(v) for k, v in extra.items()})
+    return s
+
+
+def check_invariants(events, sandbox, dlq_records, allow_dup=True, expect_dead=None):
+    """delivered ∪ dead-lettered = produced; per-user order; API rules.
+    Returns a dict of counts."""
+    produced = {e["eid"]: e for e in events if e is not None}
+    delivered = {}
+    dups = 0
+    last_seq = {}
+    order_breaks = 0
+    for rec in sandbox.accepted():
+        eid = rec["action"].get("eid")
+        check(eid in produced, f"sandbox accepted an unknown action {rec['action']}")
+        if eid in delivered:
+            dups += 1
+            continue
+        delivered[eid] = rec
+        uid = rec["action"].get("userId")
+        seq = rec["action"]["params"]["seq"]
+        if uid in last_seq and seq < last_seq[uid]:
+            order_breaks += 1
+        last_seq[uid] = max(seq, last_seq.get(uid, -1))
+    dead = {}
+    for r in dlq_records:
+        try:
+            eid = json.loads(r["value"]).get("eid")
+        except (ValueError, AttributeError):
+            eid = None
+        if eid is None:
+            continue
+        dead[eid] = r
+    missing = [eid for eid in produced if eid not in delivered and eid not in dead]
+    check(not missing, f"{len(missing)} event(s) neither delivered nor dead-lettered, e.g. {missing[:5]}")
+    if not allow_dup:
+        check(dups == 0, f"{dups} duplicate deliveries")
+    check(order_breaks == 0, f"per-user order broken {order_breaks} time(s)")
+    st = sandbox.stats()
+    check(st.get("user_overlap", 0) == 0, f"concurrent requests for one user: {st}")
+    check(st.get("limit_violations", 0) == 0, f"requests over the limits: {st}")
+    check(st.get("max_users_seen", 0) <= 50, f"max users per request {st.get('max_users_seen')}")
+    check(st.get("max_actions_seen", 0) <= 500, f"max actions per request {st.get('max_actions_seen')}")
+    if expect_dead is not None:
+        check(set(dead) == set(expect_dead),
+              f"dead-lettered {sorted(set(dead) ^ set(expect_dead))[:10]} differ from expected")
+    both = len(set(delivered) & set(dead))
+    return {"produced": len(produced), "delivered": len(delivered), "dead_lettered": len(dead),
+            "duplicates": dups, "delivered_and_dead": both}
