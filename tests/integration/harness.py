@@ -185,8 +185,10 @@ def make_events(n, users=300, apps=APPS, seed=1, tombstones=0, start_seq=None):
 
 
 def produce(bootstrap, topic, lines):
+    """lines: "key<TAB>value" (str or bytes); value \\N is a tombstone."""
+    data = b"".join((l if isinstance(l, bytes) else l.encode()) + b"\n" for l in lines)
     p = subprocess.run([KAFKATOOL, "produce", "-b", bootstrap, "-t", topic],
-                       input=("\n".join(lines) + "\n").encode(),
+                       input=data,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
     check(p.returncode == 0, f"produce failed: {p.stderr.decode()[-2000:]}")
 
@@ -212,7 +214,8 @@ def read_topic(bootstrap, topic):
     p = subprocess.run([KAFKATOOL, "consume", "-p", "-b", bootstrap, "-t", topic],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
     check(p.returncode == 0, f"consume failed: {p.stderr.decode()[-2000:]}")
-    return [json.loads(l) for l in p.stdout.decode().split("\n") if l.strip()]
+    text = p.stdout.decode("utf-8", errors="surrogateescape")
+    return [json.loads(l) for l in text.split("\n") if l.strip()]
 
 
 class Bridge:
@@ -275,7 +278,8 @@ def bridge_settings(bootstrap, sandbox, topic, dlq, group="lbtest", **extra):
     return s
 
 
-def check_invariants(events, sandbox, dlq_records, allow_dup=True, expect_dead=None):
+def check_invariants(events, sandbox, dlq_records, allow_dup=True, expect_dead=None,
+                     limit_403_ok=False):
     """delivered ∪ dead-lettered = produced; per-user order; API rules.
     Returns a dict of counts."""
     produced = {e["eid"]: e for e in events if e is not None}
@@ -311,7 +315,8 @@ def check_invariants(events, sandbox, dlq_records, allow_dup=True, expect_dead=N
     check(order_breaks == 0, f"per-user order broken {order_breaks} time(s)")
     st = sandbox.stats()
     check(st.get("user_overlap", 0) == 0, f"concurrent requests for one user: {st}")
-    check(st.get("limit_violations", 0) == 0, f"requests over the limits: {st}")
+    if not limit_403_ok:
+        check(st.get("limit_violations", 0) == 0, f"requests over the limits: {st}")
     check(st.get("max_users_seen", 0) <= 50, f"max users per request {st.get('max_users_seen')}")
     check(st.get("max_actions_seen", 0) <= 500, f"max actions per request {st.get('max_actions_seen')}")
     if expect_dead is not None:

@@ -204,6 +204,7 @@ static int cmd_produce(int argc, char **argv)
         conf_set(conf, "batch.num.messages", "10000");
         conf_set(conf, "queue.buffering.max.messages", "1000000");
         conf_set(conf, "enable.idempotence", "true");
+        conf_set(conf, "message.max.bytes", "20000000");
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
         rd_kafka_conf_set_opaque(conf, &failed);
         rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, conf);
