@@ -80,6 +80,7 @@ struct lb_bridge_s {
         size_t live_actions; /* consumed and not yet freed */
         size_t live_bytes;
         int stopping;
+        int flushing;   /* a revocation is draining: send without waiting */
         int destroying; /* tearing down: failed records are not retried */
         int fatal;
         int64_t last_summary_ms;
@@ -543,7 +544,7 @@ static void dispatch(lb_bridge_t *b, int64_t now)
                         flight_send(b, f);
         while (b->flight_cnt < (size_t)b->conf->sender_max_inflight) {
                 lb_batch_t *batch =
-                    lb_batcher_next(b->batcher, now, b->stopping);
+                    lb_batcher_next(b->batcher, now, b->stopping || b->flushing);
                 if (!batch)
                         break;
                 start_batch(b, batch);
@@ -612,39 +613,40 @@ static void drop_abandoned(lb_action_t *a, void *opaque)
 
 static void service(lb_bridge_t *b, int wait_ms);
 
+static size_t live_in(lb_bridge_t *b,
+                      const rd_kafka_topic_partition_list_t *parts)
+{
+        size_t live = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+                lb_assigned_t *e = find_assigned(b, parts->elems[i].topic,
+                                                 parts->elems[i].partition);
+                live += e ? e->live : 0;
+        }
+        return live;
+}
+
 static void on_revoking(void *opaque,
                         const rd_kafka_topic_partition_list_t *parts, int lost)
 {
         lb_bridge_t *b = opaque;
         size_t abandoned = 0;
-        for (int i = 0; i < parts->cnt; i++) {
-                lb_assigned_t *e = find_assigned(b, parts->elems[i].topic,
-                                                 parts->elems[i].partition);
-                if (e)
-                        abandoned += lb_batcher_abandon(b->batcher, e->p,
-                                                        drop_abandoned, b);
-        }
-        /* Let requests and dead-letter records already under way for these
-         * partitions finish, so their offsets can be committed now rather
-         * than redone by the next owner. */
+        /* Finish the revoked partitions' work (queued actions are sent now,
+         * without waiting for company) so their offsets are committed here
+         * and the next owner starts where this one stopped. Bounded by
+         * rebalance.timeout.ms; lost partitions are not waited for. */
         int64_t deadline = now_ms() + b->conf->rebalance_timeout_ms;
-        while (!lost && !b->fatal && !b->stopping) {
-                size_t live = 0;
-                for (int i = 0; i < parts->cnt; i++) {
-                        lb_assigned_t *e = find_assigned(
-                            b, parts->elems[i].topic,
-                            parts->elems[i].partition);
-                        live += e ? e->live : 0;
-                }
-                if (!live || now_ms() >= deadline)
-                        break;
+        b->flushing = 1;
+        while (!lost && !b->fatal && !b->stopping && live_in(b, parts) &&
+               now_ms() < deadline)
                 service(b, 10);
-        }
+        b->flushing = 0;
         for (int i = 0; i < parts->cnt; i++) {
                 lb_assigned_t *e = find_assigned(b, parts->elems[i].topic,
                                                  parts->elems[i].partition);
                 if (!e)
                         continue;
+                abandoned += lb_batcher_abandon(b->batcher, e->p,
+                                                drop_abandoned, b);
                 if (!lost)
                         store_offset(b, e);
                 if (e->live)
@@ -656,6 +658,15 @@ static void on_revoking(void *opaque,
                 lb_partition_revoke(e->p);
                 lb_partition_unref(e->p);
                 *e = b->assigned[--b->assigned_cnt];
+        }
+        /* Commit now rather than trusting the commit librdkafka makes as it
+         * unassigns: the next owner may fetch the group's offsets before
+         * that one lands, and redo work that was done. */
+        if (!lost) {
+                rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in);
+                if (err)
+                        lb_warn("offsets", "commit at revocation: %s",
+                                rd_kafka_err2str(err));
         }
         if (abandoned)
                 lb_info("consumer",

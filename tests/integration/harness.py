@@ -260,7 +260,7 @@ def bridge_settings(bootstrap, sandbox, topic, dlq, group="lbtest", **extra):
         "kafka.group.id": group,
         "kafka.consumer.session.timeout.ms": "6000",
         "kafka.consumer.heartbeat.interval.ms": "500",
-        "kafka.consumer.max.poll.interval.ms": "10000",
+        "kafka.consumer.max.poll.interval.ms": "30000",
         "kafka.topic.metadata.refresh.interval.ms": "2000",
         "input.topics": topic,
         "dlq.topic": dlq,
