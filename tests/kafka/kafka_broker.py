@@ -730,19 +730,35 @@ def _smoke_two_members(broker: Broker, n: int = 20000, partitions: int = 6) -> l
     with tempfile.TemporaryDirectory() as td:
         outs = [os.path.join(td, f"c{i}.out") for i in (1, 2)]
         procs = []
-        for i, out in enumerate(outs):
+        for out in outs:
             with open(out, "w") as fo:
-                procs.append(subprocess.Popen(
-                    ["timeout", "-s", "INT", str(30 - 3 * i), "kcat", "-G", group, *common,
-                     topic], stdout=fo, stderr=subprocess.DEVNULL))
+                procs.append(subprocess.Popen(["kcat", "-G", group, *common, topic],
+                                              stdout=fo, stderr=subprocess.DEVNULL))
             time.sleep(3)
-        time.sleep(5)  # let the second member's rebalance finish
+        time.sleep(3)  # let the second member's rebalance finish
         lines = "".join(f"u{i % 500}:{i}\n" for i in range(n))
         p = _kcat(["-P", "-b", broker.bootstrap, "-t", topic, "-K:"], lines)
         if p.returncode != 0:
             fails.append(f"two members: produce rc={p.returncode}")
+
+        def seen():
+            total = 0
+            for out in outs:
+                with open(out, "rb") as fo:
+                    total += fo.read().count(b"\n")
+            return total
+        deadline = time.monotonic() + 60
+        while seen() < n and time.monotonic() < deadline:
+            time.sleep(0.3)
+        time.sleep(1.5)  # > auto.commit.interval.ms; close commits too
         for pr in procs:
-            pr.wait(timeout=60)
+            pr.send_signal(signal.SIGINT)  # kcat closes the consumer: commit + leave
+        for pr in procs:
+            try:
+                pr.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pr.kill()
+                pr.wait()
         got = []
         parts = []
         for out in outs:

@@ -80,11 +80,22 @@ static void create_topic(rd_kafka_mock_cluster_t *mc, const char *spec)
 }
 
 /* stdin commands: "produce-errors N", "commit-errors N", "fetch-errors N",
- * "broker-down ID", "broker-up ID", "rtt ID MS". */
+ * "broker-down ID", "broker-up ID", "rtt ID MS", "leader TOPIC PART ID",
+ * "coordinator GROUP ID". */
 static void mock_command(rd_kafka_mock_cluster_t *mc, char *line)
 {
-        char cmd[64];
+        char cmd[64], name[256];
         int a = 0, b = 0;
+        if (sscanf(line, "leader %255s %d %d", name, &a, &b) == 3) {
+                rd_kafka_mock_partition_set_leader(mc, name, a, b);
+                fprintf(stderr, "kafkatool: mock: %s", line);
+                return;
+        }
+        if (sscanf(line, "coordinator %255s %d", name, &a) == 2) {
+                rd_kafka_mock_coordinator_set(mc, "group", name, a);
+                fprintf(stderr, "kafkatool: mock: %s", line);
+                return;
+        }
         int n = sscanf(line, "%63s %d %d", cmd, &a, &b);
         if (n < 2)
                 return;

@@ -1,0 +1,46 @@
+"""The dead-letter topic's broker goes down while events are being
+dead-lettered: records time out, the bridge keeps retrying them and does not
+commit past them; when the broker returns every dead letter lands and the
+offsets reach the end. Nothing is dropped."""
+import time
+
+import harness as h
+
+TOPIC, DLQ = "events", "events.dlq"
+N = 3000
+
+wd = h.workdir()
+kafka = h.MockKafka({TOPIC: 2, DLQ: 1}, brokers=3)
+kafka.command(f"leader {TOPIC} 0 1")
+kafka.command(f"leader {TOPIC} 1 2")
+kafka.command(f"leader {DLQ} 0 3")
+kafka.command("coordinator lbtest 1")
+time.sleep(0.5)
+sandbox = h.Sandbox(h.APPS, wd, extra=["--fail-event", "Rejected"])
+lines, events = h.make_events(N, users=200, seed=21)
+rejected = set()
+for i in range(0, N, 10):
+    events[i].update(action="track", event="Rejected")
+    rejected.add(events[i]["eid"])
+lines = [f"{e['userId']}\t" + h.json.dumps(e, separators=(",", ":")) for e in events]
+h.produce(kafka.bootstrap, TOPIC, lines)
+
+kafka.command("broker-down 3")
+bridge = h.Bridge(wd, h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ,
+                                        kafka_producer_message_timeout_ms=2000))
+h.wait_for(lambda: len(sandbox.accepted()) >= N - len(rejected), 120, "good events delivered")
+time.sleep(6)  # several dead-letter timeouts and retries
+rows = h.committed(kafka.bootstrap, "lbtest", TOPIC)
+h.check(all(off < high for _, off, high in rows),
+        f"offsets were committed past unacknowledged dead letters: {rows}")
+h.check("retrying" in bridge.log_text(), "the bridge should report dead-letter retries")
+h.log(f"DLQ broker down: committed {rows} (held back as expected)")
+kafka.command("broker-up 3")
+h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 120,
+           "offsets at the end after the DLQ broker returned")
+rc = bridge.stop()
+h.check(rc == 0, f"bridge exit code {rc}")
+dlq = h.read_topic(kafka.bootstrap, DLQ)
+counts = h.check_invariants(events, sandbox, dlq, expect_dead=rejected)
+h.log(f"DLQ outage: {counts}, DLQ records={len(dlq)}")
+print("1 passed, 0 failed")
