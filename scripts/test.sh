@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# test.sh: quick start 2, and what CI runs. Installs what is missing (Debian
+# packages; Maven fetches the Kafka broker for the real-broker tier), builds
+# with AddressSanitizer + UndefinedBehaviorSanitizer and -Werror, and runs
+# every tier through ctest: unit, integration (mock cluster + sandbox), e2e
+# (a real Apache Kafka broker), fuzz (libFuzzer, bounded time) and the
+# Docker file checks. Exits non-zero on any failure.
+#   scripts/test.sh [ctest args...]     e.g. scripts/test.sh -L unit
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# clang + its runtime for the fuzz targets; Java and Maven for the broker.
+extra="clang libclang-rt-14-dev"
+command -v java >/dev/null 2>&1 || extra="$extra openjdk-17-jre-headless"
+command -v mvn >/dev/null 2>&1 || extra="$extra maven"
+LB_EXTRA_PKGS="$extra" scripts/deps.sh build-test -DCMAKE_BUILD_TYPE=Debug \
+  -DLEANBRIDGE_SANITIZE=ON -DLEANBRIDGE_FUZZ=ON
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+cd build-test
+ctest --output-on-failure --timeout 900 "$@"
