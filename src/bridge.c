@@ -50,9 +50,9 @@ typedef struct lb_flight_s {
         lb_batch_t *batch;
         size_t *ranges; /* stack of (lo, hi) pairs; top is being sent */
         size_t range_cnt, range_cap;
-        int attempt;     /* attempts of the current range */
-        int64_t due_ms;  /* when waiting: the retry time */
-        int sending;     /* an HTTP exchange is running */
+        int attempt;    /* attempts of the current range */
+        int64_t due_ms; /* when waiting: the retry time */
+        int sending;    /* an HTTP exchange is running */
         lb_request_t req;
 } lb_flight_t;
 
@@ -189,8 +189,8 @@ static void dead_letter(lb_bridge_t *b, lb_action_t *a, lb_stage_t stage,
         atomic_fetch_add(&b->metrics.dead_lettered[stage], 1);
         lb_debug("dlq", "%s[%d]@%" PRId64 " -> %s: %s",
                  lb_partition_topic(a->partition),
-                 lb_partition_id(a->partition), a->offset,
-                 lb_stage_name(stage), reason ? reason : "");
+                 lb_partition_id(a->partition), a->offset, lb_stage_name(stage),
+                 reason ? reason : "");
         if (b->dlq_retry_head || lb_dlq_produce(b->dlq, a, app_id_of(b, a)))
                 dlq_retry_push(b, a);
 }
@@ -207,10 +207,11 @@ static void dlq_report(void *opaque, lb_action_t *a, int err,
                 action_finish(b, a, 0);
                 return;
         }
-        lb_warn("dlq", "dead-letter record for %s[%d]@%" PRId64
-                       " failed (%s); retrying",
-                lb_partition_topic(a->partition),
-                lb_partition_id(a->partition), a->offset, errstr);
+        lb_warn("dlq",
+                "dead-letter record for %s[%d]@%" PRId64
+                " failed (%s); retrying",
+                lb_partition_topic(a->partition), lb_partition_id(a->partition),
+                a->offset, errstr);
         atomic_fetch_add(&b->metrics.dlq_produce_retries, 1);
         dlq_retry_push(b, a);
 }
@@ -275,9 +276,8 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         lb_event_t ev;
         char reason[256];
         ev.app = -1;
-        lb_stage_t stage =
-            lb_event_parse(b->conf, a->value, a->value_len, &ev, reason,
-                           sizeof(reason));
+        lb_stage_t stage = lb_event_parse(b->conf, a->value, a->value_len, &ev,
+                                          reason, sizeof(reason));
         a->app = ev.app;
         if (stage != LB_STAGE_NONE) {
                 dead_letter(b, a, stage, 0, reason);
@@ -290,8 +290,8 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
                 a->timestamp_ms = (int64_t)(wall_s() * 1000);
         int r = lb_batcher_add(b->batcher, a, ev.user, ev.user_len);
         if (r == -2) {
-                dead_letter(b, a, LB_STAGE_VALIDATE,
-                            0, "event larger than batch.max.bytes");
+                dead_letter(b, a, LB_STAGE_VALIDATE, 0,
+                            "event larger than batch.max.bytes");
         } else if (r) {
                 lb_error("batcher", "out of memory");
                 b->fatal = 1;
@@ -339,8 +339,7 @@ static void backpressure(lb_bridge_t *b)
                 lb_kafka_in_pause_all(b->in, 0);
         }
         atomic_store(&b->metrics.partitions_paused,
-                     lb_kafka_in_paused(b->in) ? (int64_t)b->assigned_cnt
-                                               : 0);
+                     lb_kafka_in_paused(b->in) ? (int64_t)b->assigned_cnt : 0);
 }
 
 /* ---- requests ---- */
@@ -465,8 +464,8 @@ static void request_done(void *opaque, lb_request_t *req)
 
         memset(results, 0, sizeof(results));
         lb_outcome_t out = lb_multi_classify(
-            req->http_status, req->response.data, req->response.len, n,
-            results, reason, sizeof(reason));
+            req->http_status, req->response.data, req->response.len, n, results,
+            reason, sizeof(reason));
         if (req->http_status == 0 && req->error[0])
                 snprintf(reason, sizeof(reason), "transport: %s", req->error);
 
@@ -474,8 +473,8 @@ static void request_done(void *opaque, lb_request_t *req)
         case LB_OUTCOME_DONE:
                 for (size_t i = 0; i < n; i++) {
                         if (results[i].ok) {
-                                atomic_fetch_add(
-                                    &b->metrics.actions_delivered, 1);
+                                atomic_fetch_add(&b->metrics.actions_delivered,
+                                                 1);
                                 if (results[i].warning)
                                         atomic_fetch_add(
                                             &b->metrics.actions_warned, 1);
@@ -504,12 +503,13 @@ static void request_done(void *opaque, lb_request_t *req)
                 return;
         }
         case LB_OUTCOME_DEAD:
-                lb_warn("sender", "request refused: %s; dead-lettering %zu "
-                                  "action(s)",
+                lb_warn("sender",
+                        "request refused: %s; dead-lettering %zu "
+                        "action(s)",
                         reason, n);
                 for (size_t i = 0; i < n; i++)
-                        dead_letter(b, acts[i], LB_STAGE_HTTP,
-                                    req->http_status, reason);
+                        dead_letter(b, acts[i], LB_STAGE_HTTP, req->http_status,
+                                    reason);
                 flight_next_range(b, f);
                 return;
         case LB_OUTCOME_RETRY:
@@ -517,8 +517,9 @@ static void request_done(void *opaque, lb_request_t *req)
         }
         int64_t max = b->conf->retry_max_attempts;
         if (max >= 0 && f->attempt >= max) {
-                lb_warn("sender", "%s; giving up after %d attempt(s), "
-                                  "dead-lettering %zu action(s)",
+                lb_warn("sender",
+                        "%s; giving up after %d attempt(s), "
+                        "dead-lettering %zu action(s)",
                         reason, f->attempt, n);
                 for (size_t i = 0; i < n; i++)
                         dead_letter(b, acts[i], LB_STAGE_RETRIES_EXHAUSTED,
@@ -531,8 +532,8 @@ static void request_done(void *opaque, lb_request_t *req)
             f->attempt, b->conf->retry_backoff_initial_ms,
             b->conf->retry_backoff_max_ms, rnd, req->retry_after_ms);
         atomic_fetch_add(&b->metrics.request_retries, 1);
-        lb_info("sender", "%s; retry %d in %" PRId64 " ms", reason,
-                f->attempt, delay);
+        lb_info("sender", "%s; retry %d in %" PRId64 " ms", reason, f->attempt,
+                delay);
         f->due_ms = now_ms() + delay;
 }
 
@@ -543,8 +544,8 @@ static void dispatch(lb_bridge_t *b, int64_t now)
                 if (!f->sending && f->due_ms && f->due_ms <= now)
                         flight_send(b, f);
         while (b->flight_cnt < (size_t)b->conf->sender_max_inflight) {
-                lb_batch_t *batch =
-                    lb_batcher_next(b->batcher, now, b->stopping || b->flushing);
+                lb_batch_t *batch = lb_batcher_next(b->batcher, now,
+                                                    b->stopping || b->flushing);
                 if (!batch)
                         break;
                 start_batch(b, batch);
@@ -583,8 +584,7 @@ static void on_assigned(void *opaque,
                 if (find_assigned(b, t, pid))
                         continue;
                 if (b->assigned_cnt == b->assigned_cap) {
-                        size_t cap =
-                            b->assigned_cap ? b->assigned_cap * 2 : 16;
+                        size_t cap = b->assigned_cap ? b->assigned_cap * 2 : 16;
                         lb_assigned_t *n =
                             realloc(b->assigned, cap * sizeof(*n));
                         if (!n) {
@@ -602,8 +602,7 @@ static void on_assigned(void *opaque,
                 b->assigned[b->assigned_cnt++] =
                     (lb_assigned_t){.p = p, .stored = -1, .live = 0};
         }
-        atomic_store(&b->metrics.partitions_assigned,
-                     (int64_t)b->assigned_cnt);
+        atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
 }
 
 static void drop_abandoned(lb_action_t *a, void *opaque)
@@ -645,16 +644,16 @@ static void on_revoking(void *opaque,
                                                  parts->elems[i].partition);
                 if (!e)
                         continue;
-                abandoned += lb_batcher_abandon(b->batcher, e->p,
-                                                drop_abandoned, b);
+                abandoned +=
+                    lb_batcher_abandon(b->batcher, e->p, drop_abandoned, b);
                 if (!lost)
                         store_offset(b, e);
                 if (e->live)
                         lb_info("consumer",
                                 "%s[%d]: %zu action(s) still under way at "
                                 "revocation; the next owner redoes them",
-                                lb_partition_topic(e->p),
-                                lb_partition_id(e->p), e->live);
+                                lb_partition_topic(e->p), lb_partition_id(e->p),
+                                e->live);
                 lb_partition_revoke(e->p);
                 lb_partition_unref(e->p);
                 *e = b->assigned[--b->assigned_cnt];
@@ -673,8 +672,7 @@ static void on_revoking(void *opaque,
                         "%zu queued action(s) of revoked partitions left "
                         "for the next owner",
                         abandoned);
-        atomic_store(&b->metrics.partitions_assigned,
-                     (int64_t)b->assigned_cnt);
+        atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
 }
 
 static void on_stats(void *opaque, const char *json, size_t len)
@@ -791,10 +789,9 @@ lb_bridge_t *lb_bridge_new(const lb_config_t *conf, int wake_fd, int wake_wfd,
         if (!b->app_overhead)
                 goto oom;
         for (size_t i = 0; i < conf->app_cnt; i++)
-                b->app_overhead[i] =
-                    lb_multi_overhead(conf->apps[i].id,
-                                      conf->apps[i].client_key,
-                                      conf->api_version);
+                b->app_overhead[i] = lb_multi_overhead(conf->apps[i].id,
+                                                       conf->apps[i].client_key,
+                                                       conf->api_version);
         lb_batcher_conf_t bc = {
             .app_cnt = conf->app_cnt,
             .app_overhead = b->app_overhead,
@@ -812,16 +809,16 @@ lb_bridge_t *lb_bridge_new(const lb_config_t *conf, int wake_fd, int wake_wfd,
                                   errstr_size)))
                 goto fail;
         if (*conf->metrics_listen &&
-            !(b->admin = lb_admin_start(conf->metrics_listen, &b->metrics,
-                                        &b->health, LB_VERSION, errstr,
-                                        errstr_size)))
+            !(b->admin =
+                  lb_admin_start(conf->metrics_listen, &b->metrics, &b->health,
+                                 LB_VERSION, errstr, errstr_size)))
                 goto fail;
         lb_kafka_in_cbs_t cbs = {.opaque = b,
                                  .assigned = on_assigned,
                                  .revoking = on_revoking,
                                  .stats = on_stats};
-        if (!(b->in = lb_kafka_in_new(conf, &cbs, wake_wfd, errstr,
-                                      errstr_size)))
+        if (!(b->in =
+                  lb_kafka_in_new(conf, &cbs, wake_wfd, errstr, errstr_size)))
                 goto fail;
         return b;
 oom:

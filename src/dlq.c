@@ -26,8 +26,7 @@ struct lb_dlq_s {
         size_t outstanding;
 };
 
-static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
-                      void *opaque)
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         (void)rk;
         lb_dlq_t *d = opaque;
@@ -36,16 +35,14 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
                   m->err ? rd_kafka_err2str(m->err) : NULL);
 }
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason,
-                     void *opaque)
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
         (void)rk;
         (void)opaque;
         lb_warn("dlq", "%s: %s", rd_kafka_err2name(err), reason);
 }
 
-int lb_dlq_check_conf(const lb_config_t *conf, char *errstr,
-                      size_t errstr_size)
+int lb_dlq_check_conf(const lb_config_t *conf, char *errstr, size_t errstr_size)
 {
         rd_kafka_conf_t *kc =
             lb_kafka_conf_new(conf, LB_KAFKA_PRODUCER, errstr, errstr_size);
@@ -158,8 +155,9 @@ void lb_dlq_destroy(lb_dlq_t *d, int timeout_ms)
         if (d->outstanding)
                 rd_kafka_flush(d->rk, timeout_ms);
         if (d->outstanding) {
-                lb_warn("dlq", "%zu dead-letter record(s) unacknowledged at "
-                               "shutdown; their offsets are not committed",
+                lb_warn("dlq",
+                        "%zu dead-letter record(s) unacknowledged at "
+                        "shutdown; their offsets are not committed",
                         d->outstanding);
                 /* Purged records are reported (with an error), so their
                  * actions are handed back to the caller to free. */

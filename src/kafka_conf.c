@@ -47,7 +47,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf)
 {
         (void)rk;
-        int lvl = level <= 3 ? LB_LOG_ERROR
+        int lvl = level <= 3   ? LB_LOG_ERROR
                   : level <= 4 ? LB_LOG_WARN
                   : level <= 6 ? LB_LOG_INFO
                                : LB_LOG_DEBUG;
@@ -88,14 +88,13 @@ rd_kafka_conf_t *lb_kafka_conf_new(const lb_config_t *conf,
                         continue;
                 if (rd_kafka_conf_set(kc, p->name, p->value, err,
                                       sizeof(err)) != RD_KAFKA_CONF_OK) {
-                        const char *prefix = p->side == LB_KAFKA_CONSUMER
-                                                 ? "kafka.consumer."
-                                             : p->side == LB_KAFKA_PRODUCER
-                                                 ? "kafka.producer."
-                                                 : "kafka.";
+                        const char *prefix =
+                            p->side == LB_KAFKA_CONSUMER   ? "kafka.consumer."
+                            : p->side == LB_KAFKA_PRODUCER ? "kafka.producer."
+                                                           : "kafka.";
                         snprintf(errstr, errstr_size,
-                                 "invalid configuration key '%s%s': %s",
-                                 prefix, p->name, err);
+                                 "invalid configuration key '%s%s': %s", prefix,
+                                 p->name, err);
                         goto fail;
                 }
         }

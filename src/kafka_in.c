@@ -35,7 +35,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
         lb_kafka_in_t *in = opaque;
-        int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        int cooperative =
+            !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
         rd_kafka_error_t *error = NULL;
         rd_kafka_resp_err_t aerr = 0;
 
@@ -81,8 +82,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
         return 0; /* librdkafka frees json */
 }
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason,
-                     void *opaque)
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
         (void)opaque;
         if (err == RD_KAFKA_RESP_ERR__FATAL) {
@@ -184,8 +184,7 @@ rd_kafka_resp_err_t lb_kafka_in_store(lb_kafka_in_t *in, const char *topic,
 {
         rd_kafka_topic_partition_list_t *l =
             rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, topic, partition)->offset =
-            offset;
+        rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
         rd_kafka_resp_err_t err = rd_kafka_offsets_store(in->rk, l);
         if (!err)
                 err = l->elems[0].err;

@@ -61,8 +61,7 @@ static size_t header_cb(char *p, size_t size, size_t n, void *opaque)
         lb_request_t *req = opaque;
         size_t len = size * n;
         static const char name[] = "retry-after:";
-        if (len > sizeof(name) - 1 &&
-            !strncasecmp(p, name, sizeof(name) - 1)) {
+        if (len > sizeof(name) - 1 && !strncasecmp(p, name, sizeof(name) - 1)) {
                 char value[128];
                 size_t vlen = len - (sizeof(name) - 1);
                 if (vlen >= sizeof(value))
@@ -88,8 +87,7 @@ lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
                          : NULL;
         s->insecure = conf->api_tls_insecure;
         s->timeout_ms = (long)conf->api_timeout_ms;
-        s->headers =
-            curl_slist_append(NULL, "Content-Type: application/json");
+        s->headers = curl_slist_append(NULL, "Content-Type: application/json");
         s->headers = curl_slist_append(s->headers, "Expect:");
         if (!s->multi || !s->url || !s->headers)
                 goto oom;

@@ -16,13 +16,13 @@ typedef struct lb_sender_s lb_sender_t;
 
 /** One HTTP exchange. The caller owns it; the sender fills the results. */
 typedef struct lb_request_s {
-        void *opaque;   /* the caller's record */
-        lb_buf_t body;  /* request body, set before lb_sender_submit */
+        void *opaque;  /* the caller's record */
+        lb_buf_t body; /* request body, set before lb_sender_submit */
         /* results, valid in the completion callback: */
-        int http_status;         /* 0 when no HTTP response arrived */
-        char error[256];         /* transport error text, or "" */
-        lb_buf_t response;       /* response body (capped) */
-        int64_t retry_after_ms;  /* from Retry-After, or -1 */
+        int http_status;        /* 0 when no HTTP response arrived */
+        char error[256];        /* transport error text, or "" */
+        lb_buf_t response;      /* response body (capped) */
+        int64_t retry_after_ms; /* from Retry-After, or -1 */
         double duration_s;
         void *handle; /* the sender's, while in flight */
 } lb_request_t;

@@ -129,9 +129,9 @@ static int cmd_mock(int argc, char **argv)
         char *topics[64];
         int ntopics = 0;
         static const struct option lo[] = {{"brokers", 1, 0, 'n'},
-                                            {"topic", 1, 0, 't'},
-                                            {"bootstrap-file", 1, 0, 'f'},
-                                            {0, 0, 0, 0}};
+                                           {"topic", 1, 0, 't'},
+                                           {"bootstrap-file", 1, 0, 'f'},
+                                           {0, 0, 0, 0}};
         while ((opt = getopt_long(argc, argv, "n:t:f:", lo, NULL)) != -1) {
                 if (opt == 'n')
                         brokers = atoi(optarg);
@@ -240,13 +240,12 @@ static int cmd_produce(int argc, char **argv)
                         vlen = 0;
                 }
                 rd_kafka_resp_err_t err;
-                while ((err = rd_kafka_producev(
-                            rk, RD_KAFKA_V_TOPIC(topic),
-                            RD_KAFKA_V_KEY(key, klen),
-                            RD_KAFKA_V_VALUE(val, vlen),
-                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                            RD_KAFKA_V_END)) ==
-                       RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                while (
+                    (err = rd_kafka_producev(
+                         rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
+                         RD_KAFKA_V_VALUE(val, vlen),
+                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                         RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         rd_kafka_poll(rk, 100);
                 if (err)
                         die("produce: %s", rd_kafka_err2str(err));
@@ -257,8 +256,7 @@ static int cmd_produce(int argc, char **argv)
         if (rd_kafka_flush(rk, 60000))
                 die("%s", "flush timed out");
         rd_kafka_destroy(rk);
-        fprintf(stderr, "kafkatool: produced %ld, failed %ld\n", count,
-                failed);
+        fprintf(stderr, "kafkatool: produced %ld, failed %ld\n", count, failed);
         return failed ? 1 : 0;
 }
 
@@ -349,8 +347,8 @@ static void print_message(rd_kafka_message_t *m)
 {
         rd_kafka_headers_t *hdrs = NULL;
         rd_kafka_timestamp_type_t tstype;
-        printf("{\"partition\":%d,\"offset\":%" PRId64
-               ",\"timestamp\":%" PRId64 ",\"key\":",
+        printf("{\"partition\":%d,\"offset\":%" PRId64 ",\"timestamp\":%" PRId64
+               ",\"key\":",
                m->partition, m->offset, rd_kafka_message_timestamp(m, &tstype));
         if (m->key)
                 print_json_string(m->key, m->key_len);
