@@ -9,8 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# clang + its runtime for the fuzz targets; Java and Maven for the broker.
-extra="clang libclang-rt-14-dev"
+# clang + its runtime for the fuzz targets, promtool to lint /metrics, Java
+# and Maven for the broker.
+extra="clang libclang-rt-14-dev prometheus"
 command -v java >/dev/null 2>&1 || extra="$extra openjdk-17-jre-headless"
 command -v mvn >/dev/null 2>&1 || extra="$extra maven"
 LB_EXTRA_PKGS="$extra" scripts/deps.sh build-test -DCMAKE_BUILD_TYPE=Debug \

@@ -1,0 +1,84 @@
+"""Configuration errors stop startup with exit 2 and a one-line message
+naming the key (from -X, the environment, a file, librdkafka's own
+properties); --check-config accepts a good configuration; no client key
+appears in --help, --check-config, error messages or the logs; an apps file
+readable by others is warned about."""
+import os
+import subprocess
+import time
+
+import harness as h
+
+SECRET = "sekrit-CLIENTKEY-0xC0FFEE"
+BASE = ["-X", "kafka.bootstrap.servers=127.0.0.1:9", "-X", "input.topics=in",
+        "-X", "dlq.topic=dlq", "-X", f"apps=app1:{SECRET}"]
+
+
+def run(args, env=None):
+    e = {"PATH": os.environ["PATH"]}
+    e.update(env or {})
+    p = subprocess.run([h.BRIDGE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=e, timeout=60)
+    out = p.stdout.decode() + p.stderr.decode()
+    h.check(SECRET not in out, f"the client key was printed by {args}: {out}")
+    return p.returncode, out
+
+
+def expect_error(args, key, env=None):
+    rc, out = run(args, env)
+    h.check(rc == 2, f"{args} {env}: exit {rc}, want 2: {out}")
+    h.check(key in out, f"{args} {env}: the message does not name '{key}': {out}")
+    h.check(out.strip().count("\n") == 0, f"{args}: message is not one line: {out}")
+
+
+rc, out = run([*BASE, "--check-config"])
+h.check(rc == 0 and "configuration OK" in out, f"--check-config on a good config: {rc} {out}")
+rc, out = run(["--help"])
+h.check(rc == 0 and "batch.max.users" in out and "kafka.bootstrap.servers" in out, "--help lists keys")
+rc, out = run(["--version"])
+h.check(rc == 0 and "leanbridge" in out, "--version")
+
+expect_error([*BASE, "-X", "batch.max.user=5", "--check-config"], "batch.max.user")
+expect_error([*BASE, "-X", "batch.max.users=51", "--check-config"], "batch.max.users")
+expect_error([*BASE, "-X", "batch.max.actions=abc", "--check-config"], "batch.max.actions")
+expect_error([*BASE, "-X", "kafka.no.such.property=1", "--check-config"], "kafka.no.such.property")
+expect_error([*BASE, "-X", "kafka.producer.acks=maybe", "--check-config"], "kafka.producer.acks")
+expect_error([*BASE, "--check-config"], "batch.max.users", env={"LEANBRIDGE_BATCH_MAX_USERS": "0"})
+expect_error([*BASE, "--check-config"], "LEANBRIDGE_NO_SUCH_KEY", env={"LEANBRIDGE_NO_SUCH_KEY": "1"})
+expect_error(["-X", "input.topics=in", "-X", "dlq.topic=dlq", "-X", f"apps=app1:{SECRET}",
+              "--check-config"], "kafka.bootstrap.servers")
+expect_error([*BASE, "-X", f"apps=app1:{SECRET},app1:{SECRET}", "--check-config"], "apps")
+expect_error([*BASE, "-X", f"apps=app1{SECRET}", "--check-config"], "apps")
+expect_error([*BASE, "-X", "dlq.topic=in", "--check-config"], "dlq.topic")
+
+wd = h.workdir()
+conf = os.path.join(wd, "bad.conf")
+with open(conf, "w") as f:
+    f.write("# a comment\nbatch.linger.ms = 100\nbatch.max.wait.ms = 50\n")
+expect_error(["-c", conf, *BASE, "--check-config"], "batch.max.wait.ms")
+with open(conf, "w") as f:
+    f.write("batch.linger.ms 100\n")
+expect_error(["-c", conf, *BASE, "--check-config"], "bad.conf:1")
+expect_error(["-c", os.path.join(wd, "missing.conf"), *BASE, "--check-config"], "missing.conf")
+
+apps = os.path.join(wd, "apps.txt")
+with open(apps, "w") as f:
+    f.write(f"# app ids and keys\napp1:{SECRET}\napp2:{SECRET}2\n")
+os.chmod(apps, 0o644)
+rc, out = run(["-X", "kafka.bootstrap.servers=127.0.0.1:9", "-X", "input.topics=in",
+               "-X", "dlq.topic=dlq", "-X", f"apps=@{apps}", "--check-config"])
+h.check(rc == 0 and "readable by other" in out, f"world-readable apps file should warn: {out}")
+os.chmod(apps, 0o600)
+rc, out = run(["-X", "kafka.bootstrap.servers=127.0.0.1:9", "-X", "input.topics=in",
+               "-X", "dlq.topic=dlq", "-X", f"apps=@{apps}", "--check-config"])
+h.check(rc == 0 and "readable by other" not in out, f"a 0600 apps file should not warn: {out}")
+
+# Turning TLS verification off is said loudly; the key still never shows.
+p = h.spawn([h.BRIDGE, *BASE, "-X", "api.tls.insecure=true", "-X", "log.level=debug"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={"PATH": os.environ["PATH"]})
+time.sleep(2)
+h.stop_process(p)
+out = p.stdout.read().decode()
+h.check("NOT verified" in out, f"api.tls.insecure must be logged loudly: {out[-2000:]}")
+h.check(SECRET not in out, "the client key appeared in a debug log")
+print("1 passed, 0 failed")
