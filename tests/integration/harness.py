@@ -139,6 +139,13 @@ class Sandbox:
                     out.append(json.loads(line))
         return out
 
+    def accepted_count(self):
+        """Accepted actions so far (cheap: counts lines)."""
+        if not os.path.exists(self.log_path):
+            return 0
+        with open(self.log_path, "rb") as f:
+            return f.read().count(b"\n")
+
     def set_down(self, down):
         if down:
             open(self.down_file, "w").close()

@@ -28,7 +28,7 @@ h.produce(kafka.bootstrap, TOPIC, lines)
 kafka.command("broker-down 3")
 bridge = h.Bridge(wd, h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ,
                                         kafka_producer_message_timeout_ms=2000))
-h.wait_for(lambda: len(sandbox.accepted()) >= N - len(rejected), 120, "good events delivered")
+h.wait_for(lambda: sandbox.accepted_count() >= N - len(rejected), 120, "good events delivered")
 time.sleep(6)  # several dead-letter timeouts and retries
 rows = h.committed(kafka.bootstrap, "lbtest", TOPIC)
 h.check(all(off < high for _, off, high in rows),

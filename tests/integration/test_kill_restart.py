@@ -24,12 +24,12 @@ settings = h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ, sender_max_in
 bridge = h.Bridge(wd, settings)
 kills = 0
 for i in range(4):
-    target = len(sandbox.accepted()) + N // 10
-    h.wait_for(lambda: len(sandbox.accepted()) > target, 120, "progress before kill")
+    target = sandbox.accepted_count() + N // 10
+    h.wait_for(lambda: sandbox.accepted_count() > target, 120, "progress before kill")
     committed = sum(off for _, off, _ in h.committed(kafka.bootstrap, "lbtest", TOPIC) if off > 0)
     bridge.stop(signal.SIGKILL)
     kills += 1
-    h.log(f"kill {kills}: {len(sandbox.accepted())} actions accepted, {committed} offsets committed")
+    h.log(f"kill {kills}: {sandbox.accepted_count()} actions accepted, {committed} offsets committed")
     bridge.start()
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 300,
            "committed offsets at the end of every partition")
