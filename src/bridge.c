@@ -18,6 +18,7 @@
 #include "admin.h"
 #include "backoff.h"
 #include "batcher.h"
+#include "concurrency.h"
 #include "dlq.h"
 #include "event.h"
 #include "kafka_in.h"
@@ -67,6 +68,7 @@ struct lb_bridge_s {
         size_t *app_overhead;
         lb_metrics_t metrics;
         lb_health_t health;
+        lb_concurrency_t conc; /* adaptive limit on flights */
 
         lb_assigned_t *assigned;
         size_t assigned_cnt, assigned_cap;
@@ -457,6 +459,13 @@ static void request_done(void *opaque, lb_request_t *req)
         lb_metrics_count_request(&b->metrics, req->http_status);
         lb_hist_observe(&b->metrics.request_duration, req->duration_s);
         atomic_store(&b->health.api_ok, req->http_status != 0);
+        int overload = req->http_status == 0 || req->http_status == 429 ||
+                       req->http_status >= 500;
+        lb_concurrency_observe(&b->conc,
+                               overload ? LB_CONC_OVERLOAD : LB_CONC_OK,
+                               req->duration_s, now_ms());
+        atomic_store(&b->metrics.concurrency_limit,
+                     lb_concurrency_limit(&b->conc));
         if (req->http_status >= 200 && req->http_status < 300)
                 atomic_fetch_add(&b->metrics.billable_lookups,
                                  n == f->batch->n ? f->batch->n_users
@@ -537,13 +546,15 @@ static void request_done(void *opaque, lb_request_t *req)
         f->due_ms = now_ms() + delay;
 }
 
-/* Starts due retries, then new batches, while slots are free. */
+/* Starts due retries, then new batches while the adaptive limit allows
+ * (a flight waiting to retry holds its slot: during an outage the bridge
+ * does not open new requests). */
 static void dispatch(lb_bridge_t *b, int64_t now)
 {
         for (lb_flight_t *f = b->flights; f; f = f->next)
                 if (!f->sending && f->due_ms && f->due_ms <= now)
                         flight_send(b, f);
-        while (b->flight_cnt < (size_t)b->conf->sender_max_inflight) {
+        while (b->flight_cnt < (size_t)lb_concurrency_limit(&b->conc)) {
                 lb_batch_t *batch = lb_batcher_next(b->batcher, now,
                                                     b->stopping || b->flushing);
                 if (!batch)
@@ -558,7 +569,7 @@ static void dispatch(lb_bridge_t *b, int64_t now)
 static int64_t next_due(lb_bridge_t *b, int64_t now, int64_t cap)
 {
         int64_t t = now + cap;
-        if (b->flight_cnt < (size_t)b->conf->sender_max_inflight) {
+        if (b->flight_cnt < (size_t)lb_concurrency_limit(&b->conc)) {
                 int64_t d = lb_batcher_next_deadline(b->batcher);
                 if (d < t)
                         t = d;
@@ -782,7 +793,10 @@ lb_bridge_t *lb_bridge_new(const lb_config_t *conf, int wake_fd, int wake_wfd,
         b->wake_fd = wake_fd;
         b->rand_state = (unsigned int)(now_ms() ^ getpid());
         lb_metrics_init(&b->metrics);
-        atomic_store(&b->metrics.concurrency_limit, conf->sender_max_inflight);
+        lb_concurrency_init(&b->conc, (int)conf->sender_max_inflight,
+                            1 + (int)conf->sender_max_inflight / 4);
+        atomic_store(&b->metrics.concurrency_limit,
+                     lb_concurrency_limit(&b->conc));
         lb_health_beat(&b->health);
 
         b->app_overhead = calloc(conf->app_cnt, sizeof(*b->app_overhead));

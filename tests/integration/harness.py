@@ -116,6 +116,9 @@ class Sandbox:
         self.req_path = os.path.join(wd, "sandbox-requests.jsonl")
         port_file = os.path.join(wd, "sandbox.port")
         self.down_file = os.path.join(wd, "api-down")
+        for stale in (self.log_path, self.req_path, port_file):
+            if os.path.exists(stale):
+                os.unlink(stale)
         apps_spec = ",".join(f"{a}:{k}" for a, k in apps.items())
         self.proc = spawn([SANDBOX, "--port", "0", "--port-file", port_file,
                            "--apps", apps_spec, "--log", self.log_path,
@@ -282,6 +285,8 @@ def bridge_settings(bootstrap, sandbox, topic, dlq, group="lbtest", **extra):
         "shutdown.timeout.ms": "10000",
         "log.level": "info",
     }
+    if os.environ.get("LB_TEST_KAFKA_DEBUG"):
+        s["kafka.debug"] = os.environ["LB_TEST_KAFKA_DEBUG"]
     s.update({k.replace("_", "."): str(v) for k, v in extra.items()})
     return s
 

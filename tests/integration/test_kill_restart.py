@@ -20,7 +20,8 @@ for i in range(0, N, 500):
 lines = [f"{e['userId']}\t" + h.json.dumps(e, separators=(",", ":")) for e in events]
 h.produce(kafka.bootstrap, TOPIC, lines)
 
-settings = h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ, sender_max_inflight=8)
+settings = h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ, sender_max_inflight=8,
+                             pending_max_actions=2000)
 bridge = h.Bridge(wd, settings)
 kills = 0
 for i in range(4):

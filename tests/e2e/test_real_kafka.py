@@ -1,0 +1,166 @@
+"""End to end on a real Apache Kafka broker (KRaft, from Maven Central), the
+real binary and the sandbox API. Scenarios:
+  1. scale-out: 200k events, 20 apps, 50k users, 12 partitions; 1 instance,
+     grown to 3 during the run, shrunk back to 1;
+  2. crash: SIGKILL one of three instances several times under load;
+  3. broker restart mid-run;
+  4. poison events in a real DLQ topic, read back with kcat.
+Each checks: delivered + dead-lettered = produced, per-user order, no request
+over a limit, no concurrent request for a user, committed offsets at the end.
+Without a broker (no Java/Maven/network) it reports SKIPPED with the reason,
+unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1, where that is a failure."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "kafka"))
+import harness as h  # noqa: E402
+import kafka_broker as kb  # noqa: E402
+
+SKIP = 77
+APPS20 = {f"app_{i:02d}": f"key-{i:02d}-SECRET" for i in range(20)}
+results = []
+
+
+def settings(broker, sandbox, topic, dlq, group, **extra):
+    s = h.bridge_settings(broker.bootstrap, sandbox, topic, dlq, group=group, **extra)
+    s["apps"] = ",".join(f"{a}:{k}" for a, k in APPS20.items())
+    return s
+
+
+def finish(broker, group, topic, bridges, timeout=600):
+    h.wait_for(lambda: h.all_committed(broker.bootstrap, group, topic), timeout,
+               f"committed offsets of {group} at the end of {topic}")
+    for b in bridges:
+        if b.alive():
+            rc = b.stop()
+            h.check(rc == 0, f"{b.name} exit code {rc}\n{b.log_text()[-2000:]}")
+
+
+def scale_out(broker, wd):
+    topic, dlq, group, n = "s1.events", "s1.dlq", "s1", 200000
+    broker.create_topic(topic, 12)
+    broker.create_topic(dlq, 3)
+    sandbox = h.Sandbox(APPS20, wd, extra=["--fail-event", "Rejected"])
+    lines, events = h.make_events(n, users=50000, apps=APPS20, seed=101)
+    h.produce(broker.bootstrap, topic, lines)
+    s = settings(broker, sandbox, topic, dlq, group)
+    a = h.Bridge(wd, s, name="s1-a")
+    h.wait_for(lambda: sandbox.accepted_count() > n // 5, 300, "20% delivered")
+    more = [h.Bridge(wd, s, name=f"s1-{x}") for x in "bc"]
+    h.log(f"scale-out: grown to 3 at {sandbox.accepted_count()} accepted")
+    h.wait_for(lambda: sandbox.accepted_count() > (n * 3) // 5, 300, "60% delivered")
+    for b in more:
+        h.check(b.stop() == 0, f"{b.name} exit code")
+    h.log(f"scale-out: shrunk to 1 at {sandbox.accepted_count()} accepted")
+    finish(broker, group, topic, [a])
+    counts = h.check_invariants(events, sandbox, h.read_topic(broker.bootstrap, dlq))
+    h.check(counts["delivered"] == n, f"{counts}")
+    results.append(("scale-out 1->3->1", counts))
+    sandbox.stop()
+
+
+def crash(broker, wd):
+    topic, dlq, group, n = "s2.events", "s2.dlq", "s2", 100000
+    broker.create_topic(topic, 12)
+    broker.create_topic(dlq, 3)
+    sandbox = h.Sandbox(APPS20, wd, extra=["--delay-ms", "5"])
+    lines, events = h.make_events(n, users=20000, apps=APPS20, seed=102)
+    h.produce(broker.bootstrap, topic, lines)
+    s = settings(broker, sandbox, topic, dlq, group)
+    bridges = [h.Bridge(wd, s, name=f"s2-{x}") for x in "abc"]
+    for k in range(3):
+        target = sandbox.accepted_count() + n // 6
+        h.wait_for(lambda: sandbox.accepted_count() > target, 300, "progress before the kill")
+        victim = bridges[k % 3]
+        victim.stop(signal.SIGKILL)
+        h.log(f"crash: SIGKILL {victim.name} at {sandbox.accepted_count()} accepted")
+        victim.start()
+    finish(broker, group, topic, bridges)
+    counts = h.check_invariants(events, sandbox, h.read_topic(broker.bootstrap, dlq))
+    h.check(counts["delivered"] == n, f"{counts}")
+    results.append(("crash: SIGKILL x3 of 3 instances", counts))
+    sandbox.stop()
+
+
+def broker_restart(broker, wd):
+    topic, dlq, group, n = "s3.events", "s3.dlq", "s3", 60000
+    broker.create_topic(topic, 6)
+    broker.create_topic(dlq, 1)
+    sandbox = h.Sandbox(APPS20, wd, extra=["--delay-ms", "5"])
+    lines, events = h.make_events(n, users=10000, apps=APPS20, seed=103)
+    h.produce(broker.bootstrap, topic, lines)
+    b = h.Bridge(wd, settings(broker, sandbox, topic, dlq, group))
+    h.wait_for(lambda: sandbox.accepted_count() > n // 4, 300, "25% delivered")
+    h.log(f"broker restart at {sandbox.accepted_count()} accepted")
+    broker.restart(downtime_s=5)
+    h.check(b.alive(), "the bridge must survive a broker restart")
+    finish(broker, group, topic, [b])
+    counts = h.check_invariants(events, sandbox, h.read_topic(broker.bootstrap, dlq))
+    h.check(counts["delivered"] == n, f"{counts}")
+    results.append(("broker restart", counts))
+    sandbox.stop()
+
+
+def dlq_real_topic(broker, wd):
+    topic, dlq, group = "s4.events", "s4.dlq", "s4"
+    broker.create_topic(topic, 3)
+    broker.create_topic(dlq, 1)
+    sandbox = h.Sandbox(APPS20, wd)
+    lines, events = h.make_events(2000, users=300, apps=APPS20, seed=104)
+    poison = {"p-notjson": (b"not json", "parse"),
+              "p-unknownapp": (b'{"appId":"nope","userId":"u","action":"start"}', "validate"),
+              "p-clientkey": (b'{"appId":"app_01","userId":"u","action":"start","clientKey":"x"}', "validate"),
+              "p-badaction": (b'{"appId":"app_02","userId":"u9","action":"noSuchAction"}', "api")}
+    lines += [k.encode() + b"\t" + v for k, (v, _) in poison.items()]
+    h.produce(broker.bootstrap, topic, lines)
+    b = h.Bridge(wd, settings(broker, sandbox, topic, dlq, group))
+    finish(broker, group, topic, [b])
+    out = subprocess.run(["kcat", "-C", "-b", broker.bootstrap, "-t", dlq, "-e", "-q",
+                          "-f", "%k\t%h\n"], stdout=subprocess.PIPE, timeout=60).stdout.decode()
+    seen = {}
+    for line in out.splitlines():
+        key, _, hdrs = line.partition("\t")
+        seen[key] = dict(kv.split("=", 1) for kv in hdrs.split(","))
+    for key, (_, stage) in poison.items():
+        h.check(key in seen, f"{key} not in the DLQ (kcat saw {sorted(seen)})")
+        hd = seen[key]
+        h.check(hd.get("leanbridge.error.stage") == stage, f"{key}: {hd}")
+        for name in ("leanbridge.error.message", "leanbridge.source.topic",
+                     "leanbridge.source.partition", "leanbridge.source.offset",
+                     "leanbridge.attempts"):
+            h.check(name in hd, f"{key}: header {name} missing: {hd}")
+    h.check(len(seen) == len(poison), f"DLQ holds {len(seen)} records, want {len(poison)}")
+    counts = h.check_invariants(events, sandbox, [])
+    results.append(("DLQ on a real topic (kcat)", dict(counts, dead_lettered=len(seen))))
+    sandbox.stop()
+
+
+def main():
+    reason = kb.unavailable_reason()
+    if reason:
+        if kb.real_kafka_required():
+            h.fail(f"a real Kafka broker is required (LEANBRIDGE_REQUIRE_REAL_KAFKA=1) but: {reason}")
+        print(f"SKIPPED: no real Kafka broker here: {reason}")
+        sys.exit(SKIP)
+    t0 = time.time()
+    with kb.Broker() as broker:
+        h.log(f"Kafka {broker.version} at {broker.bootstrap} (started in {time.time() - t0:.1f}s)")
+        for scenario in (dlq_real_topic, broker_restart, crash, scale_out):
+            t = time.time()
+            scenario(broker, h.workdir())
+            h.log(f"{scenario.__name__}: {results[-1][1]} in {time.time() - t:.0f}s")
+        version = broker.version
+    print(f"\nreal Kafka {version} end to end:")
+    for name, c in results:
+        print(f"  {name}: produced {c['produced']}, delivered {c['delivered']}, "
+              f"dead-lettered {c['dead_lettered']}, duplicates {c['duplicates']}")
+    print(f"{len(results)} passed, 0 failed")
+
+
+main()
