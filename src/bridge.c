@@ -671,8 +671,11 @@ static void on_revoking(void *opaque,
         }
         /* Commit now rather than trusting the commit librdkafka makes as it
          * unassigns: the next owner may fetch the group's offsets before
-         * that one lands, and redo work that was done. */
-        if (!lost) {
+         * that one lands, and redo work that was done. Not with the
+         * cooperative protocol: librdkafka 2.0.2 can lose the assignment
+         * when committing during a cooperative rebalance (fixed in 2.10.0,
+         * #4908); its commit at unassign is used there. */
+        if (!lost && !lb_kafka_in_cooperative(b->in)) {
                 rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in);
                 if (err)
                         lb_warn("offsets", "commit at revocation: %s",

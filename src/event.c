@@ -3,16 +3,17 @@
  * bridge routes by (app, user identity, whether "time" must be added), or a
  * rejection with its stage and reason. The value itself is never copied or
  * re-serialised: its original bytes are what the API receives, so they must
- * be exactly one JSON object (jansson checks syntax, UTF-8, duplicate keys
- * and trailing bytes). Never looks at a client key except to measure it.
+ * be exactly one JSON object (json_scan checks syntax, UTF-8, duplicate keys
+ * and trailing bytes as jansson does, without building a tree). Never looks
+ * at a client key except to measure it; allocates nothing.
  */
 #include "event.h"
 
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "json_scan.h"
 #include "multi.h"
 
 /* Most bytes of an event's own text echoed into a reason. */
@@ -50,120 +51,131 @@ static const char *echo(char *dst, size_t max, const char *s, size_t n)
         return dst;
 }
 
-static const char *type_name(const json_t *v)
+/* The top-level members the contract looks at. */
+enum {
+        F_APP_ID,
+        F_ACTION,
+        F_USER_ID,
+        F_DEVICE_ID,
+        F_TIME,
+        F_CLIENT_KEY,
+        F__CNT
+};
+
+static const char *type_name(lb_json_type_t t)
 {
-        switch (json_typeof(v)) {
-        case JSON_OBJECT:
+        switch (t) {
+        case LB_JSON_OBJECT:
                 return "an object";
-        case JSON_ARRAY:
+        case LB_JSON_ARRAY:
                 return "an array";
-        case JSON_STRING:
+        case LB_JSON_STRING:
                 return "a string";
-        case JSON_INTEGER:
-        case JSON_REAL:
+        case LB_JSON_INTEGER:
+        case LB_JSON_REAL:
                 return "a number";
-        case JSON_TRUE:
-        case JSON_FALSE:
+        case LB_JSON_TRUE:
+        case LB_JSON_FALSE:
                 return "a boolean";
-        case JSON_NULL:
+        case LB_JSON_NULL:
                 return "null";
+        case LB_JSON_ABSENT:
+                break;
         }
         return "unknown";
 }
 
-/* Checks an optional user id field. @returns 0 (absent), 1 (valid, *s and
- * *n set) or -1 (invalid, errstr set). */
-static int user_field(json_t *obj, const char *name, const char **s, size_t *n,
-                      char *errstr, size_t errstr_size)
+/* Checks an optional user id field (decoded length in v->dlen). @returns 0
+ * (absent), 1 (valid) or -1 (invalid, errstr set). */
+static int user_field(const lb_json_value_t *v, const char *name, char *errstr,
+                      size_t errstr_size)
 {
-        json_t *v = json_object_get(obj, name);
-        if (!v)
+        if (!v->type)
                 return 0;
-        if (!json_is_string(v)) {
+        if (v->type != LB_JSON_STRING) {
                 reject(LB_STAGE_VALIDATE, errstr, errstr_size,
-                       "%s must be a string, not %s", name, type_name(v));
+                       "%s must be a string, not %s", name, type_name(v->type));
                 return -1;
         }
-        *n = json_string_length(v);
-        if (*n == 0) {
+        if (v->dlen == 0) {
                 reject(LB_STAGE_VALIDATE, errstr, errstr_size, "%s is empty",
                        name);
                 return -1;
         }
-        if (*n > LB_USER_ID_MAX) {
+        if (v->dlen > LB_USER_ID_MAX) {
                 reject(LB_STAGE_VALIDATE, errstr, errstr_size,
-                       "%s is %zu bytes, more than %d", name, *n,
+                       "%s is %zu bytes, more than %d", name, v->dlen,
                        LB_USER_ID_MAX);
                 return -1;
         }
-        *s = json_string_value(v);
         return 1;
 }
 
-static lb_stage_t validate(const lb_config_t *conf, json_t *obj, size_t len,
+static lb_stage_t validate(const lb_config_t *conf, const char *value,
+                           size_t len, const lb_json_field_t *f, size_t members,
                            lb_event_t *out, char *errstr, size_t errstr_size)
 {
         char buf[ECHO_MAX + 4];
-        json_t *v;
 
-        if (json_object_get(obj, "clientKey"))
+        if (f[F_CLIENT_KEY].value.type)
                 return reject(LB_STAGE_VALIDATE, errstr, errstr_size,
                               "clientKey must not be in an event");
 
-        v = json_object_get(obj, "appId");
-        if (!v)
+        const lb_json_value_t *v = &f[F_APP_ID].value;
+        if (!v->type)
                 return reject(LB_STAGE_VALIDATE, errstr, errstr_size,
                               "missing appId");
-        if (!json_is_string(v))
+        if (v->type != LB_JSON_STRING)
                 return reject(LB_STAGE_VALIDATE, errstr, errstr_size,
-                              "appId must be a string, not %s", type_name(v));
-        const char *app_id = json_string_value(v);
-        size_t app_len = json_string_length(v);
+                              "appId must be a string, not %s",
+                              type_name(v->type));
         int app = -1;
-        /* app_id holds no NUL (jansson refuses \u0000), so strncmp stops
-         * at the end of the shorter id. */
         for (size_t i = 0; i < conf->app_cnt && app < 0; i++)
-                if (strncmp(conf->apps[i].id, app_id, app_len) == 0 &&
-                    conf->apps[i].id[app_len] == '\0')
+                if (lb_json_string_eq(value, v, conf->apps[i].id,
+                                      strlen(conf->apps[i].id)))
                         app = (int)i;
-        if (app < 0)
+        if (app < 0) {
+                char id[ECHO_MAX];
+                lb_json_unescape(value + v->off, v->len, id, ECHO_MAX);
                 return reject(LB_STAGE_VALIDATE, errstr, errstr_size,
                               "unknown appId '%s'",
-                              echo(buf, ECHO_MAX, app_id, app_len));
+                              echo(buf, ECHO_MAX, id, v->dlen));
+        }
 
-        v = json_object_get(obj, "action");
-        if (!v)
+        v = &f[F_ACTION].value;
+        if (!v->type)
                 return reject(LB_STAGE_VALIDATE, errstr, errstr_size,
                               "missing action");
-        if (!json_is_string(v))
+        if (v->type != LB_JSON_STRING)
                 return reject(LB_STAGE_VALIDATE, errstr, errstr_size,
-                              "action must be a string, not %s", type_name(v));
-        if (json_string_length(v) == 0)
+                              "action must be a string, not %s",
+                              type_name(v->type));
+        if (v->dlen == 0)
                 return reject(LB_STAGE_VALIDATE, errstr, errstr_size,
                               "action is empty");
 
-        const char *uid = NULL, *did = NULL;
-        size_t uid_len = 0, did_len = 0;
-        int has_uid =
-            user_field(obj, "userId", &uid, &uid_len, errstr, errstr_size);
+        const lb_json_value_t *uid = &f[F_USER_ID].value;
+        const lb_json_value_t *did = &f[F_DEVICE_ID].value;
+        int has_uid = user_field(uid, "userId", errstr, errstr_size);
         if (has_uid < 0)
                 return LB_STAGE_VALIDATE;
-        int has_did =
-            user_field(obj, "deviceId", &did, &did_len, errstr, errstr_size);
+        int has_did = user_field(did, "deviceId", errstr, errstr_size);
         if (has_did < 0)
                 return LB_STAGE_VALIDATE;
         if (!has_uid && !has_did)
                 return reject(LB_STAGE_VALIDATE, errstr, errstr_size,
                               "missing userId or deviceId");
 
-        v = json_object_get(obj, "time");
-        if (v && !json_is_number(v))
+        v = &f[F_TIME].value;
+        if (v->type && v->type != LB_JSON_INTEGER && v->type != LB_JSON_REAL)
                 return reject(LB_STAGE_VALIDATE, errstr, errstr_size,
-                              "time must be a number, not %s", type_name(v));
+                              "time must be a number, not %s",
+                              type_name(v->type));
+        int time_missing = !v->type;
 
         const lb_app_t *a = &conf->apps[app];
         size_t need =
-            lb_event_body_len(len, v == NULL) +
+            lb_event_body_len(len, time_missing) +
             lb_multi_overhead(a->id, a->client_key, conf->api_version);
         if (need > (uint64_t)conf->batch_max_bytes)
                 return reject(LB_STAGE_VALIDATE, errstr, errstr_size,
@@ -171,12 +183,13 @@ static lb_stage_t validate(const lb_config_t *conf, json_t *obj, size_t len,
                               "with request overhead, limit %lld)",
                               need, (long long)conf->batch_max_bytes);
 
+        const lb_json_value_t *id = has_uid ? uid : did;
         out->app = app;
-        out->time_missing = v == NULL;
-        out->object_empty = json_object_size(obj) == 0;
+        out->time_missing = time_missing;
+        out->object_empty = members == 0;
         out->user[0] = has_uid ? 'u' : 'd';
-        out->user_len = 1 + (has_uid ? uid_len : did_len);
-        memcpy(out->user + 1, has_uid ? uid : did, out->user_len - 1);
+        out->user_len = 1 + lb_json_unescape(value + id->off, id->len,
+                                             out->user + 1, id->dlen);
         out->user[out->user_len] = '\0';
         return LB_STAGE_NONE;
 }
@@ -198,27 +211,25 @@ lb_stage_t lb_event_parse(const lb_config_t *conf, const char *value,
                               "limit %lld)",
                               len, (long long)conf->batch_max_bytes);
 
-        json_error_t jerr;
-        json_t *root = json_loadb(
-            value, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-        if (!root) {
-                /* jansson's message without its " near '<token>'" tail: the
-                 * token could be anything from the event (even a secret); the
-                 * byte position and the DLQ copy of the value locate it. */
-                char text[sizeof(jerr.text) + 4];
-                const char *near = strstr(jerr.text, " near ");
-                size_t n =
-                    near ? (size_t)(near - jerr.text) : strlen(jerr.text);
+        lb_json_field_t f[F__CNT] = {
+            [F_APP_ID] = {.name = "appId", .name_len = 5},
+            [F_ACTION] = {.name = "action", .name_len = 6},
+            [F_USER_ID] = {.name = "userId", .name_len = 6},
+            [F_DEVICE_ID] = {.name = "deviceId", .name_len = 8},
+            [F_TIME] = {.name = "time", .name_len = 4},
+            [F_CLIENT_KEY] = {.name = "clientKey", .name_len = 9},
+        };
+        lb_json_result_t res;
+        /* The reason is jansson's message without its " near '<token>'"
+         * tail: the token could be anything from the event (even a secret);
+         * the byte position and the DLQ copy of the value locate it. */
+        if (lb_json_scan(value, len, f, F__CNT, &res))
                 return reject(LB_STAGE_PARSE, errstr, errstr_size,
-                              "invalid JSON at byte %d: %s", jerr.position,
-                              echo(text, sizeof(jerr.text), jerr.text, n));
-        }
-        lb_stage_t stage;
-        if (!json_is_object(root))
-                stage = reject(LB_STAGE_PARSE, errstr, errstr_size,
-                               "not a JSON object (%s)", type_name(root));
-        else
-                stage = validate(conf, root, len, out, errstr, errstr_size);
-        json_decref(root);
-        return stage;
+                              "invalid JSON at byte %zu: %s", res.err_pos,
+                              res.err_text);
+        if (res.type != LB_JSON_OBJECT)
+                return reject(LB_STAGE_PARSE, errstr, errstr_size,
+                              "not a JSON object (%s)", type_name(res.type));
+        return validate(conf, value, len, f, res.members, out, errstr,
+                        errstr_size);
 }

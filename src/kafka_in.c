@@ -47,8 +47,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 else
                         aerr = rd_kafka_assign(rk, parts);
                 if (!error && !aerr) {
-                        if (in->paused)
-                                pause_list(in, parts, 1);
+                        /* librdkafka keeps a partition's pause flag across
+                         * an unassign: one paused before a revocation comes
+                         * back paused. Set every new partition's state to
+                         * ours, or it may never be fetched again. */
+                        pause_list(in, parts, in->paused);
                         if (in->cbs.assigned)
                                 in->cbs.assigned(in->cbs.opaque, parts);
                 }
@@ -190,6 +193,11 @@ rd_kafka_resp_err_t lb_kafka_in_store(lb_kafka_in_t *in, const char *topic,
                 err = l->elems[0].err;
         rd_kafka_topic_partition_list_destroy(l);
         return err;
+}
+
+int lb_kafka_in_cooperative(const lb_kafka_in_t *in)
+{
+        return !strcmp(rd_kafka_rebalance_protocol(in->rk), "COOPERATIVE");
 }
 
 rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in)

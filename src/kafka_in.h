@@ -55,6 +55,9 @@ int lb_kafka_in_paused(const lb_kafka_in_t *in);
 rd_kafka_resp_err_t lb_kafka_in_store(lb_kafka_in_t *in, const char *topic,
                                       int32_t partition, int64_t offset);
 
+/** @returns nonzero when the group uses the cooperative protocol. */
+int lb_kafka_in_cooperative(const lb_kafka_in_t *in);
+
 /** @brief Commits stored offsets synchronously. */
 rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in);
 

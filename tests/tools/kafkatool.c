@@ -3,7 +3,9 @@
  * bridge uses. Subcommands:
  *   mock      run librdkafka's mock cluster; print its bootstrap list; take
  *             fault-injection commands on stdin; exit on SIGTERM
- *   produce   produce "key<TAB>value" lines from stdin (value \N = tombstone)
+ *   produce   produce "key<TAB>value" lines from stdin (value \N = tombstone);
+ *             -r RATE paces it at RATE messages/s (the benchmark's steady
+ *             mode), -X key=value sets any producer property
  *   committed print a group's committed offset and high watermark per
  *             partition of a topic
  *   consume   consume a topic from the start to its end and print the rate
@@ -194,16 +196,50 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         }
 }
 
+/* "key=value" -> conf, for -X. */
+static void conf_set_kv(rd_kafka_conf_t *conf, const char *kv)
+{
+        char k[256];
+        const char *eq = strchr(kv, '=');
+        if (!eq || (size_t)(eq - kv) >= sizeof(k))
+                die("-X needs key=value, not %s", kv);
+        memcpy(k, kv, eq - kv);
+        k[eq - kv] = '\0';
+        conf_set(conf, k, eq + 1);
+}
+
+/* With a rate, waits (serving delivery reports) until message number
+ * `count` is due: t0 + count / rate. */
+static void pace(rd_kafka_t *rk, double rate, double t0, long count)
+{
+        if (rate <= 0)
+                return;
+        double due = t0 + count / rate;
+        double now;
+        while ((now = now_s()) < due && !stop) {
+                double ms = (due - now) * 1000;
+                rd_kafka_poll(rk, ms > 1 ? 1 : 0);
+                if (ms <= 1)
+                        break; /* within a millisecond: send now */
+        }
+}
+
 static int cmd_produce(int argc, char **argv)
 {
         const char *boot = NULL, *topic = NULL;
-        int opt;
+        const char *props[64];
+        int opt, nprops = 0;
         long failed = 0, count = 0;
-        while ((opt = getopt(argc, argv, "b:t:")) != -1) {
+        double rate = 0;
+        while ((opt = getopt(argc, argv, "b:t:r:X:")) != -1) {
                 if (opt == 'b')
                         boot = optarg;
                 else if (opt == 't')
                         topic = optarg;
+                else if (opt == 'r')
+                        rate = atof(optarg);
+                else if (opt == 'X' && nprops < 64)
+                        props[nprops++] = optarg;
                 else
                         return 2;
         }
@@ -216,6 +252,8 @@ static int cmd_produce(int argc, char **argv)
         conf_set(conf, "queue.buffering.max.messages", "1000000");
         conf_set(conf, "enable.idempotence", "true");
         conf_set(conf, "message.max.bytes", "20000000");
+        for (int i = 0; i < nprops; i++)
+                conf_set_kv(conf, props[i]);
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
         rd_kafka_conf_set_opaque(conf, &failed);
         rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, conf);
@@ -223,6 +261,7 @@ static int cmd_produce(int argc, char **argv)
         char *line = NULL;
         size_t cap = 0;
         ssize_t len;
+        double t0 = now_s();
         while ((len = getline(&line, &cap, stdin)) > 0) {
                 if (line[len - 1] == '\n')
                         line[--len] = '\0';
@@ -239,6 +278,7 @@ static int cmd_produce(int argc, char **argv)
                         val = NULL;
                         vlen = 0;
                 }
+                pace(rk, rate, t0, count);
                 rd_kafka_resp_err_t err;
                 while (
                     (err = rd_kafka_producev(
@@ -252,11 +292,14 @@ static int cmd_produce(int argc, char **argv)
                 count++;
                 rd_kafka_poll(rk, 0);
         }
+        double secs = now_s() - t0;
         free(line);
         if (rd_kafka_flush(rk, 60000))
                 die("%s", "flush timed out");
         rd_kafka_destroy(rk);
-        fprintf(stderr, "kafkatool: produced %ld, failed %ld\n", count, failed);
+        fprintf(stderr,
+                "kafkatool: produced %ld, failed %ld, in %.3f s (%.0f msg/s)\n",
+                count, failed, secs, secs > 0 ? count / secs : 0.0);
         return failed ? 1 : 0;
 }
 

@@ -1,0 +1,952 @@
+/*
+ * json_scan.c: jansson's JSON acceptance, without jansson. Owns a lexer and
+ * an iterative grammar walk that follow jansson 2.14's load.c step by step
+ * (its one-byte lookahead, where it validates UTF-8, which error it sets
+ * first and at which position) so that verdicts, messages and positions
+ * match; the differential fuzzer fuzz_json_diff holds it to that. Nothing
+ * here allocates except the key index of huge objects, and nothing touches
+ * the input.
+ */
+#include "json_scan.h"
+
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tokens; structural ones are their own character. */
+#define TOK_ERROR   (-1) /* the error is set */
+#define TOK_EOF     0
+#define TOK_INVALID 1
+#define TOK_STRING  2
+#define TOK_INTEGER 3
+#define TOK_REAL    4
+#define TOK_TRUE    5
+#define TOK_FALSE   6
+#define TOK_NULL    7
+
+/* What peek() sees past the end, or on a byte that starts no UTF-8. */
+#define LOOK_END (-1)
+#define LOOK_BAD (-2)
+
+/* Objects with at most this many keys are checked pair by pair. */
+#define SMALL_KEYS 16
+
+/* Significant digits handed to strtod to decide an overflow: more than the
+ * 309 of the boundary between DBL_MAX and infinity (2^1024 - 2^970). */
+#define REAL_DIGITS 330
+
+/* One key of an open object, as read: raw span and decoded length. */
+typedef struct {
+        size_t off;   /* first raw byte, after the quote */
+        size_t len;   /* raw bytes */
+        size_t dlen;  /* decoded bytes; < len iff escaped */
+        size_t depth; /* open containers when read: names its object */
+} skey_t;
+
+typedef struct {
+        const unsigned char *p;
+        size_t len;
+        size_t pos; /* jansson's stream position: bytes taken */
+        /* The last token: its first byte, and for strings the body. */
+        size_t tok_off;
+        size_t str_off, str_len, str_dlen;
+        int str_nul; /* decodes to a NUL ("\u0000") */
+        /* Open containers; bit set for objects. */
+        size_t open;
+        unsigned char is_obj[LB_JSON_MAX_DEPTH / 8];
+        /* Keys of all open objects, innermost last. */
+        skey_t *keys;
+        size_t key_cnt, key_cap;
+        /* Top-level object: wanted fields, and the one being filled. */
+        lb_json_field_t *fields;
+        size_t field_cnt;
+        lb_json_value_t *slot;
+        lb_json_result_t *res;
+        skey_t inline_keys[LB_JSON_KEYS_INLINE];
+} scan_t;
+
+#define R16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
+
+/* String bytes taken as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char plain[256] = {
+    R16(0), R16(0),                                           /* control */
+    1,      1,      0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* '"' */
+    R16(1), R16(1), 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* '\\' */
+    R16(1), R16(1),
+};
+
+static int is_digit(int c)
+{
+        return c >= '0' && c <= '9';
+}
+
+static int is_alpha(int c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int hex_value(int c)
+{
+        if (is_digit(c))
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+static int fail(scan_t *s, size_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records the error (the first one wins, as in jansson). */
+static int fail(scan_t *s, size_t pos, const char *fmt, ...)
+{
+        if (!s->res->err_text[0]) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(s->res->err_text, sizeof(s->res->err_text), fmt, ap);
+                va_end(ap);
+                s->res->err_pos = pos;
+        }
+        return TOK_ERROR;
+}
+
+/* @returns the length of the well-formed UTF-8 sequence at p[0..n), whose
+ * first byte is >= 0x80, or 0: jansson's utf8_check_first/_full (no
+ * overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+        unsigned char lo = 0x80, hi = 0xBF;
+        size_t need;
+        if (p[0] >= 0xC2 && p[0] <= 0xDF) {
+                need = 2;
+        } else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
+                need = 3;
+                if (p[0] == 0xE0)
+                        lo = 0xA0;
+                else if (p[0] == 0xED)
+                        hi = 0x9F;
+        } else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
+                need = 4;
+                if (p[0] == 0xF0)
+                        lo = 0x90;
+                else if (p[0] == 0xF4)
+                        hi = 0x8F;
+        } else {
+                return 0;
+        }
+        if (n < need || p[1] < lo || p[1] > hi)
+                return 0;
+        for (size_t i = 2; i < need; i++)
+                if (p[i] < 0x80 || p[i] > 0xBF)
+                        return 0;
+        return need;
+}
+
+/* jansson validates a character when it first reads its lead byte, and
+ * reports the lead byte at the position of the character. */
+static int bad_utf8(scan_t *s, size_t pos)
+{
+        return fail(s, pos, "unable to decode byte 0x%x", s->p[pos]);
+}
+
+/* jansson's lookahead: reads the next character (validating it) without
+ * taking it. @returns its first byte, LOOK_END or LOOK_BAD (error set). */
+static int peek(scan_t *s)
+{
+        if (s->pos == s->len)
+                return LOOK_END;
+        unsigned char c = s->p[s->pos];
+        if (c >= 0x80 && !utf8_len(s->p + s->pos, s->len - s->pos)) {
+                bad_utf8(s, s->pos);
+                return LOOK_BAD;
+        }
+        return c;
+}
+
+/* The first character after a backslash or inside \uXXXX: jansson takes
+ * one byte of it and names the escape invalid unless it is what it wants
+ * (*ok). @returns the byte, or TOK_ERROR with the error set. */
+static int escape_char(scan_t *s, size_t *pos, const char *want)
+{
+        if (*pos == s->len)
+                return fail(s, *pos, "invalid escape");
+        unsigned char c = s->p[*pos];
+        if (c >= 0x80 && !utf8_len(s->p + *pos, s->len - *pos))
+                return bad_utf8(s, *pos);
+        (*pos)++;
+        if (want ? !strchr(want, c) || !c : hex_value(c) < 0)
+                return fail(s, *pos, "invalid escape");
+        return c;
+}
+
+static size_t utf8_put(unsigned long cp, unsigned char *out)
+{
+        if (cp < 0x80) {
+                out[0] = (unsigned char)cp;
+                return 1;
+        }
+        if (cp < 0x800) {
+                out[0] = (unsigned char)(0xC0 | cp >> 6);
+                out[1] = (unsigned char)(0x80 | (cp & 0x3F));
+                return 2;
+        }
+        if (cp < 0x10000) {
+                out[0] = (unsigned char)(0xE0 | cp >> 12);
+                out[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+                out[2] = (unsigned char)(0x80 | (cp & 0x3F));
+                return 3;
+        }
+        out[0] = (unsigned char)(0xF0 | cp >> 18);
+        out[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+        out[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+        out[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 4;
+}
+
+/* A string body (after the opening quote). jansson first scans it (bytes,
+ * escape syntax: errors at the offending byte), then decodes it (surrogate
+ * pairing: errors after the closing quote); one pass here does both and
+ * keeps the first decoding error until the scan is through. */
+static int lex_string(scan_t *s)
+{
+        const unsigned char *p = s->p;
+        size_t len = s->len, pos = s->pos, dlen = 0;
+        unsigned long hi = 0;          /* high surrogate awaiting its pair */
+        unsigned long bad[2] = {0, 0}; /* first bad escape(s) */
+        int bad_cnt = 0, nul = 0;
+
+        s->str_off = pos;
+        for (;;) {
+                if (pos == len)
+                        return fail(s, pos, "premature end of input");
+                unsigned char c = p[pos];
+                if (hi && !(c == '\\' && pos + 1 < len && p[pos + 1] == 'u')) {
+                        if (!bad_cnt) {
+                                bad[0] = hi;
+                                bad_cnt = 1;
+                        }
+                        hi = 0;
+                }
+                if (plain[c]) {
+                        size_t run = pos;
+                        do
+                                pos++;
+                        while (pos < len && plain[p[pos]]);
+                        dlen += pos - run;
+                        continue;
+                }
+                if (c == '"')
+                        break;
+                if (c < 0x20) {
+                        if (c == '\n')
+                                return fail(s, pos, "unexpected newline");
+                        return fail(s, pos, "control character 0x%x", c);
+                }
+                if (c >= 0x80) {
+                        size_t n = utf8_len(p + pos, len - pos);
+                        if (!n)
+                                return bad_utf8(s, pos);
+                        pos += n;
+                        dlen += n;
+                        continue;
+                }
+                pos++; /* the backslash */
+                int e = escape_char(s, &pos, "\"\\/bfnrtu");
+                if (e == TOK_ERROR)
+                        return TOK_ERROR;
+                if (e != 'u') {
+                        dlen++;
+                        continue;
+                }
+                unsigned long v = 0;
+                for (int i = 0; i < 4; i++) {
+                        int h = escape_char(s, &pos, NULL);
+                        if (h == TOK_ERROR)
+                                return TOK_ERROR;
+                        v = v << 4 | (unsigned long)hex_value(h);
+                }
+                if (hi) {
+                        if (v >= 0xDC00 && v <= 0xDFFF) {
+                                dlen += 4;
+                        } else if (!bad_cnt) {
+                                bad[0] = hi;
+                                bad[1] = v;
+                                bad_cnt = 2;
+                        }
+                        hi = 0;
+                } else if (v >= 0xD800 && v <= 0xDBFF) {
+                        hi = v;
+                } else if (v >= 0xDC00 && v <= 0xDFFF) {
+                        if (!bad_cnt) {
+                                bad[0] = v;
+                                bad_cnt = 1;
+                        }
+                } else {
+                        dlen += v < 0x80 ? 1 : v < 0x800 ? 2 : 3;
+                        nul |= v == 0;
+                }
+        }
+        s->pos = pos + 1;
+        s->str_len = pos - s->str_off;
+        s->str_dlen = dlen;
+        s->str_nul = nul;
+        if (bad_cnt == 1)
+                return fail(s, s->pos, "invalid Unicode '\\u%04lX'", bad[0]);
+        if (bad_cnt == 2)
+                return fail(s, s->pos, "invalid Unicode '\\u%04lX\\u%04lX'",
+                            bad[0], bad[1]);
+        return TOK_STRING;
+}
+
+/* Whether strtod overflows (to +-HUGE_VAL) on the real number t[0..n),
+ * valid JSON. Decided from the power of ten of its first significant
+ * digit; only at 10^308 does strtod round, on a short copy whose digits
+ * past REAL_DIGITS become one sticky digit (which rounds the same). */
+static int real_overflows(const unsigned char *t, size_t n)
+{
+        size_t i = t[0] == '-';
+        size_t int_end = i, frac = 0, frac_end = 0, q = i;
+        while (int_end < n && is_digit(t[int_end]))
+                int_end++;
+        frac = frac_end = int_end;
+        if (frac < n && t[frac] == '.') {
+                frac_end = ++frac;
+                while (frac_end < n && is_digit(t[frac_end]))
+                        frac_end++;
+        }
+        long long p10;
+        while (q < int_end && t[q] == '0')
+                q++;
+        if (q < int_end) {
+                p10 = (long long)(int_end - q) - 1;
+        } else {
+                q = frac;
+                while (q < frac_end && t[q] == '0')
+                        q++;
+                if (q == frac_end)
+                        return 0; /* zero */
+                p10 = -(long long)(q - frac) - 1;
+        }
+        if (frac_end < n) {
+                size_t j = frac_end + 1;
+                int neg = t[j] == '-';
+                long long e = 0;
+                if (t[j] == '+' || t[j] == '-')
+                        j++;
+                for (; j < n; j++)
+                        if (e < 1000000000)
+                                e = e * 10 + (t[j] - '0');
+                p10 += neg ? -e : e;
+        }
+        if (p10 != DBL_MAX_10_EXP)
+                return p10 > DBL_MAX_10_EXP;
+
+        char buf[REAL_DIGITS + 32];
+        size_t k = 0;
+        for (size_t x = q; x < frac_end; x++) {
+                if (t[x] == '.')
+                        continue;
+                if (k < REAL_DIGITS) {
+                        buf[k++] = (char)t[x];
+                } else if (t[x] != '0') {
+                        buf[k++] = '1';
+                        break;
+                }
+        }
+        snprintf(buf + k, sizeof(buf) - k, "e%lld", p10 + 1 - (long long)k);
+        errno = 0;
+        double v = strtod(buf, NULL);
+        return v == HUGE_VAL && errno == ERANGE;
+}
+
+/* A number whose first character c ('-' or a digit) is taken. */
+static int lex_number(scan_t *s, int c)
+{
+        size_t start = s->pos - 1;
+        int neg = c == '-';
+        unsigned long long mag = 0;
+        unsigned long long limit =
+            neg ? (unsigned long long)LLONG_MAX + 1 : LLONG_MAX;
+        int big = 0;
+
+        if (neg) {
+                c = peek(s);
+                if (c == LOOK_BAD)
+                        return TOK_ERROR;
+                if (!is_digit(c))
+                        return TOK_INVALID;
+                s->pos++;
+        }
+        if (c == '0') {
+                c = peek(s);
+                if (is_digit(c))
+                        return TOK_INVALID; /* leading zero */
+        } else {
+                for (;;) {
+                        unsigned d = (unsigned)(c - '0');
+                        if (big || mag > (limit - d) / 10)
+                                big = 1;
+                        else
+                                mag = mag * 10 + d;
+                        c = peek(s);
+                        if (!is_digit(c))
+                                break;
+                        s->pos++;
+                }
+        }
+        if (c == LOOK_BAD)
+                return TOK_ERROR;
+        if (c != '.' && c != 'e' && c != 'E') {
+                if (big)
+                        return fail(s, s->pos,
+                                    neg ? "too big negative integer"
+                                        : "too big integer");
+                return TOK_INTEGER;
+        }
+        if (c == '.') {
+                s->pos++;
+                c = peek(s);
+                if (c == LOOK_BAD)
+                        return TOK_ERROR;
+                if (!is_digit(c))
+                        return TOK_INVALID;
+                do {
+                        s->pos++;
+                        c = peek(s);
+                } while (is_digit(c));
+                if (c == LOOK_BAD)
+                        return TOK_ERROR;
+        }
+        if (c == 'e' || c == 'E') {
+                s->pos++;
+                c = peek(s);
+                if (c == '+' || c == '-') {
+                        s->pos++;
+                        c = peek(s);
+                }
+                if (c == LOOK_BAD)
+                        return TOK_ERROR;
+                if (!is_digit(c))
+                        return TOK_INVALID;
+                do {
+                        s->pos++;
+                        c = peek(s);
+                } while (is_digit(c));
+                if (c == LOOK_BAD)
+                        return TOK_ERROR;
+        }
+        if (real_overflows(s->p + start, s->pos - start))
+                return fail(s, s->pos, "real number overflow");
+        return TOK_REAL;
+}
+
+/* A run of letters: true, false, null or an invalid token. */
+static int lex_word(scan_t *s)
+{
+        size_t start = s->pos - 1;
+        while (s->pos < s->len && is_alpha(s->p[s->pos]))
+                s->pos++;
+        if (peek(s) == LOOK_BAD)
+                return TOK_ERROR;
+        const unsigned char *w = s->p + start;
+        size_t n = s->pos - start;
+        if (n == 4 && !memcmp(w, "true", 4))
+                return TOK_TRUE;
+        if (n == 5 && !memcmp(w, "false", 5))
+                return TOK_FALSE;
+        if (n == 4 && !memcmp(w, "null", 4))
+                return TOK_NULL;
+        return TOK_INVALID;
+}
+
+static int lex(scan_t *s)
+{
+        const unsigned char *p = s->p;
+        while (s->pos < s->len && (p[s->pos] == ' ' || p[s->pos] == '\t' ||
+                                   p[s->pos] == '\n' || p[s->pos] == '\r'))
+                s->pos++;
+        s->tok_off = s->pos;
+        if (s->pos == s->len)
+                return TOK_EOF;
+        unsigned char c = p[s->pos];
+        if (c >= 0x80) {
+                /* A whole valid character is taken as one invalid token. */
+                size_t n = utf8_len(p + s->pos, s->len - s->pos);
+                if (!n)
+                        return bad_utf8(s, s->pos);
+                s->pos += n;
+                return TOK_INVALID;
+        }
+        s->pos++;
+        switch (c) {
+        case '{':
+        case '}':
+        case '[':
+        case ']':
+        case ':':
+        case ',':
+                return c;
+        case '"':
+                return lex_string(s);
+        case '-':
+        case '0':
+        case '1':
+        case '2':
+        case '3':
+        case '4':
+        case '5':
+        case '6':
+        case '7':
+        case '8':
+        case '9':
+                return lex_number(s, c);
+        default:
+                return is_alpha(c) ? lex_word(s) : TOK_INVALID;
+        }
+}
+
+/* Reads a validated string body (or, unless esc, plain bytes) decoded,
+ * byte by byte. */
+typedef struct {
+        const unsigned char *p, *end;
+        int esc;
+        unsigned char buf[4];
+        size_t n, i;
+} decoder_t;
+
+static unsigned long hex4(const unsigned char *p)
+{
+        unsigned long v = 0;
+        for (int i = 0; i < 4; i++)
+                v = v << 4 | (unsigned long)hex_value(p[i]);
+        return v;
+}
+
+/* @returns the next decoded byte, or -1 at the end. */
+static int decode_next(decoder_t *d)
+{
+        if (d->i < d->n)
+                return d->buf[d->i++];
+        if (d->p == d->end)
+                return -1;
+        unsigned char c = *d->p++;
+        if (c != '\\' || !d->esc)
+                return c;
+        c = *d->p++;
+        switch (c) {
+        case 'b':
+                return '\b';
+        case 'f':
+                return '\f';
+        case 'n':
+                return '\n';
+        case 'r':
+                return '\r';
+        case 't':
+                return '\t';
+        case 'u':
+                break;
+        default:
+                return c; /* '"', '\\' or '/' */
+        }
+        unsigned long cp = hex4(d->p);
+        d->p += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+                cp =
+                    0x10000 + ((cp - 0xD800) << 10) + (hex4(d->p + 2) - 0xDC00);
+                d->p += 6;
+        }
+        d->n = utf8_put(cp, d->buf);
+        d->i = 1;
+        return d->buf[0];
+}
+
+static void decoder_init(decoder_t *d, const unsigned char *raw, size_t len,
+                         int esc)
+{
+        d->p = raw;
+        d->end = raw + len;
+        d->esc = esc;
+        d->n = d->i = 0;
+}
+
+/* Orders two strings by their decoded bytes; a_esc (b_esc) says that a (b)
+ * is a string body with escapes to decode. */
+static int body_cmp(const unsigned char *a, size_t a_len, int a_esc,
+                    const unsigned char *b, size_t b_len, int b_esc)
+{
+        if (!a_esc && !b_esc) {
+                int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
+                return c ? c : (a_len > b_len) - (a_len < b_len);
+        }
+        decoder_t x, y;
+        decoder_init(&x, a, a_len, a_esc);
+        decoder_init(&y, b, b_len, b_esc);
+        for (;;) {
+                int cx = decode_next(&x), cy = decode_next(&y);
+                if (cx != cy || cx < 0)
+                        return cx - cy;
+        }
+}
+
+static int key_cmp(const unsigned char *buf, const skey_t *a, const skey_t *b)
+{
+        int c = body_cmp(buf + a->off, a->len, a->dlen < a->len, buf + b->off,
+                         b->len, b->dlen < b->len);
+        return c ? c : (a->off > b->off) - (a->off < b->off);
+}
+
+static void sift_down(const unsigned char *buf, skey_t *v, size_t i, size_t n)
+{
+        for (;;) {
+                size_t c = 2 * i + 1;
+                if (c >= n)
+                        return;
+                if (c + 1 < n && key_cmp(buf, &v[c], &v[c + 1]) < 0)
+                        c++;
+                if (key_cmp(buf, &v[i], &v[c]) >= 0)
+                        return;
+                skey_t t = v[i];
+                v[i] = v[c];
+                v[c] = t;
+                i = c;
+        }
+}
+
+/* Heapsort: in place, O(k log k) whatever the keys (no hash to flood). */
+static void keys_sort(const unsigned char *buf, skey_t *v, size_t n)
+{
+        for (size_t i = n / 2; i-- > 0;)
+                sift_down(buf, v, i, n);
+        for (size_t end = n; end-- > 1;) {
+                skey_t t = v[0];
+                v[0] = v[end];
+                v[end] = t;
+                sift_down(buf, v, 0, end);
+        }
+}
+
+static int key_eq(const unsigned char *buf, const skey_t *a, const skey_t *b)
+{
+        return a->dlen == b->dlen &&
+               body_cmp(buf + a->off, a->len, a->dlen < a->len, buf + b->off,
+                        b->len, b->dlen < b->len) == 0;
+}
+
+/* @returns the earliest key of v[0..k) (one object's keys, in order unless
+ * sorted by an earlier call) that repeats an earlier one, or NULL. */
+static const skey_t *first_dup(const unsigned char *buf, skey_t *v, size_t k)
+{
+        const skey_t *best = NULL;
+        if (k <= SMALL_KEYS) {
+                for (size_t j = 1; j < k && !best; j++)
+                        for (size_t i = 0; i < j && !best; i++)
+                                if (key_eq(buf, &v[i], &v[j]))
+                                        best = &v[j];
+                return best;
+        }
+        keys_sort(buf, v, k);
+        for (size_t i = 1; i < k; i++)
+                if (key_eq(buf, &v[i - 1], &v[i]) &&
+                    (!best || v[i].off < best->off))
+                        best = &v[i];
+        return best;
+}
+
+/* @returns the first key of the innermost open object: its keys are the
+ * top ones with its depth. */
+static size_t keys_base(const scan_t *s, size_t end)
+{
+        size_t depth = s->keys[end - 1].depth, base = end - 1;
+        while (base > 0 && s->keys[base - 1].depth == depth)
+                base--;
+        return base;
+}
+
+static size_t key_end(const skey_t *k)
+{
+        return k->off + k->len + 1; /* after the closing quote */
+}
+
+/* jansson rejects a duplicate as soon as it reads the key; objects here are
+ * checked when they close. An error met first leaves duplicates unseen in
+ * the open objects: the earliest of those is what jansson reports. */
+static void open_dups_first(scan_t *s)
+{
+        const skey_t *best = NULL;
+        for (size_t end = s->key_cnt; end > 0;) {
+                size_t base = keys_base(s, end);
+                const skey_t *d = first_dup(s->p, s->keys + base, end - base);
+                if (d && (!best || d->off < best->off))
+                        best = d;
+                end = base;
+        }
+        if (best) {
+                s->res->err_pos = key_end(best);
+                snprintf(s->res->err_text, sizeof(s->res->err_text),
+                         "duplicate object key");
+        }
+}
+
+static int push_key(scan_t *s)
+{
+        if (s->key_cnt == s->key_cap) {
+                size_t cap = s->key_cap * 2;
+                skey_t *k = s->keys == s->inline_keys
+                                ? malloc(cap * sizeof(*k))
+                                : realloc(s->keys, cap * sizeof(*k));
+                if (!k)
+                        return fail(s, s->pos, "out of memory");
+                if (s->keys == s->inline_keys)
+                        memcpy(k, s->keys, s->key_cnt * sizeof(*k));
+                s->keys = k;
+                s->key_cap = cap;
+        }
+        skey_t *k = &s->keys[s->key_cnt++];
+        k->off = s->str_off;
+        k->len = s->str_len;
+        k->dlen = s->str_dlen;
+        k->depth = s->open;
+        return 0;
+}
+
+static int top_is_obj(const scan_t *s)
+{
+        size_t i = s->open - 1;
+        return s->is_obj[i / 8] >> (i % 8) & 1;
+}
+
+/* A member's key (tok), its colon and the first token of its value.
+ * @returns that token. */
+static int member(scan_t *s, int tok)
+{
+        if (tok == TOK_ERROR)
+                return TOK_ERROR;
+        if (tok != TOK_STRING)
+                return fail(s, s->pos, "string or '}' expected");
+        if (s->str_nul)
+                return fail(s, s->pos, "NUL byte in object key not supported");
+        if (push_key(s))
+                return TOK_ERROR;
+        if (s->open == 1) {
+                s->res->members++;
+                s->slot = NULL;
+                for (size_t i = 0; i < s->field_cnt && !s->slot; i++)
+                        if (s->fields[i].name_len == s->str_dlen &&
+                            !body_cmp(s->p + s->str_off, s->str_len,
+                                      s->str_dlen < s->str_len,
+                                      (const unsigned char *)s->fields[i].name,
+                                      s->fields[i].name_len, 0))
+                                s->slot = &s->fields[i].value;
+        }
+        tok = lex(s);
+        if (tok == TOK_ERROR)
+                return TOK_ERROR;
+        if (tok != ':')
+                return fail(s, s->pos, "':' expected");
+        return lex(s);
+}
+
+/* The value that tok starts. @returns 1 if it opened a container, 0 if it
+ * is complete, TOK_ERROR. */
+static int begin_value(scan_t *s, int tok)
+{
+        lb_json_type_t type;
+        if (tok == TOK_ERROR)
+                return TOK_ERROR;
+        if (s->open == LB_JSON_MAX_DEPTH)
+                return fail(s, s->pos, "maximum parsing depth reached");
+        switch (tok) {
+        case TOK_STRING:
+                if (s->str_nul)
+                        return fail(s, s->pos,
+                                    "\\u0000 is not allowed without "
+                                    "JSON_ALLOW_NUL");
+                type = LB_JSON_STRING;
+                break;
+        case TOK_INTEGER:
+                type = LB_JSON_INTEGER;
+                break;
+        case TOK_REAL:
+                type = LB_JSON_REAL;
+                break;
+        case TOK_TRUE:
+                type = LB_JSON_TRUE;
+                break;
+        case TOK_FALSE:
+                type = LB_JSON_FALSE;
+                break;
+        case TOK_NULL:
+                type = LB_JSON_NULL;
+                break;
+        case '{':
+                type = LB_JSON_OBJECT;
+                break;
+        case '[':
+                type = LB_JSON_ARRAY;
+                break;
+        case TOK_INVALID:
+                return fail(s, s->pos, "invalid token");
+        default:
+                return fail(s, s->pos, "unexpected token");
+        }
+        if (s->open == 0)
+                s->res->type = type;
+        if (s->open == 1 && s->slot) {
+                s->slot->type = type;
+                s->slot->off = type == LB_JSON_STRING ? s->str_off : s->tok_off;
+                s->slot->len =
+                    type == LB_JSON_STRING ? s->str_len : s->pos - s->tok_off;
+                s->slot->dlen = type == LB_JSON_STRING ? s->str_dlen : 0;
+        }
+        if (type != LB_JSON_OBJECT && type != LB_JSON_ARRAY) {
+                if (s->open == 1)
+                        s->slot = NULL;
+                return 0;
+        }
+        size_t i = s->open++;
+        unsigned char bit = (unsigned char)(1u << (i % 8));
+        if (type == LB_JSON_OBJECT)
+                s->is_obj[i / 8] |= bit;
+        else
+                s->is_obj[i / 8] &= (unsigned char)~bit;
+        return 1;
+}
+
+/* The closing bracket of the innermost container is taken. */
+static int end_container(scan_t *s)
+{
+        if (top_is_obj(s) && s->key_cnt &&
+            s->keys[s->key_cnt - 1].depth == s->open) {
+                size_t base = keys_base(s, s->key_cnt);
+                const skey_t *d =
+                    first_dup(s->p, s->keys + base, s->key_cnt - base);
+                if (d)
+                        return fail(s, key_end(d), "duplicate object key");
+                s->key_cnt = base;
+        }
+        if (s->open == 2 && s->slot) {
+                s->slot->len = s->pos - s->slot->off;
+                s->slot = NULL;
+        }
+        s->open--;
+        return 0;
+}
+
+/* jansson's parse_json, parse_value, parse_object and parse_array, as a
+ * loop over an explicit stack. @returns 0 or TOK_ERROR. */
+static int parse(scan_t *s)
+{
+        int tok = lex(s);
+        for (;;) {
+                int opened = begin_value(s, tok);
+                if (opened == TOK_ERROR)
+                        return TOK_ERROR;
+                if (opened) {
+                        int obj = top_is_obj(s);
+                        tok = lex(s);
+                        if (tok == TOK_ERROR)
+                                return TOK_ERROR;
+                        if (tok != (obj ? '}' : ']')) {
+                                if (obj)
+                                        tok = member(s, tok);
+                                else if (tok == TOK_EOF)
+                                        return fail(s, s->pos, "']' expected");
+                                continue;
+                        }
+                        if (end_container(s))
+                                return TOK_ERROR;
+                }
+                /* A value is complete: its container goes on or closes. */
+                for (;;) {
+                        tok = lex(s);
+                        if (tok == TOK_ERROR)
+                                return TOK_ERROR;
+                        if (s->open == 0)
+                                return tok == TOK_EOF
+                                           ? 0
+                                           : fail(s, s->pos,
+                                                  "end of file expected");
+                        int obj = top_is_obj(s);
+                        if (tok == ',') {
+                                tok = lex(s);
+                                if (obj)
+                                        tok = member(s, tok);
+                                else if (tok == TOK_EOF)
+                                        return fail(s, s->pos, "']' expected");
+                                break;
+                        }
+                        if (tok != (obj ? '}' : ']'))
+                                return fail(s, s->pos,
+                                            obj ? "'}' expected"
+                                                : "']' expected");
+                        if (end_container(s))
+                                return TOK_ERROR;
+                }
+        }
+}
+
+int lb_json_scan(const char *buf, size_t len, lb_json_field_t *fields,
+                 size_t field_cnt, lb_json_result_t *res)
+{
+        scan_t s;
+        s.p = (const unsigned char *)buf;
+        s.len = len;
+        s.pos = 0;
+        s.open = 0;
+        s.keys = s.inline_keys;
+        s.key_cnt = 0;
+        s.key_cap = LB_JSON_KEYS_INLINE;
+        s.fields = fields;
+        s.field_cnt = field_cnt;
+        s.slot = NULL;
+        s.res = res;
+        res->type = LB_JSON_ABSENT;
+        res->members = 0;
+        res->err_pos = 0;
+        res->err_text[0] = '\0';
+        for (size_t i = 0; i < field_cnt; i++)
+                memset(&fields[i].value, 0, sizeof(fields[i].value));
+
+        int rc = parse(&s);
+        if (rc)
+                open_dups_first(&s);
+        if (s.keys != s.inline_keys)
+                free(s.keys);
+        return rc ? -1 : 0;
+}
+
+size_t lb_json_unescape(const char *raw, size_t raw_len, char *dst, size_t cap)
+{
+        /* Bytes up to the first backslash are themselves. */
+        const char *esc = memchr(raw, '\\', raw_len);
+        size_t n = esc ? (size_t)(esc - raw) : raw_len;
+        if (n > cap)
+                n = cap;
+        memcpy(dst, raw, n);
+        if (!esc || n == cap)
+                return n;
+        decoder_t d;
+        int c;
+        decoder_init(&d, (const unsigned char *)esc,
+                     raw_len - (size_t)(esc - raw), 1);
+        while (n < cap && (c = decode_next(&d)) >= 0)
+                dst[n++] = (char)c;
+        return n;
+}
+
+int lb_json_string_eq(const char *buf, const lb_json_value_t *v, const char *s,
+                      size_t n)
+{
+        return v->type == LB_JSON_STRING && v->dlen == n &&
+               !body_cmp((const unsigned char *)buf + v->off, v->len,
+                         v->dlen < v->len, (const unsigned char *)s, n, 0);
+}

@@ -1,0 +1,89 @@
+/*
+ * json_scan.h: a validating JSON scanner that gives jansson's verdict
+ * without building a tree. One pass over a buffer decides what jansson
+ * 2.14's json_loadb(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY) decides, with
+ * the same error text (less jansson's " near '...'" tail) and position, and
+ * reports the type and raw span of chosen members of a top-level object.
+ * It never copies, modifies or keeps the input and allocates nothing unless
+ * more than LB_JSON_KEYS_INLINE object keys are open at once.
+ *
+ * One deliberate difference: jansson drops a raw NUL byte that directly
+ * follows a number or a literal ("[1\0]" loads); here every raw NUL byte is
+ * an error, reported as any other stray control byte would be.
+ */
+#ifndef LB_JSON_SCAN_H
+#define LB_JSON_SCAN_H
+
+#include <stddef.h>
+
+/** jansson 2.14's JSON_PARSER_MAX_DEPTH: values nest at most this deep. */
+#define LB_JSON_MAX_DEPTH 2048
+
+/** Object keys (over all open objects) tracked without allocating. */
+#define LB_JSON_KEYS_INLINE 64
+
+typedef enum {
+        LB_JSON_ABSENT = 0,
+        LB_JSON_OBJECT,
+        LB_JSON_ARRAY,
+        LB_JSON_STRING,
+        LB_JSON_INTEGER, /* no fraction or exponent; fits long long */
+        LB_JSON_REAL,
+        LB_JSON_TRUE,
+        LB_JSON_FALSE,
+        LB_JSON_NULL
+} lb_json_type_t;
+
+/** Where a value lies in the scanned buffer. */
+typedef struct {
+        lb_json_type_t type;
+        size_t off;  /* first byte; for strings the one after the quote */
+        size_t len;  /* raw bytes; for strings those between the quotes */
+        size_t dlen; /* strings: decoded bytes (== len iff no escapes) */
+} lb_json_value_t;
+
+/** A top-level member the caller wants: name in, value out. */
+typedef struct {
+        const char *name; /* decoded name, no NUL inside */
+        size_t name_len;
+        lb_json_value_t value; /* type LB_JSON_ABSENT when not present */
+} lb_json_field_t;
+
+typedef struct {
+        lb_json_type_t type; /* of the whole value */
+        size_t members;      /* members of the top-level object */
+        size_t err_pos;      /* on error: jansson's error position */
+        char err_text[80];   /* on error: jansson's message */
+} lb_json_result_t;
+
+/**
+ * @brief Scans buf[0..len) as one JSON value (any type at the top, then
+ *        only whitespace) under jansson's rules: RFC 8259 grammar, UTF-8
+ *        without overlong forms or surrogates, escapes with paired
+ *        surrogates and no "\u0000", integers that fit long long, reals
+ *        that do not overflow a double, nesting of at most
+ *        LB_JSON_MAX_DEPTH values and no duplicate (decoded) key in any
+ *        object. When the top-level value is an object, each member whose
+ *        decoded name equals a field's name is reported in that field.
+ * @returns 0 when the value is accepted (res->type and res->members set,
+ *          fields filled), -1 when rejected (res->err_pos and
+ *          res->err_text set; fields are then meaningless).
+ */
+int lb_json_scan(const char *buf, size_t len, lb_json_field_t *fields,
+                 size_t field_cnt, lb_json_result_t *res);
+
+/**
+ * @brief Decodes the first bytes of a string value found by lb_json_scan
+ *        (raw = its off, raw_len = its len) into dst.
+ * @returns the bytes written: min(decoded length, cap). The cut may fall
+ *          inside a multi-byte character.
+ */
+size_t lb_json_unescape(const char *raw, size_t raw_len, char *dst, size_t cap);
+
+/**
+ * @returns 1 when string value v of buf decodes to exactly s[0..n), else 0.
+ */
+int lb_json_string_eq(const char *buf, const lb_json_value_t *v, const char *s,
+                      size_t n);
+
+#endif

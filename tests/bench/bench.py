@@ -1,0 +1,1096 @@
+#!/usr/bin/env python3
+"""bench.py: the benchmark of issue 5 (throughput, billing, latency), one
+command, Python 3 stdlib only. Owns: the Zipf workload, the raw-consumption
+ceiling, the backlog / steady-rate / slow-API runs of the real leanbridge
+binary against the sandbox API, the FIFO and lower-bound lookup models, the
+results table, the targets verdict and the CI smoke's hard-bound checks.
+
+    python3 tests/bench/bench.py                  # everything, 1M events
+    python3 tests/bench/bench.py --mode backlog --events 200000
+    python3 tests/bench/bench.py --smoke          # CI: 50k events, hard bounds only
+
+Reuses tests/integration/harness.py (processes, mock cluster, committed
+offsets) and tests/kafka/kafka_broker.py (a real Apache Kafka broker). Every
+figure printed is measured in this run; nothing is hard-coded. Exit status:
+0, or 1 when a HARD bound breaks (a request over 50 users / 500 actions, a
+user in two concurrent requests, a lost event, an order break, lookups per
+action above the FIFO packer's). Timing targets are reported, never fatal.
+"""
+import argparse
+import itertools
+import json
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+
+
+def _parse_args(argv=None):
+    ap = argparse.ArgumentParser(
+        description="leanbridge benchmark (issue 5): ceiling, backlog, steady, slow API")
+    ap.add_argument("--mode", choices=("all", "backlog", "steady", "slow"), default="all")
+    ap.add_argument("--smoke", action="store_true",
+                    help="CI smoke: 50k events, backlog only, mock cluster unless "
+                         "--kafka real; fails only on a hard bound")
+    ap.add_argument("--events", type=int, default=None,
+                    help="backlog events (default 1,000,000; 50,000 with --smoke)")
+    ap.add_argument("--apps", type=int, default=20)
+    ap.add_argument("--users", type=int, default=100000)
+    ap.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent s")
+    ap.add_argument("--partitions", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=20240501)
+    ap.add_argument("--kafka", choices=("auto", "real", "mock"), default=None,
+                    help="auto (default): a real broker, else the mock cluster with a "
+                         "warning; --smoke defaults to mock")
+    ap.add_argument("--rate", type=int, default=10000, help="steady mode events/s")
+    ap.add_argument("--duration", type=float, default=60.0, help="steady mode seconds")
+    ap.add_argument("--delay-ms", type=int, default=50, help="slow mode API delay")
+    ap.add_argument("--slow-events", type=int, default=None,
+                    help="events the slow mode consumes (default: the whole backlog topic)")
+    ap.add_argument("--ceiling-runs", type=int, default=2)
+    ap.add_argument("--profile", choices=("none", "perf", "callgrind"), default="none",
+                    help="profile the backlog run's bridge: perf (perf record -e cpu-clock "
+                         "attached to it) or callgrind (the bridge runs under valgrind, "
+                         "~50x slower: use --events 100000); prints the top functions")
+    ap.add_argument("-X", dest="bridge_x", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra bridge setting for every run (default: built-in defaults)")
+    ap.add_argument("--build-dir", default=None,
+                    help="binaries (default $LB_BUILD_DIR, else build/)")
+    ap.add_argument("--json", default=None, help="also write every figure as JSON here")
+    ap.add_argument("--markdown", default=None,
+                    help="also write the results table as Markdown here")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    a = ap.parse_args(argv)
+    if a.events is None:
+        a.events = 50000 if a.smoke else 1000000
+    if a.kafka is None:
+        a.kafka = "mock" if a.smoke else "auto"
+    if a.smoke:
+        a.mode = "backlog"
+    if a.build_dir:
+        os.environ["LB_BUILD_DIR"] = os.path.abspath(a.build_dir)
+    elif "LB_BUILD_DIR" not in os.environ:
+        os.environ["LB_BUILD_DIR"] = os.path.join(REPO, "build")
+    return a
+
+
+ARGS = _parse_args()
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO, "tests", "kafka"))
+import harness as h  # noqa: E402
+import kafka_broker as kb  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+LOG = h.log
+
+
+# --------------------------------------------------------------------------
+# Workload
+
+
+class Workload:
+    """n events over `apps` apps and `users` users; each user belongs to one
+    app (drawn uniformly) and each event's user is drawn from a Zipf(s)
+    distribution over user ranks (rank k has weight 1/k^s; ranks are mapped
+    to user ids by a seeded permutation). Actions: start 10%, track 70%,
+    setUserAttributes 12%, stop 8%. No "time" field (the bridge adds the
+    Kafka timestamp). Every event has a unique "eid" and its user's sequence
+    number "seq" (for the loss and order checks). Keyed by user id."""
+
+    ACTIONS = ("start", "track", "setUserAttributes", "stop")
+    WEIGHTS = (10, 70, 12, 8)
+
+    def __init__(self, n, apps, users, s, seed, tag="e"):
+        t0 = time.monotonic()
+        rnd = random.Random(seed)
+        cum = list(itertools.accumulate(1.0 / (k ** s) for k in range(1, users + 1)))
+        perm = list(range(users))
+        rnd.shuffle(perm)
+        self.user_app = [rnd.randrange(apps) for _ in range(users)]
+        ranks = rnd.choices(range(users), cum_weights=cum, k=n)
+        acts = rnd.choices(self.ACTIONS, weights=self.WEIGHTS, k=n)
+        seq = [0] * users
+        self.users = [perm[r] for r in ranks]
+        out = []
+        put = out.append
+        ua = self.user_app
+        for i in range(n):
+            u = self.users[i]
+            sq = seq[u]
+            seq[u] = sq + 1
+            a = acts[i]
+            uid = "u%06d" % u
+            head = '{"appId":"app_%02d","userId":"%s","action":"%s",' % (ua[u], uid, a)
+            if a == "track":
+                body = ('"event":"Level Complete","params":{"level":%d,"score":%d},'
+                        % (sq % 60, (i * 37) % 10000))
+            elif a == "start":
+                body = '"deviceId":"d-%s","appVersion":"5.%d.1","locale":"en_US",' % (
+                    uid, sq % 9)
+            elif a == "setUserAttributes":
+                body = '"userAttributes":{"tier":"%s","level":%d},' % (
+                    ("gold", "silver", "bronze")[sq % 3], sq % 60)
+            else:
+                body = '"params":{"reason":"background","sessionLength":%d},' % (i % 3600)
+            put('%s\t%s%s"eid":"%s%07d","seq":%d}\n' % (uid, head, body, tag, i, sq))
+        self.data = "".join(out).encode()
+        self.n = n
+        self.napps = apps
+        self.bytes_values = len(self.data) - sum(len(str(u)) + 3 for u in self.users)
+        self.gen_s = time.monotonic() - t0
+
+    def distinct_pairs(self):
+        return len(set(self.users))  # a user belongs to exactly one app
+
+    def fifo_lookups(self, max_users=50, max_actions=500):
+        """The FIFO packer: events in the order produced, split per app; each
+        app's stream is cut into consecutive batches, a batch closing when it
+        holds max_actions actions or when the next action's user is not in
+        it and it already has max_users distinct users. No time limit (every
+        batch as full as arrival order allows: the FIFO packer's best case).
+        Returns the sum over batches of distinct users per batch."""
+        ua = self.user_app
+        open_users = [set() for _ in range(self.napps)]
+        count = [0] * self.napps
+        lookups = 0
+        for u in self.users:
+            a = ua[u]
+            us = open_users[a]
+            if count[a] == max_actions or (u not in us and len(us) == max_users):
+                lookups += len(us)
+                us.clear()
+                count[a] = 0
+            us.add(u)
+            count[a] += 1
+        return lookups + sum(len(us) for us in open_users)
+
+    def hottest_user_events(self):
+        counts = {}
+        for u in self.users:
+            counts[u] = counts.get(u, 0) + 1
+        return max(counts.values())
+
+
+# --------------------------------------------------------------------------
+# Processes
+
+
+def cpu_s(pid):
+    """utime + stime of a process (all threads), seconds; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def proc_status(pid, key):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])  # kB
+    except OSError:
+        pass
+    return None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_WHY_MOCK = ""
+
+
+def kafka_kind(want):
+    """"real" or "mock": auto takes a real broker when one can run here."""
+    global _WHY_MOCK
+    if want == "mock":
+        _WHY_MOCK = "requested with --kafka mock"
+        return "mock"
+    reason = kb.unavailable_reason()
+    if not reason:
+        return "real"
+    if want == "real" or kb.real_kafka_required():
+        raise SystemExit(f"bench: real Kafka required but unavailable: {reason}")
+    _WHY_MOCK = reason
+    return "mock"
+
+
+class Kafka:
+    """A real broker (kafka_broker.Broker) or, as a loudly warned fallback,
+    librdkafka's mock cluster (harness.MockKafka)."""
+
+    def __init__(self, kind, topics):
+        self.kind = kind
+        self.version = ""
+        self.broker = None
+        self.mock = None
+        if kind == "mock":
+            bar = "!" * 78
+            print(f"\n{bar}\n!! WARNING: NOT A REAL KAFKA BROKER: librdkafka's mock cluster "
+                  f"({_WHY_MOCK}).\n!! Its figures are not comparable with a real broker's; "
+                  f"it keeps only ~5 MB\n!! per partition, so the topics get extra "
+                  f"partitions and the ceiling run\n!! checks nothing was truncated."
+                  f"\n{bar}\n", flush=True)
+            self.mock = h.MockKafka(topics)
+            self.bootstrap = self.mock.bootstrap
+            self.pid = self.mock.proc.pid
+        else:
+            t0 = time.monotonic()
+            self.broker = kb.Broker(heap="1g")
+            self.broker.start()
+            for name, parts in topics.items():
+                self.broker.create_topic(name, parts)
+            self.version = self.broker.version
+            self.bootstrap = self.broker.bootstrap
+            self.pid = self.broker.proc.pid
+            LOG(f"real Kafka {self.version} on {self.bootstrap} ready in "
+                f"{time.monotonic() - t0:.1f} s")
+
+    def label(self):
+        return f"Apache Kafka {self.version} (KRaft, 1 node)" if self.kind == "real" \
+            else "librdkafka mock cluster (WARNING: not a real broker)"
+
+    def stop(self):
+        if self.broker:
+            self.broker.stop()
+        if self.mock:
+            self.mock.stop()
+
+
+class BenchSandbox:
+    """The sandbox API with only the logs a run needs (its --log costs CPU
+    that the bridge would otherwise have)."""
+
+    def __init__(self, apps, wd, name, action_log=False, req_log=True, extra=()):
+        self.log_path = os.path.join(wd, f"{name}-actions.jsonl") if action_log else None
+        self.req_path = os.path.join(wd, f"{name}-requests.jsonl") if req_log else None
+        port_file = os.path.join(wd, f"{name}.port")
+        args = [h.SANDBOX, "--port", "0", "--port-file", port_file,
+                "--apps", ",".join(f"{a}:{k}" for a, k in apps.items())]
+        if self.log_path:
+            args += ["--log", self.log_path]
+        if self.req_path:
+            args += ["--req-log", self.req_path]
+        self.proc = h.spawn(args + list(extra), stdout=subprocess.DEVNULL)
+        h.wait_for(lambda: os.path.exists(port_file), 20, "sandbox port file")
+        with open(port_file) as f:
+            self.port = int(f.read().strip())
+        self.url = f"http://127.0.0.1:{self.port}/api?action=multi"
+
+    def stats(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def requests(self):
+        with open(self.req_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def actions(self):
+        with open(self.log_path) as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
+
+    def stop(self):
+        h.stop_process(self.proc)
+
+
+class BenchBridge(h.Bridge):
+    """harness.Bridge, optionally under a wrapper (valgrind)."""
+
+    def __init__(self, wd, settings, name, wrapper=()):
+        self.wrapper = list(wrapper)
+        super().__init__(wd, settings, name=name)
+
+    def start(self):
+        args = self.wrapper + [h.BRIDGE]
+        for k, v in self.settings.items():
+            args += ["-X", f"{k}={v}"]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+            if k in os.environ:
+                env[k] = os.environ[k]
+        self.logf = open(self.log_path, "ab")
+        self.proc = h.spawn(args, stdout=self.logf, stderr=subprocess.STDOUT, env=env)
+
+
+_DEFAULTS = None
+
+
+def setting(settings, key):
+    """A bridge setting: from this run's settings, else the default that
+    `leanbridge --help` prints."""
+    global _DEFAULTS
+    if key in settings:
+        return settings[key]
+    if _DEFAULTS is None:
+        p = subprocess.run([h.BRIDGE, "--help"], capture_output=True, text=True)
+        _DEFAULTS = dict(re.findall(r"^\s+(\S+)\s+\(.*default ([^)\s]+)\)",
+                                    p.stdout + p.stderr, re.M))
+    return _DEFAULTS[key]
+
+
+def scrape(port):
+    """/metrics as {name: value}, labelled series summed per name, plus
+    {name{labels}: value} for each series; None when not answering."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    out = {}
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        series, _, val = line.rpartition(" ")
+        try:
+            v = float(val)
+        except ValueError:
+            continue
+        out[series] = v
+        name = series.split("{", 1)[0]
+        if "{" in series and not name.endswith(("_bucket", "_sum", "_count")):
+            out[name] = out.get(name, 0.0) + v
+    return out
+
+
+def m(metrics, name):
+    return (metrics or {}).get(name, 0.0)
+
+
+def done_count(mt):
+    return (m(mt, "leanbridge_actions_delivered_total")
+            + m(mt, "leanbridge_actions_dead_lettered_total")
+            + m(mt, "leanbridge_events_skipped_total"))
+
+
+def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
+               wrapper=(), timeout=None, on_assigned=None, watch_pids=(), perf_out=None):
+    """Runs one bridge from the start of `topic` (a new group) until `expect`
+    events are done (delivered + dead-lettered + skipped, from /metrics) and
+    every offset is committed. Returns the timings and figures."""
+    mport = free_port()
+    settings = {
+        "kafka.bootstrap.servers": kafka.bootstrap,
+        "kafka.group.id": group,
+        "input.topics": topic,
+        "dlq.topic": f"{topic}.dlq.{name}",
+        "apps": ",".join(f"{a}:{k}" for a, k in apps.items()),
+        "api.url": sandbox.url,
+        "metrics.listen": f"127.0.0.1:{mport}",
+    }
+    for kv in ARGS.bridge_x:
+        k, _, v = kv.partition("=")
+        settings[k] = v
+    settings.update(extra or {})
+    timeout = timeout or max(300, expect / 500)
+    others0 = {p: cpu_s(p) for p in watch_pids}
+    t_start = time.monotonic()
+    b = BenchBridge(wd, settings, name=name, wrapper=wrapper)
+    r = {"settings": settings, "log": b.log_path}
+    perf = None
+    if perf_out:
+        perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g",
+                                 "-p", str(b.proc.pid), "-o", perf_out],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t_assigned = t_first = t_done = None
+    peak = {"pending": 0, "inflight": 0, "concurrency_limit": 0, "paused": 0}
+    mt = None
+    samples = []  # (s since start, consumed, done, pending, in flight, paused)
+    deadline = t_start + timeout
+    while True:
+        if not b.alive():
+            h.fail(f"bridge {name} exited with {b.proc.returncode}:\n{b.log_text()[-3000:]}")
+        now = time.monotonic()
+        if now > deadline:
+            h.fail(f"bridge {name}: {done_count(mt):.0f} of {expect} events done after "
+                   f"{timeout:.0f} s\n{b.log_text()[-3000:]}")
+        got = scrape(mport)
+        now = time.monotonic()
+        if got:
+            mt = got
+            if t_assigned is None and m(mt, "leanbridge_partitions_assigned") > 0:
+                t_assigned = now
+                if on_assigned:
+                    on_assigned()
+            if t_first is None and m(mt, "leanbridge_events_consumed_total") > 0:
+                t_first = now
+            samples.append((now - t_start, m(mt, "leanbridge_events_consumed_total"),
+                            done_count(mt), m(mt, "leanbridge_pending_actions"),
+                            m(mt, "leanbridge_inflight_requests"),
+                            m(mt, "leanbridge_partitions_paused")))
+            for k, series in (("pending", "leanbridge_pending_actions"),
+                              ("inflight", "leanbridge_inflight_requests"),
+                              ("concurrency_limit", "leanbridge_concurrency_limit"),
+                              ("paused", "leanbridge_partitions_paused")):
+                peak[k] = max(peak[k], m(mt, series))
+            if done_count(mt) >= expect:
+                t_done = now
+                break
+        time.sleep(1.0 if wrapper else 0.1)  # valgrind: fewer /metrics renders
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(60)
+    while not h.all_committed(kafka.bootstrap, group, topic):
+        if not b.alive():
+            h.fail(f"bridge {name} died before committing:\n{b.log_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            h.fail(f"bridge {name}: offsets not all committed after {timeout:.0f} s")
+        time.sleep(0.1)
+    t_committed = time.monotonic()
+    r["peak_rss_mb"] = (proc_status(b.proc.pid, "VmHWM") or 0) / 1024
+    r["bridge_cpu_s"] = cpu_s(b.proc.pid)
+    r["other_cpu_s"] = {p: (cpu_s(p) or 0) - (c0 or 0) for p, c0 in others0.items()}
+    mt = scrape(mport) or mt
+    r["metrics"] = mt
+    r["peak"] = peak
+    stop_timeout = 600 if wrapper else 60
+    r["exit_code"] = b.stop(timeout=stop_timeout)
+    r["join_s"] = (t_assigned or t_first) - t_start
+    r["first_consumed_s"] = (t_first or t_assigned) - t_start
+    r["to_done_s"] = t_done - t_start
+    r["to_committed_s"] = t_committed - t_start
+    r["run_done_s"] = t_done - (t_assigned or t_start)
+    r["run_committed_s"] = t_committed - (t_assigned or t_start)
+    r["samples"] = samples
+    run = [x for x in samples if x[0] >= r["join_s"] and x[2] < expect] or samples
+    r["mean_inflight"] = sum(x[4] for x in run) / max(1, len(run))
+    r["mean_pending"] = sum(x[3] for x in run) / max(1, len(run))
+    r["paused_share"] = sum(1 for x in run if x[5] > 0) / max(1, len(run))
+    r["time_to_share"] = {}
+    for q in (0.5, 0.9, 0.99):
+        hit = next((x[0] for x in samples if x[2] >= q * expect), r["to_done_s"])
+        r["time_to_share"][q] = hit - r["join_s"]
+    return r
+
+
+def ceiling(kafka, topic, expect, runs):
+    """Raw consumption, the benchmark's ceiling: lb-kafkatool consume (a
+    minimal librdkafka consumer, assign from the beginning to the end
+    offsets, messages dropped), and kcat -C -e to /dev/null when present.
+    Returns [(tool, count, seconds)]."""
+    out = []
+    for i in range(runs):
+        p = subprocess.run([h.KAFKATOOL, "consume", "-b", kafka.bootstrap, "-t", topic],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=900)
+        h.check(p.returncode == 0, f"consume failed: {p.stderr.decode()[-2000:]}")
+        count, secs = p.stdout.decode().split()
+        out.append(("lb-kafkatool consume", int(count), float(secs)))
+        h.check(int(count) == expect,
+                f"the topic holds {count} events, not {expect}: the mock cluster's "
+                "retention truncated it; use more --partitions or a real broker")
+    for i in range(runs if shutil.which("kcat") else 0):
+        t0 = time.monotonic()
+        p = subprocess.run(["kcat", "-C", "-b", kafka.bootstrap, "-t", topic, "-o",
+                            "beginning", "-e", "-q"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900)
+        secs = time.monotonic() - t0  # includes kcat's start-up and metadata
+        if p.returncode == 0:
+            out.append(("kcat -C -e > /dev/null (process start to exit)", expect, secs))
+    return out
+
+
+def produce(kafka, topic, data, rate=0, props=()):
+    args = [h.KAFKATOOL, "produce", "-b", kafka.bootstrap, "-t", topic]
+    if rate:
+        args += ["-r", str(rate)]
+    for kv in props:
+        args += ["-X", kv]
+    t0 = time.monotonic()
+    p = subprocess.run(args, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=3600)
+    secs = time.monotonic() - t0
+    h.check(p.returncode == 0, f"produce failed: {p.stderr.decode()[-2000:]}")
+    return secs, p.stderr.decode().strip().splitlines()[-1]
+
+
+def pct(values, q):
+    if not values:
+        return float("nan")
+    k = max(0, min(len(values) - 1, math.ceil(q / 100.0 * len(values)) - 1))
+    return values[k]
+
+
+# --------------------------------------------------------------------------
+# Report
+
+
+class Report:
+    def __init__(self):
+        self.sections = []  # (title, [(what, value, note)])
+        self.data = {}
+        self.violations = []
+        self.targets = []  # (target, measured, verdict)
+
+    def section(self, title):
+        rows = []
+        self.sections.append((title, rows))
+        return rows
+
+    def hard(self, ok, what):
+        if not ok:
+            self.violations.append(what)
+        return "ok" if ok else "BROKEN"
+
+    def text(self):
+        out = []
+        for title, rows in self.sections:
+            out.append(f"\n== {title}")
+            w = max([len(r[0]) for r in rows] + [10])
+            for what, val, note in rows:
+                out.append(f"  {what:<{w}}  {val:<22} {note}".rstrip())
+        if self.targets:
+            out.append("\n== targets (issue 5)" + (
+                " -- informational only: the smoke is 50k events, not the benchmark"
+                if ARGS.smoke else ""))
+            w = max(len(t[0]) for t in self.targets)
+            for t, meas, verdict in self.targets:
+                out.append(f"  {t:<{w}}  {meas:<34} {verdict}")
+        return "\n".join(out)
+
+    def markdown(self):
+        out = []
+        for title, rows in self.sections:
+            out.append(f"\n**{title}**\n\n| measure | value | note |\n|---|---|---|")
+            for what, val, note in rows:
+                out.append(f"| {what} | {val} | {note} |")
+        if self.targets:
+            out.append("\n**Targets (issue 5)**\n\n| target | measured | verdict |\n|---|---|---|")
+            for t, meas, verdict in self.targets:
+                out.append(f"| {t} | {meas} | {verdict} |")
+        return "\n".join(out) + "\n"
+
+
+def fmt_int(x):
+    return f"{int(round(x)):,}"
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    mem = mem_kb / 1024 / 1024
+    try:
+        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit, dirty = "?", ""
+    return {"nproc": os.cpu_count(), "cpu": model, "mem_gib": round(mem, 1),
+            "kernel": platform.release(),
+            "commit": commit + (" + uncommitted src/ changes" if dirty else "")}
+
+
+# --------------------------------------------------------------------------
+# Runs
+
+
+def backlog(rep, kafka, wl, wd, topic, apps, smoke):
+    N = wl.n
+    t = rep.section(f"backlog: {N:,} events from the start of the topic, default settings")
+    sandbox = BenchSandbox(apps, wd, "backlog", action_log=smoke, req_log=True)
+    wrapper = ()
+    if ARGS.profile == "callgrind":
+        wrapper = ["valgrind", "--tool=callgrind",
+                   f"--callgrind-out-file={wd}/callgrind.out.%p"]
+    perf_out = os.path.join(wd, "perf.data") if ARGS.profile == "perf" else None
+    r = run_bridge(kafka, sandbox, apps, wd, topic, "bench-backlog", N, "backlog",
+                   wrapper=wrapper, watch_pids=(sandbox.proc.pid, kafka.pid),
+                   perf_out=perf_out)
+    ceil = rep.data["ceiling_eps"]
+    mt = r["metrics"]
+    eps_c = N / r["run_committed_s"]
+    eps_d = N / r["run_done_s"]
+    ratio = eps_c / ceil
+    st = sandbox.stats()
+    reqs = sandbox.requests()
+    ok200 = [q for q in reqs if q.get("status") == 200]
+    actions_200 = sum(q["actions"] for q in ok200)
+    lookups = sum(q["users"] for q in ok200)
+    bridge_lookups = m(mt, "leanbridge_billable_user_lookups_total")
+    bridge_reqs = m(mt, "leanbridge_requests_total")
+    delivered = m(mt, "leanbridge_actions_delivered_total")
+    dead = m(mt, "leanbridge_actions_dead_lettered_total")
+    lpa = lookups / max(1, actions_200)
+    tail_share, tail_app, tail_app_share = tail(ok200)
+    fifo = wl.fifo_lookups()
+    lower = wl.distinct_pairs()
+    fifo_lpa, lower_lpa = fifo / N, lower / N
+    sb_cpu = r["other_cpu_s"].get(sandbox.proc.pid, 0)
+    kafka_cpu = r["other_cpu_s"].get(kafka.pid, 0)
+    wall = r["to_committed_s"]
+    t += [
+        ("group join", f"{r['join_s']:.2f} s", "bridge start -> partitions assigned "
+         "(/metrics); excluded below"),
+        ("time to all delivered", f"{r['run_done_s']:.2f} s",
+         "assigned -> delivered+dead-lettered = produced"),
+        ("time to all committed", f"{r['run_committed_s']:.2f} s",
+         f"assigned -> every offset committed (start -> committed: {wall:.2f} s)"),
+        ("throughput", f"{fmt_int(eps_c)} events/s", "N / time to all committed"),
+        ("throughput (delivered)", f"{fmt_int(eps_d)} events/s", "N / time to all delivered"),
+        ("ratio to the ceiling", f"{ratio:.2f}", f"{fmt_int(eps_c)} / {fmt_int(ceil)}"),
+        ("timeline", " / ".join(f"{r['time_to_share'][q]:.1f}" for q in (0.5, 0.9, 0.99))
+         + " s", "assigned -> 50% / 90% / 99% of events done"),
+        ("tail", f"{tail_share * 100:.0f}% of actions", f"in the last quarter of the "
+         f"request log's span; {tail_app} sent {tail_app_share * 100:.0f}% of them"),
+        ("mean in flight / pending", f"{r['mean_inflight']:.1f} / {fmt_int(r['mean_pending'])}",
+         f"/metrics every 0.1 s; partitions paused in {r['paused_share'] * 100:.0f}% of samples"),
+        ("peak RSS", f"{r['peak_rss_mb']:.1f} MB", "VmHWM at the end of the run"),
+        ("bridge CPU", f"{r['bridge_cpu_s']:.1f} s",
+         f"{r['bridge_cpu_s'] / N * 1e6:.1f} µs/event, "
+         f"{r['bridge_cpu_s'] / wall * 100:.0f}% of a core over the run"),
+        ("sandbox CPU / Kafka CPU", f"{sb_cpu:.1f} s / {kafka_cpu:.1f} s",
+         f"sandbox with --req-log{' and --log' if smoke else ' only (no --log)'}; "
+         f"2 cores = {2 * wall:.0f} core-s"),
+        ("requests sent", fmt_int(bridge_reqs),
+         f"sandbox saw {st['requests']:,} ({len(ok200):,} answered 200); retries "
+         f"{m(mt, 'leanbridge_request_retries_total'):.0f}, splits "
+         f"{m(mt, 'leanbridge_request_splits_total'):.0f}"),
+        ("actions per request", f"{actions_200 / max(1, len(ok200)):.1f}",
+         f"max {st['max_actions_seen']} (limit 500)"),
+        ("users per request", f"{lookups / max(1, len(ok200)):.1f}",
+         f"max {st['max_users_seen']} (limit 50)"),
+        ("peak pending / in-flight", f"{peak_s(r, 'pending')} / {peak_s(r, 'inflight')}",
+         f"/metrics sampled every 0.1 s; concurrency limit max "
+         f"{r['peak']['concurrency_limit']:.0f}, sandbox max in flight {st['max_inflight']}"),
+        ("billable lookups", fmt_int(lookups),
+         f"Σ users of 200 requests (sandbox --req-log); bridge metric {fmt_int(bridge_lookups)}"),
+        ("lookups per action: bridge", f"{lpa:.4f}", ""),
+        ("lookups per action: FIFO", f"{fifo_lpa:.4f}",
+         f"{fmt_int(fifo)} lookups, produced order per app, full batches"),
+        ("lookups per action: lower bound", f"{lower_lpa:.4f}",
+         f"{fmt_int(lower)} distinct (app, user) pairs"),
+        ("bridge / FIFO", f"{lpa / fifo_lpa:.3f}", "target <= 0.5"),
+        ("bridge / lower bound", f"{lpa / lower_lpa:.2f}", ""),
+    ]
+    # Hard bounds.
+    hb = rep.section("hard bounds (backlog run)")
+    lost = N - (delivered + dead)
+    hb += [
+        ("max users in a request", str(st["max_users_seen"]),
+         rep.hard(st["max_users_seen"] <= 50, "a request over 50 users")),
+        ("max actions in a request", str(st["max_actions_seen"]),
+         rep.hard(st["max_actions_seen"] <= 500, "a request over 500 actions")),
+        ("limit violations (403)", str(st["limit_violations"]),
+         rep.hard(st["limit_violations"] == 0, "limit violations")),
+        ("user overlap (429)", str(st["user_overlap"]),
+         rep.hard(st["user_overlap"] == 0, "a user in two concurrent requests")),
+        ("delivered + dead-lettered - produced", f"{delivered:.0f} + {dead:.0f} - {N}",
+         rep.hard(lost == 0, f"{lost:.0f} events lost (bridge metrics)")),
+        ("lookups/action vs FIFO", f"{lpa:.4f} vs {fifo_lpa:.4f}",
+         rep.hard(lpa <= fifo_lpa, "more lookups per action than the FIFO packer")),
+        ("bridge exit code (SIGTERM)", str(r["exit_code"]),
+         rep.hard(r["exit_code"] == 0, f"bridge exit code {r['exit_code']}")),
+    ]
+    if smoke:
+        hb += event_level_checks(rep, wl, sandbox, kafka, topic)
+    sandbox.stop()
+    rep.data["backlog"] = {
+        "events": N, "join_s": r["join_s"], "run_done_s": r["run_done_s"],
+        "run_committed_s": r["run_committed_s"], "eps": eps_c, "eps_delivered": eps_d,
+        "ratio_to_ceiling": ratio, "peak_rss_mb": r["peak_rss_mb"],
+        "bridge_cpu_s": r["bridge_cpu_s"], "sandbox_cpu_s": sb_cpu, "kafka_cpu_s": kafka_cpu,
+        "requests": bridge_reqs, "requests_200": len(ok200),
+        "actions_per_request": actions_200 / max(1, len(ok200)),
+        "lookups": lookups, "bridge_lookups_metric": bridge_lookups,
+        "lookups_per_action": lpa, "fifo_lookups": fifo, "fifo_lookups_per_action": fifo_lpa,
+        "lower_bound": lower, "lower_bound_per_action": lower_lpa, "sandbox_stats": st,
+        "peak": r["peak"], "delivered": delivered, "dead_lettered": dead,
+        "samples": r["samples"]}
+    rep.targets.append(("throughput >= 50% of raw consumption", f"{ratio * 100:.0f}%",
+                        verdict(ratio >= 0.5, f"{(ratio / 0.5 - 1) * 100:+.0f}% vs target")))
+    rep.targets.append(("lookups/action <= 0.5 x FIFO", f"{lpa / fifo_lpa:.3f} x FIFO",
+                        verdict(lpa <= 0.5 * fifo_lpa,
+                                f"{(lpa / (0.5 * fifo_lpa) - 1) * 100:+.0f}% vs target")))
+    rss_ok = r["peak_rss_mb"] <= 128
+    rep.targets.append(("peak RSS <= 128 MB (1M backlog)" if N >= 1000000 else
+                        f"peak RSS <= 128 MB (on {N:,} events, not 1M)",
+                        f"{r['peak_rss_mb']:.1f} MB",
+                        verdict(rss_ok, f"{(r['peak_rss_mb'] / 128 - 1) * 100:+.0f}% vs target")))
+    if ARGS.profile == "callgrind":
+        callgrind_report(rep, wd)
+    if ARGS.profile == "perf":
+        perf_report(rep, perf_out)
+    return r
+
+
+def tail(reqs):
+    """Share of the actions answered in the last quarter of the request
+    log's time span, and the app that sent most of them."""
+    if not reqs:
+        return 0.0, "-", 0.0
+    t0 = min(q["recv_ms"] for q in reqs)
+    t1 = max(q["recv_ms"] for q in reqs)
+    cut = t1 - (t1 - t0) / 4
+    last = [q for q in reqs if q["recv_ms"] >= cut]
+    total = sum(q["actions"] for q in reqs)
+    in_tail = sum(q["actions"] for q in last)
+    per_app = {}
+    for q in last:
+        per_app[q["appId"]] = per_app.get(q["appId"], 0) + q["actions"]
+    app = max(per_app, key=per_app.get)
+    return in_tail / max(1, total), app, per_app[app] / max(1, in_tail)
+
+
+def peak_s(r, k):
+    return f"{r['peak'][k]:.0f}"
+
+
+def verdict(ok, how):
+    return ("met" if ok else "MISSED") + f" ({how})"
+
+
+def event_level_checks(rep, wl, sandbox, kafka, topic):
+    """Smoke only (the sandbox's --log is on): every produced eid delivered
+    or dead-lettered, and each user's actions in order."""
+    produced = set(range(wl.n))
+    delivered = set()
+    dups = 0
+    order_breaks = 0
+    last = {}
+    for rec in sandbox.actions():
+        a = rec["action"]
+        eid = int(a["eid"][1:])
+        if eid in delivered:
+            dups += 1
+            continue
+        delivered.add(eid)
+        u = a["userId"]
+        if a["seq"] < last.get(u, -1):
+            order_breaks += 1
+        last[u] = max(a["seq"], last.get(u, -1))
+    dead = set()
+    for rec in h.read_topic(kafka.bootstrap, f"{topic}.dlq.backlog"):
+        try:
+            dead.add(int(json.loads(rec["value"])["eid"][1:]))
+        except (ValueError, KeyError, TypeError):
+            pass
+    missing = produced - delivered - dead
+    return [
+        ("events neither delivered nor dead-lettered", str(len(missing)),
+         rep.hard(not missing, f"{len(missing)} events lost, e.g. {sorted(missing)[:5]}")),
+        ("per-user order breaks", str(order_breaks),
+         rep.hard(order_breaks == 0, f"per-user order broken {order_breaks} times")),
+        ("duplicate deliveries", str(dups), "allowed (at-least-once), reported"),
+        ("dead-lettered", str(len(dead)), ""),
+    ]
+
+
+def _callgrind_rows(path, inclusive):
+    """[(Ir, percent, function, object)] from callgrind_annotate."""
+    p = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}",
+                        "--threshold=100", path], capture_output=True, text=True)
+    rows = []
+    for line in p.stdout.splitlines():
+        mt = re.match(r"^\s*([\d,]+)\s+\(\s*([\d.]+)%\)\s+(\S.*?)(?:\s+\[(.*)\])?$", line)
+        if mt and "PROGRAM TOTALS" not in line:
+            fn = mt.group(3).split(":", 1)[-1]
+            rows.append((int(mt.group(1).replace(",", "")), float(mt.group(2)), fn,
+                         os.path.basename(mt.group(4) or "?")))
+    return rows
+
+
+def callgrind_report(rep, wd):
+    outs = sorted(os.path.join(wd, f) for f in os.listdir(wd) if f.startswith("callgrind.out."))
+    if not outs:
+        rep.section("callgrind").append(("no output", "", "valgrind did not write a file"))
+        return
+    path = outs[0]
+    self_rows = _callgrind_rows(path, False)
+    total = sum(r[0] for r in self_rows) or 1
+    n = rep.data["backlog"]["events"]
+    by_obj = {}
+    for ir, _, _, obj in self_rows:
+        by_obj[obj] = by_obj.get(obj, 0) + ir
+    rows = rep.section(f"callgrind: {total / n:,.0f} instructions per event, by library "
+                       f"(self cost; {path})")
+    for obj, ir in sorted(by_obj.items(), key=lambda x: -x[1])[:8]:
+        rows.append((obj, f"{ir / total * 100:.1f}%", f"{ir / n:,.0f} Ir/event"))
+    rows = rep.section("callgrind: top functions, self cost")
+    for ir, pc, fn, obj in self_rows[:15]:
+        rows.append((f"{fn} [{obj}]"[:90], f"{pc:.1f}%", f"{ir / n:,.0f} Ir/event"))
+    rows = rep.section("callgrind: the bridge's functions, inclusive cost")
+    skip = ("(below main)", "main", "0x")
+    for ir, pc, fn, obj in _callgrind_rows(path, True):
+        if obj == "leanbridge" and not fn.startswith(skip) and len(rows) < 15:
+            rows.append((fn, f"{pc:.1f}%", f"{ir / n:,.0f} Ir/event"))
+    rep.data["callgrind_file"] = path
+
+
+def perf_report(rep, path):
+    """Flat profile (self time) of the bridge process, all its threads."""
+    p = subprocess.run(["perf", "report", "-i", path, "--stdio", "--no-children", "-g", "none",
+                        "--sort", "dso,symbol", "--percent-limit", "0.5"],
+                       capture_output=True, text=True)
+    rows = rep.section(f"perf (cpu-clock samples, self time, bridge threads): {path}")
+    for line in p.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0].endswith("%") and len(rows) < 30:
+            rows.append((parts[3][:80], parts[0], parts[1]))
+    p = subprocess.run(["perf", "report", "-i", path, "--stdio", "--no-children", "-g", "none",
+                        "--sort", "comm,dso"], capture_output=True, text=True)
+    rows = rep.section("perf by thread and library (self time)")
+    for line in p.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].endswith("%") and len(rows) < 15:
+            rows.append((f"{parts[1]} / {' '.join(parts[2:])}", parts[0], ""))
+
+
+def steady(rep, kafka, wd, apps, topic):
+    n = int(ARGS.rate * ARGS.duration)
+    t = rep.section(f"steady: {ARGS.rate:,} events/s for {ARGS.duration:.0f} s "
+                    "(latency: Kafka timestamp -> sandbox receipt)")
+    wl = Workload(n, ARGS.apps, ARGS.users, ARGS.zipf, ARGS.seed + 1, tag="s")
+    sandbox = BenchSandbox(apps, wd, "steady", action_log=True, req_log=True)
+    prod = {}
+
+    def start_producer():
+        # Starts once the bridge holds its partitions; the producer paces
+        # itself (lb-kafkatool produce -r) with linger.ms=5.
+        args = [h.KAFKATOOL, "produce", "-b", kafka.bootstrap, "-t", topic,
+                "-r", str(ARGS.rate), "-X", "linger.ms=5"]
+        prod["p"] = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        prod["t0"] = time.monotonic()
+        def feed():
+            prod["p"].stdin.write(wl.data)
+            prod["p"].stdin.close()
+        prod["th"] = threading.Thread(target=feed, daemon=True)
+        prod["th"].start()
+
+    r = run_bridge(kafka, sandbox, apps, wd, topic, "bench-steady", n, "steady",
+                   on_assigned=start_producer, timeout=ARGS.duration + 300,
+                   watch_pids=(sandbox.proc.pid,))
+    prod["th"].join()
+    err = prod["p"].stderr.read().decode()
+    h.check(prod["p"].wait() == 0, f"steady producer failed: {err[-2000:]}")
+    prod_line = err.strip().splitlines()[-1]
+    lat = []
+    for rec in sandbox.actions():
+        tm = rec["action"].get("time")
+        if isinstance(tm, (int, float)):
+            lat.append(rec["recv_ms"] - tm * 1000.0)
+    lat.sort()
+    reqs = sandbox.requests()
+    ok200 = [q for q in reqs if q.get("status") == 200]
+    acts = sum(q["actions"] for q in ok200)
+    users = sum(q["users"] for q in ok200)
+    linger = float(setting(r["settings"], "batch.linger.ms"))
+    max_wait = float(setting(r["settings"], "batch.max.wait.ms"))
+    p50, p90, p99, mx = (pct(lat, 50), pct(lat, 90), pct(lat, 99), lat[-1] if lat else 0)
+    st = sandbox.stats()
+    t += [
+        ("producer", prod_line.replace("kafkatool: ", ""),
+         "lb-kafkatool produce -r, linger.ms=5"),
+        ("latency p50", f"{p50:.0f} ms", f"over {len(lat):,} delivered actions"),
+        ("latency p90", f"{p90:.0f} ms", ""),
+        ("latency p99", f"{p99:.0f} ms", f"target <= batch.linger.ms + 100 = {linger + 100:.0f} ms"),
+        ("latency max", f"{mx:.0f} ms", f"batch.max.wait.ms = {max_wait:.0f} (batcher wait only)"),
+        ("requests / actions per request", f"{len(ok200):,} / {acts / max(1, len(ok200)):.1f}",
+         f"users per request {users / max(1, len(ok200)):.1f}"),
+        ("lookups per action", f"{users / max(1, acts):.4f}",
+         f"FIFO (no time limit) {wl.fifo_lookups() / n:.4f}, lower bound "
+         f"{wl.distinct_pairs() / n:.4f}"),
+        ("bridge CPU", f"{r['bridge_cpu_s']:.1f} s",
+         f"{r['bridge_cpu_s'] / ARGS.duration * 100:.0f}% of a core; peak RSS "
+         f"{r['peak_rss_mb']:.1f} MB"),
+    ]
+    hb = rep.section("hard bounds (steady run)")
+    hb += [("max users / actions in a request",
+            f"{st['max_users_seen']} / {st['max_actions_seen']}",
+            rep.hard(st["max_users_seen"] <= 50 and st["max_actions_seen"] <= 500
+                     and st["limit_violations"] == 0, "steady: a request over a limit")),
+           ("user overlap", str(st["user_overlap"]),
+            rep.hard(st["user_overlap"] == 0, "steady: user overlap")),
+           ("delivered", f"{len(lat):,} of {n:,}",
+            rep.hard(len(lat) >= n, f"steady: {n - len(lat)} events not delivered"))]
+    sandbox.stop()
+    rep.data["steady"] = {"rate": ARGS.rate, "duration": ARGS.duration, "events": n,
+                          "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": mx,
+                          "producer": prod_line, "requests": len(ok200),
+                          "actions_per_request": acts / max(1, len(ok200)),
+                          "lookups_per_action": users / max(1, acts)}
+    rep.targets.append((f"steady p99 <= batch.linger.ms + 100 ms ({linger + 100:.0f} ms)",
+                        f"{p99:.0f} ms",
+                        verdict(p99 <= linger + 100,
+                                f"{p99 - (linger + 100):+.0f} ms vs target")))
+    rep.targets.append((f"no action waits > batch.max.wait.ms ({max_wait:.0f} ms)",
+                        f"steady max latency {mx:.0f} ms",
+                        verdict(mx <= max_wait, f"{mx - max_wait:+.0f} ms; Kafka -> API, "
+                                "an upper bound on the batcher wait")))
+
+
+def slow(rep, kafka, wl, wd, apps, topic):
+    N = wl.n
+    delay = ARGS.delay_ms
+    t = rep.section(f"slow API: sandbox --delay-ms {delay}, {N:,} events (backlog topic, "
+                    "new group)")
+    sandbox = BenchSandbox(apps, wd, "slow", action_log=False, req_log=True,
+                           extra=["--delay-ms", str(delay)])
+    r = run_bridge(kafka, sandbox, apps, wd, topic, "bench-slow", N, "slow",
+                   watch_pids=(sandbox.proc.pid,))
+    inflight = int(setting(r["settings"], "sender.max.inflight"))
+    st = sandbox.stats()
+    reqs = sandbox.requests()
+    ok200 = [q for q in reqs if q.get("status") == 200]
+    acts = sum(q["actions"] for q in ok200)
+    users = sum(q["users"] for q in ok200)
+    apr = acts / max(1, len(ok200))
+    eps = N / r["run_committed_s"]
+    eps_d = N / r["run_done_s"]
+    best = inflight * 500 / (delay / 1000.0)
+    best_apr = inflight * apr / (delay / 1000.0)
+    hot = wl.hottest_user_events()
+    hot_bound = N / (math.ceil(hot / 500) * delay / 1000.0)
+    t += [
+        ("throughput", f"{fmt_int(eps)} events/s",
+         f"to all committed ({r['run_committed_s']:.1f} s); to all delivered "
+         f"{fmt_int(eps_d)} events/s"),
+        ("best sender.max.inflight allows", f"{fmt_int(best)} events/s",
+         f"{inflight} x 500 actions / {delay} ms; ratio {eps / best:.2f}"),
+        ("best at the actual actions/request", f"{fmt_int(best_apr)} events/s",
+         f"{inflight} x {apr:.1f} / {delay} ms; ratio {eps / best_apr:.2f}"),
+        ("hottest-user bound", f"{fmt_int(hot_bound)} events/s",
+         f"its {hot:,} events need {math.ceil(hot / 500)} sequential requests "
+         f"(one request per user at a time); ratio {eps / hot_bound:.2f}"),
+        ("requests / actions per request", f"{len(ok200):,} / {apr:.1f}",
+         f"users per request {users / max(1, len(ok200)):.1f}; lookups/action "
+         f"{users / max(1, acts):.4f}"),
+        ("concurrency", f"mean in flight {r['mean_inflight']:.1f}",
+         f"sandbox max {st['max_inflight']}; bridge limit max "
+         f"{r['peak']['concurrency_limit']:.0f}; paused in {r['paused_share'] * 100:.0f}% "
+         "of samples"),
+        ("peak RSS / pending", f"{r['peak_rss_mb']:.1f} MB / {r['peak']['pending']:.0f}", ""),
+    ]
+    rep.section("hard bounds (slow run)").extend([
+        ("max users / actions in a request", f"{st['max_users_seen']} / {st['max_actions_seen']}",
+         rep.hard(st["max_users_seen"] <= 50 and st["max_actions_seen"] <= 500
+                  and st["limit_violations"] == 0, "slow: a request over a limit")),
+        ("user overlap", str(st["user_overlap"]),
+         rep.hard(st["user_overlap"] == 0, "slow: user overlap"))])
+    sandbox.stop()
+    rep.data["slow"] = {"delay_ms": delay, "events": N, "eps": eps, "eps_delivered": eps_d,
+                        "best_inflight": best, "best_actual_apr": best_apr,
+                        "hot_user_bound": hot_bound, "actions_per_request": apr,
+                        "sandbox_max_inflight": st["max_inflight"], "samples": r["samples"]}
+
+
+def main():
+    a = ARGS
+    for b in (h.BRIDGE, h.SANDBOX, h.KAFKATOOL):
+        if not os.access(b, os.X_OK):
+            raise SystemExit(f"bench: {b} missing; build first (or --build-dir)")
+    rep = Report()
+    mach = machine()
+    rep.data["machine"] = mach
+    rep.data["command"] = " ".join(["python3", os.path.relpath(__file__, REPO)] + sys.argv[1:])
+    wd = tempfile.mkdtemp(prefix="lbbench-")
+    LOG(f"work dir {wd}; binaries {os.environ['LB_BUILD_DIR']}")
+
+    wl = None
+    need_backlog = a.mode in ("all", "backlog", "slow")
+    if need_backlog:
+        wl = Workload(a.events, a.apps, a.users, a.zipf, a.seed)
+        LOG(f"generated {wl.n:,} events in {wl.gen_s:.1f} s "
+            f"({wl.bytes_values / wl.n:.0f} bytes/value)")
+    parts = a.partitions
+    topics = {}
+    if need_backlog:
+        topics["bench.events"] = parts
+    if a.mode in ("all", "steady"):
+        topics["bench.steady"] = parts
+    for tpc in list(topics):
+        for run in ("backlog", "steady", "slow"):
+            topics[f"{tpc}.dlq.{run}"] = 1
+    kind = kafka_kind(a.kafka)
+    if kind == "mock":
+        # The mock cluster keeps ~5 MB per partition: at most ~3 MB each here.
+        if need_backlog:
+            topics["bench.events"] = max(parts, math.ceil(len(wl.data) / (3 << 20)))
+        if "bench.steady" in topics:
+            topics["bench.steady"] = max(parts, math.ceil(a.rate * a.duration * 200
+                                                          / (3 << 20)))
+    kafka = Kafka(kind, topics)
+    try:
+        w = rep.section("setup")
+        w += [("machine", f"{mach['nproc']} cores, {mach['mem_gib']} GiB", mach["cpu"]),
+              ("commit", mach["commit"], ""),
+              ("Kafka", kafka.label(), kafka.bootstrap),
+              ("binaries", os.environ["LB_BUILD_DIR"], "")]
+        apps = {f"app_{i:02d}": f"key-{i:02d}-BENCH" for i in range(a.apps)}
+        if wl:
+            secs, line = produce(kafka, "bench.events", wl.data)
+            w += [("workload", f"{wl.n:,} events", f"{a.apps} apps, {a.users:,} users Zipf "
+                   f"s={a.zipf} ({wl.distinct_pairs():,} distinct seen; hottest "
+                   f"{wl.hottest_user_events():,} events), "
+                   f"{wl.bytes_values / wl.n:.0f} bytes/value, keyed by user, no time field"),
+                  ("topic", f"{topics['bench.events']} partitions",
+                   f"generated in {wl.gen_s:.1f} s (Python), produced in {secs:.1f} s")]
+            c = rep.section("ceiling: raw consumption of the same topic")
+            runs = ceiling(kafka, "bench.events", wl.n, a.ceiling_runs)
+            best = max(cnt / s for tool, cnt, s in runs)
+            for tool, cnt, s in runs:
+                c.append((tool, f"{fmt_int(cnt / s)} events/s", f"{cnt:,} in {s:.2f} s"))
+            c.append(("ceiling", f"{fmt_int(best)} events/s",
+                      "the best run of either (no group join: the bridge figure "
+                      "excludes its join too)"))
+            rep.data["ceiling_eps"] = best
+            rep.data["ceiling_runs"] = runs
+        if a.mode in ("all", "backlog"):
+            backlog(rep, kafka, wl, wd, "bench.events", apps, a.smoke)
+        if a.mode in ("all", "steady"):
+            steady(rep, kafka, wd, apps, "bench.steady")
+        if a.mode in ("all", "slow"):
+            slow(rep, kafka, wl, wd, apps, "bench.events")
+    finally:
+        kafka.stop()
+    print(rep.text(), flush=True)
+    if rep.violations:
+        print("\nHARD BOUNDS BROKEN:\n  " + "\n  ".join(rep.violations))
+    else:
+        print("\nhard bounds: all held")
+    if a.json:
+        rep.data["violations"] = rep.violations
+        rep.data["targets"] = rep.targets
+        with open(a.json, "w") as f:
+            json.dump(rep.data, f, indent=1, default=str)
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write(rep.markdown())
+    if not a.keep and a.profile == "none":
+        shutil.rmtree(wd, ignore_errors=True)
+    else:
+        print(f"work dir kept: {wd}")
+    return 1 if rep.violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

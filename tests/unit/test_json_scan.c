@@ -1,0 +1,567 @@
+/*
+ * test_json_scan.c: the validating scanner (lb_json_scan) on grammar edge
+ * cases, UTF-8, escapes and surrogates, numbers at their limits, nesting
+ * depth, duplicate keys (nested, escaped, large objects) and the members it
+ * reports. Every verdict, message and position is also checked against
+ * jansson itself, except where json_scan.h documents the one difference.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "json_scan.h"
+
+#define FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
+
+static lb_json_type_t jansson_type(const json_t *v)
+{
+        static const lb_json_type_t map[] = {
+            [JSON_OBJECT] = LB_JSON_OBJECT, [JSON_ARRAY] = LB_JSON_ARRAY,
+            [JSON_STRING] = LB_JSON_STRING, [JSON_INTEGER] = LB_JSON_INTEGER,
+            [JSON_REAL] = LB_JSON_REAL,     [JSON_TRUE] = LB_JSON_TRUE,
+            [JSON_FALSE] = LB_JSON_FALSE,   [JSON_NULL] = LB_JSON_NULL,
+        };
+        return map[json_typeof(v)];
+}
+
+/* Scans v[0..n) and asserts acceptance with the given top-level type, as
+ * jansson does. */
+static void accepted(const char *v, size_t n, lb_json_type_t type)
+{
+        lb_json_result_t res;
+        if (lb_json_scan(v, n, NULL, 0, &res))
+                fail_msg("'%.60s' rejected: %zu %s", v, res.err_pos,
+                         res.err_text);
+        assert_int_equal(res.type, type);
+        json_t *j = json_loadb(v, n, FLAGS, NULL);
+        if (!j)
+                fail_msg("'%.60s': jansson rejects it", v);
+        assert_int_equal(jansson_type(j), type);
+        json_decref(j);
+}
+
+/* Asserts rejection with jansson's message (no " near" tail) and position;
+ * with_jansson = 0 skips asking jansson (the documented NUL difference). */
+static void rejected_as(const char *v, size_t n, size_t pos, const char *msg,
+                        int with_jansson)
+{
+        lb_json_result_t res;
+        if (!lb_json_scan(v, n, NULL, 0, &res))
+                fail_msg("'%.60s' accepted", v);
+        if (res.err_pos != pos || strcmp(res.err_text, msg))
+                fail_msg("'%.60s': got %zu '%s', want %zu '%s'", v, res.err_pos,
+                         res.err_text, pos, msg);
+        if (!with_jansson)
+                return;
+        json_error_t e;
+        json_t *j = json_loadb(v, n, FLAGS, &e);
+        if (j)
+                fail_msg("'%.60s': jansson accepts it", v);
+        const char *near = strstr(e.text, " near ");
+        size_t len = near ? (size_t)(near - e.text) : strlen(e.text);
+        if ((size_t)e.position != pos || strlen(msg) != len ||
+            memcmp(e.text, msg, len))
+                fail_msg("'%.60s': jansson says %d '%s'", v, e.position,
+                         e.text);
+}
+
+static void rejected(const char *v, size_t n, size_t pos, const char *msg)
+{
+        rejected_as(v, n, pos, msg, 1);
+}
+
+#define OK(lit, type)      accepted(lit, sizeof(lit) - 1, type)
+#define BAD(lit, pos, msg) rejected(lit, sizeof(lit) - 1, pos, msg)
+
+static char *repeat(const char *head, size_t times, const char *mid,
+                    const char *tail, size_t tail_times)
+{
+        size_t hl = strlen(head), ml = strlen(mid), tl = strlen(tail);
+        char *p = malloc(hl * times + ml + tl * tail_times + 1);
+        assert_non_null(p);
+        char *w = p;
+        for (size_t i = 0; i < times; i++, w += hl)
+                memcpy(w, head, hl);
+        memcpy(w, mid, ml);
+        w += ml;
+        for (size_t i = 0; i < tail_times; i++, w += tl)
+                memcpy(w, tail, tl);
+        *w = '\0';
+        return p;
+}
+
+static void test_values(void **state)
+{
+        (void)state;
+        OK("{}", LB_JSON_OBJECT);
+        OK("[]", LB_JSON_ARRAY);
+        OK("\"\"", LB_JSON_STRING);
+        OK("0", LB_JSON_INTEGER);
+        OK("-0", LB_JSON_INTEGER);
+        OK("-0.0", LB_JSON_REAL);
+        OK("1E2", LB_JSON_REAL);
+        OK("true", LB_JSON_TRUE);
+        OK("false", LB_JSON_FALSE);
+        OK("null", LB_JSON_NULL);
+        OK(" \t\r\n[ 1 , { \"a\" : [ ] } , \"x\" ]\n\t\r ", LB_JSON_ARRAY);
+        OK("{\"a\":{\"b\":[null,true,false,{\"c\":-1.5e-3}]}}", LB_JSON_OBJECT);
+}
+
+static void test_grammar_errors(void **state)
+{
+        (void)state;
+        BAD("", 0, "unexpected token");
+        BAD(" \n ", 3, "unexpected token");
+        BAD("]", 1, "unexpected token");
+        BAD("[1,]", 4, "unexpected token");
+        BAD("[,1]", 2, "unexpected token");
+        BAD("[", 1, "']' expected");
+        BAD("[1,", 3, "']' expected");
+        BAD("[1 2]", 4, "']' expected");
+        BAD("[1 -]", 4, "']' expected");
+        BAD("{", 1, "string or '}' expected");
+        BAD("{1:2}", 2, "string or '}' expected");
+        BAD("{\"a\":1,}", 8, "string or '}' expected");
+        BAD("{'a':1}", 2, "string or '}' expected");
+        BAD("{\"a\"}", 5, "':' expected");
+        BAD("{\"clientKey\" \"SECRET-123\"}", 25, "':' expected");
+        BAD("{\"a\":}", 6, "unexpected token");
+        BAD("{\"a\":1 \"b\":2}", 10, "'}' expected");
+        BAD("{\"a\":1]", 7, "'}' expected");
+        BAD("{} x", 4, "end of file expected");
+        BAD("{}{}", 3, "end of file expected");
+        BAD("1 2", 3, "end of file expected");
+        BAD("{}#", 3, "end of file expected");
+        BAD("#", 1, "invalid token");
+        BAD("[tru]", 4, "invalid token");
+        BAD("[True]", 5, "invalid token");
+        BAD("nulls", 5, "invalid token");
+        BAD("[NaN]", 4, "invalid token");
+        BAD("\xef\xbb\xbf{}", 3, "invalid token");
+        BAD("{}\xc3\xa9", 4, "end of file expected");
+}
+
+static void test_utf8(void **state)
+{
+        (void)state;
+        OK("\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80"
+           "\xf4\x8f\xbf\xbf\x7f\"",
+           LB_JSON_STRING);
+        static const struct {
+                const char *v;
+                int byte;
+        } bad[] = {
+            {"\"x\x80\"", 0x80},             /* lone continuation */
+            {"\"x\xbf\"", 0xbf},             /* lone continuation */
+            {"\"x\xc0\xaf\"", 0xc0},         /* overlong '/' */
+            {"\"x\xc1\xbf\"", 0xc1},         /* overlong */
+            {"\"x\xe0\x9f\xbf\"", 0xe0},     /* overlong */
+            {"\"x\xf0\x8f\xbf\xbf\"", 0xf0}, /* overlong */
+            {"\"x\xed\xa0\x80\"", 0xed},     /* surrogate U+D800 */
+            {"\"x\xed\xbf\xbf\"", 0xed},     /* surrogate U+DFFF */
+            {"\"x\xf4\x90\x80\x80\"", 0xf4}, /* above U+10FFFF */
+            {"\"x\xf5\x80\x80\x80\"", 0xf5}, /* never valid */
+            {"\"x\xff\"", 0xff},             /* never valid */
+            {"\"x\xe2\x82\"", 0xe2},         /* truncated by the quote */
+            {"\"x\xc3", 0xc3},               /* truncated by the end */
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char msg[64];
+                snprintf(msg, sizeof(msg), "unable to decode byte 0x%x",
+                         bad[i].byte);
+                rejected(bad[i].v, strlen(bad[i].v), 2, msg);
+        }
+        /* Outside strings, and in the lookahead after tokens. */
+        BAD("{}\xff", 2, "unable to decode byte 0xff");
+        BAD("[1\xff]", 2, "unable to decode byte 0xff");
+        BAD("[true\xc0]", 5, "unable to decode byte 0xc0");
+        BAD("[nul\xff]", 4, "unable to decode byte 0xff");
+        BAD("[-\xff]", 2, "unable to decode byte 0xff");
+        BAD("[1.\xff]", 3, "unable to decode byte 0xff");
+        BAD("[1e\xff]", 3, "unable to decode byte 0xff");
+        /* A bad byte read as lookahead wins over the number's own error. */
+        BAD("12345678901234567890\xff", 20, "unable to decode byte 0xff");
+        BAD("1e999\xff", 5, "unable to decode byte 0xff");
+        /* A valid character after a number is only looked at. */
+        BAD("[1\xc3\xa9]", 4, "']' expected");
+}
+
+static void test_escapes(void **state)
+{
+        (void)state;
+        const char *v = "{\"s\":\"a\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\u20AC"
+                        "\\ud83d\\ude00z\"}";
+        lb_json_field_t f = {.name = "s", .name_len = 1};
+        lb_json_result_t res;
+        assert_int_equal(lb_json_scan(v, strlen(v), &f, 1, &res), 0);
+        const char want[] = "a\"\\/\b\f\n\r\t\xc3\xa9\xe2\x82\xac"
+                            "\xf0\x9f\x98\x80z";
+        assert_int_equal(f.value.type, LB_JSON_STRING);
+        assert_int_equal(f.value.dlen, sizeof(want) - 1);
+        char out[64];
+        assert_int_equal(
+            lb_json_unescape(v + f.value.off, f.value.len, out, sizeof(out)),
+            sizeof(want) - 1);
+        assert_memory_equal(out, want, sizeof(want) - 1);
+        /* A prefix only, cut inside a character. */
+        assert_int_equal(
+            lb_json_unescape(v + f.value.off, f.value.len, out, 11), 11);
+        assert_memory_equal(out, want, 11);
+        assert_true(lb_json_string_eq(v, &f.value, want, sizeof(want) - 1));
+        assert_false(lb_json_string_eq(v, &f.value, want, sizeof(want) - 2));
+
+        BAD("\"\\x\"", 3, "invalid escape");
+        BAD("\"\\'\"", 3, "invalid escape");
+        BAD("\"\\", 2, "invalid escape");
+        BAD("\"\\u12\"", 6, "invalid escape");
+        BAD("\"\\u12g4\"", 6, "invalid escape");
+        BAD("\"\\u123", 6, "invalid escape");
+        BAD("\"\\U0041\"", 3, "invalid escape");
+        /* jansson takes one byte of a multi-byte character there. */
+        BAD("\"\\\xc3\xa9\"", 3, "invalid escape");
+        BAD("\"\\u1\xc3\xa9\"", 5, "invalid escape");
+        BAD("\"\\u1\xff\"", 4, "unable to decode byte 0xff");
+        /* Control characters must be escaped. */
+        BAD("\"a\x01\"", 2, "control character 0x1");
+        BAD("\"a\x1f\"", 2, "control character 0x1f");
+        BAD("\"a\tb\"", 2, "control character 0x9");
+        BAD("\"a\nb\"", 2, "unexpected newline");
+        BAD("\"abc", 4, "premature end of input");
+        OK("\"\x7f\"", LB_JSON_STRING);
+}
+
+static void test_surrogates(void **state)
+{
+        (void)state;
+        OK("\"\\uD83D\\uDE00\\udbff\\udfff\"", LB_JSON_STRING);
+        BAD("\"\\uD800\"", 8, "invalid Unicode '\\uD800'");
+        BAD("\"\\uDBFFx\"", 9, "invalid Unicode '\\uDBFF'");
+        BAD("\"\\ud800\\n\"", 10, "invalid Unicode '\\uD800'");
+        BAD("\"\\uD800\\u0041\"", 14, "invalid Unicode '\\uD800\\u0041'");
+        BAD("\"\\uD800\\uD800\"", 14, "invalid Unicode '\\uD800\\uD800'");
+        BAD("\"\\uDC00\"", 8, "invalid Unicode '\\uDC00'");
+        BAD("\"\\uDE00\\uD83D\"", 14, "invalid Unicode '\\uDE00'");
+        /* Decoding errors come after the whole string is scanned: a later
+         * scanning error wins, and the first decoding error is kept. */
+        BAD("\"\\uD800\x01\"", 7, "control character 0x1");
+        BAD("\"\\uD800\\q\"", 9, "invalid escape");
+        BAD("\"\\uDC00\\uD800\"", 14, "invalid Unicode '\\uDC00'");
+        BAD("[\"\\uD800\"", 9, "invalid Unicode '\\uD800'");
+}
+
+static void test_nul(void **state)
+{
+        (void)state;
+        /* Raw NUL bytes: rejected as the control byte they are. */
+        rejected("\"a\0b\"", 5, 2, "control character 0x0");
+        rejected("{\0}", 3, 2, "string or '}' expected");
+        rejected("{}\0", 3, 3, "end of file expected");
+        rejected("\"\\\0\"", 4, 3, "invalid escape");
+        /* jansson drops a NUL that follows a number or a literal and
+         * accepts these; the original bytes would carry it on. */
+        static const struct {
+                const char *v;
+                size_t n, pos;
+                const char *msg;
+        } dropped[] = {
+            {"[1\0]", 4, 3, "']' expected"},
+            {"{\"a\":true\0}", 11, 10, "'}' expected"},
+            {"1.5\0", 4, 4, "end of file expected"},
+            {"null\0", 5, 5, "end of file expected"},
+        };
+        for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++) {
+                json_t *j = json_loadb(dropped[i].v, dropped[i].n, FLAGS, NULL);
+                assert_non_null(j);
+                json_decref(j);
+                rejected_as(dropped[i].v, dropped[i].n, dropped[i].pos,
+                            dropped[i].msg, 0);
+        }
+        /* Escaped NULs: refused in values and keys. */
+        BAD("\"\\u0000\"", 8, "\\u0000 is not allowed without JSON_ALLOW_NUL");
+        BAD("[\"a\\u0000\"]", 10,
+            "\\u0000 is not allowed without JSON_ALLOW_NUL");
+        BAD("{\"\\u0000\":1}", 9, "NUL byte in object key not supported");
+        BAD("{\"a\":1,\"b\\u0000c\":1}", 17,
+            "NUL byte in object key not supported");
+}
+
+static void test_numbers(void **state)
+{
+        (void)state;
+        OK("9223372036854775807", LB_JSON_INTEGER);
+        OK("-9223372036854775808", LB_JSON_INTEGER);
+        BAD("9223372036854775808", 19, "too big integer");
+        BAD("-9223372036854775809", 20, "too big negative integer");
+        BAD("[123456789012345678901234567890]", 31, "too big integer");
+        OK("9223372036854775808.0", LB_JSON_REAL);
+        OK("1e308", LB_JSON_REAL);
+        OK("1.7976931348623157e308", LB_JSON_REAL);
+        OK("1.7976931348623158e308", LB_JSON_REAL); /* rounds to DBL_MAX */
+        BAD("1.7976931348623159e308", 22, "real number overflow");
+        BAD("-1.7976931348623159e308", 23, "real number overflow");
+        BAD("1e309", 5, "real number overflow");
+        BAD("[1e999]", 6, "real number overflow");
+        BAD("0.1e310", 7, "real number overflow");
+        OK("0.1e309", LB_JSON_REAL);
+        OK("1e-999", LB_JSON_REAL); /* underflow is no error */
+        OK("-1e-999", LB_JSON_REAL);
+        OK("0e99999999999999999999", LB_JSON_REAL);
+        OK("1e-99999999999999999999", LB_JSON_REAL);
+        BAD("1e99999999999999999999", 22, "real number overflow");
+        OK("1e0000000000000000000000308", LB_JSON_REAL);
+        OK("[-0,0.0,0E+1,0e-1,10.25e+2]", LB_JSON_ARRAY);
+        BAD("01", 1, "invalid token");
+        BAD("-01", 2, "invalid token");
+        BAD("[00]", 2, "invalid token");
+        BAD("1.", 2, "invalid token");
+        BAD("[1.e5]", 3, "invalid token");
+        BAD(".5", 1, "invalid token");
+        BAD("+1", 1, "invalid token");
+        BAD("-", 1, "invalid token");
+        BAD("[-a]", 2, "invalid token");
+        BAD("1e", 2, "invalid token");
+        BAD("1e+", 3, "invalid token");
+        BAD("[1E-x]", 4, "invalid token");
+        BAD("0x10", 2, "end of file expected");
+        BAD("[1.5.3]", 5, "']' expected");
+}
+
+/* Reals at 10^308, where rounding decides: the boundary between DBL_MAX
+ * and infinity, 2^1024 - 2^970, has 309 significant digits. */
+static void test_numbers_long(void **state)
+{
+        (void)state;
+        static const char mid[] =
+            "17976931348623158079372897140530341507993413271003782693617377"
+            "89804449682927647509466490179775872070963302864166928879109465"
+            "55547851940402630657488671505820681908902000708383676273854845"
+            "81771153176447573027006985557136695962284291481986083493647529"
+            "2719074168444365510704342711559699508093042880177904174497792";
+        char low[sizeof(mid)];
+        memcpy(low, mid, sizeof(mid));
+        low[sizeof(mid) - 2]--; /* one less: ends in 1, not 2 */
+        char *v = malloc(2048);
+        assert_non_null(v);
+        /* The boundary itself overflows (ties to even), just under does
+         * not, however many digits follow. */
+        snprintf(v, 2048, "%s.0", mid);
+        rejected(v, strlen(v), strlen(v), "real number overflow");
+        snprintf(v, 2048, "0.%se309", mid);
+        rejected(v, strlen(v), strlen(v), "real number overflow");
+        snprintf(v, 2048, "-%s.%0400d1", mid, 0);
+        rejected(v, strlen(v), strlen(v), "real number overflow");
+        snprintf(v, 2048, "%s%0200de-200", mid, 0);
+        rejected(v, strlen(v), strlen(v), "real number overflow");
+        snprintf(v, 2048, "%s.%0400d1", low, 0);
+        accepted(v, strlen(v), LB_JSON_REAL);
+        /* 809 significant digits: those past 330 become one sticky digit. */
+        snprintf(v, 2048, "%s.", low);
+        memset(v + sizeof(mid), '9', 500);
+        strcpy(v + sizeof(mid) + 500, "e0");
+        accepted(v, strlen(v), LB_JSON_REAL);
+        snprintf(v, 2048, "0.0000%se313", low);
+        accepted(v, strlen(v), LB_JSON_REAL);
+        free(v);
+}
+
+static void test_depth(void **state)
+{
+        (void)state;
+        char *v = repeat("[", LB_JSON_MAX_DEPTH, "", "]", LB_JSON_MAX_DEPTH);
+        accepted(v, strlen(v), LB_JSON_ARRAY);
+        free(v);
+        /* The scalar inside counts as a level too. */
+        v = repeat("[", LB_JSON_MAX_DEPTH, "1", "]", LB_JSON_MAX_DEPTH);
+        rejected(v, strlen(v), LB_JSON_MAX_DEPTH + 1,
+                 "maximum parsing depth reached");
+        free(v);
+        v = repeat("[", LB_JSON_MAX_DEPTH - 1, "1", "]", LB_JSON_MAX_DEPTH - 1);
+        accepted(v, strlen(v), LB_JSON_ARRAY);
+        free(v);
+        v = repeat("[", LB_JSON_MAX_DEPTH + 1, "", "]", LB_JSON_MAX_DEPTH + 1);
+        rejected(v, strlen(v), LB_JSON_MAX_DEPTH + 1,
+                 "maximum parsing depth reached");
+        free(v);
+        v = repeat("{\"a\":", LB_JSON_MAX_DEPTH - 1, "{}", "}",
+                   LB_JSON_MAX_DEPTH - 1);
+        accepted(v, strlen(v), LB_JSON_OBJECT);
+        free(v);
+        v = repeat("{\"a\":", LB_JSON_MAX_DEPTH, "{}", "}", LB_JSON_MAX_DEPTH);
+        rejected(v, strlen(v), 5 * LB_JSON_MAX_DEPTH + 1,
+                 "maximum parsing depth reached");
+        free(v);
+        /* Far past the limit: stops there, no recursion to blow up. */
+        v = repeat("[", 200000, "", "", 0);
+        rejected(v, strlen(v), LB_JSON_MAX_DEPTH + 1,
+                 "maximum parsing depth reached");
+        free(v);
+}
+
+/* An object of n members "k0".."k<n-1>", then extra members. */
+static char *object(size_t n, const char *extra)
+{
+        size_t cap = n * 24 + strlen(extra) + 8, w = 0;
+        char *v = malloc(cap);
+        assert_non_null(v);
+        v[w++] = '{';
+        for (size_t i = 0; i < n; i++)
+                w += (size_t)snprintf(v + w, cap - w, "%s\"k%zu\":%zu",
+                                      i ? "," : "", i, i);
+        w += (size_t)snprintf(v + w, cap - w, "%s}", extra);
+        return v;
+}
+
+static void test_duplicates(void **state)
+{
+        (void)state;
+        BAD("{\"a\":1,\"a\":2}", 10, "duplicate object key");
+        BAD("{\"a\":1,\"\\u0061\":2}", 15, "duplicate object key");
+        BAD("{\"\\u00e9\":1,\"\xc3\xa9\":2}", 16, "duplicate object key");
+        BAD("{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}", 24,
+            "duplicate object key");
+        BAD("{\"a\\/\":1,\"a/\":2}", 13, "duplicate object key");
+        BAD("[{\"x\":[{\"k\":1,\"k\":2}]}]", 17, "duplicate object key");
+        /* The earliest duplicate wins, outer before inner ... */
+        BAD("{\"a\":1,\"a\":{\"x\":1,\"x\":2}}", 10, "duplicate object key");
+        /* ... and before any later error. */
+        BAD("{\"a\":1,\"a\":2,\"b\":", 10, "duplicate object key");
+        BAD("{\"a\":1,\"a\"\xff", 10, "duplicate object key");
+        BAD("{\"a\":1,\"a\":[1,}", 10, "duplicate object key");
+        BAD("{\"a\":{\"b\":1,\"b\":2,\"c\":", 15, "duplicate object key");
+        /* Not duplicates: other objects, other depths, other bytes. */
+        OK("{\"a\":{\"a\":{\"a\":1}},\"b\":[{\"a\":1},{\"a\":2}]}",
+           LB_JSON_OBJECT);
+        OK("{\"a\":1,\"A\":2,\"a \":3,\"\":4,\"\\u00e9\":5,\"e\":6}",
+           LB_JSON_OBJECT);
+
+        /* Past the pairwise check: sorted, then past the inline index. */
+        char *v = object(20, ",\"k\\u0031\\u0035\":0");
+        rejected(v, strlen(v), strlen(v) - 3, "duplicate object key");
+        free(v);
+        v = object(200, "");
+        accepted(v, strlen(v), LB_JSON_OBJECT);
+        free(v);
+        v = object(200, ",\"k150\":0,\"k3\":0");
+        rejected(v, strlen(v), strlen(v) - 10, "duplicate object key");
+        free(v);
+        /* The earliest of several, found at the error that ends the scan. */
+        v = object(200, ",\"k150\":0,\"k3\":0,");
+        rejected(v, strlen(v) - 2, strlen(v) - 11, "duplicate object key");
+        free(v);
+        /* Large objects nested in one another: the inner duplicate, and
+         * an outer one read before the inner object began. */
+        char *inner = object(100, ",\"k99\":0");
+        char *outer = object(100, ",\"k7\":1");
+        size_t n = strlen(outer) + strlen(inner) + 16;
+        v = malloc(n);
+        assert_non_null(v);
+        snprintf(v, n, "{\"x\":1,\"in\":%s}", inner);
+        rejected(v, strlen(v), strlen(v) - 4, "duplicate object key");
+        snprintf(v, n, "%.*s,\"in\":%s}", (int)strlen(outer) - 1, outer, inner);
+        rejected(v, strlen(v), strlen(outer) - 3, "duplicate object key");
+        free(v);
+        free(outer);
+        free(inner);
+}
+
+static void test_fields(void **state)
+{
+        (void)state;
+        const char *v = "{\"appId\":\"app_07\",\"userId\":\"user-12345\","
+                        "\"action\":\"track\",\"params\":{\"seq\":3},"
+                        "\"list\":[1,[2]],\"time\":1700000000.5,"
+                        "\"n\":-12,\"t\":true,\"f\":false,\"z\":null,"
+                        "\"\\u0065sc\":\"a\\tb\"}";
+        lb_json_field_t f[] = {
+            {.name = "appId", .name_len = 5},
+            {.name = "userId", .name_len = 6},
+            {.name = "params", .name_len = 6},
+            {.name = "list", .name_len = 4},
+            {.name = "time", .name_len = 4},
+            {.name = "n", .name_len = 1},
+            {.name = "t", .name_len = 1},
+            {.name = "f", .name_len = 1},
+            {.name = "z", .name_len = 1},
+            {.name = "esc", .name_len = 3},
+            {.name = "seq", .name_len = 3},
+            {.name = "nope", .name_len = 4},
+        };
+        static const struct {
+                lb_json_type_t type;
+                const char *raw;
+                size_t dlen;
+        } want[] = {
+            {LB_JSON_STRING, "app_07", 6},
+            {LB_JSON_STRING, "user-12345", 10},
+            {LB_JSON_OBJECT, "{\"seq\":3}", 0},
+            {LB_JSON_ARRAY, "[1,[2]]", 0},
+            {LB_JSON_REAL, "1700000000.5", 0},
+            {LB_JSON_INTEGER, "-12", 0},
+            {LB_JSON_TRUE, "true", 0},
+            {LB_JSON_FALSE, "false", 0},
+            {LB_JSON_NULL, "null", 0},
+            {LB_JSON_STRING, "a\\tb", 3},
+            {LB_JSON_ABSENT, "", 0}, /* not at the top level */
+            {LB_JSON_ABSENT, "", 0},
+        };
+        lb_json_result_t res;
+        assert_int_equal(lb_json_scan(v, strlen(v), f, 12, &res), 0);
+        assert_int_equal(res.type, LB_JSON_OBJECT);
+        assert_int_equal(res.members, 11);
+        for (size_t i = 0; i < 12; i++) {
+                assert_int_equal(f[i].value.type, want[i].type);
+                assert_int_equal(f[i].value.len, strlen(want[i].raw));
+                assert_memory_equal(v + f[i].value.off, want[i].raw,
+                                    f[i].value.len);
+                if (want[i].type == LB_JSON_STRING)
+                        assert_int_equal(f[i].value.dlen, want[i].dlen);
+        }
+        assert_true(lb_json_string_eq(v, &f[9].value, "a\tb", 3));
+        assert_false(lb_json_string_eq(v, &f[2].value, "{\"seq\":3}", 9));
+
+        /* Names with backslashes or escapes compare decoded. */
+        v = "{\"a\\\\b\":1,\"q\":\"x\\\\y\"}";
+        lb_json_field_t g[] = {{.name = "a\\b", .name_len = 3},
+                               {.name = "q", .name_len = 1}};
+        assert_int_equal(lb_json_scan(v, strlen(v), g, 2, &res), 0);
+        assert_int_equal(g[0].value.type, LB_JSON_INTEGER);
+        assert_true(lb_json_string_eq(v, &g[1].value, "x\\y", 3));
+        assert_false(lb_json_string_eq(v, &g[1].value, "x\\\\y", 4));
+
+        /* Empty object; not an object; a rejected value. */
+        assert_int_equal(lb_json_scan(" { } ", 5, f, 12, &res), 0);
+        assert_int_equal(res.type, LB_JSON_OBJECT);
+        assert_int_equal(res.members, 0);
+        assert_int_equal(f[0].value.type, LB_JSON_ABSENT);
+        v = "[{\"appId\":\"x\"}]";
+        assert_int_equal(lb_json_scan(v, strlen(v), f, 12, &res), 0);
+        assert_int_equal(res.type, LB_JSON_ARRAY);
+        assert_int_equal(f[0].value.type, LB_JSON_ABSENT);
+        assert_int_equal(lb_json_scan("{\"appId\":", 9, f, 12, &res), -1);
+        assert_string_equal(res.err_text, "unexpected token");
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_values),
+            cmocka_unit_test(test_grammar_errors),
+            cmocka_unit_test(test_utf8),
+            cmocka_unit_test(test_escapes),
+            cmocka_unit_test(test_surrogates),
+            cmocka_unit_test(test_nul),
+            cmocka_unit_test(test_numbers),
+            cmocka_unit_test(test_numbers_long),
+            cmocka_unit_test(test_depth),
+            cmocka_unit_test(test_duplicates),
+            cmocka_unit_test(test_fields),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
