@@ -86,6 +86,7 @@ struct lb_bridge_s {
         int destroying; /* tearing down: failed records are not retried */
         int fatal;
         int64_t last_summary_ms;
+        uint64_t last_consumed, last_delivered; /* at the last summary */
         unsigned int rand_state;
 };
 
@@ -722,23 +723,36 @@ static void service(lb_bridge_t *b, int wait_ms)
         }
 }
 
-static void summary(lb_bridge_t *b, int64_t now)
+/* The operator's once-a-minute line: rates since the last one, lag,
+ * pending work, dead letters by now. */
+static void summary(lb_bridge_t *b, int64_t now, int force)
 {
-        if (now - b->last_summary_ms < LB_SUMMARY_INTERVAL_MS)
+        int64_t span = now - b->last_summary_ms;
+        if (span < LB_SUMMARY_INTERVAL_MS && !force)
                 return;
+        if (span < 1)
+                span = 1;
         b->last_summary_ms = now;
         uint64_t dead = 0;
         for (int s = 0; s < LB_STAGE__COUNT; s++)
                 dead += atomic_load(&b->metrics.dead_lettered[s]);
+        uint64_t consumed = atomic_load(&b->metrics.events_consumed);
+        uint64_t delivered = atomic_load(&b->metrics.actions_delivered);
+        double secs = span / 1000.0;
         lb_info("bridge",
-                "consumed=%" PRIuFAST64 " delivered=%" PRIuFAST64
-                " dead_lettered=%" PRIu64 " skipped=%" PRIuFAST64
-                " pending=%zu live=%zu requests_inflight=%zu paused=%d",
-                atomic_load(&b->metrics.events_consumed),
-                atomic_load(&b->metrics.actions_delivered), dead,
+                "consumed=%" PRIu64 " (%.0f/s) delivered=%" PRIu64
+                " (%.0f/s) dead_lettered=%" PRIu64 " skipped=%" PRIuFAST64
+                " lag=%" PRId64 " pending=%zu live=%zu inflight=%zu "
+                "concurrency=%d paused=%d",
+                consumed, (consumed - b->last_consumed) / secs, delivered,
+                (delivered - b->last_delivered) / secs, dead,
                 atomic_load(&b->metrics.events_skipped),
+                lb_metrics_total_lag(&b->metrics),
                 lb_batcher_pending(b->batcher), b->live_actions,
-                lb_sender_inflight(b->sender), lb_kafka_in_paused(b->in));
+                lb_sender_inflight(b->sender), lb_concurrency_limit(&b->conc),
+                lb_kafka_in_paused(b->in));
+        b->last_consumed = consumed;
+        b->last_delivered = delivered;
 }
 
 int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
@@ -763,7 +777,7 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
                 int got = consume(b);
                 backpressure(b);
                 service(b, got >= LB_CONSUME_BURST ? 0 : 1000);
-                summary(b, now);
+                summary(b, now, 0);
                 char err[256];
                 if (lb_dlq_fatal(b->dlq, err, sizeof(err))) {
                         lb_error("dlq", "fatal producer error: %s", err);
@@ -780,7 +794,7 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
         if (err)
                 lb_warn("offsets", "final commit: %s", rd_kafka_err2str(err));
         b->stopping = 1;
-        summary(b, now_ms() + LB_SUMMARY_INTERVAL_MS);
+        summary(b, now_ms(), 1);
         return b->fatal ? 1 : 0;
 }
 

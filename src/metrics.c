@@ -170,6 +170,16 @@ out:
         return rc;
 }
 
+int64_t lb_metrics_total_lag(lb_metrics_t *m)
+{
+        int64_t total = 0;
+        lag_lock(m);
+        for (size_t i = 0; i < m->lag_cnt; i++)
+                total += m->lag[i].lag;
+        lag_unlock(m);
+        return total;
+}
+
 /* Output buffer: appends never fail visibly; oom is checked once at the
  * end so the rendering code reads as a list of lines. */
 typedef struct {

@@ -93,6 +93,9 @@ void lb_metrics_count_request(lb_metrics_t *m, int http_status);
  */
 int lb_metrics_update_lag(lb_metrics_t *m, const char *stats_json, size_t len);
 
+/** @returns the sum of the consumer lag table (0 when empty). */
+int64_t lb_metrics_total_lag(lb_metrics_t *m);
+
 /**
  * @brief Renders every metric in Prometheus text exposition format 0.0.4.
  *        version is the build_info label (NULL renders "unknown").
