@@ -302,10 +302,20 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         }
 }
 
+static int over_limit(const lb_bridge_t *b)
+{
+        return b->live_actions >= (size_t)b->conf->pending_max_actions ||
+               b->live_bytes >= (size_t)b->conf->pending_max_bytes;
+}
+
 static int consume(lb_bridge_t *b)
 {
         int n = 0;
         rd_kafka_message_t *m;
+        /* Poll at least once per turn (it serves the rebalance, commit and
+         * statistics callbacks, also while paused), but stop at the memory
+         * bound rather than at the end of a burst: the input is paused right
+         * after, and librdkafka resumes after the last message handed out. */
         while (n < LB_CONSUME_BURST && (m = lb_kafka_in_poll(b->in, 0))) {
                 if (m->err) {
                         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -318,6 +328,8 @@ static int consume(lb_bridge_t *b)
                 }
                 rd_kafka_message_destroy(m);
                 n++;
+                if (over_limit(b))
+                        break;
         }
         return n;
 }
@@ -325,8 +337,7 @@ static int consume(lb_bridge_t *b)
 static void backpressure(lb_bridge_t *b)
 {
         const lb_config_t *c = b->conf;
-        int over = b->live_actions >= (size_t)c->pending_max_actions ||
-                   b->live_bytes >= (size_t)c->pending_max_bytes;
+        int over = over_limit(b);
         int under = b->live_actions <= (size_t)c->pending_max_actions / 2 &&
                     b->live_bytes <= (size_t)c->pending_max_bytes / 2;
         int paused = lb_kafka_in_paused(b->in);
