@@ -285,8 +285,9 @@ def bridge_settings(bootstrap, sandbox, topic, dlq, group="lbtest", **extra):
         "shutdown.timeout.ms": "10000",
         "log.level": "info",
     }
-    if os.environ.get("LB_TEST_KAFKA_DEBUG"):
+    if os.environ.get("LB_TEST_KAFKA_DEBUG"):  # e.g. cgrp,fetch: librdkafka's debug log
         s["kafka.debug"] = os.environ["LB_TEST_KAFKA_DEBUG"]
+        s["log.level"] = "debug"
     s.update({k.replace("_", "."): str(v) for k, v in extra.items()})
     return s
 
