@@ -793,6 +793,9 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
                 if (lb_dlq_fatal(b->dlq, err, sizeof(err))) {
                         lb_error("dlq", "fatal producer error: %s", err);
                         b->fatal = 1;
+                } else if (lb_kafka_in_fatal(b->in, err, sizeof(err))) {
+                        lb_error("consumer", "fatal consumer error: %s", err);
+                        b->fatal = 1;
                 }
         }
         if (b->live_actions)

@@ -195,6 +195,11 @@ rd_kafka_resp_err_t lb_kafka_in_store(lb_kafka_in_t *in, const char *topic,
         return err;
 }
 
+int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr, size_t errstr_size)
+{
+        return rd_kafka_fatal_error(in->rk, errstr, errstr_size) != 0;
+}
+
 int lb_kafka_in_cooperative(const lb_kafka_in_t *in)
 {
         return !strcmp(rd_kafka_rebalance_protocol(in->rk), "COOPERATIVE");

@@ -55,6 +55,10 @@ int lb_kafka_in_paused(const lb_kafka_in_t *in);
 rd_kafka_resp_err_t lb_kafka_in_store(lb_kafka_in_t *in, const char *topic,
                                       int32_t partition, int64_t offset);
 
+/** @returns nonzero once the consumer hit a fatal error (restart needed). */
+int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr,
+                      size_t errstr_size);
+
 /** @returns nonzero when the group uses the cooperative protocol. */
 int lb_kafka_in_cooperative(const lb_kafka_in_t *in);
 
