@@ -5,7 +5,8 @@
  * re-serialised: its original bytes are what the API receives, so they must
  * be exactly one JSON object (json_scan checks syntax, UTF-8, duplicate keys
  * and trailing bytes as jansson does, without building a tree). Never looks
- * at a client key except to measure it; allocates nothing.
+ * at a client key except to measure it. Allocates nothing (json_scan only
+ * does for objects with more than LB_JSON_KEYS_INLINE keys open at once).
  */
 #include "event.h"
 
@@ -130,10 +131,16 @@ static lb_stage_t validate(const lb_config_t *conf, const char *value,
                               "appId must be a string, not %s",
                               type_name(v->type));
         int app = -1;
-        for (size_t i = 0; i < conf->app_cnt && app < 0; i++)
-                if (lb_json_string_eq(value, v, conf->apps[i].id,
-                                      strlen(conf->apps[i].id)))
+        for (size_t i = 0; i < conf->app_cnt && app < 0; i++) {
+                const char *id = conf->apps[i].id;
+                /* Without escapes the raw bytes are the id (no NUL among
+                 * them), so strncmp stops at the end of the shorter id. */
+                if (v->dlen == v->len
+                        ? strncmp(id, value + v->off, v->len) == 0 &&
+                              id[v->len] == '\0'
+                        : lb_json_string_eq(value, v, id, strlen(id)))
                         app = (int)i;
+        }
         if (app < 0) {
                 char id[ECHO_MAX];
                 lb_json_unescape(value + v->off, v->len, id, ECHO_MAX);

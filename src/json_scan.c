@@ -4,8 +4,8 @@
  * (its one-byte lookahead, where it validates UTF-8, which error it sets
  * first and at which position) so that verdicts, messages and positions
  * match; the differential fuzzer fuzz_json_diff holds it to that. Nothing
- * here allocates except the key index of huge objects, and nothing touches
- * the input.
+ * here allocates except the key index of huge objects, and nothing writes
+ * to the input.
  */
 #include "json_scan.h"
 
@@ -14,7 +14,6 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,12 +73,15 @@ typedef struct {
 #define R16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
 
 /* String bytes taken as they are: printable ASCII but '"' and '\\'. */
+/* clang-format off */
 static const unsigned char plain[256] = {
-    R16(0), R16(0),                                           /* control */
-    1,      1,      0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* '"' */
-    R16(1), R16(1), 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* '\\' */
-    R16(1), R16(1),
-};
+    R16(0), R16(0),                                 /* 0x00: control */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20: '"' */
+    R16(1), R16(1),                                 /* 0x30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50: '\\' */
+    R16(1), R16(1),                                 /* 0x60 */
+};                                                  /* 0x80: UTF-8 */
+/* clang-format on */
 
 static int is_digit(int c)
 {
@@ -171,9 +173,10 @@ static int peek(scan_t *s)
         return c;
 }
 
-/* The first character after a backslash or inside \uXXXX: jansson takes
- * one byte of it and names the escape invalid unless it is what it wants
- * (*ok). @returns the byte, or TOK_ERROR with the error set. */
+/* A character after a backslash (one of want) or inside \uXXXX (a hex
+ * digit, want NULL): jansson takes one byte of it, even of a multi-byte
+ * one, before it names the escape invalid. @returns the byte, or TOK_ERROR
+ * with the error set. */
 static int escape_char(scan_t *s, size_t *pos, const char *want)
 {
         if (*pos == s->len)
@@ -182,7 +185,8 @@ static int escape_char(scan_t *s, size_t *pos, const char *want)
         if (c >= 0x80 && !utf8_len(s->p + *pos, s->len - *pos))
                 return bad_utf8(s, *pos);
         (*pos)++;
-        if (want ? !strchr(want, c) || !c : hex_value(c) < 0)
+        int ok = want ? c && strchr(want, c) : hex_value(c) >= 0;
+        if (!ok)
                 return fail(s, *pos, "invalid escape");
         return c;
 }
@@ -211,19 +215,18 @@ static size_t utf8_put(unsigned long cp, unsigned char *out)
         return 4;
 }
 
-/* A string body (after the opening quote). jansson first scans it (bytes,
+/* The rest of a string body from pos. jansson first scans it (bytes,
  * escape syntax: errors at the offending byte), then decodes it (surrogate
  * pairing: errors after the closing quote); one pass here does both and
  * keeps the first decoding error until the scan is through. */
-static int lex_string(scan_t *s)
+__attribute__((noinline)) static int lex_string_rest(scan_t *s, size_t pos)
 {
         const unsigned char *p = s->p;
-        size_t len = s->len, pos = s->pos, dlen = 0;
+        size_t len = s->len, dlen = pos - s->str_off;
         unsigned long hi = 0;          /* high surrogate awaiting its pair */
         unsigned long bad[2] = {0, 0}; /* first bad escape(s) */
         int bad_cnt = 0, nul = 0;
 
-        s->str_off = pos;
         for (;;) {
                 if (pos == len)
                         return fail(s, pos, "premature end of input");
@@ -306,6 +309,22 @@ static int lex_string(scan_t *s)
         return TOK_STRING;
 }
 
+/* Most strings are plain ASCII up to the closing quote. */
+static int lex_string(scan_t *s)
+{
+        const unsigned char *p = s->p;
+        size_t pos = s->pos, len = s->len;
+        s->str_off = pos;
+        while (pos < len && plain[p[pos]])
+                pos++;
+        if (pos == len || p[pos] != '"')
+                return lex_string_rest(s, pos);
+        s->str_len = s->str_dlen = pos - s->str_off;
+        s->str_nul = 0;
+        s->pos = pos + 1;
+        return TOK_STRING;
+}
+
 /* Whether strtod overflows (to +-HUGE_VAL) on the real number t[0..n),
  * valid JSON. Decided from the power of ten of its first significant
  * digit; only at 10^308 does strtod round, on a short copy whose digits
@@ -313,10 +332,12 @@ static int lex_string(scan_t *s)
 static int real_overflows(const unsigned char *t, size_t n)
 {
         size_t i = t[0] == '-';
-        size_t int_end = i, frac = 0, frac_end = 0, q = i;
+        if (n - i < DBL_MAX_10_EXP && !memchr(t, 'e', n) && !memchr(t, 'E', n))
+                return 0; /* fewer than 308 digits and no exponent */
+        size_t int_end = i, q = i;
         while (int_end < n && is_digit(t[int_end]))
                 int_end++;
-        frac = frac_end = int_end;
+        size_t frac = int_end, frac_end = int_end;
         if (frac < n && t[frac] == '.') {
                 frac_end = ++frac;
                 while (frac_end < n && is_digit(t[frac_end]))
@@ -368,13 +389,14 @@ static int real_overflows(const unsigned char *t, size_t n)
 }
 
 /* A number whose first character c ('-' or a digit) is taken. */
-static int lex_number(scan_t *s, int c)
+__attribute__((noinline)) static int lex_number(scan_t *s, int c)
 {
         size_t start = s->pos - 1;
         int neg = c == '-';
+        /* The magnitude must stay within LLONG_MAX (+ 1 when negative). */
         unsigned long long mag = 0;
-        unsigned long long limit =
-            neg ? (unsigned long long)LLONG_MAX + 1 : LLONG_MAX;
+        unsigned long long max10 = (unsigned long long)LLONG_MAX / 10;
+        unsigned max1 = (unsigned)(LLONG_MAX % 10) + (unsigned)neg;
         int big = 0;
 
         if (neg) {
@@ -392,7 +414,7 @@ static int lex_number(scan_t *s, int c)
         } else {
                 for (;;) {
                         unsigned d = (unsigned)(c - '0');
-                        if (big || mag > (limit - d) / 10)
+                        if (big || mag > max10 || (mag == max10 && d > max1))
                                 big = 1;
                         else
                                 mag = mag * 10 + d;
@@ -449,7 +471,7 @@ static int lex_number(scan_t *s, int c)
 }
 
 /* A run of letters: true, false, null or an invalid token. */
-static int lex_word(scan_t *s)
+__attribute__((noinline)) static int lex_word(scan_t *s)
 {
         size_t start = s->pos - 1;
         while (s->pos < s->len && is_alpha(s->p[s->pos]))
@@ -470,13 +492,14 @@ static int lex_word(scan_t *s)
 static int lex(scan_t *s)
 {
         const unsigned char *p = s->p;
-        while (s->pos < s->len && (p[s->pos] == ' ' || p[s->pos] == '\t' ||
-                                   p[s->pos] == '\n' || p[s->pos] == '\r'))
-                s->pos++;
-        s->tok_off = s->pos;
-        if (s->pos == s->len)
+        size_t pos = s->pos, len = s->len;
+        while (pos < len && (p[pos] == ' ' || p[pos] == '\t' ||
+                             p[pos] == '\n' || p[pos] == '\r'))
+                pos++;
+        s->pos = s->tok_off = pos;
+        if (pos == len)
                 return TOK_EOF;
-        unsigned char c = p[s->pos];
+        unsigned char c = p[pos];
         if (c >= 0x80) {
                 /* A whole valid character is taken as one invalid token. */
                 size_t n = utf8_len(p + s->pos, s->len - s->pos);
@@ -584,7 +607,13 @@ static int body_cmp(const unsigned char *a, size_t a_len, int a_esc,
                     const unsigned char *b, size_t b_len, int b_esc)
 {
         if (!a_esc && !b_esc) {
-                int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
+                size_t n = a_len < b_len ? a_len : b_len;
+                int c = 0;
+                if (n > 16)
+                        c = memcmp(a, b, n);
+                else /* keys are short: a loop beats a call */
+                        for (size_t i = 0; i < n && !c; i++)
+                                c = a[i] - b[i];
                 return c ? c : (a_len > b_len) - (a_len < b_len);
         }
         decoder_t x, y;
@@ -737,15 +766,19 @@ static int member(scan_t *s, int tok)
         if (push_key(s))
                 return TOK_ERROR;
         if (s->open == 1) {
+                const unsigned char *key = s->p + s->str_off;
+                int esc = s->str_dlen < s->str_len;
                 s->res->members++;
                 s->slot = NULL;
-                for (size_t i = 0; i < s->field_cnt && !s->slot; i++)
-                        if (s->fields[i].name_len == s->str_dlen &&
-                            !body_cmp(s->p + s->str_off, s->str_len,
-                                      s->str_dlen < s->str_len,
-                                      (const unsigned char *)s->fields[i].name,
-                                      s->fields[i].name_len, 0))
+                for (size_t i = 0; i < s->field_cnt && !s->slot; i++) {
+                        const unsigned char *name =
+                            (const unsigned char *)s->fields[i].name;
+                        size_t n = s->fields[i].name_len;
+                        if (n != s->str_dlen || (!esc && n && *key != *name))
+                                continue;
+                        if (!body_cmp(key, s->str_len, esc, name, n, 0))
                                 s->slot = &s->fields[i].value;
+                }
         }
         tok = lex(s);
         if (tok == TOK_ERROR)

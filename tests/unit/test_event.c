@@ -1,8 +1,9 @@
 /*
  * test_event.c: the input contract (lb_event_parse): every parse and
  * validate rule with good and hostile inputs (deep nesting, bad UTF-8, NUL
- * bytes, duplicate keys, trailing bytes, huge values and numbers), the user
- * identity, and the batch.max.bytes bound against lb_multi_overhead().
+ * bytes, duplicate keys, trailing bytes, huge values and numbers), exact
+ * parse reasons, escaped member names and values, the user identity, and
+ * the batch.max.bytes bound against lb_multi_overhead().
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -297,6 +298,89 @@ static void test_nul_bytes(void **state)
                "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"u\","
                "\"k\\u0000\":1}",
                LB_STAGE_PARSE, "invalid JSON");
+        /* jansson dropped a NUL right after a number or a literal and took
+         * the value; the API would have received the NUL. */
+        static const char after_number[] =
+            "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"u\","
+            "\"time\":1\0}";
+        assert_int_equal(parse_n(state, after_number, sizeof(after_number) - 1,
+                                 &ev, err, sizeof(err)),
+                         LB_STAGE_PARSE);
+        assert_string_equal(err, "invalid JSON at byte 51: '}' expected");
+        static const char after_literal[] =
+            "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"u\","
+            "\"t\":true\0}";
+        assert_int_equal(parse_n(state, after_literal,
+                                 sizeof(after_literal) - 1, &ev, err,
+                                 sizeof(err)),
+                         LB_STAGE_PARSE);
+}
+
+static void test_parse_reasons(void **state)
+{
+        /* jansson's messages and positions, without the token. */
+        static const struct {
+                const char *v, *want;
+        } cases[] = {
+            {"{\"appId\":\"app1\",\"appId\":1}",
+             "invalid JSON at byte 23: duplicate object key"},
+            {"{\"a\":\"x\\ud800\"}", "invalid JSON at byte 14: invalid "
+                                     "Unicode '\\uD800'"},
+            {"{\"a\":1e999}", "invalid JSON at byte 10: real number overflow"},
+            {"{\"a\":\"\xed\xa0\x80\"}",
+             "invalid JSON at byte 6: unable to decode byte 0xed"},
+            {"{\"a\":1} x", "invalid JSON at byte 9: end of file expected"},
+            {"{\"a\":[1,]}", "invalid JSON at byte 9: unexpected token"},
+            {"{\"a\":\"\\u0000\"}", "invalid JSON at byte 13: \\u0000 is "
+                                    "not allowed without JSON_ALLOW_NUL"},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                lb_event_t ev;
+                char err[256];
+                assert_int_equal(parse_n(state, cases[i].v, strlen(cases[i].v),
+                                         &ev, err, sizeof(err)),
+                                 LB_STAGE_PARSE);
+                assert_string_equal(err, cases[i].want);
+        }
+}
+
+static void test_escaped_fields(void **state)
+{
+        /* Names and values are compared and copied decoded. */
+        lb_event_t ev = parse_ok(state, "{\"\\u0061ppId\":\"app\\u0032\","
+                                        "\"act\\u0069on\":\"\\t\",\"user"
+                                        "\\u0049d\":\"a\\\"b\\u00e9\\ud83d"
+                                        "\\ude00\\/\"}");
+        assert_int_equal(ev.app, 1);
+        assert_string_equal(ev.user, "ua\"b\xc3\xa9\xf0\x9f\x98\x80/");
+        assert_int_equal(ev.user_len, 11);
+        ev = parse_ok(state, "{\"appId\":\"app1\",\"action\":\"a\","
+                             "\"device\\u0049d\":\"\\u0064ev\"}");
+        assert_string_equal(ev.user, "ddev");
+        expect(state,
+               "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"u\","
+               "\"clie\\u006etKey\":\"k\"}",
+               LB_STAGE_VALIDATE, "clientKey must not be in an event");
+        expect(state,
+               "{\"appId\":\"\\u0041pp1\",\"action\":\"a\",\"userId\":"
+               "\"u\"}",
+               LB_STAGE_VALIDATE, "unknown appId 'App1'");
+        expect(state,
+               "{\"appId\":\"app1\",\"action\":\"\\u0020\",\"userId\":\"\"}",
+               LB_STAGE_VALIDATE, "userId is empty");
+        /* The limit counts decoded bytes: 100 escapes of 4 bytes = 400. */
+        char *id = repeat("\\ud83d\\ude00", 100, "", "", 0);
+        char v[2048];
+        snprintf(v, sizeof(v),
+                 "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"%s\"}", id);
+        ev = parse_ok(state, v);
+        assert_int_equal(ev.user_len, 401);
+        assert_memory_equal(ev.user + 397, "\xf0\x9f\x98\x80", 4);
+        snprintf(v, sizeof(v),
+                 "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"%sx\"}",
+                 id);
+        expect(state, v, LB_STAGE_VALIDATE, "userId is 401 bytes");
+        free(id);
 }
 
 static void test_duplicate_keys(void **state)
@@ -596,6 +680,8 @@ int main(void)
             T(test_deep_nesting),
             T(test_invalid_utf8),
             T(test_nul_bytes),
+            T(test_parse_reasons),
+            T(test_escaped_fields),
             T(test_duplicate_keys),
             T(test_trailing_garbage),
             T(test_huge_numbers),
