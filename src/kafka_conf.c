@@ -19,8 +19,12 @@ typedef struct {
 static const kv_t consumer_defaults[] = {
     {"auto.commit.interval.ms", "1000"},
     {"partition.assignment.strategy", "range,roundrobin"},
-    {"queued.max.messages.kbytes", "16384"},
-    {"queued.min.messages", "20000"},
+    /* Prefetch bound. librdkafka 2.0.2 counts these over the one consumer
+     * queue all partitions forward to, and once over them waits a fixed 1 s
+     * before fetching again: lower values stall a backlog once a second
+     * (docs/performance.md). 100000 is librdkafka's own default. */
+    {"queued.max.messages.kbytes", "32768"},
+    {"queued.min.messages", "100000"},
     {"statistics.interval.ms", "5000"},
 };
 static const kv_t producer_defaults[] = {
