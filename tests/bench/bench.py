@@ -17,6 +17,7 @@ user in two concurrent requests, a lost event, an order break, lookups per
 action above the FIFO packer's). Timing targets are reported, never fatal.
 """
 import argparse
+import functools
 import itertools
 import json
 import math
@@ -124,6 +125,7 @@ class Workload:
         ranks = rnd.choices(range(users), cum_weights=cum, k=n)
         acts = rnd.choices(self.ACTIONS, weights=self.WEIGHTS, k=n)
         seq = [0] * users
+        vbytes = 0
         self.users = [perm[r] for r in ranks]
         out = []
         put = out.append
@@ -136,8 +138,8 @@ class Workload:
             uid = "u%06d" % u
             head = '{"appId":"app_%02d","userId":"%s","action":"%s",' % (ua[u], uid, a)
             if a == "track":
-                body = ('"event":"Level Complete","params":{"level":%d,"score":%d},'
-                        % (sq % 60, (i * 37) % 10000))
+                body = ('"event":"Level Complete","value":%d.%02d,"params":{"level":%d,'
+                        '"score":%d},' % (i % 50, i % 100, sq % 60, (i * 37) % 10000))
             elif a == "start":
                 body = '"deviceId":"d-%s","appVersion":"5.%d.1","locale":"en_US",' % (
                     uid, sq % 9)
@@ -146,11 +148,13 @@ class Workload:
                     ("gold", "silver", "bronze")[sq % 3], sq % 60)
             else:
                 body = '"params":{"reason":"background","sessionLength":%d},' % (i % 3600)
-            put('%s\t%s%s"eid":"%s%07d","seq":%d}\n' % (uid, head, body, tag, i, sq))
+            value = '%s%s"eid":"%s%07d","seq":%d}' % (head, body, tag, i, sq)
+            vbytes += len(value)
+            put(uid + "\t" + value + "\n")
         self.data = "".join(out).encode()
         self.n = n
         self.napps = apps
-        self.bytes_values = len(self.data) - sum(len(str(u)) + 3 for u in self.users)
+        self.bytes_values = vbytes
         self.gen_s = time.monotonic() - t0
 
     def distinct_pairs(self):
@@ -179,10 +183,16 @@ class Workload:
         return lookups + sum(len(us) for us in open_users)
 
     def hottest_user_events(self):
+        return self.hottest()[0]
+
+    @functools.lru_cache(maxsize=None)
+    def hottest(self):
+        """(events, app name) of the user with the most events."""
         counts = {}
         for u in self.users:
             counts[u] = counts.get(u, 0) + 1
-        return max(counts.values())
+        u = max(counts, key=counts.get)
+        return counts[u], f"app_{self.user_app[u]:02d}"
 
 
 # --------------------------------------------------------------------------
@@ -197,6 +207,21 @@ def cpu_s(pid):
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
     except (OSError, IndexError, ValueError):
         return None
+
+
+def busy_s():
+    """Busy CPU seconds of the whole machine so far (/proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / CLK_TCK
+
+
+def self_cpu_s():
+    """CPU of this script and the short-lived tools it ran and reaped
+    (lb-kafkatool committed, ...)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def proc_status(pid, key):
@@ -255,8 +280,17 @@ class Kafka:
             self.pid = self.mock.proc.pid
         else:
             t0 = time.monotonic()
-            self.broker = kb.Broker(heap="1g")
-            self.broker.start()
+            for attempt in (1, 2, 3):
+                self.broker = kb.Broker(heap="1g")
+                try:
+                    self.broker.start()
+                    break
+                except kb.BrokerError as e:
+                    # e.g. a random cluster id starting with "-", which
+                    # kafka-storage format takes for an option.
+                    if attempt == 3:
+                        raise
+                    LOG(f"broker start failed, retrying: {str(e)[:200]}")
             for name, parts in topics.items():
                 self.broker.create_topic(name, parts)
             self.version = self.broker.version
@@ -404,6 +438,8 @@ def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
     settings.update(extra or {})
     timeout = timeout or max(300, expect / 500)
     others0 = {p: cpu_s(p) for p in watch_pids}
+    busy0 = busy_s()
+    self0 = self_cpu_s()
     t_start = time.monotonic()
     b = BenchBridge(wd, settings, name=name, wrapper=wrapper)
     r = {"settings": settings, "log": b.log_path}
@@ -415,7 +451,7 @@ def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
     t_assigned = t_first = t_done = None
     peak = {"pending": 0, "inflight": 0, "concurrency_limit": 0, "paused": 0}
     mt = None
-    samples = []  # (s since start, consumed, done, pending, in flight, paused)
+    samples = []  # (s since start, consumed, done, pending, in flight, paused, limit)
     deadline = t_start + timeout
     while True:
         if not b.alive():
@@ -437,7 +473,8 @@ def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
             samples.append((now - t_start, m(mt, "leanbridge_events_consumed_total"),
                             done_count(mt), m(mt, "leanbridge_pending_actions"),
                             m(mt, "leanbridge_inflight_requests"),
-                            m(mt, "leanbridge_partitions_paused")))
+                            m(mt, "leanbridge_partitions_paused"),
+                            m(mt, "leanbridge_concurrency_limit")))
             for k, series in (("pending", "leanbridge_pending_actions"),
                               ("inflight", "leanbridge_inflight_requests"),
                               ("concurrency_limit", "leanbridge_concurrency_limit"),
@@ -460,6 +497,8 @@ def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
     r["peak_rss_mb"] = (proc_status(b.proc.pid, "VmHWM") or 0) / 1024
     r["bridge_cpu_s"] = cpu_s(b.proc.pid)
     r["other_cpu_s"] = {p: (cpu_s(p) or 0) - (c0 or 0) for p, c0 in others0.items()}
+    r["machine_busy_s"] = busy_s() - busy0
+    r["self_cpu_s"] = self_cpu_s() - self0
     mt = scrape(mport) or mt
     r["metrics"] = mt
     r["peak"] = peak
@@ -476,6 +515,16 @@ def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
     r["mean_inflight"] = sum(x[4] for x in run) / max(1, len(run))
     r["mean_pending"] = sum(x[3] for x in run) / max(1, len(run))
     r["paused_share"] = sum(1 for x in run if x[5] > 0) / max(1, len(run))
+    # Idle: nothing pending, nothing in flight and consumption not moving
+    # (the bridge waits for Kafka to hand it events).
+    idle = sum(1 for a, b in zip(run, run[1:]) if b[1] == a[1] and b[3] == 0 and b[4] == 0)
+    r["idle_share"] = idle / max(1, len(run) - 1)
+    # Held: actions pending while request slots are free (the batcher waits
+    # for company rather than send a partial request).
+    r["held_share"] = sum(1 for x in run if x[3] > 0 and x[4] < max(1, x[6])) / max(1, len(run))
+    cnt = m(mt, "leanbridge_request_duration_seconds_count")
+    r["mean_request_ms"] = m(mt, "leanbridge_request_duration_seconds_sum") / cnt * 1000 \
+        if cnt else float("nan")
     r["time_to_share"] = {}
     for q in (0.5, 0.9, 0.99):
         hit = next((x[0] for x in samples if x[2] >= q * expect), r["to_done_s"])
@@ -584,6 +633,22 @@ def fmt_int(x):
     return f"{int(round(x)):,}"
 
 
+def build_type():
+    """CMAKE_BUILD_TYPE and sanitizers of the binaries' build directory."""
+    cache = {}
+    try:
+        with open(os.path.join(os.environ["LB_BUILD_DIR"], "CMakeCache.txt")) as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                cache[k.split(":")[0]] = v
+    except OSError:
+        return "?"
+    bt = cache.get("CMAKE_BUILD_TYPE", "?")
+    if cache.get("LEANBRIDGE_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE"):
+        bt += ", ASan+UBSan (figures not representative)"
+    return f"CMAKE_BUILD_TYPE={bt}"
+
+
 def machine():
     model = "?"
     with open("/proc/cpuinfo") as f:
@@ -598,7 +663,7 @@ def machine():
                 mem_kb = int(line.split()[1])
     mem = mem_kb / 1024 / 1024
     try:
-        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
+        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"],
                                 capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "src"],
                                capture_output=True, text=True).stdout.strip()
@@ -641,12 +706,14 @@ def backlog(rep, kafka, wl, wd, topic, apps, smoke):
     dead = m(mt, "leanbridge_actions_dead_lettered_total")
     lpa = lookups / max(1, actions_200)
     tail_share, tail_app, tail_app_share = tail(ok200)
+    srv_ms = sum(q["reply_ms"] - q["recv_ms"] for q in ok200) / max(1, len(ok200))
     fifo = wl.fifo_lookups()
     lower = wl.distinct_pairs()
     fifo_lpa, lower_lpa = fifo / N, lower / N
     sb_cpu = r["other_cpu_s"].get(sandbox.proc.pid, 0)
     kafka_cpu = r["other_cpu_s"].get(kafka.pid, 0)
     wall = r["to_committed_s"]
+    ncpu = os.cpu_count()
     t += [
         ("group join", f"{r['join_s']:.2f} s", "bridge start -> partitions assigned "
          "(/metrics); excluded below"),
@@ -663,13 +730,22 @@ def backlog(rep, kafka, wl, wd, topic, apps, smoke):
          f"request log's span; {tail_app} sent {tail_app_share * 100:.0f}% of them"),
         ("mean in flight / pending", f"{r['mean_inflight']:.1f} / {fmt_int(r['mean_pending'])}",
          f"/metrics every 0.1 s; partitions paused in {r['paused_share'] * 100:.0f}% of samples"),
+        ("idle, waiting for Kafka", f"{r['idle_share'] * 100:.0f}% of samples",
+         "nothing pending or in flight and the consumed count not moving"),
+        ("actions held, slots free", f"{r['held_share'] * 100:.0f}% of samples",
+         "actions pending while in flight < the concurrency limit"),
+        ("request duration", f"{r['mean_request_ms']:.1f} ms",
+         f"bridge-side mean (/metrics); sandbox-side {srv_ms:.1f} ms (--req-log)"),
         ("peak RSS", f"{r['peak_rss_mb']:.1f} MB", "VmHWM at the end of the run"),
         ("bridge CPU", f"{r['bridge_cpu_s']:.1f} s",
          f"{r['bridge_cpu_s'] / N * 1e6:.1f} µs/event, "
          f"{r['bridge_cpu_s'] / wall * 100:.0f}% of a core over the run"),
         ("sandbox CPU / Kafka CPU", f"{sb_cpu:.1f} s / {kafka_cpu:.1f} s",
-         f"sandbox with --req-log{' and --log' if smoke else ' only (no --log)'}; "
-         f"2 cores = {2 * wall:.0f} core-s"),
+         f"sandbox with --req-log{' and --log' if smoke else ' only (no --log)'}"),
+        ("machine CPU over the run", f"{r['machine_busy_s']:.1f} of {ncpu * wall:.1f} core-s",
+         f"this script and its tools {r['self_cpu_s']:.1f}, other processes "
+         f"{r['machine_busy_s'] - r['bridge_cpu_s'] - sb_cpu - kafka_cpu - r['self_cpu_s']:.1f}"
+         " core-s"),
         ("requests sent", fmt_int(bridge_reqs),
          f"sandbox saw {st['requests']:,} ({len(ok200):,} answered 200); retries "
          f"{m(mt, 'leanbridge_request_retries_total'):.0f}, splits "
@@ -724,9 +800,17 @@ def backlog(rep, kafka, wl, wd, topic, apps, smoke):
         "lookups_per_action": lpa, "fifo_lookups": fifo, "fifo_lookups_per_action": fifo_lpa,
         "lower_bound": lower, "lower_bound_per_action": lower_lpa, "sandbox_stats": st,
         "peak": r["peak"], "delivered": delivered, "dead_lettered": dead,
+        "mean_inflight": r["mean_inflight"], "idle_share": r["idle_share"],
+        "held_share": r["held_share"], "mean_request_ms": r["mean_request_ms"],
+        "sandbox_request_ms": srv_ms, "self_cpu_s": r["self_cpu_s"],
+        "wall_s": r["to_committed_s"], "hottest_user": wl.hottest(),
+        "machine_busy_s": r["machine_busy_s"],
+        "tail_share": tail_share, "tail_app": tail_app, "tail_app_share": tail_app_share,
+        "paused_share": r["paused_share"],
         "samples": r["samples"]}
-    rep.targets.append(("throughput >= 50% of raw consumption", f"{ratio * 100:.0f}%",
-                        verdict(ratio >= 0.5, f"{(ratio / 0.5 - 1) * 100:+.0f}% vs target")))
+    rep.targets.append(("throughput >= 50% of raw consumption", f"{ratio * 100:.1f}%",
+                        verdict(ratio >= 0.5, f"50% is {fmt_int(0.5 * ceil)} events/s, "
+                                f"{0.5 / ratio:.1f}x the measured rate")))
     rep.targets.append(("lookups/action <= 0.5 x FIFO", f"{lpa / fifo_lpa:.3f} x FIFO",
                         verdict(lpa <= 0.5 * fifo_lpa,
                                 f"{(lpa / (0.5 * fifo_lpa) - 1) * 100:+.0f}% vs target")))
@@ -814,7 +898,7 @@ def _callgrind_rows(path, inclusive):
         if mt and "PROGRAM TOTALS" not in line:
             fn = mt.group(3).split(":", 1)[-1]
             rows.append((int(mt.group(1).replace(",", "")), float(mt.group(2)), fn,
-                         os.path.basename(mt.group(4) or "?")))
+                         os.path.basename(mt.group(4) or "(unknown object)")))
     return rows
 
 
@@ -830,8 +914,9 @@ def callgrind_report(rep, wd):
     by_obj = {}
     for ir, _, _, obj in self_rows:
         by_obj[obj] = by_obj.get(obj, 0) + ir
+    LOG(f"callgrind output: {path}")
     rows = rep.section(f"callgrind: {total / n:,.0f} instructions per event, by library "
-                       f"(self cost; {path})")
+                       "(self cost)")
     for obj, ir in sorted(by_obj.items(), key=lambda x: -x[1])[:8]:
         rows.append((obj, f"{ir / total * 100:.1f}%", f"{ir / n:,.0f} Ir/event"))
     rows = rep.section("callgrind: top functions, self cost")
@@ -850,7 +935,8 @@ def perf_report(rep, path):
     p = subprocess.run(["perf", "report", "-i", path, "--stdio", "--no-children", "-g", "none",
                         "--sort", "dso,symbol", "--percent-limit", "0.5"],
                        capture_output=True, text=True)
-    rows = rep.section(f"perf (cpu-clock samples, self time, bridge threads): {path}")
+    LOG(f"perf data: {path}")
+    rows = rep.section("perf (cpu-clock samples, self time, bridge threads)")
     for line in p.stdout.splitlines():
         parts = line.split()
         if len(parts) >= 4 and parts[0].endswith("%") and len(rows) < 30:
@@ -888,7 +974,7 @@ def steady(rep, kafka, wd, apps, topic):
 
     r = run_bridge(kafka, sandbox, apps, wd, topic, "bench-steady", n, "steady",
                    on_assigned=start_producer, timeout=ARGS.duration + 300,
-                   watch_pids=(sandbox.proc.pid,))
+                   watch_pids=(sandbox.proc.pid, kafka.pid))
     prod["th"].join()
     err = prod["p"].stderr.read().decode()
     h.check(prod["p"].wait() == 0, f"steady producer failed: {err[-2000:]}")
@@ -906,13 +992,16 @@ def steady(rep, kafka, wd, apps, topic):
     linger = float(setting(r["settings"], "batch.linger.ms"))
     max_wait = float(setting(r["settings"], "batch.max.wait.ms"))
     p50, p90, p99, mx = (pct(lat, 50), pct(lat, 90), pct(lat, 99), lat[-1] if lat else 0)
+    others_s = (r["machine_busy_s"] - r["bridge_cpu_s"] - sum(r["other_cpu_s"].values())
+                - r["self_cpu_s"])
     st = sandbox.stats()
     t += [
         ("producer", prod_line.replace("kafkatool: ", ""),
          "lb-kafkatool produce -r, linger.ms=5"),
         ("latency p50", f"{p50:.0f} ms", f"over {len(lat):,} delivered actions"),
         ("latency p90", f"{p90:.0f} ms", ""),
-        ("latency p99", f"{p99:.0f} ms", f"target <= batch.linger.ms + 100 = {linger + 100:.0f} ms"),
+        ("latency p99", f"{p99:.0f} ms",
+         f"target <= batch.linger.ms + 100 = {linger + 100:.0f} ms"),
         ("latency max", f"{mx:.0f} ms", f"batch.max.wait.ms = {max_wait:.0f} (batcher wait only)"),
         ("requests / actions per request", f"{len(ok200):,} / {acts / max(1, len(ok200)):.1f}",
          f"users per request {users / max(1, len(ok200)):.1f}"),
@@ -922,6 +1011,11 @@ def steady(rep, kafka, wd, apps, topic):
         ("bridge CPU", f"{r['bridge_cpu_s']:.1f} s",
          f"{r['bridge_cpu_s'] / ARGS.duration * 100:.0f}% of a core; peak RSS "
          f"{r['peak_rss_mb']:.1f} MB"),
+        ("machine CPU over the run",
+         f"{r['machine_busy_s']:.1f} of {os.cpu_count() * r['to_committed_s']:.1f} core-s",
+         f"sandbox (with --log) {r['other_cpu_s'].get(sandbox.proc.pid, 0):.1f}, Kafka "
+         f"{r['other_cpu_s'].get(kafka.pid, 0):.1f}, this script and its tools "
+         f"{r['self_cpu_s']:.1f}, other processes {others_s:.1f} core-s"),
     ]
     hb = rep.section("hard bounds (steady run)")
     hb += [("max users / actions in a request",
@@ -934,6 +1028,10 @@ def steady(rep, kafka, wd, apps, topic):
             rep.hard(len(lat) >= n, f"steady: {n - len(lat)} events not delivered"))]
     sandbox.stop()
     rep.data["steady"] = {"rate": ARGS.rate, "duration": ARGS.duration, "events": n,
+                          "machine_busy_s": r["machine_busy_s"], "wall_s": r["to_committed_s"],
+                          "bridge_cpu_s": r["bridge_cpu_s"],
+                          "kafka_cpu_s": r["other_cpu_s"].get(kafka.pid, 0),
+                          "sandbox_cpu_s": r["other_cpu_s"].get(sandbox.proc.pid, 0),
                           "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": mx,
                           "producer": prod_line, "requests": len(ok200),
                           "actions_per_request": acts / max(1, len(ok200)),
@@ -984,6 +1082,9 @@ def slow(rep, kafka, wl, wd, apps, topic):
         ("requests / actions per request", f"{len(ok200):,} / {apr:.1f}",
          f"users per request {users / max(1, len(ok200)):.1f}; lookups/action "
          f"{users / max(1, acts):.4f}"),
+        ("request duration", f"{r['mean_request_ms']:.1f} ms",
+         f"bridge-side mean (/metrics); actions held while slots free in "
+         f"{r['held_share'] * 100:.0f}% of samples"),
         ("concurrency", f"mean in flight {r['mean_inflight']:.1f}",
          f"sandbox max {st['max_inflight']}; bridge limit max "
          f"{r['peak']['concurrency_limit']:.0f}; paused in {r['paused_share'] * 100:.0f}% "
@@ -1000,7 +1101,10 @@ def slow(rep, kafka, wl, wd, apps, topic):
     rep.data["slow"] = {"delay_ms": delay, "events": N, "eps": eps, "eps_delivered": eps_d,
                         "best_inflight": best, "best_actual_apr": best_apr,
                         "hot_user_bound": hot_bound, "actions_per_request": apr,
-                        "sandbox_max_inflight": st["max_inflight"], "samples": r["samples"]}
+                        "sandbox_max_inflight": st["max_inflight"], "samples": r["samples"],
+                        "machine_busy_s": r["machine_busy_s"], "wall_s": r["to_committed_s"],
+                        "mean_request_ms": r["mean_request_ms"], "held_share": r["held_share"],
+                        "mean_inflight": r["mean_inflight"]}
 
 
 def main():
@@ -1041,16 +1145,19 @@ def main():
     kafka = Kafka(kind, topics)
     try:
         w = rep.section("setup")
-        w += [("machine", f"{mach['nproc']} cores, {mach['mem_gib']} GiB", mach["cpu"]),
+        with open("/proc/loadavg") as f:
+            load = " ".join(f.read().split()[:3])
+        w += [("machine", f"{mach['nproc']} cores, {mach['mem_gib']} GiB",
+               f"{mach['cpu']}; load average at start {load}"),
               ("commit", mach["commit"], ""),
-              ("Kafka", kafka.label(), kafka.bootstrap),
-              ("binaries", os.environ["LB_BUILD_DIR"], "")]
+              ("Kafka", kafka.label(), "same machine as the bridge and the sandbox"),
+              ("binaries", os.path.relpath(os.environ["LB_BUILD_DIR"], REPO), build_type())]
         apps = {f"app_{i:02d}": f"key-{i:02d}-BENCH" for i in range(a.apps)}
         if wl:
             secs, line = produce(kafka, "bench.events", wl.data)
             w += [("workload", f"{wl.n:,} events", f"{a.apps} apps, {a.users:,} users Zipf "
-                   f"s={a.zipf} ({wl.distinct_pairs():,} distinct seen; hottest "
-                   f"{wl.hottest_user_events():,} events), "
+                   f"s={a.zipf} ({wl.distinct_pairs():,} distinct seen; the hottest has "
+                   f"{wl.hottest()[0]:,} events, in {wl.hottest()[1]}), "
                    f"{wl.bytes_values / wl.n:.0f} bytes/value, keyed by user, no time field"),
                   ("topic", f"{topics['bench.events']} partitions",
                    f"generated in {wl.gen_s:.1f} s (Python), produced in {secs:.1f} s")]
