@@ -274,7 +274,12 @@ def _port_free(port: int) -> bool:
 
 
 def _new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A random KRaft cluster id. One that starts with '-' would be read as
+    an option by the storage tool, so draw again (1 in 64)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
 
 
 def _pdeathsig():
