@@ -329,6 +329,24 @@ static int lex_string(scan_t *s)
  * valid JSON. Decided from the power of ten of its first significant
  * digit; only at 10^308 does strtod round, on a short copy whose digits
  * past REAL_DIGITS become one sticky digit (which rounds the same). */
+
+/* One or more digits at s->pos (a fraction's or an exponent's), consumed;
+ * *c is left at the byte after them. Returns 0, or the token that ends the
+ * number: TOK_ERROR for a bad byte, TOK_INVALID for no digit. */
+static int digit_run(scan_t *s, int *c)
+{
+        *c = peek(s);
+        if (*c == LOOK_BAD)
+                return TOK_ERROR;
+        if (!is_digit(*c))
+                return TOK_INVALID;
+        do {
+                s->pos++;
+                *c = peek(s);
+        } while (is_digit(*c));
+        return *c == LOOK_BAD ? TOK_ERROR : 0;
+}
+
 static int real_overflows(const unsigned char *t, size_t n)
 {
         size_t i = t[0] == '-';
@@ -435,35 +453,18 @@ __attribute__((noinline)) static int lex_number(scan_t *s, int c)
         }
         if (c == '.') {
                 s->pos++;
-                c = peek(s);
-                if (c == LOOK_BAD)
-                        return TOK_ERROR;
-                if (!is_digit(c))
-                        return TOK_INVALID;
-                do {
-                        s->pos++;
-                        c = peek(s);
-                } while (is_digit(c));
-                if (c == LOOK_BAD)
-                        return TOK_ERROR;
+                int t = digit_run(s, &c);
+                if (t)
+                        return t;
         }
         if (c == 'e' || c == 'E') {
                 s->pos++;
                 c = peek(s);
-                if (c == '+' || c == '-') {
+                if (c == '+' || c == '-')
                         s->pos++;
-                        c = peek(s);
-                }
-                if (c == LOOK_BAD)
-                        return TOK_ERROR;
-                if (!is_digit(c))
-                        return TOK_INVALID;
-                do {
-                        s->pos++;
-                        c = peek(s);
-                } while (is_digit(c));
-                if (c == LOOK_BAD)
-                        return TOK_ERROR;
+                int t = digit_run(s, &c);
+                if (t)
+                        return t;
         }
         if (real_overflows(s->p + start, s->pos - start))
                 return fail(s, s->pos, "real number overflow");
