@@ -42,13 +42,30 @@ def finish(broker, group, topic, bridges, timeout=600):
             h.check(rc == 0, f"{b.name} exit code {rc}\n{b.log_text()[-2000:]}")
 
 
-def scale_out(broker, wd):
-    topic, dlq, group, n = "s1.events", "s1.dlq", "s1", 200000
-    broker.create_topic(topic, 12)
-    broker.create_topic(dlq, 3)
-    sandbox = h.Sandbox(APPS20, wd, extra=["--fail-event", "Rejected"])
-    lines, events = h.make_events(n, users=50000, apps=APPS20, seed=101)
+def prepare(broker, wd, name, partitions, dlq_partitions, n, users, seed, sandbox_extra=()):
+    """Topics "<name>.events" and "<name>.dlq", a sandbox, n events produced."""
+    topic, dlq = f"{name}.events", f"{name}.dlq"
+    broker.create_topic(topic, partitions)
+    broker.create_topic(dlq, dlq_partitions)
+    sandbox = h.Sandbox(APPS20, wd, extra=list(sandbox_extra))
+    lines, events = h.make_events(n, users=users, apps=APPS20, seed=seed)
     h.produce(broker.bootstrap, topic, lines)
+    return topic, dlq, sandbox, events
+
+
+def conclude(broker, label, group, topic, dlq, sandbox, events, bridges):
+    """Waits for the commits, stops the bridges, checks every event was
+    delivered once or more, records the counts."""
+    finish(broker, group, topic, bridges)
+    counts = h.check_invariants(events, sandbox, h.read_topic(broker.bootstrap, dlq))
+    h.check(counts["delivered"] == len(events), f"{counts}")
+    results.append((label, counts))
+    sandbox.stop()
+
+
+def scale_out(broker, wd):
+    group, n = "s1", 200000
+    topic, dlq, sandbox, events = prepare(broker, wd, group, 12, 3, n, 50000, 101)
     s = settings(broker, sandbox, topic, dlq, group)
     a = h.Bridge(wd, s, name="s1-a")
     h.wait_for(lambda: sandbox.accepted_count() > n // 5, 300, "20% delivered")
@@ -58,20 +75,13 @@ def scale_out(broker, wd):
     for b in more:
         h.check(b.stop() == 0, f"{b.name} exit code")
     h.log(f"scale-out: shrunk to 1 at {sandbox.accepted_count()} accepted")
-    finish(broker, group, topic, [a])
-    counts = h.check_invariants(events, sandbox, h.read_topic(broker.bootstrap, dlq))
-    h.check(counts["delivered"] == n, f"{counts}")
-    results.append(("scale-out 1->3->1", counts))
-    sandbox.stop()
+    conclude(broker, "scale-out 1->3->1", group, topic, dlq, sandbox, events, [a])
 
 
 def crash(broker, wd):
-    topic, dlq, group, n = "s2.events", "s2.dlq", "s2", 100000
-    broker.create_topic(topic, 12)
-    broker.create_topic(dlq, 3)
-    sandbox = h.Sandbox(APPS20, wd, extra=["--delay-ms", "5"])
-    lines, events = h.make_events(n, users=20000, apps=APPS20, seed=102)
-    h.produce(broker.bootstrap, topic, lines)
+    group, n = "s2", 100000
+    topic, dlq, sandbox, events = prepare(broker, wd, group, 12, 3, n, 20000, 102,
+                                          ["--delay-ms", "5"])
     s = settings(broker, sandbox, topic, dlq, group)
     bridges = [h.Bridge(wd, s, name=f"s2-{x}") for x in "abc"]
     for k in range(3):
@@ -81,30 +91,20 @@ def crash(broker, wd):
         victim.stop(signal.SIGKILL)
         h.log(f"crash: SIGKILL {victim.name} at {sandbox.accepted_count()} accepted")
         victim.start()
-    finish(broker, group, topic, bridges)
-    counts = h.check_invariants(events, sandbox, h.read_topic(broker.bootstrap, dlq))
-    h.check(counts["delivered"] == n, f"{counts}")
-    results.append(("crash: SIGKILL x3 of 3 instances", counts))
-    sandbox.stop()
+    conclude(broker, "crash: SIGKILL x3 of 3 instances", group, topic, dlq, sandbox, events,
+             bridges)
 
 
 def broker_restart(broker, wd):
-    topic, dlq, group, n = "s3.events", "s3.dlq", "s3", 60000
-    broker.create_topic(topic, 6)
-    broker.create_topic(dlq, 1)
-    sandbox = h.Sandbox(APPS20, wd, extra=["--delay-ms", "5"])
-    lines, events = h.make_events(n, users=10000, apps=APPS20, seed=103)
-    h.produce(broker.bootstrap, topic, lines)
+    group, n = "s3", 60000
+    topic, dlq, sandbox, events = prepare(broker, wd, group, 6, 1, n, 10000, 103,
+                                          ["--delay-ms", "5"])
     b = h.Bridge(wd, settings(broker, sandbox, topic, dlq, group))
     h.wait_for(lambda: sandbox.accepted_count() > n // 4, 300, "25% delivered")
     h.log(f"broker restart at {sandbox.accepted_count()} accepted")
     broker.restart(downtime_s=5)
     h.check(b.alive(), "the bridge must survive a broker restart")
-    finish(broker, group, topic, [b])
-    counts = h.check_invariants(events, sandbox, h.read_topic(broker.bootstrap, dlq))
-    h.check(counts["delivered"] == n, f"{counts}")
-    results.append(("broker restart", counts))
-    sandbox.stop()
+    conclude(broker, "broker restart", group, topic, dlq, sandbox, events, [b])
 
 
 def dlq_real_topic(broker, wd):
