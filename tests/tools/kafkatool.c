@@ -351,7 +351,19 @@ static int cmd_committed(int argc, char **argv)
         for (int i = 0; i < t->partition_cnt; i++)
                 rd_kafka_topic_partition_list_add(parts, topic,
                                                   t->partitions[i].id);
-        rd_kafka_resp_err_t err = rd_kafka_committed(rk, parts, 10000);
+        /* The group coordinator may be moving or loading (after a broker
+         * restart): retry those answers for a while. */
+        rd_kafka_resp_err_t err;
+        for (int tries = 0;; tries++) {
+                err = rd_kafka_committed(rk, parts, 10000);
+                if (!err || tries >= 40 ||
+                    (err != RD_KAFKA_RESP_ERR_NOT_COORDINATOR &&
+                     err != RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS &&
+                     err != RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE &&
+                     err != RD_KAFKA_RESP_ERR__TIMED_OUT))
+                        break;
+                usleep(500000);
+        }
         if (err)
                 die("committed: %s", rd_kafka_err2str(err));
         for (int i = 0; i < parts->cnt; i++) {
