@@ -310,44 +310,6 @@ class Kafka:
             self.mock.stop()
 
 
-class BenchSandbox:
-    """The sandbox API with only the logs a run needs (its --log costs CPU
-    that the bridge would otherwise have)."""
-
-    def __init__(self, apps, wd, name, action_log=False, req_log=True, extra=()):
-        self.log_path = os.path.join(wd, f"{name}-actions.jsonl") if action_log else None
-        self.req_path = os.path.join(wd, f"{name}-requests.jsonl") if req_log else None
-        port_file = os.path.join(wd, f"{name}.port")
-        args = [h.SANDBOX, "--port", "0", "--port-file", port_file,
-                "--apps", ",".join(f"{a}:{k}" for a, k in apps.items())]
-        if self.log_path:
-            args += ["--log", self.log_path]
-        if self.req_path:
-            args += ["--req-log", self.req_path]
-        self.proc = h.spawn(args + list(extra), stdout=subprocess.DEVNULL)
-        h.wait_for(lambda: os.path.exists(port_file), 20, "sandbox port file")
-        with open(port_file) as f:
-            self.port = int(f.read().strip())
-        self.url = f"http://127.0.0.1:{self.port}/api?action=multi"
-
-    def stats(self):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
-            return json.loads(r.read())
-
-    def requests(self):
-        with open(self.req_path) as f:
-            return [json.loads(line) for line in f if line.strip()]
-
-    def actions(self):
-        with open(self.log_path) as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
-
-    def stop(self):
-        h.stop_process(self.proc)
-
-
 class BenchBridge(h.Bridge):
     """harness.Bridge, optionally under a wrapper (valgrind)."""
 
@@ -681,7 +643,7 @@ def machine():
 def backlog(rep, kafka, wl, wd, topic, apps, smoke):
     N = wl.n
     t = rep.section(f"backlog: {N:,} events from the start of the topic, default settings")
-    sandbox = BenchSandbox(apps, wd, "backlog", action_log=smoke, req_log=True)
+    sandbox = h.Sandbox(apps, wd, name="backlog", action_log=smoke, req_log=True)
     wrapper = ()
     if ARGS.profile == "callgrind":
         wrapper = ["valgrind", "--tool=callgrind",
@@ -955,7 +917,7 @@ def steady(rep, kafka, wd, apps, topic):
     t = rep.section(f"steady: {ARGS.rate:,} events/s for {ARGS.duration:.0f} s "
                     "(latency: Kafka timestamp -> sandbox receipt)")
     wl = Workload(n, ARGS.apps, ARGS.users, ARGS.zipf, ARGS.seed + 1, tag="s")
-    sandbox = BenchSandbox(apps, wd, "steady", action_log=True, req_log=True)
+    sandbox = h.Sandbox(apps, wd, name="steady", action_log=True, req_log=True)
     prod = {}
 
     def start_producer():
@@ -1051,8 +1013,8 @@ def slow(rep, kafka, wl, wd, apps, topic):
     delay = ARGS.delay_ms
     t = rep.section(f"slow API: sandbox --delay-ms {delay}, {N:,} events (backlog topic, "
                     "new group)")
-    sandbox = BenchSandbox(apps, wd, "slow", action_log=False, req_log=True,
-                           extra=["--delay-ms", str(delay)])
+    sandbox = h.Sandbox(apps, wd, name="slow", action_log=False, req_log=True,
+                        extra=["--delay-ms", str(delay)])
     r = run_bridge(kafka, sandbox, apps, wd, topic, "bench-slow", N, "slow",
                    watch_pids=(sandbox.proc.pid,))
     inflight = int(setting(r["settings"], "sender.max.inflight"))

@@ -111,20 +111,26 @@ def stop_process(p, sig=signal.SIGTERM, timeout=30):
 
 
 class Sandbox:
-    def __init__(self, apps, wd, extra=()):
-        self.log_path = os.path.join(wd, "sandbox-actions.jsonl")
-        self.req_path = os.path.join(wd, "sandbox-requests.jsonl")
-        port_file = os.path.join(wd, "sandbox.port")
-        self.down_file = os.path.join(wd, "api-down")
+    """The sandbox API on an ephemeral port. Its files are named after
+    `name` in wd; the per-action log (--log) costs sandbox CPU, so a run
+    that does not read it may turn it off."""
+
+    def __init__(self, apps, wd, extra=(), name="sandbox", action_log=True, req_log=True):
+        self.log_path = os.path.join(wd, f"{name}-actions.jsonl") if action_log else None
+        self.req_path = os.path.join(wd, f"{name}-requests.jsonl") if req_log else None
+        port_file = os.path.join(wd, f"{name}.port")
+        self.down_file = os.path.join(wd, f"{name}-api-down")
         for stale in (self.log_path, self.req_path, port_file):
-            if os.path.exists(stale):
+            if stale and os.path.exists(stale):
                 os.unlink(stale)
-        apps_spec = ",".join(f"{a}:{k}" for a, k in apps.items())
-        self.proc = spawn([SANDBOX, "--port", "0", "--port-file", port_file,
-                           "--apps", apps_spec, "--log", self.log_path,
-                           "--req-log", self.req_path,
-                           "--down-file", self.down_file, *extra],
-                          stdout=subprocess.DEVNULL)
+        args = [SANDBOX, "--port", "0", "--port-file", port_file,
+                "--apps", ",".join(f"{a}:{k}" for a, k in apps.items()),
+                "--down-file", self.down_file]
+        if self.log_path:
+            args += ["--log", self.log_path]
+        if self.req_path:
+            args += ["--req-log", self.req_path]
+        self.proc = spawn(args + list(extra), stdout=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(port_file), 20, "sandbox port file")
         with open(port_file) as f:
             self.port = int(f.read().strip())
@@ -133,6 +139,18 @@ class Sandbox:
     def stats(self):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
             return json.loads(r.read())
+
+    def requests(self):
+        """The --req-log lines: one dict per request."""
+        with open(self.req_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def actions(self):
+        """The --log lines, one dict per accepted action, lazily."""
+        with open(self.log_path) as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
 
     def accepted(self):
         out = []
