@@ -2,8 +2,10 @@
  * fuzz_config.c: libFuzzer target for the configuration parser. The input
  * is read as a config file (key = value lines); any bytes must load or fail
  * with a one-line error, validation must not crash, and no error may echo
- * the client key of an inline apps value (an @PATH may be named).
+ * the client key of an inline apps value (an @PATH may be named). Blanks
+ * are what the parser trims: isspace(), so \v and \f count.
  */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +23,16 @@ static int secret_outside_apps(const uint8_t *data, size_t size)
                 const char *end = memchr(p, '\n', (size_t)(stop - p));
                 size_t len = end ? (size_t)(end - p) : (size_t)(stop - p);
                 const char *k = p;
-                while (k < p + len && (*k == ' ' || *k == '\t'))
+                while (k < p + len && isspace((unsigned char)*k))
                         k++;
-                size_t rest = (size_t)(p + len - k);
-                size_t sp = rest > 4 ? strspn(k + 4, " \t") : 0;
-                int is_apps =
-                    rest > 4 + sp && !memcmp(k, "apps", 4) && k[4 + sp] == '=';
+                const char *eq = k + 4;
+                while (eq < p + len && isspace((unsigned char)*eq))
+                        eq++;
+                int is_apps = eq < p + len && p + len - k > 4 &&
+                              !memcmp(k, "apps", 4) && *eq == '=';
                 if (is_apps) { /* "@PATH" names a file: not a secret */
-                        const char *v = k + 5 + sp;
-                        while (v < p + len && (*v == ' ' || *v == '\t'))
+                        const char *v = eq + 1;
+                        while (v < p + len && isspace((unsigned char)*v))
                                 v++;
                         is_apps = !(v < p + len && *v == '@');
                 }
