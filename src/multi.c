@@ -201,23 +201,29 @@ int lb_buf_append_json_string(lb_buf_t *b, const char *s, size_t n)
 static size_t format_ms(char *buf, int64_t ms)
 {
         uint64_t mag = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
+        uint64_t whole = mag / 1000;
         unsigned frac = (unsigned)(mag % 1000);
-        int n;
-        if (!frac)
-                n = snprintf(buf, LB_MULTI_TIME_MAX + 1, "%s%llu",
-                             ms < 0 ? "-" : "",
-                             (unsigned long long)(mag / 1000));
-        else {
-                int digits = 3;
-                while (frac % 10 == 0) {
-                        frac /= 10;
-                        digits--;
+        char rev[20]; /* 2^64 has 20 digits */
+        size_t r = 0, n = 0;
+        do {
+                rev[r++] = (char)('0' + whole % 10);
+                whole /= 10;
+        } while (whole);
+        if (ms < 0)
+                buf[n++] = '-';
+        while (r)
+                buf[n++] = rev[--r];
+        if (frac) { /* no trailing zeros: .5, .25, .125 */
+                buf[n++] = '.';
+                buf[n++] = (char)('0' + frac / 100);
+                if (frac % 100) {
+                        buf[n++] = (char)('0' + frac / 10 % 10);
+                        if (frac % 10)
+                                buf[n++] = (char)('0' + frac % 10);
                 }
-                n = snprintf(buf, LB_MULTI_TIME_MAX + 1, "%s%llu.%0*u",
-                             ms < 0 ? "-" : "",
-                             (unsigned long long)(mag / 1000), digits, frac);
         }
-        return (size_t)n;
+        buf[n] = '\0';
+        return n;
 }
 
 static size_t str_len(const char *s)
@@ -238,6 +244,8 @@ size_t lb_multi_overhead(const char *app_id, const char *client_key,
                LIT_LEN(TAIL);
 }
 
+/* JSON whitespace; also the blanks around a header value, including the
+ * CRLF of a raw header line (curl's header callback passes it). */
 static int is_json_ws(char c)
 {
         return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -411,6 +419,50 @@ static int classify_entry(json_t *e, lb_action_result_t *r)
         return (m || fallback) && !r->message ? -1 : 0;
 }
 
+/* Whitespace at p, skipped. */
+static const char *skip_ws(const char *p, const char *end)
+{
+        while (p < end && is_json_ws(*p))
+                p++;
+        return p;
+}
+
+/* Consumes optional whitespace, then tok; a NULL p or a mismatch gives
+ * NULL. */
+static const char *expect(const char *p, const char *end, const char *tok)
+{
+        size_t n = strlen(tok);
+        if (!p)
+                return NULL;
+        p = skip_ws(p, end);
+        return (size_t)(end - p) >= n && !memcmp(p, tok, n) ? p + n : NULL;
+}
+
+/* 1 when body is exactly {"response":[{"success":true}, ...]} with n
+ * entries (any JSON whitespace between tokens): the answer to nearly every
+ * request, decided without building a tree. Anything else, even valid and
+ * equivalent JSON, returns 0 and goes through jansson. */
+static int all_plain_successes(const char *body, size_t len, size_t n)
+{
+        const char *end = body + len;
+        const char *p = expect(body, end, "{");
+        p = expect(p, end, "\"response\"");
+        p = expect(p, end, ":");
+        p = expect(p, end, "[");
+        for (size_t i = 0; i < n && p; i++) {
+                if (i)
+                        p = expect(p, end, ",");
+                p = expect(p, end, "{");
+                p = expect(p, end, "\"success\"");
+                p = expect(p, end, ":");
+                p = expect(p, end, "true");
+                p = expect(p, end, "}");
+        }
+        p = expect(p, end, "]");
+        p = expect(p, end, "}");
+        return p && skip_ws(p, end) == end;
+}
+
 static lb_outcome_t classify_2xx(int status, const char *body, size_t len,
                                  size_t n, lb_action_result_t *results,
                                  char *reason, size_t reason_size)
@@ -424,6 +476,13 @@ static lb_outcome_t classify_2xx(int status, const char *body, size_t len,
                 set_reason(reason, reason_size, status, "response too large",
                            NULL);
                 return LB_OUTCOME_RETRY;
+        }
+        if (all_plain_successes(body, len, n)) {
+                for (size_t i = 0; i < n; i++)
+                        results[i] = (lb_action_result_t){.ok = 1};
+                if (reason && reason_size)
+                        reason[0] = '\0';
+                return LB_OUTCOME_DONE;
         }
         json_error_t jerr;
         json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -505,13 +564,6 @@ void lb_multi_results_clear(lb_action_result_t *results, size_t n)
 
 /* --- Retry-After ---------------------------------------------------------- */
 
-/* Blanks around a header value, including the CRLF of a raw header line
- * (curl's header callback passes it). */
-static int is_blank(char c)
-{
-        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 static int is_digit(char c)
 {
         return c >= '0' && c <= '9';
@@ -565,10 +617,10 @@ int64_t lb_multi_retry_after_ms(const char *value, int64_t now_epoch_s)
 {
         if (!value)
                 return -1;
-        while (is_blank(*value))
+        while (is_json_ws(*value))
                 value++;
         size_t n = strlen(value);
-        while (n > 0 && is_blank(value[n - 1]))
+        while (n > 0 && is_json_ws(value[n - 1]))
                 n--;
         if (!n)
                 return -1;

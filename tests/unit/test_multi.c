@@ -229,6 +229,12 @@ static void test_time_splice(void **state)
         expect_splice("{}", 1000, "{\"time\":1}");
         expect_splice("{}", 1001, "{\"time\":1.001}");
         expect_splice("{}", 1010, "{\"time\":1.01}");
+        expect_splice("{}", 1005, "{\"time\":1.005}");
+        expect_splice("{}", 1050, "{\"time\":1.05}");
+        expect_splice("{}", 1100, "{\"time\":1.1}");
+        expect_splice("{}", 1110, "{\"time\":1.11}");
+        expect_splice("{}", 999, "{\"time\":0.999}");
+        expect_splice("{}", 10000, "{\"time\":10}");
         expect_splice("{}", 1375295830123, "{\"time\":1375295830.123}");
         expect_splice("{}", -1500, "{\"time\":-1.5}");
         expect_splice("{}", -1, "{\"time\":-0.001}");
@@ -404,6 +410,74 @@ static void test_classify_done(void **state)
         assert_true(r[0].ok);
         lb_multi_results_clear(r, 1);
         lb_multi_results_clear(NULL, 3);
+}
+
+/* The plain all-success answer is decided without jansson; near misses of
+ * that shape must still get jansson's verdict. */
+static void test_classify_plain_successes(void **state)
+{
+        (void)state;
+        lb_action_result_t r[3];
+        char reason[256];
+        static const char *const done[] = {
+            "{\"response\":[{\"success\":true},{\"success\":true},"
+            "{\"success\":true}]}",
+            " \r\n{ \"response\" :\t[ { \"success\" : true } ,\n"
+            "{\"success\":true},{\"success\":true} ] }\n ",
+            /* Not the plain shape, still all ok (jansson path). */
+            "{\"response\":[{\"success\":true},{\"success\":true},"
+            "{\"success\":true,\"x\":1}],\"extra\":0}",
+        };
+        for (size_t i = 0; i < sizeof(done) / sizeof(done[0]); i++) {
+                strcpy(reason, "stale");
+                assert_int_equal(
+                    classify(200, done[i], 3, r, reason, sizeof(reason)),
+                    LB_OUTCOME_DONE);
+                assert_string_equal(reason, "");
+                for (size_t k = 0; k < 3; k++) {
+                        assert_true(r[k].ok);
+                        assert_false(r[k].warning);
+                        assert_null(r[k].message);
+                }
+                lb_multi_results_clear(r, 3);
+        }
+        static const char *const retry[] = {
+            "{\"response\":[{\"success\":true},{\"success\":true}]}",
+            "{\"response\":[{\"success\":true},{\"success\":true},"
+            "{\"success\":true},{\"success\":true}]}",
+            "{\"response\":[{\"success\":true},{\"success\":true},"
+            "{\"success\":true}]}x",
+            "{\"response\":[{\"success\":true},{\"success\":true},"
+            "{\"success\":true}]",
+            "{\"response\":[{\"success\":true},{\"success\":true},"
+            "{\"success\":true}]}{\"response\":[]}",
+            "{\"response\":[{\"success\":true},{\"success\":true},"
+            "{\"success\":true}],\"response\":[]}",
+            "{\"response\":[{\"success\":true},{\"success\":true},"
+            "{\"success\":truex}]}",
+            "{\"response\":[{\"success\":true},{\"success\":true},"
+            "{\"success\":true}]}\v",
+        };
+        for (size_t i = 0; i < sizeof(retry) / sizeof(retry[0]); i++)
+                assert_int_equal(
+                    classify(200, retry[i], 3, r, reason, sizeof(reason)),
+                    LB_OUTCOME_RETRY);
+        /* Same bytes but one entry false: a per-action failure. */
+        assert_int_equal(
+            classify(200,
+                     "{\"response\":[{\"success\":true},{\"success\":false},"
+                     "{\"success\":true}]}",
+                     3, r, reason, sizeof(reason)),
+            LB_OUTCOME_DONE);
+        assert_true(r[0].ok);
+        assert_false(r[1].ok);
+        assert_non_null(r[1].message);
+        assert_true(r[2].ok);
+        lb_multi_results_clear(r, 3);
+        /* A NUL inside the body is not whitespace. */
+        assert_int_equal(lb_multi_classify(200, "{\"response\":[]}\0", 17, 0, r,
+                                           reason, sizeof(reason)),
+                         LB_OUTCOME_RETRY);
 }
 
 static void test_classify_entry_shapes(void **state)
@@ -749,6 +823,7 @@ int main(void)
             cmocka_unit_test(test_request_time_clamped),
             cmocka_unit_test(test_size_bound_property),
             cmocka_unit_test(test_classify_done),
+            cmocka_unit_test(test_classify_plain_successes),
             cmocka_unit_test(test_classify_entry_shapes),
             cmocka_unit_test(test_classify_messages),
             cmocka_unit_test(test_classify_2xx_wrong_shape),
