@@ -40,7 +40,6 @@
 typedef struct {
         lb_partition_t *p;
         int64_t stored; /* last offset stored for commit, or -1 */
-        size_t live;    /* actions alive that reference p */
 } lb_assigned_t;
 
 /* A batch on its way: the ranges still to send (403 splits them), the
@@ -104,14 +103,6 @@ static double wall_s(void)
 
 /* ---- assignment table ---- */
 
-static lb_assigned_t *find_assigned_p(lb_bridge_t *b, const lb_partition_t *p)
-{
-        for (size_t i = 0; i < b->assigned_cnt; i++)
-                if (b->assigned[i].p == p)
-                        return &b->assigned[i];
-        return NULL;
-}
-
 static lb_assigned_t *find_assigned(lb_bridge_t *b, const char *topic,
                                     int32_t partition)
 {
@@ -155,9 +146,6 @@ static void action_finish(lb_bridge_t *b, lb_action_t *a, int handled)
         lb_partition_t *p = a->partition;
         if (handled)
                 lb_partition_done(p, a->offset);
-        lb_assigned_t *e = find_assigned_p(b, p);
-        if (e)
-                e->live--;
         b->live_actions--;
         b->live_bytes -= a->value_len;
         lb_action_destroy(a);
@@ -269,7 +257,6 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         rd_kafka_timestamp_type_t tstype;
         a->partition = e->p;
         lb_partition_ref(e->p);
-        e->live++;
         b->live_actions++;
         b->live_bytes += a->value_len;
         a->offset = m->offset;
@@ -623,7 +610,7 @@ static void on_assigned(void *opaque,
                         return;
                 }
                 b->assigned[b->assigned_cnt++] =
-                    (lb_assigned_t){.p = p, .stored = -1, .live = 0};
+                    (lb_assigned_t){.p = p, .stored = -1};
         }
         atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
 }
@@ -642,7 +629,7 @@ static size_t live_in(lb_bridge_t *b,
         for (int i = 0; i < parts->cnt; i++) {
                 lb_assigned_t *e = find_assigned(b, parts->elems[i].topic,
                                                  parts->elems[i].partition);
-                live += e ? e->live : 0;
+                live += e ? lb_partition_holders(e->p) : 0;
         }
         return live;
 }
@@ -671,12 +658,13 @@ static void on_revoking(void *opaque,
                     lb_batcher_abandon(b->batcher, e->p, drop_abandoned, b);
                 if (!lost)
                         store_offset(b, e);
-                if (e->live)
+                size_t live = lb_partition_holders(e->p);
+                if (live)
                         lb_info("consumer",
                                 "%s[%d]: %zu action(s) still under way at "
                                 "revocation; the next owner redoes them",
                                 lb_partition_topic(e->p), lb_partition_id(e->p),
-                                e->live);
+                                live);
                 lb_partition_revoke(e->p);
                 lb_partition_unref(e->p);
                 *e = b->assigned[--b->assigned_cnt];

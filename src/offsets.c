@@ -64,6 +64,11 @@ void lb_partition_unref(lb_partition_t *p)
         free(p);
 }
 
+size_t lb_partition_holders(const lb_partition_t *p)
+{
+        return p->refcnt > 0 ? (size_t)p->refcnt - 1 : 0;
+}
+
 const char *lb_partition_topic(const lb_partition_t *p)
 {
         return p->topic;

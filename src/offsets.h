@@ -18,6 +18,9 @@ lb_partition_t *lb_partition_new(const char *topic, int32_t partition);
 void lb_partition_ref(lb_partition_t *p);
 /** @brief Drops a reference; frees at zero. NULL is a no-op. */
 void lb_partition_unref(lb_partition_t *p);
+/** @returns the references taken with lb_partition_ref() and not yet
+ *           dropped: the actions alive that reference p (O(1)). */
+size_t lb_partition_holders(const lb_partition_t *p);
 
 const char *lb_partition_topic(const lb_partition_t *p);
 int32_t lb_partition_id(const lb_partition_t *p);

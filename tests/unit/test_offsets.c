@@ -27,6 +27,15 @@ static void test_new(void **state)
         assert_int_equal(lb_partition_revoked(p), 0);
         /* Nothing tracked: any done() is for an unknown offset. */
         assert_int_equal(lb_partition_done(p, 0), -1);
+        /* Holders: the references actions took, not the creator's. */
+        assert_int_equal(lb_partition_holders(p), 0);
+        lb_partition_ref(p);
+        lb_partition_ref(p);
+        assert_int_equal(lb_partition_holders(p), 2);
+        lb_partition_unref(p);
+        assert_int_equal(lb_partition_holders(p), 1);
+        lb_partition_unref(p);
+        assert_int_equal(lb_partition_holders(p), 0);
         lb_partition_unref(p);
 }
 
