@@ -266,8 +266,9 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         lb_event_t ev;
         char reason[256];
         ev.app = -1;
-        lb_stage_t stage = lb_event_parse(b->conf, a->value, a->value_len, &ev,
-                                          reason, sizeof(reason));
+        lb_stage_t stage =
+            lb_event_parse(b->conf, b->app_overhead, a->value, a->value_len,
+                           &ev, reason, sizeof(reason));
         a->app = ev.app;
         if (stage != LB_STAGE_NONE) {
                 dead_letter(b, a, stage, 0, reason);

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "json_scan.h"
-#include "multi.h"
 
 /* Most bytes of an event's own text echoed into a reason. */
 #define ECHO_MAX 64
@@ -112,8 +111,9 @@ static int user_field(const lb_json_value_t *v, const char *name, char *errstr,
         return 1;
 }
 
-static lb_stage_t validate(const lb_config_t *conf, const char *value,
-                           size_t len, const lb_json_field_t *f, size_t members,
+static lb_stage_t validate(const lb_config_t *conf, const size_t *app_overhead,
+                           const char *value, size_t len,
+                           const lb_json_field_t *f, size_t members,
                            lb_event_t *out, char *errstr, size_t errstr_size)
 {
         char buf[ECHO_MAX + 4];
@@ -180,10 +180,7 @@ static lb_stage_t validate(const lb_config_t *conf, const char *value,
                               type_name(v->type));
         int time_missing = !v->type;
 
-        const lb_app_t *a = &conf->apps[app];
-        size_t need =
-            lb_event_body_len(len, time_missing) +
-            lb_multi_overhead(a->id, a->client_key, conf->api_version);
+        size_t need = lb_event_body_len(len, time_missing) + app_overhead[app];
         if (need > (uint64_t)conf->batch_max_bytes)
                 return reject(LB_STAGE_VALIDATE, errstr, errstr_size,
                               "event larger than batch.max.bytes (%zu bytes "
@@ -201,9 +198,9 @@ static lb_stage_t validate(const lb_config_t *conf, const char *value,
         return LB_STAGE_NONE;
 }
 
-lb_stage_t lb_event_parse(const lb_config_t *conf, const char *value,
-                          size_t len, lb_event_t *out, char *errstr,
-                          size_t errstr_size)
+lb_stage_t lb_event_parse(const lb_config_t *conf, const size_t *app_overhead,
+                          const char *value, size_t len, lb_event_t *out,
+                          char *errstr, size_t errstr_size)
 {
         if (errstr && errstr_size)
                 errstr[0] = '\0';
@@ -237,6 +234,6 @@ lb_stage_t lb_event_parse(const lb_config_t *conf, const char *value,
         if (res.type != LB_JSON_OBJECT)
                 return reject(LB_STAGE_PARSE, errstr, errstr_size,
                               "not a JSON object (%s)", type_name(res.type));
-        return validate(conf, value, len, f, res.members, out, errstr,
-                        errstr_size);
+        return validate(conf, app_overhead, value, len, f, res.members, out,
+                        errstr, errstr_size);
 }

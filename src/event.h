@@ -27,7 +27,9 @@ typedef struct {
  *        known to conf, non-empty string action, userId or deviceId a
  *        non-empty string of at most LB_USER_ID_MAX bytes, optional numeric
  *        time, no clientKey; the encoded action must fit a request of
- *        conf->batch_max_bytes (given the app's request overhead).
+ *        conf->batch_max_bytes given the app's request overhead,
+ *        app_overhead[app] (lb_multi_overhead() of each app of conf, worked
+ *        out once by the caller: it does not change per event).
  *
  *        The value is forwarded as its original bytes, so it must be exactly
  *        one JSON object: trailing bytes, raw NUL bytes and "\u0000" escapes
@@ -39,9 +41,9 @@ typedef struct {
  * @returns LB_STAGE_NONE on success (out filled), else LB_STAGE_PARSE or
  *          LB_STAGE_VALIDATE with a one-line reason in errstr.
  */
-lb_stage_t lb_event_parse(const lb_config_t *conf, const char *value,
-                          size_t len, lb_event_t *out, char *errstr,
-                          size_t errstr_size);
+lb_stage_t lb_event_parse(const lb_config_t *conf, const size_t *app_overhead,
+                          const char *value, size_t len, lb_event_t *out,
+                          char *errstr, size_t errstr_size);
 
 /** Upper bound of the bytes lb_multi adds to an action whose time is
  *  missing: ',"time":' plus a number. */

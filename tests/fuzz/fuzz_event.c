@@ -25,6 +25,9 @@ static const lb_config_t conf = {
     .batch_max_bytes = 64 * 1024,
 };
 
+#define APP_CNT (sizeof(apps) / sizeof(apps[0]))
+static size_t app_overhead[APP_CNT];
+
 static void check_reason(const char *err)
 {
         if (!err[0])
@@ -67,14 +70,26 @@ static void check_encoding(const uint8_t *data, size_t size,
         lb_action_destroy(a);
 }
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+        (void)argc;
+        (void)argv;
+        for (size_t i = 0; i < APP_CNT; i++)
+                app_overhead[i] = lb_multi_overhead(
+                    apps[i].id, apps[i].client_key, conf.api_version);
+        return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         lb_event_t ev;
         char err[256];
-        lb_stage_t stage = lb_event_parse(&conf, (const char *)data, size, &ev,
-                                          err, sizeof(err));
+        lb_stage_t stage =
+            lb_event_parse(&conf, app_overhead, (const char *)data, size, &ev,
+                           err, sizeof(err));
         if (stage == LB_STAGE_PARSE || stage == LB_STAGE_VALIDATE) {
                 check_reason(err);
                 return 0;
