@@ -666,8 +666,13 @@ static void keys_sort(const unsigned char *buf, skey_t *v, size_t n)
 
 static int key_eq(const unsigned char *buf, const skey_t *a, const skey_t *b)
 {
-        return a->dlen == b->dlen &&
-               body_cmp(buf + a->off, a->len, a->dlen < a->len, buf + b->off,
+        if (a->dlen != b->dlen)
+                return 0;
+        /* Unescaped keys of one length mostly differ in the first byte. */
+        if (a->len && a->dlen == a->len && b->dlen == b->len &&
+            buf[a->off] != buf[b->off])
+                return 0;
+        return body_cmp(buf + a->off, a->len, a->dlen < a->len, buf + b->off,
                         b->len, b->dlen < b->len) == 0;
 }
 
