@@ -7,13 +7,24 @@
  * JSON-lines logs of accepted actions and of requests, and GET /stats.
  *
  * It shares no code with the bridge on purpose: it checks the bridge from the
- * outside, the way the real API would. The only state shared between request
- * threads is one struct sbx (counters, PRNG and busy users under sbx->lock,
- * log files under sbx->log_lock). See sandbox/README.md for usage.
+ * outside, the way the real API would. The one exception is json_scan.c, a
+ * validator that gives jansson's verdict without building a tree (the
+ * sandbox once loaded every body with jansson and cost more CPU per action
+ * than the bridge it tests). A body is scanned once; a refused one still
+ * gets jansson's own message. The elements of "data" are then walked
+ * without checks for the few members read here, and --log holds each
+ * accepted action's own text (on one line). Unlike json_loadb(0), a
+ * duplicate object key, or a raw NUL byte right after a number or a
+ * literal, is invalid JSON here; the bridge sends neither.
+ *
+ * The only state shared between request threads is one struct sbx (counters,
+ * PRNG and busy users under sbx->lock, log files under sbx->log_lock). See
+ * sandbox/README.md for usage.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +43,8 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+
+#include "json_scan.h"
 
 #define SBX_MAX_STATUS   600
 #define SBX_MAX_ID_CHARS 400
@@ -53,18 +66,22 @@ static const char *const sbx_fault_names[SBX_F_COUNT] = {
     "none", "500", "429", "slow", "drop", "malformed", "wronglen", "lost"};
 
 /* Action names the sandbox knows (the client-side actions of the API). */
-static const char *const sbx_actions[] = {"start",
-                                          "stop",
-                                          "track",
-                                          "advance",
-                                          "pauseSession",
-                                          "resumeSession",
-                                          "pauseState",
-                                          "resumeState",
-                                          "heartbeat",
-                                          "setUserAttributes",
-                                          "setDeviceAttributes",
-                                          "setTrafficSourceInfo"};
+#define SBX_NAME(s) s, sizeof(s) - 1
+static const struct {
+        const char *name;
+        size_t len;
+} sbx_actions[] = {{SBX_NAME("start")},
+                   {SBX_NAME("stop")},
+                   {SBX_NAME("track")},
+                   {SBX_NAME("advance")},
+                   {SBX_NAME("pauseSession")},
+                   {SBX_NAME("resumeSession")},
+                   {SBX_NAME("pauseState")},
+                   {SBX_NAME("resumeState")},
+                   {SBX_NAME("heartbeat")},
+                   {SBX_NAME("setUserAttributes")},
+                   {SBX_NAME("setDeviceAttributes")},
+                   {SBX_NAME("setTrafficSourceInfo")}};
 
 struct sbx_names {
         const char **v;
@@ -114,6 +131,22 @@ struct sbx_stats {
         uint64_t max_inflight;
 };
 
+/* A user of an app: its identity's bytes live in a request (its body or its
+ * decoded identities) for as long as the entry is in a set. */
+struct sbx_user {
+        const struct sbx_app *app;
+        const char *id; /* NULL: an empty slot */
+        size_t len;
+        uint64_t hash; /* of the identity */
+};
+
+/* A set of users: open addressing, linear probing, at most half full. */
+struct sbx_set {
+        struct sbx_user *slot;
+        size_t cap; /* 0 or a power of two */
+        size_t n;
+};
+
 /* The one context: everything a request thread may touch. */
 struct sbx {
         struct sbx_opts opt;
@@ -126,7 +159,7 @@ struct sbx {
         pthread_mutex_t log_lock;
         uint64_t rng;
         uint64_t next_req;
-        json_t *busy; /* busy-user key -> true, for in-flight requests */
+        struct sbx_set busy; /* the users of in-flight requests */
         bool stopping;
         struct sbx_stats st;
 };
@@ -149,13 +182,38 @@ struct sbx_buf {
         size_t cap;
 };
 
-/* A parsed, structurally valid multi request. */
+/* The answer to one action; the order is that of the checks. */
+enum sbx_answer {
+        SBX_A_OK,
+        SBX_A_NOT_OBJECT,
+        SBX_A_NOT_FOUND,
+        SBX_A_NO_ID,
+        SBX_A_ID_TOO_LONG,
+        SBX_A_FAIL_EVENT,
+        SBX_A_WARN_EVENT
+};
+
+/* One element of "data", read once: where it is, whose it is, its answer. */
+struct sbx_action {
+        size_t off, len; /* the element in the body */
+        const char *id;  /* identity (see struct sbx_user), or NULL */
+        size_t id_len;
+        enum sbx_answer answer;
+        lb_json_value_t event; /* in the body; for the event answers */
+};
+
+/* A multi request: what the checks have read of it so far. */
 struct sbx_multi {
-        json_t *root;
-        const char *app_id; /* borrowed from root */
-        json_t *data;       /* borrowed from root */
-        json_t *users;      /* identity -> true: the distinct users */
-        size_t n_actions;
+        const char *body; /* the request's body */
+        size_t len;
+        lb_json_value_t app_id; /* a string once read */
+        const struct sbx_app *app;
+        lb_json_value_t data;    /* the array */
+        struct sbx_action *acts; /* the first --max-actions elements */
+        size_t n_actions;        /* all elements */
+        struct sbx_set users;    /* the distinct identities */
+        char *ids;               /* decoded identities that had escapes */
+        size_t ids_len;
 };
 
 /* What the request gets back, and what is recorded about it. */
@@ -180,7 +238,8 @@ static void sbx_oom(void)
         abort();
 }
 
-static void sbx_buf_add(struct sbx_buf *b, const char *s, size_t n)
+/* Makes room for @p n more bytes (and the NUL after them). */
+static void sbx_buf_reserve(struct sbx_buf *b, size_t n)
 {
         if (b->len + n + 1 > b->cap) {
                 size_t cap = b->cap ? b->cap : 256;
@@ -191,9 +250,26 @@ static void sbx_buf_add(struct sbx_buf *b, const char *s, size_t n)
                         sbx_oom();
                 b->cap = cap;
         }
+}
+
+static void sbx_buf_add(struct sbx_buf *b, const char *s, size_t n)
+{
+        sbx_buf_reserve(b, n);
         memcpy(b->p + b->len, s, n);
         b->len += n;
         b->p[b->len] = '\0';
+}
+
+/* Appends the JSON text s[0..n) on one line: in valid JSON a CR or LF byte
+ * can only be whitespace, so it becomes a space. */
+static void sbx_buf_add_line(struct sbx_buf *b, const char *s, size_t n)
+{
+        size_t start = b->len;
+
+        sbx_buf_add(b, s, n);
+        for (size_t i = start; i < b->len; i++)
+                if (b->p[i] == '\n' || b->p[i] == '\r')
+                        b->p[i] = ' ';
 }
 
 static void sbx_buf_str(struct sbx_buf *b, const char *s)
@@ -229,20 +305,68 @@ static void sbx_buf_json(struct sbx_buf *b, const json_t *j)
                 sbx_oom();
 }
 
+/* Appends the UTF-8 text s[0..n) escaped as jansson's dump escapes it:
+ * '"', '\\' and control characters; everything else as it is. */
+static void sbx_buf_esc(struct sbx_buf *b, const char *s, size_t n)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        size_t run = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+                char e[6] = {'\\', 0, '0', '0', 0, 0};
+                size_t elen = 2;
+
+                if (c >= 0x20 && c != '"' && c != '\\')
+                        continue;
+                sbx_buf_add(b, s + run, i - run);
+                run = i + 1;
+                switch (c) {
+                case '"':
+                case '\\':
+                        e[1] = (char)c;
+                        break;
+                case '\b':
+                        e[1] = 'b';
+                        break;
+                case '\f':
+                        e[1] = 'f';
+                        break;
+                case '\n':
+                        e[1] = 'n';
+                        break;
+                case '\r':
+                        e[1] = 'r';
+                        break;
+                case '\t':
+                        e[1] = 't';
+                        break;
+                default:
+                        e[1] = 'u';
+                        e[4] = hex[c >> 4];
+                        e[5] = hex[c & 15];
+                        elen = 6;
+                }
+                sbx_buf_add(b, e, elen);
+        }
+        sbx_buf_add(b, s + run, n - run);
+}
+
+/* Appends s[0..n) as a JSON string. */
+static void sbx_buf_jstrn(struct sbx_buf *b, const char *s, size_t n)
+{
+        sbx_buf_add(b, "\"", 1);
+        sbx_buf_esc(b, s, n);
+        sbx_buf_add(b, "\"", 1);
+}
+
 /* Appends @p s as a JSON string, or null. */
 static void sbx_buf_jstr(struct sbx_buf *b, const char *s)
 {
-        json_t *j;
-
-        if (!s) {
+        if (s)
+                sbx_buf_jstrn(b, s, strlen(s));
+        else
                 sbx_buf_str(b, "null");
-                return;
-        }
-        j = json_string(s);
-        if (!j)
-                sbx_oom();
-        sbx_buf_json(b, j);
-        json_decref(j);
 }
 
 static double sbx_now_ms(void)
@@ -253,20 +377,12 @@ static double sbx_now_ms(void)
         return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static bool sbx_names_has(const struct sbx_names *l, const char *s)
-{
-        for (size_t i = 0; i < l->n; i++)
-                if (strcmp(l->v[i], s) == 0)
-                        return true;
-        return false;
-}
-
-static size_t sbx_utf8_chars(const char *s)
+static size_t sbx_utf8_chars(const char *s, size_t len)
 {
         size_t n = 0;
 
-        for (; *s; s++)
-                if (((unsigned char)*s & 0xC0) != 0x80)
+        for (size_t i = 0; i < len; i++)
+                if (((unsigned char)s[i] & 0xC0) != 0x80)
                         n++;
         return n;
 }
@@ -284,6 +400,80 @@ static void sbx_write_all(int fd, const char *p, size_t n)
                 p += w;
                 n -= (size_t)w;
         }
+}
+
+/* ---- sets of users ----------------------------------------------------- */
+
+/* FNV-1a. */
+static uint64_t sbx_hash(const char *s, size_t n)
+{
+        uint64_t h = 0xCBF29CE484222325ULL;
+
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ (unsigned char)s[i]) * 0x100000001B3ULL;
+        return h;
+}
+
+/* @returns the slot that holds @p u, or the empty one where it would go. */
+static struct sbx_user *sbx_set_slot(const struct sbx_set *s,
+                                     const struct sbx_user *u)
+{
+        size_t mask = s->cap - 1;
+
+        for (size_t i = u->hash & mask;; i = (i + 1) & mask) {
+                struct sbx_user *e = &s->slot[i];
+                if (!e->id ||
+                    (e->hash == u->hash && e->app == u->app &&
+                     e->len == u->len && memcmp(e->id, u->id, u->len) == 0))
+                        return e;
+        }
+}
+
+static bool sbx_set_has(const struct sbx_set *s, const struct sbx_user *u)
+{
+        return s->n && sbx_set_slot(s, u)->id;
+}
+
+/* Adds @p u unless it is in already. */
+static void sbx_set_add(struct sbx_set *s, const struct sbx_user *u)
+{
+        struct sbx_user *e;
+
+        if (2 * (s->n + 1) > s->cap) {
+                struct sbx_set big = {.cap = s->cap ? 2 * s->cap : 64,
+                                      .n = s->n};
+                big.slot = calloc(big.cap, sizeof(*big.slot));
+                if (!big.slot)
+                        sbx_oom();
+                for (size_t i = 0; i < s->cap; i++)
+                        if (s->slot[i].id)
+                                *sbx_set_slot(&big, &s->slot[i]) = s->slot[i];
+                free(s->slot);
+                *s = big;
+        }
+        e = sbx_set_slot(s, u);
+        if (!e->id) {
+                *e = *u;
+                s->n++;
+        }
+}
+
+/* Removes @p u, which is in: the entries after it in its run move up. */
+static void sbx_set_del(struct sbx_set *s, const struct sbx_user *u)
+{
+        size_t mask = s->cap - 1;
+        size_t hole = (size_t)(sbx_set_slot(s, u) - s->slot);
+
+        for (size_t i = (hole + 1) & mask; s->slot[i].id; i = (i + 1) & mask) {
+                size_t home = s->slot[i].hash & mask;
+                /* Unless its home lies in (hole, i], it may fill the hole. */
+                if (((i - home) & mask) >= ((i - hole) & mask)) {
+                        s->slot[hole] = s->slot[i];
+                        hole = i;
+                }
+        }
+        s->slot[hole].id = NULL;
+        s->n--;
 }
 
 /* ---- PRNG, sleeping, stats (all under sbx->lock) ----------------------- */
@@ -532,88 +722,379 @@ static enum MHD_Result sbx_send(struct MHD_Connection *conn,
 
 /* ---- validating a multi request ---------------------------------------- */
 
-/* The user identity: userId, else deviceId (non-empty strings). */
-static const char *sbx_identity(const json_t *action)
-{
-        const char *id = json_string_value(json_object_get(action, "userId"));
+/* A member the sandbox reads, its value to be filled. */
+#define SBX_FIELD(s) ((lb_json_field_t){.name = s, .name_len = sizeof(s) - 1})
 
-        if (id && *id)
-                return id;
-        id = json_string_value(json_object_get(action, "deviceId"));
-        return id && *id ? id : NULL;
+static bool sbx_is_ws(char c)
+{
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static const struct sbx_app *sbx_find_app(const struct sbx *sb, const char *id)
+static size_t sbx_skip_ws(const char *b, size_t i)
+{
+        while (sbx_is_ws(b[i]))
+                i++;
+        return i;
+}
+
+/* A byte of a number or of true, false, null. */
+static bool sbx_is_word(char c)
+{
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '-' ||
+               c == '+' || c == '.' || c == 'E';
+}
+
+/*
+ * The walks below take a body that passed lb_json_scan and check nothing:
+ * brackets pair up, strings close, every ':' and ',' is in place and no
+ * object repeats a key.
+ */
+
+/* @returns the end of the value that starts at b[i]. */
+static size_t sbx_value_end(const char *b, size_t i)
+{
+        size_t depth = 0;
+
+        do {
+                switch (b[i++]) {
+                case '"':
+                        for (; b[i] != '"'; i++)
+                                i += b[i] == '\\';
+                        i++;
+                        break;
+                case '{':
+                case '[':
+                        depth++;
+                        break;
+                case '}':
+                case ']':
+                        depth--;
+                        break;
+                default:
+                        if (depth == 0) /* a number or a literal */
+                                while (sbx_is_word(b[i]))
+                                        i++;
+                }
+        } while (depth);
+        return i;
+}
+
+static unsigned sbx_hex4(const char *p)
+{
+        unsigned v = 0;
+
+        for (int i = 0; i < 4; i++)
+                v = v << 4 | (unsigned)(p[i] <= '9'   ? p[i] - '0'
+                                        : p[i] <= 'F' ? p[i] - 'A' + 10
+                                                      : p[i] - 'a' + 10);
+        return v;
+}
+
+/* @returns the decoded length of the string body raw[0..n). */
+static size_t sbx_decoded_len(const char *raw, size_t n)
+{
+        size_t d = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                unsigned cp;
+
+                if (raw[i] != '\\' || raw[++i] != 'u') {
+                        d++;
+                        continue;
+                }
+                cp = sbx_hex4(raw + i + 1);
+                i += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF) { /* and its low half */
+                        d += 4;
+                        i += 6;
+                } else {
+                        d += cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
+                }
+        }
+        return d;
+}
+
+/* Reads the string that starts at b[i] (its quote) into @p v.
+ * @returns the index after its closing quote. */
+static size_t sbx_string_at(const char *b, size_t i, lb_json_value_t *v)
+{
+        bool esc = false;
+
+        v->type = LB_JSON_STRING;
+        v->off = ++i;
+        for (; b[i] != '"'; i++)
+                if (b[i] == '\\') {
+                        esc = true;
+                        i++;
+                }
+        v->len = i - v->off;
+        v->dlen = esc ? sbx_decoded_len(b + v->off, v->len) : v->len;
+        return i + 1;
+}
+
+/* lb_json_string_eq, with the common case (no escapes) inline. */
+static bool sbx_str_eq(const char *b, const lb_json_value_t *v, const char *s,
+                       size_t n)
+{
+        if (v->type != LB_JSON_STRING || v->dlen != n)
+                return false;
+        if (v->len != n)
+                return lb_json_string_eq(b, v, s, n);
+        return n == 0 || (b[v->off] == *s && memcmp(b + v->off, s, n) == 0);
+}
+
+/* @returns the value of the field of @p f that @p key names, or NULL. */
+static lb_json_value_t *sbx_field(const char *b, const lb_json_value_t *key,
+                                  lb_json_field_t *f, size_t n)
+{
+        for (size_t k = 0; k < n; k++)
+                if (sbx_str_eq(b, key, f[k].name, f[k].name_len))
+                        return &f[k].value;
+        return NULL;
+}
+
+/* Walks the object that starts at b[i] (its '{'): its members named in
+ * @p f whose values are strings fill their fields. @returns the index after
+ * its '}'. */
+static size_t sbx_walk_object(const char *b, size_t i, lb_json_field_t *f,
+                              size_t n)
+{
+        lb_json_value_t v, *slot = NULL; /* slot: a named member's value */
+        size_t depth = 0;
+        bool key = false; /* a string here is a member's name */
+
+        do {
+                switch (b[i++]) {
+                case '{':
+                case '[':
+                        key = ++depth == 1;
+                        slot = NULL;
+                        break;
+                case '}':
+                case ']':
+                        depth--;
+                        break;
+                case ',':
+                        key = depth == 1;
+                        break;
+                case ':':
+                        break;
+                case '"':
+                        i = sbx_string_at(b, i - 1, &v);
+                        if (key && depth == 1) {
+                                key = false;
+                                slot = sbx_field(b, &v, f, n);
+                        } else if (slot) {
+                                *slot = v;
+                                slot = NULL;
+                        }
+                        break;
+                case ' ':
+                case '\t':
+                case '\n':
+                case '\r':
+                        i = sbx_skip_ws(b, i);
+                        break;
+                default: /* a number, true, false or null */
+                        slot = NULL;
+                        while (sbx_is_word(b[i]))
+                                i++;
+                }
+        } while (depth);
+        return i;
+}
+
+static const struct sbx_app *
+sbx_find_app(const struct sbx *sb, const char *body, const lb_json_value_t *id)
 {
         for (size_t i = 0; i < sb->n_apps; i++)
-                if (strcmp(sb->apps[i].id, id) == 0)
+                if (sbx_str_eq(body, id, sb->apps[i].id,
+                               strlen(sb->apps[i].id)))
                         return &sb->apps[i];
         return NULL;
+}
+
+/* 400 for a body jansson refuses (never the common case): jansson's own
+ * message, or the scanner's where jansson accepted what it refuses. */
+static void sbx_reply_invalid(struct sbx_reply *r, const char *body, size_t len,
+                              const lb_json_result_t *res)
+{
+        json_error_t err;
+        json_t *j = json_loadb(body, len, 0, &err);
+
+        sbx_reply_errorf(r, 400, "Invalid JSON", "Invalid JSON: %s",
+                         j ? res->err_text : err.text);
+        json_decref(j);
 }
 
 /* Checks the top-level fields; fills @p m or answers the error in @p r. */
 static bool sbx_parse_multi(const struct sbx *sb, const struct sbx_request *rq,
                             struct sbx_multi *m, struct sbx_reply *r)
 {
-        json_error_t err;
-        const struct sbx_app *app;
-        const char *key;
+        enum { F_APP, F_KEY, F_VERSION, F_TIME, F_DATA, F_COUNT };
+        lb_json_field_t f[F_COUNT] = {
+            [F_APP] = SBX_FIELD("appId"),
+            [F_KEY] = SBX_FIELD("clientKey"),
+            [F_VERSION] = SBX_FIELD("apiVersion"),
+            [F_TIME] = SBX_FIELD("time"),
+            [F_DATA] = SBX_FIELD("data"),
+        };
+        lb_json_type_t when;
+        lb_json_result_t res;
 
-        m->root = json_loadb(rq->body ? rq->body : "", rq->len, 0, &err);
-        if (!m->root) {
-                sbx_reply_errorf(r, 400, "Invalid JSON", "Invalid JSON: %s",
-                                 err.text);
+        m->body = rq->body ? rq->body : "";
+        m->len = rq->len;
+        if (lb_json_scan(m->body, m->len, f, F_COUNT, &res) != 0 ||
+            (res.type != LB_JSON_OBJECT && res.type != LB_JSON_ARRAY)) {
+                sbx_reply_invalid(r, m->body, m->len, &res);
                 return false;
         }
-        if (!json_is_object(m->root)) {
+        if (res.type != LB_JSON_OBJECT) {
                 sbx_reply_error(r, 400, "Request body must be a JSON object");
                 return false;
         }
-        m->app_id = json_string_value(json_object_get(m->root, "appId"));
-        if (!m->app_id) {
+        if (f[F_APP].value.type != LB_JSON_STRING) {
                 sbx_reply_error(r, 400, "Missing argument appId");
                 return false;
         }
-        app = sbx_find_app(sb, m->app_id);
-        if (!app) {
+        m->app_id = f[F_APP].value;
+        m->app = sbx_find_app(sb, m->body, &m->app_id);
+        if (!m->app) {
                 sbx_reply_error(r, 400, "App not found");
                 return false;
         }
-        key = json_string_value(json_object_get(m->root, "clientKey"));
-        if (!key || strcmp(key, app->key) != 0) {
+        if (!sbx_str_eq(m->body, &f[F_KEY].value, m->app->key,
+                        strlen(m->app->key))) {
                 sbx_reply_error(r, 403, "Invalid access key");
                 return false;
         }
-        if (!json_is_string(json_object_get(m->root, "apiVersion"))) {
+        if (f[F_VERSION].value.type != LB_JSON_STRING) {
                 sbx_reply_error(r, 400, "Missing argument apiVersion");
                 return false;
         }
-        if (!json_is_number(json_object_get(m->root, "time"))) {
+        when = f[F_TIME].value.type;
+        if (when != LB_JSON_INTEGER && when != LB_JSON_REAL) {
                 sbx_reply_error(r, 400, "Missing or invalid argument time");
                 return false;
         }
-        m->data = json_object_get(m->root, "data");
-        if (!json_is_array(m->data)) {
+        m->data = f[F_DATA].value;
+        if (m->data.type != LB_JSON_ARRAY) {
                 sbx_reply_error(r, 400, "Missing or invalid argument data");
                 return false;
         }
         return true;
 }
 
-static void sbx_collect_users(struct sbx_multi *m)
+/* Makes string @p v the identity of @p a, unless it is empty. */
+static bool sbx_take_id(struct sbx_multi *m, const lb_json_value_t *v,
+                        struct sbx_action *a)
 {
-        size_t i;
-        json_t *a;
-
-        m->users = json_object();
-        if (!m->users)
+        if (v->type != LB_JSON_STRING || v->dlen == 0)
+                return false;
+        a->id_len = v->dlen;
+        if (v->dlen == v->len) { /* no escapes: the body's bytes */
+                a->id = m->body + v->off;
+                return true;
+        }
+        /* The identities' raw bytes are apart in the body: they fit. */
+        if (!m->ids && !(m->ids = malloc(m->len)))
                 sbx_oom();
-        m->n_actions = json_array_size(m->data);
-        json_array_foreach(m->data, i, a)
-        {
-                const char *id = sbx_identity(a);
-                if (id)
-                        json_object_set_new(m->users, id, json_true());
+        a->id = m->ids + m->ids_len;
+        m->ids_len += lb_json_unescape(m->body + v->off, v->len,
+                                       m->ids + m->ids_len, v->dlen);
+        return true;
+}
+
+static bool sbx_known_action(const char *b, const lb_json_value_t *name)
+{
+        for (size_t i = 0; i < sizeof(sbx_actions) / sizeof(*sbx_actions); i++)
+                if (sbx_str_eq(b, name, sbx_actions[i].name,
+                               sbx_actions[i].len))
+                        return true;
+        return false;
+}
+
+static bool sbx_names_has(const struct sbx_names *l, const char *b,
+                          const lb_json_value_t *s)
+{
+        for (size_t i = 0; i < l->n; i++)
+                if (sbx_str_eq(b, s, l->v[i], strlen(l->v[i])))
+                        return true;
+        return false;
+}
+
+/* Reads the element at a->off: its length, identity and answer. */
+static void sbx_read_action(const struct sbx_opts *o, struct sbx_multi *m,
+                            struct sbx_action *a)
+{
+        enum { F_ACTION, F_USER, F_DEVICE, F_EVENT, F_COUNT };
+        lb_json_field_t f[F_COUNT] = {
+            [F_ACTION] = SBX_FIELD("action"),
+            [F_USER] = SBX_FIELD("userId"),
+            [F_DEVICE] = SBX_FIELD("deviceId"),
+            [F_EVENT] = SBX_FIELD("event"),
+        };
+        const char *b = m->body;
+        const lb_json_value_t *name = &f[F_ACTION].value;
+
+        a->id = NULL;
+        if (b[a->off] != '{') {
+                a->len = sbx_value_end(b, a->off) - a->off;
+                a->answer = SBX_A_NOT_OBJECT;
+                return;
+        }
+        a->len = sbx_walk_object(b, a->off, f, F_COUNT) - a->off;
+        if (!sbx_take_id(m, &f[F_USER].value, a))
+                sbx_take_id(m, &f[F_DEVICE].value, a);
+        a->event = f[F_EVENT].value;
+        if (!sbx_known_action(b, name))
+                a->answer = SBX_A_NOT_FOUND;
+        else if (!a->id)
+                a->answer = SBX_A_NO_ID;
+        else if (a->id_len > SBX_MAX_ID_CHARS &&
+                 sbx_utf8_chars(a->id, a->id_len) > SBX_MAX_ID_CHARS)
+                a->answer = SBX_A_ID_TOO_LONG;
+        else if (!sbx_str_eq(b, name, "track", 5) ||
+                 a->event.type != LB_JSON_STRING)
+                a->answer = SBX_A_OK;
+        else if (sbx_names_has(&o->fail_events, b, &a->event))
+                a->answer = SBX_A_FAIL_EVENT;
+        else if (sbx_names_has(&o->warn_events, b, &a->event))
+                a->answer = SBX_A_WARN_EVENT;
+        else
+                a->answer = SBX_A_OK;
+}
+
+/* Reads every element of data: all for the distinct users, and while
+ * within --max-actions (past it the request is refused) as actions. */
+static void sbx_collect(const struct sbx *sb, struct sbx_multi *m)
+{
+        const char *b = m->body;
+        size_t i = sbx_skip_ws(b, m->data.off + 1), cap = 0;
+
+        while (b[i] != ']') {
+                struct sbx_action a = {.off = i};
+                bool keep = m->n_actions < (size_t)sb->opt.max_actions;
+
+                sbx_read_action(&sb->opt, m, &a);
+                if (a.id)
+                        sbx_set_add(&m->users, &(struct sbx_user){
+                                                   m->app, a.id, a.id_len,
+                                                   sbx_hash(a.id, a.id_len)});
+                if (keep) {
+                        if (m->n_actions == cap) {
+                                cap = cap ? 2 * cap : 64;
+                                m->acts =
+                                    realloc(m->acts, cap * sizeof(*m->acts));
+                                if (!m->acts)
+                                        sbx_oom();
+                        }
+                        m->acts[m->n_actions] = a;
+                }
+                m->n_actions++;
+                i = sbx_skip_ws(b, a.off + a.len);
+                if (b[i] == ',')
+                        i = sbx_skip_ws(b, i + 1);
         }
 }
 
@@ -621,7 +1102,7 @@ static void sbx_collect_users(struct sbx_multi *m)
 static bool sbx_check_limits(struct sbx *sb, const struct sbx_multi *m,
                              struct sbx_reply *r)
 {
-        size_t users = json_object_size(m->users);
+        size_t users = m->users.n;
         bool over = true;
 
         if (users > (size_t)sb->opt.max_users)
@@ -645,161 +1126,115 @@ static bool sbx_check_limits(struct sbx *sb, const struct sbx_multi *m,
 
 /* ---- busy users: no two in-flight requests for one (app, user) ---------- */
 
-/* "<len>:<appId><user>": unambiguous for any strings. */
-static void sbx_busy_key(struct sbx_buf *k, const char *app, const char *user)
-{
-        k->len = 0;
-        sbx_buf_fmt(k, "%zu:", strlen(app));
-        sbx_buf_str(k, app);
-        sbx_buf_str(k, user);
-}
-
 /* Marks every user of @p m busy, or none if one already is. */
 static bool sbx_acquire_users(struct sbx *sb, const struct sbx_multi *m)
 {
-        struct sbx_buf k = {0};
-        const char *user;
-        json_t *v;
+        const struct sbx_set *u = &m->users;
         bool free_ = true;
 
         pthread_mutex_lock(&sb->lock);
-        json_object_foreach(m->users, user, v)
-        {
-                sbx_busy_key(&k, m->app_id, user);
-                if (json_object_get(sb->busy, k.p)) {
-                        free_ = false;
-                        break;
-                }
-        }
+        for (size_t i = 0; i < u->cap && free_; i++)
+                free_ = !u->slot[i].id || !sbx_set_has(&sb->busy, &u->slot[i]);
         if (free_) {
-                json_object_foreach(m->users, user, v)
-                {
-                        sbx_busy_key(&k, m->app_id, user);
-                        json_object_set_new(sb->busy, k.p, json_true());
-                }
+                for (size_t i = 0; i < u->cap; i++)
+                        if (u->slot[i].id)
+                                sbx_set_add(&sb->busy, &u->slot[i]);
         } else {
                 sb->st.user_overlap++;
         }
         pthread_mutex_unlock(&sb->lock);
-        free(k.p);
         return free_;
 }
 
 static void sbx_release_users(struct sbx *sb, const struct sbx_multi *m)
 {
-        struct sbx_buf k = {0};
-        const char *user;
-        json_t *v;
+        const struct sbx_set *u = &m->users;
 
         pthread_mutex_lock(&sb->lock);
-        json_object_foreach(m->users, user, v)
-        {
-                sbx_busy_key(&k, m->app_id, user);
-                json_object_del(sb->busy, k.p);
-        }
+        for (size_t i = 0; i < u->cap; i++)
+                if (u->slot[i].id)
+                        sbx_set_del(&sb->busy, &u->slot[i]);
         pthread_mutex_unlock(&sb->lock);
-        free(k.p);
 }
 
 /* ---- answering actions -------------------------------------------------- */
 
 enum sbx_verdict { SBX_OK, SBX_WARN, SBX_FAIL };
 
-static bool sbx_known_action(const char *name)
-{
-        for (size_t i = 0; i < sizeof(sbx_actions) / sizeof(*sbx_actions); i++)
-                if (strcmp(sbx_actions[i], name) == 0)
-                        return true;
-        return false;
-}
+static const struct {
+        enum sbx_verdict verdict;
+        const char *msg; /* the event name follows the event ones */
+} sbx_answers[] = {
+    [SBX_A_OK] = {SBX_OK, NULL},
+    [SBX_A_NOT_OBJECT] = {SBX_FAIL, "Action must be an object"},
+    [SBX_A_NOT_FOUND] = {SBX_FAIL, "Action not found"},
+    [SBX_A_NO_ID] = {SBX_FAIL, "userId or deviceId required"},
+    [SBX_A_ID_TOO_LONG] = {SBX_FAIL, "userId or deviceId too long"},
+    [SBX_A_FAIL_EVENT] = {SBX_FAIL, "Rejected event "},
+    [SBX_A_WARN_EVENT] = {SBX_WARN, "Warning for event "},
+};
 
 /* Appends one response entry: {"success":..,"error"|"warning":{..}}. */
-static enum sbx_verdict sbx_put_entry(struct sbx_buf *out, enum sbx_verdict v,
-                                      const char *msg, const char *detail)
+static enum sbx_verdict sbx_put_entry(struct sbx_buf *out, const char *body,
+                                      const struct sbx_action *a)
 {
-        struct sbx_buf m = {0};
+        enum sbx_verdict v = sbx_answers[a->answer].verdict;
+        const char *msg = sbx_answers[a->answer].msg;
 
         if (v == SBX_OK) {
                 sbx_buf_str(out, "{\"success\":true}");
                 return v;
         }
-        sbx_buf_str(&m, msg);
-        if (detail)
-                sbx_buf_str(&m, detail);
         sbx_buf_str(out, v == SBX_WARN ? "{\"success\":true,\"warning\":"
                                        : "{\"success\":false,\"error\":");
-        sbx_buf_str(out, "{\"message\":");
-        sbx_buf_jstr(out, m.p);
-        sbx_buf_str(out, "}}");
-        free(m.p);
+        sbx_buf_str(out, "{\"message\":\"");
+        sbx_buf_esc(out, msg, strlen(msg));
+        if (a->answer == SBX_A_FAIL_EVENT || a->answer == SBX_A_WARN_EVENT)
+                /* a valid string's body is valid inside another string */
+                sbx_buf_add(out, body + a->event.off, a->event.len);
+        sbx_buf_str(out, "\"}}");
         return v;
-}
-
-static enum sbx_verdict sbx_answer_action(const struct sbx_opts *o,
-                                          const json_t *a, struct sbx_buf *out)
-{
-        const char *name = json_string_value(json_object_get(a, "action"));
-        const char *id = sbx_identity(a);
-        const char *event = NULL;
-
-        if (!json_is_object(a))
-                return sbx_put_entry(out, SBX_FAIL, "Action must be an object",
-                                     NULL);
-        if (!name || !sbx_known_action(name))
-                return sbx_put_entry(out, SBX_FAIL, "Action not found", NULL);
-        if (!id)
-                return sbx_put_entry(out, SBX_FAIL,
-                                     "userId or deviceId required", NULL);
-        if (sbx_utf8_chars(id) > SBX_MAX_ID_CHARS)
-                return sbx_put_entry(out, SBX_FAIL,
-                                     "userId or deviceId too long", NULL);
-        if (strcmp(name, "track") == 0)
-                event = json_string_value(json_object_get(a, "event"));
-        if (event && sbx_names_has(&o->fail_events, event))
-                return sbx_put_entry(out, SBX_FAIL, "Rejected event ", event);
-        if (event && sbx_names_has(&o->warn_events, event))
-                return sbx_put_entry(out, SBX_WARN, "Warning for event ",
-                                     event);
-        return sbx_put_entry(out, SBX_OK, NULL, NULL);
-}
-
-static void sbx_log_action(struct sbx_buf *log, const struct sbx_request *rq,
-                           const struct sbx_multi *m, const json_t *a)
-{
-        sbx_buf_fmt(log,
-                    "{\"req\":%llu,\"appId\":", (unsigned long long)rq->seq);
-        sbx_buf_jstr(log, m->app_id);
-        sbx_buf_str(log, ",\"user\":");
-        sbx_buf_jstr(log, sbx_identity(a));
-        sbx_buf_fmt(log, ",\"recv_ms\":%.3f,\"action\":", rq->recv_ms);
-        sbx_buf_json(log, a);
-        sbx_buf_str(log, "}\n");
 }
 
 /* Answers every action in order and logs the accepted ones (one write). */
 static void sbx_answer_all(struct sbx *sb, const struct sbx_request *rq,
                            const struct sbx_multi *m, struct sbx_reply *r)
 {
-        struct sbx_buf log = {0};
-        size_t i;
-        json_t *a;
+        struct sbx_buf log = {0}, head = {0}, mid = {0};
 
         r->status = 200;
         r->body.len = 0;
+        sbx_buf_reserve(&r->body, 32 + 24 * m->n_actions);
         sbx_buf_str(&r->body, "{\"response\":[");
-        json_array_foreach(m->data, i, a)
-        {
+        if (sb->log_fd >= 0) { /* what every line of the request repeats */
+                sbx_buf_fmt(&head, "{\"req\":%llu,\"appId\":",
+                            (unsigned long long)rq->seq);
+                sbx_buf_jstr(&head, m->app->id);
+                sbx_buf_str(&head, ",\"user\":");
+                sbx_buf_fmt(&mid, ",\"recv_ms\":%.3f,\"action\":", rq->recv_ms);
+                sbx_buf_reserve(&log,
+                                m->data.len +
+                                    m->n_actions * (head.len + mid.len + 32));
+        }
+        for (size_t i = 0; i < m->n_actions; i++) {
+                const struct sbx_action *a = &m->acts[i];
+
                 if (i)
                         sbx_buf_str(&r->body, ",");
-                enum sbx_verdict v = sbx_answer_action(&sb->opt, a, &r->body);
+                enum sbx_verdict v = sbx_put_entry(&r->body, m->body, a);
                 if (v == SBX_FAIL) {
                         r->failed++;
                         continue;
                 }
                 r->accepted++;
                 r->warned += v == SBX_WARN;
-                if (sb->log_fd >= 0)
-                        sbx_log_action(&log, rq, m, a);
+                if (sb->log_fd < 0)
+                        continue;
+                sbx_buf_add(&log, head.p, head.len);
+                sbx_buf_jstrn(&log, a->id, a->id_len);
+                sbx_buf_add(&log, mid.p, mid.len);
+                sbx_buf_add_line(&log, m->body + a->off, a->len);
+                sbx_buf_str(&log, "}\n");
         }
         sbx_buf_str(&r->body, "]}");
         if (log.len) {
@@ -808,6 +1243,8 @@ static void sbx_answer_all(struct sbx *sb, const struct sbx_request *rq,
                 pthread_mutex_unlock(&sb->log_lock);
         }
         free(log.p);
+        free(head.p);
+        free(mid.p);
 }
 
 /* Turns @p r into the answer of an injected fault (accepts nothing). */
@@ -901,12 +1338,16 @@ static void sbx_record(struct sbx *sb, const struct sbx_request *rq,
                 return;
         sbx_buf_fmt(&line,
                     "{\"req\":%llu,\"appId\":", (unsigned long long)rq->seq);
-        sbx_buf_jstr(&line, m->app_id);
+        if (m->app_id.type == LB_JSON_STRING) { /* its text, quotes and all */
+                sbx_buf_add(&line, m->body + m->app_id.off - 1,
+                            m->app_id.len + 2);
+        } else
+                sbx_buf_str(&line, "null");
         sbx_buf_fmt(&line,
                     ",\"status\":%u,\"actions\":%zu,\"users\":%zu,"
                     "\"accepted\":%zu,\"recv_ms\":%.3f,\"reply_ms\":%.3f",
-                    status, m->n_actions, json_object_size(m->users),
-                    r->accepted, rq->recv_ms, sbx_now_ms());
+                    status, m->n_actions, m->users.n, r->accepted, rq->recv_ms,
+                    sbx_now_ms());
         if (r->fault != SBX_F_NONE) {
                 sbx_buf_str(&line, ",\"fault\":");
                 sbx_buf_jstr(&line, sbx_fault_names[r->fault]);
@@ -944,15 +1385,16 @@ static enum MHD_Result sbx_handle_api(struct sbx *sb,
         else if (rq->too_big)
                 sbx_reply_error(&r, 413, "Request body too large");
         else if (sbx_parse_multi(sb, rq, &m, &r)) {
-                sbx_collect_users(&m);
+                sbx_collect(sb, &m);
                 if (sbx_check_limits(sb, &m, &r))
                         sbx_serve_multi(sb, rq, &m, &r);
         }
         sbx_record(sb, rq, &m, &r);
         ret = sbx_send(conn, &r);
         free(r.body.p);
-        json_decref(m.users);
-        json_decref(m.root);
+        free(m.acts);
+        free(m.users.slot);
+        free(m.ids);
         sbx_inflight(sb, -1);
         return ret;
 }
@@ -1380,9 +1822,6 @@ static bool sbx_init(struct sbx *sb)
             (sb->opt.req_log_path && sb->req_log_fd < 0))
                 return false;
         sb->rng = (uint64_t)sb->opt.seed;
-        sb->busy = json_object();
-        if (!sb->busy)
-                sbx_oom();
         pthread_mutex_init(&sb->lock, NULL);
         pthread_mutex_init(&sb->log_lock, NULL);
         pthread_condattr_init(&ca);
@@ -1401,7 +1840,7 @@ static void sbx_destroy(struct sbx *sb)
         free(sb->apps);
         free(sb->opt.fail_events.v);
         free(sb->opt.warn_events.v);
-        json_decref(sb->busy);
+        free(sb->busy.slot);
         if (sb->log_fd >= 0)
                 close(sb->log_fd);
         if (sb->req_log_fd >= 0)
@@ -1474,6 +1913,7 @@ int main(int argc, char **argv)
         sigset_t sigs;
         uint16_t port = 0;
         int sig, rc = 2;
+        bool ready = false; /* sbx_init done: locks to destroy */
 
         if (!sbx_parse_args(&sb.opt, argc, argv))
                 goto out;
@@ -1489,6 +1929,12 @@ int main(int argc, char **argv)
         }
         if (!sbx_load_apps(&sb, sb.opt.apps_spec) || !sbx_init(&sb))
                 goto out;
+        ready = true;
+        /* A request's buffers (body, answer, log lines) reach ~100 KB and
+         * live for one request: keep them in the heap, where the next one
+         * reuses the pages, rather than map and fault in fresh ones. */
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 128 << 20);
         /* Signals go to sigwait() below, never to MHD's threads. */
         signal(SIGPIPE, SIG_IGN);
         sigemptyset(&sigs);
@@ -1504,7 +1950,7 @@ int main(int argc, char **argv)
 out:
         if (d)
                 sbx_stop(&sb, d);
-        if (sb.busy) {
+        if (ready) {
                 pthread_cond_destroy(&sb.wake);
                 pthread_mutex_destroy(&sb.log_lock);
                 pthread_mutex_destroy(&sb.lock);
