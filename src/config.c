@@ -913,6 +913,15 @@ static int set_value(lb_config_t *conf, const cfg_key_t *k, const char *value,
         return fail(why, why_size, "unsupported key type");
 }
 
+int lb_config_key_is_secret(const char *key)
+{
+        if (!strcmp(key, "apps"))
+                return 1;
+        return has_prefix(key, kafka_prefix) &&
+               (strstr(key, "password") || strstr(key, "secret") ||
+                strstr(key, "key.pem") || strstr(key, "oauthbearer.config"));
+}
+
 int lb_config_set(lb_config_t *conf, const char *key, const char *value,
                   const char *origin, char *errstr, size_t errstr_size)
 {

@@ -81,6 +81,14 @@ int lb_config_set(lb_config_t *conf, const char *key, const char *value,
                   const char *origin, char *errstr, size_t errstr_size);
 
 /**
+ * @returns 1 when key's value is a secret: apps (client keys), or a kafka.*
+ *          property that names a password, a secret or a private key
+ *          (sasl.password, ssl.key.password, sasl.oauthbearer.client.secret,
+ *          ssl.key.pem, ...); else 0.
+ */
+int lb_config_key_is_secret(const char *key);
+
+/**
  * @brief Reads "key = value" lines ('#' comments, blank lines ignored).
  * @returns 0, or -1 with errstr naming file, line and key.
  */

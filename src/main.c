@@ -153,6 +153,13 @@ int main(int argc, char **argv)
                         rc = config_error(errstr);
                         goto out;
                 }
+                /* The configuration has its own copy: hide a secret from
+                 * ps and /proc/PID/cmdline, which show argv's bytes (the
+                 * moments before this remain; prefer the environment or
+                 * apps=@FILE for keys). */
+                if (lb_config_key_is_secret(xs[i]))
+                        memset(eq + 1, '*', strlen(eq + 1));
+                *eq = '=';
         }
         if (lb_config_validate(conf, errstr, sizeof(errstr)) ||
             lb_kafka_in_check_conf(conf, errstr, sizeof(errstr)) ||

@@ -73,12 +73,22 @@ rc, out = run(["-X", "kafka.bootstrap.servers=127.0.0.1:9", "-X", "input.topics=
                "-X", "dlq.topic=dlq", "-X", f"apps=@{apps}", "--check-config"])
 h.check(rc == 0 and "readable by other" not in out, f"a 0600 apps file should not warn: {out}")
 
-# Turning TLS verification off is said loudly; the key still never shows.
-p = h.spawn([h.BRIDGE, *BASE, "-X", "api.tls.insecure=true", "-X", "log.level=debug"],
+# Turning TLS verification off is said loudly; the key still never shows,
+# not even in the process's arguments (ps, /proc/PID/cmdline).
+PASSWORD = "sasl-PASSWORD-0xBADC0DE"
+p = h.spawn([h.BRIDGE, *BASE, "-X", "api.tls.insecure=true", "-X", "log.level=debug",
+             "-X", f"kafka.sasl.password={PASSWORD}"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={"PATH": os.environ["PATH"]})
 time.sleep(2)
+with open(f"/proc/{p.pid}/cmdline", "rb") as f:
+    cmdline = f.read().decode(errors="replace").split("\0")
+h.check(not any(SECRET in a or PASSWORD in a for a in cmdline),
+        f"a secret is visible in the process's arguments: {cmdline}")
+h.check("apps=" + "*" * len(f"app1:{SECRET}") in cmdline
+        and "kafka.sasl.password=" + "*" * len(PASSWORD) in cmdline,
+        f"secret -X values should read as stars: {cmdline}")
 h.stop_process(p)
 out = p.stdout.read().decode()
 h.check("NOT verified" in out, f"api.tls.insecure must be logged loudly: {out[-2000:]}")
-h.check(SECRET not in out, "the client key appeared in a debug log")
+h.check(SECRET not in out and PASSWORD not in out, "a secret appeared in a debug log")
 print("1 passed, 0 failed")

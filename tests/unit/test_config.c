@@ -1109,6 +1109,34 @@ static void test_example_file(void **state)
         free(have);
 }
 
+static void test_secret_keys(void **state)
+{
+        (void)state;
+        static const char *const secret[] = {
+            "apps",
+            "kafka.sasl.password",
+            "kafka.consumer.sasl.password",
+            "kafka.producer.ssl.key.password",
+            "kafka.ssl.keystore.password",
+            "kafka.sasl.oauthbearer.client.secret",
+            "kafka.ssl.key.pem",
+            "kafka.sasl.oauthbearer.config",
+        };
+        static const char *const plain[] = {
+            "api.url",
+            "kafka.bootstrap.servers",
+            "kafka.sasl.username",
+            "kafka.ssl.ca.location",
+            "kafka.ssl.certificate.pem",
+            "input.topics",
+            "password", /* not a key of ours, nor a kafka.* one */
+        };
+        for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
+                assert_int_equal(lb_config_key_is_secret(secret[i]), 1);
+        for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+                assert_int_equal(lb_config_key_is_secret(plain[i]), 0);
+}
+
 static void test_no_secret_in_output(void **state)
 {
         (void)state;
@@ -1199,6 +1227,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_validate),
             cmocka_unit_test(test_help),
             cmocka_unit_test(test_example_file),
+            cmocka_unit_test(test_secret_keys),
             cmocka_unit_test(test_no_secret_in_output),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
