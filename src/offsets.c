@@ -120,6 +120,14 @@ int lb_partition_track(lb_partition_t *p, int64_t offset)
 /* @returns the logical index of offset in the ring, or SIZE_MAX. */
 static size_t ring_find(const lb_partition_t *p, int64_t offset)
 {
+        if (p->len == 0)
+                return SIZE_MAX;
+        /* A partition's offsets are usually consecutive (not on compacted
+         * or transactional topics): then the distance is the index. */
+        uint64_t guess = (uint64_t)offset - (uint64_t)entry_at(p, 0)->offset;
+        if (offset >= entry_at(p, 0)->offset && guess < p->len &&
+            entry_at(p, (size_t)guess)->offset == offset)
+                return (size_t)guess;
         size_t lo = 0, hi = p->len;
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
