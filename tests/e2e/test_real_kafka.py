@@ -3,7 +3,8 @@ real binary and the sandbox API. Scenarios:
   1. scale-out: 200k events, 20 apps, 50k users, 12 partitions; 1 instance,
      grown to 3 during the run, shrunk back to 1;
   2. crash: SIGKILL one of three instances several times under load;
-  3. broker restart mid-run;
+  3. broker restart while events keep coming, after the first commits, with
+     librdkafka's default 45 s session timeout (the member is not evicted);
   4. poison events in a real DLQ topic, read back with kcat.
 Each checks: delivered + dead-lettered = produced, per-user order, no request
 over a limit, no concurrent request for a user, committed offsets at the end.
@@ -14,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -96,15 +98,40 @@ def crash(broker, wd):
 
 
 def broker_restart(broker, wd):
+    """The broker restarts while events keep coming, after the bridge has
+    committed: with a session timeout longer than the outage (librdkafka's
+    default 45 s) the member is not evicted, commits resume, and only work
+    whose commit was under way may be redone."""
     group, n = "s3", 60000
-    topic, dlq, sandbox, events = prepare(broker, wd, group, 6, 1, n, 10000, 103,
-                                          ["--delay-ms", "5"])
-    b = h.Bridge(wd, settings(broker, sandbox, topic, dlq, group))
-    h.wait_for(lambda: sandbox.accepted_count() > n // 4, 300, "25% delivered")
+    topic, dlq = f"{group}.events", f"{group}.dlq"
+    broker.create_topic(topic, 6)
+    broker.create_topic(dlq, 1)
+    sandbox = h.Sandbox(APPS20, wd, extra=["--delay-ms", "5"])
+    lines, events = h.make_events(n, users=10000, apps=APPS20, seed=103)
+    first = n // 3
+    h.produce(broker.bootstrap, topic, lines[:first])
+    b = h.Bridge(wd, settings(broker, sandbox, topic, dlq, group,
+                              kafka_consumer_session_timeout_ms=45000,
+                              kafka_consumer_max_poll_interval_ms=60000))
+    h.wait_for(lambda: not b.alive() or h.all_committed(broker.bootstrap, group, topic), 300,
+               "the first third committed")
+    h.check(b.alive(), f"the bridge exited: {b.log_text()[-2000:]}")
+    rest = b"".join((l if isinstance(l, bytes) else l.encode()) + b"\n"
+                   for l in lines[first:])
+    producer = h.spawn([h.KAFKATOOL, "produce", "-b", broker.bootstrap, "-t", topic,
+                        "-r", "8000"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    feeder = threading.Thread(target=producer.communicate, args=(rest,))
+    feeder.start()
+    h.wait_for(lambda: sandbox.accepted_count() > first + 4000, 300, "the rest arriving")
     h.log(f"broker restart at {sandbox.accepted_count()} accepted")
     broker.restart(downtime_s=5)
+    feeder.join(300)
+    h.check(not feeder.is_alive() and producer.returncode == 0,
+            f"the producer must ride out the restart (exit {producer.returncode})")
     h.check(b.alive(), "the bridge must survive a broker restart")
-    conclude(broker, "broker restart", group, topic, dlq, sandbox, events, [b])
+    conclude(broker, "broker restart under load (45 s session timeout)", group, topic, dlq,
+             sandbox, events, [b])
 
 
 def dlq_real_topic(broker, wd):
