@@ -82,6 +82,7 @@ struct lb_bridge_s {
         size_t live_actions; /* consumed and not yet freed */
         size_t live_bytes;
         int stopping;
+        int64_t stop_deadline; /* stopping: when the drain gives up */
         int flushing;   /* a revocation is draining: send without waiting */
         int destroying; /* tearing down: failed records are not retried */
         int fatal;
@@ -644,11 +645,14 @@ static void on_revoking(void *opaque,
         /* Finish the revoked partitions' work (queued actions are sent now,
          * without waiting for company) so their offsets are committed here
          * and the next owner starts where this one stopped. Bounded by
-         * rebalance.timeout.ms; lost partitions are not waited for. */
+         * rebalance.timeout.ms, and while stopping by the shutdown drain's
+         * deadline (a rebalance may come in the middle of that drain; the
+         * one at close comes after it); lost partitions are not waited for. */
         int64_t deadline = now_ms() + b->conf->rebalance_timeout_ms;
+        if (b->stopping && b->stop_deadline < deadline)
+                deadline = b->stop_deadline;
         b->flushing = 1;
-        while (!lost && !b->fatal && !b->stopping && live_in(b, parts) &&
-               now_ms() < deadline)
+        while (!lost && !b->fatal && live_in(b, parts) && now_ms() < deadline)
                 service(b, 10);
         b->flushing = 0;
         for (int i = 0; i < parts->cnt; i++) {
@@ -758,7 +762,6 @@ static void summary(lb_bridge_t *b, int64_t now, int force)
 
 int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
 {
-        int64_t deadline = 0;
         b->last_summary_ms = now_ms();
         while (!b->fatal) {
                 int64_t now = now_ms();
@@ -766,14 +769,15 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
                 if (*stop && !b->stopping) {
                         b->stopping = 1;
                         atomic_store(&b->health.stopping, 1);
-                        deadline = now + b->conf->shutdown_timeout_ms;
+                        b->stop_deadline = now + b->conf->shutdown_timeout_ms;
                         lb_kafka_in_pause_all(b->in, 1);
                         lb_info("bridge",
                                 "stopping: draining %zu action(s) for up to "
                                 "%" PRId64 " ms",
                                 b->live_actions, b->conf->shutdown_timeout_ms);
                 }
-                if (b->stopping && (!b->live_actions || now >= deadline))
+                if (b->stopping &&
+                    (!b->live_actions || now >= b->stop_deadline))
                         break;
                 int got = consume(b);
                 backpressure(b);
@@ -797,7 +801,10 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
         rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in);
         if (err)
                 lb_warn("offsets", "final commit: %s", rd_kafka_err2str(err));
+        /* From here (and on a fatal error) a revocation at close waits for
+         * nothing: the drain is over or was not wanted. */
         b->stopping = 1;
+        b->stop_deadline = 0;
         summary(b, now_ms(), 1);
         return b->fatal ? 1 : 0;
 }
