@@ -120,10 +120,7 @@ static int fail(scan_t *s, size_t pos, const char *fmt, ...)
         return TOK_ERROR;
 }
 
-/* @returns the length of the well-formed UTF-8 sequence at p[0..n), whose
- * first byte is >= 0x80, or 0: jansson's utf8_check_first/_full (no
- * overlong forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_len(const unsigned char *p, size_t n)
+size_t lb_utf8_len(const unsigned char *p, size_t n)
 {
         unsigned char lo = 0x80, hi = 0xBF;
         size_t need;
@@ -166,7 +163,7 @@ static int peek(scan_t *s)
         if (s->pos == s->len)
                 return LOOK_END;
         unsigned char c = s->p[s->pos];
-        if (c >= 0x80 && !utf8_len(s->p + s->pos, s->len - s->pos)) {
+        if (c >= 0x80 && !lb_utf8_len(s->p + s->pos, s->len - s->pos)) {
                 bad_utf8(s, s->pos);
                 return LOOK_BAD;
         }
@@ -182,7 +179,7 @@ static int escape_char(scan_t *s, size_t *pos, const char *want)
         if (*pos == s->len)
                 return fail(s, *pos, "invalid escape");
         unsigned char c = s->p[*pos];
-        if (c >= 0x80 && !utf8_len(s->p + *pos, s->len - *pos))
+        if (c >= 0x80 && !lb_utf8_len(s->p + *pos, s->len - *pos))
                 return bad_utf8(s, *pos);
         (*pos)++;
         int ok = want ? c && strchr(want, c) : hex_value(c) >= 0;
@@ -254,7 +251,7 @@ __attribute__((noinline)) static int lex_string_rest(scan_t *s, size_t pos)
                         return fail(s, pos, "control character 0x%x", c);
                 }
                 if (c >= 0x80) {
-                        size_t n = utf8_len(p + pos, len - pos);
+                        size_t n = lb_utf8_len(p + pos, len - pos);
                         if (!n)
                                 return bad_utf8(s, pos);
                         pos += n;
@@ -503,7 +500,7 @@ static int lex(scan_t *s)
         unsigned char c = p[pos];
         if (c >= 0x80) {
                 /* A whole valid character is taken as one invalid token. */
-                size_t n = utf8_len(p + s->pos, s->len - s->pos);
+                size_t n = lb_utf8_len(p + s->pos, s->len - s->pos);
                 if (!n)
                         return bad_utf8(s, s->pos);
                 s->pos += n;

@@ -73,6 +73,14 @@ int lb_json_scan(const char *buf, size_t len, lb_json_field_t *fields,
                  size_t field_cnt, lb_json_result_t *res);
 
 /**
+ * @returns the length of the well-formed UTF-8 sequence at p[0..n) (n >= 1),
+ *          or 0 when there is none: an ASCII byte, an overlong form, a
+ *          surrogate, anything above U+10FFFF or a truncated sequence
+ *          (jansson's utf8_check_first/_full; RFC 3629).
+ */
+size_t lb_utf8_len(const unsigned char *p, size_t n);
+
+/**
  * @brief Decodes the first bytes of a string value found by lb_json_scan
  *        (raw = its off, raw_len = its len) into dst.
  * @returns the bytes written: min(decoded length, cap). The cut may fall

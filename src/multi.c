@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "event.h"
+#include "json_scan.h"
 
 /* ',"time":' plus a number must fit the splice bound the batcher counts. */
 _Static_assert(LB_EVENT_TIME_SPLICE_MAX >= 8 + LB_MULTI_TIME_MAX,
@@ -88,38 +89,6 @@ void lb_buf_free(lb_buf_t *b)
 
 /* --- JSON strings -------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0 when the
- * bytes there are not one (RFC 3629: no overlongs, surrogates or > U+10FFFF).
- */
-static size_t utf8_seq_len(const unsigned char *p, size_t n)
-{
-        unsigned char c = p[0];
-        size_t len;
-        unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
-        if (c >= 0xC2 && c <= 0xDF)
-                len = 2;
-        else if (c >= 0xE0 && c <= 0xEF) {
-                len = 3;
-                if (c == 0xE0)
-                        lo = 0xA0;
-                else if (c == 0xED)
-                        hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-                len = 4;
-                if (c == 0xF0)
-                        lo = 0x90;
-                else if (c == 0xF4)
-                        hi = 0x8F;
-        } else
-                return 0;
-        if (n < len || p[1] < lo || p[1] > hi)
-                return 0;
-        for (size_t i = 2; i < len; i++)
-                if (p[i] < 0x80 || p[i] > 0xBF)
-                        return 0;
-        return len;
-}
-
 /* Escapes the unit at p: writes it to out (room for 6 bytes) unless out is
  * NULL, sets *used to the input bytes consumed, returns the bytes written.
  * The one place that decides escaping, so the length and the append agree. */
@@ -149,7 +118,7 @@ static size_t json_escape_unit(const unsigned char *p, size_t n, char *out,
                         out[0] = (char)c;
                 return 1;
         }
-        size_t len = utf8_seq_len(p, n);
+        size_t len = lb_utf8_len(p, n);
         if (!len) {
                 if (out)
                         memcpy(out, "\\ufffd", 6);
