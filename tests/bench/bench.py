@@ -310,25 +310,6 @@ class Kafka:
             self.mock.stop()
 
 
-class BenchBridge(h.Bridge):
-    """harness.Bridge, optionally under a wrapper (valgrind)."""
-
-    def __init__(self, wd, settings, name, wrapper=()):
-        self.wrapper = list(wrapper)
-        super().__init__(wd, settings, name=name)
-
-    def start(self):
-        args = self.wrapper + [h.BRIDGE]
-        for k, v in self.settings.items():
-            args += ["-X", f"{k}={v}"]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if k in os.environ:
-                env[k] = os.environ[k]
-        self.logf = open(self.log_path, "ab")
-        self.proc = h.spawn(args, stdout=self.logf, stderr=subprocess.STDOUT, env=env)
-
-
 _DEFAULTS = None
 
 
@@ -403,7 +384,7 @@ def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
     busy0 = busy_s()
     self0 = self_cpu_s()
     t_start = time.monotonic()
-    b = BenchBridge(wd, settings, name=name, wrapper=wrapper)
+    b = h.Bridge(wd, settings, name=name, wrapper=wrapper)
     r = {"settings": settings, "log": b.log_path}
     perf = None
     if perf_out:

@@ -247,20 +247,22 @@ def read_topic(bootstrap, topic):
 
 
 class Bridge:
-    """One leanbridge process. Its environment is built from scratch so the
-    test runner's LEANBRIDGE_* variables do not leak into it."""
+    """One leanbridge process, optionally under a wrapper command (valgrind).
+    Its environment is built from scratch so the test runner's LEANBRIDGE_*
+    variables do not leak into it."""
     n = 0
 
-    def __init__(self, wd, settings, name=None, config_file=None):
+    def __init__(self, wd, settings, name=None, config_file=None, wrapper=()):
         Bridge.n += 1
         self.config_file = config_file
+        self.wrapper = list(wrapper)
         self.name = name or f"bridge{Bridge.n}"
         self.log_path = os.path.join(wd, f"{self.name}.log")
         self.settings = settings
         self.start()
 
     def start(self):
-        args = [BRIDGE] + list(self.config_file and ["-c", self.config_file] or [])
+        args = self.wrapper + [BRIDGE] + list(self.config_file and ["-c", self.config_file] or [])
         for k, v in self.settings.items():
             args += ["-X", f"{k}={v}"]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
