@@ -832,23 +832,12 @@ static size_t sbx_string_at(const char *b, size_t i, lb_json_value_t *v)
         return i + 1;
 }
 
-/* lb_json_string_eq, with the common case (no escapes) inline. */
-static bool sbx_str_eq(const char *b, const lb_json_value_t *v, const char *s,
-                       size_t n)
-{
-        if (v->type != LB_JSON_STRING || v->dlen != n)
-                return false;
-        if (v->len != n)
-                return lb_json_string_eq(b, v, s, n);
-        return n == 0 || (b[v->off] == *s && memcmp(b + v->off, s, n) == 0);
-}
-
 /* @returns the value of the field of @p f that @p key names, or NULL. */
 static lb_json_value_t *sbx_field(const char *b, const lb_json_value_t *key,
                                   lb_json_field_t *f, size_t n)
 {
         for (size_t k = 0; k < n; k++)
-                if (sbx_str_eq(b, key, f[k].name, f[k].name_len))
+                if (lb_json_string_eq(b, key, f[k].name, f[k].name_len))
                         return &f[k].value;
         return NULL;
 }
@@ -908,8 +897,8 @@ static const struct sbx_app *
 sbx_find_app(const struct sbx *sb, const char *body, const lb_json_value_t *id)
 {
         for (size_t i = 0; i < sb->n_apps; i++)
-                if (sbx_str_eq(body, id, sb->apps[i].id,
-                               strlen(sb->apps[i].id)))
+                if (lb_json_string_eq(body, id, sb->apps[i].id,
+                                      strlen(sb->apps[i].id)))
                         return &sb->apps[i];
         return NULL;
 }
@@ -963,8 +952,8 @@ static bool sbx_parse_multi(const struct sbx *sb, const struct sbx_request *rq,
                 sbx_reply_error(r, 400, "App not found");
                 return false;
         }
-        if (!sbx_str_eq(m->body, &f[F_KEY].value, m->app->key,
-                        strlen(m->app->key))) {
+        if (!lb_json_string_eq(m->body, &f[F_KEY].value, m->app->key,
+                               strlen(m->app->key))) {
                 sbx_reply_error(r, 403, "Invalid access key");
                 return false;
         }
@@ -1008,8 +997,8 @@ static bool sbx_take_id(struct sbx_multi *m, const lb_json_value_t *v,
 static bool sbx_known_action(const char *b, const lb_json_value_t *name)
 {
         for (size_t i = 0; i < sizeof(sbx_actions) / sizeof(*sbx_actions); i++)
-                if (sbx_str_eq(b, name, sbx_actions[i].name,
-                               sbx_actions[i].len))
+                if (lb_json_string_eq(b, name, sbx_actions[i].name,
+                                      sbx_actions[i].len))
                         return true;
         return false;
 }
@@ -1018,7 +1007,7 @@ static bool sbx_names_has(const struct sbx_names *l, const char *b,
                           const lb_json_value_t *s)
 {
         for (size_t i = 0; i < l->n; i++)
-                if (sbx_str_eq(b, s, l->v[i], strlen(l->v[i])))
+                if (lb_json_string_eq(b, s, l->v[i], strlen(l->v[i])))
                         return true;
         return false;
 }
@@ -1054,7 +1043,7 @@ static void sbx_read_action(const struct sbx_opts *o, struct sbx_multi *m,
         else if (a->id_len > SBX_MAX_ID_CHARS &&
                  sbx_utf8_chars(a->id, a->id_len) > SBX_MAX_ID_CHARS)
                 a->answer = SBX_A_ID_TOO_LONG;
-        else if (!sbx_str_eq(b, name, "track", 5) ||
+        else if (!lb_json_string_eq(b, name, "track", 5) ||
                  a->event.type != LB_JSON_STRING)
                 a->answer = SBX_A_OK;
         else if (sbx_names_has(&o->fail_events, b, &a->event))

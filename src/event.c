@@ -131,16 +131,10 @@ static lb_stage_t validate(const lb_config_t *conf, const size_t *app_overhead,
                               "appId must be a string, not %s",
                               type_name(v->type));
         int app = -1;
-        for (size_t i = 0; i < conf->app_cnt && app < 0; i++) {
-                const char *id = conf->apps[i].id;
-                /* Without escapes the raw bytes are the id (no NUL among
-                 * them), so strncmp stops at the end of the shorter id. */
-                if (v->dlen == v->len
-                        ? strncmp(id, value + v->off, v->len) == 0 &&
-                              id[v->len] == '\0'
-                        : lb_json_string_eq(value, v, id, strlen(id)))
+        for (size_t i = 0; i < conf->app_cnt && app < 0; i++)
+                if (lb_json_string_eq(value, v, conf->apps[i].id,
+                                      strlen(conf->apps[i].id)))
                         app = (int)i;
-        }
         if (app < 0) {
                 char id[ECHO_MAX];
                 lb_json_unescape(value + v->off, v->len, id, ECHO_MAX);
