@@ -779,41 +779,6 @@ static size_t sbx_value_end(const char *b, size_t i)
         return i;
 }
 
-static unsigned sbx_hex4(const char *p)
-{
-        unsigned v = 0;
-
-        for (int i = 0; i < 4; i++)
-                v = v << 4 | (unsigned)(p[i] <= '9'   ? p[i] - '0'
-                                        : p[i] <= 'F' ? p[i] - 'A' + 10
-                                                      : p[i] - 'a' + 10);
-        return v;
-}
-
-/* @returns the decoded length of the string body raw[0..n). */
-static size_t sbx_decoded_len(const char *raw, size_t n)
-{
-        size_t d = 0;
-
-        for (size_t i = 0; i < n; i++) {
-                unsigned cp;
-
-                if (raw[i] != '\\' || raw[++i] != 'u') {
-                        d++;
-                        continue;
-                }
-                cp = sbx_hex4(raw + i + 1);
-                i += 4;
-                if (cp >= 0xD800 && cp <= 0xDBFF) { /* and its low half */
-                        d += 4;
-                        i += 6;
-                } else {
-                        d += cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
-                }
-        }
-        return d;
-}
-
 /* Reads the string that starts at b[i] (its quote) into @p v.
  * @returns the index after its closing quote. */
 static size_t sbx_string_at(const char *b, size_t i, lb_json_value_t *v)
@@ -828,7 +793,7 @@ static size_t sbx_string_at(const char *b, size_t i, lb_json_value_t *v)
                         i++;
                 }
         v->len = i - v->off;
-        v->dlen = esc ? sbx_decoded_len(b + v->off, v->len) : v->len;
+        v->dlen = esc ? lb_json_decoded_len(b + v->off, v->len) : v->len;
         return i + 1;
 }
 

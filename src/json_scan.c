@@ -960,6 +960,16 @@ int lb_json_scan(const char *buf, size_t len, lb_json_field_t *fields,
         return rc ? -1 : 0;
 }
 
+size_t lb_json_decoded_len(const char *raw, size_t raw_len)
+{
+        decoder_t d;
+        size_t n = 0;
+        decoder_init(&d, (const unsigned char *)raw, raw_len, 1);
+        while (decode_next(&d) >= 0)
+                n++;
+        return n;
+}
+
 size_t lb_json_unescape(const char *raw, size_t raw_len, char *dst, size_t cap)
 {
         /* Bytes up to the first backslash are themselves. */

@@ -89,6 +89,12 @@ size_t lb_utf8_len(const unsigned char *p, size_t n);
 size_t lb_json_unescape(const char *raw, size_t raw_len, char *dst, size_t cap);
 
 /**
+ * @returns the decoded length of a valid JSON string body raw[0..raw_len)
+ *          (the bytes between its quotes): the dlen lb_json_scan reports.
+ */
+size_t lb_json_decoded_len(const char *raw, size_t raw_len);
+
+/**
  * @returns 1 when string value v of buf decodes to exactly s[0..n), else 0.
  */
 int lb_json_string_eq(const char *buf, const lb_json_value_t *v, const char *s,

@@ -205,6 +205,10 @@ static void test_escapes(void **state)
                             "\xf0\x9f\x98\x80z";
         assert_int_equal(f.value.type, LB_JSON_STRING);
         assert_int_equal(f.value.dlen, sizeof(want) - 1);
+        assert_int_equal(lb_json_decoded_len(v + f.value.off, f.value.len),
+                         sizeof(want) - 1);
+        assert_int_equal(lb_json_decoded_len("plain", 5), 5);
+        assert_int_equal(lb_json_decoded_len("", 0), 0);
         char out[64];
         assert_int_equal(
             lb_json_unescape(v + f.value.off, f.value.len, out, sizeof(out)),
