@@ -23,6 +23,15 @@ const char *lb_stage_name(lb_stage_t stage)
         return stage_names[stage];
 }
 
+const char *lb_send_reason_name(lb_send_reason_t reason)
+{
+        static const char *const names[LB_SEND__COUNT] = {
+            "due", "full", "memory", "shutdown", "revocation"};
+        if ((int)reason < 0 || reason >= LB_SEND__COUNT)
+                return "unknown";
+        return names[reason];
+}
+
 lb_action_t *lb_action_new(const void *key, size_t key_len, const void *value,
                            size_t value_len)
 {

@@ -27,6 +27,20 @@ typedef enum {
 /** @returns the stage's name as used in DLQ headers and metrics. */
 const char *lb_stage_name(lb_stage_t stage);
 
+/** Why a request was sent when it was; all but DUE send actions before
+ *  their deadline (the batcher's packing policy). */
+typedef enum {
+        LB_SEND_DUE = 0,    /* deadlines reached */
+        LB_SEND_FULL,       /* a user's actions fill a request */
+        LB_SEND_MEMORY,     /* pending near its bound */
+        LB_SEND_SHUTDOWN,   /* flush: the bridge is stopping */
+        LB_SEND_REVOCATION, /* flush: partitions are being revoked */
+        LB_SEND__COUNT
+} lb_send_reason_t;
+
+/** @returns the reason's name as used in metrics ("due", "full", ...). */
+const char *lb_send_reason_name(lb_send_reason_t reason);
+
 /** Largest user or device id the API accepts, in bytes. */
 #define LB_USER_ID_MAX 400
 
@@ -37,7 +51,8 @@ typedef struct lb_action_s {
         int64_t offset;                   /* source offset */
         int64_t timestamp_ms;             /* Kafka message timestamp */
         int64_t arrival_ms;               /* monotonic ms when consumed */
-        int app;                          /* index into the apps table */
+        int64_t due_ms; /* monotonic ms by which it should be sent */
+        int app;        /* index into the apps table */
         /* The action object forwarded in "data": the original value, plus
          * ',"time":T' spliced before its closing brace when time_missing. */
         uint8_t time_missing;

@@ -2,13 +2,12 @@
  * batcher.c: pending actions per (app, user) and the packing policy in
  * batcher.h. Owns the user records (a hash table keyed by app and identity),
  * each user's FIFO of queued actions, and per app the structures over READY
- * users (not busy, something queued): a min-heap by the arrival of the user's
- * oldest queued action, and buckets of users by pending count with a bitmap
- * of the non-empty ones. add() and release() cost O(log users) per user;
- * next() O(apps) to decide plus O(log users) per user taken (rule 2's check
- * walks at most max_users users and its verdict is cached); abandon() walks
- * everything. Owns queued actions until next() hands them out; only compares
- * an action's partition pointer. No I/O, no clock.
+ * users (not busy, something queued): a min-heap by the user's deadline (its
+ * oldest queued action's due time) and a list of the users whose actions
+ * fill a request on their own. add() and release() cost O(log users) per
+ * user; next() O(apps) to decide plus O(log users) per user taken;
+ * abandon() walks everything. Owns queued actions until next() hands them
+ * out; only compares an action's partition pointer. No I/O, no clock.
  */
 #include "batcher.h"
 
@@ -29,49 +28,41 @@ struct lb_user_s {
         size_t bytes;             /* sum of their body_len */
         /* Ready structures, valid while ready (!busy && count > 0). */
         size_t heap_idx;
-        size_t bucket;
-        struct lb_user_s *bprev, *bnext; /* circular list of the bucket */
+        int in_full;                     /* in the app's full list */
+        struct lb_user_s *fprev, *fnext; /* circular full list */
         size_t id_len;
         char id[];
 };
 
-/* A heap slot holds its key, the arrival of the user's oldest queued action
- * (constant while the user is ready: adds append, abandon re-inserts), so
- * ordering and the rule checks never chase the user pointer. */
+/* A heap slot holds its key, the user's deadline (its head's due time,
+ * constant while the user is ready: adds append later deadlines), so
+ * ordering never chases the user pointer. */
 typedef struct {
         int64_t key;
         lb_user_t *u;
 } slot_t;
 
 typedef struct {
-        size_t overhead;    /* request bytes around the actions */
-        size_t n_users;     /* user records of this app (ready or busy) */
-        slot_t *heap;       /* ready users, min arrival of oldest action */
-        size_t heap_len;    /* ready users */
-        size_t heap_cap;    /* kept >= n_users so release() cannot fail */
-        lb_user_t **bucket; /* [min(count, max_actions)]: list head */
-        uint64_t *nonempty; /* bitmap over bucket[] */
-        size_t ready_actions;
-        size_t ready_bytes;
-        /* Rule 2's verdict, cached until the ready set changes (next() is
-         * called after every add); room: actions that can still be added
-         * before a "not full" verdict must be checked again. */
-        int full;
-        int full_known;
-        size_t room;
+        size_t overhead; /* request bytes around the actions */
+        size_t n_users;  /* user records of this app (ready or busy) */
+        slot_t *heap;    /* ready users, min deadline first */
+        size_t heap_len; /* ready users */
+        size_t heap_cap; /* kept >= n_users so release() cannot fail */
+        lb_user_t *full; /* ready users that fill a request alone */
 } app_t;
 
 struct lb_batcher_s {
         size_t app_cnt;
         size_t max_users, max_actions, max_bytes;
         int64_t linger_ms, max_wait_ms;
+        int64_t gather_ms; /* a due request takes users due this soon */
         app_t *apps;
         lb_user_t **table; /* power-of-two size */
         size_t table_mask;
         size_t n_users;
         size_t ready_users;
         size_t pending, pending_bytes;
-        size_t rotate; /* app that goes first on the next call */
+        size_t rotate; /* app whose full users go first on the next call */
 };
 
 /* FNV-1a over the identity, the app mixed in, then murmur3's finaliser so
@@ -173,7 +164,7 @@ static void user_free(lb_batcher_t *b, lb_user_t *u)
         free(u);
 }
 
-/* The age heap: keyed by the arrival of the user's oldest queued action. */
+/* The deadline heap. */
 
 static void heap_set(app_t *ap, size_t i, slot_t slot)
 {
@@ -214,7 +205,7 @@ static void heap_down(app_t *ap, size_t i)
 
 static void heap_push(app_t *ap, lb_user_t *u)
 {
-        slot_t slot = {u->head->arrival_ms, u};
+        slot_t slot = {u->head->due_ms, u};
         heap_set(ap, ap->heap_len++, slot);
         heap_up(ap, u->heap_idx);
 }
@@ -231,78 +222,57 @@ static void heap_remove(app_t *ap, lb_user_t *u)
         heap_down(ap, last.u->heap_idx);
 }
 
-/* @returns the arrival of the app's oldest ready action (heap not empty). */
-static int64_t oldest(const app_t *ap)
+/* @returns the app's earliest deadline (heap not empty). */
+static int64_t earliest(const app_t *ap)
 {
         return ap->heap[0].key;
 }
 
-/* Count buckets: circular doubly linked lists, appended at the tail, so
- * users of equal count leave in the order they reached that count. */
+/* The full list: ready users whose queued actions fill a request alone. */
 
-static size_t bucket_of(const lb_batcher_t *b, const lb_user_t *u)
+static int user_fills(const lb_batcher_t *b, const app_t *ap,
+                      const lb_user_t *u)
 {
-        return u->count < b->max_actions ? u->count : b->max_actions;
+        return u->count >= b->max_actions ||
+               ap->overhead + u->bytes >= b->max_bytes;
 }
 
-static void bucket_insert(const lb_batcher_t *b, app_t *ap, lb_user_t *u)
+static void full_insert(app_t *ap, lb_user_t *u)
 {
-        size_t k = bucket_of(b, u);
-        lb_user_t *head = ap->bucket[k];
-        u->bucket = k;
+        lb_user_t *head = ap->full;
+        u->in_full = 1;
         if (!head) {
-                u->bprev = u->bnext = u;
-                ap->bucket[k] = u;
-                ap->nonempty[k / 64] |= 1ULL << (k % 64);
+                u->fprev = u->fnext = u;
+                ap->full = u;
                 return;
         }
-        u->bnext = head;
-        u->bprev = head->bprev;
-        head->bprev->bnext = u;
-        head->bprev = u;
+        u->fnext = head;
+        u->fprev = head->fprev;
+        head->fprev->fnext = u;
+        head->fprev = u;
 }
 
-static void bucket_remove(app_t *ap, lb_user_t *u)
+static void full_remove(app_t *ap, lb_user_t *u)
 {
-        size_t k = u->bucket;
-        if (u->bnext == u) {
-                ap->bucket[k] = NULL;
-                ap->nonempty[k / 64] &= ~(1ULL << (k % 64));
+        u->in_full = 0;
+        if (u->fnext == u) {
+                ap->full = NULL;
                 return;
         }
-        u->bprev->bnext = u->bnext;
-        u->bnext->bprev = u->bprev;
-        if (ap->bucket[k] == u)
-                ap->bucket[k] = u->bnext;
+        u->fprev->fnext = u->fnext;
+        u->fnext->fprev = u->fprev;
+        if (ap->full == u)
+                ap->full = u->fnext;
 }
 
-/* @returns the highest non-empty bucket index <= k, or 0 if none (bucket 0
- *          is always empty: a ready user has something queued). */
-static size_t bucket_top(const app_t *ap, size_t k)
-{
-        size_t w = k / 64;
-        uint64_t bits = ap->nonempty[w];
-        if (k % 64 != 63)
-                bits &= (1ULL << (k % 64 + 1)) - 1;
-        for (;;) {
-                if (bits)
-                        return w * 64 + 63 - (size_t)__builtin_clzll(bits);
-                if (w == 0)
-                        return 0;
-                bits = ap->nonempty[--w];
-        }
-}
-
-/* Ready set membership: heap, bucket and the app's ready counters. */
+/* Ready set membership: heap and full list. */
 
 static void ready_insert(lb_batcher_t *b, lb_user_t *u)
 {
         app_t *ap = &b->apps[u->app];
         heap_push(ap, u);
-        bucket_insert(b, ap, u);
-        ap->ready_actions += u->count;
-        ap->ready_bytes += u->bytes;
-        ap->full_known = 0;
+        if (user_fills(b, ap, u))
+                full_insert(ap, u);
         b->ready_users++;
 }
 
@@ -310,10 +280,8 @@ static void ready_remove(lb_batcher_t *b, lb_user_t *u)
 {
         app_t *ap = &b->apps[u->app];
         heap_remove(ap, u);
-        bucket_remove(ap, u);
-        ap->ready_actions -= u->count;
-        ap->ready_bytes -= u->bytes;
-        ap->full_known = 0;
+        if (u->in_full)
+                full_remove(ap, u);
         b->ready_users--;
 }
 
@@ -330,26 +298,22 @@ lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf)
         b->max_users = (size_t)conf->max_users;
         b->max_actions = (size_t)conf->max_actions;
         b->max_bytes = (size_t)conf->max_bytes;
-        b->linger_ms = conf->linger_ms;
         b->max_wait_ms = conf->max_wait_ms;
+        b->linger_ms = conf->linger_ms < conf->max_wait_ms ? conf->linger_ms
+                                                           : conf->max_wait_ms;
+        b->gather_ms = b->linger_ms < b->max_wait_ms / 10 ? b->linger_ms
+                                                          : b->max_wait_ms / 10;
         b->apps = calloc(b->app_cnt, sizeof(*b->apps));
         b->table = calloc(TABLE_INIT_SIZE, sizeof(*b->table));
         b->table_mask = TABLE_INIT_SIZE - 1;
-        if (!b->apps || !b->table)
-                goto fail;
-        for (size_t i = 0; i < b->app_cnt; i++) {
-                app_t *ap = &b->apps[i];
-                ap->overhead = conf->app_overhead ? conf->app_overhead[i] : 0;
-                ap->bucket = calloc(b->max_actions + 1, sizeof(*ap->bucket));
-                ap->nonempty =
-                    calloc(b->max_actions / 64 + 1, sizeof(*ap->nonempty));
-                if (!ap->bucket || !ap->nonempty)
-                        goto fail;
+        if (!b->apps || !b->table) {
+                lb_batcher_destroy(b, NULL);
+                return NULL;
         }
+        for (size_t i = 0; i < b->app_cnt; i++)
+                b->apps[i].overhead =
+                    conf->app_overhead ? conf->app_overhead[i] : 0;
         return b;
-fail:
-        lb_batcher_destroy(b, NULL);
-        return NULL;
 }
 
 void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *))
@@ -371,18 +335,24 @@ void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *))
                         u = next;
                 }
         }
-        for (size_t i = 0; b->apps && i < b->app_cnt; i++) {
+        for (size_t i = 0; b->apps && i < b->app_cnt; i++)
                 free(b->apps[i].heap);
-                free(b->apps[i].bucket);
-                free(b->apps[i].nonempty);
-        }
         free(b->apps);
         free(b->table);
         free(b);
 }
 
+int64_t lb_batcher_due_ms(const lb_batcher_t *b, int64_t arrival_ms,
+                          int64_t age_ms)
+{
+        int64_t left = b->max_wait_ms - (age_ms > 0 ? age_ms : 0);
+        if (left < b->linger_ms)
+                left = b->linger_ms;
+        return arrival_ms + left;
+}
+
 int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
-                   size_t user_len)
+                   size_t user_len, int64_t age_ms)
 {
         if (a->app < 0 || (size_t)a->app >= b->app_cnt)
                 return -2;
@@ -395,7 +365,12 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
         if (!u && !(u = user_new(b, a->app, user, user_len, hash)))
                 return -1;
 
-        int was_ready = !u->busy && u->count > 0;
+        a->due_ms = lb_batcher_due_ms(b, a->arrival_ms, age_ms);
+        /* Deadlines never decrease along a user's queue, so its head holds
+         * the user's deadline. Raising a's to its predecessor's keeps a
+         * within budget: that one arrived earlier with at most max_wait. */
+        if (u->tail && u->tail->due_ms > a->due_ms)
+                a->due_ms = u->tail->due_ms;
         a->next = NULL;
         a->user = u;
         if (u->tail)
@@ -409,26 +384,10 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
         b->pending_bytes += a->body_len;
         if (u->busy)
                 return 0;
-        /* One more ready action raises the total of the max_users heaviest
-         * users by at most one: a "not full" verdict with room holds. */
-        int keep = ap->full_known && !ap->full && ap->room > 1;
-        if (!was_ready) {
+        if (u->count == 1)
                 ready_insert(b, u);
-        } else {
-                /* The oldest action (heap key) is unchanged. */
-                ap->ready_actions++;
-                ap->ready_bytes += a->body_len;
-                if (bucket_of(b, u) != u->bucket) {
-                        bucket_remove(ap, u);
-                        bucket_insert(b, ap, u);
-                }
-        }
-        if (keep && ap->overhead + ap->ready_bytes < b->max_bytes) {
-                ap->full_known = 1;
-                ap->room--;
-        } else {
-                ap->full_known = 0;
-        }
+        else if (!u->in_full && user_fills(b, ap, u))
+                full_insert(ap, u);
         return 0;
 }
 
@@ -466,74 +425,44 @@ static int take(lb_batcher_t *b, lb_batch_t *batch, lb_user_t *u)
         return 1;
 }
 
-/* Takes ready users whose oldest action arrived at or before cutoff, oldest
- * first. @returns 0 if the request filled up. */
-static int take_oldest(lb_batcher_t *b, lb_batch_t *batch, app_t *ap,
-                       int64_t cutoff)
+/* Takes ready users whose deadline is at or before cutoff, earliest first,
+ * until the request is full or `early` actions are taken (0: no limit). A
+ * user due after `due` (company within the gather horizon) comes only if
+ * all its actions fit: cut in two, it would be billed twice. */
+static void take_earliest(lb_batcher_t *b, lb_batch_t *batch, app_t *ap,
+                          int64_t due, int64_t cutoff, size_t early)
 {
         while (batch->n_users < b->max_users && ap->heap_len > 0 &&
-               oldest(ap) <= cutoff)
-                if (!take(b, batch, ap->heap[0].u))
-                        return 0;
-        return 1;
-}
-
-/* Takes ready users with the most pending actions first. */
-static void take_heaviest(lb_batcher_t *b, lb_batch_t *batch, app_t *ap)
-{
-        while (batch->n_users < b->max_users) {
-                size_t k = bucket_top(ap, b->max_actions);
-                if (k == 0 || !take(b, batch, ap->bucket[k]))
+               earliest(ap) <= cutoff && (!early || batch->n < early)) {
+                lb_user_t *u = ap->heap[0].u;
+                if (earliest(ap) > due &&
+                    (batch->n + u->count > b->max_actions ||
+                     batch->bytes + u->bytes > b->max_bytes))
+                        return;
+                if (!take(b, batch, u))
                         return;
         }
 }
 
-/* Rule 2: would take_heaviest() reach max_actions or max_bytes? A dry run of
- * it over the buckets, O(max_users) since whole users are added at once.
- * When not, *room is max_actions minus the actions the run took (or all
- * ready actions, a bound on them). */
-static int app_fills(const lb_batcher_t *b, const app_t *ap, size_t *room)
+/* Takes the app's full users, in the order they became full. */
+static void take_full(lb_batcher_t *b, lb_batch_t *batch, app_t *ap)
 {
-        if (ap->ready_actions < b->max_actions &&
-            ap->overhead + ap->ready_bytes < b->max_bytes) {
-                *room = b->max_actions - ap->ready_actions;
-                return 0;
-        }
-        size_t n = 0, bytes = ap->overhead, users = 0;
-        for (size_t k = bucket_top(ap, b->max_actions); k > 0;
-             k = bucket_top(ap, k - 1)) {
-                const lb_user_t *u = ap->bucket[k];
-                do {
-                        if (users == b->max_users) {
-                                *room = b->max_actions - n;
-                                return 0;
-                        }
-                        /* Not all of u fits: the request fills at u. */
-                        if (n + u->count > b->max_actions ||
-                            bytes + u->bytes > b->max_bytes)
-                                return 1;
-                        n += u->count;
-                        bytes += u->bytes;
-                        users++;
-                        if (n == b->max_actions || bytes == b->max_bytes)
-                                return 1;
-                        u = u->bnext;
-                } while (u != ap->bucket[k]);
-        }
-        *room = b->max_actions - n;
-        return 0;
+        while (batch->n_users < b->max_users && ap->full)
+                if (!take(b, batch, ap->full))
+                        return;
 }
 
-static lb_batch_t *batch_new(const lb_batcher_t *b, size_t app)
+static lb_batch_t *batch_new(const lb_batcher_t *b, size_t app,
+                             lb_send_reason_t reason)
 {
         const app_t *ap = &b->apps[app];
-        size_t max_n = ap->ready_actions < b->max_actions ? ap->ready_actions
-                                                          : b->max_actions;
         size_t max_u =
             ap->heap_len < b->max_users ? ap->heap_len : b->max_users;
         lb_batch_t *batch = calloc(1, sizeof(*batch));
         if (!batch)
                 return NULL;
+        size_t max_n =
+            b->pending < b->max_actions ? b->pending : b->max_actions;
         batch->actions = malloc(max_n * sizeof(*batch->actions));
         batch->users = malloc(max_u * sizeof(*batch->users));
         if (!batch->actions || !batch->users) {
@@ -543,82 +472,74 @@ static lb_batch_t *batch_new(const lb_batcher_t *b, size_t app)
                 return NULL;
         }
         batch->app = (int)app;
+        batch->reason = reason;
         batch->bytes = ap->overhead;
         return batch;
 }
 
-enum { RULE_OVERDUE, RULE_FULL, RULE_LINGER, RULE_FLUSH, RULE__COUNT };
-
-static int rule_applies(const lb_batcher_t *b, app_t *ap, int rule,
-                        int64_t now_ms)
+/* @returns the app with the earliest deadline of all, or app_cnt. */
+static size_t earliest_app(const lb_batcher_t *b)
 {
-        if (ap->heap_len == 0)
-                return 0;
-        switch (rule) {
-        case RULE_OVERDUE:
-                return oldest(ap) <= now_ms - b->max_wait_ms;
-        case RULE_FULL:
-                if (!ap->full_known) {
-                        ap->full = app_fills(b, ap, &ap->room);
-                        ap->full_known = 1;
-                }
-                return ap->full;
-        case RULE_LINGER:
-                return oldest(ap) <= now_ms - b->linger_ms;
-        default:
-                return 1;
+        size_t best = b->app_cnt;
+        for (size_t i = 0; i < b->app_cnt; i++) {
+                const app_t *ap = &b->apps[i];
+                if (ap->heap_len > 0 &&
+                    (best == b->app_cnt ||
+                     earliest(ap) < earliest(&b->apps[best])))
+                        best = i;
         }
+        return best;
 }
 
-/* Fills a request for app as rule says. @returns NULL on allocation
- * failure (nothing taken). */
-static lb_batch_t *build(lb_batcher_t *b, size_t app, int rule, int64_t now_ms)
+/* @returns an app with full users, rotating which goes first, or app_cnt. */
+static size_t full_app(lb_batcher_t *b)
 {
-        app_t *ap = &b->apps[app];
-        lb_batch_t *batch = batch_new(b, app);
-        if (!batch)
-                return NULL;
-        int more = 1;
-        if (rule == RULE_OVERDUE)
-                more = take_oldest(b, batch, ap, now_ms - b->max_wait_ms);
-        else if (rule == RULE_LINGER)
-                more = take_oldest(b, batch, ap, now_ms - b->linger_ms);
-        if (more)
-                take_heaviest(b, batch, ap);
-        return batch;
+        for (size_t i = 0; i < b->app_cnt; i++) {
+                size_t app = (b->rotate + i) % b->app_cnt;
+                if (b->apps[app].full) {
+                        b->rotate = (app + 1) % b->app_cnt;
+                        return app;
+                }
+        }
+        return b->app_cnt;
 }
 
-lb_batch_t *lb_batcher_next(lb_batcher_t *b, int64_t now_ms, int flush)
+lb_batch_t *lb_batcher_next(lb_batcher_t *b, int64_t now_ms,
+                            lb_send_reason_t flush, size_t early)
 {
         if (b->ready_users == 0)
                 return NULL;
-        for (int rule = 0; rule < RULE__COUNT; rule++) {
-                if (rule == RULE_FLUSH && !flush)
-                        break;
-                size_t app = b->rotate;
-                for (size_t i = 0; i < b->app_cnt; i++) {
-                        if (rule_applies(b, &b->apps[app], rule, now_ms)) {
-                                b->rotate = app + 1 == b->app_cnt ? 0 : app + 1;
-                                return build(b, app, rule, now_ms);
-                        }
-                        if (++app == b->app_cnt)
-                                app = 0;
+        size_t app = earliest_app(b);
+        lb_send_reason_t reason = LB_SEND_DUE;
+        int64_t cutoff = now_ms + b->gather_ms;
+        if (earliest(&b->apps[app]) > now_ms) {
+                size_t fapp = full_app(b);
+                if (fapp < b->app_cnt) {
+                        lb_batch_t *batch = batch_new(b, fapp, LB_SEND_FULL);
+                        if (batch)
+                                take_full(b, batch, &b->apps[fapp]);
+                        return batch;
                 }
+                if (flush == LB_SEND_SHUTDOWN || flush == LB_SEND_REVOCATION)
+                        reason = flush;
+                else if (early)
+                        reason = LB_SEND_MEMORY;
+                else
+                        return NULL;
+                cutoff = INT64_MAX;
         }
-        return NULL;
+        lb_batch_t *batch = batch_new(b, app, reason);
+        if (batch)
+                take_earliest(b, batch, &b->apps[app],
+                              reason == LB_SEND_DUE ? now_ms : INT64_MAX,
+                              cutoff, reason == LB_SEND_MEMORY ? early : 0);
+        return batch;
 }
 
 int64_t lb_batcher_next_deadline(const lb_batcher_t *b)
 {
-        int64_t wait =
-            b->linger_ms < b->max_wait_ms ? b->linger_ms : b->max_wait_ms;
-        int64_t best = INT64_MAX;
-        for (size_t i = 0; i < b->app_cnt; i++) {
-                const app_t *ap = &b->apps[i];
-                if (ap->heap_len > 0 && oldest(ap) + wait < best)
-                        best = oldest(ap) + wait;
-        }
-        return best;
+        size_t app = earliest_app(b);
+        return app < b->app_cnt ? earliest(&b->apps[app]) : INT64_MAX;
 }
 
 void lb_batcher_release(lb_batcher_t *b, lb_batch_t *batch)

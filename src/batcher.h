@@ -6,18 +6,22 @@
  * most one unreleased batch at a time (the ordering gate). Pure: time is
  * passed in; no I/O.
  *
- * Packing policy (billing-aware: each distinct user in a request is billed):
- * when asked for a batch, for each app (rotating which app goes first):
- *   1. a ready user whose oldest action has waited >= max_wait_ms makes the
- *      app due: overdue users go first (oldest first), then the rest is filled
- *      with the ready users holding the most pending actions;
- *   2. else if the users with the most pending actions fill a request
- *      (max_actions or max_bytes reached), that request goes;
- *   3. else if the oldest ready action has waited >= linger_ms: users whose
- *      oldest action has waited >= linger_ms go first (oldest first), then
- *      the fill by most pending actions;
- *   4. flush (shutdown): everything ready goes, most pending first.
- * A selected user contributes all its queued actions that fit.
+ * Packing policy: the API bills every distinct user of a request, so a user
+ * is sent once per wait budget, as late as the budget allows, with every
+ * action it has by then. Each action gets a deadline when added (its due
+ * time, see lb_batcher_add); a user's deadline is its oldest queued action's.
+ * When asked for a batch:
+ *   1. DUE: the app holding the earliest deadline that has passed sends its
+ *      due users, earliest deadline first, topped up with users due within
+ *      the gather horizon (min(linger_ms, max_wait_ms / 10)) so that due
+ *      users share requests;
+ *   2. FULL: a user whose queued actions fill a request on their own
+ *      (max_actions, or max_bytes) goes at once: waiting saves nothing;
+ *   3. MEMORY: while the caller allows early sends (pending near its
+ *      bound), the nearest deadlines go early;
+ *   4. flush (shutdown, revocation): everything, earliest deadline first.
+ * A user not due is never added to a request just to fill it: that would
+ * cost a lookup now and another for its later actions.
  */
 #ifndef LB_BATCHER_H
 #define LB_BATCHER_H
@@ -37,14 +41,15 @@ typedef struct {
         int64_t max_users;
         int64_t max_actions;
         int64_t max_bytes;
-        int64_t linger_ms;
-        int64_t max_wait_ms;
+        int64_t linger_ms;   /* least wait of an action that arrives late */
+        int64_t max_wait_ms; /* the wait budget */
 } lb_batcher_conf_t;
 
 /** One request's worth of actions, all of one app. */
 typedef struct lb_batch_s {
         int app;
-        lb_action_t **actions; /* in send order; a user's in consumed order */
+        lb_send_reason_t reason; /* action.h */
+        lb_action_t **actions;   /* in send order; a user's in consumed order */
         size_t n;
         lb_user_t **users; /* distinct users, each held busy */
         size_t n_users;
@@ -58,27 +63,43 @@ lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf);
 void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *));
 
 /**
+ * @brief The deadline of an action consumed at arrival_ms that was written
+ *        to Kafka age_ms before: the budget counts from when it was written,
+ *        but it waits at least linger_ms (a late action, e.g. from a
+ *        backlog, still waits a little for company) and at most max_wait_ms
+ *        in the bridge (a producer clock ahead of ours cannot stretch it).
+ */
+int64_t lb_batcher_due_ms(const lb_batcher_t *b, int64_t arrival_ms,
+                          int64_t age_ms);
+
+/**
  * @brief Queues an action (ownership passes to the batcher). a->app,
- *        a->body_len and a->arrival_ms must be set.
+ *        a->body_len and a->arrival_ms must be set; a->due_ms is set here
+ *        (lb_batcher_due_ms).
  * @param user,user_len the identity (lb_event_t.user)
+ * @param age_ms how long ago the event was written to Kafka (0 if unknown)
  * @returns 0; -1 on allocation failure; -2 if a->app is out of range or the
  *          action cannot fit any request (app overhead + body_len >
  *          max_bytes). On failure the action is not taken.
  */
 int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
-                   size_t user_len);
+                   size_t user_len, int64_t age_ms);
 
 /**
  * @brief The next request to send under the policy above, or NULL.
  *        Its users are busy until lb_batcher_release().
+ * @param flush LB_SEND_SHUTDOWN or LB_SEND_REVOCATION to send everything,
+ *        LB_SEND_DUE otherwise
+ * @param early actions the caller allows to go early for memory (rule 3);
+ *        0 for none. The batch may carry more (whole users).
  */
-lb_batch_t *lb_batcher_next(lb_batcher_t *b, int64_t now_ms, int flush);
+lb_batch_t *lb_batcher_next(lb_batcher_t *b, int64_t now_ms,
+                            lb_send_reason_t flush, size_t early);
 
 /**
- * @returns the earliest time (ms) at which a ready user reaches linger (or
- *          max wait, if shorter), or INT64_MAX if none is waiting. A full
- *          request (rule 2) is available at once: call lb_batcher_next()
- *          after adding, not only at the deadline.
+ * @returns the earliest deadline of a ready user, or INT64_MAX if none is
+ *          waiting. A full user (rule 2) is available at once: call
+ *          lb_batcher_next() after adding, not only at the deadline.
  */
 int64_t lb_batcher_next_deadline(const lb_batcher_t *b);
 

@@ -34,6 +34,9 @@
 #define LB_CONSUME_BURST 500
 /* How often the summary line is logged. */
 #define LB_SUMMARY_INTERVAL_MS 60000
+/* Above this share of pending.max.* (in percent), the nearest deadlines
+ * are sent early, so the input pauses only when the API has no room. */
+#define LB_EARLY_MARK_PCT 75
 /* Delay before re-producing a dead-letter record that failed. */
 #define LB_DLQ_RETRY_MS 1000
 
@@ -281,7 +284,10 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         a->body_len = lb_event_body_len(a->value_len, ev.time_missing);
         if (a->time_missing && a->timestamp_ms <= 0)
                 a->timestamp_ms = (int64_t)(wall_s() * 1000);
-        int r = lb_batcher_add(b->batcher, a, ev.user, ev.user_len);
+        int64_t age = a->timestamp_ms > 0
+                          ? (int64_t)(wall_s() * 1000) - a->timestamp_ms
+                          : 0;
+        int r = lb_batcher_add(b->batcher, a, ev.user, ev.user_len, age);
         if (r == -2) {
                 dead_letter(b, a, LB_STAGE_VALIDATE, 0,
                             "event larger than batch.max.bytes");
@@ -417,6 +423,16 @@ static void start_batch(lb_bridge_t *b, lb_batch_t *batch)
         b->flight_cnt++;
         lb_hist_observe(&b->metrics.batch_actions, (double)batch->n);
         lb_hist_observe(&b->metrics.batch_users, (double)batch->n_users);
+        int64_t now = now_ms();
+        uint64_t early = 0;
+        for (size_t i = 0; i < batch->n; i++) {
+                const lb_action_t *a = batch->actions[i];
+                lb_hist_observe(&b->metrics.action_wait,
+                                (double)(now - a->arrival_ms) / 1000.0);
+                early += a->due_ms > now;
+        }
+        if (batch->reason != LB_SEND_DUE)
+                atomic_fetch_add(&b->metrics.sent_early[batch->reason], early);
         flight_send(b, f);
 }
 
@@ -548,6 +564,25 @@ static void request_done(void *opaque, lb_request_t *req)
         f->due_ms = now_ms() + delay;
 }
 
+/* @returns how many queued actions to send early so that live work falls
+ *          back to LB_EARLY_MARK_PCT of pending.max.* (0 below it). */
+static size_t memory_excess(const lb_bridge_t *b)
+{
+        const lb_config_t *c = b->conf;
+        size_t mark_n =
+            (size_t)c->pending_max_actions * LB_EARLY_MARK_PCT / 100;
+        size_t mark_b = (size_t)c->pending_max_bytes / 100 * LB_EARLY_MARK_PCT;
+        size_t n = b->live_actions > mark_n ? b->live_actions - mark_n : 0;
+        size_t queued = lb_batcher_pending(b->batcher);
+        if (b->live_bytes > mark_b && queued) {
+                size_t per = lb_batcher_pending_bytes(b->batcher) / queued + 1;
+                size_t by_bytes = (b->live_bytes - mark_b) / per + 1;
+                if (by_bytes > n)
+                        n = by_bytes;
+        }
+        return n;
+}
+
 /* Starts due retries, then new batches while the adaptive limit allows
  * (a flight waiting to retry holds its slot: during an outage the bridge
  * does not open new requests). */
@@ -556,11 +591,16 @@ static void dispatch(lb_bridge_t *b, int64_t now)
         for (lb_flight_t *f = b->flights; f; f = f->next)
                 if (!f->sending && f->due_ms && f->due_ms <= now)
                         flight_send(b, f);
+        lb_send_reason_t flush = b->flushing   ? LB_SEND_REVOCATION
+                                 : b->stopping ? LB_SEND_SHUTDOWN
+                                               : LB_SEND_DUE;
+        size_t early = memory_excess(b);
         while (b->flight_cnt < (size_t)lb_concurrency_limit(&b->conc)) {
-                lb_batch_t *batch = lb_batcher_next(b->batcher, now,
-                                                    b->stopping || b->flushing);
+                lb_batch_t *batch =
+                    lb_batcher_next(b->batcher, now, flush, early);
                 if (!batch)
                         break;
+                early = early > batch->n ? early - batch->n : 0;
                 start_batch(b, batch);
         }
         atomic_store(&b->metrics.pending_actions,

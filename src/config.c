@@ -168,16 +168,20 @@ static const cfg_key_t keys[] = {
      .off = OFF(batch_linger_ms),
      .min = 0,
      .max = 600000,
-     .desc = "Longest an action waits for company before a partly filled "
-             "request goes out."},
+     .desc = "Least an action waits for company: one that arrives already "
+             "late (a backlog, a restart) is sent this long after it was "
+             "consumed, with its user's other actions."},
     {.name = "batch.max.wait.ms",
      .type = CT_INT,
-     .def = "5000",
+     .def = "30000",
      .off = OFF(batch_max_wait_ms),
      .min = 0,
      .max = MS_MAX,
-     .desc = "An action that has waited this long is sent first, ahead of "
-             "fuller requests. Must be >= batch.linger.ms."},
+     .desc = "The wait budget: a user's actions are held until its oldest "
+             "was written to Kafka this long ago, then sent together (each "
+             "distinct user in a request is billed). Longer saves more and "
+             "makes commits trail by about as much. Must be >= "
+             "batch.linger.ms."},
     {.name = "sender.max.inflight",
      .type = CT_INT,
      .def = "16",

@@ -26,6 +26,9 @@ static const double batch_users_bounds[] = {1, 2, 5, 10, 20, 30, 40, 50};
 static const double request_duration_bounds[] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
+static const double action_wait_bounds[] = {0.1, 0.5, 1,  2,  5,   10,  20,
+                                            30,  45,  60, 90, 120, 300, 600};
+
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 _Static_assert(COUNT_OF(batch_actions_bounds) <= LB_HIST_MAX_BUCKETS,
@@ -34,6 +37,8 @@ _Static_assert(COUNT_OF(batch_users_bounds) <= LB_HIST_MAX_BUCKETS,
                "batch_users bounds");
 _Static_assert(COUNT_OF(request_duration_bounds) <= LB_HIST_MAX_BUCKETS,
                "request_duration bounds");
+_Static_assert(COUNT_OF(action_wait_bounds) <= LB_HIST_MAX_BUCKETS,
+               "action_wait bounds");
 
 static void hist_init(lb_hist_t *h, const double *bounds, size_t n)
 {
@@ -51,6 +56,8 @@ void lb_metrics_init(lb_metrics_t *m)
                   COUNT_OF(batch_users_bounds));
         hist_init(&m->request_duration, request_duration_bounds,
                   COUNT_OF(request_duration_bounds));
+        hist_init(&m->action_wait, action_wait_bounds,
+                  COUNT_OF(action_wait_bounds));
 }
 
 void lb_hist_observe(lb_hist_t *h, double value)
@@ -394,6 +401,16 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
         counter(&sb, "leanbridge_offsets_committed_total",
                 "Offset commits that succeeded.", LOAD(m->offsets_committed));
 
+        family(&sb, "leanbridge_actions_sent_early_total", "counter",
+               "Actions sent before their deadline (the wait budget), by "
+               "reason.");
+        for (s = LB_SEND_DUE + 1; s < LB_SEND__COUNT; s++)
+                sb_printf(&sb,
+                          "leanbridge_actions_sent_early_total{reason=\"%s\"}"
+                          " %" PRIuFAST64 "\n",
+                          lb_send_reason_name((lb_send_reason_t)s),
+                          LOAD(m->sent_early[s]));
+
         histogram(&sb, "leanbridge_batch_actions", "Actions per API request.",
                   &m->batch_actions);
         histogram(&sb, "leanbridge_batch_users",
@@ -401,6 +418,10 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
         histogram(&sb, "leanbridge_request_duration_seconds",
                   "API request duration, from send to full response.",
                   &m->request_duration);
+        histogram(&sb, "leanbridge_action_wait_seconds",
+                  "Time an action waited in the bridge, from consumed to "
+                  "first sent.",
+                  &m->action_wait);
 
         gauge(&sb, "leanbridge_inflight_requests",
               "API requests currently in flight.", LOAD(m->inflight_requests));

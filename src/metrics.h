@@ -54,6 +54,9 @@ typedef struct lb_metrics_s {
         atomic_uint_fast64_t billable_lookups;
         atomic_uint_fast64_t dlq_produce_retries;
         atomic_uint_fast64_t offsets_committed;
+        /* actions sent before their deadline, by lb_send_reason_t (the DUE
+         * slot stays 0) */
+        atomic_uint_fast64_t sent_early[LB_SEND__COUNT];
         atomic_int_fast64_t inflight_requests;
         atomic_int_fast64_t pending_actions;
         atomic_int_fast64_t partitions_paused;
@@ -62,6 +65,7 @@ typedef struct lb_metrics_s {
         lb_hist_t batch_actions;
         lb_hist_t batch_users;
         lb_hist_t request_duration; /* seconds */
+        lb_hist_t action_wait;      /* seconds, consumed -> first sent */
         /* Consumer lag from librdkafka statistics; guarded by lag_lock. */
         atomic_flag lag_lock;
         lb_consumer_lag_t lag[LB_METRICS_MAX_LAG];

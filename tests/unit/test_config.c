@@ -177,7 +177,7 @@ static void test_defaults(void **state)
         assert_int_equal(c->batch_max_actions, 500);
         assert_int_equal(c->batch_max_bytes, 1048576);
         assert_int_equal(c->batch_linger_ms, 500);
-        assert_int_equal(c->batch_max_wait_ms, 5000);
+        assert_int_equal(c->batch_max_wait_ms, 30000);
         assert_int_equal(c->sender_max_inflight, 16);
         assert_int_equal(c->retry_max_attempts, 10);
         assert_int_equal(c->retry_backoff_initial_ms, 250);
@@ -944,10 +944,10 @@ static void test_validate(void **state)
 
         /* cross-key rules */
         c = valid_config();
-        set_ok(c, "batch.linger.ms", "6000");
-        assert_string_equal(validate_bad(c), "'batch.max.wait.ms' (5000) must "
-                                             "be >= 'batch.linger.ms' (6000)");
-        set_ok(c, "batch.max.wait.ms", "6000");
+        set_ok(c, "batch.linger.ms", "31000");
+        assert_string_equal(validate_bad(c), "'batch.max.wait.ms' (30000) must "
+                                             "be >= 'batch.linger.ms' (31000)");
+        set_ok(c, "batch.max.wait.ms", "31000");
         validate_ok(c);
 
         set_ok(c, "retry.backoff.initial.ms", "40000");

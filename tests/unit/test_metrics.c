@@ -212,6 +212,43 @@ static void test_requests_by_status(void **state)
         free(text);
 }
 
+static void test_wait_and_sent_early(void **state)
+{
+        lb_metrics_t *m = *state;
+        char *text;
+
+        lb_hist_observe(&m->action_wait, 0.05);
+        lb_hist_observe(&m->action_wait, 29.5);
+        lb_hist_observe(&m->action_wait, 700);
+        atomic_fetch_add(&m->sent_early[LB_SEND_MEMORY], 7);
+        atomic_fetch_add(&m->sent_early[LB_SEND_REVOCATION], 2);
+        text = lb_metrics_render(m, "v");
+        assert_non_null(text);
+        assert_line(text, "# TYPE leanbridge_action_wait_seconds histogram");
+        assert_line(text,
+                    "leanbridge_action_wait_seconds_bucket{le=\"0.1\"} 1");
+        assert_line(text, "leanbridge_action_wait_seconds_bucket{le=\"20\"} 1");
+        assert_line(text, "leanbridge_action_wait_seconds_bucket{le=\"30\"} 2");
+        assert_line(text,
+                    "leanbridge_action_wait_seconds_bucket{le=\"600\"} 2");
+        assert_line(text,
+                    "leanbridge_action_wait_seconds_bucket{le=\"+Inf\"} 3");
+        assert_line(text, "leanbridge_action_wait_seconds_count 3");
+        assert_line(text, "# TYPE leanbridge_actions_sent_early_total counter");
+        assert_line(text,
+                    "leanbridge_actions_sent_early_total{reason=\"full\"} 0");
+        assert_line(text,
+                    "leanbridge_actions_sent_early_total{reason=\"memory\"} 7");
+        assert_line(
+            text, "leanbridge_actions_sent_early_total{reason=\"shutdown\"} 0");
+        assert_line(
+            text,
+            "leanbridge_actions_sent_early_total{reason=\"revocation\"} 2");
+        /* "due" is on time by definition: no series */
+        assert_null(strstr(text, "reason=\"due\""));
+        free(text);
+}
+
 static void test_histogram_buckets(void **state)
 {
         lb_metrics_t *m = *state;
@@ -419,6 +456,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_dead_lettered_all_stages,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_requests_by_status, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_wait_and_sent_early, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_histogram_buckets, setup,
                                             teardown),
