@@ -5,7 +5,9 @@
  *             fault-injection commands on stdin; exit on SIGTERM
  *   produce   produce "key<TAB>value" lines from stdin (value \N = tombstone);
  *             -r RATE paces it at RATE messages/s (the benchmark's steady
- *             mode), -X key=value sets any producer property
+ *             mode), -a AGE_MS dates each message AGE_MS in the past (a
+ *             backlog written long ago), -X key=value sets any producer
+ *             property
  *   committed print a group's committed offset and high watermark per
  *             partition of a topic
  *   consume   consume a topic from the start to its end and print the rate
@@ -38,6 +40,13 @@ static void die(const char *fmt, const char *arg)
         fprintf(stderr, fmt, arg);
         fprintf(stderr, "\n");
         exit(1);
+}
+
+static int64_t wall_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static double now_s(void)
@@ -231,13 +240,16 @@ static int cmd_produce(int argc, char **argv)
         int opt, nprops = 0;
         long failed = 0, count = 0;
         double rate = 0;
-        while ((opt = getopt(argc, argv, "b:t:r:X:")) != -1) {
+        int64_t age_ms = 0;
+        while ((opt = getopt(argc, argv, "b:t:r:a:X:")) != -1) {
                 if (opt == 'b')
                         boot = optarg;
                 else if (opt == 't')
                         topic = optarg;
                 else if (opt == 'r')
                         rate = atof(optarg);
+                else if (opt == 'a')
+                        age_ms = atoll(optarg);
                 else if (opt == 'X' && nprops < 64)
                         props[nprops++] = optarg;
                 else
@@ -279,11 +291,13 @@ static int cmd_produce(int argc, char **argv)
                         vlen = 0;
                 }
                 pace(rk, rate, t0, count);
+                /* 0 = the producer's own clock (CreateTime now) */
+                int64_t ts = age_ms ? wall_ms() - age_ms : 0;
                 rd_kafka_resp_err_t err;
                 while (
                     (err = rd_kafka_producev(
                          rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
-                         RD_KAFKA_V_VALUE(val, vlen),
+                         RD_KAFKA_V_VALUE(val, vlen), RD_KAFKA_V_TIMESTAMP(ts),
                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                          RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         rd_kafka_poll(rk, 100);
