@@ -83,7 +83,7 @@ def _parse_args(argv=None):
     ap.add_argument("--budget", type=float, default=None,
                     help="session mode wait budget in s (batch.max.wait.ms; default: "
                          "the bridge's default)")
-    ap.add_argument("--budgets", default="1,5,30,60,300",
+    ap.add_argument("--budgets", default="1,5,10,30,60,300",
                     help="curve mode: the budgets in s, comma-separated")
     ap.add_argument("--curve-png", default=os.path.join(REPO, "docs", "session-curve.png"),
                     help="curve mode: where the picture goes")
@@ -1191,8 +1191,8 @@ def curve(rep, kafka, wd, apps, topics):
         sessions.draw_curve(rows, ARGS.curve_png, title)
         t.append(("picture", os.path.relpath(ARGS.curve_png, REPO), "matplotlib"))
     except ImportError as e:
-        t.append(("picture", "not drawn", f"matplotlib missing ({e}); apt-get install "
-                  "python3-matplotlib"))
+        t.append(("picture", "not drawn", f"matplotlib missing and pip could not "
+                  f"install it ({e})"))
 
 
 def main():

@@ -141,15 +141,34 @@ def pct(values, q):
     return values[min(len(values) - 1, int(math.ceil(q / 100.0 * len(values))) - 1)]
 
 
+def ensure_matplotlib():
+    """Imports matplotlib, installing it from PyPI (pip, user site) for the
+    running interpreter when it is missing. Raises ImportError if it cannot
+    be had."""
+    try:
+        import matplotlib  # noqa: F401
+        return
+    except ImportError:
+        pass
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "matplotlib"],
+                   check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import importlib
+    importlib.invalidate_caches()
+    import matplotlib  # noqa: F401,F811
+
+
 def draw_curve(rows, path, title):
     """rows: [{budget_s, bridge, lower, fifo, p99_s}] (lookups per action).
     Lookups per action against the budget (log x) for the bridge, the lower
     bound and FIFO; p99 wait on a second axis."""
+    ensure_matplotlib()
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     xs = [r["budget_s"] for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    fig, ax = plt.subplots(figsize=(8, 5.6), dpi=110)
     ax.plot(xs, [r["bridge"] for r in rows], "o-", color="tab:blue",
             label="leanbridge")
     ax.plot(xs, [r["lower"] for r in rows], "s--", color="tab:green",
@@ -170,7 +189,8 @@ def draw_curve(rows, path, title):
     ax2.set_ylabel("p99 wait, Kafka write -> API (s)")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=9)
+    ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.13),
+              ncol=2, fontsize=9, frameon=False)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
