@@ -342,6 +342,7 @@ static void checkpoint(replay_t *r)
                       rd_kafka_err2str(err));
                 return;
         }
+        lb_debug("replay", "checkpoint: %zu record(s) committed", r->batch);
         for (int32_t p = 0; p < r->nparts; p++)
                 r->next[p] = -1;
         r->batch = 0;
