@@ -30,7 +30,8 @@
 # 3. Unless --no-build: the build stage's commands, replayed on this Debian 12
 #    host (cmake Release, the two targets) in a temp dir; every shared library
 #    the binaries need comes from a package the runtime stage installs; the
-#    bridge accepts the compose environment (--check-config); the sandbox knows
+#    bridge accepts the compose environment, without and with docker/.env
+#    (--check-config); the sandbox knows
 #    every option the compose file gives it; the HEALTHCHECK's port
 #    expression gives 9100.
 #
@@ -241,13 +242,16 @@ if ((build)); then
         ok "$bin: every NEEDED library comes from a runtime-stage package"
       fi
     done
-    # The bridge accepts exactly the environment compose gives it.
-    mapfile -t envs < <("$PY" docker/check_docker.py compose-env "$tmp/rendered.yml")
-    if out="$(env -i PATH=/usr/bin:/bin "${envs[@]}" "$b/leanbridge" --check-config 2>&1)"; then
-      ok "leanbridge --check-config accepts the compose environment: $out"
-    else
-      bad "leanbridge --check-config rejects the compose environment: $out"
-    fi
+    # The bridge accepts exactly the environment compose gives it, on a
+    # fresh clone and with docker/.env.
+    for rendered in fresh rendered; do
+      mapfile -t envs < <("$PY" docker/check_docker.py compose-env "$tmp/$rendered.yml")
+      if out="$(env -i PATH=/usr/bin:/bin "${envs[@]}" "$b/leanbridge" --check-config 2>&1)"; then
+        ok "leanbridge --check-config accepts the compose environment ($rendered): $out"
+      else
+        bad "leanbridge --check-config rejects the compose environment ($rendered): $out"
+      fi
+    done
     help="$("$b/leanbridge-sandbox" --help 2>&1 || true)"
     for opt in $("$PY" docker/check_docker.py sandbox-opts "$tmp/rendered.yml"); do
       if grep -q -- "$opt\b" <<<"$help"; then
