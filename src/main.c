@@ -39,6 +39,17 @@ static void on_signal(int sig)
         errno = saved;
 }
 
+/* SIGTERM and SIGINT ask for a clean stop; a closed socket is an error
+ * return, not a signal. */
+static void install_signals(void)
+{
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+}
+
 static void usage(FILE *out)
 {
         fprintf(out,
@@ -240,11 +251,7 @@ static int replay_main(int argc, char **argv)
                 goto out;
         }
         lb_log_setup(conf->log_level, conf->log_json);
-        struct sigaction sa = {.sa_handler = on_signal};
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-        signal(SIGPIPE, SIG_IGN);
+        install_signals();
         rc = lb_replay_run(conf, &ro, &stop_requested);
 out:
         lb_config_destroy(conf);
@@ -334,11 +341,7 @@ int main(int argc, char **argv)
                 goto out;
         }
         signal_wake_fd = wake[1];
-        struct sigaction sa = {.sa_handler = on_signal};
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-        signal(SIGPIPE, SIG_IGN);
+        install_signals();
 
         bridge = lb_bridge_new(conf, wake[0], wake[1], errstr, sizeof(errstr));
         if (!bridge) {

@@ -466,43 +466,43 @@ static void summary(replay_t *r)
         fflush(stdout);
 }
 
+/* A client from kc (NULL: its builder failed with errstr), which it owns
+ * from here on. @returns the client, or NULL after a fatal error. */
+static rd_kafka_t *client_new(replay_t *r, rd_kafka_type_t type,
+                              rd_kafka_conf_t *kc, char *errstr, size_t size)
+{
+        rd_kafka_t *rk = NULL;
+        if (kc) {
+                rd_kafka_conf_set_opaque(kc, r);
+                rd_kafka_conf_set_error_cb(kc, error_cb);
+                if (type == RD_KAFKA_PRODUCER)
+                        rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);
+                rk = rd_kafka_new(type, kc, errstr, size);
+                if (!rk)
+                        rd_kafka_conf_destroy(kc);
+        }
+        if (!rk)
+                fatal(r, "%s", errstr);
+        return rk;
+}
+
 static int run(replay_t *r, volatile sig_atomic_t *stop)
 {
         char errstr[512];
-        rd_kafka_conf_t *kc =
-            consumer_conf(r->conf, r->group, errstr, sizeof(errstr));
-        if (!kc) {
-                fatal(r, "%s", errstr);
-                return -1;
-        }
-        rd_kafka_conf_set_error_cb(kc, error_cb);
         r->consumer =
-            rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
-        if (!r->consumer) {
-                rd_kafka_conf_destroy(kc);
-                fatal(r, "%s", errstr);
+            client_new(r, RD_KAFKA_CONSUMER,
+                       consumer_conf(r->conf, r->group, errstr, sizeof(errstr)),
+                       errstr, sizeof(errstr));
+        if (!r->consumer)
                 return -1;
-        }
-        kc = NULL; /* owned by the consumer */
         rd_kafka_poll_set_consumer(r->consumer);
-        if (!r->o->dry_run) {
-                kc = lb_kafka_conf_new(r->conf, LB_KAFKA_PRODUCER, errstr,
-                                       sizeof(errstr));
-                if (!kc) {
-                        fatal(r, "%s", errstr);
-                        return -1;
-                }
-                rd_kafka_conf_set_opaque(kc, r);
-                rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);
-                rd_kafka_conf_set_error_cb(kc, error_cb);
-                r->producer =
-                    rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
-                if (!r->producer) {
-                        rd_kafka_conf_destroy(kc);
-                        fatal(r, "%s", errstr);
-                        return -1;
-                }
-        }
+        if (!r->o->dry_run &&
+            !(r->producer =
+                  client_new(r, RD_KAFKA_PRODUCER,
+                             lb_kafka_conf_new(r->conf, LB_KAFKA_PRODUCER,
+                                               errstr, sizeof(errstr)),
+                             errstr, sizeof(errstr))))
+                return -1;
         if (start(r))
                 return -1;
         lb_info("replay",
@@ -546,7 +546,7 @@ int lb_replay_run(const lb_config_t *conf, const lb_replay_opts_t *o,
         r.t0 = r.last_progress = r.last_checkpoint = now_s();
 
         int rc = run(&r, stop) ? 1 : 0;
-        if (r.consumer) {
+        if (r.high) { /* it got as far as reading the topic */
                 progress(&r, 1);
                 summary(&r);
         }
