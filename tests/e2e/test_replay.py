@@ -28,7 +28,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 
@@ -43,31 +42,8 @@ N_NORMAL, N_FIX, N_BAD = 3000, 6000, 40
 TOPIC, DLQ, GROUP = "r.events", "r.dlq", "rbridge"
 
 
-def kcat_produce(bootstrap, topic, records, headers=()):
-    """records: [(key bytes, value bytes)], any bytes but 0x1e/0x1f."""
-    args = ["kcat", "-P", "-b", bootstrap, "-t", topic, "-K", "\\x1f", "-D", "\\x1e"]
-    for name, value in headers:
-        args += ["-H", f"{name}={value}"]
-    data = b"".join(k + b"\x1f" + v + b"\x1e" for k, v in records)
-    p = subprocess.run(args, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=120)
-    h.check(p.returncode == 0, f"kcat produce: {p.stderr.decode()[-1000:]}")
-
-
 def replay(bootstrap, *opts, dlq=DLQ, wait=True, extra=()):
-    args = [h.BRIDGE, "replay", "-X", f"kafka.bootstrap.servers={bootstrap}",
-            "-X", f"dlq.topic={dlq}", "-X", f"kafka.group.id={GROUP}", *extra, *opts]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-        if k in os.environ:
-            env[k] = os.environ[k]
-    p = h.spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    if not wait:
-        return p
-    out, err = p.communicate(timeout=300)
-    out, err = out.decode(), err.decode()
-    h.log(f"replay {' '.join(opts)} -> exit {p.returncode}\n{out}{err[-600:]}")
-    return p.returncode, out, err
+    return h.replay(bootstrap, dlq, GROUP, *opts, xs=extra, wait=wait)
 
 
 def summary_counts(out):
@@ -137,7 +113,7 @@ def main():
                         extra=["--fail-event", "Broken", "--fail-event", "StillBroken"])
         s1 = h.bridge_settings(bs, sb1, TOPIC, DLQ, group=GROUP)
         b1 = h.Bridge(wd, s1, name="bridge-rejecting")
-        kcat_produce(bs, TOPIC, records)
+        h.kcat_produce(bs, TOPIC, records)
         h.wait_for(lambda: h.all_committed(bs, GROUP, TOPIC), 300, "the first pass committed")
         h.check(b1.stop() == 0, f"bridge exit\n{b1.log_text()[-2000:]}")
         sb1.stop()
@@ -258,9 +234,9 @@ def main():
         broker.create_topic(dlq2, 1)
         base = [("leanbridge.error.stage", "api"), ("leanbridge.source.topic", TOPIC),
                 ("leanbridge.error.message", "Rejected event StillBroken")]
-        kcat_produce(bs, dlq2, [(f"twice-{i}".encode(), b'{"n":1}') for i in range(4)],
+        h.kcat_produce(bs, dlq2, [(f"twice-{i}".encode(), b'{"n":1}') for i in range(4)],
                      base + [("leanbridge.replayed", "1")])
-        kcat_produce(bs, dlq2, [(f"once-{i}".encode(), b'{"n":2}') for i in range(3)], base)
+        h.kcat_produce(bs, dlq2, [(f"once-{i}".encode(), b'{"n":2}') for i in range(3)], base)
         rc, out, _ = replay(bs, "--max-replays", "1", dlq=dlq2)
         c = summary_counts(out)
         h.check(rc == 0 and c.get("replayed") == 3 and c.get("skipped at --max-replays") == 4,

@@ -17,7 +17,6 @@ _sum and _count). Then:
 import json
 import os
 import re
-import socket
 import subprocess
 import urllib.request
 
@@ -38,14 +37,6 @@ TOPIC, DLQ = "events", "events.dlq"
 PENDING_METRICS = {"leanbridge_action_wait_seconds", "leanbridge_actions_sent_early_total"}
 
 METRIC = re.compile(r"\b(leanbridge_[A-Za-z0-9_]+|up)\b(?!\s*\()")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def scrape(port):
@@ -110,7 +101,7 @@ kafka = h.MockKafka({TOPIC: 2, DLQ: 1})
 sandbox = h.Sandbox(h.APPS, wd)
 lines, events = h.make_events(500, users=50, seed=21)
 h.produce(kafka.bootstrap, TOPIC, lines + ["bad\tnot json"])
-port = free_port()
+port = h.free_port()
 bridge = h.Bridge(wd, h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ,
                                         metrics_listen=f"127.0.0.1:{port}",
                                         kafka_statistics_interval_ms=1000))

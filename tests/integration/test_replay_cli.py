@@ -12,9 +12,7 @@
   - no client key appears in any output.
 Two mock brokers: the dead-letter topic and the coordinator on broker 1, the
 input topic's partitions on broker 2."""
-import os
 import signal
-import subprocess
 import time
 
 import harness as h
@@ -23,32 +21,12 @@ EV, DLQ, GROUP = "ev", "dlq", "rg"
 
 
 def kcat_produce(bootstrap, topic, records, headers):
-    args = ["kcat", "-P", "-b", bootstrap, "-t", topic, "-p", "0", "-K", "\\x1f",
-            "-D", "\\x1e"]
-    for name, value in headers:
-        args += ["-H", f"{name}={value}"]
-    data = b"".join(k + b"\x1f" + v + b"\x1e" for k, v in records)
-    p = subprocess.run(args, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=60)
-    h.check(p.returncode == 0, f"kcat: {p.stderr.decode()[-500:]}")
+    h.kcat_produce(bootstrap, topic, records, headers, partition=0)
 
 
 def replay(bootstrap, *opts, wait=True, xs=()):
-    args = [h.BRIDGE, "replay", "-X", f"kafka.bootstrap.servers={bootstrap}",
-            "-X", f"dlq.topic={DLQ}", "-X", f"kafka.group.id={GROUP}",
-            "-X", f"apps=app_alpha:{h.APPS['app_alpha']}", *xs, *opts]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-        if k in os.environ:
-            env[k] = os.environ[k]
-    p = h.spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    if not wait:
-        return p
-    out, err = p.communicate(timeout=120)
-    out, err = out.decode(), err.decode()
-    h.log(f"replay {' '.join(opts)} -> {p.returncode}\n{out}{err[-800:]}")
-    h.check("SECRET" not in out + err, "a client key in replay's output")
-    return p.returncode, out, err
+    return h.replay(bootstrap, DLQ, GROUP, *opts, wait=wait,
+                    xs=("-X", f"apps=app_alpha:{h.APPS['app_alpha']}", *xs))
 
 
 def count(out, what):
