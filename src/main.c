@@ -1,7 +1,7 @@
 /*
  * main.c: the command line, configuration layering, signals and exit codes
- * (0 clean shutdown, 1 fatal runtime error, 2 configuration error). The only
- * place that exits.
+ * (0 clean shutdown, 1 fatal runtime error, 2 configuration error), for the
+ * bridge and for the `replay` subcommand. The only place that exits.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include "dlq.h"
 #include "kafka_in.h"
 #include "log.h"
+#include "replay.h"
 #include "version.h"
 
 extern char **environ;
@@ -38,11 +39,24 @@ static void on_signal(int sig)
         errno = saved;
 }
 
+/* SIGTERM and SIGINT ask for a clean stop; a closed socket is an error
+ * return, not a signal. */
+static void install_signals(void)
+{
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+}
+
 static void usage(FILE *out)
 {
         fprintf(out,
                 "Usage: leanbridge [-c FILE] [-X key=value]... "
                 "[--check-config] [--version] [--help]\n"
+                "       leanbridge replay [-c FILE] [-X key=value]... "
+                "[options] (see replay --help)\n"
                 "\n"
                 "Consumes action events from Kafka, sends them to the multi "
                 "API in batches,\ncommits offsets of handled events and "
@@ -66,6 +80,49 @@ static int config_error(const char *msg)
         return 2;
 }
 
+/* Applies the layers, later wins: defaults < file < environment < -X. A
+ * secret -X value is hidden from ps once read.
+ * @returns the config, or NULL after printing the error (exit code 2). */
+static lb_config_t *load_config(const char *file, char **xs, size_t xcnt)
+{
+        char errstr[1024];
+        lb_config_t *conf = lb_config_new();
+        if (!conf) {
+                config_error("out of memory");
+                return NULL;
+        }
+        if (file && lb_config_load_file(conf, file, errstr, sizeof(errstr)))
+                goto fail;
+        if (lb_config_load_env(conf, environ, errstr, sizeof(errstr)))
+                goto fail;
+        for (size_t i = 0; i < xcnt; i++) {
+                char *eq = strchr(xs[i], '=');
+                if (!eq) {
+                        snprintf(errstr, sizeof(errstr),
+                                 "-X needs key=value, got '%s'", xs[i]);
+                        goto fail;
+                }
+                *eq = '\0';
+                if (lb_config_set(conf, xs[i], eq + 1, "-X", errstr,
+                                  sizeof(errstr))) {
+                        *eq = '=';
+                        goto fail;
+                }
+                /* The configuration has its own copy: hide a secret from
+                 * ps and /proc/PID/cmdline, which show argv's bytes (the
+                 * moments before this remain; prefer the environment or
+                 * apps=@FILE for keys). */
+                if (lb_config_key_is_secret(xs[i]))
+                        memset(eq + 1, '*', strlen(eq + 1));
+                *eq = '=';
+        }
+        return conf;
+fail:
+        config_error(errstr);
+        lb_config_destroy(conf);
+        return NULL;
+}
+
 static int make_wake_pipe(int fds[2])
 {
         if (pipe(fds))
@@ -77,8 +134,135 @@ static int make_wake_pipe(int fds[2])
         return 0;
 }
 
+static void replay_usage(FILE *out)
+{
+        fprintf(out,
+                "Usage: leanbridge replay [-c FILE] [-X key=value]... "
+                "[options]\n"
+                "\n"
+                "Reads the dead-letter topic (dlq.topic) from the replay's "
+                "consumer group and\nproduces each chosen record's key, value "
+                "and timestamp back to its source topic\n(header "
+                "leanbridge.source.topic and .partition), with header "
+                "leanbridge.replayed\n= how often it was replayed. Stops at "
+                "the high watermarks taken at start.\nThe group's progress is "
+                "committed only after the produces are acknowledged.\nNeeds "
+                "kafka.* and dlq.topic; the bridge's other keys are "
+                "accepted.\n"
+                "\n"
+                "  -c, --config FILE      read key = value lines from FILE\n"
+                "  -X key=value           set one key\n"
+                "      --stage S[,S...]   only these stages (parse, validate, "
+                "api, http,\n"
+                "                         retries_exhausted)\n"
+                "      --app ID[,ID...]   only these apps\n"
+                "      --message TEXT     only records whose error message "
+                "contains TEXT\n"
+                "      --since TIME       only records at or after TIME (ms "
+                "since the epoch,\n"
+                "                         or 2026-11-30, "
+                "2026-11-30T18:00:00Z, ...+02:00)\n"
+                "      --until TIME       only records before TIME\n"
+                "      --max-replays N    skip records already replayed N "
+                "times\n"
+                "      --to TOPIC         produce to TOPIC instead of the "
+                "source topic\n"
+                "      --group NAME       the replay's consumer group "
+                "(default: the\n"
+                "                         bridge's kafka.group.id + "
+                "\".replay\"); records a\n"
+                "                         filter skipped are committed too: "
+                "use a new group\n"
+                "                         to replay them later with "
+                "another filter\n"
+                "      --dry-run          count what would be replayed by "
+                "stage, app and\n"
+                "                         message; produce and commit "
+                "nothing\n"
+                "      --follow           keep replaying new dead letters "
+                "until SIGTERM\n"
+                "  -h, --help             print this help and exit\n"
+                "\n"
+                "Exit codes: 0 done (or stopped by SIGTERM/SIGINT after a "
+                "checkpoint), 1 fatal\nerror (nothing unacknowledged is "
+                "committed: rerun), 2 configuration error.\n");
+}
+
+/* `leanbridge replay ...`: argv[0] is "replay". */
+static int replay_main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+            {"config", required_argument, 0, 'c'},
+            {"help", no_argument, 0, 'h'},
+            {"stage", required_argument, 0, 0},
+            {"app", required_argument, 0, 0},
+            {"message", required_argument, 0, 0},
+            {"since", required_argument, 0, 0},
+            {"until", required_argument, 0, 0},
+            {"max-replays", required_argument, 0, 0},
+            {"to", required_argument, 0, 0},
+            {"group", required_argument, 0, 0},
+            {"dry-run", no_argument, 0, 0},
+            {"follow", no_argument, 0, 0},
+            {0, 0, 0, 0}};
+        const char *file = NULL;
+        char **xs = calloc((size_t)argc + 1, sizeof(*xs));
+        size_t xcnt = 0;
+        int opt, idx, rc = 2;
+        char errstr[1024];
+        lb_config_t *conf = NULL;
+        lb_replay_opts_t ro;
+
+        lb_replay_opts_init(&ro);
+        while ((opt = getopt_long(argc, argv, "c:X:h", opts, &idx)) != -1) {
+                switch (opt) {
+                case 0:
+                        if (lb_replay_opts_set(&ro, opts[idx].name, optarg,
+                                               errstr, sizeof(errstr))) {
+                                config_error(errstr);
+                                goto out;
+                        }
+                        break;
+                case 'c':
+                        file = optarg;
+                        break;
+                case 'X':
+                        xs[xcnt++] = optarg;
+                        break;
+                case 'h':
+                        replay_usage(stdout);
+                        rc = 0;
+                        goto out;
+                default:
+                        fprintf(stderr, "Try 'leanbridge replay --help'.\n");
+                        goto out;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "leanbridge: unexpected argument '%s'\n",
+                        argv[optind]);
+                goto out;
+        }
+        conf = load_config(file, xs, xcnt);
+        if (!conf)
+                goto out;
+        if (lb_replay_check_conf(conf, &ro, errstr, sizeof(errstr))) {
+                config_error(errstr);
+                goto out;
+        }
+        lb_log_setup(conf->log_level, conf->log_json);
+        install_signals();
+        rc = lb_replay_run(conf, &ro, &stop_requested);
+out:
+        lb_config_destroy(conf);
+        free(xs);
+        return rc;
+}
+
 int main(int argc, char **argv)
 {
+        if (argc > 1 && !strcmp(argv[1], "replay"))
+                return replay_main(argc - 1, argv + 1);
         static const struct option opts[] = {
             {"config", required_argument, 0, 'c'},
             {"check-config", no_argument, 0, 'C'},
@@ -126,41 +310,9 @@ int main(int argc, char **argv)
                 goto out;
         }
 
-        conf = lb_config_new();
-        if (!conf) {
-                rc = config_error("out of memory");
+        conf = load_config(file, xs, xcnt);
+        if (!conf)
                 goto out;
-        }
-        if (file && lb_config_load_file(conf, file, errstr, sizeof(errstr))) {
-                rc = config_error(errstr);
-                goto out;
-        }
-        if (lb_config_load_env(conf, environ, errstr, sizeof(errstr))) {
-                rc = config_error(errstr);
-                goto out;
-        }
-        for (size_t i = 0; i < xcnt; i++) {
-                char *eq = strchr(xs[i], '=');
-                if (!eq) {
-                        snprintf(errstr, sizeof(errstr),
-                                 "-X needs key=value, got '%s'", xs[i]);
-                        rc = config_error(errstr);
-                        goto out;
-                }
-                *eq = '\0';
-                if (lb_config_set(conf, xs[i], eq + 1, "-X", errstr,
-                                  sizeof(errstr))) {
-                        rc = config_error(errstr);
-                        goto out;
-                }
-                /* The configuration has its own copy: hide a secret from
-                 * ps and /proc/PID/cmdline, which show argv's bytes (the
-                 * moments before this remain; prefer the environment or
-                 * apps=@FILE for keys). */
-                if (lb_config_key_is_secret(xs[i]))
-                        memset(eq + 1, '*', strlen(eq + 1));
-                *eq = '=';
-        }
         if (lb_config_validate(conf, errstr, sizeof(errstr)) ||
             lb_kafka_in_check_conf(conf, errstr, sizeof(errstr)) ||
             lb_dlq_check_conf(conf, errstr, sizeof(errstr))) {
@@ -189,11 +341,7 @@ int main(int argc, char **argv)
                 goto out;
         }
         signal_wake_fd = wake[1];
-        struct sigaction sa = {.sa_handler = on_signal};
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-        signal(SIGPIPE, SIG_IGN);
+        install_signals();
 
         bridge = lb_bridge_new(conf, wake[0], wake[1], errstr, sizeof(errstr));
         if (!bridge) {

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -246,6 +247,56 @@ def read_topic(bootstrap, topic):
     return [json.loads(l) for l in text.split("\n") if l.strip()]
 
 
+def clean_env():
+    """An environment from scratch for the binaries under test: PATH and the
+    sanitizers' options, so the runner's LEANBRIDGE_* variables do not leak."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    return env
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def kcat_produce(bootstrap, topic, records, headers=(), partition=None):
+    """records: [(key bytes, value bytes)], any bytes but 0x1e and 0x1f (the
+    delimiters), so values may hold tabs and newlines. headers: [(name,
+    value)] set on every record."""
+    args = ["kcat", "-P", "-b", bootstrap, "-t", topic, "-K", "\\x1f", "-D", "\\x1e"]
+    if partition is not None:
+        args += ["-p", str(partition)]
+    for name, value in headers:
+        args += ["-H", f"{name}={value}"]
+    data = b"".join(k + b"\x1f" + v + b"\x1e" for k, v in records)
+    p = subprocess.run(args, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=120)
+    check(p.returncode == 0, f"kcat produce: {p.stderr.decode()[-1000:]}")
+
+
+def replay(bootstrap, dlq, group, *opts, xs=(), wait=True):
+    """`leanbridge replay OPTS` on dlq with kafka.group.id=group (its replay
+    group is GROUP.replay) and more -X settings in xs. wait=False returns the
+    running process (stdout and stderr piped); else its exit code, stdout
+    and stderr, logged, after checking that no client key was printed."""
+    args = [BRIDGE, "replay", "-X", f"kafka.bootstrap.servers={bootstrap}",
+            "-X", f"dlq.topic={dlq}", "-X", f"kafka.group.id={group}", *xs, *opts]
+    p = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    if not wait:
+        return p
+    out, err = p.communicate(timeout=300)
+    out, err = out.decode(), err.decode()
+    log(f"replay {' '.join(opts)} -> exit {p.returncode}\n{out}{err[-800:]}")
+    check("SECRET" not in out + err, "a client key in replay's output")
+    return p.returncode, out, err
+
+
 class Bridge:
     """One leanbridge process, optionally under a wrapper command (valgrind).
     Its environment is built from scratch so the test runner's LEANBRIDGE_*
@@ -265,12 +316,8 @@ class Bridge:
         args = self.wrapper + [BRIDGE] + list(self.config_file and ["-c", self.config_file] or [])
         for k, v in self.settings.items():
             args += ["-X", f"{k}={v}"]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if k in os.environ:
-                env[k] = os.environ[k]
         self.logf = open(self.log_path, "ab")
-        self.proc = spawn(args, stdout=self.logf, stderr=subprocess.STDOUT, env=env)
+        self.proc = spawn(args, stdout=self.logf, stderr=subprocess.STDOUT, env=clean_env())
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
         rc = stop_process(self.proc, sig, timeout)

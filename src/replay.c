@@ -1,0 +1,571 @@
+/*
+ * replay.c: `leanbridge replay` over librdkafka. Owns the replay's consumer
+ * (its own group, partitions assigned by hand, no automatic commits), its
+ * idempotent producer, the stopping point (each partition's high watermark
+ * at start), the checkpoints (flush, then commit what was consumed) and the
+ * operator's output. Every decision about a record is replay_filter's.
+ */
+#include "replay.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kafka_conf.h"
+#include "log.h"
+
+/* A checkpoint (flush, commit) after this many records or this long. */
+#define CHECKPOINT_RECORDS 1000
+#define CHECKPOINT_S       1.0
+#define KAFKA_TIMEOUT_MS   10000
+/* Dry-run messages printed; the rest are summed up in one line. */
+#define MESSAGES_SHOWN 20
+
+typedef struct {
+        const lb_config_t *conf;
+        const lb_replay_opts_t *o;
+        char group[512];
+        rd_kafka_t *consumer;
+        rd_kafka_t *producer; /* NULL in a dry run */
+        int32_t nparts;
+        int64_t *high; /* per partition: high watermark at start */
+        int64_t *next; /* per partition: offset to commit; -1 = none */
+        uint8_t *done; /* per partition: reached its high watermark */
+        int32_t parts_done;
+        int64_t todo; /* records up to the high watermarks at start */
+        size_t batch; /* records consumed since the last checkpoint */
+        size_t outstanding;
+        uint64_t read, replayed, skip_filter, skip_max, skip_target;
+        uint64_t failed;
+        char failure[512]; /* the first failed produce */
+        int fatal;
+        lb_tally_t by_stage, by_app, by_message;
+        double t0, last_progress, last_checkpoint;
+        int tty;
+} replay_t;
+
+static double now_s(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+        (void)rk;
+        (void)opaque;
+        lb_warn("replay", "%s: %s", rd_kafka_err2name(err), reason);
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        (void)rk;
+        replay_t *r = opaque;
+        r->outstanding--;
+        if (!m->err) {
+                r->replayed++;
+                return;
+        }
+        if (!r->failed++)
+                snprintf(r->failure, sizeof(r->failure), "%s [%" PRId32 "]: %s",
+                         rd_kafka_topic_name(m->rkt), m->partition,
+                         rd_kafka_err2str(m->err));
+}
+
+static int conf_set(rd_kafka_conf_t *kc, const char *name, const char *value,
+                    char *errstr, size_t errstr_size)
+{
+        char err[512];
+        if (rd_kafka_conf_set(kc, name, value, err, sizeof(err)) ==
+            RD_KAFKA_CONF_OK)
+                return 0;
+        snprintf(errstr, errstr_size, "replay consumer '%s': %s", name, err);
+        return -1;
+}
+
+/* The bridge's consumer settings, then replay's own: a group of its own,
+ * commits only at checkpoints, end-of-partition events, and a new group
+ * starts at the beginning of the dead-letter topic whatever the bridge's
+ * auto.offset.reset says. */
+static rd_kafka_conf_t *consumer_conf(const lb_config_t *conf,
+                                      const char *group, char *errstr,
+                                      size_t errstr_size)
+{
+        rd_kafka_conf_t *kc =
+            lb_kafka_conf_new(conf, LB_KAFKA_CONSUMER, errstr, errstr_size);
+        if (!kc)
+                return NULL;
+        if (conf_set(kc, "group.id", group, errstr, errstr_size) ||
+            conf_set(kc, "enable.auto.commit", "false", errstr, errstr_size) ||
+            conf_set(kc, "enable.partition.eof", "true", errstr, errstr_size) ||
+            conf_set(kc, "auto.offset.reset", "earliest", errstr,
+                     errstr_size) ||
+            conf_set(kc, "statistics.interval.ms", "0", errstr, errstr_size)) {
+                rd_kafka_conf_destroy(kc);
+                return NULL;
+        }
+        return kc;
+}
+
+static void group_name(const lb_config_t *conf, const lb_replay_opts_t *o,
+                       char *buf, size_t size)
+{
+        if (o->group) {
+                snprintf(buf, size, "%s", o->group);
+                return;
+        }
+        const char *g =
+            lb_config_kafka_get(conf, "group.id", LB_KAFKA_CONSUMER);
+        snprintf(buf, size, "%s.replay", g && *g ? g : "leanbridge");
+}
+
+int lb_replay_check_conf(const lb_config_t *conf, const lb_replay_opts_t *o,
+                         char *errstr, size_t errstr_size)
+{
+        static const lb_kafka_side_t sides[] = {LB_KAFKA_CONSUMER,
+                                                LB_KAFKA_PRODUCER};
+        for (size_t i = 0; i < 2; i++) {
+                const char *b =
+                    lb_config_kafka_get(conf, "bootstrap.servers", sides[i]);
+                if (!b || !*b) {
+                        snprintf(errstr, errstr_size,
+                                 "missing required key "
+                                 "'kafka.bootstrap.servers'");
+                        return -1;
+                }
+        }
+        if (!conf->dlq_topic || !*conf->dlq_topic) {
+                snprintf(errstr, errstr_size,
+                         "missing required key 'dlq.topic'");
+                return -1;
+        }
+        if (lb_replay_opts_check(o, conf->dlq_topic, errstr, errstr_size))
+                return -1;
+        char group[512];
+        group_name(conf, o, group, sizeof(group));
+        rd_kafka_conf_t *kc = consumer_conf(conf, group, errstr, errstr_size);
+        if (!kc)
+                return -1;
+        rd_kafka_conf_destroy(kc);
+        kc = lb_kafka_conf_new(conf, LB_KAFKA_PRODUCER, errstr, errstr_size);
+        if (!kc)
+                return -1;
+        rd_kafka_conf_destroy(kc);
+        return 0;
+}
+
+static void progress(replay_t *r, int final)
+{
+        double now = now_s();
+        if (!final && now - r->last_progress < (r->tty ? 0.5 : 5.0))
+                return;
+        r->last_progress = now;
+        double secs = now - r->t0;
+        char of[32] = ""; /* a follower has no end to count towards */
+        if (!r->o->follow)
+                snprintf(of, sizeof(of), " of %" PRId64, r->todo);
+        fprintf(stderr,
+                "%sreplay: read %" PRIu64 "%s, %s %" PRIu64 ", skipped %" PRIu64
+                " by filter, %" PRIu64 " at --max-replays, %" PRIu64
+                " without target; %.0f/s%s",
+                r->tty ? "\r" : "", r->read, of,
+                r->o->dry_run ? "would replay" : "replayed", r->replayed,
+                r->skip_filter, r->skip_max, r->skip_target,
+                secs > 0 ? (double)r->read / secs : 0.0,
+                r->tty && !final ? "" : "\n");
+        fflush(stderr);
+}
+
+static void mark_done(replay_t *r, int32_t p)
+{
+        if (!r->done[p]) {
+                r->done[p] = 1;
+                r->parts_done++;
+        }
+}
+
+static void fatal(replay_t *r, const char *fmt, const char *arg)
+{
+        char msg[1024];
+        snprintf(msg, sizeof(msg), fmt, arg);
+        lb_error("replay", "%s", msg);
+        r->fatal = 1;
+}
+
+/* Produces m's key, value and timestamp to its target, with its replay
+ * count. QUEUE_FULL waits for room: a record is never dropped. */
+static void produce(replay_t *r, const rd_kafka_message_t *m,
+                    const lb_dlq_record_t *rec)
+{
+        char topic[LB_TOPIC_MAX + 1], count[32];
+        int32_t part;
+        lb_replay_target(r->o, rec, r->conf->dlq_topic, topic, &part);
+        size_t clen = lb_replay_next_count(rec, count, sizeof(count));
+        for (;;) {
+                rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+                rd_kafka_header_add(h, LB_REPLAY_HEADER, -1, count,
+                                    (ssize_t)clen);
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                    r->producer, RD_KAFKA_V_TOPIC(topic),
+                    RD_KAFKA_V_PARTITION(part >= 0 ? part
+                                                   : RD_KAFKA_PARTITION_UA),
+                    RD_KAFKA_V_KEY(m->key, m->key ? m->key_len : 0),
+                    RD_KAFKA_V_VALUE(m->payload, m->len),
+                    RD_KAFKA_V_TIMESTAMP(
+                        rec->timestamp_ms > 0 ? rec->timestamp_ms : 0),
+                    RD_KAFKA_V_HEADERS(h),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                if (!err) {
+                        r->outstanding++;
+                        return;
+                }
+                /* The headers belong to the message only on success. */
+                rd_kafka_headers_destroy(h);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        char msg[512];
+                        snprintf(msg, sizeof(msg), "%s: %s", topic,
+                                 rd_kafka_err2str(err));
+                        fatal(r, "cannot produce to %s", msg);
+                        return;
+                }
+                rd_kafka_poll(r->producer, 100);
+        }
+}
+
+static int tally(lb_tally_t *t, lb_bytes_t b)
+{
+        return b.ptr ? lb_tally_add(t, b.ptr, b.len)
+                     : lb_tally_add(t, "(none)", 6);
+}
+
+static void handle(replay_t *r, const rd_kafka_message_t *m)
+{
+        int32_t p = m->partition;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                if (p >= 0 && p < r->nparts && m->offset >= r->high[p])
+                        mark_done(r, p);
+                return;
+        }
+        if (m->err) {
+                lb_warn("replay", "%s", rd_kafka_message_errstr(m));
+                return;
+        }
+        if (p < 0 || p >= r->nparts)
+                return;
+        /* The stopping point: what came after the start waits for the
+         * next run (it may be a replayed record that failed again). */
+        if (!r->o->follow && m->offset >= r->high[p]) {
+                mark_done(r, p);
+                return;
+        }
+        r->read++;
+        r->batch++;
+        r->next[p] = m->offset + 1;
+        if (!r->o->follow && m->offset + 1 >= r->high[p])
+                mark_done(r, p);
+
+        rd_kafka_timestamp_type_t tstype;
+        lb_dlq_record_t rec;
+        lb_replay_record_init(&rec, rd_kafka_message_timestamp(m, &tstype));
+        rd_kafka_headers_t *hdrs;
+        if (!rd_kafka_message_headers(m, &hdrs)) {
+                const char *name;
+                const void *value;
+                size_t size;
+                for (size_t i = 0;
+                     !rd_kafka_header_get_all(hdrs, i, &name, &value, &size);
+                     i++)
+                        lb_replay_record_header(&rec, name, value, size);
+        }
+        switch (lb_replay_decide(r->o, &rec, r->conf->dlq_topic)) {
+        case LB_REPLAY_SKIP_FILTER:
+                r->skip_filter++;
+                return;
+        case LB_REPLAY_SKIP_MAX_REPLAYS:
+                r->skip_max++;
+                return;
+        case LB_REPLAY_SKIP_NO_TARGET:
+                r->skip_target++;
+                return;
+        case LB_REPLAY_GO:
+                break;
+        }
+        if (r->producer) {
+                produce(r, m, &rec);
+                return;
+        }
+        r->replayed++; /* a dry run counts what it would replay */
+        if (tally(&r->by_stage, rec.stage) || tally(&r->by_app, rec.app) ||
+            tally(&r->by_message, rec.message))
+                fatal(r, "%s", "out of memory");
+}
+
+/* Waits until every produce so far is acknowledged, then commits what was
+ * consumed. A failed produce commits nothing of its batch: the next run
+ * reads it again. */
+static void checkpoint(replay_t *r)
+{
+        r->last_checkpoint = now_s();
+        while (r->producer && r->outstanding) {
+                rd_kafka_flush(r->producer, 1000);
+                progress(r, 0);
+        }
+        if (r->failed) {
+                fatal(r,
+                      "a replayed record was not acknowledged (%s); nothing "
+                      "after the last checkpoint is committed, a rerun "
+                      "replays it",
+                      r->failure);
+                return;
+        }
+        if (!r->batch || r->o->dry_run)
+                return;
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new((int)r->nparts);
+        for (int32_t p = 0; p < r->nparts; p++) {
+                if (r->next[p] < 0)
+                        continue;
+                rd_kafka_topic_partition_list_add(l, r->conf->dlq_topic, p)
+                    ->offset = r->next[p];
+        }
+        rd_kafka_resp_err_t err = rd_kafka_commit(r->consumer, l, 0);
+        for (int i = 0; !err && i < l->cnt; i++)
+                err = l->elems[i].err;
+        rd_kafka_topic_partition_list_destroy(l);
+        if (err) {
+                fatal(r, "cannot commit the replay's progress: %s",
+                      rd_kafka_err2str(err));
+                return;
+        }
+        lb_debug("replay", "checkpoint: %zu record(s) committed", r->batch);
+        for (int32_t p = 0; p < r->nparts; p++)
+                r->next[p] = -1;
+        r->batch = 0;
+}
+
+/* Reads the partition count, high watermarks and committed offsets, then
+ * assigns every partition at its committed offset. */
+static int start(replay_t *r)
+{
+        const char *dlq = r->conf->dlq_topic;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->consumer, dlq, NULL);
+        rd_kafka_resp_err_t err =
+            rkt ? rd_kafka_metadata(r->consumer, 0, rkt, &md, KAFKA_TIMEOUT_MS)
+                : rd_kafka_last_error();
+        if (!err && md->topic_cnt == 1)
+                err = md->topics[0].err;
+        if (err) {
+                char msg[512];
+                snprintf(msg, sizeof(msg), "%s: %s", dlq,
+                         rd_kafka_err2str(err));
+                fatal(r, "cannot read the dead-letter topic %s", msg);
+        } else {
+                r->nparts = md->topics[0].partition_cnt;
+        }
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        if (rkt)
+                rd_kafka_topic_destroy(rkt);
+        if (err)
+                return -1;
+        r->high = calloc((size_t)r->nparts + 1, sizeof(*r->high));
+        r->next = calloc((size_t)r->nparts + 1, sizeof(*r->next));
+        r->done = calloc((size_t)r->nparts + 1, 1);
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new((int)r->nparts);
+        if (!r->high || !r->next || !r->done) {
+                fatal(r, "%s", "out of memory");
+                goto out;
+        }
+        for (int32_t p = 0; p < r->nparts; p++) {
+                int64_t lo;
+                r->next[p] = -1;
+                err = rd_kafka_query_watermark_offsets(
+                    r->consumer, dlq, p, &lo, &r->high[p], KAFKA_TIMEOUT_MS);
+                if (err) {
+                        fatal(r, "cannot read the high watermarks: %s",
+                              rd_kafka_err2str(err));
+                        goto out;
+                }
+                rd_kafka_topic_partition_list_add(l, dlq, p)->offset = lo;
+        }
+        /* The committed offsets replace the low watermarks (kept as the
+         * start where the group has none, or where retention removed it). */
+        rd_kafka_topic_partition_list_t *c =
+            rd_kafka_topic_partition_list_copy(l);
+        err = rd_kafka_committed(r->consumer, c, KAFKA_TIMEOUT_MS);
+        for (int i = 0; !err && i < c->cnt; i++) {
+                rd_kafka_topic_partition_t *e =
+                    rd_kafka_topic_partition_list_find(l, dlq,
+                                                       c->elems[i].partition);
+                err = c->elems[i].err;
+                if (err || !e)
+                        continue;
+                if (c->elems[i].offset > e->offset)
+                        e->offset = c->elems[i].offset;
+                if (!r->o->follow && e->offset >= r->high[e->partition])
+                        mark_done(r, e->partition);
+                else
+                        r->todo += r->high[e->partition] - e->offset;
+        }
+        rd_kafka_topic_partition_list_destroy(c);
+        if (err) {
+                fatal(r, "cannot read the replay group's offsets: %s",
+                      rd_kafka_err2str(err));
+                goto out;
+        }
+        err = rd_kafka_assign(r->consumer, l);
+        if (err)
+                fatal(r, "cannot assign the dead-letter topic: %s",
+                      rd_kafka_err2str(err));
+out:
+        rd_kafka_topic_partition_list_destroy(l);
+        return r->fatal ? -1 : 0;
+}
+
+static void print_tally(const char *title, lb_tally_t *t, size_t shown)
+{
+        lb_tally_by_count(t);
+        printf("  by %s:\n", title);
+        uint64_t rest = 0;
+        for (size_t i = 0; i < t->n; i++) {
+                if (i < shown)
+                        printf("    %8" PRIu64 "  %s\n", t->v[i].count,
+                               t->v[i].name);
+                else
+                        rest += t->v[i].count;
+        }
+        if (t->n > shown)
+                printf("    %8" PRIu64 "  (%zu other %ss)\n", rest,
+                       t->n - shown, title);
+}
+
+static void summary(replay_t *r)
+{
+        double secs = now_s() - r->t0;
+        printf("leanbridge replay%s: dead-letter topic %s, group %s\n",
+               r->o->dry_run ? " (dry run)" : "", r->conf->dlq_topic, r->group);
+        printf("  records read              %" PRIu64 "\n", r->read);
+        printf("  %-25s %" PRIu64 "\n",
+               r->o->dry_run ? "would be replayed" : "replayed", r->replayed);
+        printf("  skipped by filter         %" PRIu64 "\n", r->skip_filter);
+        printf("  skipped at --max-replays  %" PRIu64 "\n", r->skip_max);
+        printf("  skipped, no target topic  %" PRIu64 "\n", r->skip_target);
+        printf("  time                      %.1f s\n", secs);
+        if (r->o->dry_run) {
+                print_tally("stage", &r->by_stage, SIZE_MAX);
+                print_tally("app", &r->by_app, SIZE_MAX);
+                print_tally("message", &r->by_message, MESSAGES_SHOWN);
+        }
+        fflush(stdout);
+}
+
+/* A client from kc (NULL: its builder failed with errstr), which it owns
+ * from here on. @returns the client, or NULL after a fatal error. */
+static rd_kafka_t *client_new(replay_t *r, rd_kafka_type_t type,
+                              rd_kafka_conf_t *kc, char *errstr, size_t size)
+{
+        rd_kafka_t *rk = NULL;
+        if (kc) {
+                rd_kafka_conf_set_opaque(kc, r);
+                rd_kafka_conf_set_error_cb(kc, error_cb);
+                if (type == RD_KAFKA_PRODUCER)
+                        rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);
+                rk = rd_kafka_new(type, kc, errstr, size);
+                if (!rk)
+                        rd_kafka_conf_destroy(kc);
+        }
+        if (!rk)
+                fatal(r, "%s", errstr);
+        return rk;
+}
+
+static int run(replay_t *r, volatile sig_atomic_t *stop)
+{
+        char errstr[512];
+        r->consumer =
+            client_new(r, RD_KAFKA_CONSUMER,
+                       consumer_conf(r->conf, r->group, errstr, sizeof(errstr)),
+                       errstr, sizeof(errstr));
+        if (!r->consumer)
+                return -1;
+        rd_kafka_poll_set_consumer(r->consumer);
+        if (!r->o->dry_run &&
+            !(r->producer =
+                  client_new(r, RD_KAFKA_PRODUCER,
+                             lb_kafka_conf_new(r->conf, LB_KAFKA_PRODUCER,
+                                               errstr, sizeof(errstr)),
+                             errstr, sizeof(errstr))))
+                return -1;
+        if (start(r))
+                return -1;
+        lb_info("replay",
+                "%s %s from group %s: %" PRId32 " partition(s)%s%" PRId64
+                " record(s) to the high watermarks%s",
+                r->o->dry_run ? "counting" : "replaying", r->conf->dlq_topic,
+                r->group, r->nparts, r->o->follow ? ", following; " : ", ",
+                r->todo, r->o->to ? " (to --to)" : "");
+        while (!r->fatal && !*stop &&
+               (r->o->follow || r->parts_done < r->nparts)) {
+                rd_kafka_message_t *m =
+                    rd_kafka_consumer_poll(r->consumer, 100);
+                if (m) {
+                        handle(r, m);
+                        rd_kafka_message_destroy(m);
+                }
+                if (r->producer)
+                        rd_kafka_poll(r->producer, 0);
+                char ferr[512];
+                if (rd_kafka_fatal_error(r->consumer, ferr, sizeof(ferr)) ||
+                    (r->producer &&
+                     rd_kafka_fatal_error(r->producer, ferr, sizeof(ferr))))
+                        fatal(r, "fatal Kafka error: %s", ferr);
+                if (!r->fatal &&
+                    (r->batch >= CHECKPOINT_RECORDS ||
+                     (r->batch &&
+                      (!m || now_s() - r->last_checkpoint >= CHECKPOINT_S))))
+                        checkpoint(r);
+                progress(r, 0);
+        }
+        if (!r->fatal)
+                checkpoint(r);
+        return r->fatal ? -1 : 0;
+}
+
+int lb_replay_run(const lb_config_t *conf, const lb_replay_opts_t *o,
+                  volatile sig_atomic_t *stop)
+{
+        replay_t r = {.conf = conf, .o = o, .tty = isatty(2)};
+        group_name(conf, o, r.group, sizeof(r.group));
+        r.t0 = r.last_progress = r.last_checkpoint = now_s();
+
+        int rc = run(&r, stop) ? 1 : 0;
+        if (r.high) { /* it got as far as reading the topic */
+                progress(&r, 1);
+                summary(&r);
+        }
+        if (r.producer) {
+                /* After a failure: what is still queued is not committed. */
+                rd_kafka_purge(r.producer, RD_KAFKA_PURGE_F_QUEUE |
+                                               RD_KAFKA_PURGE_F_INFLIGHT);
+                rd_kafka_flush(r.producer, 1000);
+                rd_kafka_destroy(r.producer);
+        }
+        if (r.consumer) {
+                rd_kafka_consumer_close(r.consumer);
+                rd_kafka_destroy(r.consumer);
+        }
+        lb_tally_free(&r.by_stage);
+        lb_tally_free(&r.by_app);
+        lb_tally_free(&r.by_message);
+        free(r.high);
+        free(r.next);
+        free(r.done);
+        return rc;
+}
