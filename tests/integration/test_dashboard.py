@@ -29,13 +29,6 @@ DATASOURCE = os.path.join(ROOT, "docker", "grafana", "provisioning", "datasource
                           "prometheus.yml")
 TOPIC, DLQ = "events", "events.dlq"
 
-# pending-metrics: panels for metrics another change is adding to the bridge
-# (the batcher's action wait histogram and its early-send counter). Their
-# absence from /metrics is tolerated until that change is merged; then this
-# list must be emptied (the test says so once they appear). Nothing else may
-# be missing.
-PENDING_METRICS = {"leanbridge_action_wait_seconds", "leanbridge_actions_sent_early_total"}
-
 METRIC = re.compile(r"\b(leanbridge_[A-Za-z0-9_]+|up)\b(?!\s*\()")
 
 
@@ -122,7 +115,7 @@ with open(DASHBOARD) as f:
     dash = json.load(f)
 exprs = dashboard_exprs(dash)
 h.check(len(exprs) >= 20, f"only {len(exprs)} expressions found in the dashboard")
-missing, pending_seen, used = [], set(), set()
+missing, used = [], set()
 for where, expr in exprs:
     names = metric_names(expr)
     h.check(names, f"{where}: no metric name in {expr!r}")
@@ -130,16 +123,9 @@ for where, expr in exprs:
         used.add(base_name(n))
         if n == "up" or n in exposed:
             continue
-        if base_name(n) in PENDING_METRICS:
-            pending_seen.add(base_name(n))
-            continue
         missing.append(f"{where}: {n}")
 h.check(not missing, "the dashboard uses metrics the bridge does not expose:\n  " +
         "\n  ".join(missing))
-for n in sorted(PENDING_METRICS):
-    if n in exposed or n + "_bucket" in exposed:
-        h.log(f"NOTE: pending metric {n} is exposed now: remove it from PENDING_METRICS")
-    h.check(n in used, f"PENDING_METRICS lists {n}, which the dashboard does not use")
 
 # Every expression parses: promtool checks them as recording rules.
 rules = os.path.join(wd, "dashboard-rules.yml")
@@ -171,6 +157,6 @@ for p in dash["panels"]:
         uids = {p["datasource"]["uid"]} | {t["datasource"]["uid"] for t in p["targets"]}
         h.check(uids == {ds_uid}, f"panel {p['id']} uses datasource {uids}, not {ds_uid}")
 h.check("SECRET" not in text, "a client key in /metrics")
-print(f"dashboard: {len(exprs)} expressions over {len(used)} metrics, all exposed "
-      f"(pending: {sorted(pending_seen) or 'none'}); {len(alert_exprs)} alert "
+print(f"dashboard: {len(exprs)} expressions over {len(used)} metrics, all exposed; "
+      f"{len(alert_exprs)} alert "
       f"expressions; promtool parses them all\n1 passed, 0 failed")
