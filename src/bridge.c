@@ -565,7 +565,10 @@ static void request_done(void *opaque, lb_request_t *req)
 }
 
 /* @returns how many queued actions to send early so that live work falls
- *          back to LB_EARLY_MARK_PCT of pending.max.* (0 below it). */
+ *          back to LB_EARLY_MARK_PCT of pending.max.* (0 below it), at
+ *          least a full request's worth: early sends go out in full
+ *          requests, not a user at a time as each new action crosses the
+ *          mark. */
 static size_t memory_excess(const lb_bridge_t *b)
 {
         const lb_config_t *c = b->conf;
@@ -580,6 +583,8 @@ static size_t memory_excess(const lb_bridge_t *b)
                 if (by_bytes > n)
                         n = by_bytes;
         }
+        if (n && n < (size_t)c->batch_max_actions)
+                n = (size_t)c->batch_max_actions;
         return n;
 }
 
