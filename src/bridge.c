@@ -91,6 +91,7 @@ struct lb_bridge_s {
         int fatal;
         int64_t last_summary_ms;
         uint64_t last_consumed, last_delivered; /* at the last summary */
+        uint64_t last_memory_early;
         unsigned int rand_state;
 };
 
@@ -803,6 +804,16 @@ static void summary(lb_bridge_t *b, int64_t now, int force)
                 lb_kafka_in_paused(b->in));
         b->last_consumed = consumed;
         b->last_delivered = delivered;
+        uint64_t early = atomic_load(&b->metrics.sent_early[LB_SEND_MEMORY]);
+        if (early > b->last_memory_early)
+                lb_warn("batcher",
+                        "%" PRIu64 " action(s) sent before their deadline to "
+                        "stay under pending.max.actions / pending.max.bytes: "
+                        "the input holds more than they allow for "
+                        "batch.max.wait.ms (about rate x budget actions); "
+                        "raise them to keep the budget's savings",
+                        early - b->last_memory_early);
+        b->last_memory_early = early;
 }
 
 int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)

@@ -381,6 +381,17 @@ def m(metrics, name):
     return (metrics or {}).get(name, 0.0)
 
 
+def sent_early(mt):
+    """Actions sent before their deadline, by reason (/metrics)."""
+    return {k: m(mt, f'leanbridge_actions_sent_early_total{{reason="{k}"}}')
+            for k in ("full", "memory", "shutdown", "revocation")}
+
+
+def early_row(early):
+    return ("sent early", ", ".join(f"{k} {int(v):,}" for k, v in early.items()),
+            "actions sent before their deadline, by reason (/metrics)")
+
+
 def done_count(mt):
     return (m(mt, "leanbridge_actions_delivered_total")
             + m(mt, "leanbridge_actions_dead_lettered_total")
@@ -709,6 +720,7 @@ def backlog(rep, kafka, wl, wd, topic, apps, smoke):
         ("request duration", f"{r['mean_request_ms']:.1f} ms",
          f"bridge-side mean (/metrics); sandbox-side {srv_ms:.1f} ms (--req-log)"),
         ("peak RSS", f"{r['peak_rss_mb']:.1f} MB", "VmHWM at the end of the run"),
+        early_row(sent_early(mt)),
         ("bridge CPU", f"{r['bridge_cpu_s']:.1f} s",
          f"{r['bridge_cpu_s'] / N * 1e6:.1f} µs/event, "
          f"{r['bridge_cpu_s'] / wall * 100:.0f}% of a core over the run"),
@@ -1120,8 +1132,7 @@ def session_run(rep, kafka, wd, apps, topic, budget_s, seed):
     lower = sessions.lower_bound(per_user, budget_s) / n
     fifo = sessions.fifo(per_user, 0.5) / n
     mt = r["metrics"]
-    early = {k: m(mt, f'leanbridge_actions_sent_early_total{{reason="{k}"}}')
-             for k in ("full", "memory", "shutdown", "revocation")}
+    early = sent_early(mt)
     p50, p99, mx = sessions.pct(wv, 50) / 1000, sessions.pct(wv, 99) / 1000, \
         (wv[-1] / 1000 if wv else float("nan"))
     st = sandbox.stats()
@@ -1139,8 +1150,7 @@ def session_run(rep, kafka, wd, apps, topic, budget_s, seed):
         ("FIFO packer, 0.5 s linger", f"{fifo:.4f}", f"leanbridge pays {lpa / fifo:.2f}x FIFO"),
         ("wait p50 / p99 / max", f"{p50:.1f} / {p99:.1f} / {mx:.1f} s",
          "Kafka timestamp -> first receipt by the API"),
-        ("sent early", ", ".join(f"{k} {int(v):,}" for k, v in early.items()),
-         "actions sent before their deadline, by reason (/metrics)"),
+        early_row(early),
         ("peak RSS", f"{r['peak_rss_mb']:.1f} MB",
          f"peak pending {peak_s(r, 'pending')}, paused in {r['paused_share'] * 100:.0f}% "
          "of samples"),
