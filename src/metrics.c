@@ -269,6 +269,29 @@ static void counter(sb_t *sb, const char *name, const char *help,
         sb_printf(sb, "%s %" PRIuFAST64 "\n", name, v);
 }
 
+/* One series per label value: values[i] labelled label="names(i)" for i in
+ * [first, count). */
+static void labelled_counter(sb_t *sb, const char *name, const char *help,
+                             const char *label, const char *(*names)(int),
+                             const atomic_uint_fast64_t *values, int first,
+                             int count)
+{
+        family(sb, name, "counter", help);
+        for (int i = first; i < count; i++)
+                sb_printf(sb, "%s{%s=\"%s\"} %" PRIuFAST64 "\n", name, label,
+                          names(i), LOAD(values[i]));
+}
+
+static const char *stage_name(int i)
+{
+        return lb_stage_name((lb_stage_t)i);
+}
+
+static const char *reason_name(int i)
+{
+        return lb_send_reason_name((lb_send_reason_t)i);
+}
+
 static void gauge(sb_t *sb, const char *name, const char *help, int_fast64_t v)
 {
         family(sb, name, "gauge", help);
@@ -343,7 +366,7 @@ static void render_lag(sb_t *sb, lb_metrics_t *m)
 char *lb_metrics_render(lb_metrics_t *m, const char *version)
 {
         sb_t sb = {0};
-        int code, s;
+        int code;
 
         counter(&sb, "leanbridge_events_consumed_total",
                 "Kafka messages consumed from the input topics.",
@@ -354,14 +377,10 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                 "Actions the API acknowledged with a warning.",
                 LOAD(m->actions_warned));
 
-        family(&sb, "leanbridge_actions_dead_lettered_total", "counter",
-               "Actions written to the dead-letter topic, by stage.");
-        for (s = LB_STAGE_NONE + 1; s < LB_STAGE__COUNT; s++)
-                sb_printf(&sb,
-                          "leanbridge_actions_dead_lettered_total{stage=\"%s\"}"
-                          " %" PRIuFAST64 "\n",
-                          lb_stage_name((lb_stage_t)s),
-                          LOAD(m->dead_lettered[s]));
+        labelled_counter(&sb, "leanbridge_actions_dead_lettered_total",
+                         "Actions written to the dead-letter topic, by stage.",
+                         "stage", stage_name, m->dead_lettered,
+                         LB_STAGE_NONE + 1, LB_STAGE__COUNT);
 
         counter(&sb, "leanbridge_events_skipped_total",
                 "Messages skipped without a request (tombstones).",
@@ -401,15 +420,11 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
         counter(&sb, "leanbridge_offsets_committed_total",
                 "Offset commits that succeeded.", LOAD(m->offsets_committed));
 
-        family(&sb, "leanbridge_actions_sent_early_total", "counter",
-               "Actions sent before their deadline (the wait budget), by "
-               "reason.");
-        for (s = LB_SEND_DUE + 1; s < LB_SEND__COUNT; s++)
-                sb_printf(&sb,
-                          "leanbridge_actions_sent_early_total{reason=\"%s\"}"
-                          " %" PRIuFAST64 "\n",
-                          lb_send_reason_name((lb_send_reason_t)s),
-                          LOAD(m->sent_early[s]));
+        labelled_counter(&sb, "leanbridge_actions_sent_early_total",
+                         "Actions sent before their deadline (the wait "
+                         "budget), by reason.",
+                         "reason", reason_name, m->sent_early, LB_SEND_DUE + 1,
+                         LB_SEND__COUNT);
 
         histogram(&sb, "leanbridge_batch_actions", "Actions per API request.",
                   &m->batch_actions);

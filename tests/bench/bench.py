@@ -31,7 +31,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -262,12 +261,6 @@ def proc_status(pid, key):
     return None
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 _WHY_MOCK = ""
 
 
@@ -403,7 +396,7 @@ def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
     """Runs one bridge from the start of `topic` (a new group) until `expect`
     events are done (delivered + dead-lettered + skipped, from /metrics) and
     every offset is committed. Returns the timings and figures."""
-    mport = free_port()
+    mport = h.free_port()
     settings = {
         "kafka.bootstrap.servers": kafka.bootstrap,
         "kafka.group.id": group,
@@ -555,11 +548,36 @@ def produce(kafka, topic, data, rate=0, props=(), age_s=0):
     return secs, p.stderr.decode().strip().splitlines()[-1]
 
 
-def pct(values, q):
-    if not values:
-        return float("nan")
-    k = max(0, min(len(values) - 1, math.ceil(q / 100.0 * len(values)) - 1))
-    return values[k]
+class PacedProducer:
+    """lb-kafkatool produce -r RATE -X linger.ms=5 fed `data` from a thread:
+    real-time traffic, started (start) once the bridge holds its
+    partitions. The Kafka timestamp is set when produce() is called."""
+
+    def __init__(self, kafka, topic, rate, data):
+        self.args = [h.KAFKATOOL, "produce", "-b", kafka.bootstrap, "-t", topic,
+                     "-r", str(rate), "-X", "linger.ms=5"]
+        self.data = data
+
+    def start(self):
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def feed():
+            self.proc.stdin.write(self.data)
+            self.proc.stdin.close()
+        self.thread = threading.Thread(target=feed, daemon=True)
+        self.thread.start()
+
+    def finish(self, what):
+        """Waits for the producer; fails the run if it failed. Returns its
+        summary line."""
+        self.thread.join()
+        err = self.proc.stderr.read().decode()
+        h.check(self.proc.wait() == 0, f"{what} producer failed: {err[-2000:]}")
+        return err.strip().splitlines()[-1]
+
+
+pct = sessions.pct
 
 
 # --------------------------------------------------------------------------
@@ -940,29 +958,12 @@ def steady(rep, kafka, wd, apps, topic):
                     "(latency: Kafka timestamp -> sandbox receipt)")
     wl = Workload(n, ARGS.apps, ARGS.users, ARGS.zipf, ARGS.seed + 1, tag="s")
     sandbox = h.Sandbox(apps, wd, name="steady", action_log=True, req_log=True)
-    prod = {}
-
-    def start_producer():
-        # Starts once the bridge holds its partitions; the producer paces
-        # itself (lb-kafkatool produce -r) with linger.ms=5.
-        args = [h.KAFKATOOL, "produce", "-b", kafka.bootstrap, "-t", topic,
-                "-r", str(ARGS.rate), "-X", "linger.ms=5"]
-        prod["p"] = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        prod["t0"] = time.monotonic()
-        def feed():
-            prod["p"].stdin.write(wl.data)
-            prod["p"].stdin.close()
-        prod["th"] = threading.Thread(target=feed, daemon=True)
-        prod["th"].start()
+    prod = PacedProducer(kafka, topic, ARGS.rate, wl.data)
 
     r = run_bridge(kafka, sandbox, apps, wd, topic, "bench-steady", n, "steady",
-                   on_assigned=start_producer, timeout=ARGS.duration + 300,
+                   on_assigned=prod.start, timeout=ARGS.duration + 300,
                    watch_pids=(sandbox.proc.pid, kafka.pid))
-    prod["th"].join()
-    err = prod["p"].stderr.read().decode()
-    h.check(prod["p"].wait() == 0, f"steady producer failed: {err[-2000:]}")
-    prod_line = err.strip().splitlines()[-1]
+    prod_line = prod.finish("steady")
     lat = []
     for rec in sandbox.actions():
         tm = rec["action"].get("time")
@@ -1099,28 +1100,13 @@ def session_run(rep, kafka, wd, apps, topic, budget_s, seed):
                     f"session, {a.session_gap:g} s mean gap, {a.apps} apps (1/k)")
     sandbox = h.Sandbox(apps, wd, name=f"session{int(budget_s * 1000)}", action_log=True,
                         req_log=True)
-    prod = {}
-
-    def start_producer():
-        args = [h.KAFKATOOL, "produce", "-b", kafka.bootstrap, "-t", topic,
-                "-r", str(a.session_rate), "-X", "linger.ms=5"]
-        prod["p"] = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-
-        def feed():
-            prod["p"].stdin.write(wl.data)
-            prod["p"].stdin.close()
-        prod["th"] = threading.Thread(target=feed, daemon=True)
-        prod["th"].start()
-
+    prod = PacedProducer(kafka, topic, a.session_rate, wl.data)
     extra = {"batch.max.wait.ms": str(int(budget_s * 1000))}
     r = run_bridge(kafka, sandbox, apps, wd, topic, f"bench-{topic}", n, "session",
-                   extra=extra, on_assigned=start_producer,
+                   extra=extra, on_assigned=prod.start,
                    timeout=a.session_duration + budget_s + 300,
                    watch_pids=(sandbox.proc.pid, kafka.pid))
-    prod["th"].join()
-    err = prod["p"].stderr.read().decode()
-    h.check(prod["p"].wait() == 0, f"session producer failed: {err[-2000:]}")
+    prod.finish("session")
     per_user, ts_of = sessions.arrivals(h.read_topic(kafka.bootstrap, topic))
     h.check(len(ts_of) == n, f"session topic holds {len(ts_of)} of {n} events")
     waits = sessions.waits_ms(sandbox.actions(), ts_of)
@@ -1133,7 +1119,7 @@ def session_run(rep, kafka, wd, apps, topic, budget_s, seed):
     fifo = sessions.fifo(per_user, 0.5) / n
     mt = r["metrics"]
     early = sent_early(mt)
-    p50, p99, mx = sessions.pct(wv, 50) / 1000, sessions.pct(wv, 99) / 1000, \
+    p50, p99, mx = pct(wv, 50) / 1000, pct(wv, 99) / 1000, \
         (wv[-1] / 1000 if wv else float("nan"))
     st = sandbox.stats()
     order_breaks, last = 0, {}

@@ -138,25 +138,20 @@ def pct(values, q):
     """The q-th percentile (0..100) of a sorted list; nan when empty."""
     if not values:
         return float("nan")
-    return values[min(len(values) - 1, int(math.ceil(q / 100.0 * len(values))) - 1)]
+    return values[max(0, min(len(values) - 1, math.ceil(q / 100.0 * len(values)) - 1))]
 
 
 def ensure_matplotlib():
-    """Imports matplotlib, installing it from PyPI (pip, user site) for the
-    running interpreter when it is missing. Raises ImportError if it cannot
-    be had."""
-    try:
-        import matplotlib  # noqa: F401
-        return
-    except ImportError:
-        pass
+    """Installs matplotlib from PyPI for the running interpreter when it is
+    missing (draw_curve's import then fails if it could not be had)."""
+    import importlib
+    import importlib.util
     import subprocess
     import sys
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "matplotlib"],
-                   check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import importlib
-    importlib.invalidate_caches()
-    import matplotlib  # noqa: F401,F811
+    if importlib.util.find_spec("matplotlib") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "matplotlib"],
+                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        importlib.invalidate_caches()
 
 
 def draw_curve(rows, path, title):
