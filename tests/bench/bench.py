@@ -590,6 +590,7 @@ class Report:
         self.data = {}
         self.violations = []
         self.targets = []  # (target, measured, verdict)
+        self.tables = []  # extra Markdown tables for --markdown
 
     def section(self, title):
         rows = []
@@ -623,6 +624,7 @@ class Report:
             out.append(f"\n**{title}**\n\n| measure | value | note |\n|---|---|---|")
             for what, val, note in rows:
                 out.append(f"| {what} | {val} | {note} |")
+        out += self.tables
         if self.targets:
             out.append("\n**Targets**\n\n| target | measured | verdict |\n|---|---|---|")
             for t, meas, verdict in self.targets:
@@ -1180,6 +1182,16 @@ def curve(rep, kafka, wd, apps, topics):
                   f"lower bound {r['lower']:.3f} (ratio {r['ratio_lower']:.2f}), FIFO "
                   f"{r['fifo']:.3f}; wait p50 {r['p50_s']:.1f} s, p99 {r['p99_s']:.1f} s, "
                   f"max {r['max_s']:.1f} s"))
+    md = ["\n**The curve**\n",
+          "| budget | leanbridge lookups per action | lower bound | ratio | FIFO (0.5 s "
+          "linger) | leanbridge / FIFO | wait p50 / p99 / max | sent early (memory) | "
+          "requests | peak RSS |", "|---|---|---|---|---|---|---|---|---|---|"]
+    md += [f"| {r['budget_s']:g} s | {r['bridge']:.4f} | {r['lower']:.4f} | "
+           f"{r['ratio_lower']:.2f}x | {r['fifo']:.4f} | {r['ratio_fifo']:.2f}x | "
+           f"{r['p50_s']:.1f} / {r['p99_s']:.1f} / {r['max_s']:.1f} s | "
+           f"{int(r['early']['memory']):,} | {r['requests']:,} | {r['peak_rss_mb']:.1f} MB |"
+           for r in rows]
+    rep.tables.append("\n".join(md))
     title = (f"session traffic: {ARGS.session_rate:,} events/s, ~{ARGS.session_events:g} "
              f"events per session, {ARGS.session_gap:g} s gaps, {ARGS.apps} apps; "
              f"{kafka.label()}")
