@@ -45,7 +45,9 @@ typedef struct {
 
 /* A batch on its way: the ranges still to send (403 splits them), the
  * current attempt, and the HTTP exchange. Holds a sender slot from creation
- * to resolution, including backoff waits. */
+ * to resolution, including backoff waits. Owns exactly the actions of its
+ * unresolved ranges: a resolved action's slot in batch->actions is NULL
+ * (it was freed or handed to the dead-letter producer). */
 typedef struct lb_flight_s {
         struct lb_flight_s *next; /* in the bridge's flight list */
         lb_batch_t *batch;
@@ -433,6 +435,17 @@ static void flight_next_range(lb_bridge_t *b, lb_flight_t *f)
         flight_free(b, f);
 }
 
+/* Ends a flight without an outcome: its unresolved actions are freed
+ * unhandled (their offsets stay uncommitted; they will be redone). */
+static void flight_abandon(lb_bridge_t *b, lb_flight_t *f)
+{
+        for (size_t i = 0; i < f->batch->n; i++)
+                if (f->batch->actions[i])
+                        action_finish(b, f->batch->actions[i], 0);
+        lb_batcher_release(b->batcher, f->batch);
+        flight_free(b, f);
+}
+
 static size_t distinct_users(lb_action_t *const *a, size_t n)
 {
         size_t d = 0;
@@ -443,6 +456,31 @@ static size_t distinct_users(lb_action_t *const *a, size_t n)
                 d += j == i;
         }
         return d;
+}
+
+/* Resolves actions[lo, hi) of f: each is taken out of the flight, then
+ * delivered (results[i].ok) or dead-lettered, with stage, or with
+ * LB_STAGE_API where results say it failed. results may be NULL. */
+static void range_resolve(lb_bridge_t *b, lb_flight_t *f, size_t lo, size_t hi,
+                          const lb_action_result_t *results, lb_stage_t stage,
+                          int http_status, const char *reason)
+{
+        for (size_t i = lo; i < hi; i++) {
+                lb_action_t *a = f->batch->actions[i];
+                const lb_action_result_t *r = results ? &results[i - lo] : NULL;
+                f->batch->actions[i] = NULL;
+                if (r && r->ok) {
+                        atomic_fetch_add(&b->metrics.actions_delivered, 1);
+                        if (r->warning)
+                                atomic_fetch_add(&b->metrics.actions_warned, 1);
+                        action_finish(b, a, 1);
+                } else if (r) {
+                        dead_letter(b, a, LB_STAGE_API, http_status,
+                                    r->message);
+                } else {
+                        dead_letter(b, a, stage, http_status, reason);
+                }
+        }
 }
 
 static void request_done(void *opaque, lb_request_t *req)
@@ -482,20 +520,8 @@ static void request_done(void *opaque, lb_request_t *req)
 
         switch (out) {
         case LB_OUTCOME_DONE:
-                for (size_t i = 0; i < n; i++) {
-                        if (results[i].ok) {
-                                atomic_fetch_add(&b->metrics.actions_delivered,
-                                                 1);
-                                if (results[i].warning)
-                                        atomic_fetch_add(
-                                            &b->metrics.actions_warned, 1);
-                                action_finish(b, acts[i], 1);
-                        } else {
-                                dead_letter(b, acts[i], LB_STAGE_API,
-                                            req->http_status,
-                                            results[i].message);
-                        }
-                }
+                range_resolve(b, f, lo, hi, results, LB_STAGE_API,
+                              req->http_status, NULL);
                 lb_multi_results_clear(results, n);
                 flight_next_range(b, f);
                 return;
@@ -518,9 +544,8 @@ static void request_done(void *opaque, lb_request_t *req)
                         "request refused: %s; dead-lettering %zu "
                         "action(s)",
                         reason, n);
-                for (size_t i = 0; i < n; i++)
-                        dead_letter(b, acts[i], LB_STAGE_HTTP, req->http_status,
-                                    reason);
+                range_resolve(b, f, lo, hi, NULL, LB_STAGE_HTTP,
+                              req->http_status, reason);
                 flight_next_range(b, f);
                 return;
         case LB_OUTCOME_RETRY:
@@ -532,9 +557,8 @@ static void request_done(void *opaque, lb_request_t *req)
                         "%s; giving up after %d attempt(s), "
                         "dead-lettering %zu action(s)",
                         reason, f->attempt, n);
-                for (size_t i = 0; i < n; i++)
-                        dead_letter(b, acts[i], LB_STAGE_RETRIES_EXHAUSTED,
-                                    req->http_status, reason);
+                range_resolve(b, f, lo, hi, NULL, LB_STAGE_RETRIES_EXHAUSTED,
+                              req->http_status, reason);
                 flight_next_range(b, f);
                 return;
         }
@@ -887,13 +911,8 @@ void lb_bridge_destroy(lb_bridge_t *b)
         lb_admin_stop(b->admin);
         /* Requests still running are abandoned: not handled, not committed. */
         lb_sender_destroy(b->sender);
-        while (b->flights) {
-                lb_flight_t *f = b->flights;
-                for (size_t i = 0; i < f->batch->n; i++)
-                        free_queued(f->batch->actions[i]);
-                lb_batcher_release(b->batcher, f->batch);
-                flight_free(b, f);
-        }
+        while (b->flights)
+                flight_abandon(b, b->flights);
         while (b->dlq_retry_head) {
                 lb_action_t *a = b->dlq_retry_head;
                 b->dlq_retry_head = a->next;
