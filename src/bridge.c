@@ -54,8 +54,11 @@ typedef struct lb_flight_s {
         size_t *ranges; /* stack of (lo, hi) pairs; top is being sent */
         size_t range_cnt, range_cap;
         int attempt;    /* attempts of the current range */
-        int64_t due_ms; /* when waiting: the retry time */
-        int sending;    /* an HTTP exchange is running */
+        int64_t due_ms; /* waiting: when the next attempt goes out, or (no
+                           range left: holding) when the batch ends */
+        int64_t hold_until_ms; /* a timed-out attempt may still be running
+                                  at the API: its users stay busy until then */
+        int sending;           /* an HTTP exchange is running */
         lb_request_t req;
 } lb_flight_t;
 
@@ -422,17 +425,31 @@ static void start_batch(lb_bridge_t *b, lb_batch_t *batch)
         flight_send(b, f);
 }
 
+/* Ends a resolved flight: its users may be batched again. */
+static void flight_end(lb_bridge_t *b, lb_flight_t *f)
+{
+        lb_batcher_release(b->batcher, f->batch);
+        flight_free(b, f);
+}
+
+/* Goes on with the top range, or ends the flight, once no attempt of it
+ * may still be running at the API; until then the flight waits. */
+static void flight_continue(lb_bridge_t *b, lb_flight_t *f)
+{
+        if (now_ms() < f->hold_until_ms)
+                f->due_ms = f->hold_until_ms;
+        else if (f->range_cnt)
+                flight_send(b, f);
+        else
+                flight_end(b, f);
+}
+
 /* The current range is resolved: go on with the next, or end the batch. */
 static void flight_next_range(lb_bridge_t *b, lb_flight_t *f)
 {
         f->range_cnt -= 2;
         f->attempt = 0;
-        if (f->range_cnt) {
-                flight_send(b, f);
-                return;
-        }
-        lb_batcher_release(b->batcher, f->batch);
-        flight_free(b, f);
+        flight_continue(b, f);
 }
 
 /* Ends a flight without an outcome: its unresolved actions are freed
@@ -495,6 +512,8 @@ static void request_done(void *opaque, lb_request_t *req)
         lb_action_result_t results[n];
 
         f->sending = 0;
+        if (req->timed_out)
+                f->hold_until_ms = now_ms() + b->conf->api_timeout_hold_ms;
         atomic_fetch_sub(&b->metrics.inflight_requests, 1);
         lb_metrics_count_request(&b->metrics, req->http_status);
         lb_hist_observe(&b->metrics.request_duration, req->duration_s);
@@ -536,7 +555,7 @@ static void request_done(void *opaque, lb_request_t *req)
                         b->fatal = 1;
                         return;
                 }
-                flight_send(b, f);
+                flight_continue(b, f);
                 return;
         }
         case LB_OUTCOME_DEAD:
@@ -570,6 +589,19 @@ static void request_done(void *opaque, lb_request_t *req)
         lb_info("sender", "%s; retry %d in %" PRId64 " ms", reason, f->attempt,
                 delay);
         f->due_ms = now_ms() + delay;
+        if (f->due_ms < f->hold_until_ms)
+                f->due_ms = f->hold_until_ms;
+}
+
+/* Flights whose wait is over: the next attempt, or the end of a hold. */
+static void flights_due(lb_bridge_t *b, int64_t now)
+{
+        lb_flight_t *next;
+        for (lb_flight_t *f = b->flights; f; f = next) {
+                next = f->next;
+                if (!f->sending && f->due_ms && f->due_ms <= now)
+                        flight_continue(b, f);
+        }
 }
 
 /* Starts due retries, then new batches while the adaptive limit allows
@@ -577,9 +609,7 @@ static void request_done(void *opaque, lb_request_t *req)
  * does not open new requests). */
 static void dispatch(lb_bridge_t *b, int64_t now)
 {
-        for (lb_flight_t *f = b->flights; f; f = f->next)
-                if (!f->sending && f->due_ms && f->due_ms <= now)
-                        flight_send(b, f);
+        flights_due(b, now);
         while (b->flight_cnt < (size_t)lb_concurrency_limit(&b->conc)) {
                 lb_batch_t *batch = lb_batcher_next(b->batcher, now,
                                                     b->stopping || b->flushing);

@@ -140,6 +140,16 @@ static const cfg_key_t keys[] = {
      .max = MS_MAX,
      .desc = "Timeout of one request, from connect to the last byte of the "
              "answer."},
+    {.name = "api.timeout.hold.ms",
+     .type = CT_INT,
+     .def = "30000",
+     .off = OFF(api_timeout_hold_ms),
+     .min = 0,
+     .max = MS_MAX,
+     .desc = "After a request timed out (the API may still be processing "
+             "it), how long its users stay busy before its retry or their "
+             "next request goes out. Set it above the API's own processing "
+             "limit."},
     {.name = "batch.max.users",
      .type = CT_INT,
      .def = "50",
