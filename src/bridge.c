@@ -242,7 +242,15 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
                         topic, m->partition);
                 return;
         }
-        if (lb_partition_track(e->p, m->offset)) {
+        int tracked = lb_partition_track(e->p, m->offset);
+        if (tracked < 0) {
+                /* Never a skip: the offset stays uncommitted, and nothing
+                 * after it is taken (the loop stops at a fatal error). */
+                lb_error("consumer", "out of memory");
+                b->fatal = 1;
+                return;
+        }
+        if (tracked) {
                 lb_warn("consumer",
                         "%s[%d]@%" PRId64 " is not after the last tracked "
                         "offset; ignored (already in progress)",
@@ -316,9 +324,10 @@ static int consume(lb_bridge_t *b)
                         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                                 lb_warn("consumer", "%s",
                                         rd_kafka_message_errstr(m));
-                } else if (!b->stopping) {
-                        /* Stopping: take nothing new (and, so nothing is
-                         * skipped, nothing after it either). */
+                } else if (!b->stopping && !b->fatal) {
+                        /* Stopping, or after a fatal error: take nothing
+                         * new (and, so nothing is skipped, nothing after
+                         * it either). */
                         handle_message(b, m);
                 }
                 rd_kafka_message_destroy(m);
