@@ -59,6 +59,7 @@ typedef struct lb_flight_s {
         int64_t hold_until_ms; /* a timed-out attempt may still be running
                                   at the API: its users stay busy until then */
         int sending;           /* an HTTP exchange is running */
+        int abandoned; /* actions were given up at the last revocation */
         lb_request_t req;
 } lb_flight_t;
 
@@ -472,12 +473,68 @@ static void flight_abandon(lb_bridge_t *b, lb_flight_t *f)
         flight_free(b, f);
 }
 
+/* Closes the gaps that given-up actions left in f's ranges (keeping the
+ * order) and removes emptied ranges; the range of a running request is
+ * left as sent, its answer is still to be matched by position. */
+static void flight_compact(lb_flight_t *f)
+{
+        lb_action_t **acts = f->batch->actions;
+        size_t w = 0;
+        for (size_t r = 0; r < f->range_cnt; r += 2) {
+                size_t lo = f->ranges[r], hi = f->ranges[r + 1];
+                if (!(f->sending && r + 2 == f->range_cnt)) {
+                        size_t k = lo;
+                        for (size_t i = lo; i < hi; i++)
+                                if (acts[i])
+                                        acts[k++] = acts[i];
+                        for (size_t i = k; i < hi; i++)
+                                acts[i] = NULL;
+                        hi = k;
+                        if (hi == lo)
+                                continue;
+                }
+                f->ranges[w++] = lo;
+                f->ranges[w++] = hi;
+        }
+        f->range_cnt = w;
+}
+
+/* Gives up f's actions of revoked partitions: freed unhandled, never
+ * retried or dead-lettered (the next owner redoes them). The flight goes
+ * on with the rest; its users stay busy while its request runs.
+ * @returns how many were given up. */
+static size_t flight_drop_revoked(lb_bridge_t *b, lb_flight_t *f)
+{
+        size_t dropped = 0;
+        size_t top = f->range_cnt ? f->ranges[f->range_cnt - 2] : 0;
+        for (size_t i = 0; i < f->batch->n; i++) {
+                lb_action_t *a = f->batch->actions[i];
+                if (a && lb_partition_revoked(a->partition)) {
+                        f->batch->actions[i] = NULL;
+                        action_finish(b, a, 0);
+                        dropped++;
+                }
+        }
+        if (!dropped)
+                return 0;
+        flight_compact(f);
+        if (!f->sending) {
+                if (!f->range_cnt || f->ranges[f->range_cnt - 2] != top)
+                        f->attempt = 0; /* its current range is gone */
+                if (!f->range_cnt)
+                        f->due_ms = now_ms(); /* ends (after any hold) */
+        }
+        return dropped;
+}
+
 static size_t distinct_users(lb_action_t *const *a, size_t n)
 {
         size_t d = 0;
         for (size_t i = 0; i < n; i++) {
                 size_t j = 0;
-                while (j < i && a[j]->user != a[i]->user)
+                if (!a[i])
+                        continue;
+                while (j < i && (!a[j] || a[j]->user != a[i]->user))
                         j++;
                 d += j == i;
         }
@@ -494,6 +551,8 @@ static void range_resolve(lb_bridge_t *b, lb_flight_t *f, size_t lo, size_t hi,
         for (size_t i = lo; i < hi; i++) {
                 lb_action_t *a = f->batch->actions[i];
                 const lb_action_result_t *r = results ? &results[i - lo] : NULL;
+                if (!a)
+                        continue; /* given up while its request ran */
                 f->batch->actions[i] = NULL;
                 if (r && r->ok) {
                         atomic_fetch_add(&b->metrics.actions_delivered, 1);
@@ -545,6 +604,22 @@ static void request_done(void *opaque, lb_request_t *req)
             reason, sizeof(reason));
         if (req->http_status == 0 && req->error[0])
                 snprintf(reason, sizeof(reason), "transport: %s", req->error);
+        if (out != LB_OUTCOME_DONE) {
+                /* Only the actions still ours go on. */
+                size_t cnt = f->range_cnt;
+                flight_compact(f);
+                if (f->range_cnt < cnt) {
+                        f->attempt = 0;
+                        flight_continue(b, f);
+                        return;
+                }
+                hi = f->ranges[f->range_cnt - 1];
+                n = hi - lo;
+                if (out == LB_OUTCOME_SPLIT && n == 1) {
+                        flight_continue(b, f);
+                        return;
+                }
+        }
 
         switch (out) {
         case LB_OUTCOME_DONE:
@@ -700,6 +775,41 @@ static size_t live_in(lb_bridge_t *b,
         return live;
 }
 
+/* Whether a request that carried given-up actions may still be running at
+ * the API (sending, or timed out and within its hold). */
+static int abandoned_running(lb_bridge_t *b)
+{
+        int64_t now = now_ms();
+        for (lb_flight_t *f = b->flights; f; f = f->next)
+                if (f->abandoned && (f->sending || now < f->hold_until_ms))
+                        return 1;
+        return 0;
+}
+
+/* Gives up the flights' actions of revoked partitions. Unless the
+ * partitions were lost (their new owner may be sending already), waits
+ * until the requests that carried them have ended, so the next owner's
+ * requests for those users cannot overlap them at the API: bounded by
+ * api.timeout.ms plus api.timeout.hold.ms, and while stopping by the
+ * shutdown drain's deadline. */
+static size_t abandon_revoked(lb_bridge_t *b, int lost)
+{
+        size_t dropped = 0;
+        for (lb_flight_t *f = b->flights; f; f = f->next) {
+                size_t n = flight_drop_revoked(b, f);
+                f->abandoned = n > 0;
+                dropped += n;
+        }
+        int64_t deadline =
+            now_ms() + b->conf->api_timeout_ms + b->conf->api_timeout_hold_ms;
+        if (b->stopping && b->stop_deadline < deadline)
+                deadline = b->stop_deadline;
+        while (!lost && !b->fatal && abandoned_running(b) &&
+               now_ms() < deadline)
+                service(b, 10);
+        return dropped;
+}
+
 static void on_revoking(void *opaque,
                         const rd_kafka_topic_partition_list_t *parts, int lost)
 {
@@ -738,6 +848,7 @@ static void on_revoking(void *opaque,
                 lb_partition_unref(e->p);
                 *e = b->assigned[--b->assigned_cnt];
         }
+        size_t given_up = abandon_revoked(b, lost);
         /* Commit now rather than trusting the commit librdkafka makes as it
          * unassigns: the next owner may fetch the group's offsets before
          * that one lands, and redo work that was done. Not with the
@@ -750,11 +861,11 @@ static void on_revoking(void *opaque,
                         lb_warn("offsets", "commit at revocation: %s",
                                 rd_kafka_err2str(err));
         }
-        if (abandoned)
+        if (abandoned || given_up)
                 lb_info("consumer",
-                        "%zu queued action(s) of revoked partitions left "
-                        "for the next owner",
-                        abandoned);
+                        "%zu queued and %zu in-flight action(s) of revoked "
+                        "partitions left for the next owner",
+                        abandoned, given_up);
         atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
 }
 

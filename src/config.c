@@ -250,7 +250,8 @@ static const cfg_key_t keys[] = {
      .max = MS_MAX,
      .desc = "How long a partition revocation waits for the partition's "
              "in-flight work before giving it up (it is then redelivered "
-             "to the next owner)."},
+             "to the next owner). Requests already at the API are still "
+             "waited for, so the next owner cannot overlap them."},
     {.name = "metrics.listen",
      .type = CT_STRING,
      .def = "",
