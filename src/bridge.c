@@ -190,7 +190,7 @@ static void dead_letter(lb_bridge_t *b, lb_action_t *a, lb_stage_t stage,
                  lb_partition_topic(a->partition),
                  lb_partition_id(a->partition), a->offset, lb_stage_name(stage),
                  reason ? reason : "");
-        if (b->dlq_retry_head || lb_dlq_produce(b->dlq, a, app_id_of(b, a)))
+        if (lb_dlq_produce(b->dlq, a, app_id_of(b, a)))
                 dlq_retry_push(b, a);
 }
 
@@ -215,20 +215,33 @@ static void dlq_report(void *opaque, lb_action_t *a, int err,
         dlq_retry_push(b, a);
 }
 
+/* Re-produces the records due. One the producer refuses waits for the
+ * next round without holding up the others; a full queue ends the round. */
 static void dlq_retry_due(lb_bridge_t *b, int64_t now)
 {
         if (!b->dlq_retry_head || now < b->dlq_retry_at)
                 return;
+        lb_action_t *a = b->dlq_retry_head;
+        b->dlq_retry_head = b->dlq_retry_tail = NULL;
         b->dlq_retry_at = 0;
-        while (b->dlq_retry_head) {
-                lb_action_t *a = b->dlq_retry_head;
-                if (lb_dlq_produce(b->dlq, a, app_id_of(b, a))) {
+        while (a) {
+                lb_action_t *next = a->next;
+                int r = lb_dlq_produce(b->dlq, a, app_id_of(b, a));
+                if (r == -1) {
+                        a->next = next; /* the rest, in order */
+                        if (b->dlq_retry_tail)
+                                b->dlq_retry_tail->next = a;
+                        else
+                                b->dlq_retry_head = a;
+                        while (a->next)
+                                a = a->next;
+                        b->dlq_retry_tail = a;
                         b->dlq_retry_at = now + LB_DLQ_RETRY_MS;
                         return;
                 }
-                b->dlq_retry_head = a->next;
-                if (!b->dlq_retry_head)
-                        b->dlq_retry_tail = NULL;
+                if (r)
+                        dlq_retry_push(b, a);
+                a = next;
         }
 }
 
