@@ -155,7 +155,7 @@ static void action_finish(lb_bridge_t *b, lb_action_t *a, int handled)
         if (handled)
                 lb_partition_done(p, a->offset);
         b->live_actions--;
-        b->live_bytes -= a->value_len;
+        b->live_bytes -= a->key_len + a->value_len;
         lb_action_destroy(a);
         lb_partition_unref(p);
 }
@@ -287,7 +287,7 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         a->partition = e->p;
         lb_partition_ref(e->p);
         b->live_actions++;
-        b->live_bytes += a->value_len;
+        b->live_bytes += a->key_len + a->value_len; /* both are copied */
         a->offset = m->offset;
         a->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
         a->arrival_ms = now_ms();
