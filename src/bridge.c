@@ -615,6 +615,7 @@ static void request_done(void *opaque, lb_request_t *req)
         lb_outcome_t out = lb_multi_classify(
             req->http_status, req->response.data, req->response.len, n, results,
             reason, sizeof(reason));
+        lb_buf_free(&req->response); /* not kept across retries */
         if (req->http_status == 0 && req->error[0])
                 snprintf(reason, sizeof(reason), "transport: %s", req->error);
         if (out != LB_OUTCOME_DONE) {

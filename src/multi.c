@@ -23,10 +23,6 @@
 _Static_assert(LB_EVENT_TIME_SPLICE_MAX >= 8 + LB_MULTI_TIME_MAX,
                "time splice bound too small");
 
-/* Error bodies of non-2xx answers are only decoded up to this size: the
- * message is a courtesy, not worth decoding megabytes of HTML for. */
-#define ERROR_BODY_MAX (64 * 1024)
-
 /* --- buffers ----------------------------------------------------------- */
 
 int lb_buf_reserve(lb_buf_t *b, size_t n)
@@ -507,7 +503,7 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
                                     reason_size);
 
         json_t *root = NULL;
-        if (body && len && len <= ERROR_BODY_MAX)
+        if (body && len && len <= LB_MULTI_ERROR_BODY_MAX)
                 root = json_loadb(body, len, 0, NULL);
         set_reason(reason, reason_size, http_status, NULL, body_message(root));
         json_decref(root);

@@ -18,6 +18,9 @@
 /** Largest 2xx body lb_multi_classify decodes; larger ones are retried.
  *  The sender may stop reading a body past this size. */
 #define LB_MULTI_RESPONSE_MAX (16 * 1024 * 1024)
+/** Most bytes of a non-2xx body kept and decoded: its message is a
+ *  courtesy, not worth keeping megabytes of HTML for. */
+#define LB_MULTI_ERROR_BODY_MAX (64 * 1024)
 
 /** A growable byte buffer. data is NUL-terminated whenever it is non-NULL
  *  (the NUL is not counted in len). A zeroed lb_buf_t is empty. */

@@ -14,7 +14,8 @@
 
 #include "log.h"
 
-/* A response larger than this is cut off (then retried as malformed). */
+/* A 2xx response larger than this is cut off (then retried as malformed);
+ * of any other, only the first LB_MULTI_ERROR_BODY_MAX bytes are kept. */
 #define LB_RESPONSE_MAX LB_MULTI_RESPONSE_MAX
 
 struct lb_sender_s {
@@ -48,10 +49,16 @@ static int push_handle(CURL ***arr, size_t *cnt, size_t *cap, CURL *h)
 static size_t write_cb(char *p, size_t size, size_t n, void *opaque)
 {
         lb_request_t *req = opaque;
-        size_t len = size * n;
-        if (req->response.len + len > LB_RESPONSE_MAX)
+        size_t len = size * n, keep = len;
+        long status = 0;
+        curl_easy_getinfo(req->handle, CURLINFO_RESPONSE_CODE, &status);
+        if (status < 200 || status > 299) { /* read on, keep the start */
+                size_t room = LB_MULTI_ERROR_BODY_MAX - req->response.len;
+                keep = len < room ? len : room;
+        } else if (req->response.len + len > LB_RESPONSE_MAX) {
                 return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
-        if (lb_buf_append(&req->response, p, len))
+        }
+        if (lb_buf_append(&req->response, p, keep))
                 return 0;
         return len;
 }
