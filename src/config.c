@@ -113,7 +113,8 @@ static const cfg_key_t keys[] = {
      .def = "https://api.leanplum.com/api?action=multi",
      .off = OFF(api_url),
      .check = check_url,
-     .desc = "The multi endpoint (http:// or https://)."},
+     .desc = "The multi endpoint (https://, or http:// for tests: it sends "
+             "client keys in clear text, and is warned about at startup)."},
     {.name = "api.version",
      .type = CT_STRING,
      .def = "1.0.6",

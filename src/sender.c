@@ -93,6 +93,9 @@ lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
                          ? strdup(conf->api_ca_file)
                          : NULL;
         s->insecure = conf->api_tls_insecure;
+        if (!strncasecmp(conf->api_url, "http://", 7))
+                lb_warn("sender", "api.url is http://: client keys go to the "
+                                  "API in clear text");
         s->timeout_ms = (long)conf->api_timeout_ms;
         s->headers = curl_slist_append(NULL, "Content-Type: application/json");
         s->headers = curl_slist_append(s->headers, "Expect:");
