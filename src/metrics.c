@@ -392,7 +392,9 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                 "Dead-letter records produced again after a failure.",
                 LOAD(m->dlq_produce_retries));
         counter(&sb, "leanbridge_offsets_committed_total",
-                "Offset commits that succeeded.", LOAD(m->offsets_committed));
+                "Offsets stored for commit (librdkafka commits the stored "
+                "offsets every auto.commit.interval.ms).",
+                LOAD(m->offsets_committed));
 
         histogram(&sb, "leanbridge_batch_actions", "Actions per API request.",
                   &m->batch_actions);
