@@ -1246,6 +1246,8 @@ static void sbx_apply_fault(struct sbx *sb, enum sbx_fault f,
  * A valid request within the limits: hold its users (429 on overlap), wait
  * --delay-ms, then either answer it (logging accepted actions before the
  * users are released, so the log keeps each user's order) or inject a fault.
+ * The users stay held for the whole request, a fault's sleep included, as
+ * the API queues requests behind a multi call that is processing them.
  */
 static void sbx_serve_multi(struct sbx *sb, const struct sbx_request *rq,
                             const struct sbx_multi *m, struct sbx_reply *r)
@@ -1265,9 +1267,9 @@ static void sbx_serve_multi(struct sbx *sb, const struct sbx_request *rq,
         f = sbx_pick_fault(sb);
         if (f == SBX_F_NONE || f == SBX_F_LOST)
                 sbx_answer_all(sb, rq, m, r);
-        sbx_release_users(sb, m);
         if (f != SBX_F_NONE)
                 sbx_apply_fault(sb, f, m, r);
+        sbx_release_users(sb, m);
 }
 
 /* Counters and the request log line, once per /api request. */

@@ -68,6 +68,7 @@ typedef struct lb_action_s {
         int http_status; /* 0 when there was no HTTP response */
         int attempts;    /* requests that carried this action */
         char *error;     /* malloc'd reason, or NULL */
+        uint8_t dlq_cut; /* the DLQ refused the whole record: write it cut */
 } lb_action_t;
 
 /**

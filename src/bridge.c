@@ -1,10 +1,20 @@
 /*
- * bridge.c: the loop. Owns the assignment table, the requests in flight
- * (with their 403 split ranges and retry timers), the dead-letter retry
- * queue, backpressure and shutdown. The rule it enforces: a message's offset
- * counts as done only when its action was delivered, its dead-letter record
- * was acknowledged, or it was a tombstone; only the contiguous done prefix
- * of a partition is stored for commit.
+ * bridge.c: the loop. Owns the assignment table, the flights (batches on
+ * their way; their ranges, attempts and holds are flight.c's), the
+ * dead-letter retry queue, backpressure and the loop's state. The rule it
+ * enforces: a message's offset counts as done only when its action was
+ * delivered, its dead-letter record was acknowledged, or it was a
+ * tombstone; only the contiguous done prefix of a partition is stored.
+ *
+ * The lifecycle: RUNNING (consume, batch, send) -> on SIGTERM, DRAINING
+ * (take nothing new, send what is pending at once, until done or
+ * shutdown.timeout.ms) -> STOPPING (final commit; nothing waits any more).
+ * A flight ends with every action resolved (delivered or dead-lettered),
+ * or is abandoned (teardown; revoked or lost partitions give their actions
+ * up): an abandoned action is never retried or dead-lettered again, and
+ * the flight keeps its users busy until its request has really ended. A
+ * revocation drains its partitions' work with the same drain() as the
+ * shutdown, bounded by rebalance.timeout.ms.
  */
 #include "bridge.h"
 
@@ -21,6 +31,7 @@
 #include "concurrency.h"
 #include "dlq.h"
 #include "event.h"
+#include "flight.h"
 #include "kafka_in.h"
 #include "log.h"
 #include "metrics.h"
@@ -46,19 +57,23 @@ typedef struct {
         int64_t stored; /* last offset stored for commit, or -1 */
 } lb_assigned_t;
 
-/* A batch on its way: the ranges still to send (403 splits them), the
- * current attempt, and the HTTP exchange. Holds a sender slot from creation
- * to resolution, including backoff waits. */
-typedef struct lb_flight_s {
-        struct lb_flight_s *next; /* in the bridge's flight list */
+/* A batch on its way (see flight.h for its states). Holds a sender slot
+ * and its users busy from its creation to its end, backoff waits and holds
+ * included. */
+typedef struct flight_s {
+        struct flight_s *next; /* in the bridge's flight list */
         lb_batch_t *batch;
-        size_t *ranges; /* stack of (lo, hi) pairs; top is being sent */
-        size_t range_cnt, range_cap;
-        int attempt;    /* attempts of the current range */
-        int64_t due_ms; /* when waiting: the retry time */
-        int sending;    /* an HTTP exchange is running */
+        lb_flight_t fl; /* owns the unresolved slots of batch->actions */
+        int abandoned;  /* gave actions up at the last revocation */
         lb_request_t req;
-} lb_flight_t;
+} flight_t;
+
+/* The loop's state. Running: consuming and sending. Draining (SIGTERM):
+ * nothing new is taken; pending work is sent at once until it is done or
+ * shutdown.timeout.ms has passed. Stopping: the drain is over, or was not
+ * wanted (fatal error, teardown): a revocation waits for nothing, and a
+ * failed dead-letter record is not retried. */
+typedef enum { LB_RUNNING, LB_DRAINING, LB_STOPPING } lb_loop_state_t;
 
 struct lb_bridge_s {
         const lb_config_t *conf;
@@ -76,7 +91,7 @@ struct lb_bridge_s {
         lb_assigned_t *assigned;
         size_t assigned_cnt, assigned_cap;
 
-        lb_flight_t *flights; /* every unresolved batch */
+        flight_t *flights; /* every batch on its way */
         size_t flight_cnt;
 
         lb_action_t *dlq_retry_head, *dlq_retry_tail; /* to re-produce */
@@ -84,10 +99,9 @@ struct lb_bridge_s {
 
         size_t live_actions; /* consumed and not yet freed */
         size_t live_bytes;
-        int stopping;
-        int64_t stop_deadline; /* stopping: when the drain gives up */
-        int flushing;   /* a revocation is draining: send without waiting */
-        int destroying; /* tearing down: failed records are not retried */
+        lb_loop_state_t state;
+        int64_t stop_deadline; /* draining: when the drain gives up */
+        int drains;            /* drains running (nested in a revocation) */
         int fatal;
         int64_t last_summary_ms;
         uint64_t last_consumed, last_delivered; /* at the last summary */
@@ -153,7 +167,7 @@ static void action_finish(lb_bridge_t *b, lb_action_t *a, int handled)
         if (handled)
                 lb_partition_done(p, a->offset);
         b->live_actions--;
-        b->live_bytes -= a->value_len;
+        b->live_bytes -= a->key_len + a->value_len;
         lb_action_destroy(a);
         lb_partition_unref(p);
 }
@@ -188,7 +202,7 @@ static void dead_letter(lb_bridge_t *b, lb_action_t *a, lb_stage_t stage,
                  lb_partition_topic(a->partition),
                  lb_partition_id(a->partition), a->offset, lb_stage_name(stage),
                  reason ? reason : "");
-        if (b->dlq_retry_head || lb_dlq_produce(b->dlq, a, app_id_of(b, a)))
+        if (lb_dlq_produce(b->dlq, a, app_id_of(b, a)))
                 dlq_retry_push(b, a);
 }
 
@@ -200,7 +214,7 @@ static void dlq_report(void *opaque, lb_action_t *a, int err,
                 action_finish(b, a, 1);
                 return;
         }
-        if (b->destroying) {
+        if (b->state == LB_STOPPING) {
                 action_finish(b, a, 0);
                 return;
         }
@@ -213,24 +227,70 @@ static void dlq_report(void *opaque, lb_action_t *a, int err,
         dlq_retry_push(b, a);
 }
 
+/* Re-produces the records due. One the producer refuses waits for the
+ * next round without holding up the others; a full queue ends the round. */
 static void dlq_retry_due(lb_bridge_t *b, int64_t now)
 {
         if (!b->dlq_retry_head || now < b->dlq_retry_at)
                 return;
+        lb_action_t *a = b->dlq_retry_head;
+        b->dlq_retry_head = b->dlq_retry_tail = NULL;
         b->dlq_retry_at = 0;
-        while (b->dlq_retry_head) {
-                lb_action_t *a = b->dlq_retry_head;
-                if (lb_dlq_produce(b->dlq, a, app_id_of(b, a))) {
+        while (a) {
+                lb_action_t *next = a->next;
+                int r = lb_dlq_produce(b->dlq, a, app_id_of(b, a));
+                if (r == -1) {
+                        a->next = next; /* the rest, in order */
+                        if (b->dlq_retry_tail)
+                                b->dlq_retry_tail->next = a;
+                        else
+                                b->dlq_retry_head = a;
+                        while (a->next)
+                                a = a->next;
+                        b->dlq_retry_tail = a;
                         b->dlq_retry_at = now + LB_DLQ_RETRY_MS;
                         return;
                 }
-                b->dlq_retry_head = a->next;
-                if (!b->dlq_retry_head)
-                        b->dlq_retry_tail = NULL;
+                if (r)
+                        dlq_retry_push(b, a);
+                a = next;
         }
 }
 
 /* ---- consuming ---- */
+
+/* A consumed action: parsed, then queued in the batcher or dead-lettered. */
+static void take_action(lb_bridge_t *b, lb_action_t *a)
+{
+        lb_event_t ev;
+        char reason[256];
+        ev.app = -1;
+        lb_stage_t stage =
+            lb_event_parse(b->conf, b->app_overhead, a->value, a->value_len,
+                           &ev, reason, sizeof(reason));
+        a->app = ev.app;
+        if (stage != LB_STAGE_NONE) {
+                dead_letter(b, a, stage, 0, reason);
+                return;
+        }
+        a->time_missing = (uint8_t)ev.time_missing;
+        a->object_empty = (uint8_t)ev.object_empty;
+        a->body_len = lb_event_body_len(a->value_len, ev.time_missing);
+        int64_t wall_ms = (int64_t)(wall_s() * 1000);
+        if (a->time_missing && a->timestamp_ms <= 0)
+                a->timestamp_ms = wall_ms;
+        /* how long ago it was written: the wait budget counts from then */
+        int64_t age = a->timestamp_ms > 0 ? wall_ms - a->timestamp_ms : 0;
+        int r = lb_batcher_add(b->batcher, a, ev.user, ev.user_len, age);
+        if (r == -2) {
+                dead_letter(b, a, LB_STAGE_VALIDATE, 0,
+                            "event larger than batch.max.bytes");
+        } else if (r) {
+                lb_error("batcher", "out of memory");
+                b->fatal = 1;
+                action_finish(b, a, 0);
+        }
+}
 
 static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
 {
@@ -241,7 +301,15 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
                         topic, m->partition);
                 return;
         }
-        if (lb_partition_track(e->p, m->offset)) {
+        int tracked = lb_partition_track(e->p, m->offset);
+        if (tracked < 0) {
+                /* Never a skip: the offset stays uncommitted, and nothing
+                 * after it is taken (the loop stops at a fatal error). */
+                lb_error("consumer", "out of memory");
+                b->fatal = 1;
+                return;
+        }
+        if (tracked) {
                 lb_warn("consumer",
                         "%s[%d]@%" PRId64 " is not after the last tracked "
                         "offset; ignored (already in progress)",
@@ -264,39 +332,11 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         a->partition = e->p;
         lb_partition_ref(e->p);
         b->live_actions++;
-        b->live_bytes += a->value_len;
+        b->live_bytes += a->key_len + a->value_len; /* both are copied */
         a->offset = m->offset;
         a->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
         a->arrival_ms = now_ms();
-
-        lb_event_t ev;
-        char reason[256];
-        ev.app = -1;
-        lb_stage_t stage =
-            lb_event_parse(b->conf, b->app_overhead, a->value, a->value_len,
-                           &ev, reason, sizeof(reason));
-        a->app = ev.app;
-        if (stage != LB_STAGE_NONE) {
-                dead_letter(b, a, stage, 0, reason);
-                return;
-        }
-        a->time_missing = (uint8_t)ev.time_missing;
-        a->object_empty = (uint8_t)ev.object_empty;
-        a->body_len = lb_event_body_len(a->value_len, ev.time_missing);
-        if (a->time_missing && a->timestamp_ms <= 0)
-                a->timestamp_ms = (int64_t)(wall_s() * 1000);
-        int64_t age = a->timestamp_ms > 0
-                          ? (int64_t)(wall_s() * 1000) - a->timestamp_ms
-                          : 0;
-        int r = lb_batcher_add(b->batcher, a, ev.user, ev.user_len, age);
-        if (r == -2) {
-                dead_letter(b, a, LB_STAGE_VALIDATE, 0,
-                            "event larger than batch.max.bytes");
-        } else if (r) {
-                lb_error("batcher", "out of memory");
-                b->fatal = 1;
-                action_finish(b, a, 0);
-        }
+        take_action(b, a);
 }
 
 static int over_limit(const lb_bridge_t *b)
@@ -318,9 +358,10 @@ static int consume(lb_bridge_t *b)
                         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                                 lb_warn("consumer", "%s",
                                         rd_kafka_message_errstr(m));
-                } else if (!b->stopping) {
-                        /* Stopping: take nothing new (and, so nothing is
-                         * skipped, nothing after it either). */
+                } else if (b->state == LB_RUNNING && !b->fatal) {
+                        /* Stopping, or after a fatal error: take nothing
+                         * new (and, so nothing is skipped, nothing after
+                         * it either). */
                         handle_message(b, m);
                 }
                 rd_kafka_message_destroy(m);
@@ -338,7 +379,7 @@ static void backpressure(lb_bridge_t *b)
         int under = b->live_actions <= (size_t)c->pending_max_actions / 2 &&
                     b->live_bytes <= (size_t)c->pending_max_bytes / 2;
         int paused = lb_kafka_in_paused(b->in);
-        if (b->stopping)
+        if (b->state != LB_RUNNING)
                 return;
         if (!paused && over) {
                 lb_info("consumer",
@@ -355,10 +396,15 @@ static void backpressure(lb_bridge_t *b)
 
 /* ---- requests ---- */
 
-static void flight_send(lb_bridge_t *b, lb_flight_t *f)
+static void drop_abandoned(lb_action_t *a, void *opaque)
 {
-        size_t lo = f->ranges[f->range_cnt - 2];
-        size_t hi = f->ranges[f->range_cnt - 1];
+        action_finish(opaque, a, 0);
+}
+
+static void flight_send(lb_bridge_t *b, flight_t *f)
+{
+        size_t lo, hi;
+        lb_flight_range(&f->fl, &lo, &hi);
         const lb_app_t *app = &b->conf->apps[f->batch->app];
         lb_buf_reset(&f->req.body);
         if (lb_multi_encode(&f->req.body, app->id, app->client_key,
@@ -366,49 +412,63 @@ static void flight_send(lb_bridge_t *b, lb_flight_t *f)
                             f->batch->actions + lo, hi - lo) ||
             lb_sender_submit(b->sender, &f->req)) {
                 lb_error("sender", "cannot start a request; retrying");
-                f->due_ms = now_ms() + b->conf->retry_backoff_initial_ms;
+                lb_flight_retry_at(
+                    &f->fl, now_ms() + b->conf->retry_backoff_initial_ms);
                 return;
         }
         for (size_t i = lo; i < hi; i++)
                 f->batch->actions[i]->attempts++;
-        f->attempt++;
-        f->sending = 1;
-        f->due_ms = 0;
+        lb_flight_sent(&f->fl);
         atomic_fetch_add(&b->metrics.inflight_requests, 1);
 }
 
-static int push_range(lb_flight_t *f, size_t lo, size_t hi)
+static void flight_free(lb_bridge_t *b, flight_t *f)
 {
-        if (f->range_cnt + 2 > f->range_cap) {
-                size_t cap = f->range_cap ? f->range_cap * 2 : 8;
-                size_t *r = realloc(f->ranges, cap * sizeof(*r));
-                if (!r)
-                        return -1;
-                f->ranges = r;
-                f->range_cap = cap;
-        }
-        f->ranges[f->range_cnt++] = lo;
-        f->ranges[f->range_cnt++] = hi;
-        return 0;
-}
-
-static void flight_free(lb_bridge_t *b, lb_flight_t *f)
-{
-        lb_flight_t **pp = &b->flights;
+        flight_t **pp = &b->flights;
         while (*pp != f)
                 pp = &(*pp)->next;
         *pp = f->next;
         b->flight_cnt--;
+        lb_flight_clear(&f->fl);
         lb_buf_free(&f->req.body);
         lb_buf_free(&f->req.response);
-        free(f->ranges);
         free(f);
+}
+
+/* Ends a flight: its users may be batched again. */
+static void flight_end(lb_bridge_t *b, flight_t *f)
+{
+        lb_batcher_release(b->batcher, f->batch);
+        flight_free(b, f);
+}
+
+/* Does what the flight needs now: send its current range, or end. */
+static void flight_step(lb_bridge_t *b, flight_t *f, int64_t now)
+{
+        switch (lb_flight_next(&f->fl, now)) {
+        case LB_FLIGHT_SEND:
+                flight_send(b, f);
+                break;
+        case LB_FLIGHT_END:
+                flight_end(b, f);
+                break;
+        case LB_FLIGHT_WAIT:
+                break;
+        }
+}
+
+/* Ends a flight without an outcome (teardown): its unresolved actions are
+ * freed unhandled (their offsets stay uncommitted; they will be redone). */
+static void flight_abandon(lb_bridge_t *b, flight_t *f)
+{
+        lb_flight_abandon(&f->fl, drop_abandoned, b);
+        flight_end(b, f);
 }
 
 static void start_batch(lb_bridge_t *b, lb_batch_t *batch)
 {
-        lb_flight_t *f = calloc(1, sizeof(*f));
-        if (!f || push_range(f, 0, batch->n)) {
+        flight_t *f = calloc(1, sizeof(*f));
+        if (!f || lb_flight_init(&f->fl, batch->actions, batch->n)) {
                 free(f);
                 lb_error("sender", "out of memory");
                 b->fatal = 1;
@@ -434,20 +494,7 @@ static void start_batch(lb_bridge_t *b, lb_batch_t *batch)
         }
         if (batch->reason != LB_SEND_DUE)
                 atomic_fetch_add(&b->metrics.sent_early[batch->reason], early);
-        flight_send(b, f);
-}
-
-/* The current range is resolved: go on with the next, or end the batch. */
-static void flight_next_range(lb_bridge_t *b, lb_flight_t *f)
-{
-        f->range_cnt -= 2;
-        f->attempt = 0;
-        if (f->range_cnt) {
-                flight_send(b, f);
-                return;
-        }
-        lb_batcher_release(b->batcher, f->batch);
-        flight_free(b, f);
+        flight_step(b, f, now);
 }
 
 static size_t distinct_users(lb_action_t *const *a, size_t n)
@@ -455,25 +502,50 @@ static size_t distinct_users(lb_action_t *const *a, size_t n)
         size_t d = 0;
         for (size_t i = 0; i < n; i++) {
                 size_t j = 0;
-                while (j < i && a[j]->user != a[i]->user)
+                if (!a[i])
+                        continue;
+                while (j < i && (!a[j] || a[j]->user != a[i]->user))
                         j++;
                 d += j == i;
         }
         return d;
 }
 
-static void request_done(void *opaque, lb_request_t *req)
+/* Resolves f's current range to its outcome, taking each action out of the
+ * flight: delivered (results[i].ok), dead-lettered with LB_STAGE_API where
+ * results say it failed, or with stage when results is NULL. */
+static void range_resolve(lb_bridge_t *b, flight_t *f,
+                          const lb_action_result_t *results, lb_stage_t stage,
+                          int http_status, const char *reason)
 {
-        lb_bridge_t *b = opaque;
-        lb_flight_t *f = req->opaque;
-        size_t lo = f->ranges[f->range_cnt - 2];
-        size_t hi = f->ranges[f->range_cnt - 1];
-        size_t n = hi - lo;
-        lb_action_t **acts = f->batch->actions + lo;
-        char reason[512];
-        lb_action_result_t results[n];
+        size_t lo, hi;
+        lb_flight_range(&f->fl, &lo, &hi);
+        for (size_t i = lo; i < hi; i++) {
+                lb_action_t *a = lb_flight_take(&f->fl, i);
+                const lb_action_result_t *r = results ? &results[i - lo] : NULL;
+                if (!a)
+                        continue; /* given up while its request ran */
+                if (r && r->ok) {
+                        atomic_fetch_add(&b->metrics.actions_delivered, 1);
+                        if (r->warning)
+                                atomic_fetch_add(&b->metrics.actions_warned, 1);
+                        action_finish(b, a, 1);
+                } else if (r) {
+                        dead_letter(b, a, LB_STAGE_API, http_status,
+                                    r->message);
+                } else {
+                        dead_letter(b, a, stage, http_status, reason);
+                }
+        }
+        lb_flight_resolved(&f->fl);
+}
 
-        f->sending = 0;
+/* Feeds a finished attempt of acts[0..n) to the metrics (billing included)
+ * and to the concurrency limit. */
+static void observe_attempt(lb_bridge_t *b, const flight_t *f,
+                            const lb_request_t *req, lb_action_t *const *acts,
+                            size_t n)
+{
         atomic_fetch_sub(&b->metrics.inflight_requests, 1);
         lb_metrics_count_request(&b->metrics, req->http_status);
         lb_hist_observe(&b->metrics.request_duration, req->duration_s);
@@ -489,80 +561,104 @@ static void request_done(void *opaque, lb_request_t *req)
                 atomic_fetch_add(&b->metrics.billable_lookups,
                                  n == f->batch->n ? f->batch->n_users
                                                   : distinct_users(acts, n));
+}
 
+/* A retryable failure: the current range is retried after a backoff, or
+ * dead-lettered once its attempts are exhausted. */
+static void flight_retry(lb_bridge_t *b, flight_t *f, const lb_request_t *req,
+                         const char *reason)
+{
+        size_t lo, hi;
+        lb_flight_range(&f->fl, &lo, &hi);
+        int64_t max = b->conf->retry_max_attempts;
+        if (max >= 0 && f->fl.attempt >= max) {
+                lb_warn("sender",
+                        "%s; giving up after %d attempt(s), "
+                        "dead-lettering %zu action(s)",
+                        reason, f->fl.attempt, hi - lo);
+                range_resolve(b, f, NULL, LB_STAGE_RETRIES_EXHAUSTED,
+                              req->http_status, reason);
+                return;
+        }
+        double rnd = (double)rand_r(&b->rand_state) / ((double)RAND_MAX + 1);
+        int64_t delay = lb_backoff_delay_ms(
+            f->fl.attempt, b->conf->retry_backoff_initial_ms,
+            b->conf->retry_backoff_max_ms, rnd, req->retry_after_ms);
+        atomic_fetch_add(&b->metrics.request_retries, 1);
+        lb_info("sender", "%s; retry %d in %" PRId64 " ms", reason,
+                f->fl.attempt, delay);
+        lb_flight_retry_at(&f->fl, now_ms() + delay);
+}
+
+/* An attempt ended: classify the answer, resolve, split or retry the
+ * current range, then go on with the flight. */
+static void request_done(void *opaque, lb_request_t *req)
+{
+        lb_bridge_t *b = opaque;
+        flight_t *f = req->opaque;
+        size_t lo, hi;
+        lb_flight_range(&f->fl, &lo, &hi);
+        size_t n = hi - lo;
+        char reason[512];
+        lb_action_result_t results[n];
+
+        lb_flight_answered(&f->fl, req->timed_out, now_ms(),
+                           b->conf->api_timeout_hold_ms);
+        observe_attempt(b, f, req, f->batch->actions + lo, n);
         memset(results, 0, sizeof(results));
         lb_outcome_t out = lb_multi_classify(
             req->http_status, req->response.data, req->response.len, n, results,
             reason, sizeof(reason));
+        lb_buf_free(&req->response); /* not kept across retries */
         if (req->http_status == 0 && req->error[0])
                 snprintf(reason, sizeof(reason), "transport: %s", req->error);
 
         switch (out) {
         case LB_OUTCOME_DONE:
-                for (size_t i = 0; i < n; i++) {
-                        if (results[i].ok) {
-                                atomic_fetch_add(&b->metrics.actions_delivered,
-                                                 1);
-                                if (results[i].warning)
-                                        atomic_fetch_add(
-                                            &b->metrics.actions_warned, 1);
-                                action_finish(b, acts[i], 1);
-                        } else {
-                                dead_letter(b, acts[i], LB_STAGE_API,
-                                            req->http_status,
-                                            results[i].message);
-                        }
-                }
+                range_resolve(b, f, results, LB_STAGE_API, req->http_status,
+                              NULL);
                 lb_multi_results_clear(results, n);
-                flight_next_range(b, f);
-                return;
-        case LB_OUTCOME_SPLIT: {
+                break;
+        case LB_OUTCOME_SPLIT:
                 atomic_fetch_add(&b->metrics.request_splits, 1);
                 lb_info("sender", "%s; splitting %zu actions", reason, n);
-                size_t mid = lo + n / 2;
-                f->range_cnt -= 2;
-                f->attempt = 0;
-                /* Second half below the first: halves go in order. */
-                if (push_range(f, mid, hi) || push_range(f, lo, mid)) {
+                if (lb_flight_split(&f->fl)) {
+                        lb_error("sender", "out of memory");
                         b->fatal = 1;
                         return;
                 }
-                flight_send(b, f);
-                return;
-        }
+                break;
         case LB_OUTCOME_DEAD:
                 lb_warn("sender",
-                        "request refused: %s; dead-lettering %zu "
-                        "action(s)",
+                        "request refused: %s; dead-lettering %zu action(s)",
                         reason, n);
-                for (size_t i = 0; i < n; i++)
-                        dead_letter(b, acts[i], LB_STAGE_HTTP, req->http_status,
-                                    reason);
-                flight_next_range(b, f);
-                return;
+                range_resolve(b, f, NULL, LB_STAGE_HTTP, req->http_status,
+                              reason);
+                break;
         case LB_OUTCOME_RETRY:
+                flight_retry(b, f, req, reason);
                 break;
         }
-        int64_t max = b->conf->retry_max_attempts;
-        if (max >= 0 && f->attempt >= max) {
-                lb_warn("sender",
-                        "%s; giving up after %d attempt(s), "
-                        "dead-lettering %zu action(s)",
-                        reason, f->attempt, n);
-                for (size_t i = 0; i < n; i++)
-                        dead_letter(b, acts[i], LB_STAGE_RETRIES_EXHAUSTED,
-                                    req->http_status, reason);
-                flight_next_range(b, f);
-                return;
+        flight_step(b, f, now_ms());
+}
+
+/* Flights whose wait is over: their next attempt, or their end. */
+static void flights_due(lb_bridge_t *b, int64_t now)
+{
+        flight_t *next;
+        for (flight_t *f = b->flights; f; f = next) {
+                next = f->next;
+                flight_step(b, f, now);
         }
-        double rnd = (double)rand_r(&b->rand_state) / ((double)RAND_MAX + 1);
-        int64_t delay = lb_backoff_delay_ms(
-            f->attempt, b->conf->retry_backoff_initial_ms,
-            b->conf->retry_backoff_max_ms, rnd, req->retry_after_ms);
-        atomic_fetch_add(&b->metrics.request_retries, 1);
-        lb_info("sender", "%s; retry %d in %" PRId64 " ms", reason, f->attempt,
-                delay);
-        f->due_ms = now_ms() + delay;
+}
+
+/* Whether everything pending goes now, without waiting for its deadline,
+ * and why: LB_SEND_DUE when not. */
+static lb_send_reason_t flush_reason(const lb_bridge_t *b)
+{
+        if (b->state != LB_RUNNING)
+                return LB_SEND_SHUTDOWN;
+        return b->drains > 0 ? LB_SEND_REVOCATION : LB_SEND_DUE;
 }
 
 /* @returns how many queued actions to send early so that live work falls
@@ -594,12 +690,8 @@ static size_t memory_excess(const lb_bridge_t *b)
  * does not open new requests). */
 static void dispatch(lb_bridge_t *b, int64_t now)
 {
-        for (lb_flight_t *f = b->flights; f; f = f->next)
-                if (!f->sending && f->due_ms && f->due_ms <= now)
-                        flight_send(b, f);
-        lb_send_reason_t flush = b->flushing   ? LB_SEND_REVOCATION
-                                 : b->stopping ? LB_SEND_SHUTDOWN
-                                               : LB_SEND_DUE;
+        flights_due(b, now);
+        lb_send_reason_t flush = flush_reason(b);
         size_t early = memory_excess(b);
         while (b->flight_cnt < (size_t)lb_concurrency_limit(&b->conc)) {
                 lb_batch_t *batch =
@@ -622,15 +714,19 @@ static int64_t next_due(lb_bridge_t *b, int64_t now, int64_t cap)
                 if (d < t)
                         t = d;
         }
-        for (lb_flight_t *f = b->flights; f; f = f->next)
-                if (!f->sending && f->due_ms && f->due_ms < t)
-                        t = f->due_ms;
+        for (flight_t *f = b->flights; f; f = f->next)
+                if (lb_flight_wake(&f->fl) < t)
+                        t = lb_flight_wake(&f->fl);
         if (b->dlq_retry_head && b->dlq_retry_at < t)
                 t = b->dlq_retry_at;
         return t;
 }
 
 /* ---- rebalances ---- */
+
+typedef int drain_pred_t(lb_bridge_t *b, const void *arg);
+static void drain(lb_bridge_t *b, drain_pred_t *pred, const void *arg,
+                  int64_t deadline, int nested);
 
 static void on_assigned(void *opaque,
                         const rd_kafka_topic_partition_list_t *parts)
@@ -664,13 +760,6 @@ static void on_assigned(void *opaque,
         atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
 }
 
-static void drop_abandoned(lb_action_t *a, void *opaque)
-{
-        action_finish(opaque, a, 0);
-}
-
-static void service(lb_bridge_t *b, int wait_ms);
-
 static size_t live_in(lb_bridge_t *b,
                       const rd_kafka_topic_partition_list_t *parts)
 {
@@ -683,30 +772,53 @@ static size_t live_in(lb_bridge_t *b,
         return live;
 }
 
-static void on_revoking(void *opaque,
-                        const rd_kafka_topic_partition_list_t *parts, int lost)
+static int revoked_work_left(lb_bridge_t *b, const void *parts)
 {
-        lb_bridge_t *b = opaque;
-        size_t abandoned = 0;
-        /* Finish the revoked partitions' work (queued actions are sent now,
-         * without waiting for company) so their offsets are committed here
-         * and the next owner starts where this one stopped. Bounded by
-         * rebalance.timeout.ms, and while stopping by the shutdown drain's
-         * deadline (a rebalance may come in the middle of that drain; the
-         * one at close comes after it); lost partitions are not waited for. */
-        int64_t deadline = now_ms() + b->conf->rebalance_timeout_ms;
-        if (b->stopping && b->stop_deadline < deadline)
+        return live_in(b, parts) > 0;
+}
+
+/* Whether a request that carried given-up actions may still be running at
+ * the API (sending, or timed out and within its hold). */
+static int abandoned_running(lb_bridge_t *b, const void *arg)
+{
+        (void)arg;
+        int64_t now = now_ms();
+        for (flight_t *f = b->flights; f; f = f->next)
+                if (f->abandoned &&
+                    (f->fl.sending || now < f->fl.hold_until_ms))
+                        return 1;
+        return 0;
+}
+
+static int partition_revoked(const lb_action_t *a)
+{
+        return lb_partition_revoked(a->partition);
+}
+
+/* now + span, but no later than the shutdown drain's deadline while
+ * draining, and now once stopping: a revocation then waits for nothing. */
+static int64_t revocation_deadline(const lb_bridge_t *b, int64_t span)
+{
+        int64_t now = now_ms(), deadline = now + span;
+        if (b->state == LB_DRAINING && b->stop_deadline < deadline)
                 deadline = b->stop_deadline;
-        b->flushing = 1;
-        while (!lost && !b->fatal && live_in(b, parts) && now_ms() < deadline)
-                service(b, 10);
-        b->flushing = 0;
+        return b->state == LB_STOPPING ? now : deadline;
+}
+
+/* Drops the revoked partitions' queued actions (the next owner re-reads
+ * them), stores their final offsets (not for lost ones), and revokes their
+ * trackers. @returns how many queued actions were dropped. */
+static size_t release_partitions(lb_bridge_t *b,
+                                 const rd_kafka_topic_partition_list_t *parts,
+                                 int lost)
+{
+        size_t dropped = 0;
         for (int i = 0; i < parts->cnt; i++) {
                 lb_assigned_t *e = find_assigned(b, parts->elems[i].topic,
                                                  parts->elems[i].partition);
                 if (!e)
                         continue;
-                abandoned +=
+                dropped +=
                     lb_batcher_abandon(b->batcher, e->p, drop_abandoned, b);
                 if (!lost)
                         store_offset(b, e);
@@ -721,24 +833,68 @@ static void on_revoking(void *opaque,
                 lb_partition_unref(e->p);
                 *e = b->assigned[--b->assigned_cnt];
         }
-        /* Commit now rather than trusting the commit librdkafka makes as it
-         * unassigns: the next owner may fetch the group's offsets before
-         * that one lands, and redo work that was done. Not with the
-         * cooperative protocol: librdkafka 2.0.2 can lose the assignment
-         * when committing during a cooperative rebalance (fixed in 2.10.0,
-         * #4908); its commit at unassign is used there. */
-        if (!lost && !lb_kafka_in_cooperative(b->in)) {
-                rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in);
-                if (err)
-                        lb_warn("offsets", "commit at revocation: %s",
-                                rd_kafka_err2str(err));
-        }
-        if (abandoned)
-                lb_info("consumer",
-                        "%zu queued action(s) of revoked partitions left "
-                        "for the next owner",
-                        abandoned);
         atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
+        return dropped;
+}
+
+/* Gives up the flights' actions of revoked partitions (never retried or
+ * dead-lettered here; the next owner redoes them). Unless the partitions
+ * were lost (their new owner may be sending already), waits until the
+ * requests that carried them have ended, so the next owner's requests for
+ * those users cannot overlap them at the API: bounded by api.timeout.ms
+ * plus api.timeout.hold.ms. @returns how many were given up. */
+static size_t abandon_revoked(lb_bridge_t *b, int lost)
+{
+        size_t dropped = 0;
+        for (flight_t *f = b->flights; f; f = f->next) {
+                size_t n = lb_flight_give_up(&f->fl, partition_revoked,
+                                             drop_abandoned, b);
+                f->abandoned = n > 0;
+                dropped += n;
+        }
+        if (!lost)
+                drain(b, abandoned_running, NULL,
+                      revocation_deadline(b, b->conf->api_timeout_ms +
+                                                 b->conf->api_timeout_hold_ms),
+                      0);
+        return dropped;
+}
+
+/* Commits now rather than trusting the commit librdkafka makes as it
+ * unassigns: the next owner may fetch the group's offsets before that one
+ * lands, and redo work that was done. Not with the cooperative protocol:
+ * librdkafka 2.0.2 can lose the assignment when committing during a
+ * cooperative rebalance (fixed in 2.10.0, #4908); its commit at unassign is
+ * used there. */
+static void commit_revoked(lb_bridge_t *b, int lost)
+{
+        if (lost || lb_kafka_in_cooperative(b->in))
+                return;
+        rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in);
+        if (err)
+                lb_warn("offsets", "commit at revocation: %s",
+                        rd_kafka_err2str(err));
+}
+
+/* Finishes the revoked partitions' work (queued actions are sent at once)
+ * so their offsets are committed here and the next owner starts where this
+ * one stopped, for up to rebalance.timeout.ms; then gives up what is left.
+ * Lost partitions are not waited for. */
+static void on_revoking(void *opaque,
+                        const rd_kafka_topic_partition_list_t *parts, int lost)
+{
+        lb_bridge_t *b = opaque;
+        if (!lost)
+                drain(b, revoked_work_left, parts,
+                      revocation_deadline(b, b->conf->rebalance_timeout_ms), 0);
+        size_t queued = release_partitions(b, parts, lost);
+        size_t given_up = abandon_revoked(b, lost);
+        commit_revoked(b, lost);
+        if (queued || given_up)
+                lb_info("consumer",
+                        "%zu queued and %zu in-flight action(s) of revoked "
+                        "partitions left for the next owner",
+                        queued, given_up);
 }
 
 static void on_stats(void *opaque, const char *json, size_t len)
@@ -756,10 +912,23 @@ static void drain_wake(int fd)
                 ;
 }
 
+static void check_fatal(lb_bridge_t *b)
+{
+        char err[256];
+        if (lb_dlq_fatal(b->dlq, err, sizeof(err))) {
+                lb_error("dlq", "fatal producer error: %s", err);
+                b->fatal = 1;
+        } else if (lb_kafka_in_fatal(b->in, err, sizeof(err))) {
+                lb_error("consumer", "fatal consumer error: %s", err);
+                b->fatal = 1;
+        }
+}
+
 /* One turn without consuming: send, receive, dead-letter, store. */
 static void service(lb_bridge_t *b, int wait_ms)
 {
         int64_t now = now_ms();
+        lb_health_beat(&b->health);
         dispatch(b, now);
         lb_sender_perform(b->sender, request_done, b);
         lb_dlq_poll(b->dlq);
@@ -772,6 +941,7 @@ static void service(lb_bridge_t *b, int wait_ms)
                 drain_wake(b->wake_fd);
                 lb_sender_perform(b->sender, request_done, b);
         }
+        check_fatal(b);
 }
 
 /* The operator's once-a-minute line: rates since the last one, lag,
@@ -816,38 +986,64 @@ static void summary(lb_bridge_t *b, int64_t now, int force)
         b->last_memory_early = early;
 }
 
+/* One turn of the loop: take messages (none unless running), then serve.
+ * The consumer is polled even while draining: it serves the rebalance
+ * callbacks, which may come in the middle of the drain. */
+static void turn(lb_bridge_t *b, int wait_ms)
+{
+        int got = consume(b);
+        backpressure(b);
+        service(b, got >= LB_CONSUME_BURST ? 0 : wait_ms);
+        summary(b, now_ms(), 0);
+}
+
+/* Serves the loop, sending pending work at once (flushing), while pred
+ * holds, until deadline or a fatal error. nested: inside a librdkafka
+ * callback, whose poll does not nest: the consumer is not polled. */
+static void drain(lb_bridge_t *b, drain_pred_t *pred, const void *arg,
+                  int64_t deadline, int nested)
+{
+        b->drains++;
+        while (!b->fatal && pred(b, arg) && now_ms() < deadline) {
+                if (nested)
+                        service(b, 10);
+                else
+                        turn(b, 1000);
+        }
+        b->drains--;
+}
+
+static int has_live(lb_bridge_t *b, const void *arg)
+{
+        (void)arg;
+        return b->live_actions > 0;
+}
+
+/* Running -> draining: nothing new is taken; what is pending is sent at
+ * once, until it is done or shutdown.timeout.ms has passed. */
+static void shutdown_drain(lb_bridge_t *b)
+{
+        b->state = LB_DRAINING;
+        atomic_store(&b->health.stopping, 1);
+        b->stop_deadline = now_ms() + b->conf->shutdown_timeout_ms;
+        lb_kafka_in_pause_all(b->in, 1);
+        lb_info("bridge",
+                "stopping: draining %zu action(s) for up to %" PRId64 " ms",
+                b->live_actions, b->conf->shutdown_timeout_ms);
+        drain(b, has_live, NULL, b->stop_deadline, 0);
+}
+
 int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
 {
         b->last_summary_ms = now_ms();
-        while (!b->fatal) {
-                int64_t now = now_ms();
-                lb_health_beat(&b->health);
-                if (*stop && !b->stopping) {
-                        b->stopping = 1;
-                        atomic_store(&b->health.stopping, 1);
-                        b->stop_deadline = now + b->conf->shutdown_timeout_ms;
-                        lb_kafka_in_pause_all(b->in, 1);
-                        lb_info("bridge",
-                                "stopping: draining %zu action(s) for up to "
-                                "%" PRId64 " ms",
-                                b->live_actions, b->conf->shutdown_timeout_ms);
-                }
-                if (b->stopping &&
-                    (!b->live_actions || now >= b->stop_deadline))
-                        break;
-                int got = consume(b);
-                backpressure(b);
-                service(b, got >= LB_CONSUME_BURST ? 0 : 1000);
-                summary(b, now, 0);
-                char err[256];
-                if (lb_dlq_fatal(b->dlq, err, sizeof(err))) {
-                        lb_error("dlq", "fatal producer error: %s", err);
-                        b->fatal = 1;
-                } else if (lb_kafka_in_fatal(b->in, err, sizeof(err))) {
-                        lb_error("consumer", "fatal consumer error: %s", err);
-                        b->fatal = 1;
-                }
-        }
+        while (!b->fatal && !*stop)
+                turn(b, 1000);
+        if (!b->fatal)
+                shutdown_drain(b);
+        /* Stopping: from here (and on a fatal error) a revocation at close
+         * waits for nothing, and a failed dead-letter record is not
+         * retried. */
+        b->state = LB_STOPPING;
         if (b->live_actions)
                 lb_warn("bridge",
                         "%zu action(s) not finished at shutdown; their "
@@ -857,10 +1053,6 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
         rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in);
         if (err)
                 lb_warn("offsets", "final commit: %s", rd_kafka_err2str(err));
-        /* From here (and on a fatal error) a revocation at close waits for
-         * nothing: the drain is over or was not wanted. */
-        b->stopping = 1;
-        b->stop_deadline = 0;
         summary(b, now_ms(), 1);
         return b->fatal ? 1 : 0;
 }
@@ -938,24 +1130,19 @@ void lb_bridge_destroy(lb_bridge_t *b)
                 return;
         /* Leaving the group runs the revoke callback, which needs the
          * rest of the bridge: close the consumer first. */
+        b->state = LB_STOPPING;
         lb_kafka_in_destroy(b->in);
         b->in = NULL;
         lb_admin_stop(b->admin);
         /* Requests still running are abandoned: not handled, not committed. */
         lb_sender_destroy(b->sender);
-        while (b->flights) {
-                lb_flight_t *f = b->flights;
-                for (size_t i = 0; i < f->batch->n; i++)
-                        free_queued(f->batch->actions[i]);
-                lb_batcher_release(b->batcher, f->batch);
-                flight_free(b, f);
-        }
+        while (b->flights)
+                flight_abandon(b, b->flights);
         while (b->dlq_retry_head) {
                 lb_action_t *a = b->dlq_retry_head;
                 b->dlq_retry_head = a->next;
                 free_queued(a);
         }
-        b->destroying = 1;
         lb_dlq_destroy(b->dlq, 5000); /* reports free their actions */
         if (b->batcher)
                 lb_batcher_destroy(b->batcher, free_queued);

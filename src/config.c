@@ -113,7 +113,8 @@ static const cfg_key_t keys[] = {
      .def = "https://api.leanplum.com/api?action=multi",
      .off = OFF(api_url),
      .check = check_url,
-     .desc = "The multi endpoint (http:// or https://)."},
+     .desc = "The multi endpoint (https://, or http:// for tests: it sends "
+             "client keys in clear text, and is warned about at startup)."},
     {.name = "api.version",
      .type = CT_STRING,
      .def = "1.0.6",
@@ -140,6 +141,16 @@ static const cfg_key_t keys[] = {
      .max = MS_MAX,
      .desc = "Timeout of one request, from connect to the last byte of the "
              "answer."},
+    {.name = "api.timeout.hold.ms",
+     .type = CT_INT,
+     .def = "30000",
+     .off = OFF(api_timeout_hold_ms),
+     .min = 0,
+     .max = MS_MAX,
+     .desc = "After a request timed out (the API may still be processing "
+             "it), how long its users stay busy before its retry or their "
+             "next request goes out. Set it above the API's own processing "
+             "limit."},
     {.name = "batch.max.users",
      .type = CT_INT,
      .def = "50",
@@ -226,8 +237,8 @@ static const cfg_key_t keys[] = {
      .off = OFF(pending_max_bytes),
      .min = 1024,
      .max = INT64_C(17179869184),
-     .desc = "Consumption pauses while this many bytes of actions are in the "
-             "bridge. Must be >= batch.max.bytes."},
+     .desc = "Consumption pauses while this many bytes of events (keys and "
+             "values) are in the bridge. Must be >= batch.max.bytes."},
     {.name = "shutdown.timeout.ms",
      .type = CT_INT,
      .def = "10000",
@@ -244,7 +255,8 @@ static const cfg_key_t keys[] = {
      .max = MS_MAX,
      .desc = "How long a partition revocation waits for the partition's "
              "in-flight work before giving it up (it is then redelivered "
-             "to the next owner)."},
+             "to the next owner). Requests already at the API are still "
+             "waited for, so the next owner cannot overlap them."},
     {.name = "metrics.listen",
      .type = CT_STRING,
      .def = "",

@@ -47,6 +47,7 @@ typedef struct lb_config_s {
         char *api_ca_file;    /* empty: curl's default CA store */
         int api_tls_insecure; /* api.tls.insecure: skip verification */
         int64_t api_timeout_ms;
+        int64_t api_timeout_hold_ms; /* users busy after a timeout */
         int64_t batch_max_users;
         int64_t batch_max_actions;
         int64_t batch_max_bytes;

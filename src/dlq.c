@@ -1,9 +1,10 @@
 /*
  * dlq.c: the dead-letter producer over librdkafka. Owns the header layout
  * (a contract: leanbridge.error.stage, .error.message, .error.http.status,
- * .source.topic, .source.partition, .source.offset, .app.id, .attempts) and
- * the mapping of delivery reports back to actions. Decides nothing about
- * offsets: the bridge does, from the reports.
+ * .source.topic, .source.partition, .source.offset, .app.id, .attempts,
+ * and .value.truncated/.key.truncated on a record written cut because it
+ * can never be written whole) and the mapping of delivery reports back to
+ * actions. Decides nothing about offsets: the bridge does, from the reports.
  */
 #include "dlq.h"
 
@@ -26,11 +27,21 @@ struct lb_dlq_s {
         size_t outstanding;
 };
 
+/* Whether err says the record can never be written whole. */
+static int too_large(rd_kafka_resp_err_t err)
+{
+        return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+               err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         (void)rk;
         lb_dlq_t *d = opaque;
+        lb_action_t *a = m->_private;
         d->outstanding--;
+        if (too_large(m->err))
+                a->dlq_cut = 1;
         d->report(d->opaque, m->_private, m->err,
                   m->err ? rd_kafka_err2str(m->err) : NULL);
 }
@@ -92,10 +103,22 @@ static void add_header(rd_kafka_headers_t *h, const char *name,
         rd_kafka_header_add(h, name, -1, value, -1);
 }
 
-int lb_dlq_produce(lb_dlq_t *d, lb_action_t *a, const char *app_id)
+static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
+                                   const char *app_id)
 {
         char num[32];
-        rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+        size_t key_len = a->key ? a->key_len : 0, value_len = a->value_len;
+        rd_kafka_headers_t *h = rd_kafka_headers_new(10);
+        if (a->dlq_cut && key_len > LB_DLQ_CUT_KEY) {
+                snprintf(num, sizeof(num), "%zu", key_len);
+                add_header(h, "leanbridge.key.truncated", num);
+                key_len = LB_DLQ_CUT_KEY;
+        }
+        if (a->dlq_cut && value_len > LB_DLQ_CUT_VALUE) {
+                snprintf(num, sizeof(num), "%zu", value_len);
+                add_header(h, "leanbridge.value.truncated", num);
+                value_len = LB_DLQ_CUT_VALUE;
+        }
         add_header(h, "leanbridge.error.stage", lb_stage_name(a->stage));
         add_header(h, "leanbridge.error.message",
                    a->error ? a->error : lb_stage_name(a->stage));
@@ -115,19 +138,29 @@ int lb_dlq_produce(lb_dlq_t *d, lb_action_t *a, const char *app_id)
         add_header(h, "leanbridge.attempts", num);
 
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            d->rk, RD_KAFKA_V_TOPIC(d->topic),
-            RD_KAFKA_V_KEY(a->key, a->key ? a->key_len : 0),
-            RD_KAFKA_V_VALUE(a->value, a->value_len),
+            d->rk, RD_KAFKA_V_TOPIC(d->topic), RD_KAFKA_V_KEY(a->key, key_len),
+            RD_KAFKA_V_VALUE(a->value, value_len),
             RD_KAFKA_V_TIMESTAMP(a->timestamp_ms > 0 ? a->timestamp_ms : 0),
             RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(a),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        if (err) {
-                /* The headers belong to the message only on success. */
+        if (err) /* the headers belong to the message only on success */
                 rd_kafka_headers_destroy(h);
-                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                        lb_warn("dlq", "produce to %s: %s", d->topic,
-                                rd_kafka_err2str(err));
+        return err;
+}
+
+int lb_dlq_produce(lb_dlq_t *d, lb_action_t *a, const char *app_id)
+{
+        rd_kafka_resp_err_t err = produce(d, a, app_id);
+        if (too_large(err) && !a->dlq_cut) {
+                a->dlq_cut = 1;
+                err = produce(d, a, app_id);
+        }
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 return -1;
+        if (err) {
+                lb_warn("dlq", "produce to %s: %s", d->topic,
+                        rd_kafka_err2str(err));
+                return -2;
         }
         d->outstanding++;
         return 0;

@@ -29,10 +29,22 @@ lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,
 int lb_dlq_check_conf(const lb_config_t *conf, char *errstr,
                       size_t errstr_size);
 
+/** Largest key and value bytes of a record written cut (a->dlq_cut). */
+#define LB_DLQ_CUT_KEY   128
+#define LB_DLQ_CUT_VALUE 256
+
 /**
  * @brief Queues a's dead-letter record. app_id may be NULL (unknown app).
- * @returns 0 (a report will follow), or -1 when the local queue is full or
- *          the producer refused (retry later; no report will follow).
+ *        A record too large for the producer (message.max.bytes locally,
+ *        or refused so by the broker: then a->dlq_cut is set before the
+ *        report) is written cut: key and value cut to LB_DLQ_CUT_KEY and
+ *        LB_DLQ_CUT_VALUE bytes, with leanbridge.key.truncated and
+ *        leanbridge.value.truncated giving the original lengths (the
+ *        source headers point at the whole message).
+ * @returns 0 (a report will follow); -1 when the local queue is full
+ *          (retry later, nothing else will fit now); -2 when the producer
+ *          refused this record (retry it later; others may pass). No report
+ *          follows a nonzero return.
  */
 int lb_dlq_produce(lb_dlq_t *d, lb_action_t *a, const char *app_id);
 

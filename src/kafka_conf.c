@@ -35,8 +35,8 @@ static const kv_t consumer_defaults[] = {
 static const kv_t producer_defaults[] = {
     {"linger.ms", "5"},
     /* A dead-letter record carries the original value whole: allow what
-     * the consumer may receive. The DLQ topic's max.message.bytes must be
-     * at least the input topics'. */
+     * the consumer may receive. The DLQ topic's max.message.bytes should
+     * be at least the input topics' (a record it refuses is written cut). */
     {"message.max.bytes", "16777216"},
     {"message.timeout.ms", "120000"},
 };

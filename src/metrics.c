@@ -418,7 +418,9 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                 "Dead-letter records produced again after a failure.",
                 LOAD(m->dlq_produce_retries));
         counter(&sb, "leanbridge_offsets_committed_total",
-                "Offset commits that succeeded.", LOAD(m->offsets_committed));
+                "Offsets stored for commit (librdkafka commits the stored "
+                "offsets every auto.commit.interval.ms).",
+                LOAD(m->offsets_committed));
 
         labelled_counter(&sb, "leanbridge_actions_sent_early_total",
                          "Actions sent before their deadline (the wait "

@@ -23,10 +23,6 @@
 _Static_assert(LB_EVENT_TIME_SPLICE_MAX >= 8 + LB_MULTI_TIME_MAX,
                "time splice bound too small");
 
-/* Error bodies of non-2xx answers are only decoded up to this size: the
- * message is a courtesy, not worth decoding megabytes of HTML for. */
-#define ERROR_BODY_MAX (64 * 1024)
-
 /* --- buffers ----------------------------------------------------------- */
 
 int lb_buf_reserve(lb_buf_t *b, size_t n)
@@ -492,6 +488,19 @@ out:
         return outcome;
 }
 
+/* Whole-request errors that no smaller request would escape: the key or
+ * the app is wrong (the messages the API and its SDKs are seen to use). */
+static int about_key_or_app(json_t *msg)
+{
+        static const char *const what[] = {"access key", "app not found",
+                                           "not permitted"};
+        const char *m = json_string_value(msg);
+        for (size_t i = 0; m && i < sizeof(what) / sizeof(what[0]); i++)
+                if (strcasestr(m, what[i]))
+                        return 1;
+        return 0;
+}
+
 lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
                                size_t n, lb_action_result_t *results,
                                char *reason, size_t reason_size)
@@ -507,15 +516,17 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
                                     reason_size);
 
         json_t *root = NULL;
-        if (body && len && len <= ERROR_BODY_MAX)
+        if (body && len && len <= LB_MULTI_ERROR_BODY_MAX)
                 root = json_loadb(body, len, 0, NULL);
-        set_reason(reason, reason_size, http_status, NULL, body_message(root));
+        json_t *msg = body_message(root);
+        set_reason(reason, reason_size, http_status, NULL, msg);
+        int split = n > 1 && !about_key_or_app(msg);
         json_decref(root);
 
         if (http_status == 403)
-                return n > 1 ? LB_OUTCOME_SPLIT : LB_OUTCOME_DEAD;
-        if (http_status == 408 || http_status == 429 ||
-            (http_status >= 500 && http_status <= 599))
+                return split ? LB_OUTCOME_SPLIT : LB_OUTCOME_DEAD;
+        if ((http_status >= 300 && http_status <= 399) || http_status == 408 ||
+            http_status == 429 || (http_status >= 500 && http_status <= 599))
                 return LB_OUTCOME_RETRY;
         return LB_OUTCOME_DEAD;
 }

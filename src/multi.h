@@ -18,6 +18,9 @@
 /** Largest 2xx body lb_multi_classify decodes; larger ones are retried.
  *  The sender may stop reading a body past this size. */
 #define LB_MULTI_RESPONSE_MAX (16 * 1024 * 1024)
+/** Most bytes of a non-2xx body kept and decoded: its message is a
+ *  courtesy, not worth keeping megabytes of HTML for. */
+#define LB_MULTI_ERROR_BODY_MAX (64 * 1024)
 
 /** A growable byte buffer. data is NUL-terminated whenever it is non-NULL
  *  (the NUL is not counted in len). A zeroed lb_buf_t is empty. */
@@ -90,10 +93,12 @@ typedef struct {
  *        2xx with {"response":[...]} of exactly n entries -> DONE; an entry
  *        that is not an object with a boolean success is not ok ("malformed
  *        response entry"). 2xx of any other shape, or larger than
- *        LB_MULTI_RESPONSE_MAX -> RETRY. 403 -> SPLIT when n > 1, else DEAD.
- *        408, 429, 5xx and no response (status < 100) -> RETRY. Any other
- *        status -> DEAD. Messages (reason and results) are cut to
- *        LB_MULTI_MESSAGE_MAX bytes and made printable ASCII.
+ *        LB_MULTI_RESPONSE_MAX -> RETRY. 403 -> SPLIT when n > 1, unless
+ *        its message says the key or the app is wrong ("access key", "app
+ *        not found", "not permitted"); else DEAD. 3xx (never followed: the
+ *        body carries the client key), 408, 429, 5xx and no response
+ *        (status < 100) -> RETRY. Any other status -> DEAD. Messages (reason
+ * and results) are cut to LB_MULTI_MESSAGE_MAX bytes and made printable ASCII.
  * @param http_status  0 when the transport failed (no HTTP response)
  * @param body,len     the response body (may be NULL)
  * @param n            actions in the request

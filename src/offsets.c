@@ -105,7 +105,7 @@ static int ring_grow(lb_partition_t *p)
 int lb_partition_track(lb_partition_t *p, int64_t offset)
 {
         if (offset <= p->last)
-                return -1;
+                return 1;
         if (p->len == p->cap && ring_grow(p) == -1)
                 return -1;
         entry_t *e = entry_at(p, p->len);

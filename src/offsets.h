@@ -27,7 +27,9 @@ int32_t lb_partition_id(const lb_partition_t *p);
 
 /**
  * @brief Records a consumed offset (must be greater than the last one).
- * @returns 0, or -1 if out of order or out of memory.
+ * @returns 0; 1 if it is not after the last tracked offset (already seen:
+ *          nothing is tracked); -1 out of memory (nothing is tracked, and
+ *          the offset is not seen: the caller must not skip it).
  */
 int lb_partition_track(lb_partition_t *p, int64_t offset);
 

@@ -14,7 +14,8 @@
 
 #include "log.h"
 
-/* A response larger than this is cut off (then retried as malformed). */
+/* A 2xx response larger than this is cut off (then retried as malformed);
+ * of any other, only the first LB_MULTI_ERROR_BODY_MAX bytes are kept. */
 #define LB_RESPONSE_MAX LB_MULTI_RESPONSE_MAX
 
 struct lb_sender_s {
@@ -48,10 +49,16 @@ static int push_handle(CURL ***arr, size_t *cnt, size_t *cap, CURL *h)
 static size_t write_cb(char *p, size_t size, size_t n, void *opaque)
 {
         lb_request_t *req = opaque;
-        size_t len = size * n;
-        if (req->response.len + len > LB_RESPONSE_MAX)
+        size_t len = size * n, keep = len;
+        long status = 0;
+        curl_easy_getinfo(req->handle, CURLINFO_RESPONSE_CODE, &status);
+        if (status < 200 || status > 299) { /* read on, keep the start */
+                size_t room = LB_MULTI_ERROR_BODY_MAX - req->response.len;
+                keep = len < room ? len : room;
+        } else if (req->response.len + len > LB_RESPONSE_MAX) {
                 return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
-        if (lb_buf_append(&req->response, p, len))
+        }
+        if (lb_buf_append(&req->response, p, keep))
                 return 0;
         return len;
 }
@@ -86,6 +93,9 @@ lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
                          ? strdup(conf->api_ca_file)
                          : NULL;
         s->insecure = conf->api_tls_insecure;
+        if (!strncasecmp(conf->api_url, "http://", 7))
+                lb_warn("sender", "api.url is http://: client keys go to the "
+                                  "API in clear text");
         s->timeout_ms = (long)conf->api_timeout_ms;
         s->headers = curl_slist_append(NULL, "Content-Type: application/json");
         s->headers = curl_slist_append(s->headers, "Expect:");
@@ -143,6 +153,7 @@ int lb_sender_submit(lb_sender_t *s, lb_request_t *req)
                 return -1;
         req->http_status = 0;
         req->error[0] = '\0';
+        req->timed_out = 0;
         req->retry_after_ms = -1;
         req->duration_s = 0;
         lb_buf_reset(&req->response);
@@ -196,6 +207,7 @@ void lb_sender_perform(lb_sender_t *s, lb_sender_done_cb *done, void *opaque)
                 give_handle(s, h);
                 req->handle = NULL;
                 req->http_status = code == CURLE_OK ? (int)status : 0;
+                req->timed_out = code == CURLE_OPERATION_TIMEDOUT;
                 req->duration_s = secs;
                 done(opaque, req);
         }

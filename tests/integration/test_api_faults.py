@@ -19,6 +19,7 @@ h.produce(kafka.bootstrap, TOPIC, lines)
 
 bridge = h.Bridge(wd, h.bridge_settings(
     kafka.bootstrap, sandbox, TOPIC, DLQ, api_timeout_ms=1000,
+    api_timeout_hold_ms=3000,
     retry_max_attempts=30, batch_max_actions=100))
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 300,
            "committed offsets at the end of every partition")

@@ -91,4 +91,14 @@ h.stop_process(p)
 out = p.stdout.read().decode()
 h.check("NOT verified" in out, f"api.tls.insecure must be logged loudly: {out[-2000:]}")
 h.check(SECRET not in out and PASSWORD not in out, "a secret appeared in a debug log")
+h.check("in clear" not in out, f"https:// is not sent in clear: {out[-2000:]}")
+
+# A plain http:// endpoint sends the client keys in clear: said at startup.
+p = h.spawn([h.BRIDGE, *BASE, "-X", "api.url=http://127.0.0.1:9/api?action=multi"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={"PATH": os.environ["PATH"]})
+time.sleep(2)
+h.stop_process(p)
+out = p.stdout.read().decode()
+h.check("in clear" in out, f"api.url=http:// must be warned about: {out[-2000:]}")
+h.check(SECRET not in out, "a secret appeared in the log")
 print("1 passed, 0 failed")

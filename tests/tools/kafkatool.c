@@ -90,7 +90,9 @@ static void create_topic(rd_kafka_mock_cluster_t *mc, const char *spec)
                 die("cannot create mock topic %s", spec);
 }
 
-/* stdin commands: "produce-errors N", "commit-errors N", "fetch-errors N",
+/* stdin commands: "produce-errors N [ERR]", "commit-errors N [ERR]",
+ * "fetch-errors N [ERR]" (the next N requests fail with the broker error
+ * code ERR, default NOT_LEADER_FOR_PARTITION),
  * "broker-down ID", "broker-up ID", "rtt ID MS", "leader TOPIC PART ID",
  * "coordinator GROUP ID". */
 static void mock_command(rd_kafka_mock_cluster_t *mc, char *line)
@@ -117,7 +119,9 @@ static void mock_command(rd_kafka_mock_cluster_t *mc, char *line)
                                                               : 1;
                 rd_kafka_resp_err_t *errs = malloc(sizeof(*errs) * (a + 1));
                 for (int i = 0; i < a; i++)
-                        errs[i] = RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION;
+                        errs[i] =
+                            n == 3 ? (rd_kafka_resp_err_t)b
+                                   : RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION;
                 rd_kafka_mock_push_request_errors_array(mc, api, a, errs);
                 free(errs);
         } else if (!strcmp(cmd, "broker-down")) {

@@ -993,6 +993,7 @@ static const char *const all_keys[] = {
     "api.ca.file",
     "api.tls.insecure",
     "api.timeout.ms",
+    "api.timeout.hold.ms",
     "batch.max.users",
     "batch.max.actions",
     "batch.max.bytes",
@@ -1102,7 +1103,7 @@ static void test_example_file(void **state)
                 key_lines++;
         }
         /* the defaulted keys, metrics.listen twice, the kafka examples */
-        assert_int_equal(key_lines, 23 + 1 + 7);
+        assert_int_equal(key_lines, 24 + 1 + 7);
         free(copy);
         lb_config_destroy(c);
         free(want);

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "skip_or_fail.h"
+
 #include "metrics.h"
 
 /* A trimmed consumer statistics document as librdkafka emits it: the
@@ -416,11 +418,9 @@ static void test_promtool_lint(void **state)
         FILE *f;
         int fd, rc;
 
-        if (system("command -v promtool >/dev/null 2>&1") != 0) {
-                printf("promtool not installed (Debian package prometheus); "
-                       "lint skipped\n");
-                skip();
-        }
+        if (system("command -v promtool >/dev/null 2>&1") != 0)
+                skip_or_fail("promtool not installed (Debian package "
+                             "prometheus) for the lint");
         atomic_store(&m->events_consumed, 10);
         lb_metrics_count_request(m, 200);
         lb_metrics_count_request(m, 503);

@@ -702,13 +702,34 @@ static void test_classify_status_table(void **state)
                       "no HTTP response (transport error)");
         expect_status(-1, 2, LB_OUTCOME_RETRY, NULL,
                       "no HTTP response (transport error)");
-        /* 403: split several, dead-letter one. */
-        expect_status(403, 2, LB_OUTCOME_SPLIT, key_err,
+        /* 403: split several, dead-letter one; never split when the
+         * answer says the key or the app is wrong (no half would pass). */
+        expect_status(403, 2, LB_OUTCOME_SPLIT,
+                      "{\"error\":{\"message\":\"Too many users in one "
+                      "request (51 > 50)\"}}",
+                      "HTTP 403: Too many users in one request (51 > 50)");
+        expect_status(403, 2, LB_OUTCOME_SPLIT, "<html>Forbidden</html>",
+                      "HTTP 403");
+        expect_status(403, 2, LB_OUTCOME_DEAD, key_err,
                       "HTTP 403: Invalid access key");
+        expect_status(403, 500, LB_OUTCOME_DEAD,
+                      "{\"error\":{\"message\":\"app not found\"}}",
+                      "HTTP 403: app not found");
+        expect_status(403, 2, LB_OUTCOME_DEAD,
+                      "{\"error\":{\"message\":\"Development mode "
+                      "requested but not permitted\"}}",
+                      "HTTP 403: Development mode requested but not "
+                      "permitted");
         expect_status(403, 1, LB_OUTCOME_DEAD, key_err,
                       "HTTP 403: Invalid access key");
         expect_status(403, 1, LB_OUTCOME_DEAD, "<html>Forbidden</html>",
                       "HTTP 403");
+        /* 3xx: retried, never followed (the body carries the client key),
+         * never dead-lettered at once (a redirecting proxy would take
+         * everything to the DLQ). */
+        expect_status(301, 2, LB_OUTCOME_RETRY, NULL, "HTTP 301");
+        expect_status(307, 1, LB_OUTCOME_RETRY, NULL, "HTTP 307");
+        expect_status(399, 2, LB_OUTCOME_RETRY, NULL, "HTTP 399");
         /* Retryable statuses. */
         expect_status(408, 2, LB_OUTCOME_RETRY, NULL, "HTTP 408");
         expect_status(429, 2, LB_OUTCOME_RETRY, "", "HTTP 429");
@@ -730,8 +751,6 @@ static void test_classify_status_table(void **state)
         expect_status(499, 2, LB_OUTCOME_DEAD, NULL, "HTTP 499");
         expect_status(100, 2, LB_OUTCOME_DEAD, NULL, "HTTP 100");
         expect_status(199, 2, LB_OUTCOME_DEAD, NULL, "HTTP 199");
-        expect_status(301, 2, LB_OUTCOME_DEAD, NULL, "HTTP 301");
-        expect_status(304, 2, LB_OUTCOME_DEAD, NULL, "HTTP 304");
         expect_status(600, 2, LB_OUTCOME_DEAD, NULL, "HTTP 600");
         /* A bare-string error and a non-string message. */
         expect_status(400, 1, LB_OUTCOME_DEAD, "{\"error\":\"nope\"}",

@@ -15,6 +15,18 @@
 
 #include "offsets.h"
 
+/* Allocation failure injection: malloc calls linked into this test (its
+ * own and lbcore's) go through here (-Wl,--wrap=malloc in
+ * tests/CMakeLists.txt). */
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+static int malloc_fails;
+
+void *__wrap_malloc(size_t size)
+{
+        return malloc_fails ? NULL : __real_malloc(size);
+}
+
 static void test_new(void **state)
 {
         (void)state;
@@ -151,17 +163,41 @@ static void test_track_rejects(void **state)
 {
         (void)state;
         lb_partition_t *p = lb_partition_new("t", 0);
-        assert_int_equal(lb_partition_track(p, -1), -1);
+        assert_int_equal(lb_partition_track(p, -1), 1);
         assert_int_equal(lb_partition_track(p, 7), 0);
-        assert_int_equal(lb_partition_track(p, 7), -1);
-        assert_int_equal(lb_partition_track(p, 6), -1);
+        assert_int_equal(lb_partition_track(p, 7), 1);
+        assert_int_equal(lb_partition_track(p, 6), 1);
         assert_int_equal(lb_partition_track(p, 8), 0);
         assert_int_equal(lb_partition_outstanding(p), 2);
         /* Once done, the last offset still bounds the next one. */
         assert_int_equal(lb_partition_done(p, 7), 1);
         assert_int_equal(lb_partition_done(p, 8), 1);
-        assert_int_equal(lb_partition_track(p, 8), -1);
+        assert_int_equal(lb_partition_track(p, 8), 1);
         assert_int_equal(lb_partition_track(p, 9), 0);
+        lb_partition_unref(p);
+}
+
+/* Out of memory is not "already seen": track() says -1 (never 1), tracks
+ * nothing, and the same offset can be tracked once memory is back. */
+static void test_track_out_of_memory(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        malloc_fails = 1; /* the first ring */
+        assert_int_equal(lb_partition_track(p, 5), -1);
+        malloc_fails = 0;
+        assert_int_equal(lb_partition_committable(p), -1);
+        assert_int_equal(lb_partition_outstanding(p), 0);
+        for (int64_t o = 5; o < 21; o++) /* fills the first ring */
+                assert_int_equal(lb_partition_track(p, o), 0);
+        malloc_fails = 1; /* its growth */
+        assert_int_equal(lb_partition_track(p, 21), -1);
+        malloc_fails = 0;
+        assert_int_equal(lb_partition_outstanding(p), 16);
+        assert_int_equal(lb_partition_track(p, 21), 0);
+        for (int64_t o = 5; o < 22; o++)
+                lb_partition_done(p, o);
+        assert_int_equal(lb_partition_committable(p), 22);
         lb_partition_unref(p);
 }
 
@@ -316,6 +352,7 @@ int main(void)
             cmocka_unit_test(test_committable_before_done),
             cmocka_unit_test(test_double_and_unknown),
             cmocka_unit_test(test_track_rejects),
+            cmocka_unit_test(test_track_out_of_memory),
             cmocka_unit_test(test_ring_wraps_and_grows),
             cmocka_unit_test(test_large_then_reuse),
             cmocka_unit_test(test_revoke),

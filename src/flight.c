@@ -1,0 +1,178 @@
+/*
+ * flight.c: the flight state machine of flight.h. Owns the range stack and
+ * the rule that a slot is NULL once its action left the flight; never frees
+ * an action (drop callbacks and the caller do).
+ */
+#include "flight.h"
+
+#include <stdlib.h>
+
+static int reserve(lb_flight_t *f, size_t entries)
+{
+        if (entries <= f->range_cap)
+                return 0;
+        size_t cap = f->range_cap ? f->range_cap * 2 : 8;
+        while (cap < entries)
+                cap *= 2;
+        size_t *r = realloc(f->ranges, cap * sizeof(*r));
+        if (!r)
+                return -1;
+        f->ranges = r;
+        f->range_cap = cap;
+        return 0;
+}
+
+/* Room must have been reserved. */
+static void push(lb_flight_t *f, size_t lo, size_t hi)
+{
+        f->ranges[f->range_cnt++] = lo;
+        f->ranges[f->range_cnt++] = hi;
+}
+
+int lb_flight_init(lb_flight_t *f, lb_action_t **acts, size_t n)
+{
+        *f = (lb_flight_t){.acts = acts, .n = n};
+        if (reserve(f, 2))
+                return -1;
+        push(f, 0, n);
+        return 0;
+}
+
+void lb_flight_clear(lb_flight_t *f)
+{
+        free(f->ranges);
+        f->ranges = NULL;
+        f->range_cnt = f->range_cap = 0;
+}
+
+int lb_flight_range(const lb_flight_t *f, size_t *lo, size_t *hi)
+{
+        if (!f->range_cnt)
+                return 0;
+        *lo = f->ranges[f->range_cnt - 2];
+        *hi = f->ranges[f->range_cnt - 1];
+        return 1;
+}
+
+lb_flight_step_t lb_flight_next(const lb_flight_t *f, int64_t now)
+{
+        if (f->sending || now < f->hold_until_ms)
+                return LB_FLIGHT_WAIT;
+        if (!f->range_cnt)
+                return LB_FLIGHT_END;
+        return now < f->due_ms ? LB_FLIGHT_WAIT : LB_FLIGHT_SEND;
+}
+
+int64_t lb_flight_wake(const lb_flight_t *f)
+{
+        if (f->sending)
+                return INT64_MAX;
+        if (f->range_cnt && f->due_ms > f->hold_until_ms)
+                return f->due_ms;
+        return f->hold_until_ms;
+}
+
+void lb_flight_sent(lb_flight_t *f)
+{
+        f->sending = 1;
+        f->attempt++;
+}
+
+/* Closes the gaps of cleared slots in every range not being sent, keeping
+ * the order, and removes emptied ranges. A new current range starts its
+ * attempts from zero. */
+static void compact(lb_flight_t *f)
+{
+        size_t w = 0, top = f->range_cnt;
+        for (size_t r = 0; r < f->range_cnt; r += 2) {
+                size_t lo = f->ranges[r], hi = f->ranges[r + 1];
+                if (!(f->sending && r + 2 == f->range_cnt)) {
+                        size_t k = lo;
+                        for (size_t i = lo; i < hi; i++)
+                                if (f->acts[i])
+                                        f->acts[k++] = f->acts[i];
+                        for (size_t i = k; i < hi; i++)
+                                f->acts[i] = NULL;
+                        hi = k;
+                        if (hi == lo) {
+                                if (r + 2 == top)
+                                        f->attempt = 0;
+                                continue;
+                        }
+                }
+                f->ranges[w++] = lo;
+                f->ranges[w++] = hi;
+        }
+        f->range_cnt = w;
+}
+
+void lb_flight_answered(lb_flight_t *f, int timed_out, int64_t now,
+                        int64_t hold_ms)
+{
+        f->sending = 0;
+        if (timed_out && now + hold_ms > f->hold_until_ms)
+                f->hold_until_ms = now + hold_ms;
+}
+
+lb_action_t *lb_flight_take(lb_flight_t *f, size_t i)
+{
+        lb_action_t *a = f->acts[i];
+        f->acts[i] = NULL;
+        return a;
+}
+
+void lb_flight_resolved(lb_flight_t *f)
+{
+        if (f->range_cnt)
+                f->range_cnt -= 2;
+        f->attempt = 0;
+}
+
+int lb_flight_split(lb_flight_t *f)
+{
+        size_t lo, hi;
+        if (reserve(f, f->range_cnt + 2))
+                return -1;
+        compact(f);
+        if (!lb_flight_range(f, &lo, &hi) || hi - lo < 2)
+                return 0; /* emptied (popped), or one left: sent again */
+        size_t mid = lo + (hi - lo) / 2;
+        f->range_cnt -= 2;
+        push(f, mid, hi); /* the second half below the first: in order */
+        push(f, lo, mid);
+        f->attempt = 0;
+        return 0;
+}
+
+void lb_flight_retry_at(lb_flight_t *f, int64_t due_ms)
+{
+        size_t cnt = f->range_cnt;
+        compact(f);
+        if (f->range_cnt == cnt) /* else it was emptied: the next goes on */
+                f->due_ms = due_ms;
+}
+
+size_t lb_flight_give_up(lb_flight_t *f, int (*give_up)(const lb_action_t *a),
+                         void (*drop)(lb_action_t *a, void *opaque),
+                         void *opaque)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < f->n; i++) {
+                if (f->acts[i] && give_up(f->acts[i])) {
+                        drop(lb_flight_take(f, i), opaque);
+                        n++;
+                }
+        }
+        if (n)
+                compact(f);
+        return n;
+}
+
+void lb_flight_abandon(lb_flight_t *f,
+                       void (*drop)(lb_action_t *a, void *opaque), void *opaque)
+{
+        for (size_t i = 0; i < f->n; i++)
+                if (f->acts[i])
+                        drop(lb_flight_take(f, i), opaque);
+        f->range_cnt = 0;
+}

@@ -1,0 +1,106 @@
+/*
+ * flight.h: one batch on its way to the API, as a pure state machine. A
+ * flight owns exactly its unresolved actions (a resolved or given-up slot is
+ * NULL), keeps the stack of ranges still to send (a 403 splits the current
+ * one in halves, sent in order), counts the attempts of the current range,
+ * and says what to do next: send, wait (a retry's backoff, or a hold: after
+ * a timed-out attempt the request may still run at the API, so its users stay
+ * busy), or end. Pure: time is passed in; no I/O.
+ */
+#ifndef LB_FLIGHT_H
+#define LB_FLIGHT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "action.h"
+
+typedef struct {
+        lb_action_t **acts;    /* the batch's, in send order; NULL = not ours */
+        size_t n;              /* slots in acts */
+        size_t *ranges;        /* (lo, hi) pairs; the top one is current */
+        size_t range_cnt;      /* pairs * 2 */
+        size_t range_cap;      /* allocated entries */
+        int attempt;           /* attempts of the current range */
+        int sending;           /* an attempt of the current range runs */
+        int64_t due_ms;        /* no attempt before this (backoff) */
+        int64_t hold_until_ms; /* nothing (attempt or end) before this */
+} lb_flight_t;
+
+/** What a flight needs next. */
+typedef enum {
+        LB_FLIGHT_WAIT, /* an attempt runs, or a backoff or hold is on */
+        LB_FLIGHT_SEND, /* send the current range */
+        LB_FLIGHT_END,  /* nothing left and no hold: release the users */
+} lb_flight_step_t;
+
+/**
+ * @brief Starts a flight over acts[0..n) (not copied; the slots are the
+ *        flight's to clear) with one range holding them all.
+ * @returns 0, or -1 on allocation failure (nothing to free).
+ */
+int lb_flight_init(lb_flight_t *f, lb_action_t **acts, size_t n);
+
+/** @brief Frees the range stack (not the actions). */
+void lb_flight_clear(lb_flight_t *f);
+
+/** @returns 1 and the current range [*lo, *hi), or 0 when none is left. */
+int lb_flight_range(const lb_flight_t *f, size_t *lo, size_t *hi);
+
+/** @returns what to do at now (see lb_flight_step_t). */
+lb_flight_step_t lb_flight_next(const lb_flight_t *f, int64_t now);
+
+/** @returns when lb_flight_next() may change without an answer, or
+ *           INT64_MAX while an attempt runs. */
+int64_t lb_flight_wake(const lb_flight_t *f);
+
+/** @brief An attempt of the current range went out. */
+void lb_flight_sent(lb_flight_t *f);
+
+/**
+ * @brief The running attempt ended. timed_out: the API may still be
+ *        running it, so nothing more happens before now + hold_ms. The
+ *        current range keeps its positions (to match the answer) until it
+ *        is resolved, split or retried.
+ */
+void lb_flight_answered(lb_flight_t *f, int timed_out, int64_t now,
+                        int64_t hold_ms);
+
+/** @brief Takes slot i out of the flight: @returns its action (or NULL if
+ *         it was given up while its attempt ran); the slot becomes NULL. */
+lb_action_t *lb_flight_take(lb_flight_t *f, size_t i);
+
+/** @brief The current range is resolved (every slot taken): pops it. */
+void lb_flight_resolved(lb_flight_t *f);
+
+/**
+ * @brief Replaces the current range by its halves, the first half current,
+ *        the second next, after closing the gaps of given-up actions (a
+ *        range left with one action stays, to be sent again; an emptied one
+ *        is popped).
+ * @returns 0, or -1 on allocation failure (the flight is unchanged).
+ */
+int lb_flight_split(lb_flight_t *f);
+
+/** @brief The current range is retried at due_ms (or after the hold),
+ *         with the gaps of given-up actions closed; if it was emptied, it
+ *         is popped and the next range goes on without waiting. */
+void lb_flight_retry_at(lb_flight_t *f, int64_t due_ms);
+
+/**
+ * @brief Gives up every action for which give_up() is true: the slot is
+ *        cleared and drop() receives the action. Ranges not being sent are
+ *        compacted (order kept, emptied ones removed); the running one keeps
+ *        its positions until lb_flight_answered().
+ * @returns how many were given up.
+ */
+size_t lb_flight_give_up(lb_flight_t *f, int (*give_up)(const lb_action_t *a),
+                         void (*drop)(lb_action_t *a, void *opaque),
+                         void *opaque);
+
+/** @brief Hands every unresolved action to drop() and clears its slot. */
+void lb_flight_abandon(lb_flight_t *f,
+                       void (*drop)(lb_action_t *a, void *opaque),
+                       void *opaque);
+
+#endif

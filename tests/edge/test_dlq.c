@@ -1,0 +1,206 @@
+/*
+ * test_dlq.c: the dead-letter producer (src/dlq.c) against librdkafka's
+ * mock cluster in this process: the header contract (stage, message, HTTP
+ * status only when there was a response, source, app id only when known,
+ * attempts), key and value unchanged, and a record too large for the
+ * producer written cut with the original length in a header. Each record is
+ * reported exactly once, acknowledged.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "config.h"
+#include "dlq.h"
+#include "offsets.h"
+
+#define BIG 3000
+
+typedef struct {
+        int reported;
+        int failed;
+} reports_t;
+
+static void on_report(void *opaque, lb_action_t *a, int err, const char *errstr)
+{
+        reports_t *r = opaque;
+        (void)errstr;
+        r->reported++;
+        r->failed += err != 0;
+        lb_partition_unref(a->partition);
+        lb_action_destroy(a);
+}
+
+static lb_action_t *action(lb_partition_t *p, const char *key,
+                           const char *value, size_t value_len, int64_t offset,
+                           lb_stage_t stage, int status, const char *msg,
+                           int attempts)
+{
+        lb_action_t *a =
+            lb_action_new(key, key ? strlen(key) : 0, value, value_len);
+        assert_non_null(a);
+        a->partition = p;
+        lb_partition_ref(p);
+        a->offset = offset;
+        a->timestamp_ms = 1700000000000 + offset;
+        a->attempts = attempts;
+        lb_action_set_error(a, stage, status, msg);
+        return a;
+}
+
+/* The header's value as a string, or NULL when absent. */
+static const char *header(rd_kafka_message_t *m, const char *name)
+{
+        static char buf[4][256];
+        static int turn;
+        rd_kafka_headers_t *h;
+        const void *v;
+        size_t n;
+        if (rd_kafka_message_headers(m, &h) ||
+            rd_kafka_header_get_last(h, name, &v, &n))
+                return NULL;
+        char *out = buf[turn++ % 4];
+        snprintf(out, sizeof(buf[0]), "%.*s", (int)n, (const char *)v);
+        return out;
+}
+
+/* Reads n records of topic partition 0 from the start. @returns the
+ * consumer, to be destroyed after the messages (it waits for them). */
+static rd_kafka_t *read_back(const char *bootstrap, rd_kafka_message_t **out,
+                             int n)
+{
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err));
+        rd_kafka_conf_set(c, "group.id", "test", err, sizeof(err));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
+        assert_non_null(rk);
+        rd_kafka_topic_partition_list_t *parts =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(parts, "dlq", 0)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+        assert_int_equal(rd_kafka_assign(rk, parts), 0);
+        rd_kafka_topic_partition_list_destroy(parts);
+        for (int got = 0; got < n;) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (m && !m->err)
+                        out[got++] = m;
+                else if (m)
+                        rd_kafka_message_destroy(m);
+        }
+        return rk;
+}
+
+static void test_headers_and_cut_record(void **state)
+{
+        (void)state;
+        char err[512];
+        rd_kafka_conf_t *mc_conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(mc_conf, "log_level", "3", err, sizeof(err));
+        rd_kafka_t *host =
+            rd_kafka_new(RD_KAFKA_PRODUCER, mc_conf, err, sizeof(err));
+        assert_non_null(host);
+        rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(host, 1);
+        assert_non_null(mc);
+        assert_int_equal(rd_kafka_mock_topic_create(mc, "dlq", 1, 1), 0);
+
+        lb_config_t *conf = lb_config_new();
+        const char *kv[] = {"kafka.bootstrap.servers",
+                            rd_kafka_mock_cluster_bootstraps(mc),
+                            "dlq.topic",
+                            "dlq",
+                            "kafka.producer.message.max.bytes",
+                            "2000"};
+        for (size_t i = 0; i < 6; i += 2)
+                assert_int_equal(lb_config_set(conf, kv[i], kv[i + 1], "t", err,
+                                               sizeof(err)),
+                                 0);
+        reports_t r = {0};
+        lb_dlq_t *d = lb_dlq_new(conf, on_report, &r, -1, err, sizeof(err));
+        assert_non_null(d);
+        lb_partition_t *p = lb_partition_new("events", 3);
+        char *big = malloc(BIG);
+        memset(big, 'b', BIG);
+
+        assert_int_equal(
+            lb_dlq_produce(d,
+                           action(p, "k1", "{\"a\":1}", 7, 10, LB_STAGE_HTTP,
+                                  403, "HTTP 403: Invalid access key", 1),
+                           "app1"),
+            0);
+        assert_int_equal(lb_dlq_produce(d,
+                                        action(p, NULL, "{\"b\":2}", 7, 11,
+                                               LB_STAGE_RETRIES_EXHAUSTED, 0,
+                                               "transport: timed out", 3),
+                                        NULL),
+                         0);
+        lb_action_t *cut =
+            action(p, "k3", big, BIG, 12, LB_STAGE_PARSE, 0, "not JSON", 0);
+        assert_int_equal(lb_dlq_produce(d, cut, NULL), 0);
+        assert_int_equal(cut->dlq_cut, 1);
+        while (r.reported < 3)
+                lb_dlq_poll(d);
+        assert_int_equal(r.failed, 0);
+        assert_int_equal(lb_dlq_outstanding(d), 0);
+
+        rd_kafka_message_t *m[3];
+        rd_kafka_t *consumer =
+            read_back(rd_kafka_mock_cluster_bootstraps(mc), m, 3);
+        /* 1: an HTTP refusal */
+        assert_string_equal(header(m[0], "leanbridge.error.stage"), "http");
+        assert_string_equal(header(m[0], "leanbridge.error.message"),
+                            "HTTP 403: Invalid access key");
+        assert_string_equal(header(m[0], "leanbridge.error.http.status"),
+                            "403");
+        assert_string_equal(header(m[0], "leanbridge.source.topic"), "events");
+        assert_string_equal(header(m[0], "leanbridge.source.partition"), "3");
+        assert_string_equal(header(m[0], "leanbridge.source.offset"), "10");
+        assert_string_equal(header(m[0], "leanbridge.app.id"), "app1");
+        assert_string_equal(header(m[0], "leanbridge.attempts"), "1");
+        assert_null(header(m[0], "leanbridge.value.truncated"));
+        assert_int_equal(m[0]->key_len, 2);
+        assert_memory_equal(m[0]->key, "k1", 2);
+        assert_int_equal(m[0]->len, 7);
+        assert_memory_equal(m[0]->payload, "{\"a\":1}", 7);
+        /* 2: no response, no app, no key */
+        assert_string_equal(header(m[1], "leanbridge.error.stage"),
+                            "retries_exhausted");
+        assert_null(header(m[1], "leanbridge.error.http.status"));
+        assert_null(header(m[1], "leanbridge.app.id"));
+        assert_string_equal(header(m[1], "leanbridge.attempts"), "3");
+        assert_null(m[1]->key);
+        /* 3: too large for the producer: written cut, saying so */
+        assert_int_equal(m[2]->len, LB_DLQ_CUT_VALUE);
+        assert_memory_equal(m[2]->payload, big, LB_DLQ_CUT_VALUE);
+        assert_string_equal(header(m[2], "leanbridge.value.truncated"), "3000");
+        assert_null(header(m[2], "leanbridge.key.truncated"));
+        assert_string_equal(header(m[2], "leanbridge.source.offset"), "12");
+        assert_string_equal(header(m[2], "leanbridge.error.stage"), "parse");
+        for (int i = 0; i < 3; i++)
+                rd_kafka_message_destroy(m[i]);
+        rd_kafka_consumer_close(consumer);
+        rd_kafka_destroy(consumer);
+
+        free(big);
+        lb_dlq_destroy(d, 1000);
+        lb_partition_unref(p);
+        lb_config_destroy(conf);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(host);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_headers_and_cut_record),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,114 @@
+/*
+ * test_kafka_conf.c: the kafka.* -> rd_kafka_conf_t adapter
+ * (src/kafka_conf.c): a user's properties reach the side they name, the
+ * bridge's defaults can be overridden, the settings the delivery guarantee
+ * depends on cannot, and librdkafka's refusal names the key as given.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "kafka_conf.h"
+
+static char err[512];
+
+static lb_config_t *conf_with(const char *const *kv)
+{
+        lb_config_t *c = lb_config_new();
+        for (; *kv; kv += 2)
+                if (lb_config_set(c, kv[0], kv[1], "test", err, sizeof(err)))
+                        fail_msg("%s", err);
+        return c;
+}
+
+static void expect(rd_kafka_conf_t *kc, const char *name, const char *want)
+{
+        char v[256];
+        size_t n = sizeof(v);
+        if (rd_kafka_conf_get(kc, name, v, &n) != RD_KAFKA_CONF_OK)
+                fail_msg("%s is unknown", name);
+        if (strcmp(v, want))
+                fail_msg("%s = %s, want %s", name, v, want);
+}
+
+static void test_forced_consumer_settings_win(void **state)
+{
+        (void)state;
+        static const char *const kv[] = {
+            "kafka.consumer.enable.auto.offset.store",
+            "true",
+            "kafka.enable.auto.commit",
+            "false",
+            "kafka.consumer.auto.commit.interval.ms",
+            "250",
+            "kafka.producer.linger.ms",
+            "50",
+            NULL};
+        lb_config_t *c = conf_with(kv);
+        rd_kafka_conf_t *kc =
+            lb_kafka_conf_new(c, LB_KAFKA_CONSUMER, err, sizeof(err));
+        assert_non_null(kc);
+        expect(kc, "enable.auto.offset.store", "false");
+        expect(kc, "enable.auto.commit", "true");
+        expect(kc, "auto.commit.interval.ms", "250"); /* a default: theirs */
+        expect(kc, "linger.ms",
+               "5"); /* librdkafka's: the producer's is not here */
+        rd_kafka_conf_destroy(kc);
+        lb_config_destroy(c);
+}
+
+static void test_forced_producer_settings_win(void **state)
+{
+        (void)state;
+        static const char *const kv[] = {
+            "kafka.producer.enable.idempotence",
+            "false",
+            "kafka.producer.acks",
+            "1",
+            "kafka.producer.linger.ms",
+            "50",
+            "kafka.consumer.auto.commit.interval.ms",
+            "250",
+            NULL};
+        lb_config_t *c = conf_with(kv);
+        rd_kafka_conf_t *kc =
+            lb_kafka_conf_new(c, LB_KAFKA_PRODUCER, err, sizeof(err));
+        assert_non_null(kc);
+        expect(kc, "enable.idempotence", "true");
+        expect(kc, "acks", "-1"); /* all */
+        expect(kc, "linger.ms", "50");
+        expect(kc, "auto.commit.interval.ms", "5000"); /* consumer's only */
+        rd_kafka_conf_destroy(kc);
+        lb_config_destroy(c);
+}
+
+static void test_refused_key_is_named(void **state)
+{
+        (void)state;
+        static const char *const kv[] = {"kafka.consumer.no.such.property", "1",
+                                         NULL};
+        lb_config_t *c = conf_with(kv);
+        assert_null(lb_kafka_conf_new(c, LB_KAFKA_CONSUMER, err, sizeof(err)));
+        assert_non_null(strstr(err, "kafka.consumer.no.such.property"));
+        rd_kafka_conf_t *kc =
+            lb_kafka_conf_new(c, LB_KAFKA_PRODUCER, err, sizeof(err));
+        assert_non_null(kc); /* the other side does not see it */
+        rd_kafka_conf_destroy(kc);
+        lb_config_destroy(c);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_forced_consumer_settings_win),
+            cmocka_unit_test(test_forced_producer_settings_win),
+            cmocka_unit_test(test_refused_key_is_named),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,152 @@
+/*
+ * test_sender.c: the libcurl adapter (src/sender.c) against a one-shot HTTP
+ * server on 127.0.0.1 in a thread: status, body and Retry-After reach the
+ * request; an error body is kept only up to LB_MULTI_ERROR_BODY_MAX bytes
+ * (the rest is read and dropped, the status is still reported).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "multi.h"
+#include "sender.h"
+
+typedef struct {
+        int listen_fd;
+        const char *head; /* status line and headers, without the blank line */
+        size_t body_len;  /* bytes of 'x' answered */
+} server_t;
+
+/* Reads the request (headers, then Content-Length bytes), answers, closes. */
+static void *serve_once(void *opaque)
+{
+        server_t *sv = opaque;
+        int fd = accept(sv->listen_fd, NULL, NULL);
+        char buf[8192];
+        size_t got = 0;
+        char *end = NULL;
+        while (!end && got < sizeof(buf) - 1) {
+                ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+                if (n <= 0)
+                        break;
+                got += (size_t)n;
+                buf[got] = '\0';
+                end = strstr(buf, "\r\n\r\n");
+        }
+        const char *cl = strstr(buf, "Content-Length: ");
+        size_t want = cl ? strtoul(cl + 16, NULL, 10) : 0;
+        size_t have = end ? got - (size_t)(end + 4 - buf) : 0;
+        while (have < want) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n <= 0)
+                        break;
+                have += (size_t)n;
+        }
+        char head[512];
+        int hl =
+            snprintf(head, sizeof(head),
+                     "%s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     sv->head, sv->body_len);
+        if (write(fd, head, (size_t)hl) != hl)
+                fail_msg("write");
+        char *body = malloc(sv->body_len + 1);
+        memset(body, 'x', sv->body_len);
+        for (size_t off = 0; off < sv->body_len;) {
+                ssize_t n = write(fd, body + off, sv->body_len - off);
+                if (n <= 0)
+                        break;
+                off += (size_t)n;
+        }
+        free(body);
+        close(fd);
+        return NULL;
+}
+
+static void on_done(void *opaque, lb_request_t *req)
+{
+        (void)req;
+        *(int *)opaque = 1;
+}
+
+/* One POST against a server answering head + body_len bytes. */
+static void exchange(const char *head, size_t body_len, lb_request_t *req)
+{
+        server_t sv = {.head = head, .body_len = body_len};
+        struct sockaddr_in addr = {.sin_family = AF_INET,
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t alen = sizeof(addr);
+        sv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(sv.listen_fd >= 0);
+        assert_int_equal(bind(sv.listen_fd, (struct sockaddr *)&addr, alen), 0);
+        assert_int_equal(listen(sv.listen_fd, 1), 0);
+        assert_int_equal(
+            getsockname(sv.listen_fd, (struct sockaddr *)&addr, &alen), 0);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, serve_once, &sv), 0);
+
+        char url[64], err[256];
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/api?action=multi",
+                 ntohs(addr.sin_port));
+        lb_config_t *conf = lb_config_new();
+        assert_int_equal(
+            lb_config_set(conf, "api.url", url, "test", err, sizeof(err)), 0);
+        lb_sender_t *s = lb_sender_new(conf, err, sizeof(err));
+        assert_non_null(s);
+        assert_int_equal(lb_buf_append(&req->body, "{}", 2), 0);
+        assert_int_equal(lb_sender_submit(s, req), 0);
+        int done = 0;
+        while (!done) {
+                lb_sender_wait(s, -1, 100);
+                lb_sender_perform(s, on_done, &done);
+        }
+        lb_sender_destroy(s);
+        lb_config_destroy(conf);
+        pthread_join(th, NULL);
+        close(sv.listen_fd);
+}
+
+static void test_ok_body_and_retry_after(void **state)
+{
+        (void)state;
+        lb_request_t req = {0};
+        exchange("HTTP/1.1 200 OK\r\nRetry-After: 7", 100000, &req);
+        assert_int_equal(req.http_status, 200);
+        assert_int_equal(req.timed_out, 0);
+        assert_int_equal(req.response.len, 100000);
+        assert_int_equal(req.retry_after_ms, 7000);
+        lb_buf_free(&req.body);
+        lb_buf_free(&req.response);
+}
+
+static void test_error_body_is_capped(void **state)
+{
+        (void)state;
+        lb_request_t req = {0};
+        exchange("HTTP/1.1 400 Bad Request", 1 << 20, &req);
+        assert_int_equal(req.http_status, 400); /* read whole, not aborted */
+        assert_string_equal(req.error, "");
+        assert_int_equal(req.response.len, LB_MULTI_ERROR_BODY_MAX);
+        lb_buf_free(&req.body);
+        lb_buf_free(&req.response);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_ok_body_and_retry_after),
+            cmocka_unit_test(test_error_body_is_capped),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,44 @@
+"""Exit codes the README promises: 2 on a stray argument; SIGINT stops like
+SIGTERM (drain, commit, exit 0); 1 on a fatal error of the dead-letter
+producer, with nothing committed past the record it could not write."""
+import json
+import signal
+import subprocess
+
+import harness as h
+
+TOPIC, DLQ = "events", "events.dlq"
+BASE = ["-X", "kafka.bootstrap.servers=127.0.0.1:9", "-X", "input.topics=in",
+        "-X", "dlq.topic=dlq", "-X", "apps=app1:key1"]
+
+p = subprocess.run([h.BRIDGE, *BASE, "stray"], stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT, timeout=60)
+h.check(p.returncode == 2, f"a stray argument: exit {p.returncode}")
+h.check(b"stray" in p.stdout, f"the stray argument is not named: {p.stdout!r}")
+
+wd = h.workdir()
+kafka = h.MockKafka({TOPIC: 1, DLQ: 1})
+sandbox = h.Sandbox(h.APPS, wd, extra=["--delay-ms", "300"])
+lines, events = h.make_events(300, users=30, seed=41)
+h.produce(kafka.bootstrap, TOPIC, lines)
+settings = h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ)
+bridge = h.Bridge(wd, settings)
+h.wait_for(lambda: sandbox.stats()["requests"] > 0, 60, "requests at the API")
+rc = bridge.stop(signal.SIGINT)
+h.check(rc == 0, f"SIGINT: exit {rc}")
+h.check("stopping: draining" in bridge.log_text(), "SIGINT did not drain")
+
+# The next Produce request fails with OUT_OF_ORDER_SEQUENCE_NUMBER (45): fatal for
+# an idempotent producer.
+good = json.dumps({"appId": "app_alpha", "userId": "z", "action": "start"})
+h.produce(kafka.bootstrap, TOPIC, ["poison\tnot json", f"z\t{good}"])
+end = h.committed(kafka.bootstrap, "lbtest", TOPIC)[0][2]
+kafka.command("produce-errors 1 45")
+bridge = h.Bridge(wd, settings)
+h.wait_for(lambda: not bridge.alive(), 20, "the bridge to stop on the fatal error")
+rc = bridge.stop()
+h.check(rc == 1, f"fatal dead-letter producer error: exit {rc}")
+h.check("fatal producer error" in bridge.log_text(), "the fatal error is not logged")
+part, off, high = h.committed(kafka.bootstrap, "lbtest", TOPIC)[0]
+h.check(off <= end - 2, f"committed {off} past the poison event at {end - 2}")
+print("1 passed, 0 failed")

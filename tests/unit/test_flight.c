@@ -1,0 +1,299 @@
+/*
+ * test_flight.c: the flight state machine (src/flight.c): a flight owns
+ * exactly its unresolved actions, 403 halves go in order, retries wait for
+ * their backoff, a timed-out attempt holds the flight (and so its users)
+ * even once everything is resolved, given-up actions leave the running
+ * range's positions alone and are compacted out of the others, and
+ * abandoning hands each unresolved action over exactly once.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "flight.h"
+
+#define N 8
+
+static lb_action_t pool[N];
+static lb_action_t *slots[N];
+
+/* A flight over N actions whose offsets are their original positions. */
+static void start(lb_flight_t *f, size_t n)
+{
+        memset(pool, 0, sizeof(pool));
+        for (size_t i = 0; i < n; i++) {
+                pool[i].offset = (int64_t)i;
+                slots[i] = &pool[i];
+        }
+        assert_int_equal(lb_flight_init(f, slots, n), 0);
+}
+
+static void expect_range(const lb_flight_t *f, size_t lo, size_t hi)
+{
+        size_t l, h;
+        assert_int_equal(lb_flight_range(f, &l, &h), 1);
+        assert_int_equal(l, lo);
+        assert_int_equal(h, hi);
+}
+
+/* Takes the current range's actions and pops it; @returns their offsets
+ * as a bitmask (given-up slots contribute nothing). */
+static unsigned resolve(lb_flight_t *f)
+{
+        size_t lo, hi;
+        unsigned got = 0;
+        assert_int_equal(lb_flight_range(f, &lo, &hi), 1);
+        for (size_t i = lo; i < hi; i++) {
+                lb_action_t *a = lb_flight_take(f, i);
+                if (a)
+                        got |= 1u << a->offset;
+                assert_null(f->acts[i]);
+        }
+        lb_flight_resolved(f);
+        return got;
+}
+
+static void test_send_resolve_end(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        start(&f, 4);
+        expect_range(&f, 0, 4);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_SEND);
+        lb_flight_sent(&f);
+        assert_int_equal(f.attempt, 1);
+        assert_int_equal(lb_flight_next(&f, 1000), LB_FLIGHT_WAIT);
+        assert_int_equal(lb_flight_wake(&f), INT64_MAX);
+        lb_flight_answered(&f, 0, 10, 5000);
+        assert_int_equal(resolve(&f), 0xf);
+        for (size_t i = 0; i < 4; i++)
+                assert_null(slots[i]); /* nothing left to free twice */
+        assert_int_equal(lb_flight_range(&f, &(size_t){0}, &(size_t){0}), 0);
+        assert_int_equal(lb_flight_next(&f, 10), LB_FLIGHT_END);
+        lb_flight_clear(&f);
+}
+
+static void test_split_in_order(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        start(&f, 5);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f, 0, 0, 0);
+        assert_int_equal(lb_flight_split(&f), 0);
+        expect_range(&f, 0, 2);
+        assert_int_equal(f.attempt, 0);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f, 0, 0, 0);
+        assert_int_equal(lb_flight_split(&f), 0);
+        expect_range(&f, 0, 1);
+        /* Resolved in send order: 0, 1, then the second half 2..4. */
+        assert_int_equal(resolve(&f), 1u << 0);
+        expect_range(&f, 1, 2);
+        assert_int_equal(resolve(&f), 1u << 1);
+        expect_range(&f, 2, 5);
+        assert_int_equal(resolve(&f), 0x1c);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
+        lb_flight_clear(&f);
+}
+
+static void test_retry_waits_for_backoff(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        start(&f, 2);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f, 0, 100, 5000);
+        lb_flight_retry_at(&f, 350);
+        assert_int_equal(lb_flight_next(&f, 349), LB_FLIGHT_WAIT);
+        assert_int_equal(lb_flight_wake(&f), 350);
+        assert_int_equal(lb_flight_next(&f, 350), LB_FLIGHT_SEND);
+        lb_flight_sent(&f);
+        assert_int_equal(f.attempt, 2);
+        lb_flight_answered(&f, 0, 400, 5000);
+        assert_int_equal(resolve(&f), 0x3);
+        assert_int_equal(f.attempt, 0);
+        lb_flight_clear(&f);
+}
+
+static void test_timeout_holds(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        start(&f, 2);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f, 1, 1000, 3000); /* timed out at 1000 */
+        lb_flight_retry_at(&f, 1200);
+        /* The retry waits for the hold, not only for its backoff. */
+        assert_int_equal(lb_flight_next(&f, 1200), LB_FLIGHT_WAIT);
+        assert_int_equal(lb_flight_wake(&f), 4000);
+        assert_int_equal(lb_flight_next(&f, 4000), LB_FLIGHT_SEND);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f, 1, 5000, 3000); /* the last one times out */
+        assert_int_equal(resolve(&f), 0x3);    /* e.g. dead-lettered */
+        /* Resolved, yet the users stay busy until the hold is over. */
+        assert_int_equal(lb_flight_next(&f, 7999), LB_FLIGHT_WAIT);
+        assert_int_equal(lb_flight_wake(&f), 8000);
+        assert_int_equal(lb_flight_next(&f, 8000), LB_FLIGHT_END);
+        /* An answer that did not time out adds no hold. */
+        lb_flight_clear(&f);
+        start(&f, 1);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f, 0, 1000, 3000);
+        assert_int_equal(resolve(&f), 0x1);
+        assert_int_equal(lb_flight_next(&f, 1000), LB_FLIGHT_END);
+        lb_flight_clear(&f);
+}
+
+static int odd(const lb_action_t *a)
+{
+        return a->offset % 2;
+}
+
+static int every(const lb_action_t *a)
+{
+        (void)a;
+        return 1;
+}
+
+static void count_drop(lb_action_t *a, void *opaque)
+{
+        unsigned *dropped = opaque;
+        assert_false(*dropped & (1u << a->offset)); /* once each */
+        *dropped |= 1u << a->offset;
+}
+
+static void test_give_up_while_sending(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        unsigned dropped = 0;
+        start(&f, 8);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f, 0, 0, 0);
+        assert_int_equal(lb_flight_split(&f), 0); /* [0,4) then [4,8) */
+        lb_flight_sent(&f);
+        assert_int_equal(lb_flight_give_up(&f, odd, count_drop, &dropped), 4);
+        assert_int_equal(dropped, 0xaa);
+        /* The running range keeps its positions (its answer matches by
+         * position); the waiting one is compacted, in order. */
+        expect_range(&f, 0, 4);
+        assert_ptr_equal(slots[0], &pool[0]);
+        assert_null(slots[1]);
+        assert_ptr_equal(slots[2], &pool[2]);
+        assert_null(slots[3]);
+        lb_flight_answered(&f, 0, 0, 0);
+        assert_int_equal(resolve(&f), 0x05);
+        expect_range(&f, 4, 6);
+        assert_ptr_equal(slots[4], &pool[4]);
+        assert_ptr_equal(slots[5], &pool[6]);
+        assert_int_equal(resolve(&f), 0x50);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
+        lb_flight_clear(&f);
+}
+
+static void test_give_up_then_retry_or_split(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        unsigned dropped = 0;
+        /* A retry of a range whose actions were given up sends the rest. */
+        start(&f, 4);
+        lb_flight_sent(&f);
+        lb_flight_give_up(&f, odd, count_drop, &dropped);
+        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_retry_at(&f, 10);
+        expect_range(&f, 0, 2);
+        assert_ptr_equal(slots[1], &pool[2]);
+        lb_flight_clear(&f);
+        /* A 403 for a range left with one action: sent again, not split. */
+        dropped = 0;
+        start(&f, 2);
+        lb_flight_sent(&f);
+        lb_flight_give_up(&f, odd, count_drop, &dropped);
+        lb_flight_answered(&f, 0, 0, 0);
+        assert_int_equal(lb_flight_split(&f), 0);
+        expect_range(&f, 0, 1);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_SEND);
+        lb_flight_clear(&f);
+        /* Everything given up while sending: nothing to retry, it ends
+         * once the attempt has ended. */
+        dropped = 0;
+        start(&f, 3);
+        lb_flight_sent(&f);
+        assert_int_equal(lb_flight_give_up(&f, every, count_drop, &dropped), 3);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_WAIT);
+        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_retry_at(&f, 500);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
+        lb_flight_clear(&f);
+        /* Everything given up while waiting: it ends at once. */
+        dropped = 0;
+        start(&f, 3);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_retry_at(&f, 500);
+        lb_flight_give_up(&f, every, count_drop, &dropped);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
+        lb_flight_clear(&f);
+}
+
+static void test_attempts_per_range(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        unsigned dropped = 0;
+        start(&f, 4);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_split(&f);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_retry_at(&f, 0);
+        lb_flight_sent(&f);
+        assert_int_equal(f.attempt, 2);
+        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_retry_at(&f, 0);
+        /* The current range is given up: the next one starts at 0. */
+        lb_flight_give_up(&f, every, count_drop, &dropped);
+        assert_int_equal(f.attempt, 0);
+        lb_flight_clear(&f);
+}
+
+static void test_abandon(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        unsigned dropped = 0;
+        start(&f, 6);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_split(&f);
+        assert_int_equal(resolve(&f), 0x7); /* the first half resolved */
+        lb_flight_abandon(&f, count_drop, &dropped);
+        assert_int_equal(dropped, 0x38); /* only the unresolved ones */
+        for (size_t i = 0; i < 6; i++)
+                assert_null(slots[i]);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
+        lb_flight_clear(&f);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_send_resolve_end),
+            cmocka_unit_test(test_split_in_order),
+            cmocka_unit_test(test_retry_waits_for_backoff),
+            cmocka_unit_test(test_timeout_holds),
+            cmocka_unit_test(test_give_up_while_sending),
+            cmocka_unit_test(test_give_up_then_retry_or_split),
+            cmocka_unit_test(test_attempts_per_range),
+            cmocka_unit_test(test_abandon),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
