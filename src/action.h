@@ -65,10 +65,11 @@ typedef struct lb_action_s {
         size_t value_len;
         /* Dead-letter details, filled when the verdict is a dead letter. */
         lb_stage_t stage;
-        int http_status; /* 0 when there was no HTTP response */
-        int attempts;    /* requests that carried this action */
-        char *error;     /* malloc'd reason, or NULL */
-        uint8_t dlq_cut; /* the DLQ refused the whole record: write it cut */
+        int http_status;  /* 0 when there was no HTTP response */
+        int attempts;     /* requests that carried this action */
+        int64_t replayed; /* the message's leanbridge.replayed; 0: none */
+        char *error;      /* malloc'd reason, or NULL */
+        uint8_t dlq_cut;  /* the DLQ refused the whole record: write it cut */
 } lb_action_t;
 
 /**

@@ -37,6 +37,7 @@
 #include "metrics.h"
 #include "multi.h"
 #include "offsets.h"
+#include "replay_filter.h"
 #include "sender.h"
 #include "version.h"
 
@@ -292,6 +293,20 @@ static void take_action(lb_bridge_t *b, lb_action_t *a)
         }
 }
 
+/* The replay count a dead letter of m must carry on (leanbridge.replayed). */
+static int64_t replay_count(const rd_kafka_message_t *m)
+{
+        rd_kafka_headers_t *hdrs;
+        const void *v;
+        size_t n;
+        lb_dlq_record_t rec;
+        lb_replay_record_init(&rec, -1);
+        if (!rd_kafka_message_headers(m, &hdrs) &&
+            !rd_kafka_header_get_last(hdrs, LB_REPLAY_HEADER, &v, &n))
+                lb_replay_record_header(&rec, LB_REPLAY_HEADER, v, n);
+        return rec.replayed;
+}
+
 static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
 {
         const char *topic = rd_kafka_topic_name(m->rkt);
@@ -335,6 +350,7 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         b->live_bytes += a->key_len + a->value_len; /* both are copied */
         a->offset = m->offset;
         a->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+        a->replayed = replay_count(m);
         a->arrival_ms = now_ms();
         take_action(b, a);
 }

@@ -17,6 +17,7 @@
 #include "kafka_conf.h"
 #include "log.h"
 #include "offsets.h"
+#include "replay_filter.h"
 
 struct lb_dlq_s {
         rd_kafka_t *rk;
@@ -136,6 +137,10 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
                 add_header(h, "leanbridge.app.id", app_id);
         snprintf(num, sizeof(num), "%d", a->attempts);
         add_header(h, "leanbridge.attempts", num);
+        if (a->replayed) { /* so that replay --max-replays sees it */
+                snprintf(num, sizeof(num), "%" PRId64, a->replayed);
+                add_header(h, LB_REPLAY_HEADER, num);
+        }
 
         rd_kafka_resp_err_t err = rd_kafka_producev(
             d->rk, RD_KAFKA_V_TOPIC(d->topic), RD_KAFKA_V_KEY(a->key, key_len),

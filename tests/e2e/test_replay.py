@@ -13,14 +13,9 @@ Maven Central), with the real bridge and the sandbox API:
      value (byte for byte) and timestamp, with leanbridge.replayed=1;
   4. the events still rejected are dead-lettered again after the stopping
      point: the rerun did not chase them;
-  5. --max-replays 1 skips dead letters that carry leanbridge.replayed=1 and
-     replays the others (records written to a DLQ topic the way the bridge
-     writes them; see NOTE below).
-
-NOTE: the bridge does not yet copy an input record's leanbridge.replayed
-header into the dead-letter record it writes (that is bridge.c's consume
-path, outside this change), so step 5 writes the dead letters of a second
-failure itself, with the header the bridge is to copy.
+  5. --max-replays 1 stops the records that failed twice (the bridge carries
+     leanbridge.replayed into their dead letters), and skips dead letters
+     that carry leanbridge.replayed=1 while replaying the others.
 
 Without a broker (no Java/Maven/network) it reports SKIPPED with the reason,
 unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1, where that is a failure."""
@@ -225,6 +220,12 @@ def main():
         h.check(rc == 0 and left > 0 and
                 dry_run_tally(out, "message") == {"Rejected event StillBroken": left},
                 f"after the stopping point: {dry_run_tally(out, 'message')}")
+        # With the bridge carrying leanbridge.replayed into its dead letters,
+        # --max-replays 1 stops the records that failed twice.
+        rc, out, _ = replay(bs, "--max-replays", "1", "--dry-run")
+        c = summary_counts(out)
+        h.check(rc == 0 and c.get("skipped at --max-replays") == left and
+                c.get("would be replayed") == 0, f"--max-replays 1 after two failures: {c}")
         h.check(b2.stop() == 0, f"bridge exit\n{b2.log_text()[-2000:]}")
         sb2.stop()
 
