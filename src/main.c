@@ -188,6 +188,35 @@ static void replay_usage(FILE *out)
                 "committed: rerun), 2 configuration error.\n");
 }
 
+/* The command line both commands share: -c FILE and -X key=value, the
+ * layers load_config() applies. */
+typedef struct {
+        const char *file;
+        char **xs; /* -X values, in order */
+        size_t xcnt;
+} layers_t;
+
+/* @returns 1 if opt was -c or -X (taken into ly), else 0. */
+static int layer_opt(layers_t *ly, int opt, char *arg)
+{
+        if (opt == 'c')
+                ly->file = arg;
+        else if (opt == 'X')
+                ly->xs[ly->xcnt++] = arg;
+        else
+                return 0;
+        return 1;
+}
+
+/* @returns 1 (after saying so) if arguments are left after the options. */
+static int stray_argument(int argc, char **argv)
+{
+        if (optind >= argc)
+                return 0;
+        fprintf(stderr, "leanbridge: unexpected argument '%s'\n", argv[optind]);
+        return 1;
+}
+
 /* `leanbridge replay ...`: argv[0] is "replay". */
 static int replay_main(int argc, char **argv)
 {
@@ -205,9 +234,7 @@ static int replay_main(int argc, char **argv)
             {"dry-run", no_argument, 0, 0},
             {"follow", no_argument, 0, 0},
             {0, 0, 0, 0}};
-        const char *file = NULL;
-        char **xs = calloc((size_t)argc + 1, sizeof(*xs));
-        size_t xcnt = 0;
+        layers_t ly = {.xs = calloc((size_t)argc + 1, sizeof(char *))};
         int opt, idx, rc = 2;
         char errstr[1024];
         lb_config_t *conf = NULL;
@@ -215,36 +242,25 @@ static int replay_main(int argc, char **argv)
 
         lb_replay_opts_init(&ro);
         while ((opt = getopt_long(argc, argv, "c:X:h", opts, &idx)) != -1) {
-                switch (opt) {
-                case 0:
-                        if (lb_replay_opts_set(&ro, opts[idx].name, optarg,
-                                               errstr, sizeof(errstr))) {
-                                config_error(errstr);
-                                goto out;
-                        }
-                        break;
-                case 'c':
-                        file = optarg;
-                        break;
-                case 'X':
-                        xs[xcnt++] = optarg;
-                        break;
-                case 'h':
+                if (layer_opt(&ly, opt, optarg))
+                        continue;
+                if (opt == 'h') {
                         replay_usage(stdout);
                         rc = 0;
                         goto out;
-                default:
+                }
+                if (opt != 0) {
                         fprintf(stderr, "Try 'leanbridge replay --help'.\n");
                         goto out;
                 }
+                if (lb_replay_opts_set(&ro, opts[idx].name, optarg, errstr,
+                                       sizeof(errstr))) {
+                        config_error(errstr);
+                        goto out;
+                }
         }
-        if (optind < argc) {
-                fprintf(stderr, "leanbridge: unexpected argument '%s'\n",
-                        argv[optind]);
-                goto out;
-        }
-        conf = load_config(file, xs, xcnt);
-        if (!conf)
+        if (stray_argument(argc, argv) ||
+            !(conf = load_config(ly.file, ly.xs, ly.xcnt)))
                 goto out;
         if (lb_replay_check_conf(conf, &ro, errstr, sizeof(errstr))) {
                 config_error(errstr);
@@ -255,7 +271,58 @@ static int replay_main(int argc, char **argv)
         rc = lb_replay_run(conf, &ro, &stop_requested);
 out:
         lb_config_destroy(conf);
-        free(xs);
+        free(ly.xs);
+        return rc;
+}
+
+/* Validates conf for the bridge and logs what deserves a warning.
+ * @returns 0, or 2 after printing the error. */
+static int bridge_check(const lb_config_t *conf)
+{
+        char errstr[1024];
+        if (lb_config_validate(conf, errstr, sizeof(errstr)) ||
+            lb_kafka_in_check_conf(conf, errstr, sizeof(errstr)) ||
+            lb_dlq_check_conf(conf, errstr, sizeof(errstr)))
+                return config_error(errstr);
+        lb_log_setup(conf->log_level, conf->log_json);
+        if (conf->apps_file_world_readable)
+                lb_warn("config", "the apps file is readable by other users; "
+                                  "it holds client keys (chmod 600 it)");
+        return 0;
+}
+
+/* Runs the bridge until SIGTERM/SIGINT or a fatal error.
+ * @returns the exit code (0 or 1). */
+static int bridge_run(const lb_config_t *conf)
+{
+        char errstr[1024];
+        int wake[2] = {-1, -1};
+        int rc = 1;
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) || make_wake_pipe(wake)) {
+                lb_error("main", "cannot initialise: %s", strerror(errno));
+                goto out;
+        }
+        signal_wake_fd = wake[1];
+        install_signals();
+        lb_bridge_t *bridge =
+            lb_bridge_new(conf, wake[0], wake[1], errstr, sizeof(errstr));
+        if (!bridge) {
+                lb_error("main", "%s", errstr);
+                goto out;
+        }
+        lb_info("main", "leanbridge %s started: %zu app(s), group %s",
+                LB_VERSION, conf->app_cnt,
+                lb_config_kafka_get(conf, "group.id", LB_KAFKA_CONSUMER));
+        rc = lb_bridge_run(bridge, &stop_requested);
+        lb_bridge_destroy(bridge);
+        lb_info("main", "stopped (exit %d)", rc);
+        curl_global_cleanup();
+out:
+        signal_wake_fd = -1;
+        if (wake[0] >= 0) {
+                close(wake[0]);
+                close(wake[1]);
+        }
         return rc;
 }
 
@@ -269,23 +336,14 @@ int main(int argc, char **argv)
             {"version", no_argument, 0, 'V'},
             {"help", no_argument, 0, 'h'},
             {0, 0, 0, 0}};
-        const char *file = NULL;
-        char **xs = calloc((size_t)argc + 1, sizeof(*xs));
-        size_t xcnt = 0;
+        layers_t ly = {.xs = calloc((size_t)argc + 1, sizeof(char *))};
         int check = 0, opt, rc = 2;
-        char errstr[1024];
         lb_config_t *conf = NULL;
-        lb_bridge_t *bridge = NULL;
-        int wake[2] = {-1, -1};
 
         while ((opt = getopt_long(argc, argv, "c:X:h", opts, NULL)) != -1) {
+                if (layer_opt(&ly, opt, optarg))
+                        continue;
                 switch (opt) {
-                case 'c':
-                        file = optarg;
-                        break;
-                case 'X':
-                        xs[xcnt++] = optarg;
-                        break;
                 case 'C':
                         check = 1;
                         break;
@@ -304,25 +362,10 @@ int main(int argc, char **argv)
                         goto out;
                 }
         }
-        if (optind < argc) {
-                fprintf(stderr, "leanbridge: unexpected argument '%s'\n",
-                        argv[optind]);
+        if (stray_argument(argc, argv) ||
+            !(conf = load_config(ly.file, ly.xs, ly.xcnt)) ||
+            bridge_check(conf))
                 goto out;
-        }
-
-        conf = load_config(file, xs, xcnt);
-        if (!conf)
-                goto out;
-        if (lb_config_validate(conf, errstr, sizeof(errstr)) ||
-            lb_kafka_in_check_conf(conf, errstr, sizeof(errstr)) ||
-            lb_dlq_check_conf(conf, errstr, sizeof(errstr))) {
-                rc = config_error(errstr);
-                goto out;
-        }
-        lb_log_setup(conf->log_level, conf->log_json);
-        if (conf->apps_file_world_readable)
-                lb_warn("config", "the apps file is readable by other users; "
-                                  "it holds client keys (chmod 600 it)");
         if (check) {
                 printf("configuration OK: %zu app(s), %zu input topic(s), "
                        "dead-letter topic %s, API %s\n",
@@ -334,34 +377,9 @@ int main(int argc, char **argv)
         if (conf->api_tls_insecure)
                 lb_warn("config", "api.tls.insecure=true: TLS certificates of "
                                   "the API are NOT verified");
-
-        rc = 1;
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) || make_wake_pipe(wake)) {
-                lb_error("main", "cannot initialise: %s", strerror(errno));
-                goto out;
-        }
-        signal_wake_fd = wake[1];
-        install_signals();
-
-        bridge = lb_bridge_new(conf, wake[0], wake[1], errstr, sizeof(errstr));
-        if (!bridge) {
-                lb_error("main", "%s", errstr);
-                goto out;
-        }
-        lb_info("main", "leanbridge %s started: %zu app(s), group %s",
-                LB_VERSION, conf->app_cnt,
-                lb_config_kafka_get(conf, "group.id", LB_KAFKA_CONSUMER));
-        rc = lb_bridge_run(bridge, &stop_requested);
-        lb_bridge_destroy(bridge);
-        lb_info("main", "stopped (exit %d)", rc);
-        curl_global_cleanup();
+        rc = bridge_run(conf);
 out:
-        signal_wake_fd = -1;
-        if (wake[0] >= 0) {
-                close(wake[0]);
-                close(wake[1]);
-        }
         lb_config_destroy(conf);
-        free(xs);
+        free(ly.xs);
         return rc;
 }
