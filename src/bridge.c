@@ -853,27 +853,41 @@ static size_t release_partitions(lb_bridge_t *b,
         return dropped;
 }
 
+/* Gives up the flights' actions that pred picks (never retried or
+ * dead-lettered here; their offsets stay uncommitted), then serves the loop
+ * until wait_until or until the requests that carried them have ended, so
+ * the next owner's requests for those users cannot overlap them at the API.
+ * @returns how many were given up. */
+static size_t give_up_flights(lb_bridge_t *b, int (*pred)(const lb_action_t *a),
+                              int64_t wait_until)
+{
+        size_t dropped = 0;
+        for (flight_t *f = b->flights; f; f = f->next) {
+                size_t n = lb_flight_give_up(&f->fl, pred, drop_abandoned, b);
+                f->abandoned |= n > 0;
+                dropped += n;
+        }
+        drain(b, abandoned_running, NULL, wait_until, 0);
+        return dropped;
+}
+
 /* Gives up the flights' actions of revoked partitions (never retried or
  * dead-lettered here; the next owner redoes them). Unless the partitions
  * were lost (their new owner may be sending already), waits until the
  * requests that carried them have ended, so the next owner's requests for
  * those users cannot overlap them at the API: bounded by api.timeout.ms
- * plus api.timeout.hold.ms. @returns how many were given up. */
+ * plus api.timeout.hold.ms (not waited for once stopping: after a fatal
+ * error, or at close when shutdown_give_up() has waited already).
+ * @returns how many were given up. */
 static size_t abandon_revoked(lb_bridge_t *b, int lost)
 {
-        size_t dropped = 0;
-        for (flight_t *f = b->flights; f; f = f->next) {
-                size_t n = lb_flight_give_up(&f->fl, partition_revoked,
-                                             drop_abandoned, b);
-                f->abandoned = n > 0;
-                dropped += n;
-        }
-        if (!lost)
-                drain(b, abandoned_running, NULL,
-                      revocation_deadline(b, b->conf->api_timeout_ms +
-                                                 b->conf->api_timeout_hold_ms),
-                      0);
-        return dropped;
+        int64_t now = now_ms();
+        int64_t wait = b->conf->api_timeout_ms + b->conf->api_timeout_hold_ms;
+        /* Not capped by a shutdown drain's deadline: leaving while a
+         * request runs is what lets the next owner overlap it. */
+        int no_wait = lost || b->state == LB_STOPPING;
+        return give_up_flights(b, partition_revoked,
+                               no_wait ? now : now + wait);
 }
 
 /* Commits now rather than trusting the commit librdkafka makes as it
@@ -1049,6 +1063,32 @@ static void shutdown_drain(lb_bridge_t *b)
         drain(b, has_live, NULL, b->stop_deadline, 0);
 }
 
+static int any_action(const lb_action_t *a)
+{
+        (void)a;
+        return 1;
+}
+
+/* The shutdown drain ran out of time: the queued actions are dropped and
+ * the flights' actions given up (their offsets stay uncommitted: the next
+ * owner redoes them), then the bridge waits, up to api.timeout.ms +
+ * api.timeout.hold.ms, for the requests still running at the API before it
+ * leaves the group, so the next owner's requests cannot overlap them. */
+static void shutdown_give_up(lb_bridge_t *b)
+{
+        lb_warn("bridge",
+                "%zu action(s) not finished within shutdown.timeout.ms: "
+                "given up, their offsets are not committed (they will be "
+                "redone); waiting for the requests still at the API",
+                b->live_actions);
+        for (size_t i = 0; i < b->assigned_cnt; i++)
+                lb_batcher_abandon(b->batcher, b->assigned[i].p, drop_abandoned,
+                                   b);
+        give_up_flights(b, any_action,
+                        now_ms() + b->conf->api_timeout_ms +
+                            b->conf->api_timeout_hold_ms);
+}
+
 int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
 {
         b->last_summary_ms = now_ms();
@@ -1056,6 +1096,8 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
                 turn(b, 1000);
         if (!b->fatal)
                 shutdown_drain(b);
+        if (!b->fatal && b->live_actions)
+                shutdown_give_up(b);
         /* Stopping: from here (and on a fatal error) a revocation at close
          * waits for nothing, and a failed dead-letter record is not
          * retried. */

@@ -27,7 +27,7 @@ h.wait_for(lambda: sandbox.stats().get("limit_violations", 0) > 0
 time.sleep(3)
 rc = bridge.stop(signal.SIGTERM)
 h.check(rc == 0, f"bridge exit code {rc} after SIGTERM with work pending")
-h.check("not finished at shutdown" in bridge.log_text(),
+h.check("not finished" in bridge.log_text(),
         "the bridge had no work pending at SIGTERM: the test proves nothing")
 
 settings["shutdown.timeout.ms"] = "10000"
