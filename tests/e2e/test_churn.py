@@ -18,7 +18,6 @@ sys.path.insert(0, os.path.join(HERE, "..", "kafka"))
 import harness as h  # noqa: E402
 import kafka_broker as kb  # noqa: E402
 
-SKIP = 77
 N, USERS, POISON = 3000, 300, 30
 CHURN_S, STEP_S = 60, 4
 
@@ -71,12 +70,7 @@ def churn(broker, wd):
 
 
 def main():
-    reason = kb.unavailable_reason()
-    if reason:
-        if kb.real_kafka_required():
-            h.fail(f"a real Kafka broker is required (LEANBRIDGE_REQUIRE_REAL_KAFKA=1) but: {reason}")
-        print(f"SKIPPED: no real Kafka broker here: {reason}")
-        sys.exit(SKIP)
+    kb.skip_unless_available(h.fail)
     with kb.Broker() as broker:
         h.log(f"Kafka {broker.version} at {broker.bootstrap}")
         churn(broker, h.workdir())

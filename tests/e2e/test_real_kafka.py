@@ -10,7 +10,6 @@ Each checks: delivered + dead-lettered = produced, per-user order, no request
 over a limit, no concurrent request for a user, committed offsets at the end.
 Without a broker (no Java/Maven/network) it reports SKIPPED with the reason,
 unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1, where that is a failure."""
-import json
 import os
 import signal
 import subprocess
@@ -24,7 +23,6 @@ sys.path.insert(0, os.path.join(HERE, "..", "kafka"))
 import harness as h  # noqa: E402
 import kafka_broker as kb  # noqa: E402
 
-SKIP = 77
 APPS20 = {f"app_{i:02d}": f"key-{i:02d}-SECRET" for i in range(20)}
 results = []
 
@@ -169,12 +167,7 @@ def dlq_real_topic(broker, wd):
 
 
 def main():
-    reason = kb.unavailable_reason()
-    if reason:
-        if kb.real_kafka_required():
-            h.fail(f"a real Kafka broker is required (LEANBRIDGE_REQUIRE_REAL_KAFKA=1) but: {reason}")
-        print(f"SKIPPED: no real Kafka broker here: {reason}")
-        sys.exit(SKIP)
+    kb.skip_unless_available(h.fail)
     t0 = time.time()
     with kb.Broker() as broker:
         h.log(f"Kafka {broker.version} at {broker.bootstrap} (started in {time.time() - t0:.1f}s)")

@@ -24,7 +24,6 @@ import os
 import re
 import signal
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -32,7 +31,6 @@ sys.path.insert(0, os.path.join(HERE, "..", "kafka"))
 import harness as h  # noqa: E402
 import kafka_broker as kb  # noqa: E402
 
-SKIP = 77
 N_NORMAL, N_FIX, N_BAD = 3000, 6000, 40
 TOPIC, DLQ, GROUP = "r.events", "r.dlq", "rbridge"
 
@@ -89,12 +87,7 @@ def read(bootstrap, topic):
 
 
 def main():
-    reason = kb.unavailable_reason()
-    if reason:
-        if kb.real_kafka_required():
-            h.fail(f"a real Kafka broker is required (LEANBRIDGE_REQUIRE_REAL_KAFKA=1) but: {reason}")
-        print(f"SKIPPED: no real Kafka broker here: {reason}")
-        sys.exit(SKIP)
+    kb.skip_unless_available(h.fail)
     with kb.Broker() as broker:
         bs = broker.bootstrap
         h.log(f"Kafka {broker.version} at {bs}")

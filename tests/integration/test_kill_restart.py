@@ -2,7 +2,6 @@
 (delivered + dead-lettered = produced), per-user order holds for first
 deliveries, offsets reach the end. Duplicates are allowed and reported."""
 import signal
-import time
 
 import harness as h
 

@@ -3,22 +3,12 @@ requests by status, retries (one per 500: attempts are unlimited), splits
 (one per 403 over the limits), DLQ produce retries (the broker refuses the
 first dead-letter record as too large: it is written cut), and offsets
 stored for commit (the counter's help says stores, which is what it counts)."""
-import json
 import re
-import socket
 import urllib.request
 
 import harness as h
 
 TOPIC, DLQ = "events", "events.dlq"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def value(text, series):
@@ -34,7 +24,7 @@ lines, events = h.make_events(1000, users=80, seed=47)
 lines.append("poison\tnot json")
 h.produce(kafka.bootstrap, TOPIC, lines)
 kafka.command("produce-errors 1 10")  # MSG_SIZE_TOO_LARGE for the DLQ record
-port = free_port()
+port = h.free_port()
 bridge = h.Bridge(wd, h.bridge_settings(
     kafka.bootstrap, sandbox, TOPIC, DLQ, retry_max_attempts=-1,
     retry_backoff_initial_ms=10, retry_backoff_max_ms=50,

@@ -4,7 +4,6 @@ turns ready after the group join and unready when the API is unreachable."""
 import json
 import re
 import shutil
-import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -13,14 +12,6 @@ import harness as h
 
 TOPIC, DLQ = "events", "events.dlq"
 N = 3000
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get(port, path):
@@ -48,7 +39,7 @@ lines = [f"{e['userId']}\t" + json.dumps(e, separators=(",", ":")) for e in even
         [l for l in lines if l.endswith("\\N")]
 h.produce(kafka.bootstrap, TOPIC, lines)
 
-port = free_port()
+port = h.free_port()
 bridge = h.Bridge(wd, h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ,
                                         metrics_listen=f"127.0.0.1:{port}"))
 h.wait_for(lambda: get(port, "/healthz")[0] == 200, 30, "/healthz")

@@ -2,7 +2,6 @@
 stage and the documented headers, key/value/timestamp unchanged, while good
 events around them are delivered; the bridge never stops and commits to the
 end of every partition."""
-import json
 
 import harness as h
 

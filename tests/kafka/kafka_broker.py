@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import fcntl
 import json
 import os
@@ -226,6 +225,19 @@ def unavailable_reason(version: str | None = None) -> str | None:
     except KafkaUnavailable as e:
         return str(e)
     return None
+
+
+def skip_unless_available(fail) -> None:
+    """For an e2e test's start: returns when a broker can run here; else
+    calls fail(reason) when one is required (LEANBRIDGE_REQUIRE_REAL_KAFKA=1),
+    or prints SKIPPED and exits 77 (ctest's SKIP_RETURN_CODE)."""
+    reason = unavailable_reason()
+    if not reason:
+        return
+    if real_kafka_required():
+        fail(f"a real Kafka broker is required ({REQUIRE_ENV}=1) but: {reason}")
+    print(f"SKIPPED: no real Kafka broker here: {reason}")
+    sys.exit(77)
 
 
 _class_cache: dict[tuple[str, str], bool] = {}
