@@ -7,7 +7,8 @@ when missing (as root), starting dockerd when no engine answers (and
 stopping only that one), and making, only when missing, the images the
 compose file names but nothing here can pull:
   - debian:bookworm and debian:bookworm-slim: debootstrap --variant=minbase
-    from the host's apt mirror, with the host's apt sources, `docker import`;
+    from the host's apt mirror, with the host's apt sources, `docker import`
+    (-slim without documentation, manuals and translations, as the official);
   - apache/kafka:<tag>: docker/test-images/kafka (Debian's Java 17 + the
     broker jars tests/kafka/kafka_broker.py fetches from Maven Central);
   - prom/prometheus:<tag>: docker/test-images/prometheus (Debian's package).
@@ -170,17 +171,47 @@ def make_debian_base(work: str) -> None:
         for f in glob.glob(os.path.join(rootfs, d, "*")):
             if os.path.isfile(f):
                 os.remove(f)
+    docker_import(rootfs, "debian:bookworm")
+    # -slim as the official one is made: no documentation, manuals or
+    # translations, now or from packages installed later (copyrights stay).
+    with open(os.path.join(rootfs, "etc", "dpkg", "dpkg.cfg.d", "docker-slim"), "w") as f:
+        f.write(SLIM_DPKG_CFG)
+    for pattern in SLIM_REMOVE:
+        for path in glob.glob(os.path.join(rootfs, pattern)):
+            if path.endswith("/copyright"):
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+    docker_import(rootfs, "debian:bookworm-slim")
+    shutil.rmtree(rootfs, ignore_errors=True)
+    log(f"debian:bookworm and -slim imported in {time.monotonic() - t0:.0f} s")
+
+
+# What debian:*-slim leaves out (/etc/dpkg/dpkg.cfg.d/docker-slim).
+SLIM_DPKG_CFG = """path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/overrides/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/man/*
+"""
+SLIM_REMOVE = ["usr/share/doc/*/*", "usr/share/groff/*", "usr/share/info/*",
+               "usr/share/linda/*", "usr/share/lintian/overrides/*",
+               "usr/share/locale/*", "usr/share/man/*"]
+
+
+def docker_import(rootfs: str, name: str) -> None:
     tar = subprocess.Popen(["tar", "--numeric-owner", "-C", rootfs, "-c", "."],
                            stdout=subprocess.PIPE)
-    imp = subprocess.run([DOCKER, "import", "--change", 'CMD ["bash"]', "-",
-                          "debian:bookworm"], stdin=tar.stdout, capture_output=True,
-                         text=True, timeout=600)
+    imp = subprocess.run([DOCKER, "import", "--change", 'CMD ["bash"]', "-", name],
+                         stdin=tar.stdout, capture_output=True, text=True, timeout=600)
     tar.stdout.close()
     if tar.wait() != 0 or imp.returncode != 0:
-        raise RuntimeError(f"docker import failed: {imp.stderr[-1000:]}")
-    docker("tag", "debian:bookworm", "debian:bookworm-slim")
-    shutil.rmtree(rootfs, ignore_errors=True)
-    log(f"debian:bookworm(-slim) imported in {time.monotonic() - t0:.0f} s")
+        raise RuntimeError(f"docker import of {name} failed: {imp.stderr[-1000:]}")
 
 
 def compose_images() -> dict:
