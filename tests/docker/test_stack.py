@@ -249,29 +249,29 @@ def stop_and_check(stack: Stack, grace: float, bound: float, what: str, *service
 
 
 def main() -> int:
-    work = tempfile.mkdtemp(prefix="lb-docker-tier-")
-    engine = images.Engine(work)
-    try:
-        engine.start()
-    except images.Unavailable as e:
-        if required():
-            print(f"FAIL - no Docker engine, and CI=true / LEANBRIDGE_REQUIRE_DOCKER=1 "
-                  f"requires one: {e}")
-            print("0 passed, 1 failed")
-            return 1
-        print(f"SKIPPED: no Docker engine here: {e}")
-        return 77
-    stack = Stack(work)
-    try:
-        run_tier(stack, work)
-    except Exception as e:  # a step broke: say where, show the stack
-        check(False, "the tier ran to its end", f"{type(e).__name__}: {e}")
-    finally:
-        if failed:
-            stack.diagnostics()
-        stack.run("--profile", "monitoring", "down", "-v", "--remove-orphans",
-                  check_rc=False, timeout=300)
-        engine.stop()
+    with tempfile.TemporaryDirectory(prefix="lb-docker-tier-") as work:
+        engine = images.Engine(work)
+        try:
+            engine.start()
+        except images.Unavailable as e:
+            if required():
+                print(f"FAIL - no Docker engine, and CI=true / LEANBRIDGE_REQUIRE_DOCKER=1 "
+                      f"requires one: {e}")
+                print("0 passed, 1 failed")
+                return 1
+            print(f"SKIPPED: no Docker engine here: {e}")
+            return 77
+        stack = Stack(work)
+        try:
+            run_tier(stack, work)
+        except Exception as e:  # a step broke: say where, show the stack
+            check(False, "the tier ran to its end", f"{type(e).__name__}: {e}")
+        finally:
+            if failed:
+                stack.diagnostics()
+            stack.run("--profile", "monitoring", "down", "-v", "--remove-orphans",
+                      check_rc=False, timeout=300)
+            engine.stop()
     log(f"tier took {time.monotonic() - t_start:.0f} s")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
