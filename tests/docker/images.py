@@ -238,8 +238,8 @@ def make_kafka(image: str, work: str) -> None:
                     ignore=shutil.ignore_patterns(".*"))
     t0 = time.monotonic()
     log(f"building the stand-in {image} (Kafka {version} jars from Maven Central)")
-    docker("build", "-q", "--build-arg", f"KAFKA_VERSION={version}", "-t", image, ctx,
-           timeout=1800)
+    docker("build", "-q", "--force-rm", "--build-arg", f"KAFKA_VERSION={version}",
+           "-t", image, ctx, timeout=1800)
     shutil.rmtree(ctx, ignore_errors=True)
     log(f"{image} built in {time.monotonic() - t0:.0f} s")
 
@@ -249,7 +249,7 @@ def make_prometheus(image: str) -> None:
         return
     t0 = time.monotonic()
     log(f"building the stand-in {image} (Debian's prometheus package)")
-    docker("build", "-q", "-t", image, os.path.join(TEST_IMAGES, "prometheus"),
+    docker("build", "-q", "--force-rm", "-t", image, os.path.join(TEST_IMAGES, "prometheus"),
            timeout=1800)
     log(f"{image} built in {time.monotonic() - t0:.0f} s")
 
@@ -275,7 +275,10 @@ def main() -> int:
     except (Unavailable, RuntimeError) as e:
         print(f"images: {e}", file=sys.stderr)
         return 1
-    print("images: ready (" + ", ".join(sorted(set(compose_images().values()) - {""})) + ")")
+    names = sorted(set(compose_images().values()))
+    print("images: here: " + ", ".join(n for n in names if image_exists(n)))
+    print("images: not here (no stand-in; built by `up --build`, or pulled): " +
+          ", ".join(n for n in names if not image_exists(n)))
     return 0
 
 

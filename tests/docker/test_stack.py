@@ -424,7 +424,8 @@ def run_tier(stack: Stack, work: str) -> None:
     consumed = wait_for(lambda: sum(metric_sum(metrics(stack, c), "leanbridge_pending_actions")
                                     for c in lb) >= 300, 60)
     check(bool(consumed), "slow API: the 300 new events are held by the replicas")
-    took = stop_and_check(stack, grace, bound, f"stop with the API answering after {SLOW_MS // 1000} s")
+    took = stop_and_check(stack, grace, bound,
+                          f"stop with the API answering after {SLOW_MS // 1000} s")
     logs = stack.run("logs", "--no-color", "leanbridge").stdout
     check("not finished within shutdown.timeout.ms" in logs and
           "stopped (exit 0)" in logs,
