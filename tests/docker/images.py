@@ -92,11 +92,9 @@ class Engine:
         self.logdir = logdir
 
     def start(self, timeout_s=90) -> "Engine":
+        install_packages()  # the tier needs compose, debootstrap and kcat too
         if engine_answers():
             log("a Docker engine answers: using it")
-            return self
-        install_packages()
-        if engine_answers():  # the package's own service started one
             return self
         log("starting dockerd")
         self.log_path = os.path.join(self.logdir, "dockerd.log")

@@ -5,10 +5,11 @@ hand step), on images made here when nothing can be pulled
 (tests/docker/images.py).
 
 Owns the stack's end-to-end checks, in order:
-  1. the exit bound that `leanbridge --check-config` prints under the compose
-     environment is below the bridge's stop_grace_period;
+  1. the images (made when missing);
   2. `docker-compose build` from the current tree (always rebuilt); the image
-     runs as non-root, has its HEALTHCHECK and no compiler; its size;
+     runs as non-root, has its HEALTHCHECK and no compiler; its size; the
+     exit bound its `leanbridge --check-config` prints under the compose
+     environment is below the bridge's stop_grace_period;
   3. `up -d`: topics created (kafka-init exits 0), the bridge healthy/ready;
   4. events produced with kcat through the host port are all delivered to the
      sandbox and committed; a poison event is in the DLQ (read with kcat);
@@ -40,7 +41,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "docker"))
 import images  # noqa: E402
+from check_docker import duration_s  # noqa: E402
 
 ROOT = images.ROOT
 COMPOSE_FILE = images.COMPOSE_FILE
@@ -81,7 +84,6 @@ class Stack:
     variable of the runner's environment reaches the interpolation."""
 
     def __init__(self, work: str):
-        self.work = work
         self.env_file = os.path.join(work, "empty.env")
         open(self.env_file, "w").close()
         self.files = ["-f", COMPOSE_FILE]
@@ -122,9 +124,8 @@ def wait_for(fn, timeout: float, interval: float = 2.0):
     while True:
         try:
             v = fn()
-        except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as e:
-            v = None
-            last_error = e  # noqa: F841 (kept for a debugger)
+        except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired):
+            v = None  # not up yet: ask again
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(interval)
@@ -204,15 +205,6 @@ def read_dlq() -> list:
     return out
 
 
-def grace_seconds(value) -> float:
-    """compose's duration ("90s", "1m30s", or seconds) in seconds."""
-    total, s = 0.0, str(value)
-    for num, unit in re.findall(r"([\d.]+)(ms|h|m|s|us)?", s):
-        total += float(num) * {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6,
-                               "": 1}[unit]
-    return total
-
-
 def prom(path: str, **params):
     url = f"{PROMETHEUS}{path}"
     if params:
@@ -285,12 +277,12 @@ def run_tier(stack: Stack, work: str) -> None:
     images.prepare()
     log(f"images ready in {time.monotonic() - t:.0f} s")
 
-    # 1. The exit bound against the grace period, on the rendered file.
     conf = stack.config()
     bridge = conf["services"]["leanbridge"]
-    grace = grace_seconds(bridge.get("stop_grace_period", "10s"))
+    grace = duration_s(bridge.get("stop_grace_period", "10s"))
 
-    # 2. The image, built from this tree.
+    # 2. The image, built from this tree, and its exit bound against the
+    # grace period of the rendered file.
     t = time.monotonic()
     stack.run("build", timeout=1800)
     check(True, f"docker-compose build ({time.monotonic() - t:.0f} s)")
