@@ -11,6 +11,9 @@ line per check and exits non-zero if any failed.
   check_docker.py compose-env RENDERED.yml     (print the bridge's environment)
   check_docker.py compose-api-url RENDERED.yml (print its LEANBRIDGE_API_URL)
   check_docker.py sandbox-opts RENDERED.yml    (print the sandbox's --options)
+  check_docker.py grace-vs-bound RENDERED.yml CHECK_CONFIG_OUTPUT
+                      (the bridge's stop_grace_period exceeds the exit bound
+                      that `leanbridge --check-config` printed)
   check_docker.py apt-packages docker/Dockerfile 0|last (a stage's apt packages)
 
 The compose commands need PyYAML (Debian: python3-yaml, a dependency of
@@ -95,7 +98,7 @@ def check_dockerfile(path, dockerignore):
     build_pkgs = set(apt_packages(ins, 0))
     need_build = {"build-essential", "cmake", "pkg-config", "librdkafka-dev",
                   "libcurl4-openssl-dev", "libjansson-dev", "libmicrohttpd-dev",
-                  "libcmocka-dev"}
+                  "libcmocka-dev", "python3"}
     check(need_build <= build_pkgs, "build stage installs the CI packages",
           f"missing {sorted(need_build - build_pkgs)}")
     run_pkgs = set(apt_packages(ins, last_stage))
@@ -221,6 +224,9 @@ def check_compose(path):
           deps.get("kafka-init", {}).get("condition") == "service_completed_successfully",
           "leanbridge starts after kafka-init completed successfully")
     check("sandbox" in deps, "leanbridge depends on the sandbox")
+    check(isinstance(deps, dict) and
+          deps.get("kafka", {}).get("condition") == "service_healthy",
+          "leanbridge depends on kafka (stopped after the bridges, which commit as they stop)")
     env = env_dict(lb)
     for key, want in (("LEANBRIDGE_KAFKA_BOOTSTRAP_SERVERS", "kafka:9092"),
                       ("LEANBRIDGE_INPUT_TOPICS", "leanbridge.events"),
@@ -350,6 +356,27 @@ def check_compose_monitoring(path):
           str(urls))
 
 
+def duration_s(value):
+    """A compose duration ("90s", "1m30s", "500ms", or seconds) in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "": 1}
+    parts = re.findall(r"([\d.]+)(ms|us|h|m|s)?", str(value))
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def check_grace_vs_bound(path, check_config_out):
+    """The exit bound the bridge prints for the compose environment must be
+    below the grace period compose gives it before SIGKILL."""
+    lb = load(path)["services"]["leanbridge"]
+    grace = duration_s(lb.get("stop_grace_period", "10s"))
+    m = re.search(r"exit bound: (\d+) ms", check_config_out)
+    check(m is not None, "leanbridge --check-config prints the exit bound", check_config_out)
+    if m:
+        bound = int(m.group(1)) / 1000
+        check(bound < grace, f"stop_grace_period {grace:g} s exceeds the exit bound {bound:g} s",
+              "raise stop_grace_period or lower shutdown.timeout.ms / api.timeout.ms / "
+              "api.timeout.hold.ms")
+
+
 def main(argv):
     cmd = argv[1] if len(argv) > 1 else ""
     if cmd == "dockerfile":
@@ -374,6 +401,8 @@ def main(argv):
         print("\n".join(a for a in cmd_list(load(argv[2])["services"]["sandbox"])
                         if a.startswith("--")))
         return 0
+    elif cmd == "grace-vs-bound":
+        check_grace_vs_bound(argv[2], argv[3])
     elif cmd == "apt-packages":
         ins = instructions(argv[2])
         stage = max(st for st, _, _ in ins) if argv[3] == "last" else int(argv[3])

@@ -3,8 +3,10 @@
 # packages; Maven fetches the Kafka broker for the real-broker tier), builds
 # with AddressSanitizer + UndefinedBehaviorSanitizer and -Werror, and runs
 # every tier through ctest: unit, integration (mock cluster + sandbox), e2e
-# (a real Apache Kafka broker), fuzz (libFuzzer, bounded time) and the
-# Docker file checks. Exits non-zero on any failure.
+# (a real Apache Kafka broker), fuzz (libFuzzer, bounded time) and docker
+# (the compose files checked, then the stack built and run with Debian's
+# dockerd: tests/docker/test_stack.py installs and starts it as root).
+# Exits non-zero on any failure.
 #   scripts/test.sh [ctest args...]     e.g. scripts/test.sh -L unit
 set -euo pipefail
 cd "$(dirname "$0")/.."

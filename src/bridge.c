@@ -853,6 +853,15 @@ static size_t release_partitions(lb_bridge_t *b,
         return dropped;
 }
 
+/* While draining: the end of every wait for requests still at the API, so
+ * the shutdown fits lb_config_exit_bound_ms(): the drain's deadline plus
+ * api.timeout.ms + api.timeout.hold.ms. */
+static int64_t exit_wait_deadline(const lb_bridge_t *b)
+{
+        return b->stop_deadline + b->conf->api_timeout_ms +
+               b->conf->api_timeout_hold_ms;
+}
+
 /* Gives up the flights' actions that pred picks (never retried or
  * dead-lettered here; their offsets stay uncommitted), then serves the loop
  * until wait_until or until the requests that carried them have ended, so
@@ -882,12 +891,15 @@ static size_t give_up_flights(lb_bridge_t *b, int (*pred)(const lb_action_t *a),
 static size_t abandon_revoked(lb_bridge_t *b, int lost)
 {
         int64_t now = now_ms();
-        int64_t wait = b->conf->api_timeout_ms + b->conf->api_timeout_hold_ms;
-        /* Not capped by a shutdown drain's deadline: leaving while a
-         * request runs is what lets the next owner overlap it. */
+        int64_t until =
+            now + b->conf->api_timeout_ms + b->conf->api_timeout_hold_ms;
+        /* Not capped by a shutdown drain's deadline (leaving while a
+         * request runs is what lets the next owner overlap it), but by
+         * the exit bound's (lb_config_exit_bound_ms). */
+        if (b->state == LB_DRAINING && until > exit_wait_deadline(b))
+                until = exit_wait_deadline(b);
         int no_wait = lost || b->state == LB_STOPPING;
-        return give_up_flights(b, partition_revoked,
-                               no_wait ? now : now + wait);
+        return give_up_flights(b, partition_revoked, no_wait ? now : until);
 }
 
 /* Commits now rather than trusting the commit librdkafka makes as it
@@ -1072,8 +1084,9 @@ static int any_action(const lb_action_t *a)
 /* The shutdown drain ran out of time: the queued actions are dropped and
  * the flights' actions given up (their offsets stay uncommitted: the next
  * owner redoes them), then the bridge waits, up to api.timeout.ms +
- * api.timeout.hold.ms, for the requests still running at the API before it
- * leaves the group, so the next owner's requests cannot overlap them. */
+ * api.timeout.hold.ms after the drain's deadline, for the requests still
+ * running at the API before it leaves the group, so the next owner's
+ * requests cannot overlap them. */
 static void shutdown_give_up(lb_bridge_t *b)
 {
         lb_warn("bridge",
@@ -1084,9 +1097,7 @@ static void shutdown_give_up(lb_bridge_t *b)
         for (size_t i = 0; i < b->assigned_cnt; i++)
                 lb_batcher_abandon(b->batcher, b->assigned[i].p, drop_abandoned,
                                    b);
-        give_up_flights(b, any_action,
-                        now_ms() + b->conf->api_timeout_ms +
-                            b->conf->api_timeout_hold_ms);
+        give_up_flights(b, any_action, exit_wait_deadline(b));
 }
 
 int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
@@ -1201,7 +1212,8 @@ void lb_bridge_destroy(lb_bridge_t *b)
                 b->dlq_retry_head = a->next;
                 free_queued(a);
         }
-        lb_dlq_destroy(b->dlq, 5000); /* reports free their actions */
+        /* Reports free their actions. */
+        lb_dlq_destroy(b->dlq, LB_DLQ_CLOSE_FLUSH_MS);
         if (b->batcher)
                 lb_batcher_destroy(b->batcher, free_queued);
         for (size_t i = 0; i < b->assigned_cnt; i++)

@@ -1355,3 +1355,9 @@ void lb_config_print_example(FILE *out)
                      "# kafka.consumer.session.timeout.ms = 45000\n"
                      "# kafka.producer.linger.ms = 5\n");
 }
+
+int64_t lb_config_exit_bound_ms(const lb_config_t *conf)
+{
+        return conf->shutdown_timeout_ms + conf->api_timeout_ms +
+               conf->api_timeout_hold_ms + LB_EXIT_MARGIN_MS;
+}

@@ -132,6 +132,22 @@ void lb_config_print_example(FILE *out);
 const char *lb_config_kafka_get(const lb_config_t *conf, const char *name,
                                 lb_kafka_side_t side);
 
+/* How long closing the dead-letter producer waits for its last records. */
+#define LB_DLQ_CLOSE_FLUSH_MS 5000
+/* The part of the exit bound after the waits: that flush, plus the final
+ * commit, leaving the group and a loop turn past a deadline (when the
+ * broker answers; librdkafka's own timeouts bound them otherwise). */
+#define LB_EXIT_MARGIN_MS (LB_DLQ_CLOSE_FLUSH_MS + 5000)
+
+/**
+ * @returns the exit bound: the most a shutdown after SIGTERM takes, in ms.
+ *          shutdown.timeout.ms (the drain) + api.timeout.ms +
+ *          api.timeout.hold.ms (the wait for requests still at the API,
+ *          counted from the drain's end) + LB_EXIT_MARGIN_MS. A stop grace
+ *          period (docker, Kubernetes) must exceed it.
+ */
+int64_t lb_config_exit_bound_ms(const lb_config_t *conf);
+
 /** @returns the index of app_id in conf->apps, or -1. */
 int lb_config_app_index(const lb_config_t *conf, const char *app_id,
                         size_t len);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,9 +311,12 @@ static int bridge_run(const lb_config_t *conf)
                 lb_error("main", "%s", errstr);
                 goto out;
         }
-        lb_info("main", "leanbridge %s started: %zu app(s), group %s",
+        lb_info("main",
+                "leanbridge %s started: %zu app(s), group %s, exit bound "
+                "%" PRId64 " ms",
                 LB_VERSION, conf->app_cnt,
-                lb_config_kafka_get(conf, "group.id", LB_KAFKA_CONSUMER));
+                lb_config_kafka_get(conf, "group.id", LB_KAFKA_CONSUMER),
+                lb_config_exit_bound_ms(conf));
         rc = lb_bridge_run(bridge, &stop_requested);
         lb_bridge_destroy(bridge);
         lb_info("main", "stopped (exit %d)", rc);
@@ -371,6 +375,10 @@ int main(int argc, char **argv)
                        "dead-letter topic %s, API %s\n",
                        conf->app_cnt, conf->topic_cnt, conf->dlq_topic,
                        conf->api_url);
+                printf("exit bound: %" PRId64 " ms (shutdown.timeout.ms + "
+                       "api.timeout.ms + api.timeout.hold.ms + %d); a stop "
+                       "grace period must exceed it\n",
+                       lb_config_exit_bound_ms(conf), LB_EXIT_MARGIN_MS);
                 rc = 0;
                 goto out;
         }

@@ -211,6 +211,37 @@ static void test_defaults(void **state)
         lb_config_destroy(NULL);
 }
 
+/* The exit bound: the drain, the wait for requests at the API, the margin
+ * (the dead-letter flush and the rest); it follows each of its keys. */
+static void test_exit_bound(void **state)
+{
+        (void)state;
+        lb_config_t *c = lb_config_new();
+        assert_int_equal(LB_EXIT_MARGIN_MS, 10000);
+        assert_true(LB_EXIT_MARGIN_MS > LB_DLQ_CLOSE_FLUSH_MS);
+        assert_int_equal(lb_config_exit_bound_ms(c),
+                         10000 + 30000 + 30000 + LB_EXIT_MARGIN_MS);
+        set_ok(c, "shutdown.timeout.ms", "0");
+        assert_int_equal(lb_config_exit_bound_ms(c),
+                         30000 + 30000 + LB_EXIT_MARGIN_MS);
+        set_ok(c, "api.timeout.ms", "5000");
+        set_ok(c, "api.timeout.hold.ms", "2000");
+        set_ok(c, "shutdown.timeout.ms", "3000");
+        assert_int_equal(lb_config_exit_bound_ms(c),
+                         3000 + 5000 + 2000 + LB_EXIT_MARGIN_MS);
+        /* Not part of it: revocations during the drain are capped by it. */
+        set_ok(c, "rebalance.timeout.ms", "600000");
+        assert_int_equal(lb_config_exit_bound_ms(c),
+                         3000 + 5000 + 2000 + LB_EXIT_MARGIN_MS);
+        /* The largest values do not overflow. */
+        set_ok(c, "shutdown.timeout.ms", "3600000");
+        set_ok(c, "api.timeout.ms", "3600000");
+        set_ok(c, "api.timeout.hold.ms", "3600000");
+        assert_int_equal(lb_config_exit_bound_ms(c),
+                         INT64_C(3 * 3600000) + LB_EXIT_MARGIN_MS);
+        lb_config_destroy(c);
+}
+
 /* ------------------------------------------------------------------ */
 /* types                                                              */
 
@@ -1230,6 +1261,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_example_file),
             cmocka_unit_test(test_secret_keys),
             cmocka_unit_test(test_no_secret_in_output),
+            cmocka_unit_test(test_exit_bound),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
