@@ -14,6 +14,9 @@ static const char *const stage_names[LB_STAGE__COUNT] = {
     [LB_STAGE_API] = "api",
     [LB_STAGE_HTTP] = "http",
     [LB_STAGE_RETRIES_EXHAUSTED] = "retries_exhausted",
+    [LB_STAGE_API_SKIPPED] = "api_skipped",
+    [LB_STAGE_API_WARNING] = "api_warning",
+    [LB_STAGE_TOO_OLD] = "too_old",
 };
 
 const char *lb_stage_name(lb_stage_t stage)

@@ -21,6 +21,9 @@ typedef enum {
         LB_STAGE_API,               /* the API answered success:false */
         LB_STAGE_HTTP,              /* refused by status (4xx, 403 single) */
         LB_STAGE_RETRIES_EXHAUSTED, /* retryable failures, out of attempts */
+        LB_STAGE_API_SKIPPED,       /* success:true with an error: skipped */
+        LB_STAGE_API_WARNING,       /* success:true with a warning */
+        LB_STAGE_TOO_OLD,           /* older than input.max.age.ms */
         LB_STAGE__COUNT
 } lb_stage_t;
 
