@@ -278,6 +278,12 @@ static void take_action(lb_bridge_t *b, lb_action_t *a)
         a->object_empty = (uint8_t)ev.object_empty;
         a->body_len = lb_event_body_len(a->value_len, ev.time_missing);
         int64_t wall_ms = (int64_t)(wall_s() * 1000);
+        if (lb_event_too_old(!ev.time_missing, ev.time_s, a->timestamp_ms,
+                             wall_ms, b->conf->input_max_age_ms, reason,
+                             sizeof(reason))) {
+                dead_letter(b, a, LB_STAGE_TOO_OLD, 0, reason);
+                return;
+        }
         if (a->time_missing && a->timestamp_ms <= 0)
                 a->timestamp_ms = wall_ms;
         /* how long ago it was written: the wait budget counts from then */
