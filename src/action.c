@@ -1,9 +1,11 @@
 /*
  * action.c: allocation of action records and stage names. The record's key
- * and value live in the same allocation as the record.
+ * and value live in the same allocation as the record; its copy of the
+ * message's headers (librdkafka's) is its own and freed with it.
  */
 #include "action.h"
 
+#include <librdkafka/rdkafka.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,5 +75,7 @@ void lb_action_destroy(lb_action_t *a)
         if (!a)
                 return;
         free(a->error);
+        if (a->headers)
+                rd_kafka_headers_destroy(a->headers);
         free(a);
 }

@@ -357,6 +357,9 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         a->offset = m->offset;
         a->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
         a->replayed = replay_count(m);
+        rd_kafka_headers_t *hdrs;
+        if (!rd_kafka_message_headers(m, &hdrs)) /* for its dead letter */
+                a->headers = rd_kafka_headers_copy(hdrs);
         a->arrival_ms = now_ms();
         take_action(b, a);
 }
