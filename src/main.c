@@ -146,7 +146,7 @@ static void replay_usage(FILE *out)
                 "leanbridge.source.topic and .partition), with header\n"
                 "leanbridge.replayed = how often it was replayed. Stops at "
                 "the high watermarks\ntaken at start. The group's progress is "
-                "committed only after the produces are acknowledged.\nNeeds "
+                "committed only after the produces are\nacknowledged. Needs "
                 "kafka.* and dlq.topic; the bridge's other keys are "
                 "accepted.\n"
                 "\n"
