@@ -352,8 +352,11 @@ static rd_kafka_message_t *fetch_original(replay_t *r,
                          m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
                          m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
                          m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
-                         m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-                        gone = 1; /* a later offset: compacted away */
+                         m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                         m->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                         m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+                        gone = 1; /* deleted, out of range, or compacted away
+                                     (a later offset came back) */
                 else
                         lb_warn("replay", "reading %s [%" PRId32 "]: %s", topic,
                                 p, rd_kafka_message_errstr(m));
