@@ -107,6 +107,9 @@ struct sbx_opts {
         const char *down_file;
         struct sbx_names fail_events;
         struct sbx_names warn_events;
+        double skip_rate;    /* share of actions answered as skipped */
+        double warn_rate;    /* share answered with a "skipped" warning */
+        long user_not_found; /* CreateNever actions of unseen users warn */
         long seed;
         double p[SBX_F_COUNT];
         long retry_after;
@@ -122,6 +125,7 @@ struct sbx_stats {
         uint64_t actions_accepted;
         uint64_t actions_failed;
         uint64_t actions_warned;
+        uint64_t actions_skipped;
         uint64_t max_users_seen;
         uint64_t max_actions_seen;
         uint64_t user_overlap;
@@ -160,6 +164,9 @@ struct sbx {
         uint64_t rng;
         uint64_t next_req;
         struct sbx_set busy; /* the users of in-flight requests */
+        /* --user-not-found: users an action was applied for (own copies
+         * of their identities). */
+        struct sbx_set known;
         bool stopping;
         struct sbx_stats st;
 };
@@ -190,7 +197,11 @@ enum sbx_answer {
         SBX_A_NO_ID,
         SBX_A_ID_TOO_LONG,
         SBX_A_FAIL_EVENT,
-        SBX_A_WARN_EVENT
+        SBX_A_WARN_EVENT,
+        /* Decided when answering, not when reading (not applied): */
+        SBX_A_SKIP_RATE,
+        SBX_A_WARN_RATE,
+        SBX_A_USER_NOT_FOUND
 };
 
 /* One element of "data", read once: where it is, whose it is, its answer. */
@@ -200,6 +211,7 @@ struct sbx_action {
         size_t id_len;
         enum sbx_answer answer;
         lb_json_value_t event; /* in the body; for the event answers */
+        bool create_never;     /* stop, pauseSession, resumeSession, advance */
 };
 
 /* A multi request: what the checks have read of it so far. */
@@ -228,6 +240,7 @@ struct sbx_reply {
         size_t accepted;
         size_t failed;
         size_t warned;
+        size_t skipped;
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -586,11 +599,12 @@ static json_t *sbx_stats_json(struct sbx *sb)
         for (int f = SBX_F_NONE + 1; f < SBX_F_COUNT; f++)
                 json_object_set_new(faults, sbx_fault_names[f],
                                     json_integer((json_int_t)s->faults[f]));
-        o = json_pack("{sI sO sI sI sI sI sI sI sI sO sI sI}", "requests",
+        o = json_pack("{sI sO sI sI sI sI sI sI sI sI sO sI sI}", "requests",
                       (json_int_t)s->requests, "by_status", by_status,
                       "actions_accepted", (json_int_t)s->actions_accepted,
                       "actions_failed", (json_int_t)s->actions_failed,
                       "actions_warned", (json_int_t)s->actions_warned,
+                      "actions_skipped", (json_int_t)s->actions_skipped,
                       "max_users_seen", (json_int_t)s->max_users_seen,
                       "max_actions_seen", (json_int_t)s->max_actions_seen,
                       "user_overlap", (json_int_t)s->user_overlap,
@@ -1001,6 +1015,10 @@ static void sbx_read_action(const struct sbx_opts *o, struct sbx_multi *m,
         if (!sbx_take_id(m, &f[F_USER].value, a))
                 sbx_take_id(m, &f[F_DEVICE].value, a);
         a->event = f[F_EVENT].value;
+        a->create_never = lb_json_string_eq(b, name, "stop", 4) ||
+                          lb_json_string_eq(b, name, "pauseSession", 12) ||
+                          lb_json_string_eq(b, name, "resumeSession", 13) ||
+                          lb_json_string_eq(b, name, "advance", 7);
         if (!sbx_known_action(b, name))
                 a->answer = SBX_A_NOT_FOUND;
         else if (!a->id)
@@ -1113,7 +1131,9 @@ static void sbx_release_users(struct sbx *sb, const struct sbx_multi *m)
 
 /* ---- answering actions -------------------------------------------------- */
 
-enum sbx_verdict { SBX_OK, SBX_WARN, SBX_FAIL };
+/* SKIP (success:true + error) and WARN_SKIP (success:true + warning) are
+ * received but not applied: not logged, not accepted. */
+enum sbx_verdict { SBX_OK, SBX_WARN, SBX_WARN_SKIP, SBX_SKIP, SBX_FAIL };
 
 static const struct {
         enum sbx_verdict verdict;
@@ -1126,24 +1146,71 @@ static const struct {
     [SBX_A_ID_TOO_LONG] = {SBX_FAIL, "userId or deviceId too long"},
     [SBX_A_FAIL_EVENT] = {SBX_FAIL, "Rejected event "},
     [SBX_A_WARN_EVENT] = {SBX_WARN, "Warning for event "},
+    [SBX_A_SKIP_RATE] = {SBX_SKIP, "Action skipped (injected)"},
+    [SBX_A_WARN_RATE] = {SBX_WARN_SKIP,
+                         "Action probably skipped (injected warning)"},
+    [SBX_A_USER_NOT_FOUND] = {SBX_WARN_SKIP,
+                              "User not found; request skipped."},
 };
+
+/* The answer of an action that passed every check: --skip-rate and
+ * --warn-rate (one draw), else --user-not-found for a CreateNever action
+ * of a user nothing was applied for yet. A user an action is applied for
+ * becomes known. Its users are held, so no other request races on them. */
+static enum sbx_answer sbx_decide(struct sbx *sb, const struct sbx_multi *m,
+                                  const struct sbx_action *a)
+{
+        const struct sbx_opts *o = &sb->opt;
+        if (a->answer != SBX_A_OK && a->answer != SBX_A_WARN_EVENT)
+                return a->answer;
+        if (o->skip_rate > 0 || o->warn_rate > 0) {
+                double u = sbx_random(sb);
+                if (u < o->skip_rate)
+                        return SBX_A_SKIP_RATE;
+                if (u < o->skip_rate + o->warn_rate)
+                        return SBX_A_WARN_RATE;
+        }
+        if (!o->user_not_found)
+                return a->answer;
+        struct sbx_user u = {m->app, a->id, a->id_len,
+                             sbx_hash(a->id, a->id_len)};
+        enum sbx_answer ans = a->answer;
+        pthread_mutex_lock(&sb->lock);
+        if (!sbx_set_has(&sb->known, &u)) {
+                if (a->create_never) {
+                        ans = SBX_A_USER_NOT_FOUND;
+                } else {
+                        char *id = malloc(a->id_len ? a->id_len : 1);
+                        if (!id)
+                                sbx_oom();
+                        memcpy(id, a->id, a->id_len);
+                        u.id = id;
+                        sbx_set_add(&sb->known, &u);
+                }
+        }
+        pthread_mutex_unlock(&sb->lock);
+        return ans;
+}
 
 /* Appends one response entry: {"success":..,"error"|"warning":{..}}. */
 static enum sbx_verdict sbx_put_entry(struct sbx_buf *out, const char *body,
-                                      const struct sbx_action *a)
+                                      const struct sbx_action *a,
+                                      enum sbx_answer ans)
 {
-        enum sbx_verdict v = sbx_answers[a->answer].verdict;
-        const char *msg = sbx_answers[a->answer].msg;
+        enum sbx_verdict v = sbx_answers[ans].verdict;
+        const char *msg = sbx_answers[ans].msg;
 
         if (v == SBX_OK) {
                 sbx_buf_str(out, "{\"success\":true}");
                 return v;
         }
-        sbx_buf_str(out, v == SBX_WARN ? "{\"success\":true,\"warning\":"
-                                       : "{\"success\":false,\"error\":");
+        sbx_buf_str(out, v == SBX_WARN || v == SBX_WARN_SKIP
+                             ? "{\"success\":true,\"warning\":"
+                         : v == SBX_SKIP ? "{\"success\":true,\"error\":"
+                                         : "{\"success\":false,\"error\":");
         sbx_buf_str(out, "{\"message\":\"");
         sbx_buf_esc(out, msg, strlen(msg));
-        if (a->answer == SBX_A_FAIL_EVENT || a->answer == SBX_A_WARN_EVENT)
+        if (ans == SBX_A_FAIL_EVENT || ans == SBX_A_WARN_EVENT)
                 /* a valid string's body is valid inside another string */
                 sbx_buf_add(out, body + a->event.off, a->event.len);
         sbx_buf_str(out, "\"}}");
@@ -1175,9 +1242,15 @@ static void sbx_answer_all(struct sbx *sb, const struct sbx_request *rq,
 
                 if (i)
                         sbx_buf_str(&r->body, ",");
-                enum sbx_verdict v = sbx_put_entry(&r->body, m->body, a);
+                enum sbx_verdict v =
+                    sbx_put_entry(&r->body, m->body, a, sbx_decide(sb, m, a));
                 if (v == SBX_FAIL) {
                         r->failed++;
+                        continue;
+                }
+                if (v == SBX_SKIP || v == SBX_WARN_SKIP) {
+                        r->skipped++;
+                        r->warned += v == SBX_WARN_SKIP;
                         continue;
                 }
                 r->accepted++;
@@ -1289,6 +1362,7 @@ static void sbx_record(struct sbx *sb, const struct sbx_request *rq,
         sb->st.actions_accepted += r->accepted;
         sb->st.actions_failed += r->failed;
         sb->st.actions_warned += r->warned;
+        sb->st.actions_skipped += r->skipped;
         pthread_mutex_unlock(&sb->lock);
         if (sb->req_log_fd < 0)
                 return;
@@ -1525,6 +1599,13 @@ static const struct sbx_opt_def sbx_opt_defs[] = {
      "repeatable: track with this event -> success:false"},
     {"warn-event", SBX_OT_LIST, SBX_OFF(warn_events), 0, 0, NULL, "NAME",
      "repeatable: track with this event -> success:true + warning"},
+    {"skip-rate", SBX_OT_PROB, SBX_OFF(skip_rate), 0, 0, "0", "P",
+     "share of actions answered success:true + error (skipped, not applied)"},
+    {"warn-rate", SBX_OT_PROB, SBX_OFF(warn_rate), 0, 0, "0", "P",
+     "share answered success:true + warning (not applied)"},
+    {"user-not-found", SBX_OT_LONG, SBX_OFF(user_not_found), 0, 1, "0", NULL,
+     "stop/pauseSession/resumeSession/advance of a user never applied -> "
+     "warning 'User not found; request skipped.'"},
     {"seed", SBX_OT_LONG, SBX_OFF(seed), 0, LONG_MAX, "1", "N",
      "seed of the fault PRNG"},
     {"p500", SBX_OT_PROB, SBX_OFF(p[SBX_F_500]), 0, 0, "0", "P",
@@ -1651,6 +1732,12 @@ static bool sbx_parse_args(struct sbx_opts *o, int argc, char **argv)
         }
         for (int f = SBX_F_NONE + 1; f < SBX_F_COUNT; f++)
                 sum += o->p[f];
+        if (o->skip_rate + o->warn_rate > 1.0 + 1e-9) {
+                fputs("leanbridge-sandbox: --skip-rate and --warn-rate sum "
+                      "to more than 1\n",
+                      stderr);
+                return false;
+        }
         if (sum > 1.0 + 1e-9) {
                 fputs("leanbridge-sandbox: fault probabilities sum to more "
                       "than 1\n",
@@ -1797,6 +1884,9 @@ static void sbx_destroy(struct sbx *sb)
         free(sb->opt.fail_events.v);
         free(sb->opt.warn_events.v);
         free(sb->busy.slot);
+        for (size_t i = 0; i < sb->known.cap; i++)
+                free((char *)sb->known.slot[i].id);
+        free(sb->known.slot);
         if (sb->log_fd >= 0)
                 close(sb->log_fd);
         if (sb->req_log_fd >= 0)

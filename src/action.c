@@ -1,9 +1,11 @@
 /*
  * action.c: allocation of action records and stage names. The record's key
- * and value live in the same allocation as the record.
+ * and value live in the same allocation as the record; its copy of the
+ * message's headers (librdkafka's) is its own and freed with it.
  */
 #include "action.h"
 
+#include <librdkafka/rdkafka.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,9 @@ static const char *const stage_names[LB_STAGE__COUNT] = {
     [LB_STAGE_API] = "api",
     [LB_STAGE_HTTP] = "http",
     [LB_STAGE_RETRIES_EXHAUSTED] = "retries_exhausted",
+    [LB_STAGE_API_SKIPPED] = "api_skipped",
+    [LB_STAGE_API_WARNING] = "api_warning",
+    [LB_STAGE_TOO_OLD] = "too_old",
 };
 
 const char *lb_stage_name(lb_stage_t stage)
@@ -70,5 +75,7 @@ void lb_action_destroy(lb_action_t *a)
         if (!a)
                 return;
         free(a->error);
+        if (a->headers)
+                rd_kafka_headers_destroy(a->headers);
         free(a);
 }

@@ -12,6 +12,7 @@
 
 struct lb_partition_s;
 struct lb_user_s;
+struct rd_kafka_headers_s;
 
 /** Why an event did not reach (or was refused by) the API. */
 typedef enum {
@@ -21,6 +22,9 @@ typedef enum {
         LB_STAGE_API,               /* the API answered success:false */
         LB_STAGE_HTTP,              /* refused by status (4xx, 403 single) */
         LB_STAGE_RETRIES_EXHAUSTED, /* retryable failures, out of attempts */
+        LB_STAGE_API_SKIPPED,       /* success:true with an error: skipped */
+        LB_STAGE_API_WARNING,       /* success:true with a warning */
+        LB_STAGE_TOO_OLD,           /* older than input.max.age.ms */
         LB_STAGE__COUNT
 } lb_stage_t;
 
@@ -63,6 +67,9 @@ typedef struct lb_action_s {
         size_t key_len;
         char *value; /* never NULL for a non-tombstone */
         size_t value_len;
+        /* A copy of the message's own headers, only when it had any: they
+         * go into its dead letter. Owned by the action. */
+        struct rd_kafka_headers_s *headers;
         /* Dead-letter details, filled when the verdict is a dead letter. */
         lb_stage_t stage;
         int http_status;  /* 0 when there was no HTTP response */

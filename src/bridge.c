@@ -278,6 +278,12 @@ static void take_action(lb_bridge_t *b, lb_action_t *a)
         a->object_empty = (uint8_t)ev.object_empty;
         a->body_len = lb_event_body_len(a->value_len, ev.time_missing);
         int64_t wall_ms = (int64_t)(wall_s() * 1000);
+        if (lb_event_too_old(!ev.time_missing, ev.time_s, a->timestamp_ms,
+                             wall_ms, b->conf->input_max_age_ms, reason,
+                             sizeof(reason))) {
+                dead_letter(b, a, LB_STAGE_TOO_OLD, 0, reason);
+                return;
+        }
         if (a->time_missing && a->timestamp_ms <= 0)
                 a->timestamp_ms = wall_ms;
         /* how long ago it was written: the wait budget counts from then */
@@ -351,6 +357,9 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         a->offset = m->offset;
         a->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
         a->replayed = replay_count(m);
+        rd_kafka_headers_t *hdrs;
+        if (!rd_kafka_message_headers(m, &hdrs)) /* for its dead letter */
+                a->headers = rd_kafka_headers_copy(hdrs);
         a->arrival_ms = now_ms();
         take_action(b, a);
 }
@@ -528,8 +537,8 @@ static size_t distinct_users(lb_action_t *const *a, size_t n)
 }
 
 /* Resolves f's current range to its outcome, taking each action out of the
- * flight: delivered (results[i].ok), dead-lettered with LB_STAGE_API where
- * results say it failed, or with stage when results is NULL. */
+ * flight: delivered (results[i].ok), dead-lettered with results[i].stage
+ * where the API did not apply it, or with stage when results is NULL. */
 static void range_resolve(lb_bridge_t *b, flight_t *f,
                           const lb_action_result_t *results, lb_stage_t stage,
                           int http_status, const char *reason)
@@ -541,14 +550,13 @@ static void range_resolve(lb_bridge_t *b, flight_t *f,
                 const lb_action_result_t *r = results ? &results[i - lo] : NULL;
                 if (!a)
                         continue; /* given up while its request ran */
+                if (r && r->warning)
+                        atomic_fetch_add(&b->metrics.actions_warned, 1);
                 if (r && r->ok) {
                         atomic_fetch_add(&b->metrics.actions_delivered, 1);
-                        if (r->warning)
-                                atomic_fetch_add(&b->metrics.actions_warned, 1);
                         action_finish(b, a, 1);
                 } else if (r) {
-                        dead_letter(b, a, LB_STAGE_API, http_status,
-                                    r->message);
+                        dead_letter(b, a, r->stage, http_status, r->message);
                 } else {
                         dead_letter(b, a, stage, http_status, reason);
                 }
@@ -623,8 +631,9 @@ static void request_done(void *opaque, lb_request_t *req)
         observe_attempt(b, f, req, f->batch->actions + lo, n);
         memset(results, 0, sizeof(results));
         lb_outcome_t out = lb_multi_classify(
-            req->http_status, req->response.data, req->response.len, n, results,
-            reason, sizeof(reason));
+            req->http_status, req->response.data, req->response.len, n,
+            b->conf->api_accept_warnings ? LB_MULTI_ACCEPT_WARNINGS : 0,
+            results, reason, sizeof(reason));
         lb_buf_free(&req->response); /* not kept across retries */
         if (req->http_status == 0 && req->error[0])
                 snprintf(reason, sizeof(reason), "transport: %s", req->error);

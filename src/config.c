@@ -93,6 +93,16 @@ static const cfg_key_t keys[] = {
      .cnt_off = OFF(topic_cnt),
      .desc = "Comma-separated topics to consume; one message is one action "
              "event."},
+    {.name = "input.max.age.ms",
+     .type = CT_INT,
+     .def = "0",
+     .off = OFF(input_max_age_ms),
+     .min = 0,
+     .max = INT64_C(31622400000),
+     .desc = "Dead-letter (stage too_old) events older than this, by their "
+             "time field, else their Kafka timestamp: the API treats a late "
+             "event as done now (it can trigger campaigns to real users). "
+             "0 = no bound. leanbridge replay skips such dead letters too."},
     {.name = "dlq.topic",
      .type = CT_STRING,
      .flags = KF_REQUIRED,
@@ -133,6 +143,14 @@ static const cfg_key_t keys[] = {
      .off = OFF(api_tls_insecure),
      .desc = "Skip TLS certificate and host name verification towards the "
              "API. For tests only; logged as a warning at startup."},
+    {.name = "api.accept.warnings",
+     .type = CT_BOOL,
+     .def = "false",
+     .off = OFF(api_accept_warnings),
+     .desc = "Count an action the API answered success:true with a warning "
+             "(e.g. 'User not found; request skipped.': probably not "
+             "applied) as delivered instead of dead-lettering it (stage "
+             "api_warning). Warnings are counted either way."},
     {.name = "api.timeout.ms",
      .type = CT_INT,
      .def = "30000",

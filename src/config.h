@@ -39,13 +39,15 @@ typedef struct lb_config_s {
         char **topics; /* input.topics split on ',' */
         size_t topic_cnt;
         char *dlq_topic;
+        int64_t input_max_age_ms; /* 0 = off */
         lb_app_t *apps; /* sorted by id (lb_config_app_index bisects) */
         size_t app_cnt;
         int apps_file_world_readable; /* apps=@PATH readable by others */
         char *api_url;
         char *api_version;
-        char *api_ca_file;    /* empty: curl's default CA store */
-        int api_tls_insecure; /* api.tls.insecure: skip verification */
+        char *api_ca_file;       /* empty: curl's default CA store */
+        int api_tls_insecure;    /* api.tls.insecure: skip verification */
+        int api_accept_warnings; /* success:true + warning is delivered */
         int64_t api_timeout_ms;
         int64_t api_timeout_hold_ms; /* users busy after a timeout */
         int64_t batch_max_users;

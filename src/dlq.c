@@ -1,10 +1,12 @@
 /*
  * dlq.c: the dead-letter producer over librdkafka. Owns the header layout
- * (a contract: leanbridge.error.stage, .error.message, .error.http.status,
+ * (a contract: the original message's own headers, then
+ * leanbridge.error.stage, .error.message, .error.http.status,
  * .source.topic, .source.partition, .source.offset, .app.id, .attempts,
  * and .value.truncated/.key.truncated on a record written cut because it
- * can never be written whole) and the mapping of delivery reports back to
- * actions. Decides nothing about offsets: the bridge does, from the reports.
+ * can never be written whole, which carries no original headers) and the
+ * mapping of delivery reports back to actions. Decides nothing about offsets:
+ * the bridge does, from the reports.
  */
 #include "dlq.h"
 
@@ -109,7 +111,20 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
 {
         char num[32];
         size_t key_len = a->key ? a->key_len : 0, value_len = a->value_len;
-        rd_kafka_headers_t *h = rd_kafka_headers_new(10);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(12);
+        const char *name;
+        const void *value;
+        size_t size;
+        /* The original's own headers (trace context, producers' metadata),
+         * not its leanbridge.* ones: this record says its own. A record
+         * written cut is not the event; replay reads the original. */
+        for (size_t i = 0;
+             a->headers && !a->dlq_cut &&
+             !rd_kafka_header_get_all(a->headers, i, &name, &value, &size);
+             i++)
+                if (lb_replay_header_carried(name))
+                        rd_kafka_header_add(h, name, -1, value,
+                                            value ? (ssize_t)size : -1);
         if (a->dlq_cut && key_len > LB_DLQ_CUT_KEY) {
                 snprintf(num, sizeof(num), "%zu", key_len);
                 add_header(h, "leanbridge.key.truncated", num);

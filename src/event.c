@@ -10,8 +10,10 @@
  */
 #include "event.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json_scan.h"
@@ -173,6 +175,9 @@ static lb_stage_t validate(const lb_config_t *conf, const size_t *app_overhead,
                               "time must be a number, not %s",
                               type_name(v->type));
         int time_missing = !v->type;
+        /* A scanned number ends at a delimiter inside the object, so
+         * strtod stops there, within the buffer. */
+        double time_s = time_missing ? 0.0 : strtod(value + v->off, NULL);
 
         size_t need = lb_event_body_len(len, time_missing) + app_overhead[app];
         if (need > (uint64_t)conf->batch_max_bytes)
@@ -184,6 +189,7 @@ static lb_stage_t validate(const lb_config_t *conf, const size_t *app_overhead,
         const lb_json_value_t *id = has_uid ? uid : did;
         out->app = app;
         out->time_missing = time_missing;
+        out->time_s = time_s;
         out->object_empty = members == 0;
         out->user[0] = has_uid ? 'u' : 'd';
         out->user_len = 1 + lb_json_unescape(value + id->off, id->len,
@@ -230,4 +236,43 @@ lb_stage_t lb_event_parse(const lb_config_t *conf, const size_t *app_overhead,
                               "not a JSON object (%s)", type_name(res.type));
         return validate(conf, app_overhead, value, len, f, res.members, out,
                         errstr, errstr_size);
+}
+
+int lb_event_time(const char *value, size_t len, double *time_s)
+{
+        lb_json_field_t f = {.name = "time", .name_len = 4};
+        lb_json_result_t res;
+        if (!value || !len || lb_json_scan(value, len, &f, 1, &res) ||
+            res.type != LB_JSON_OBJECT ||
+            (f.value.type != LB_JSON_INTEGER && f.value.type != LB_JSON_REAL))
+                return -1;
+        /* Ends at a delimiter inside the object: strtod stops there. */
+        *time_s = strtod(value + f.value.off, NULL);
+        return 0;
+}
+
+int lb_event_too_old(int has_time, double time_s, int64_t timestamp_ms,
+                     int64_t now_ms, int64_t max_age_ms, char *errstr,
+                     size_t errstr_size)
+{
+        if (max_age_ms <= 0)
+                return 0;
+        double at_ms;
+        const char *by = "time";
+        if (has_time && isfinite(time_s)) {
+                at_ms = time_s * 1000.0;
+        } else if (timestamp_ms > 0) {
+                at_ms = (double)timestamp_ms;
+                by = "Kafka timestamp";
+        } else {
+                return 0;
+        }
+        double age_ms = (double)now_ms - at_ms;
+        if (!(age_ms > (double)max_age_ms))
+                return 0;
+        reject(LB_STAGE_TOO_OLD, errstr, errstr_size,
+               "event %.0f s old (by its %s), more than input.max.age.ms "
+               "(%lld ms)",
+               age_ms / 1000.0, by, (long long)max_age_ms);
+        return 1;
 }

@@ -14,6 +14,7 @@
 typedef struct {
         int app;          /* index into conf->apps */
         int time_missing; /* no "time" field: the bridge adds one */
+        double time_s;    /* the "time" field (UNIX seconds) unless missing */
         int object_empty; /* the value is an empty object */
         size_t user_len;  /* bytes in user[] (without the NUL) */
         /* The identity for limits and ordering: 'u' + userId, or 'd' +
@@ -44,6 +45,25 @@ typedef struct {
 lb_stage_t lb_event_parse(const lb_config_t *conf, const size_t *app_overhead,
                           const char *value, size_t len, lb_event_t *out,
                           char *errstr, size_t errstr_size);
+
+/**
+ * @brief The "time" member of a value that is one JSON object (UNIX
+ *        seconds, as the API reads it). Scans only; for a value the bridge
+ *        did not parse, such as a dead letter's.
+ * @returns 0 with *time_s set, or -1 (not an object, no numeric time).
+ */
+int lb_event_time(const char *value, size_t len, double *time_s);
+
+/**
+ * @brief The age bound (input.max.age.ms): whether an action is older than
+ *        max_age_ms at now_ms, by its own time (UNIX seconds, has_time) or
+ *        else its Kafka timestamp (ms; <= 0: unknown, never too old). A
+ *        time in the future is not old. max_age_ms <= 0 is no bound.
+ * @returns 1 (too old: a one-line reason in errstr, which may be NULL) or 0.
+ */
+int lb_event_too_old(int has_time, double time_s, int64_t timestamp_ms,
+                     int64_t now_ms, int64_t max_age_ms, char *errstr,
+                     size_t errstr_size);
 
 /** Upper bound of the bytes lb_multi adds to an action whose time is
  *  missing: ',"time":' plus a number. */

@@ -356,25 +356,44 @@ static void set_reason(char *reason, size_t size, int status, const char *what,
                  what ? what : "", msg ? ": " : "", clean);
 }
 
-/* One response entry -> one result. @returns 0, or -1 (no memory). */
-static int classify_entry(json_t *e, lb_action_result_t *r)
+/* A present "error" or "warning": any value but null. */
+static json_t *present(json_t *e, const char *key)
+{
+        json_t *v = json_object_get(e, key);
+        return v && !json_is_null(v) ? v : NULL;
+}
+
+/* One response entry -> one result: delivered only when the API applied
+ * it (success:true, no error, no warning). @returns 0, or -1 (no memory). */
+static int classify_entry(json_t *e, unsigned flags, lb_action_result_t *r)
 {
         json_t *success = json_object_get(e, "success");
+        json_t *error = present(e, "error"), *warning = present(e, "warning");
         json_t *m = NULL;
         const char *fallback = NULL;
+        r->warning = warning != NULL;
+        r->stage = LB_STAGE_API;
         if (!json_is_boolean(success)) {
                 fallback = "malformed response entry";
-        } else if (json_is_true(success)) {
-                r->ok = 1;
-                json_t *w = json_object_get(e, "warning");
-                if (w && !json_is_null(w)) {
-                        r->warning = 1;
-                        m = message_of(w);
-                }
-        } else {
-                m = message_of(json_object_get(e, "error"));
+        } else if (!json_is_true(success)) {
+                m = message_of(error);
                 if (!m)
                         fallback = "success false without error message";
+        } else if (error) {
+                r->stage = LB_STAGE_API_SKIPPED;
+                m = message_of(error);
+                if (!m)
+                        fallback = "success true with an error: skipped";
+        } else if (warning) {
+                r->ok = (flags & LB_MULTI_ACCEPT_WARNINGS) != 0;
+                r->stage = r->ok ? LB_STAGE_NONE : LB_STAGE_API_WARNING;
+                m = message_of(warning);
+                if (!m && !r->ok)
+                        fallback = "success true with a warning: probably "
+                                   "skipped";
+        } else {
+                r->ok = 1;
+                r->stage = LB_STAGE_NONE;
         }
         if (m)
                 r->message =
@@ -429,8 +448,9 @@ static int all_plain_successes(const char *body, size_t len, size_t n)
 }
 
 static lb_outcome_t classify_2xx(int status, const char *body, size_t len,
-                                 size_t n, lb_action_result_t *results,
-                                 char *reason, size_t reason_size)
+                                 size_t n, unsigned flags,
+                                 lb_action_result_t *results, char *reason,
+                                 size_t reason_size)
 {
         char what[96];
         if (!body || !len) {
@@ -473,7 +493,8 @@ static lb_outcome_t classify_2xx(int status, const char *body, size_t len,
         }
         memset(results, 0, n * sizeof(*results));
         for (size_t i = 0; i < n; i++) {
-                if (classify_entry(json_array_get(resp, i), &results[i])) {
+                if (classify_entry(json_array_get(resp, i), flags,
+                                   &results[i])) {
                         lb_multi_results_clear(results, n);
                         set_reason(reason, reason_size, status, "out of memory",
                                    NULL);
@@ -502,8 +523,9 @@ static int about_key_or_app(json_t *msg)
 }
 
 lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
-                               size_t n, lb_action_result_t *results,
-                               char *reason, size_t reason_size)
+                               size_t n, unsigned flags,
+                               lb_action_result_t *results, char *reason,
+                               size_t reason_size)
 {
         if (http_status < 100) {
                 if (reason && reason_size)
@@ -512,8 +534,8 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
                 return LB_OUTCOME_RETRY;
         }
         if (http_status >= 200 && http_status <= 299)
-                return classify_2xx(http_status, body, len, n, results, reason,
-                                    reason_size);
+                return classify_2xx(http_status, body, len, n, flags, results,
+                                    reason, reason_size);
 
         json_t *root = NULL;
         if (body && len && len <= LB_MULTI_ERROR_BODY_MAX)
@@ -539,6 +561,7 @@ void lb_multi_results_clear(lb_action_result_t *results, size_t n)
                 free(results[i].message);
                 results[i].message = NULL;
                 results[i].ok = results[i].warning = 0;
+                results[i].stage = LB_STAGE_NONE;
         }
 }
 

@@ -82,17 +82,31 @@ typedef enum {
         LB_OUTCOME_DEAD,  /* dead-letter every action: stage http */
 } lb_outcome_t;
 
+/** lb_multi_classify flags. */
+#define LB_MULTI_ACCEPT_WARNINGS 0x1 /* success:true + warning is delivered */
+
+/** One action's verdict. Only what the API says it applied is delivered:
+ *  success:true with neither an error nor a warning (a null one counts as
+ *  none). Everything else names the stage its dead letter carries. */
 typedef struct {
-        int ok;        /* success:true */
-        int warning;   /* success:true with a warning */
-        char *message; /* malloc'd error (or warning) message, or NULL */
+        int ok;           /* delivered */
+        int warning;      /* the entry had a warning (delivered or not) */
+        lb_stage_t stage; /* when !ok: LB_STAGE_API (success:false or a
+                             malformed entry), LB_STAGE_API_SKIPPED
+                             (success:true with an error) or
+                             LB_STAGE_API_WARNING (success:true with a
+                             warning, unless LB_MULTI_ACCEPT_WARNINGS) */
+        char *message;    /* malloc'd error (or warning) message, or NULL */
 } lb_action_result_t;
 
 /**
- * @brief Classifies one attempt (issue 3's outcome table):
- *        2xx with {"response":[...]} of exactly n entries -> DONE; an entry
- *        that is not an object with a boolean success is not ok ("malformed
- *        response entry"). 2xx of any other shape, or larger than
+ * @brief Classifies one attempt (the README's outcome table):
+ *        2xx with {"response":[...]} of exactly n entries -> DONE, each
+ *        entry judged as lb_action_result_t says; an entry that is not an
+ *        object with a boolean success is not ok ("malformed response
+ *        entry", stage api). An error wins over a warning; success:true
+ *        with an error or warning is never retried (the API would answer
+ *        the same). 2xx of any other shape, or larger than
  *        LB_MULTI_RESPONSE_MAX -> RETRY. 403 -> SPLIT when n > 1, unless
  *        its message says the key or the app is wrong ("access key", "app
  *        not found", "not permitted"); else DEAD. 3xx (never followed: the
@@ -102,13 +116,15 @@ typedef struct {
  * @param http_status  0 when the transport failed (no HTTP response)
  * @param body,len     the response body (may be NULL)
  * @param n            actions in the request
+ * @param flags        LB_MULTI_ACCEPT_WARNINGS or 0
  * @param results      n entries, filled for LB_OUTCOME_DONE (free with
  *                     lb_multi_results_clear)
  * @param reason       a one-line reason for RETRY/SPLIT/DEAD
  */
 lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
-                               size_t n, lb_action_result_t *results,
-                               char *reason, size_t reason_size);
+                               size_t n, unsigned flags,
+                               lb_action_result_t *results, char *reason,
+                               size_t reason_size);
 
 /** @brief Frees the results' messages and zeroes them; NULL is a no-op. */
 void lb_multi_results_clear(lb_action_result_t *results, size_t n);

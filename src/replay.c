@@ -2,8 +2,10 @@
  * replay.c: `leanbridge replay` over librdkafka. Owns the replay's consumer
  * (its own group, partitions assigned by hand, no automatic commits), its
  * idempotent producer, the stopping point (each partition's high watermark
- * at start), the checkpoints (flush, then commit what was consumed) and the
- * operator's output. Every decision about a record is replay_filter's.
+ * at start), the checkpoints (flush, then commit what was consumed), the
+ * fetcher that reads the whole original of a dead letter written cut from
+ * its source offset, and the operator's output. Every decision about a
+ * record is replay_filter's (and the age bound event's).
  */
 #include "replay.h"
 
@@ -15,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "kafka_conf.h"
 #include "log.h"
 
@@ -31,6 +34,7 @@ typedef struct {
         char group[512];
         rd_kafka_t *consumer;
         rd_kafka_t *producer; /* NULL in a dry run */
+        rd_kafka_t *fetcher;  /* reads originals of cut records; lazy */
         int32_t nparts;
         int64_t *high; /* per partition: high watermark at start */
         int64_t *next; /* per partition: offset to commit; -1 = none */
@@ -40,6 +44,9 @@ typedef struct {
         size_t batch; /* records consumed since the last checkpoint */
         size_t outstanding;
         uint64_t read, replayed, skip_filter, skip_max, skip_target;
+        uint64_t skip_old;  /* older than input.max.age.ms */
+        uint64_t skip_gone; /* written cut, the original is gone */
+        uint64_t refetched; /* written cut, the original replayed */
         uint64_t failed;
         char failure[512]; /* the first failed produce */
         int fatal;
@@ -47,6 +54,16 @@ typedef struct {
         double t0, last_progress, last_checkpoint;
         int tty;
 } replay_t;
+
+/* The bytes, time and headers of what goes back. */
+typedef struct {
+        void *key; /* NULL: no key (non-const: producev takes void *) */
+        size_t key_len;
+        void *value;
+        size_t len;
+        int64_t timestamp_ms;
+        rd_kafka_headers_t *hdrs; /* borrowed; NULL: none */
+} source_t;
 
 static double now_s(void)
 {
@@ -172,11 +189,12 @@ static void progress(replay_t *r, int final)
         fprintf(stderr,
                 "%sreplay: read %" PRIu64 "%s, %s %" PRIu64 ", skipped %" PRIu64
                 " by filter, %" PRIu64 " at --max-replays, %" PRIu64
-                " without target; %.0f/s%s",
+                " without target, %" PRIu64 " too old, %" PRIu64
+                " cut with the original gone; %.0f/s%s",
                 r->tty ? "\r" : "", r->read, of,
                 r->o->dry_run ? "would replay" : "replayed", r->replayed,
-                r->skip_filter, r->skip_max, r->skip_target,
-                secs > 0 ? (double)r->read / secs : 0.0,
+                r->skip_filter, r->skip_max, r->skip_target, r->skip_old,
+                r->skip_gone, secs > 0 ? (double)r->read / secs : 0.0,
                 r->tty && !final ? "" : "\n");
         fflush(stderr);
 }
@@ -197,9 +215,10 @@ static void fatal(replay_t *r, const char *fmt, const char *arg)
         r->fatal = 1;
 }
 
-/* Produces m's key, value and timestamp to its target, with its replay
- * count. QUEUE_FULL waits for room: a record is never dropped. */
-static void produce(replay_t *r, const rd_kafka_message_t *m,
+/* Produces src's key, value, timestamp and own headers (not the
+ * leanbridge.* ones) to the target, with its replay count. QUEUE_FULL waits
+ * for room: a record is never dropped. */
+static void produce(replay_t *r, const source_t *src,
                     const lb_dlq_record_t *rec)
 {
         char topic[LB_TOPIC_MAX + 1], count[32];
@@ -207,17 +226,27 @@ static void produce(replay_t *r, const rd_kafka_message_t *m,
         lb_replay_target(r->o, rec, r->conf->dlq_topic, topic, &part);
         size_t clen = lb_replay_next_count(rec, count, sizeof(count));
         for (;;) {
-                rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+                rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+                const char *name;
+                const void *value;
+                size_t size;
+                for (size_t i = 0;
+                     src->hdrs && !rd_kafka_header_get_all(src->hdrs, i, &name,
+                                                           &value, &size);
+                     i++)
+                        if (lb_replay_header_carried(name))
+                                rd_kafka_header_add(h, name, -1, value,
+                                                    value ? (ssize_t)size : -1);
                 rd_kafka_header_add(h, LB_REPLAY_HEADER, -1, count,
                                     (ssize_t)clen);
                 rd_kafka_resp_err_t err = rd_kafka_producev(
                     r->producer, RD_KAFKA_V_TOPIC(topic),
                     RD_KAFKA_V_PARTITION(part >= 0 ? part
                                                    : RD_KAFKA_PARTITION_UA),
-                    RD_KAFKA_V_KEY(m->key, m->key ? m->key_len : 0),
-                    RD_KAFKA_V_VALUE(m->payload, m->len),
+                    RD_KAFKA_V_KEY(src->key, src->key ? src->key_len : 0),
+                    RD_KAFKA_V_VALUE(src->value, src->len),
                     RD_KAFKA_V_TIMESTAMP(
-                        rec->timestamp_ms > 0 ? rec->timestamp_ms : 0),
+                        src->timestamp_ms > 0 ? src->timestamp_ms : 0),
                     RD_KAFKA_V_HEADERS(h),
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
                 if (!err) {
@@ -235,6 +264,130 @@ static void produce(replay_t *r, const rd_kafka_message_t *m,
                 }
                 rd_kafka_poll(r->producer, 100);
         }
+}
+
+/* The fetcher: the bridge's consumer settings, no group work, and an
+ * offset out of range is an error, never a jump to another record. */
+static rd_kafka_t *fetcher(replay_t *r)
+{
+        char errstr[512];
+        if (r->fetcher)
+                return r->fetcher;
+        rd_kafka_conf_t *kc = lb_kafka_conf_new(r->conf, LB_KAFKA_CONSUMER,
+                                                errstr, sizeof(errstr));
+        if (kc && (conf_set(kc, "enable.auto.commit", "false", errstr,
+                            sizeof(errstr)) ||
+                   conf_set(kc, "enable.auto.offset.store", "false", errstr,
+                            sizeof(errstr)) ||
+                   conf_set(kc, "auto.offset.reset", "error", errstr,
+                            sizeof(errstr)) ||
+                   conf_set(kc, "enable.partition.eof", "true", errstr,
+                            sizeof(errstr)) ||
+                   conf_set(kc, "statistics.interval.ms", "0", errstr,
+                            sizeof(errstr)))) {
+                rd_kafka_conf_destroy(kc);
+                kc = NULL;
+        }
+        if (kc) {
+                rd_kafka_conf_set_error_cb(kc, error_cb);
+                r->fetcher =
+                    rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
+                if (!r->fetcher)
+                        rd_kafka_conf_destroy(kc);
+        }
+        if (!r->fetcher)
+                fatal(r, "cannot create the original-record reader: %s",
+                      errstr);
+        return r->fetcher;
+}
+
+/* Whether n bytes at p start with the cut copy's bytes. */
+static int starts_with(const void *p, size_t n, const void *cut, size_t cn)
+{
+        return cn <= n && (!cn || !memcmp(p, cut, cn));
+}
+
+/*
+ * The whole original of a record written cut (dlq: the cut copy), read
+ * from its source topic, partition and offset: exactly that offset, and
+ * its bytes must start with the cut copy's. @returns the message (to
+ * destroy), or NULL: gone (out of range, compacted away, not the same
+ * record; counted by the caller), or not readable in time (fatal: rerun).
+ */
+static rd_kafka_message_t *fetch_original(replay_t *r,
+                                          const rd_kafka_message_t *dlq,
+                                          const lb_dlq_record_t *rec)
+{
+        lb_bytes_t t = rec->source_topic;
+        if (!t.ptr || !t.len || t.len > LB_TOPIC_MAX ||
+            memchr(t.ptr, 0, t.len) || rec->source_partition < 0 ||
+            rec->source_offset < 0)
+                return NULL;
+        char topic[LB_TOPIC_MAX + 1];
+        memcpy(topic, t.ptr, t.len);
+        topic[t.len] = '\0';
+        rd_kafka_t *rk = fetcher(r);
+        if (!rk)
+                return NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        if (!rkt) {
+                fatal(r, "cannot read the source topic %s", topic);
+                return NULL;
+        }
+        int32_t p = rec->source_partition;
+        rd_kafka_message_t *found = NULL;
+        int gone = 0;
+        if (rd_kafka_consume_start(rkt, p, rec->source_offset) == -1) {
+                gone = 1; /* no such partition */
+                goto out;
+        }
+        double deadline = now_s() + KAFKA_TIMEOUT_MS / 1000.0;
+        while (!found && !gone && now_s() < deadline) {
+                rd_kafka_message_t *m = rd_kafka_consume(rkt, p, 500);
+                if (!m)
+                        continue;
+                if (!m->err && m->offset == rec->source_offset)
+                        found = m;
+                else if (!m->err ||
+                         m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
+                         m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                         m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+                         m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                         m->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                         m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+                        gone = 1; /* deleted, out of range, or compacted away
+                                     (a later offset came back) */
+                else
+                        lb_warn("replay", "reading %s [%" PRId32 "]: %s", topic,
+                                p, rd_kafka_message_errstr(m));
+                if (m != found)
+                        rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consume_stop(rkt, p);
+        if (found &&
+            !(starts_with(found->payload, found->len, dlq->payload, dlq->len) &&
+              starts_with(found->key, found->key ? found->key_len : 0, dlq->key,
+                          dlq->key ? dlq->key_len : 0))) {
+                lb_warn("replay",
+                        "%s [%" PRId32 "] @%" PRId64
+                        " is not the record its dead letter was cut from",
+                        topic, p, rec->source_offset);
+                rd_kafka_message_destroy(found);
+                found = NULL;
+                gone = 1;
+        }
+        if (!found && !gone) {
+                char msg[512];
+                snprintf(msg, sizeof(msg), "%s [%" PRId32 "] @%" PRId64, topic,
+                         p, rec->source_offset);
+                fatal(r,
+                      "cannot read the original of a dead letter written cut "
+                      "(%s) in time; rerun",
+                      msg);
+        }
+out:
+        rd_kafka_topic_destroy(rkt);
+        return found;
 }
 
 static int tally(lb_tally_t *t, lb_bytes_t b)
@@ -272,8 +425,10 @@ static void handle(replay_t *r, const rd_kafka_message_t *m)
         rd_kafka_timestamp_type_t tstype;
         lb_dlq_record_t rec;
         lb_replay_record_init(&rec, rd_kafka_message_timestamp(m, &tstype));
-        rd_kafka_headers_t *hdrs;
-        if (!rd_kafka_message_headers(m, &hdrs)) {
+        rd_kafka_headers_t *hdrs = NULL, *ohdrs = NULL;
+        if (rd_kafka_message_headers(m, &hdrs))
+                hdrs = NULL;
+        if (hdrs) {
                 const char *name;
                 const void *value;
                 size_t size;
@@ -295,14 +450,46 @@ static void handle(replay_t *r, const rd_kafka_message_t *m)
         case LB_REPLAY_GO:
                 break;
         }
-        if (r->producer) {
-                produce(r, m, &rec);
-                return;
+        /* A record written cut is never the event: the whole original
+         * goes back, or nothing (the cut copy stays in the DLQ). */
+        rd_kafka_message_t *orig = NULL;
+        source_t src = {m->key, m->key_len,       m->payload,
+                        m->len, rec.timestamp_ms, hdrs};
+        if (rec.cut) {
+                orig = fetch_original(r, m, &rec);
+                if (!orig) {
+                        if (!r->fatal)
+                                r->skip_gone++;
+                        return;
+                }
+                if (rd_kafka_message_headers(orig, &ohdrs))
+                        ohdrs = NULL;
+                src = (source_t){orig->key,
+                                 orig->key_len,
+                                 orig->payload,
+                                 orig->len,
+                                 rd_kafka_message_timestamp(orig, &tstype),
+                                 ohdrs};
         }
-        r->replayed++; /* a dry run counts what it would replay */
-        if (tally(&r->by_stage, rec.stage) || tally(&r->by_app, rec.app) ||
-            tally(&r->by_message, rec.message))
-                fatal(r, "%s", "out of memory");
+        double t = 0;
+        int has_t = !lb_event_time(src.value, src.len, &t);
+        if (lb_event_too_old(has_t, t, src.timestamp_ms,
+                             (int64_t)time(NULL) * 1000,
+                             r->conf->input_max_age_ms, NULL, 0)) {
+                r->skip_old++;
+        } else if (r->producer) {
+                r->refetched += orig != NULL;
+                produce(r, &src, &rec);
+        } else {
+                r->refetched += orig != NULL;
+                r->replayed++; /* a dry run counts what it would replay */
+                if (tally(&r->by_stage, rec.stage) ||
+                    tally(&r->by_app, rec.app) ||
+                    tally(&r->by_message, rec.message))
+                        fatal(r, "%s", "out of memory");
+        }
+        if (orig)
+                rd_kafka_message_destroy(orig);
 }
 
 /* Waits until every produce so far is acknowledged, then commits what was
@@ -457,6 +644,9 @@ static void summary(replay_t *r)
         printf("  skipped by filter         %" PRIu64 "\n", r->skip_filter);
         printf("  skipped at --max-replays  %" PRIu64 "\n", r->skip_max);
         printf("  skipped, no target topic  %" PRIu64 "\n", r->skip_target);
+        printf("  skipped, too old          %" PRIu64 "\n", r->skip_old);
+        printf("  cut, original replayed    %" PRIu64 "\n", r->refetched);
+        printf("  cut, original gone        %" PRIu64 "\n", r->skip_gone);
         printf("  time                      %.1f s\n", secs);
         if (r->o->dry_run) {
                 print_tally("stage", &r->by_stage, SIZE_MAX);
@@ -561,6 +751,8 @@ int lb_replay_run(const lb_config_t *conf, const lb_replay_opts_t *o,
                 rd_kafka_consumer_close(r.consumer);
                 rd_kafka_destroy(r.consumer);
         }
+        if (r.fetcher)
+                rd_kafka_destroy(r.fetcher);
         lb_tally_free(&r.by_stage);
         lb_tally_free(&r.by_app);
         lb_tally_free(&r.by_message);

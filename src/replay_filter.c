@@ -85,6 +85,13 @@ int lb_replay_opts_set(lb_replay_opts_t *o, const char *name, const char *value,
         return 0;
 }
 
+int64_t lb_replay_max_replays(const lb_replay_opts_t *o)
+{
+        if (o->max_replays >= 0)
+                return o->max_replays;
+        return o->follow ? LB_REPLAY_FOLLOW_MAX_REPLAYS : -1;
+}
+
 int lb_replay_opts_check(const lb_replay_opts_t *o, const char *dlq_topic,
                          char *errstr, size_t errstr_size)
 {
@@ -185,6 +192,7 @@ void lb_replay_record_init(lb_dlq_record_t *r, int64_t timestamp_ms)
 {
         memset(r, 0, sizeof(*r));
         r->source_partition = -1;
+        r->source_offset = -1;
         r->timestamp_ms = timestamp_ms;
 }
 
@@ -221,10 +229,20 @@ void lb_replay_record_header(lb_dlq_record_t *r, const char *name,
                 r->source_partition =
                     !parse_count(v, b.len, &n) && n <= INT32_MAX ? (int32_t)n
                                                                  : -1;
+        else if (!strcmp(name, "leanbridge.source.offset"))
+                r->source_offset = !parse_count(v, b.len, &n) ? n : -1;
+        else if (!strcmp(name, "leanbridge.value.truncated") ||
+                 !strcmp(name, "leanbridge.key.truncated"))
+                r->cut = 1;
         else if (!strcmp(name, LB_REPLAY_HEADER)) {
                 r->replayed_bad = parse_count(v, b.len, &n) != 0;
                 r->replayed = r->replayed_bad ? 0 : n;
         }
+}
+
+int lb_replay_header_carried(const char *name)
+{
+        return strncmp(name, LB_HEADER_PREFIX, strlen(LB_HEADER_PREFIX)) != 0;
 }
 
 /* Whether bytes b equal one item of the comma-separated list. */
@@ -285,8 +303,8 @@ lb_replay_verdict_t lb_replay_decide(const lb_replay_opts_t *o,
              r->timestamp_ms >= o->until_ms))
                 return LB_REPLAY_SKIP_FILTER;
         /* A count that cannot be read cannot be shown to be under the limit. */
-        if (o->max_replays >= 0 &&
-            (r->replayed_bad || r->replayed >= o->max_replays))
+        int64_t max = lb_replay_max_replays(o);
+        if (max >= 0 && (r->replayed_bad || r->replayed >= max))
                 return LB_REPLAY_SKIP_MAX_REPLAYS;
         char topic[LB_TOPIC_MAX + 1];
         int32_t partition;

@@ -13,6 +13,13 @@
 /** The header a replayed record carries: how many times it was replayed. */
 #define LB_REPLAY_HEADER "leanbridge.replayed"
 
+/** The bridge's own headers; the others are the original message's. */
+#define LB_HEADER_PREFIX "leanbridge."
+
+/** --max-replays of a --follow run without one: a record that keeps
+ *  failing goes back this often, then stays in the dead-letter topic. */
+#define LB_REPLAY_FOLLOW_MAX_REPLAYS 3
+
 /** An unset --since/--until. */
 #define LB_REPLAY_NO_TIME INT64_MIN
 
@@ -22,7 +29,9 @@ typedef struct {
         const char *message; /* substring of the error message; NULL = any */
         int64_t since_ms;    /* record time >= since (LB_REPLAY_NO_TIME) */
         int64_t until_ms;    /* record time < until (LB_REPLAY_NO_TIME) */
-        int64_t max_replays; /* skip records replayed this often; -1 = off */
+        int64_t max_replays; /* skip records replayed this often; -1 = unset
+                                (off, or LB_REPLAY_FOLLOW_MAX_REPLAYS when
+                                following) */
         const char *to;      /* target topic; NULL = the source topic */
         const char *group; /* consumer group; NULL = <kafka.group.id>.replay */
         int dry_run;       /* count, produce nothing, commit nothing */
@@ -39,6 +48,10 @@ void lb_replay_opts_init(lb_replay_opts_t *o);
  */
 int lb_replay_opts_set(lb_replay_opts_t *o, const char *name, const char *value,
                        char *errstr, size_t errstr_size);
+
+/** @returns the --max-replays in force: the option, else
+ *           LB_REPLAY_FOLLOW_MAX_REPLAYS when following, else -1 (off). */
+int64_t lb_replay_max_replays(const lb_replay_opts_t *o);
 
 /**
  * @brief Cross-option rules: --since before --until, no --dry-run with
@@ -69,9 +82,12 @@ typedef struct {
         lb_bytes_t app;           /* leanbridge.app.id */
         lb_bytes_t source_topic;  /* leanbridge.source.topic */
         int32_t source_partition; /* leanbridge.source.partition; -1 none */
-        int64_t replayed;         /* leanbridge.replayed; 0 when absent */
-        int replayed_bad;         /* that header is there but not a count */
-        int64_t timestamp_ms;     /* the record's time; -1 = none */
+        int64_t source_offset;    /* leanbridge.source.offset; -1 none */
+        int cut; /* leanbridge.value.truncated or .key.truncated: written
+                    cut, its key and value are not the event's */
+        int64_t replayed;     /* leanbridge.replayed; 0 when absent */
+        int replayed_bad;     /* that header is there but not a count */
+        int64_t timestamp_ms; /* the record's time; -1 = none */
 } lb_dlq_record_t;
 
 /** @brief An empty record view with the record's timestamp (-1: none). */
@@ -84,6 +100,11 @@ void lb_replay_record_init(lb_dlq_record_t *r, int64_t timestamp_ms);
  */
 void lb_replay_record_header(lb_dlq_record_t *r, const char *name,
                              const void *value, size_t len);
+
+/** @returns 1 when a header of this name is the original message's, to be
+ *           carried into its dead letter and back on replay (every name
+ *           outside LB_HEADER_PREFIX), else 0. */
+int lb_replay_header_carried(const char *name);
 
 typedef enum {
         LB_REPLAY_GO = 0,

@@ -15,7 +15,14 @@ Maven Central), with the real bridge and the sandbox API:
      point: the rerun did not chase them;
   5. --max-replays 1 stops the records that failed twice (the bridge carries
      leanbridge.replayed into their dead letters), and skips dead letters
-     that carry leanbridge.replayed=1 while replaying the others.
+     that carry leanbridge.replayed=1 while replaying the others;
+  6. a dead letter written cut (a 3,098-byte event, batch.max.bytes=1024,
+     the producer's message.max.bytes=1500) goes back as the whole original
+     read from its source offset (value byte for byte, key, timestamp and
+     headers), and a bridge with the default batch.max.bytes applies it; a
+     cut one whose original is gone is skipped and counted; a poison
+     event's headers ride in its dead letters and back on its copies; and
+     `--follow` with the defaults stops it after 3 replays.
 
 Without a broker (no Java/Maven/network) it reports SKIPPED with the reason,
 unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1, where that is a failure."""
@@ -24,6 +31,7 @@ import os
 import re
 import signal
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -84,6 +92,75 @@ def events():
 
 def read(bootstrap, topic):
     return h.read_topic(bootstrap, topic)
+
+
+def cut_headers_follow(broker, bs, wd):
+    """Step 6. @returns a one-line summary."""
+    topic, dlq, group = "r6.events", "r6.dlq", "r6bridge"
+    broker.create_topic(topic, 1)  # every partition gets a record to commit
+    broker.create_topic(dlq, 1)
+    hdrs = [("traceparent", "00-4bf92f3577b34da6-00f067aa0ba902b7-01"), ("x-producer", "svc-a")]
+    ev = {"appId": "app_alpha", "userId": "u-big", "action": "track", "event": "Big",
+          "eid": "big"}
+    ev["pad"] = "p" * (3098 - len(json.dumps(ev, separators=(",", ":"))) - 9)
+    big = json.dumps(ev, separators=(",", ":")).encode()
+    h.check(len(big) == 3098, f"big event is {len(big)} bytes")
+    h.kcat_produce(bs, topic, [(b"k-big", big), (b"k-poison", b"not json\tat all")], hdrs,
+                   partition=0)
+    sb = h.Sandbox(h.APPS, wd, name="sandbox6")
+    b1 = h.Bridge(wd, h.bridge_settings(bs, sb, topic, dlq, group=group,
+                                        batch_max_bytes="1024",
+                                        **{"kafka.producer.message.max.bytes": "1500"}),
+                  name="bridge6-small")
+    h.wait_for(lambda: h.all_committed(bs, group, topic), 120, "step 6: first pass committed")
+    h.check(b1.stop() == 0, f"bridge exit\n{b1.log_text()[-2000:]}")
+    dead = {r["key"]: r for r in read(bs, dlq)}
+    h.check(dead["k-big"]["headers"].get("leanbridge.value.truncated") == "3098",
+            f"not written cut: {dead['k-big']['headers']}")
+    for name, value in hdrs:
+        h.check(dead["k-poison"]["headers"].get(name) == value,
+                f"the poison dead letter lacks {name}: {dead['k-poison']['headers']}")
+    h.kcat_produce(bs, dlq, [(b"k-gone", b"x" * 256)],
+                   [("leanbridge.error.stage", "validate"), ("leanbridge.source.topic", topic),
+                    ("leanbridge.source.partition", "0"), ("leanbridge.source.offset", "999999"),
+                    ("leanbridge.value.truncated", "5000")])
+    rc, out, _ = h.replay(bs, dlq, group, "--stage", "validate")
+    c = summary_counts(out)
+    h.check(rc == 0 and c.get("replayed") == 1 and c.get("cut, original replayed") == 1 and
+            c.get("cut, original gone") == 1, f"cut replay: {c}")
+    src = [r for r in read(bs, topic) if r["key"] == "k-big"]
+    h.check(len(src) == 2, f"{len(src)} k-big records in the input, want the original and one copy")
+    orig, copy = sorted(src, key=lambda r: r["offset"])
+    h.check(copy["value"].encode() == big and copy["timestamp"] == orig["timestamp"] and
+            copy["partition"] == orig["partition"], "the copy is not the whole original")
+    for name, value in hdrs:
+        h.check(copy["headers"].get(name) == value, f"the copy lacks {name}: {copy['headers']}")
+    h.check(sorted(copy["headers"]) == sorted([n for n, _ in hdrs] + ["leanbridge.replayed"]),
+            f"copy headers {copy['headers']}")
+
+    b2 = h.Bridge(wd, h.bridge_settings(bs, sb, topic, dlq, group=group), name="bridge6")
+    h.wait_for(lambda: any(a["action"].get("eid") == "big" for a in sb.accepted()), 120,
+               "the whole big event applied")
+    follower = h.replay(bs, dlq, group, "--follow", "--stage", "parse", "--group", "r6follow",
+                        wait=False)
+    poison = lambda: [r for r in read(bs, dlq) if r["key"] == "k-poison"]  # noqa: E731
+    h.wait_for(lambda: len(poison()) >= 4, 120, "the poison event replayed 3 times")
+    time.sleep(8)
+    chain = poison()
+    h.check(len(chain) == 4, f"{len(chain)} poison dead letters, want 1 + 3 replays")
+    h.check(follower.poll() is None, "--follow exited by itself")
+    follower.send_signal(signal.SIGTERM)
+    out, err = follower.communicate(timeout=60)
+    c = summary_counts(out.decode())
+    h.check(follower.returncode == 0 and c.get("replayed") == 3 and
+            c.get("skipped at --max-replays") == 1, f"--follow: {c}\n{err.decode()[-800:]}")
+    for r in chain:
+        for name, value in hdrs:
+            h.check(r["headers"].get(name) == value, f"a poison dead letter lacks {name}")
+    h.check(b2.stop() == 0, f"bridge exit\n{b2.log_text()[-2000:]}")
+    sb.stop()
+    return ("a cut dead letter replayed whole (3,098 bytes) and applied, a gone one skipped, "
+            "headers carried, --follow stopped after 3 replays")
 
 
 def main():
@@ -239,12 +316,13 @@ def main():
         h.check(sorted(r["key"] for r in new) == [f"once-{i}" for i in range(3)],
                 f"--max-replays 1 replayed {sorted(r['key'] for r in new)}")
         h.check(all(r["headers"].get("leanbridge.replayed") == "1" for r in new), "header")
+        step6 = cut_headers_follow(broker, bs, wd)
         version = broker.version
     print(f"\nreplay on real Kafka {version}: {n_dead} dead letters, dry run exact, "
           f"killed after {done_before} and rerun: {len(fix)} fixable events delivered "
           f"({dups} duplicates), {left} rejected again after the stopping point, "
           f"--max-replays skips "
-          f"replayed ones\n1 passed, 0 failed")
+          f"replayed ones; {step6}\n1 passed, 0 failed")
 
 
 main()

@@ -2,8 +2,9 @@
  * test_dlq.c: the dead-letter producer (src/dlq.c) against librdkafka's
  * mock cluster in this process: the header contract (stage, message, HTTP
  * status only when there was a response, source, app id only when known,
- * attempts), key and value unchanged, and a record too large for the
- * producer written cut with the original length in a header. Each record is
+ * attempts), the original message's own headers carried (not its
+ * leanbridge.* ones), key and value unchanged, and a record too large for
+ * the producer written cut with the original length in a header. Each record is
  * reported exactly once, acknowledged.
  */
 #include <setjmp.h>
@@ -130,12 +131,14 @@ static void test_headers_and_cut_record(void **state)
         char *big = malloc(BIG);
         memset(big, 'b', BIG);
 
-        assert_int_equal(
-            lb_dlq_produce(d,
-                           action(p, "k1", "{\"a\":1}", 7, 10, LB_STAGE_HTTP,
-                                  403, "HTTP 403: Invalid access key", 1),
-                           "app1"),
-            0);
+        lb_action_t *a1 = action(p, "k1", "{\"a\":1}", 7, 10, LB_STAGE_HTTP,
+                                 403, "HTTP 403: Invalid access key", 1);
+        a1->headers = rd_kafka_headers_new(3);
+        rd_kafka_header_add(a1->headers, "traceparent", -1, "00-abc-01", -1);
+        rd_kafka_header_add(a1->headers, "x-null", -1, NULL, 0);
+        rd_kafka_header_add(a1->headers, "leanbridge.error.stage", -1, "old",
+                            -1);
+        assert_int_equal(lb_dlq_produce(d, a1, "app1"), 0);
         assert_int_equal(lb_dlq_produce(d,
                                         action(p, NULL, "{\"b\":2}", 7, 11,
                                                LB_STAGE_RETRIES_EXHAUSTED, 0,
@@ -144,6 +147,8 @@ static void test_headers_and_cut_record(void **state)
                          0);
         lb_action_t *cut =
             action(p, "k3", big, BIG, 12, LB_STAGE_PARSE, 0, "not JSON", 0);
+        cut->headers = rd_kafka_headers_new(1);
+        rd_kafka_header_add(cut->headers, "traceparent", -1, "00-def-01", -1);
         assert_int_equal(lb_dlq_produce(d, cut, NULL), 0);
         assert_int_equal(cut->dlq_cut, 1);
         while (r.reported < 3)
@@ -166,6 +171,22 @@ static void test_headers_and_cut_record(void **state)
         assert_string_equal(header(m[0], "leanbridge.app.id"), "app1");
         assert_string_equal(header(m[0], "leanbridge.attempts"), "1");
         assert_null(header(m[0], "leanbridge.value.truncated"));
+        /* The original's headers, first and unchanged; not its stale
+         * leanbridge.* one. */
+        rd_kafka_headers_t *h0;
+        const char *name;
+        const void *v;
+        size_t n;
+        assert_int_equal(rd_kafka_message_headers(m[0], &h0), 0);
+        assert_int_equal(rd_kafka_header_get_all(h0, 0, &name, &v, &n), 0);
+        assert_string_equal(name, "traceparent");
+        assert_string_equal(header(m[0], "traceparent"), "00-abc-01");
+        assert_int_equal(rd_kafka_header_get_all(h0, 1, &name, &v, &n), 0);
+        assert_string_equal(name, "x-null");
+        assert_null(v);
+        assert_int_equal(
+            rd_kafka_header_get(h0, 1, "leanbridge.error.stage", &v, &n),
+            RD_KAFKA_RESP_ERR__NOENT);
         assert_int_equal(m[0]->key_len, 2);
         assert_memory_equal(m[0]->key, "k1", 2);
         assert_int_equal(m[0]->len, 7);
@@ -184,6 +205,7 @@ static void test_headers_and_cut_record(void **state)
         assert_null(header(m[2], "leanbridge.key.truncated"));
         assert_string_equal(header(m[2], "leanbridge.source.offset"), "12");
         assert_string_equal(header(m[2], "leanbridge.error.stage"), "parse");
+        assert_null(header(m[2], "traceparent")); /* a cut copy: none */
         for (int i = 0; i < 3; i++)
                 rd_kafka_message_destroy(m[i]);
         rd_kafka_consumer_close(consumer);

@@ -30,7 +30,7 @@ static void check_text(const char *s, size_t max)
 
 /* Every ok verdict must be backed by the body itself. */
 static void check_done(int status, const char *body, size_t len, size_t n,
-                       const lb_action_result_t *r)
+                       int accept, const lb_action_result_t *r)
 {
         if (status < 200 || status > 299)
                 abort();
@@ -40,9 +40,19 @@ static void check_done(int status, const char *body, size_t len, size_t n,
                 abort();
         for (size_t i = 0; i < n; i++) {
                 json_t *e = json_array_get(resp, i);
-                if (r[i].ok && !json_is_true(json_object_get(e, "success")))
+                json_t *err = json_object_get(e, "error");
+                json_t *warn = json_object_get(e, "warning");
+                int has_err = err && !json_is_null(err);
+                int has_warn = warn && !json_is_null(warn);
+                /* Delivered only when the API says it applied it. */
+                if (r[i].ok && (!json_is_true(json_object_get(e, "success")) ||
+                                has_err || (has_warn && !accept)))
                         abort();
-                if (r[i].warning && !r[i].ok)
+                if (!r[i].ok && r[i].stage != LB_STAGE_API &&
+                    r[i].stage != LB_STAGE_API_SKIPPED &&
+                    r[i].stage != LB_STAGE_API_WARNING)
+                        abort();
+                if (r[i].warning != has_warn)
                         abort();
                 if (r[i].message)
                         check_text(r[i].message, LB_MULTI_MESSAGE_MAX);
@@ -66,11 +76,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lb_action_result_t r[MAX_ACTIONS];
         memset(r, 0, sizeof(r));
         char reason[512];
-        lb_outcome_t o =
-            lb_multi_classify(status, body, len, n, r, reason, sizeof(reason));
+        int accept = (data[0] & 16) != 0;
+        lb_outcome_t o = lb_multi_classify(
+            status, body, len, n, accept ? LB_MULTI_ACCEPT_WARNINGS : 0, r,
+            reason, sizeof(reason));
         switch (o) {
         case LB_OUTCOME_DONE:
-                check_done(status, body, len, n, r);
+                check_done(status, body, len, n, accept, r);
                 break;
         case LB_OUTCOME_SPLIT:
                 if (status != 403 || n < 2)

@@ -1134,7 +1134,7 @@ static void test_example_file(void **state)
                 key_lines++;
         }
         /* the defaulted keys, metrics.listen twice, the kafka examples */
-        assert_int_equal(key_lines, 24 + 1 + 7);
+        assert_int_equal(key_lines, 26 + 1 + 7);
         free(copy);
         lb_config_destroy(c);
         free(want);

@@ -138,9 +138,14 @@ static void test_time(void **state)
         ev = parse_ok(state, "{\"appId\":\"app1\",\"action\":\"a\","
                              "\"userId\":\"u\",\"time\":1375295825.25}");
         assert_int_equal(ev.time_missing, 0);
+        assert_true(ev.time_s == 1375295825.25);
         ev = parse_ok(state, "{\"appId\":\"app1\",\"action\":\"a\","
                              "\"userId\":\"u\",\"time\":-1}");
         assert_int_equal(ev.time_missing, 0);
+        assert_true(ev.time_s == -1.0);
+        ev = parse_ok(state, "{\"appId\":\"app1\",\"action\":\"a\","
+                             "\"time\":1.5e9,\"userId\":\"u\"}");
+        assert_true(ev.time_s == 1.5e9);
         expect(state,
                "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"u\","
                "\"time\":\"1375295825\"}",
@@ -670,6 +675,70 @@ static void test_body_len(void **state)
         assert_int_equal(lb_event_body_len(0, 0), 1);
 }
 
+static void test_event_time(void **state)
+{
+        (void)state;
+        double t = -7;
+        assert_int_equal(lb_event_time("{\"time\":1700000000}", 19, &t), 0);
+        assert_true(t == 1700000000.0);
+        assert_int_equal(lb_event_time("{\"a\":[1],\"time\" : 12.5 }", 24, &t),
+                         0);
+        assert_true(t == 12.5);
+        /* Cut short (a dead letter written cut), no time, wrong types. */
+        assert_int_equal(lb_event_time("{\"time\":1700000000", 18, &t), -1);
+        assert_int_equal(lb_event_time("{\"x\":1}", 7, &t), -1);
+        assert_int_equal(lb_event_time("{\"time\":\"1\"}", 12, &t), -1);
+        assert_int_equal(lb_event_time("[1]", 3, &t), -1);
+        assert_int_equal(lb_event_time("", 0, &t), -1);
+        assert_int_equal(lb_event_time(NULL, 0, &t), -1);
+        /* Only the top-level member counts. */
+        assert_int_equal(lb_event_time("{\"p\":{\"time\":1}}", 16, &t), -1);
+}
+
+/* The age bound: the event's time in UNIX seconds, else the Kafka
+ * timestamp in ms; the clock is passed in. */
+static void test_too_old(void **state)
+{
+        (void)state;
+        const int64_t now = INT64_C(1700000000000), day = 86400000;
+        char why[256];
+        /* Off. */
+        assert_int_equal(lb_event_too_old(1, 0, 1, now, 0, why, sizeof(why)),
+                         0);
+        /* By the event's time (seconds), which wins over the timestamp. */
+        assert_int_equal(lb_event_too_old(1, 1700000000.0 - 8 * 86400, now, now,
+                                          7 * day, why, sizeof(why)),
+                         1);
+        assert_non_null(strstr(why, "by its time"));
+        assert_non_null(strstr(why, "691200 s old"));
+        assert_int_equal(lb_event_too_old(1, 1700000000.0 - 6 * 86400,
+                                          now - 30 * day, now, 7 * day, why,
+                                          sizeof(why)),
+                         0);
+        /* Exactly at the bound is not older than it. */
+        assert_int_equal(lb_event_too_old(1, 1700000000.0 - 7 * 86400, 0, now,
+                                          7 * day, why, sizeof(why)),
+                         0);
+        assert_int_equal(lb_event_too_old(1, 1700000000.0 - 7 * 86400 - 0.5, 0,
+                                          now, 7 * day, why, sizeof(why)),
+                         1);
+        /* In the future: not old. */
+        assert_int_equal(
+            lb_event_too_old(1, 1800000000.0, 0, now, 1, why, sizeof(why)), 0);
+        /* No time: the Kafka timestamp (ms). */
+        assert_int_equal(
+            lb_event_too_old(0, 0, now - day - 1, now, day, why, sizeof(why)),
+            1);
+        assert_non_null(strstr(why, "by its Kafka timestamp"));
+        assert_non_null(strstr(why, "input.max.age.ms"));
+        assert_int_equal(
+            lb_event_too_old(0, 0, now - day, now, day, why, sizeof(why)), 0);
+        /* Nothing to judge by: never too old. errstr is optional. */
+        assert_int_equal(lb_event_too_old(0, 0, 0, now, 1, NULL, 0), 0);
+        assert_int_equal(lb_event_too_old(0, 0, -1, now, 1, NULL, 0), 0);
+        assert_int_equal(lb_event_too_old(0, 0, 1, now, 1, NULL, 0), 1);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -701,6 +770,8 @@ int main(void)
             T(test_ten_megabyte_value),
             T(test_errstr_optional),
             T(test_body_len),
+            cmocka_unit_test(test_event_time),
+            cmocka_unit_test(test_too_old),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,8 +56,8 @@ static lb_outcome_t classify(int status, const char *body, size_t n,
                              lb_action_result_t *res, char *reason,
                              size_t reason_size)
 {
-        return lb_multi_classify(status, body, body ? strlen(body) : 0, n, res,
-                                 reason, reason_size);
+        return lb_multi_classify(status, body, body ? strlen(body) : 0, n, 0,
+                                 res, reason, reason_size);
 }
 
 /* --- buffers and strings ------------------------------------------------- */
@@ -392,17 +392,22 @@ static void test_classify_done(void **state)
         assert_true(r[0].ok);
         assert_false(r[0].warning);
         assert_null(r[0].message);
-        assert_true(r[1].ok);
+        assert_int_equal(r[0].stage, LB_STAGE_NONE);
+        /* A warning: probably skipped, so not delivered. */
+        assert_false(r[1].ok);
         assert_true(r[1].warning);
+        assert_int_equal(r[1].stage, LB_STAGE_API_WARNING);
         assert_string_equal(r[1].message, "User not found; request skipped.");
         assert_false(r[2].ok);
         assert_false(r[2].warning);
+        assert_int_equal(r[2].stage, LB_STAGE_API);
         assert_string_equal(r[2].message, "Action not found");
         assert_true(r[3].ok);
         assert_false(r[3].warning);
         lb_multi_results_clear(r, 4);
         assert_null(r[1].message);
-        assert_false(r[1].ok);
+        assert_false(r[1].warning);
+        assert_int_equal(r[1].stage, LB_STAGE_NONE);
         /* Any 2xx. */
         assert_int_equal(classify(201, "{\"response\":[{\"success\":true}]}", 1,
                                   r, reason, sizeof(reason)),
@@ -475,8 +480,8 @@ static void test_classify_plain_successes(void **state)
         assert_true(r[2].ok);
         lb_multi_results_clear(r, 3);
         /* A NUL inside the body is not whitespace. */
-        assert_int_equal(lb_multi_classify(200, "{\"response\":[]}\0", 17, 0, r,
-                                           reason, sizeof(reason)),
+        assert_int_equal(lb_multi_classify(200, "{\"response\":[]}\0", 17, 0, 0,
+                                           r, reason, sizeof(reason)),
                          LB_OUTCOME_RETRY);
 }
 
@@ -512,6 +517,83 @@ static void test_classify_entry_shapes(void **state)
         }
 }
 
+/* Every combination of success (true, false, missing), error (object with
+ * a message, bare string, null, missing), warning (object, bare string,
+ * null, missing) and the accept-warnings flag: delivered only when the API
+ * applied the action; a skip is never a delivery, whatever the flag. */
+static void test_classify_entry_exhaustive(void **state)
+{
+        (void)state;
+        static const char *const succ[] = {"\"success\":true",
+                                           "\"success\":false", NULL};
+        static const char *const err[] = {"\"error\":{\"message\":\"E\"}",
+                                          "\"error\":\"E\"", "\"error\":null",
+                                          NULL};
+        static const char *const warn[] = {"\"warning\":{\"message\":\"W\"}",
+                                           "\"warning\":\"W\"",
+                                           "\"warning\":null", NULL};
+        for (size_t s = 0; s < 3; s++)
+                for (size_t e = 0; e < 4; e++)
+                        for (size_t w = 0; w < 4; w++)
+                                for (unsigned acc = 0; acc < 2; acc++) {
+                                        char entry[256] = "{", body[512];
+                                        const char *parts[] = {succ[s], err[e],
+                                                               warn[w]};
+                                        int first = 1;
+                                        for (size_t k = 0; k < 3; k++) {
+                                                if (!parts[k])
+                                                        continue;
+                                                if (!first)
+                                                        strcat(entry, ",");
+                                                strcat(entry, parts[k]);
+                                                first = 0;
+                                        }
+                                        strcat(entry, "}");
+                                        snprintf(body, sizeof(body),
+                                                 "{\"response\":[%s]}", entry);
+                                        int has_e = e < 2, has_w = w < 2;
+                                        int want_ok =
+                                            s == 0 && !has_e && (!has_w || acc);
+                                        lb_stage_t want_stage =
+                                            want_ok  ? LB_STAGE_NONE
+                                            : s != 0 ? LB_STAGE_API
+                                            : has_e  ? LB_STAGE_API_SKIPPED
+                                                     : LB_STAGE_API_WARNING;
+                                        const char *want_msg =
+                                            s == 2 ? "malformed response entry"
+                                            : s == 1 ? (has_e ? "E"
+                                                              : "success false "
+                                                                "without error "
+                                                                "message")
+                                            : has_e  ? "E"
+                                            : has_w  ? "W"
+                                                     : NULL;
+                                        lb_action_result_t r[1];
+                                        char reason[256];
+                                        lb_outcome_t o = lb_multi_classify(
+                                            200, body, strlen(body), 1,
+                                            acc ? LB_MULTI_ACCEPT_WARNINGS : 0,
+                                            r, reason, sizeof(reason));
+                                        if (o != LB_OUTCOME_DONE ||
+                                            r[0].ok != want_ok ||
+                                            r[0].stage != want_stage ||
+                                            r[0].warning != has_w ||
+                                            (want_msg ? !r[0].message ||
+                                                            strcmp(r[0].message,
+                                                                   want_msg)
+                                                      : r[0].message != NULL))
+                                                fail_msg(
+                                                    "%s accept=%u: outcome %d "
+                                                    "ok %d stage %d warning %d "
+                                                    "message '%s'",
+                                                    entry, acc, o, r[0].ok,
+                                                    r[0].stage, r[0].warning,
+                                                    r[0].message ? r[0].message
+                                                                 : "(null)");
+                                        lb_multi_results_clear(r, 1);
+                                }
+}
+
 static void test_classify_messages(void **state)
 {
         (void)state;
@@ -538,11 +620,37 @@ static void test_classify_messages(void **state)
                      "{\"success\":true,\"warning\":{}}]}",
                      2, r, reason, sizeof(reason)),
             LB_OUTCOME_DONE);
+        assert_true(!r[0].ok && r[0].warning);
+        assert_string_equal(r[0].message, "w1");
+        assert_true(!r[1].ok && r[1].warning);
+        assert_string_equal(r[1].message,
+                            "success true with a warning: probably skipped");
+        lb_multi_results_clear(r, 2);
+        /* Accepted warnings keep their message (for the log), if any. */
+        assert_int_equal(
+            lb_multi_classify(
+                200,
+                "{\"response\":[{\"success\":true,\"warning\":\"w1\"},"
+                "{\"success\":true,\"warning\":{}}]}",
+                strlen("{\"response\":[{\"success\":true,\"warning\":\"w1\"},"
+                       "{\"success\":true,\"warning\":{}}]}"),
+                2, LB_MULTI_ACCEPT_WARNINGS, r, reason, sizeof(reason)),
+            LB_OUTCOME_DONE);
         assert_true(r[0].ok && r[0].warning);
         assert_string_equal(r[0].message, "w1");
         assert_true(r[1].ok && r[1].warning);
         assert_null(r[1].message);
         lb_multi_results_clear(r, 2);
+        /* success:true with an error without a usable message. */
+        assert_int_equal(
+            classify(200, "{\"response\":[{\"success\":true,\"error\":{}}]}", 1,
+                     r, reason, sizeof(reason)),
+            LB_OUTCOME_DONE);
+        assert_false(r[0].ok);
+        assert_int_equal(r[0].stage, LB_STAGE_API_SKIPPED);
+        assert_string_equal(r[0].message,
+                            "success true with an error: skipped");
+        lb_multi_results_clear(r, 1);
         /* Long and non-printable messages are cut and cleaned. */
         char body[2048], msg[1001];
         memset(msg, 'm', 1000);
@@ -646,11 +754,11 @@ static void test_classify_hostile_bodies(void **state)
         assert_non_null(body);
         memset(body, ' ', big);
         assert_int_equal(
-            lb_multi_classify(200, body, big, 1, r, reason, sizeof(reason)),
+            lb_multi_classify(200, body, big, 1, 0, r, reason, sizeof(reason)),
             LB_OUTCOME_RETRY);
         assert_string_equal(reason, "HTTP 200: response too large");
         assert_int_equal(
-            lb_multi_classify(503, body, big, 1, r, reason, sizeof(reason)),
+            lb_multi_classify(503, body, big, 1, 0, r, reason, sizeof(reason)),
             LB_OUTCOME_RETRY);
         free(body);
 
@@ -659,14 +767,14 @@ static void test_classify_hostile_bodies(void **state)
                            "{\"success\":true,\"warning\":{\"message\":"
                            "\"w\"}}]}";
         for (size_t cut = 0; cut < strlen(good); cut++) {
-                lb_outcome_t o = lb_multi_classify(200, good, cut, 2, r, reason,
-                                                   sizeof(reason));
+                lb_outcome_t o = lb_multi_classify(200, good, cut, 2, 0, r,
+                                                   reason, sizeof(reason));
                 if (o != LB_OUTCOME_RETRY)
                         fail_msg("truncated at %zu: outcome %d", cut, o);
         }
         /* Embedded NUL and bad UTF-8. */
-        assert_int_equal(lb_multi_classify(200, "{\"response\":[\0]}", 16, 1, r,
-                                           reason, sizeof(reason)),
+        assert_int_equal(lb_multi_classify(200, "{\"response\":[\0]}", 16, 1, 0,
+                                           r, reason, sizeof(reason)),
                          LB_OUTCOME_RETRY);
         assert_int_equal(
             classify(200, "{\"response\":[{\"success\":true,\"x\":\"\xff\"}]}",
@@ -844,6 +952,7 @@ int main(void)
             cmocka_unit_test(test_classify_done),
             cmocka_unit_test(test_classify_plain_successes),
             cmocka_unit_test(test_classify_entry_shapes),
+            cmocka_unit_test(test_classify_entry_exhaustive),
             cmocka_unit_test(test_classify_messages),
             cmocka_unit_test(test_classify_2xx_wrong_shape),
             cmocka_unit_test(test_classify_hostile_bodies),

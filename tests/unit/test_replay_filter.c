@@ -223,6 +223,8 @@ static void test_headers(void **state)
         assert_null(r.stage.ptr);
         assert_null(r.source_topic.ptr);
         assert_int_equal(r.source_partition, -1);
+        assert_int_equal(r.source_offset, -1);
+        assert_int_equal(r.cut, 0);
         assert_int_equal(r.replayed, 0);
         assert_int_equal(r.replayed_bad, 0);
         assert_int_equal(r.timestamp_ms, 77);
@@ -259,6 +261,18 @@ static void test_headers(void **state)
         }
         hdr(&r, "leanbridge.source.partition", NULL);
         assert_int_equal(r.source_partition, -1);
+
+        /* Where the whole original is, and whether this copy is cut. */
+        assert_int_equal(r.cut, 0);
+        hdr(&r, "leanbridge.source.offset", "1234567890123");
+        assert_int_equal(r.source_offset, INT64_C(1234567890123));
+        hdr(&r, "leanbridge.source.offset", "-3");
+        assert_int_equal(r.source_offset, -1);
+        hdr(&r, "leanbridge.key.truncated", "300");
+        assert_int_equal(r.cut, 1);
+        lb_replay_record_init(&r, 1);
+        hdr(&r, "leanbridge.value.truncated", "3098");
+        assert_int_equal(r.cut, 1);
 
         static const struct {
                 const char *v;
@@ -396,6 +410,46 @@ static void test_max_replays(void **state)
         assert_int_equal(decide(&o, &r), LB_REPLAY_SKIP_FILTER);
 }
 
+/* --follow never loops a failing record forever: without --max-replays
+ * it stops at LB_REPLAY_FOLLOW_MAX_REPLAYS; an explicit value wins. */
+static void test_follow_default_max_replays(void **state)
+{
+        (void)state;
+        lb_replay_opts_t o = opts();
+        lb_dlq_record_t r = record("api", "app_a", "boom", 1);
+        assert_int_equal(lb_replay_max_replays(&o), -1);
+        o.follow = 1;
+        assert_int_equal(lb_replay_max_replays(&o),
+                         LB_REPLAY_FOLLOW_MAX_REPLAYS);
+        assert_true(LB_REPLAY_FOLLOW_MAX_REPLAYS >= 1);
+        char n[32];
+        snprintf(n, sizeof(n), "%d", LB_REPLAY_FOLLOW_MAX_REPLAYS - 1);
+        hdr(&r, LB_REPLAY_HEADER, n);
+        assert_int_equal(decide(&o, &r), LB_REPLAY_GO);
+        snprintf(n, sizeof(n), "%d", LB_REPLAY_FOLLOW_MAX_REPLAYS);
+        hdr(&r, LB_REPLAY_HEADER, n);
+        assert_int_equal(decide(&o, &r), LB_REPLAY_SKIP_MAX_REPLAYS);
+        o.max_replays = 10;
+        assert_int_equal(lb_replay_max_replays(&o), 10);
+        assert_int_equal(decide(&o, &r), LB_REPLAY_GO);
+        o.follow = 0;
+        o.max_replays = -1;
+        assert_int_equal(decide(&o, &r), LB_REPLAY_GO);
+}
+
+static void test_header_carried(void **state)
+{
+        (void)state;
+        assert_true(lb_replay_header_carried("traceparent"));
+        assert_true(lb_replay_header_carried("x-producer"));
+        assert_true(lb_replay_header_carried(""));
+        assert_true(lb_replay_header_carried("leanbridge"));
+        assert_true(lb_replay_header_carried("Leanbridge.error.stage"));
+        assert_false(lb_replay_header_carried("leanbridge.error.stage"));
+        assert_false(lb_replay_header_carried(LB_REPLAY_HEADER));
+        assert_false(lb_replay_header_carried("leanbridge."));
+}
+
 static void test_target(void **state)
 {
         (void)state;
@@ -495,6 +549,8 @@ int main(void)
             cmocka_unit_test(test_headers),
             cmocka_unit_test(test_filters),
             cmocka_unit_test(test_max_replays),
+            cmocka_unit_test(test_follow_default_max_replays),
+            cmocka_unit_test(test_header_carried),
             cmocka_unit_test(test_target),
             cmocka_unit_test(test_tally),
         };
