@@ -55,7 +55,9 @@
 /* One assigned partition. */
 typedef struct {
         lb_partition_t *p;
-        int64_t stored; /* last offset stored for commit, or -1 */
+        int64_t stored;     /* last offset stored for commit, or -1 */
+        int64_t last_ts_ms; /* Kafka timestamp of the last message taken */
+        int caught_up;      /* reached the end (partition EOF) since */
 } lb_assigned_t;
 
 /* A batch on its way (see flight.h for its states). Holds a sender slot
@@ -332,6 +334,8 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
                 return;
         }
         atomic_fetch_add(&b->metrics.events_consumed, 1);
+        e->last_ts_ms = rd_kafka_message_timestamp(m, NULL);
+        e->caught_up = 0;
         if (!m->payload) { /* tombstone */
                 lb_partition_done(e->p, m->offset);
                 atomic_fetch_add(&b->metrics.events_skipped, 1);
@@ -370,10 +374,13 @@ static int consume(lb_bridge_t *b)
          * bound rather than at the end of a burst: the input is paused right
          * after, and librdkafka resumes after the last message handed out. */
         while (n < LB_CONSUME_BURST && (m = lb_kafka_in_poll(b->in, 0))) {
-                if (m->err) {
-                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                lb_warn("consumer", "%s",
-                                        rd_kafka_message_errstr(m));
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        lb_assigned_t *e = find_assigned(
+                            b, rd_kafka_topic_name(m->rkt), m->partition);
+                        if (e)
+                                e->caught_up = 1;
+                } else if (m->err) {
+                        lb_warn("consumer", "%s", rd_kafka_message_errstr(m));
                 } else if (b->state == LB_RUNNING && !b->fatal) {
                         /* Stopping, or after a fatal error: take nothing
                          * new (and, so nothing is skipped, nothing after
@@ -565,7 +572,7 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
         atomic_fetch_sub(&b->metrics.inflight_requests, 1);
         lb_metrics_count_request(&b->metrics, req->http_status);
         lb_hist_observe(&b->metrics.request_duration, req->duration_s);
-        atomic_store(&b->health.api_ok, req->http_status != 0);
+        atomic_store(&b->health.api_unreachable, req->http_status == 0);
         int overload = req->http_status == 0 || req->http_status == 429 ||
                        req->http_status >= 500;
         lb_concurrency_observe(&b->conc,
@@ -1016,12 +1023,31 @@ static void summary(lb_bridge_t *b, int64_t now, int force)
         b->last_memory_early = early;
 }
 
+/* How far behind the newest events this member consumes: the age of the
+ * last message taken from each partition that has not reached its end
+ * since, at most over the partitions (0 when all are caught up). Unlike
+ * lag, it does not grow with the wait budget: held actions were taken. */
+static int64_t consume_delay_ms(const lb_bridge_t *b, int64_t wall_ms)
+{
+        int64_t worst = 0;
+        for (size_t i = 0; i < b->assigned_cnt; i++) {
+                const lb_assigned_t *e = &b->assigned[i];
+                if (e->caught_up || e->last_ts_ms <= 0)
+                        continue;
+                if (wall_ms - e->last_ts_ms > worst)
+                        worst = wall_ms - e->last_ts_ms;
+        }
+        return worst;
+}
+
 /* One turn of the loop: take messages (none unless running), then serve.
  * The consumer is polled even while draining: it serves the rebalance
  * callbacks, which may come in the middle of the drain. */
 static void turn(lb_bridge_t *b, int wait_ms)
 {
         int got = consume(b);
+        atomic_store(&b->metrics.consume_delay_ms,
+                     consume_delay_ms(b, (int64_t)(wall_s() * 1000)));
         backpressure(b);
         service(b, got >= LB_CONSUME_BURST ? 0 : wait_ms);
         summary(b, now_ms(), 0);

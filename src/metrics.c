@@ -134,12 +134,15 @@ static size_t collect_lag(json_t *root, lb_consumer_lag_t *out, size_t max)
                 json_object_foreach(parts, pkey, pobj)
                 {
                         json_t *lag = json_object_get(pobj, "consumer_lag");
+                        json_t *desired = json_object_get(pobj, "desired");
                         int32_t partition;
 
                         if (n == max)
                                 return n;
+                        /* not desired: revoked from this member, whose
+                         * statistics still list it with a stale lag */
                         if (parse_partition(pkey, &partition) != 0 ||
-                            !json_is_integer(lag) ||
+                            json_is_false(desired) || !json_is_integer(lag) ||
                             json_integer_value(lag) < 0)
                                 continue;
                         strcpy(out[n].topic, tname);
@@ -451,6 +454,13 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
         gauge(&sb, "leanbridge_partitions_assigned",
               "Partitions assigned to this consumer.",
               LOAD(m->partitions_assigned));
+        family(&sb, "leanbridge_consume_delay_seconds", "gauge",
+               "How far behind the newest events this instance consumes: "
+               "the age of the last message taken from a partition not yet "
+               "at its end (0 when caught up). The scaling signal.");
+        sb_printf(&sb, "leanbridge_consume_delay_seconds ");
+        sb_micro(&sb, (uint_fast64_t)LOAD(m->consume_delay_ms) * 1000);
+        sb_printf(&sb, "\n");
         gauge(&sb, "leanbridge_concurrency_limit",
               "Current adaptive limit on concurrent API requests.",
               LOAD(m->concurrency_limit));
