@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +45,8 @@
 /* Messages taken from the consumer per loop turn before serving the rest
  * (~1.5 ms of parsing: a finished request waits at most that long). */
 #define LB_CONSUME_BURST 500
+/* How often the apps file is checked for a change (a rotated key). */
+#define LB_APPS_WATCH_MS 5000
 /* How often the summary line is logged. */
 #define LB_SUMMARY_INTERVAL_MS 60000
 /* Above this share of pending.max.* (in percent), the nearest deadlines
@@ -79,7 +82,7 @@ typedef struct flight_s {
 typedef enum { LB_RUNNING, LB_DRAINING, LB_STOPPING } lb_loop_state_t;
 
 struct lb_bridge_s {
-        const lb_config_t *conf;
+        lb_config_t *conf; /* written only by reload_apps() */
         int wake_fd;
         lb_kafka_in_t *in;
         lb_dlq_t *dlq;
@@ -110,6 +113,8 @@ struct lb_bridge_s {
         uint64_t last_consumed, last_delivered; /* at the last summary */
         uint64_t last_memory_early;
         unsigned int rand_state;
+        struct stat apps_st; /* the apps file when last read */
+        int64_t apps_checked_ms;
 };
 
 static int64_t now_ms(void)
@@ -1115,11 +1120,84 @@ static void shutdown_give_up(lb_bridge_t *b)
                             b->conf->api_timeout_hold_ms);
 }
 
-int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
+/* ---- client keys ---- */
+
+/* Whether two stats of the apps file are of the same file, unchanged. A
+ * Kubernetes Secret volume swaps a symlink: a new inode. */
+static int same_file(const struct stat *x, const struct stat *y)
+{
+        return x->st_dev == y->st_dev && x->st_ino == y->st_ino &&
+               x->st_size == y->st_size &&
+               x->st_mtim.tv_sec == y->st_mtim.tv_sec &&
+               x->st_mtim.tv_nsec == y->st_mtim.tv_nsec;
+}
+
+/* Each app's request overhead, from its current key. */
+static void app_overheads(lb_bridge_t *b)
+{
+        for (size_t i = 0; i < b->conf->app_cnt; i++) {
+                b->app_overhead[i] = lb_multi_overhead(
+                    b->conf->apps[i].id, b->conf->apps[i].client_key,
+                    b->conf->api_version);
+                if (b->batcher)
+                        lb_batcher_set_overhead(b->batcher, i,
+                                                b->app_overhead[i]);
+        }
+}
+
+/* Takes the apps file's client keys: requests encoded from now on (retries
+ * included) carry them; one on the wire keeps the key it was sent with. A
+ * bad file changes nothing. */
+static void reload_apps(lb_bridge_t *b, const char *cause)
+{
+        char why[512];
+        int n = lb_config_reload_apps(b->conf, why, sizeof(why));
+        if (n < 0) {
+                atomic_fetch_add(&b->metrics.apps_reload_failures, 1);
+                lb_warn("config",
+                        "%s: the apps file was not reloaded, the "
+                        "client keys stay as they were: %s",
+                        cause, why);
+                return;
+        }
+        app_overheads(b);
+        atomic_fetch_add(&b->metrics.apps_reloads, 1);
+        lb_info("config", "%s: apps file reloaded, %d client key(s) changed",
+                cause, n);
+}
+
+/* SIGHUP, or the apps file changed since it was read. */
+static void watch_apps(lb_bridge_t *b, volatile sig_atomic_t *reload)
+{
+        if (*reload) {
+                *reload = 0;
+                if (b->conf->apps_path)
+                        stat(b->conf->apps_path, &b->apps_st);
+                reload_apps(b, "SIGHUP");
+                return;
+        }
+        int64_t now = now_ms();
+        if (!b->conf->apps_path || now - b->apps_checked_ms < LB_APPS_WATCH_MS)
+                return;
+        b->apps_checked_ms = now;
+        struct stat st;
+        if (stat(b->conf->apps_path, &st) || same_file(&st, &b->apps_st))
+                return;
+        b->apps_st = st;
+        reload_apps(b, "apps file changed");
+}
+
+int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop,
+                  volatile sig_atomic_t *reload)
 {
         b->last_summary_ms = now_ms();
-        while (!b->fatal && !*stop)
+        if (b->conf->apps_path)
+                stat(b->conf->apps_path, &b->apps_st);
+        b->apps_checked_ms = b->last_summary_ms;
+        while (!b->fatal && !*stop) {
                 turn(b, 1000);
+                watch_apps(b, reload);
+        }
         if (!b->fatal)
                 shutdown_drain(b);
         if (!b->fatal && b->live_actions)
@@ -1141,7 +1219,7 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
         return b->fatal ? 1 : 0;
 }
 
-lb_bridge_t *lb_bridge_new(const lb_config_t *conf, int wake_fd, int wake_wfd,
+lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
                            char *errstr, size_t errstr_size)
 {
         lb_bridge_t *b = calloc(1, sizeof(*b));
@@ -1162,10 +1240,7 @@ lb_bridge_t *lb_bridge_new(const lb_config_t *conf, int wake_fd, int wake_wfd,
         b->app_overhead = calloc(conf->app_cnt, sizeof(*b->app_overhead));
         if (!b->app_overhead)
                 goto oom;
-        for (size_t i = 0; i < conf->app_cnt; i++)
-                b->app_overhead[i] = lb_multi_overhead(conf->apps[i].id,
-                                                       conf->apps[i].client_key,
-                                                       conf->api_version);
+        app_overheads(b);
         lb_batcher_conf_t bc = {
             .app_cnt = conf->app_cnt,
             .app_overhead = b->app_overhead,

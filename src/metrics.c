@@ -424,6 +424,14 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                 "Offsets stored for commit (librdkafka commits the stored "
                 "offsets every auto.commit.interval.ms).",
                 LOAD(m->offsets_committed));
+        counter(&sb, "leanbridge_apps_reloads_total",
+                "Times the apps file's client keys were read again (SIGHUP "
+                "or a changed file).",
+                LOAD(m->apps_reloads));
+        counter(&sb, "leanbridge_apps_reload_failures_total",
+                "Reloads of the apps file refused (unreadable, malformed, or "
+                "other apps); the old keys stay.",
+                LOAD(m->apps_reload_failures));
 
         labelled_counter(&sb, "leanbridge_actions_sent_early_total",
                          "Actions sent before their deadline (the wait "

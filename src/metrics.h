@@ -54,6 +54,8 @@ typedef struct lb_metrics_s {
         atomic_uint_fast64_t billable_lookups;
         atomic_uint_fast64_t dlq_produce_retries;
         atomic_uint_fast64_t offsets_committed;
+        atomic_uint_fast64_t apps_reloads;         /* apps file re-read */
+        atomic_uint_fast64_t apps_reload_failures; /* ... and kept old keys */
         /* actions sent before their deadline, by lb_send_reason_t (the DUE
          * slot stays 0) */
         atomic_uint_fast64_t sent_early[LB_SEND__COUNT];

@@ -108,6 +108,8 @@ static void test_counters_and_gauges(void **state)
         atomic_store(&m->billable_lookups, 7);
         atomic_store(&m->dlq_produce_retries, 8);
         atomic_store(&m->offsets_committed, 9);
+        atomic_store(&m->apps_reloads, 15);
+        atomic_store(&m->apps_reload_failures, 16);
         atomic_store(&m->inflight_requests, 10);
         atomic_store(&m->pending_actions, 11);
         atomic_store(&m->partitions_paused, 12);
@@ -135,6 +137,8 @@ static void test_counters_and_gauges(void **state)
         assert_line(text, "leanbridge_partitions_paused 12");
         assert_line(text, "leanbridge_partitions_assigned 13");
         assert_line(text, "leanbridge_concurrency_limit 14");
+        assert_line(text, "leanbridge_apps_reloads_total 15");
+        assert_line(text, "leanbridge_apps_reload_failures_total 16");
         assert_line(text, "# TYPE leanbridge_consume_delay_seconds gauge");
         assert_line(text, "leanbridge_consume_delay_seconds 2.5");
         assert_line(text, "# TYPE leanbridge_consumer_lag gauge");
