@@ -216,8 +216,8 @@ def invariants(name, docs, tmp):
         mode = vols[m["name"]]["secret"].get("defaultMode", 0o644)
         check(mode & 0o007 == 0, f"{name}: the apps file is not readable by others (mode {mode:o})")
 
-    if env.get("LEANBRIDGE_KAFKA_GROUP_INSTANCE_ID") is not None:
-        check(env["LEANBRIDGE_KAFKA_GROUP_INSTANCE_ID"] == "lb-leanbridge-0",
+    if env.get("LEANBRIDGE_KAFKA_CONSUMER_GROUP_INSTANCE_ID") is not None:
+        check(env["LEANBRIDGE_KAFKA_CONSUMER_GROUP_INSTANCE_ID"] == "lb-leanbridge-0",
               f"{name}: group.instance.id is the pod's name")
     check("PodDisruptionBudget" in kinds, f"{name}: a PodDisruptionBudget")
     so = kinds.get("ScaledObject")
