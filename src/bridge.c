@@ -37,6 +37,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "multi.h"
+#include "offset_map.h"
 #include "offsets.h"
 #include "replay_filter.h"
 #include "sender.h"
@@ -58,9 +59,10 @@
 /* One assigned partition. */
 typedef struct {
         lb_partition_t *p;
-        int64_t stored;     /* last offset stored for commit, or -1 */
-        int64_t last_ts_ms; /* Kafka timestamp of the last message taken */
-        int caught_up;      /* reached the end (partition EOF) since */
+        int64_t committed;      /* offset of the last commit sent, or -1 */
+        uint64_t committed_map; /* hash of that commit's offset map */
+        int64_t last_ts_ms;     /* Kafka timestamp of the last message taken */
+        int caught_up;          /* reached the end (partition EOF) since */
 } lb_assigned_t;
 
 /* A batch on its way (see flight.h for its states). Holds a sender slot
@@ -115,6 +117,11 @@ struct lb_bridge_s {
         unsigned int rand_state;
         struct stat apps_st; /* the apps file when last read */
         int64_t apps_checked_ms;
+        int64_t next_commit_ms;
+        int64_t map_max;    /* room for an offset map (halved if refused) */
+        char *map;          /* an encoded map, map_max + 1 bytes */
+        lb_range_t *ranges; /* a partition's done ranges, ranges_cap */
+        size_t ranges_cap;
 };
 
 static int64_t now_ms(void)
@@ -143,27 +150,136 @@ static lb_assigned_t *find_assigned(lb_bridge_t *b, const char *topic,
         return NULL;
 }
 
-static void store_offset(lb_bridge_t *b, lb_assigned_t *e)
+/* ---- commits: each partition's offset and offset map ---- */
+
+/* FNV-1a: a partition is committed again when its offset or map changed. */
+static uint64_t map_hash(const char *s, size_t n)
 {
-        int64_t off = lb_partition_committable(e->p);
-        if (off < 0 || off <= e->stored)
-                return;
-        rd_kafka_resp_err_t err = lb_kafka_in_store(
-            b->in, lb_partition_topic(e->p), lb_partition_id(e->p), off);
-        if (err) {
-                lb_warn("offsets", "store %s[%d]@%" PRId64 ": %s",
-                        lb_partition_topic(e->p), lb_partition_id(e->p), off,
-                        rd_kafka_err2str(err));
-                return;
-        }
-        e->stored = off;
-        atomic_fetch_add(&b->metrics.offsets_committed, 1);
+        uint64_t h = 14695981039346656037ULL;
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+        return h;
 }
 
-static void store_all(lb_bridge_t *b)
+/* Adds e's committable offset, with the map of the done offsets above it,
+ * to l when either changed since e's last commit. */
+static void commit_add(lb_bridge_t *b, lb_assigned_t *e,
+                       rd_kafka_topic_partition_list_t *l)
 {
+        int64_t off = lb_partition_committable(e->p);
+        size_t len = 0;
+        int truncated = 0;
+        if (off < 0)
+                return;
+        if (b->map_max > 0) {
+                size_t n =
+                    lb_partition_done_ranges(e->p, b->ranges, b->ranges_cap);
+                size_t w = n < b->ranges_cap ? n : b->ranges_cap;
+                len = lb_offset_map_encode(off, b->ranges, w, b->map,
+                                           (size_t)b->map_max, &truncated);
+                truncated |= n > w;
+        }
+        uint64_t h = map_hash(b->map, len);
+        if (off == e->committed && h == e->committed_map)
+                return;
+        rd_kafka_topic_partition_t *t = rd_kafka_topic_partition_list_add(
+            l, lb_partition_topic(e->p), lb_partition_id(e->p));
+        t->offset = off;
+        if (len && (t->metadata = malloc(len))) { /* freed with l */
+                memcpy(t->metadata, b->map, len);
+                t->metadata_size = len;
+        }
+        e->committed = off;
+        e->committed_map = h;
+        if (truncated)
+                atomic_fetch_add(&b->metrics.offset_maps_truncated, 1);
+}
+
+/* A commit's result, per partition. A failed one is sent again at the next
+ * interval; a map the broker refuses as too large halves the room for maps
+ * (the part nearest the committed offset is kept). */
+static void on_committed(void *opaque, rd_kafka_resp_err_t err,
+                         const rd_kafka_topic_partition_list_t *l)
+{
+        lb_bridge_t *b = opaque;
+        for (int i = 0; i < l->cnt; i++) {
+                const rd_kafka_topic_partition_t *t = &l->elems[i];
+                rd_kafka_resp_err_t e = t->err ? t->err : err;
+                if (!e) {
+                        atomic_fetch_add(&b->metrics.offsets_committed, 1);
+                        continue;
+                }
+                lb_assigned_t *a = find_assigned(b, t->topic, t->partition);
+                if (a)
+                        a->committed = -1;
+                if (e == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE &&
+                    b->map_max > 0) {
+                        b->map_max = b->map_max >= 64 ? b->map_max / 2 : 0;
+                        lb_warn("offsets",
+                                "the broker refused an offset map of %zu "
+                                "bytes (set commit.metadata.max.bytes to "
+                                "its offset.metadata.max.bytes); maps now "
+                                "take at most %" PRId64 " bytes",
+                                t->metadata_size, b->map_max);
+                } else {
+                        lb_warn("offsets", "commit %s[%d]@%" PRId64 ": %s",
+                                t->topic, t->partition, t->offset,
+                                rd_kafka_err2str(e));
+                }
+        }
+}
+
+static void commit_list(lb_bridge_t *b, rd_kafka_topic_partition_list_t *l,
+                        int async)
+{
+        rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in, l, async);
+        if (!async || err)
+                on_committed(b, err, l);
+}
+
+/* Commits every assigned partition whose offset or map changed: every
+ * auto.commit.interval.ms without waiting, and at the end waiting. */
+static void commit_all(lb_bridge_t *b, int async)
+{
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new((int)b->assigned_cnt + 1);
         for (size_t i = 0; i < b->assigned_cnt; i++)
-                store_offset(b, &b->assigned[i]);
+                commit_add(b, &b->assigned[i], l);
+        commit_list(b, l, async);
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Reads the offset maps committed with the newly assigned partitions: the
+ * offsets they mark done are skipped when consumed. A map that cannot be
+ * used is ignored (those offsets are redone, never skipped). */
+static void read_maps(lb_bridge_t *b,
+                      const rd_kafka_topic_partition_list_t *parts)
+{
+        rd_kafka_topic_partition_list_t *c = lb_kafka_in_committed(
+            b->in, parts, (int)b->conf->rebalance_timeout_ms);
+        for (int i = 0; c && i < c->cnt; i++) {
+                const rd_kafka_topic_partition_t *t = &c->elems[i];
+                lb_assigned_t *e = find_assigned(b, t->topic, t->partition);
+                lb_range_t *r;
+                if (!e || t->offset < 0 || !t->metadata_size)
+                        continue;
+                int n = lb_offset_map_decode(t->metadata, t->metadata_size,
+                                             t->offset, &r);
+                if (n < 0) {
+                        atomic_fetch_add(&b->metrics.offset_maps_ignored, 1);
+                        lb_warn("offsets",
+                                "%s[%d]: the committed offset map is not one "
+                                "this version reads; ignored (what it marks "
+                                "done is redone)",
+                                t->topic, t->partition);
+                        continue;
+                }
+                lb_partition_set_already_done(e->p, r, (size_t)n);
+                e->committed = t->offset;
+                e->committed_map = map_hash(t->metadata, t->metadata_size);
+        }
+        if (c)
+                rd_kafka_topic_partition_list_destroy(c);
 }
 
 /* ---- action lifetime ---- */
@@ -341,6 +457,12 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         atomic_fetch_add(&b->metrics.events_consumed, 1);
         e->last_ts_ms = rd_kafka_message_timestamp(m, NULL);
         e->caught_up = 0;
+        if (lb_partition_already_done(e->p, m->offset)) {
+                /* done before a crash or a handover: the offset map said so */
+                lb_partition_done(e->p, m->offset);
+                atomic_fetch_add(&b->metrics.events_already_done, 1);
+                return;
+        }
         if (!m->payload) { /* tombstone */
                 lb_partition_done(e->p, m->offset);
                 atomic_fetch_add(&b->metrics.events_skipped, 1);
@@ -783,9 +905,11 @@ static void on_assigned(void *opaque,
                         return;
                 }
                 b->assigned[b->assigned_cnt++] =
-                    (lb_assigned_t){.p = p, .stored = -1};
+                    (lb_assigned_t){.p = p, .committed = -1};
         }
         atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
+        if (parts->cnt)
+                read_maps(b, parts);
 }
 
 static size_t live_in(lb_bridge_t *b,
@@ -834,13 +958,22 @@ static int64_t revocation_deadline(const lb_bridge_t *b, int64_t span)
 }
 
 /* Drops the revoked partitions' queued actions (the next owner re-reads
- * them), stores their final offsets (not for lost ones), and revokes their
- * trackers. @returns how many queued actions were dropped. */
+ * them), commits their offsets and offset maps (not for lost ones: their
+ * new owner may be ahead), and revokes their trackers. The commit is made
+ * here, waiting, so that the next owner, which reads the group's offsets
+ * as soon as it is assigned, starts where this one stopped. With the
+ * cooperative protocol too: the consumer commits nothing by itself (its
+ * offset store drops metadata), although librdkafka 2.0.2 can lose the
+ * assignment when committing during a cooperative rebalance (#4908, fixed
+ * in 2.10.0): the default protocol is eager. @returns how many queued
+ * actions were dropped. */
 static size_t release_partitions(lb_bridge_t *b,
                                  const rd_kafka_topic_partition_list_t *parts,
                                  int lost)
 {
         size_t dropped = 0;
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(parts->cnt + 1);
         for (int i = 0; i < parts->cnt; i++) {
                 lb_assigned_t *e = find_assigned(b, parts->elems[i].topic,
                                                  parts->elems[i].partition);
@@ -849,7 +982,15 @@ static size_t release_partitions(lb_bridge_t *b,
                 dropped +=
                     lb_batcher_abandon(b->batcher, e->p, drop_abandoned, b);
                 if (!lost)
-                        store_offset(b, e);
+                        commit_add(b, e, l);
+        }
+        commit_list(b, l, 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        for (int i = 0; i < parts->cnt; i++) {
+                lb_assigned_t *e = find_assigned(b, parts->elems[i].topic,
+                                                 parts->elems[i].partition);
+                if (!e)
+                        continue;
                 size_t live = lb_partition_holders(e->p);
                 if (live)
                         lb_info("consumer",
@@ -902,22 +1043,6 @@ static size_t abandon_revoked(lb_bridge_t *b, int lost)
                                no_wait ? now : now + wait);
 }
 
-/* Commits now rather than trusting the commit librdkafka makes as it
- * unassigns: the next owner may fetch the group's offsets before that one
- * lands, and redo work that was done. Not with the cooperative protocol:
- * librdkafka 2.0.2 can lose the assignment when committing during a
- * cooperative rebalance (fixed in 2.10.0, #4908); its commit at unassign is
- * used there. */
-static void commit_revoked(lb_bridge_t *b, int lost)
-{
-        if (lost || lb_kafka_in_cooperative(b->in))
-                return;
-        rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in);
-        if (err)
-                lb_warn("offsets", "commit at revocation: %s",
-                        rd_kafka_err2str(err));
-}
-
 /* Finishes the revoked partitions' work (queued actions are sent at once)
  * so their offsets are committed here and the next owner starts where this
  * one stopped, for up to rebalance.timeout.ms; then gives up what is left.
@@ -931,7 +1056,6 @@ static void on_revoking(void *opaque,
                       revocation_deadline(b, b->conf->rebalance_timeout_ms), 0);
         size_t queued = release_partitions(b, parts, lost);
         size_t given_up = abandon_revoked(b, lost);
-        commit_revoked(b, lost);
         if (queued || given_up)
                 lb_info("consumer",
                         "%zu queued and %zu in-flight action(s) of revoked "
@@ -975,7 +1099,10 @@ static void service(lb_bridge_t *b, int wait_ms)
         lb_sender_perform(b->sender, request_done, b);
         lb_dlq_poll(b->dlq);
         dlq_retry_due(b, now);
-        store_all(b);
+        if (now >= b->next_commit_ms) {
+                commit_all(b, 1);
+                b->next_commit_ms = now + lb_kafka_in_commit_interval_ms(b->in);
+        }
         if (wait_ms > 0) {
                 int64_t due = next_due(b, now, wait_ms);
                 int t = due > now ? (int)(due - now) : 0;
@@ -1211,10 +1338,7 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop,
                         "%zu action(s) not finished at shutdown; their "
                         "offsets are not committed (they will be redone)",
                         b->live_actions);
-        store_all(b);
-        rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in);
-        if (err)
-                lb_warn("offsets", "final commit: %s", rd_kafka_err2str(err));
+        commit_all(b, 0);
         summary(b, now_ms(), 1);
         return b->fatal ? 1 : 0;
 }
@@ -1262,10 +1386,18 @@ lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
                   lb_admin_start(conf->metrics_listen, &b->metrics, &b->health,
                                  LB_VERSION, errstr, errstr_size)))
                 goto fail;
+        b->map_max = conf->commit_metadata_max_bytes;
+        b->ranges_cap = (size_t)b->map_max / 2 + 1;
+        b->map = malloc((size_t)b->map_max + 1);
+        b->ranges = malloc(b->ranges_cap * sizeof(*b->ranges));
+        if (!b->map || !b->ranges)
+                goto oom;
+        b->map[0] = '\0';
         lb_kafka_in_cbs_t cbs = {.opaque = b,
                                  .assigned = on_assigned,
                                  .revoking = on_revoking,
-                                 .stats = on_stats};
+                                 .stats = on_stats,
+                                 .committed = on_committed};
         if (!(b->in =
                   lb_kafka_in_new(conf, &cbs, wake_wfd, errstr, errstr_size)))
                 goto fail;
@@ -1309,5 +1441,7 @@ void lb_bridge_destroy(lb_bridge_t *b)
                 lb_partition_unref(b->assigned[i].p);
         free(b->assigned);
         free(b->app_overhead);
+        free(b->map);
+        free(b->ranges);
         free(b);
 }

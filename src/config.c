@@ -257,6 +257,16 @@ static const cfg_key_t keys[] = {
              "in-flight work before giving it up (it is then redelivered "
              "to the next owner). Requests already at the API are still "
              "waited for, so the next owner cannot overlap them."},
+    {.name = "commit.metadata.max.bytes",
+     .type = CT_INT,
+     .def = "4096",
+     .off = OFF(commit_metadata_max_bytes),
+     .min = 0,
+     .max = 1048576,
+     .desc = "Room for the offset map in each partition's commit (the "
+             "offsets above the committed one that are done, skipped by "
+             "the next owner): the brokers' offset.metadata.max.bytes. A "
+             "larger map keeps its nearest part; 0 commits no map."},
     {.name = "metrics.listen",
      .type = CT_STRING,
      .def = "",

@@ -421,9 +421,22 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                 "Dead-letter records produced again after a failure.",
                 LOAD(m->dlq_produce_retries));
         counter(&sb, "leanbridge_offsets_committed_total",
-                "Offsets stored for commit (librdkafka commits the stored "
-                "offsets every auto.commit.interval.ms).",
+                "Partition offsets committed, each with its offset map "
+                "(every auto.commit.interval.ms while they move).",
                 LOAD(m->offsets_committed));
+        counter(&sb, "leanbridge_offset_maps_truncated_total",
+                "Commits whose offset map did not fit "
+                "commit.metadata.max.bytes whole (the farthest done offsets "
+                "left out: redone by a next owner).",
+                LOAD(m->offset_maps_truncated));
+        counter(&sb, "leanbridge_offset_maps_ignored_total",
+                "Committed offset maps found on assignment that could not be "
+                "read (another version, corrupt): their offsets are redone.",
+                LOAD(m->offset_maps_ignored));
+        counter(&sb, "leanbridge_events_already_done_total",
+                "Consumed events skipped because the committed offset map "
+                "marks them done (after a crash or a handover).",
+                LOAD(m->events_already_done));
         counter(&sb, "leanbridge_apps_reloads_total",
                 "Times the apps file's client keys were read again (SIGHUP "
                 "or a changed file).",
