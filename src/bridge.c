@@ -109,7 +109,7 @@ struct lb_bridge_s {
         size_t live_bytes;
         lb_loop_state_t state;
         int64_t stop_deadline; /* draining: when the drain gives up */
-        int drains;            /* drains running (nested in a revocation) */
+        int flushes;           /* flushing drains running (handover.flush) */
         int fatal;
         int64_t last_summary_ms;
         uint64_t last_consumed, last_delivered; /* at the last summary */
@@ -806,9 +806,9 @@ static void flights_due(lb_bridge_t *b, int64_t now)
  * and why: LB_SEND_DUE when not. */
 static lb_send_reason_t flush_reason(const lb_bridge_t *b)
 {
-        if (b->state != LB_RUNNING)
-                return LB_SEND_SHUTDOWN;
-        return b->drains > 0 ? LB_SEND_REVOCATION : LB_SEND_DUE;
+        if (!b->flushes)
+                return LB_SEND_DUE;
+        return b->state != LB_RUNNING ? LB_SEND_SHUTDOWN : LB_SEND_REVOCATION;
 }
 
 /* @returns how many queued actions to send early so that live work falls
@@ -1043,24 +1043,52 @@ static size_t abandon_revoked(lb_bridge_t *b, int lost)
                                no_wait ? now : now + wait);
 }
 
-/* Finishes the revoked partitions' work (queued actions are sent at once)
- * so their offsets are committed here and the next owner starts where this
- * one stopped, for up to rebalance.timeout.ms; then gives up what is left.
- * Lost partitions are not waited for. */
+/* Drops the actions held (queued, never sent) for the partitions of parts,
+ * or of every assigned partition (parts NULL): the next owner reads them
+ * again, with the same Kafka timestamps and so the same deadlines, and
+ * looks each user up once, not once here and once there.
+ * @returns how many were dropped. */
+static size_t hand_over_held(lb_bridge_t *b,
+                             const rd_kafka_topic_partition_list_t *parts)
+{
+        size_t dropped = 0;
+        for (size_t i = 0; i < b->assigned_cnt; i++) {
+                lb_partition_t *p = b->assigned[i].p;
+                int in_parts = !parts;
+                for (int k = 0; parts && k < parts->cnt && !in_parts; k++)
+                        in_parts =
+                            parts->elems[k].partition == lb_partition_id(p) &&
+                            !strcmp(parts->elems[k].topic,
+                                    lb_partition_topic(p));
+                if (in_parts)
+                        dropped += lb_batcher_abandon(b->batcher, p,
+                                                      drop_abandoned, b);
+        }
+        return dropped;
+}
+
+/* Hands the revoked partitions over: their held actions stay unsent (or,
+ * with handover.flush, are sent at once), the requests already on their
+ * way are finished so their offsets are committed, with the offset map,
+ * and the next owner skips them; for up to rebalance.timeout.ms, then what
+ * is left is given up. Lost partitions are not waited for. */
 static void on_revoking(void *opaque,
                         const rd_kafka_topic_partition_list_t *parts, int lost)
 {
         lb_bridge_t *b = opaque;
+        size_t held = b->conf->handover_flush ? 0 : hand_over_held(b, parts);
         if (!lost)
                 drain(b, revoked_work_left, parts,
-                      revocation_deadline(b, b->conf->rebalance_timeout_ms), 0);
+                      revocation_deadline(b, b->conf->rebalance_timeout_ms),
+                      b->conf->handover_flush);
         size_t queued = release_partitions(b, parts, lost);
         size_t given_up = abandon_revoked(b, lost);
-        if (queued || given_up)
+        if (held || queued || given_up)
                 lb_info("consumer",
-                        "%zu queued and %zu in-flight action(s) of revoked "
-                        "partitions left for the next owner",
-                        queued, given_up);
+                        "revoked partitions: %zu held action(s) handed over "
+                        "unsent, %zu queued and %zu in-flight given up; the "
+                        "next owner reads them again",
+                        held, queued, given_up);
 }
 
 static void on_stats(void *opaque, const char *json, size_t len)
@@ -1185,20 +1213,15 @@ static void turn(lb_bridge_t *b, int wait_ms)
         summary(b, now_ms(), 0);
 }
 
-/* Serves the loop, sending pending work at once (flushing), while pred
- * holds, until deadline or a fatal error. nested: inside a librdkafka
- * callback, whose poll does not nest: the consumer is not polled. */
+/* Serves the loop while pred holds, until deadline or a fatal error;
+ * flush: sending pending work at once rather than at its deadline. */
 static void drain(lb_bridge_t *b, drain_pred_t *pred, const void *arg,
-                  int64_t deadline, int nested)
+                  int64_t deadline, int flush)
 {
-        b->drains++;
-        while (!b->fatal && pred(b, arg) && now_ms() < deadline) {
-                if (nested)
-                        service(b, 10);
-                else
-                        turn(b, 1000);
-        }
-        b->drains--;
+        b->flushes += flush;
+        while (!b->fatal && pred(b, arg) && now_ms() < deadline)
+                turn(b, 1000);
+        b->flushes -= flush;
 }
 
 static int has_live(lb_bridge_t *b, const void *arg)
@@ -1207,18 +1230,21 @@ static int has_live(lb_bridge_t *b, const void *arg)
         return b->live_actions > 0;
 }
 
-/* Running -> draining: nothing new is taken; what is pending is sent at
- * once, until it is done or shutdown.timeout.ms has passed. */
+/* Running -> draining: nothing new is taken; the held actions are handed
+ * over unsent (or, with handover.flush, sent at once); what is on its way
+ * is finished, until it is done or shutdown.timeout.ms has passed. */
 static void shutdown_drain(lb_bridge_t *b)
 {
         b->state = LB_DRAINING;
         atomic_store(&b->health.stopping, 1);
         b->stop_deadline = now_ms() + b->conf->shutdown_timeout_ms;
         lb_kafka_in_pause_all(b->in, 1);
+        size_t held = b->conf->handover_flush ? 0 : hand_over_held(b, NULL);
         lb_info("bridge",
-                "stopping: draining %zu action(s) for up to %" PRId64 " ms",
-                b->live_actions, b->conf->shutdown_timeout_ms);
-        drain(b, has_live, NULL, b->stop_deadline, 0);
+                "stopping: %zu held action(s) left for the next owner; "
+                "draining %zu action(s) for up to %" PRId64 " ms",
+                held, b->live_actions, b->conf->shutdown_timeout_ms);
+        drain(b, has_live, NULL, b->stop_deadline, b->conf->handover_flush);
 }
 
 static int any_action(const lb_action_t *a)

@@ -257,6 +257,16 @@ static const cfg_key_t keys[] = {
              "in-flight work before giving it up (it is then redelivered "
              "to the next owner). Requests already at the API are still "
              "waited for, so the next owner cannot overlap them."},
+    {.name = "handover.flush",
+     .type = CT_BOOL,
+     .def = "false",
+     .off = OFF(handover_flush),
+     .desc = "On SIGTERM and on a partition revocation, send the actions "
+             "held for their deadline at once (true), or leave them unsent "
+             "for the next owner, which reads them again from Kafka with "
+             "the same deadlines (false: a handover looks no user up "
+             "twice). With no instance left running, held events wait for "
+             "the next one: late, never lost."},
     {.name = "commit.metadata.max.bytes",
      .type = CT_INT,
      .def = "4096",

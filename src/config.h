@@ -63,9 +63,10 @@ typedef struct lb_config_s {
         int64_t shutdown_timeout_ms;
         int64_t rebalance_timeout_ms;
         int64_t commit_metadata_max_bytes; /* room for the offset map */
-        char *metrics_listen;              /* "" = off */
-        int log_level; /* LB_LOG_ERROR .. LB_LOG_DEBUG (log.h) */
-        int log_json;  /* log.format=json */
+        int handover_flush;   /* send held actions on SIGTERM / revocation */
+        char *metrics_listen; /* "" = off */
+        int log_level;        /* LB_LOG_ERROR .. LB_LOG_DEBUG (log.h) */
+        int log_json;         /* log.format=json */
 } lb_config_t;
 
 /** @brief A config with every default set (required keys empty). */

@@ -1067,6 +1067,7 @@ static const char *const all_keys[] = {
     "pending.max.bytes",
     "shutdown.timeout.ms",
     "rebalance.timeout.ms",
+    "handover.flush",
     "commit.metadata.max.bytes",
     "metrics.listen",
     "log.level",
@@ -1164,7 +1165,7 @@ static void test_example_file(void **state)
                 key_lines++;
         }
         /* the defaulted keys, metrics.listen twice, the kafka examples */
-        assert_int_equal(key_lines, 25 + 1 + 7);
+        assert_int_equal(key_lines, 26 + 1 + 7);
         free(copy);
         lb_config_destroy(c);
         free(want);

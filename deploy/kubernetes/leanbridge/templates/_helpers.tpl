@@ -31,11 +31,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{/*
 The bridge's exit bound in whole seconds, from the settings this chart
 gives it: shutdown.timeout.ms (the drain) + api.timeout.ms +
-api.timeout.hold.ms (the wait for requests still at the API), rounded up.
-`leanbridge --check-config` prints the same bound.
+api.timeout.hold.ms (the wait for requests still at the API) + the
+bridge's fixed 10 s for the dead-letter flush, the final commit and leaving
+the group, rounded up. `leanbridge --check-config` prints the same bound
+(the chart's test compares them).
 */}}
 {{- define "leanbridge.exitBoundSeconds" -}}
-{{- $ms := add (int .Values.shutdownTimeoutMs) (int .Values.api.timeoutMs) (int .Values.api.timeoutHoldMs) -}}
+{{- $ms := add (int .Values.shutdownTimeoutMs) (int .Values.api.timeoutMs) (int .Values.api.timeoutHoldMs) 10000 -}}
 {{- div (add $ms 999) 1000 -}}
 {{- end -}}
 
@@ -47,7 +49,7 @@ api.timeout.hold.ms (the wait for requests still at the API), rounded up.
 {{- else -}}
 {{- $grace := int .Values.terminationGracePeriodSeconds -}}
 {{- if le $grace $bound -}}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed the bridge's exit bound (%d s = shutdownTimeoutMs + api.timeoutMs + api.timeoutHoldMs), or the pod is killed in the middle of its drain" $grace $bound) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed the bridge's exit bound (%d s = shutdownTimeoutMs + api.timeoutMs + api.timeoutHoldMs + 10 s), or the pod is killed in the middle of its drain" $grace $bound) -}}
 {{- end -}}
 {{- $grace -}}
 {{- end -}}
