@@ -12,8 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # clang + its runtime for the fuzz targets, promtool to lint /metrics, Java
-# and Maven for the broker.
-extra="clang libclang-rt-14-dev prometheus"
+# and Maven for the broker, venv and PyYAML for the chart's checks (checkov
+# from PyPI; Helm from the Go module proxy with the machine's Go).
+extra="clang libclang-rt-14-dev prometheus python3-venv python3-yaml"
 command -v java >/dev/null 2>&1 || extra="$extra openjdk-17-jre-headless"
 command -v mvn >/dev/null 2>&1 || extra="$extra maven"
 LB_EXTRA_PKGS="$extra" scripts/deps.sh build-test -DCMAKE_BUILD_TYPE=Debug \

@@ -234,7 +234,7 @@ static enum MHD_Result serve_ready(const lb_health_t *h,
         if (!atomic_load(&h->joined))
                 return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                              "not joined to the consumer group\n");
-        if (!atomic_load(&h->api_ok))
+        if (atomic_load(&h->api_unreachable))
                 return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                              "API unreachable\n");
         return reply(c, MHD_HTTP_OK, "ready\n");

@@ -1,7 +1,8 @@
 /*
  * admin.h: the operator's HTTP endpoint (libmicrohttpd, its own thread):
  * GET /metrics (Prometheus text), /healthz (the loop is alive), /readyz
- * (joined the group and the API reachable). Binds only metrics.listen.
+ * (joined the group, and the API not failing at the transport level).
+ * Binds only metrics.listen.
  * It reads lb_metrics_t and lb_health_t and never writes them.
  */
 #ifndef LB_ADMIN_H
@@ -25,8 +26,10 @@ typedef struct lb_admin_s lb_admin_t;
 typedef struct {
         /* lb_admin_now_ms() at the loop's last turn (lb_health_beat) */
         atomic_int_fast64_t loop_heartbeat_ms;
-        atomic_int joined;   /* has an assignment */
-        atomic_int api_ok;   /* last request had an HTTP answer */
+        atomic_int joined; /* had an assignment (an empty one counts) */
+        /* the last request got no HTTP answer (connect, DNS, TLS, reset);
+         * 0 until a request fails, so a quiet topic is never "unready" */
+        atomic_int api_unreachable;
         atomic_int stopping; /* shutting down */
 } lb_health_t;
 

@@ -316,6 +316,12 @@ lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf)
         return b;
 }
 
+void lb_batcher_set_overhead(lb_batcher_t *b, size_t app, size_t overhead)
+{
+        if (app < b->app_cnt)
+                b->apps[app].overhead = overhead;
+}
+
 void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *))
 {
         if (!b)

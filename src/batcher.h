@@ -58,6 +58,12 @@ typedef struct lb_batch_s {
 
 lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf);
 
+/**
+ * @brief Sets app's request overhead (lb_multi_overhead() after its client
+ *        key changed); requests packed from now on count with it.
+ */
+void lb_batcher_set_overhead(lb_batcher_t *b, size_t app, size_t overhead);
+
 /** @brief Frees the batcher and, via free_action, every queued action.
  *         Batches not yet released must be released first. */
 void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *));

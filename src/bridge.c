@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "multi.h"
+#include "offset_map.h"
 #include "offsets.h"
 #include "replay_filter.h"
 #include "sender.h"
@@ -44,6 +46,8 @@
 /* Messages taken from the consumer per loop turn before serving the rest
  * (~1.5 ms of parsing: a finished request waits at most that long). */
 #define LB_CONSUME_BURST 500
+/* How often the apps file is checked for a change (a rotated key). */
+#define LB_APPS_WATCH_MS 5000
 /* How often the summary line is logged. */
 #define LB_SUMMARY_INTERVAL_MS 60000
 /* Above this share of pending.max.* (in percent), the nearest deadlines
@@ -55,7 +59,10 @@
 /* One assigned partition. */
 typedef struct {
         lb_partition_t *p;
-        int64_t stored; /* last offset stored for commit, or -1 */
+        int64_t committed;      /* offset of the last commit sent, or -1 */
+        uint64_t committed_map; /* hash of that commit's offset map */
+        int64_t last_ts_ms;     /* Kafka timestamp of the last message taken */
+        int caught_up;          /* reached the end (partition EOF) since */
 } lb_assigned_t;
 
 /* A batch on its way (see flight.h for its states). Holds a sender slot
@@ -77,7 +84,7 @@ typedef struct flight_s {
 typedef enum { LB_RUNNING, LB_DRAINING, LB_STOPPING } lb_loop_state_t;
 
 struct lb_bridge_s {
-        const lb_config_t *conf;
+        lb_config_t *conf; /* written only by reload_apps() */
         int wake_fd;
         lb_kafka_in_t *in;
         lb_dlq_t *dlq;
@@ -102,12 +109,19 @@ struct lb_bridge_s {
         size_t live_bytes;
         lb_loop_state_t state;
         int64_t stop_deadline; /* draining: when the drain gives up */
-        int drains;            /* drains running (nested in a revocation) */
+        int flushes;           /* flushing drains running (handover.flush) */
         int fatal;
         int64_t last_summary_ms;
         uint64_t last_consumed, last_delivered; /* at the last summary */
         uint64_t last_memory_early;
         unsigned int rand_state;
+        struct stat apps_st; /* the apps file when last read */
+        int64_t apps_checked_ms;
+        int64_t next_commit_ms;
+        int64_t map_max;    /* room for an offset map (halved if refused) */
+        char *map;          /* an encoded map, map_max + 1 bytes */
+        lb_range_t *ranges; /* a partition's done ranges, ranges_cap */
+        size_t ranges_cap;
 };
 
 static int64_t now_ms(void)
@@ -136,27 +150,136 @@ static lb_assigned_t *find_assigned(lb_bridge_t *b, const char *topic,
         return NULL;
 }
 
-static void store_offset(lb_bridge_t *b, lb_assigned_t *e)
+/* ---- commits: each partition's offset and offset map ---- */
+
+/* FNV-1a: a partition is committed again when its offset or map changed. */
+static uint64_t map_hash(const char *s, size_t n)
 {
-        int64_t off = lb_partition_committable(e->p);
-        if (off < 0 || off <= e->stored)
-                return;
-        rd_kafka_resp_err_t err = lb_kafka_in_store(
-            b->in, lb_partition_topic(e->p), lb_partition_id(e->p), off);
-        if (err) {
-                lb_warn("offsets", "store %s[%d]@%" PRId64 ": %s",
-                        lb_partition_topic(e->p), lb_partition_id(e->p), off,
-                        rd_kafka_err2str(err));
-                return;
-        }
-        e->stored = off;
-        atomic_fetch_add(&b->metrics.offsets_committed, 1);
+        uint64_t h = 14695981039346656037ULL;
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+        return h;
 }
 
-static void store_all(lb_bridge_t *b)
+/* Adds e's committable offset, with the map of the done offsets above it,
+ * to l when either changed since e's last commit. */
+static void commit_add(lb_bridge_t *b, lb_assigned_t *e,
+                       rd_kafka_topic_partition_list_t *l)
 {
+        int64_t off = lb_partition_committable(e->p);
+        size_t len = 0;
+        int truncated = 0;
+        if (off < 0)
+                return;
+        if (b->map_max > 0) {
+                size_t n =
+                    lb_partition_done_ranges(e->p, b->ranges, b->ranges_cap);
+                size_t w = n < b->ranges_cap ? n : b->ranges_cap;
+                len = lb_offset_map_encode(off, b->ranges, w, b->map,
+                                           (size_t)b->map_max, &truncated);
+                truncated |= n > w;
+        }
+        uint64_t h = map_hash(b->map, len);
+        if (off == e->committed && h == e->committed_map)
+                return;
+        rd_kafka_topic_partition_t *t = rd_kafka_topic_partition_list_add(
+            l, lb_partition_topic(e->p), lb_partition_id(e->p));
+        t->offset = off;
+        if (len && (t->metadata = malloc(len))) { /* freed with l */
+                memcpy(t->metadata, b->map, len);
+                t->metadata_size = len;
+        }
+        e->committed = off;
+        e->committed_map = h;
+        if (truncated)
+                atomic_fetch_add(&b->metrics.offset_maps_truncated, 1);
+}
+
+/* A commit's result, per partition. A failed one is sent again at the next
+ * interval; a map the broker refuses as too large halves the room for maps
+ * (the part nearest the committed offset is kept). */
+static void on_committed(void *opaque, rd_kafka_resp_err_t err,
+                         const rd_kafka_topic_partition_list_t *l)
+{
+        lb_bridge_t *b = opaque;
+        for (int i = 0; i < l->cnt; i++) {
+                const rd_kafka_topic_partition_t *t = &l->elems[i];
+                rd_kafka_resp_err_t e = t->err ? t->err : err;
+                if (!e) {
+                        atomic_fetch_add(&b->metrics.offsets_committed, 1);
+                        continue;
+                }
+                lb_assigned_t *a = find_assigned(b, t->topic, t->partition);
+                if (a)
+                        a->committed = -1;
+                if (e == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE &&
+                    b->map_max > 0) {
+                        b->map_max = b->map_max >= 64 ? b->map_max / 2 : 0;
+                        lb_warn("offsets",
+                                "the broker refused an offset map of %zu "
+                                "bytes (set commit.metadata.max.bytes to "
+                                "its offset.metadata.max.bytes); maps now "
+                                "take at most %" PRId64 " bytes",
+                                t->metadata_size, b->map_max);
+                } else {
+                        lb_warn("offsets", "commit %s[%d]@%" PRId64 ": %s",
+                                t->topic, t->partition, t->offset,
+                                rd_kafka_err2str(e));
+                }
+        }
+}
+
+static void commit_list(lb_bridge_t *b, rd_kafka_topic_partition_list_t *l,
+                        int async)
+{
+        rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in, l, async);
+        if (!async || err)
+                on_committed(b, err, l);
+}
+
+/* Commits every assigned partition whose offset or map changed: every
+ * auto.commit.interval.ms without waiting, and at the end waiting. */
+static void commit_all(lb_bridge_t *b, int async)
+{
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new((int)b->assigned_cnt + 1);
         for (size_t i = 0; i < b->assigned_cnt; i++)
-                store_offset(b, &b->assigned[i]);
+                commit_add(b, &b->assigned[i], l);
+        commit_list(b, l, async);
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Reads the offset maps committed with the newly assigned partitions: the
+ * offsets they mark done are skipped when consumed. A map that cannot be
+ * used is ignored (those offsets are redone, never skipped). */
+static void read_maps(lb_bridge_t *b,
+                      const rd_kafka_topic_partition_list_t *parts)
+{
+        rd_kafka_topic_partition_list_t *c = lb_kafka_in_committed(
+            b->in, parts, (int)b->conf->rebalance_timeout_ms);
+        for (int i = 0; c && i < c->cnt; i++) {
+                const rd_kafka_topic_partition_t *t = &c->elems[i];
+                lb_assigned_t *e = find_assigned(b, t->topic, t->partition);
+                lb_range_t *r;
+                if (!e || t->offset < 0 || !t->metadata_size)
+                        continue;
+                int n = lb_offset_map_decode(t->metadata, t->metadata_size,
+                                             t->offset, &r);
+                if (n < 0) {
+                        atomic_fetch_add(&b->metrics.offset_maps_ignored, 1);
+                        lb_warn("offsets",
+                                "%s[%d]: the committed offset map is not one "
+                                "this version reads; ignored (what it marks "
+                                "done is redone)",
+                                t->topic, t->partition);
+                        continue;
+                }
+                lb_partition_set_already_done(e->p, r, (size_t)n);
+                e->committed = t->offset;
+                e->committed_map = map_hash(t->metadata, t->metadata_size);
+        }
+        if (c)
+                rd_kafka_topic_partition_list_destroy(c);
 }
 
 /* ---- action lifetime ---- */
@@ -338,6 +461,14 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
                 return;
         }
         atomic_fetch_add(&b->metrics.events_consumed, 1);
+        e->last_ts_ms = rd_kafka_message_timestamp(m, NULL);
+        e->caught_up = 0;
+        if (lb_partition_already_done(e->p, m->offset)) {
+                /* done before a crash or a handover: the offset map said so */
+                lb_partition_done(e->p, m->offset);
+                atomic_fetch_add(&b->metrics.events_already_done, 1);
+                return;
+        }
         if (!m->payload) { /* tombstone */
                 lb_partition_done(e->p, m->offset);
                 atomic_fetch_add(&b->metrics.events_skipped, 1);
@@ -379,10 +510,13 @@ static int consume(lb_bridge_t *b)
          * bound rather than at the end of a burst: the input is paused right
          * after, and librdkafka resumes after the last message handed out. */
         while (n < LB_CONSUME_BURST && (m = lb_kafka_in_poll(b->in, 0))) {
-                if (m->err) {
-                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                lb_warn("consumer", "%s",
-                                        rd_kafka_message_errstr(m));
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        lb_assigned_t *e = find_assigned(
+                            b, rd_kafka_topic_name(m->rkt), m->partition);
+                        if (e)
+                                e->caught_up = 1;
+                } else if (m->err) {
+                        lb_warn("consumer", "%s", rd_kafka_message_errstr(m));
                 } else if (b->state == LB_RUNNING && !b->fatal) {
                         /* Stopping, or after a fatal error: take nothing
                          * new (and, so nothing is skipped, nothing after
@@ -573,7 +707,7 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
         atomic_fetch_sub(&b->metrics.inflight_requests, 1);
         lb_metrics_count_request(&b->metrics, req->http_status);
         lb_hist_observe(&b->metrics.request_duration, req->duration_s);
-        atomic_store(&b->health.api_ok, req->http_status != 0);
+        atomic_store(&b->health.api_unreachable, req->http_status == 0);
         int overload = req->http_status == 0 || req->http_status == 429 ||
                        req->http_status >= 500;
         lb_concurrency_observe(&b->conc,
@@ -681,9 +815,9 @@ static void flights_due(lb_bridge_t *b, int64_t now)
  * and why: LB_SEND_DUE when not. */
 static lb_send_reason_t flush_reason(const lb_bridge_t *b)
 {
-        if (b->state != LB_RUNNING)
-                return LB_SEND_SHUTDOWN;
-        return b->drains > 0 ? LB_SEND_REVOCATION : LB_SEND_DUE;
+        if (!b->flushes)
+                return LB_SEND_DUE;
+        return b->state != LB_RUNNING ? LB_SEND_SHUTDOWN : LB_SEND_REVOCATION;
 }
 
 /* @returns how many queued actions to send early so that live work falls
@@ -780,9 +914,11 @@ static void on_assigned(void *opaque,
                         return;
                 }
                 b->assigned[b->assigned_cnt++] =
-                    (lb_assigned_t){.p = p, .stored = -1};
+                    (lb_assigned_t){.p = p, .committed = -1};
         }
         atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
+        if (parts->cnt)
+                read_maps(b, parts);
 }
 
 static size_t live_in(lb_bridge_t *b,
@@ -831,13 +967,22 @@ static int64_t revocation_deadline(const lb_bridge_t *b, int64_t span)
 }
 
 /* Drops the revoked partitions' queued actions (the next owner re-reads
- * them), stores their final offsets (not for lost ones), and revokes their
- * trackers. @returns how many queued actions were dropped. */
+ * them), commits their offsets and offset maps (not for lost ones: their
+ * new owner may be ahead), and revokes their trackers. The commit is made
+ * here, waiting, so that the next owner, which reads the group's offsets
+ * as soon as it is assigned, starts where this one stopped. With the
+ * cooperative protocol too: the consumer commits nothing by itself (its
+ * offset store drops metadata), although librdkafka 2.0.2 can lose the
+ * assignment when committing during a cooperative rebalance (#4908, fixed
+ * in 2.10.0): the default protocol is eager. @returns how many queued
+ * actions were dropped. */
 static size_t release_partitions(lb_bridge_t *b,
                                  const rd_kafka_topic_partition_list_t *parts,
                                  int lost)
 {
         size_t dropped = 0;
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(parts->cnt + 1);
         for (int i = 0; i < parts->cnt; i++) {
                 lb_assigned_t *e = find_assigned(b, parts->elems[i].topic,
                                                  parts->elems[i].partition);
@@ -846,7 +991,15 @@ static size_t release_partitions(lb_bridge_t *b,
                 dropped +=
                     lb_batcher_abandon(b->batcher, e->p, drop_abandoned, b);
                 if (!lost)
-                        store_offset(b, e);
+                        commit_add(b, e, l);
+        }
+        commit_list(b, l, 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        for (int i = 0; i < parts->cnt; i++) {
+                lb_assigned_t *e = find_assigned(b, parts->elems[i].topic,
+                                                 parts->elems[i].partition);
+                if (!e)
+                        continue;
                 size_t live = lb_partition_holders(e->p);
                 if (live)
                         lb_info("consumer",
@@ -911,41 +1064,52 @@ static size_t abandon_revoked(lb_bridge_t *b, int lost)
         return give_up_flights(b, partition_revoked, no_wait ? now : until);
 }
 
-/* Commits now rather than trusting the commit librdkafka makes as it
- * unassigns: the next owner may fetch the group's offsets before that one
- * lands, and redo work that was done. Not with the cooperative protocol:
- * librdkafka 2.0.2 can lose the assignment when committing during a
- * cooperative rebalance (fixed in 2.10.0, #4908); its commit at unassign is
- * used there. */
-static void commit_revoked(lb_bridge_t *b, int lost)
+/* Drops the actions held (queued, never sent) for the partitions of parts,
+ * or of every assigned partition (parts NULL): the next owner reads them
+ * again, with the same Kafka timestamps and so the same deadlines, and
+ * looks each user up once, not once here and once there.
+ * @returns how many were dropped. */
+static size_t hand_over_held(lb_bridge_t *b,
+                             const rd_kafka_topic_partition_list_t *parts)
 {
-        if (lost || lb_kafka_in_cooperative(b->in))
-                return;
-        rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in);
-        if (err)
-                lb_warn("offsets", "commit at revocation: %s",
-                        rd_kafka_err2str(err));
+        size_t dropped = 0;
+        for (size_t i = 0; i < b->assigned_cnt; i++) {
+                lb_partition_t *p = b->assigned[i].p;
+                int in_parts = !parts;
+                for (int k = 0; parts && k < parts->cnt && !in_parts; k++)
+                        in_parts =
+                            parts->elems[k].partition == lb_partition_id(p) &&
+                            !strcmp(parts->elems[k].topic,
+                                    lb_partition_topic(p));
+                if (in_parts)
+                        dropped += lb_batcher_abandon(b->batcher, p,
+                                                      drop_abandoned, b);
+        }
+        return dropped;
 }
 
-/* Finishes the revoked partitions' work (queued actions are sent at once)
- * so their offsets are committed here and the next owner starts where this
- * one stopped, for up to rebalance.timeout.ms; then gives up what is left.
- * Lost partitions are not waited for. */
+/* Hands the revoked partitions over: their held actions stay unsent (or,
+ * with handover.flush, are sent at once), the requests already on their
+ * way are finished so their offsets are committed, with the offset map,
+ * and the next owner skips them; for up to rebalance.timeout.ms, then what
+ * is left is given up. Lost partitions are not waited for. */
 static void on_revoking(void *opaque,
                         const rd_kafka_topic_partition_list_t *parts, int lost)
 {
         lb_bridge_t *b = opaque;
+        size_t held = b->conf->handover_flush ? 0 : hand_over_held(b, parts);
         if (!lost)
                 drain(b, revoked_work_left, parts,
-                      revocation_deadline(b, b->conf->rebalance_timeout_ms), 0);
+                      revocation_deadline(b, b->conf->rebalance_timeout_ms),
+                      b->conf->handover_flush);
         size_t queued = release_partitions(b, parts, lost);
         size_t given_up = abandon_revoked(b, lost);
-        commit_revoked(b, lost);
-        if (queued || given_up)
+        if (held || queued || given_up)
                 lb_info("consumer",
-                        "%zu queued and %zu in-flight action(s) of revoked "
-                        "partitions left for the next owner",
-                        queued, given_up);
+                        "revoked partitions: %zu held action(s) handed over "
+                        "unsent, %zu queued and %zu in-flight given up; the "
+                        "next owner reads them again",
+                        held, queued, given_up);
 }
 
 static void on_stats(void *opaque, const char *json, size_t len)
@@ -984,7 +1148,10 @@ static void service(lb_bridge_t *b, int wait_ms)
         lb_sender_perform(b->sender, request_done, b);
         lb_dlq_poll(b->dlq);
         dlq_retry_due(b, now);
-        store_all(b);
+        if (now >= b->next_commit_ms) {
+                commit_all(b, 1);
+                b->next_commit_ms = now + lb_kafka_in_commit_interval_ms(b->in);
+        }
         if (wait_ms > 0) {
                 int64_t due = next_due(b, now, wait_ms);
                 int t = due > now ? (int)(due - now) : 0;
@@ -1037,31 +1204,45 @@ static void summary(lb_bridge_t *b, int64_t now, int force)
         b->last_memory_early = early;
 }
 
+/* How far behind the newest events this member consumes: the age of the
+ * last message taken from each partition that has not reached its end
+ * since, at most over the partitions (0 when all are caught up). Unlike
+ * lag, it does not grow with the wait budget: held actions were taken. */
+static int64_t consume_delay_ms(const lb_bridge_t *b, int64_t wall_ms)
+{
+        int64_t worst = 0;
+        for (size_t i = 0; i < b->assigned_cnt; i++) {
+                const lb_assigned_t *e = &b->assigned[i];
+                if (e->caught_up || e->last_ts_ms <= 0)
+                        continue;
+                if (wall_ms - e->last_ts_ms > worst)
+                        worst = wall_ms - e->last_ts_ms;
+        }
+        return worst;
+}
+
 /* One turn of the loop: take messages (none unless running), then serve.
  * The consumer is polled even while draining: it serves the rebalance
  * callbacks, which may come in the middle of the drain. */
 static void turn(lb_bridge_t *b, int wait_ms)
 {
         int got = consume(b);
+        atomic_store(&b->metrics.consume_delay_ms,
+                     consume_delay_ms(b, (int64_t)(wall_s() * 1000)));
         backpressure(b);
         service(b, got >= LB_CONSUME_BURST ? 0 : wait_ms);
         summary(b, now_ms(), 0);
 }
 
-/* Serves the loop, sending pending work at once (flushing), while pred
- * holds, until deadline or a fatal error. nested: inside a librdkafka
- * callback, whose poll does not nest: the consumer is not polled. */
+/* Serves the loop while pred holds, until deadline or a fatal error;
+ * flush: sending pending work at once rather than at its deadline. */
 static void drain(lb_bridge_t *b, drain_pred_t *pred, const void *arg,
-                  int64_t deadline, int nested)
+                  int64_t deadline, int flush)
 {
-        b->drains++;
-        while (!b->fatal && pred(b, arg) && now_ms() < deadline) {
-                if (nested)
-                        service(b, 10);
-                else
-                        turn(b, 1000);
-        }
-        b->drains--;
+        b->flushes += flush;
+        while (!b->fatal && pred(b, arg) && now_ms() < deadline)
+                turn(b, 1000);
+        b->flushes -= flush;
 }
 
 static int has_live(lb_bridge_t *b, const void *arg)
@@ -1070,18 +1251,21 @@ static int has_live(lb_bridge_t *b, const void *arg)
         return b->live_actions > 0;
 }
 
-/* Running -> draining: nothing new is taken; what is pending is sent at
- * once, until it is done or shutdown.timeout.ms has passed. */
+/* Running -> draining: nothing new is taken; the held actions are handed
+ * over unsent (or, with handover.flush, sent at once); what is on its way
+ * is finished, until it is done or shutdown.timeout.ms has passed. */
 static void shutdown_drain(lb_bridge_t *b)
 {
         b->state = LB_DRAINING;
         atomic_store(&b->health.stopping, 1);
         b->stop_deadline = now_ms() + b->conf->shutdown_timeout_ms;
         lb_kafka_in_pause_all(b->in, 1);
+        size_t held = b->conf->handover_flush ? 0 : hand_over_held(b, NULL);
         lb_info("bridge",
-                "stopping: draining %zu action(s) for up to %" PRId64 " ms",
-                b->live_actions, b->conf->shutdown_timeout_ms);
-        drain(b, has_live, NULL, b->stop_deadline, 0);
+                "stopping: %zu held action(s) left for the next owner; "
+                "draining %zu action(s) for up to %" PRId64 " ms",
+                held, b->live_actions, b->conf->shutdown_timeout_ms);
+        drain(b, has_live, NULL, b->stop_deadline, b->conf->handover_flush);
 }
 
 static int any_action(const lb_action_t *a)
@@ -1109,11 +1293,84 @@ static void shutdown_give_up(lb_bridge_t *b)
         give_up_flights(b, any_action, exit_wait_deadline(b));
 }
 
-int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
+/* ---- client keys ---- */
+
+/* Whether two stats of the apps file are of the same file, unchanged. A
+ * Kubernetes Secret volume swaps a symlink: a new inode. */
+static int same_file(const struct stat *x, const struct stat *y)
+{
+        return x->st_dev == y->st_dev && x->st_ino == y->st_ino &&
+               x->st_size == y->st_size &&
+               x->st_mtim.tv_sec == y->st_mtim.tv_sec &&
+               x->st_mtim.tv_nsec == y->st_mtim.tv_nsec;
+}
+
+/* Each app's request overhead, from its current key. */
+static void app_overheads(lb_bridge_t *b)
+{
+        for (size_t i = 0; i < b->conf->app_cnt; i++) {
+                b->app_overhead[i] = lb_multi_overhead(
+                    b->conf->apps[i].id, b->conf->apps[i].client_key,
+                    b->conf->api_version);
+                if (b->batcher)
+                        lb_batcher_set_overhead(b->batcher, i,
+                                                b->app_overhead[i]);
+        }
+}
+
+/* Takes the apps file's client keys: requests encoded from now on (retries
+ * included) carry them; one on the wire keeps the key it was sent with. A
+ * bad file changes nothing. */
+static void reload_apps(lb_bridge_t *b, const char *cause)
+{
+        char why[512];
+        int n = lb_config_reload_apps(b->conf, why, sizeof(why));
+        if (n < 0) {
+                atomic_fetch_add(&b->metrics.apps_reload_failures, 1);
+                lb_warn("config",
+                        "%s: the apps file was not reloaded, the "
+                        "client keys stay as they were: %s",
+                        cause, why);
+                return;
+        }
+        app_overheads(b);
+        atomic_fetch_add(&b->metrics.apps_reloads, 1);
+        lb_info("config", "%s: apps file reloaded, %d client key(s) changed",
+                cause, n);
+}
+
+/* SIGHUP, or the apps file changed since it was read. */
+static void watch_apps(lb_bridge_t *b, volatile sig_atomic_t *reload)
+{
+        if (*reload) {
+                *reload = 0;
+                if (b->conf->apps_path)
+                        stat(b->conf->apps_path, &b->apps_st);
+                reload_apps(b, "SIGHUP");
+                return;
+        }
+        int64_t now = now_ms();
+        if (!b->conf->apps_path || now - b->apps_checked_ms < LB_APPS_WATCH_MS)
+                return;
+        b->apps_checked_ms = now;
+        struct stat st;
+        if (stat(b->conf->apps_path, &st) || same_file(&st, &b->apps_st))
+                return;
+        b->apps_st = st;
+        reload_apps(b, "apps file changed");
+}
+
+int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop,
+                  volatile sig_atomic_t *reload)
 {
         b->last_summary_ms = now_ms();
-        while (!b->fatal && !*stop)
+        if (b->conf->apps_path)
+                stat(b->conf->apps_path, &b->apps_st);
+        b->apps_checked_ms = b->last_summary_ms;
+        while (!b->fatal && !*stop) {
                 turn(b, 1000);
+                watch_apps(b, reload);
+        }
         if (!b->fatal)
                 shutdown_drain(b);
         if (!b->fatal && b->live_actions)
@@ -1127,15 +1384,12 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop)
                         "%zu action(s) not finished at shutdown; their "
                         "offsets are not committed (they will be redone)",
                         b->live_actions);
-        store_all(b);
-        rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in);
-        if (err)
-                lb_warn("offsets", "final commit: %s", rd_kafka_err2str(err));
+        commit_all(b, 0);
         summary(b, now_ms(), 1);
         return b->fatal ? 1 : 0;
 }
 
-lb_bridge_t *lb_bridge_new(const lb_config_t *conf, int wake_fd, int wake_wfd,
+lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
                            char *errstr, size_t errstr_size)
 {
         lb_bridge_t *b = calloc(1, sizeof(*b));
@@ -1156,10 +1410,7 @@ lb_bridge_t *lb_bridge_new(const lb_config_t *conf, int wake_fd, int wake_wfd,
         b->app_overhead = calloc(conf->app_cnt, sizeof(*b->app_overhead));
         if (!b->app_overhead)
                 goto oom;
-        for (size_t i = 0; i < conf->app_cnt; i++)
-                b->app_overhead[i] = lb_multi_overhead(conf->apps[i].id,
-                                                       conf->apps[i].client_key,
-                                                       conf->api_version);
+        app_overheads(b);
         lb_batcher_conf_t bc = {
             .app_cnt = conf->app_cnt,
             .app_overhead = b->app_overhead,
@@ -1181,10 +1432,18 @@ lb_bridge_t *lb_bridge_new(const lb_config_t *conf, int wake_fd, int wake_wfd,
                   lb_admin_start(conf->metrics_listen, &b->metrics, &b->health,
                                  LB_VERSION, errstr, errstr_size)))
                 goto fail;
+        b->map_max = conf->commit_metadata_max_bytes;
+        b->ranges_cap = (size_t)b->map_max / 2 + 1;
+        b->map = malloc((size_t)b->map_max + 1);
+        b->ranges = malloc(b->ranges_cap * sizeof(*b->ranges));
+        if (!b->map || !b->ranges)
+                goto oom;
+        b->map[0] = '\0';
         lb_kafka_in_cbs_t cbs = {.opaque = b,
                                  .assigned = on_assigned,
                                  .revoking = on_revoking,
-                                 .stats = on_stats};
+                                 .stats = on_stats,
+                                 .committed = on_committed};
         if (!(b->in =
                   lb_kafka_in_new(conf, &cbs, wake_wfd, errstr, errstr_size)))
                 goto fail;
@@ -1229,5 +1488,7 @@ void lb_bridge_destroy(lb_bridge_t *b)
                 lb_partition_unref(b->assigned[i].p);
         free(b->assigned);
         free(b->app_overhead);
+        free(b->map);
+        free(b->ranges);
         free(b);
 }

@@ -19,18 +19,22 @@ typedef struct lb_bridge_s lb_bridge_t;
  *        admin endpoint if metrics.listen is set. wake_fd is the read end of
  *        a non-blocking pipe whose write end (wake_wfd) is poked by
  *        librdkafka and by signal handlers. conf stays owned by the caller
- *        and must outlive the bridge.
+ *        and must outlive the bridge; the bridge writes only its client
+ *        keys (lb_config_reload_apps).
  * @returns NULL with errstr on failure.
  */
-lb_bridge_t *lb_bridge_new(const lb_config_t *conf, int wake_fd, int wake_wfd,
+lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
                            char *errstr, size_t errstr_size);
 
 /**
  * @brief Runs until *stop becomes nonzero, then drains (up to
- *        shutdown.timeout.ms), commits and leaves the group.
+ *        shutdown.timeout.ms), commits and leaves the group. When *reload
+ *        becomes nonzero (SIGHUP), or the apps file changes, the client
+ *        keys are read again from it (and *reload cleared).
  * @returns 0 after a clean shutdown, 1 after a fatal runtime error.
  */
-int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop);
+int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop,
+                  volatile sig_atomic_t *reload);
 
 /** @brief Frees everything; NULL is a no-op. */
 void lb_bridge_destroy(lb_bridge_t *b);

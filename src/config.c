@@ -275,6 +275,26 @@ static const cfg_key_t keys[] = {
              "in-flight work before giving it up (it is then redelivered "
              "to the next owner). Requests already at the API are still "
              "waited for, so the next owner cannot overlap them."},
+    {.name = "handover.flush",
+     .type = CT_BOOL,
+     .def = "false",
+     .off = OFF(handover_flush),
+     .desc = "On SIGTERM and on a partition revocation, send the actions "
+             "held for their deadline at once (true), or leave them unsent "
+             "for the next owner, which reads them again from Kafka with "
+             "the same deadlines (false: a handover looks no user up "
+             "twice). With no instance left running, held events wait for "
+             "the next one: late, never lost."},
+    {.name = "commit.metadata.max.bytes",
+     .type = CT_INT,
+     .def = "4096",
+     .off = OFF(commit_metadata_max_bytes),
+     .min = 0,
+     .max = 1048576,
+     .desc = "Room for the offset map in each partition's commit (the "
+             "offsets above the committed one that are done, skipped by "
+             "the next owner): the brokers' offset.metadata.max.bytes. A "
+             "larger map keeps its nearest part; 0 commits no map."},
     {.name = "metrics.listen",
      .type = CT_STRING,
      .def = "",
@@ -756,15 +776,70 @@ static int set_apps(lb_config_t *conf, const char *value, char *why,
         size_t n = l.n;
         if (apps_finish(&l, from_file, &apps, why, why_size))
                 goto out;
+        char *path = NULL;
+        if (from_file && !(path = strdup(trim(copy + 1)))) {
+                free_apps(apps, n);
+                fail(why, why_size, "out of memory");
+                goto out;
+        }
         free_apps(conf->apps, conf->app_cnt);
+        free(conf->apps_path);
         conf->apps = apps;
         conf->app_cnt = n;
         conf->apps_file_world_readable = world_readable;
+        conf->apps_path = path;
         rc = 0;
 out:
         free_app_list(&l);
         free_secret(copy);
         return rc;
+}
+
+int lb_config_reload_apps(lb_config_t *conf, char *why, size_t why_size)
+{
+        app_list_t l = {0};
+        lb_app_t *apps = NULL;
+        int world_readable = 0, changed = 0;
+        if (!conf->apps_path)
+                return fail(why, why_size, "apps is not a file (@PATH)");
+        if (apps_parse_file(&l, conf->apps_path, &world_readable, why,
+                            why_size)) {
+                free_app_list(&l);
+                return -1;
+        }
+        size_t n = l.n;
+        if (apps_finish(&l, 1, &apps, why, why_size)) {
+                free_app_list(&l);
+                return -1;
+        }
+        /* Both sorted by id: the same ids pair up by position. */
+        for (size_t i = 0; i < n || i < conf->app_cnt; i++) {
+                if (i < n && i < conf->app_cnt &&
+                    !strcmp(apps[i].id, conf->apps[i].id))
+                        continue;
+                int added =
+                    i < n && (i >= conf->app_cnt ||
+                              lb_config_app_index(conf, apps[i].id,
+                                                  strlen(apps[i].id)) < 0);
+                fail(why, why_size,
+                     "apps file '%s' %s app '%.64s': adding or removing an "
+                     "app needs a restart",
+                     conf->apps_path, added ? "adds" : "drops",
+                     added ? apps[i].id : conf->apps[i].id);
+                free_apps(apps, n);
+                return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(apps[i].client_key, conf->apps[i].client_key)) {
+                        char *old = conf->apps[i].client_key;
+                        conf->apps[i].client_key = apps[i].client_key;
+                        apps[i].client_key = old;
+                        changed++;
+                }
+        }
+        conf->apps_file_world_readable = world_readable;
+        free_apps(apps, n);
+        return changed;
 }
 
 int lb_config_app_index(const lb_config_t *conf, const char *app_id, size_t len)
@@ -1039,6 +1114,7 @@ void lb_config_destroy(lb_config_t *conf)
         free(conf->kafka);
         free_list(conf->topics, conf->topic_cnt);
         free_apps(conf->apps, conf->app_cnt);
+        free(conf->apps_path);
         for (size_t i = 0; i < KEY_CNT; i++)
                 if (keys[i].type == CT_STRING)
                         free(*(char **)((char *)conf + keys[i].off));

@@ -43,6 +43,7 @@ typedef struct lb_config_s {
         lb_app_t *apps; /* sorted by id (lb_config_app_index bisects) */
         size_t app_cnt;
         int apps_file_world_readable; /* apps=@PATH readable by others */
+        char *apps_path; /* apps=@PATH: the file, for reloads; else NULL */
         char *api_url;
         char *api_version;
         char *api_ca_file;       /* empty: curl's default CA store */
@@ -63,6 +64,8 @@ typedef struct lb_config_s {
         int64_t pending_max_bytes;
         int64_t shutdown_timeout_ms;
         int64_t rebalance_timeout_ms;
+        int64_t commit_metadata_max_bytes; /* room for the offset map */
+        int handover_flush;   /* send held actions on SIGTERM / revocation */
         char *metrics_listen; /* "" = off */
         int log_level;        /* LB_LOG_ERROR .. LB_LOG_DEBUG (log.h) */
         int log_json;         /* log.format=json */
@@ -149,6 +152,16 @@ const char *lb_config_kafka_get(const lb_config_t *conf, const char *name,
  *          period (docker, Kubernetes) must exceed it.
  */
 int64_t lb_config_exit_bound_ms(const lb_config_t *conf);
+
+/**
+ * @brief Re-reads the apps file (apps=@PATH) and takes its client keys.
+ *        The file must list the same app ids as before: adding or removing
+ *        an app needs a restart (queued actions refer to apps by
+ *        position). On any error nothing changes.
+ * @returns the number of keys that changed (0 or more), or -1 with why
+ *          set (no apps file, unreadable, malformed, other app ids).
+ */
+int lb_config_reload_apps(lb_config_t *conf, char *why, size_t why_size);
 
 /** @returns the index of app_id in conf->apps, or -1. */
 int lb_config_app_index(const lb_config_t *conf, const char *app_id,

@@ -43,9 +43,13 @@ static const kv_t producer_defaults[] = {
 
 /* Settings the delivery guarantee depends on: applied last. */
 static const kv_t consumer_forced[] = {
+    /* The bridge commits itself, every auto.commit.interval.ms, with the
+     * offset map as metadata (librdkafka 2.0.2's store drops metadata) */
     {"enable.auto.offset.store", "false"},
-    {"enable.auto.commit", "true"},
-    {"enable.partition.eof", "false"},
+    {"enable.auto.commit", "false"},
+    /* the end of a partition zeroes its consume delay (the scaling
+     * signal); the loop reads the event and takes nothing from it */
+    {"enable.partition.eof", "true"},
 };
 static const kv_t producer_forced[] = {
     {"enable.idempotence", "true"},

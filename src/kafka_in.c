@@ -18,6 +18,7 @@ struct lb_kafka_in_s {
         rd_kafka_queue_t *queue;
         lb_kafka_in_cbs_t cbs;
         int paused;
+        int commit_interval_ms;
 };
 
 static void pause_list(lb_kafka_in_t *in,
@@ -97,6 +98,15 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         }
 }
 
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+        (void)rk;
+        lb_kafka_in_t *in = opaque;
+        if (in->cbs.committed)
+                in->cbs.committed(in->cbs.opaque, err, offsets);
+}
+
 int lb_kafka_in_check_conf(const lb_config_t *conf, char *errstr,
                            size_t errstr_size)
 {
@@ -127,6 +137,13 @@ lb_kafka_in_t *lb_kafka_in_new(const lb_config_t *conf,
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
         rd_kafka_conf_set_stats_cb(kc, stats_cb);
         rd_kafka_conf_set_error_cb(kc, error_cb);
+        rd_kafka_conf_set_offset_commit_cb(kc, commit_cb);
+        char ival[32];
+        size_t ival_len = sizeof(ival);
+        in->commit_interval_ms =
+            rd_kafka_conf_get(kc, "auto.commit.interval.ms", ival, &ival_len)
+                ? 5000
+                : atoi(ival);
         in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errstr_size);
         if (!in->rk)
                 goto fail; /* kc is still ours */
@@ -182,17 +199,26 @@ int lb_kafka_in_paused(const lb_kafka_in_t *in)
         return in->paused;
 }
 
-rd_kafka_resp_err_t lb_kafka_in_store(lb_kafka_in_t *in, const char *topic,
-                                      int32_t partition, int64_t offset)
+int lb_kafka_in_commit_interval_ms(const lb_kafka_in_t *in)
+{
+        return in->commit_interval_ms;
+}
+
+rd_kafka_topic_partition_list_t *
+lb_kafka_in_committed(lb_kafka_in_t *in,
+                      const rd_kafka_topic_partition_list_t *parts,
+                      int timeout_ms)
 {
         rd_kafka_topic_partition_list_t *l =
-            rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
-        rd_kafka_resp_err_t err = rd_kafka_offsets_store(in->rk, l);
-        if (!err)
-                err = l->elems[0].err;
-        rd_kafka_topic_partition_list_destroy(l);
-        return err;
+            rd_kafka_topic_partition_list_copy(parts);
+        rd_kafka_resp_err_t err = rd_kafka_committed(in->rk, l, timeout_ms);
+        if (err) {
+                lb_warn("offsets", "reading the group's commits: %s",
+                        rd_kafka_err2str(err));
+                rd_kafka_topic_partition_list_destroy(l);
+                return NULL;
+        }
+        return l;
 }
 
 int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr, size_t errstr_size)
@@ -205,9 +231,13 @@ int lb_kafka_in_cooperative(const lb_kafka_in_t *in)
         return !strcmp(rd_kafka_rebalance_protocol(in->rk), "COOPERATIVE");
 }
 
-rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in)
+rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in,
+                                       rd_kafka_topic_partition_list_t *offsets,
+                                       int async)
 {
-        rd_kafka_resp_err_t err = rd_kafka_commit(in->rk, NULL, 0);
+        if (!offsets->cnt)
+                return 0;
+        rd_kafka_resp_err_t err = rd_kafka_commit(in->rk, offsets, async);
         return err == RD_KAFKA_RESP_ERR__NO_OFFSET ? 0 : err;
 }
 

@@ -1,8 +1,10 @@
 /*
  * kafka_in.h: the consumer adapter. A thin layer over librdkafka's
- * high-level consumer: subscribe, poll, pause/resume, store offsets, commit,
- * and rebalances handed to the bridge as assign/revoke calls (eager or
- * cooperative protocol alike). Served from the loop thread only.
+ * high-level consumer: subscribe, poll, pause/resume, commit (offsets with
+ * their metadata, explicitly: librdkafka 2.0.2's offset store drops
+ * metadata), read the group's commits, and rebalances handed to the bridge
+ * as assign/revoke calls (eager or cooperative protocol alike). Served from
+ * the loop thread only.
  */
 #ifndef LB_KAFKA_IN_H
 #define LB_KAFKA_IN_H
@@ -21,13 +23,17 @@ typedef struct {
         void (*assigned)(void *opaque,
                          const rd_kafka_topic_partition_list_t *parts);
         /** Partitions are about to be removed. lost: another member may own
-         *  them already (do not commit). Stores made during this call are
-         *  committed by librdkafka as it removes them. */
+         *  them already (do not commit). Commit them during this call: the
+         *  consumer commits nothing by itself. */
         void (*revoking)(void *opaque,
                          const rd_kafka_topic_partition_list_t *parts,
                          int lost);
         /** librdkafka statistics JSON (may be NULL). */
         void (*stats)(void *opaque, const char *json, size_t len);
+        /** The result of an asynchronous commit, per partition in
+         *  offsets->elems[i].err (may be NULL). */
+        void (*committed)(void *opaque, rd_kafka_resp_err_t err,
+                          const rd_kafka_topic_partition_list_t *offsets);
 } lb_kafka_in_cbs_t;
 
 /**
@@ -50,10 +56,20 @@ rd_kafka_message_t *lb_kafka_in_poll(lb_kafka_in_t *in, int timeout_ms);
 void lb_kafka_in_pause_all(lb_kafka_in_t *in, int pause);
 int lb_kafka_in_paused(const lb_kafka_in_t *in);
 
-/** @brief Stores offset (the next to consume) for commit.
- *  @returns 0, or the librdkafka error (e.g. __STATE if not assigned). */
-rd_kafka_resp_err_t lb_kafka_in_store(lb_kafka_in_t *in, const char *topic,
-                                      int32_t partition, int64_t offset);
+/** @returns auto.commit.interval.ms of the consumer's settings: how often
+ *           the bridge commits. */
+int lb_kafka_in_commit_interval_ms(const lb_kafka_in_t *in);
+
+/**
+ * @brief Reads the group's committed offsets and metadata of parts.
+ * @returns a new list (caller destroys) with .offset (negative: none) and
+ *          .metadata filled, or NULL when the broker did not answer within
+ *          timeout_ms.
+ */
+rd_kafka_topic_partition_list_t *
+lb_kafka_in_committed(lb_kafka_in_t *in,
+                      const rd_kafka_topic_partition_list_t *parts,
+                      int timeout_ms);
 
 /** @returns nonzero once the consumer hit a fatal error (restart needed). */
 int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr,
@@ -62,8 +78,16 @@ int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr,
 /** @returns nonzero when the group uses the cooperative protocol. */
 int lb_kafka_in_cooperative(const lb_kafka_in_t *in);
 
-/** @brief Commits stored offsets synchronously. */
-rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in);
+/**
+ * @brief Commits each entry's .offset (the next to consume) with its
+ *        .metadata. async: returns at once, the result goes to the
+ *        committed callback; else waits, and per-partition errors are in
+ *        offsets->elems[i].err.
+ * @returns 0 or the request's error (0 with async).
+ */
+rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in,
+                                       rd_kafka_topic_partition_list_t *offsets,
+                                       int async);
 
 /** @brief Leaves the group (revoke callbacks run) and frees. NULL ok. */
 void lb_kafka_in_destroy(lb_kafka_in_t *in);

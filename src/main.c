@@ -25,13 +25,16 @@
 extern char **environ;
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested; /* SIGHUP: the client keys */
 static int signal_wake_fd = -1; /* write end of the loop's wake pipe */
 
 static void on_signal(int sig)
 {
-        (void)sig;
         int saved = errno;
-        stop_requested = 1;
+        if (sig == SIGHUP)
+                reload_requested = 1;
+        else
+                stop_requested = 1;
         /* A full pipe already wakes the loop: the result does not matter. */
         if (signal_wake_fd >= 0) {
                 ssize_t n = write(signal_wake_fd, "s", 1);
@@ -40,14 +43,17 @@ static void on_signal(int sig)
         errno = saved;
 }
 
-/* SIGTERM and SIGINT ask for a clean stop; a closed socket is an error
- * return, not a signal. */
-static void install_signals(void)
+/* SIGTERM and SIGINT ask for a clean stop; the bridge (hup) also takes
+ * SIGHUP, for the apps file's keys. A closed socket is an error return,
+ * not a signal. */
+static void install_signals(int hup)
 {
         struct sigaction sa = {.sa_handler = on_signal};
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
+        if (hup)
+                sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
 }
 
@@ -277,7 +283,7 @@ static int replay_main(int argc, char **argv)
                 goto out;
         }
         lb_log_setup(conf->log_level, conf->log_json);
-        install_signals();
+        install_signals(0);
         rc = lb_replay_run(conf, &ro, &stop_requested);
 out:
         lb_config_destroy(conf);
@@ -303,7 +309,7 @@ static int bridge_check(const lb_config_t *conf)
 
 /* Runs the bridge until SIGTERM/SIGINT or a fatal error.
  * @returns the exit code (0 or 1). */
-static int bridge_run(const lb_config_t *conf)
+static int bridge_run(lb_config_t *conf)
 {
         char errstr[1024];
         int wake[2] = {-1, -1};
@@ -313,7 +319,7 @@ static int bridge_run(const lb_config_t *conf)
                 goto out;
         }
         signal_wake_fd = wake[1];
-        install_signals();
+        install_signals(1);
         lb_bridge_t *bridge =
             lb_bridge_new(conf, wake[0], wake[1], errstr, sizeof(errstr));
         if (!bridge) {
@@ -326,7 +332,7 @@ static int bridge_run(const lb_config_t *conf)
                 LB_VERSION, conf->app_cnt,
                 lb_config_kafka_get(conf, "group.id", LB_KAFKA_CONSUMER),
                 lb_config_exit_bound_ms(conf));
-        rc = lb_bridge_run(bridge, &stop_requested);
+        rc = lb_bridge_run(bridge, &stop_requested, &reload_requested);
         lb_bridge_destroy(bridge);
         lb_info("main", "stopped (exit %d)", rc);
         curl_global_cleanup();

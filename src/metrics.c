@@ -134,12 +134,15 @@ static size_t collect_lag(json_t *root, lb_consumer_lag_t *out, size_t max)
                 json_object_foreach(parts, pkey, pobj)
                 {
                         json_t *lag = json_object_get(pobj, "consumer_lag");
+                        json_t *desired = json_object_get(pobj, "desired");
                         int32_t partition;
 
                         if (n == max)
                                 return n;
+                        /* not desired: revoked from this member, whose
+                         * statistics still list it with a stale lag */
                         if (parse_partition(pkey, &partition) != 0 ||
-                            !json_is_integer(lag) ||
+                            json_is_false(desired) || !json_is_integer(lag) ||
                             json_integer_value(lag) < 0)
                                 continue;
                         strcpy(out[n].topic, tname);
@@ -418,9 +421,30 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                 "Dead-letter records produced again after a failure.",
                 LOAD(m->dlq_produce_retries));
         counter(&sb, "leanbridge_offsets_committed_total",
-                "Offsets stored for commit (librdkafka commits the stored "
-                "offsets every auto.commit.interval.ms).",
+                "Partition offsets committed, each with its offset map "
+                "(every auto.commit.interval.ms while they move).",
                 LOAD(m->offsets_committed));
+        counter(&sb, "leanbridge_offset_maps_truncated_total",
+                "Commits whose offset map did not fit "
+                "commit.metadata.max.bytes whole (the farthest done offsets "
+                "left out: redone by a next owner).",
+                LOAD(m->offset_maps_truncated));
+        counter(&sb, "leanbridge_offset_maps_ignored_total",
+                "Committed offset maps found on assignment that could not be "
+                "read (another version, corrupt): their offsets are redone.",
+                LOAD(m->offset_maps_ignored));
+        counter(&sb, "leanbridge_events_already_done_total",
+                "Consumed events skipped because the committed offset map "
+                "marks them done (after a crash or a handover).",
+                LOAD(m->events_already_done));
+        counter(&sb, "leanbridge_apps_reloads_total",
+                "Times the apps file's client keys were read again (SIGHUP "
+                "or a changed file).",
+                LOAD(m->apps_reloads));
+        counter(&sb, "leanbridge_apps_reload_failures_total",
+                "Reloads of the apps file refused (unreadable, malformed, or "
+                "other apps); the old keys stay.",
+                LOAD(m->apps_reload_failures));
 
         labelled_counter(&sb, "leanbridge_actions_sent_early_total",
                          "Actions sent before their deadline (the wait "
@@ -451,6 +475,13 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
         gauge(&sb, "leanbridge_partitions_assigned",
               "Partitions assigned to this consumer.",
               LOAD(m->partitions_assigned));
+        family(&sb, "leanbridge_consume_delay_seconds", "gauge",
+               "How far behind the newest events this instance consumes: "
+               "the age of the last message taken from a partition not yet "
+               "at its end (0 when caught up). The scaling signal.");
+        sb_printf(&sb, "leanbridge_consume_delay_seconds ");
+        sb_micro(&sb, (uint_fast64_t)LOAD(m->consume_delay_ms) * 1000);
+        sb_printf(&sb, "\n");
         gauge(&sb, "leanbridge_concurrency_limit",
               "Current adaptive limit on concurrent API requests.",
               LOAD(m->concurrency_limit));

@@ -54,6 +54,11 @@ typedef struct lb_metrics_s {
         atomic_uint_fast64_t billable_lookups;
         atomic_uint_fast64_t dlq_produce_retries;
         atomic_uint_fast64_t offsets_committed;
+        atomic_uint_fast64_t offset_maps_truncated; /* commits with part */
+        atomic_uint_fast64_t offset_maps_ignored;   /* unreadable maps */
+        atomic_uint_fast64_t events_already_done;   /* skipped by a map */
+        atomic_uint_fast64_t apps_reloads;          /* apps file re-read */
+        atomic_uint_fast64_t apps_reload_failures;  /* ... and kept old keys */
         /* actions sent before their deadline, by lb_send_reason_t (the DUE
          * slot stays 0) */
         atomic_uint_fast64_t sent_early[LB_SEND__COUNT];
@@ -61,6 +66,8 @@ typedef struct lb_metrics_s {
         atomic_int_fast64_t pending_actions;
         atomic_int_fast64_t partitions_paused;
         atomic_int_fast64_t partitions_assigned;
+        /* age of the newest events not yet taken (see bridge.c) */
+        atomic_int_fast64_t consume_delay_ms;
         atomic_int_fast64_t concurrency_limit;
         lb_hist_t batch_actions;
         lb_hist_t batch_users;
@@ -90,7 +97,8 @@ void lb_metrics_count_request(lb_metrics_t *m, int http_status);
 /**
  * @brief Replaces the lag table from a librdkafka statistics JSON
  *        (topics.<t>.partitions.<p>.consumer_lag). Skips the internal
- *        partition -1 and unknown lags (-1). Keeps at most
+ *        partition -1, unknown lags (-1) and partitions not assigned
+ *        here any more (desired: false). Keeps at most
  *        LB_METRICS_MAX_LAG partitions. Safe to call from librdkafka's
  *        statistics callback while another thread renders.
  * @returns 0, or -1 if stats_json is not a JSON object (table unchanged).

@@ -31,7 +31,9 @@ struct lb_partition_s {
         size_t head; /* physical index of the oldest entry */
         size_t len;  /* entries in the ring (done ones included) */
         size_t outstanding;
-        int64_t last; /* last tracked offset, -1 before the first */
+        int64_t last;        /* last tracked offset, -1 before the first */
+        lb_range_t *already; /* done per the committed offset map */
+        size_t already_n, already_at;
 };
 
 lb_partition_t *lb_partition_new(const char *topic, int32_t partition)
@@ -60,6 +62,7 @@ void lb_partition_unref(lb_partition_t *p)
         if (!p || --p->refcnt > 0)
                 return;
         free(p->ring);
+        free(p->already);
         free(p->topic);
         free(p);
 }
@@ -176,6 +179,54 @@ int64_t lb_partition_committable(const lb_partition_t *p)
 size_t lb_partition_outstanding(const lb_partition_t *p)
 {
         return p->outstanding;
+}
+
+size_t lb_partition_done_ranges(const lb_partition_t *p, lb_range_t *out,
+                                size_t cap)
+{
+        size_t n = 0;
+        int in_run = 0;
+        /* The head entry is never done (done ones are popped). A run of
+         * done entries is one range, also across offsets the consumer
+         * never sees (compaction, control records). */
+        for (size_t i = 1; i < p->len; i++) {
+                const entry_t *e = entry_at(p, i);
+                if (!e->done) {
+                        in_run = 0;
+                } else if (in_run) {
+                        if (n <= cap) /* range n - 1 was written */
+                                out[n - 1].end = e->offset + 1;
+                } else {
+                        in_run = 1;
+                        if (n < cap)
+                                out[n] = (lb_range_t){e->offset, e->offset + 1};
+                        n++;
+                }
+        }
+        return n;
+}
+
+void lb_partition_set_already_done(lb_partition_t *p, lb_range_t *ranges,
+                                   size_t n)
+{
+        free(p->already);
+        p->already = ranges;
+        p->already_n = n;
+        p->already_at = 0;
+}
+
+int lb_partition_already_done(lb_partition_t *p, int64_t offset)
+{
+        while (p->already_at < p->already_n &&
+               p->already[p->already_at].end <= offset)
+                p->already_at++;
+        if (p->already_at == p->already_n) {
+                free(p->already);
+                p->already = NULL;
+                p->already_n = p->already_at = 0;
+                return 0;
+        }
+        return p->already[p->already_at].start <= offset;
 }
 
 void lb_partition_revoke(lb_partition_t *p)

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "offset_map.h"
+
 typedef struct lb_partition_s lb_partition_t;
 
 /** @brief A tracker for topic/partition, refcount 1. */
@@ -46,6 +48,30 @@ int64_t lb_partition_committable(const lb_partition_t *p);
 
 /** @returns tracked offsets not yet done. */
 size_t lb_partition_outstanding(const lb_partition_t *p);
+
+/**
+ * @brief The done offsets above the committable one, as ranges (the offset
+ *        map of the next commit), nearest first. Writes at most cap.
+ * @returns how many ranges there are (may exceed cap: then the farthest
+ *          were left out).
+ */
+size_t lb_partition_done_ranges(const lb_partition_t *p, lb_range_t *out,
+                                size_t cap);
+
+/**
+ * @brief Offsets the committed offset map says are done already: when
+ *        consumed, lb_partition_already_done() says so. Takes ranges
+ *        (malloc'ed, sorted, from lb_offset_map_decode); replaces any
+ *        earlier set.
+ */
+void lb_partition_set_already_done(lb_partition_t *p, lb_range_t *ranges,
+                                   size_t n);
+
+/**
+ * @returns 1 if offset is in the already-done set, else 0. Offsets must be
+ *          asked in increasing order (as consumed): the set is consumed.
+ */
+int lb_partition_already_done(lb_partition_t *p, int64_t offset);
 
 /** @brief Marks the tracker revoked: later done() calls are ignored. */
 void lb_partition_revoke(lb_partition_t *p);

@@ -106,9 +106,10 @@ static int conf_set(rd_kafka_conf_t *kc, const char *name, const char *value,
 }
 
 /* The bridge's consumer settings, then replay's own: a group of its own,
- * commits only at checkpoints, end-of-partition events, and a new group
- * starts at the beginning of the dead-letter topic whatever the bridge's
- * auto.offset.reset says. */
+ * no static membership (the bridge's group.instance.id would fence a
+ * running bridge), commits only at checkpoints, end-of-partition events,
+ * and a new group starts at the beginning of the dead-letter topic
+ * whatever the bridge's auto.offset.reset says. */
 static rd_kafka_conf_t *consumer_conf(const lb_config_t *conf,
                                       const char *group, char *errstr,
                                       size_t errstr_size)
@@ -118,6 +119,7 @@ static rd_kafka_conf_t *consumer_conf(const lb_config_t *conf,
         if (!kc)
                 return NULL;
         if (conf_set(kc, "group.id", group, errstr, errstr_size) ||
+            conf_set(kc, "group.instance.id", NULL, errstr, errstr_size) ||
             conf_set(kc, "enable.auto.commit", "false", errstr, errstr_size) ||
             conf_set(kc, "enable.partition.eof", "true", errstr, errstr_size) ||
             conf_set(kc, "auto.offset.reset", "earliest", errstr,

@@ -44,7 +44,7 @@ static void test_forced_consumer_settings_win(void **state)
             "kafka.consumer.enable.auto.offset.store",
             "true",
             "kafka.enable.auto.commit",
-            "false",
+            "true",
             "kafka.consumer.auto.commit.interval.ms",
             "250",
             "kafka.producer.linger.ms",
@@ -55,7 +55,7 @@ static void test_forced_consumer_settings_win(void **state)
             lb_kafka_conf_new(c, LB_KAFKA_CONSUMER, err, sizeof(err));
         assert_non_null(kc);
         expect(kc, "enable.auto.offset.store", "false");
-        expect(kc, "enable.auto.commit", "true");
+        expect(kc, "enable.auto.commit", "false");
         expect(kc, "auto.commit.interval.ms", "250"); /* a default: theirs */
         expect(kc, "linger.ms",
                "5"); /* librdkafka's: the producer's is not here */

@@ -47,11 +47,11 @@ h.check(value(text, "leanbridge_request_splits_total") == st["limit_violations"]
 h.check(value(text, "leanbridge_dlq_produce_retries_total") == 1,
         f"DLQ produce retries {value(text, 'leanbridge_dlq_produce_retries_total')}")
 stored = value(text, "leanbridge_offsets_committed_total")
-h.check(stored >= 2, f"offsets stored: {stored}")  # at least one per partition
-h.check(re.search(r"^# HELP leanbridge_offsets_committed_total .*stored", text, re.M),
-        "the offsets counter's help does not say it counts stores")
+h.check(stored >= 2, f"offsets committed: {stored}")  # at least one per partition
+h.check(re.search(r"^# HELP leanbridge_offsets_committed_total .*committed", text, re.M),
+        "the offsets counter's help does not say it counts commits")
 dlq = h.read_topic(kafka.bootstrap, DLQ)
 h.check(len(dlq) == 1 and dlq[0]["key"] == "poison", f"DLQ {dlq}")
 counts = h.check_invariants(events, sandbox, [], limit_403_ok=True)
-h.log(f"metric values: {counts}; stores {stored}; sandbox {st['by_status']}")
+h.log(f"metric values: {counts}; commits {stored}; sandbox {st['by_status']}")
 print("1 passed, 0 failed")

@@ -697,6 +697,66 @@ static void test_apps_file(void **state)
         lb_config_destroy(c);
 }
 
+/* Reloading the apps file takes new keys for the same apps, and nothing
+ * from a file that is bad or lists other apps. */
+static void test_apps_reload(void **state)
+{
+        (void)state;
+        char why[512];
+        lb_config_t *c = lb_config_new();
+        set_ok(c, "apps", "a:1,b:2");
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_non_null(strstr(why, "not a file"));
+
+        const char *path = write_file("reload.conf", "b:2\na:1\n", 0600);
+        char value[256];
+        snprintf(value, sizeof(value), "@%s", path);
+        set_ok(c, "apps", value);
+        assert_string_equal(c->apps_path, path);
+        /* unchanged file: nothing changes */
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), 0);
+
+        /* one key rotated, in another order: one change, ids kept */
+        write_file("reload.conf", "a:1\n#rotated\nb:2-new\n", 0600);
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), 1);
+        assert_int_equal(c->app_cnt, 2);
+        assert_string_equal(c->apps[0].id, "a");
+        assert_string_equal(c->apps[0].client_key, "1");
+        assert_string_equal(c->apps[1].id, "b");
+        assert_string_equal(c->apps[1].client_key, "2-new");
+
+        /* bad files keep the keys, and say why */
+        write_file("reload.conf", "a:1-x\nb\n", 0600);
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_non_null(strstr(why, "line 2"));
+        write_file("reload.conf", "a:1-x\nb:2-x\nc:3\n", 0600);
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_non_null(strstr(why, "adds app 'c'"));
+        write_file("reload.conf", "b:2-x\n", 0600);
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_non_null(strstr(why, "drops app 'a'"));
+        write_file("reload.conf", "a:1-x\nc:2-x\n", 0600);
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_non_null(strstr(why, "adds app 'c'"));
+        write_file("reload.conf", "a0:1-x\na:1-x\nb:2-x\n", 0600);
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_non_null(strstr(why, "adds app 'a0'"));
+        write_file("reload.conf", "a:1-x\na:1-y\nb:2\n", 0600);
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_non_null(strstr(why, "same app id"));
+        assert_null(strstr(why, "1-x")); /* never a key in a message */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_non_null(strstr(why, "cannot open"));
+        assert_string_equal(c->apps[0].client_key, "1");
+        assert_string_equal(c->apps[1].client_key, "2-new");
+
+        /* an inline value afterwards: no file to reload */
+        set_ok(c, "apps", "x:y");
+        assert_null(c->apps_path);
+        lb_config_destroy(c);
+}
+
 /* ------------------------------------------------------------------ */
 /* file layer                                                         */
 
@@ -1038,6 +1098,10 @@ static const char *const all_keys[] = {
     "pending.max.bytes",
     "shutdown.timeout.ms",
     "rebalance.timeout.ms",
+    "input.max.age.ms",
+    "api.accept.warnings",
+    "handover.flush",
+    "commit.metadata.max.bytes",
     "metrics.listen",
     "log.level",
     "log.format",
@@ -1134,7 +1198,7 @@ static void test_example_file(void **state)
                 key_lines++;
         }
         /* the defaulted keys, metrics.listen twice, the kafka examples */
-        assert_int_equal(key_lines, 26 + 1 + 7);
+        assert_int_equal(key_lines, 28 + 1 + 7);
         free(copy);
         lb_config_destroy(c);
         free(want);
@@ -1252,6 +1316,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_apps_inline),
             cmocka_unit_test(test_app_index),
             cmocka_unit_test(test_apps_file),
+            cmocka_unit_test(test_apps_reload),
             cmocka_unit_test(test_file),
             cmocka_unit_test(test_file_errors),
             cmocka_unit_test(test_env),

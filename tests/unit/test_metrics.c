@@ -20,7 +20,8 @@
 #include "metrics.h"
 
 /* A trimmed consumer statistics document as librdkafka emits it: the
- * internal partition -1 and a partition with unknown lag (-1) included. */
+ * internal partition -1, a partition with unknown lag (-1) and one no
+ * longer assigned here (desired: false, after a revocation) included. */
 static const char stats_json[] =
     "{\"name\":\"rdkafka#consumer-1\",\"client_id\":\"leanbridge\","
     "\"type\":\"consumer\",\"ts\":5016483227792,\"time\":1700000000,"
@@ -40,6 +41,9 @@ static const char stats_json[] =
     "\"2\":{\"partition\":2,\"broker\":1,\"leader\":1,\"desired\":true,"
     "\"fetch_state\":\"active\",\"committed_offset\":7,\"hi_offset\":7,"
     "\"consumer_lag\":0},"
+    "\"4\":{\"partition\":4,\"broker\":1,\"leader\":1,\"desired\":false,"
+    "\"fetch_state\":\"none\",\"committed_offset\":10,\"hi_offset\":87,"
+    "\"consumer_lag\":77},"
     "\"-1\":{\"partition\":-1,\"broker\":-1,\"leader\":-1,"
     "\"desired\":false,\"consumer_lag\":-1}}},"
     "\"other.events\":{\"topic\":\"other.events\",\"partitions\":{"
@@ -104,11 +108,17 @@ static void test_counters_and_gauges(void **state)
         atomic_store(&m->billable_lookups, 7);
         atomic_store(&m->dlq_produce_retries, 8);
         atomic_store(&m->offsets_committed, 9);
+        atomic_store(&m->apps_reloads, 15);
+        atomic_store(&m->offset_maps_truncated, 17);
+        atomic_store(&m->offset_maps_ignored, 18);
+        atomic_store(&m->events_already_done, 19);
+        atomic_store(&m->apps_reload_failures, 16);
         atomic_store(&m->inflight_requests, 10);
         atomic_store(&m->pending_actions, 11);
         atomic_store(&m->partitions_paused, 12);
         atomic_store(&m->partitions_assigned, 13);
         atomic_store(&m->concurrency_limit, 14);
+        atomic_store(&m->consume_delay_ms, 2500);
         text = lb_metrics_render(m, "1.2.3");
         assert_non_null(text);
 
@@ -130,6 +140,13 @@ static void test_counters_and_gauges(void **state)
         assert_line(text, "leanbridge_partitions_paused 12");
         assert_line(text, "leanbridge_partitions_assigned 13");
         assert_line(text, "leanbridge_concurrency_limit 14");
+        assert_line(text, "leanbridge_apps_reloads_total 15");
+        assert_line(text, "leanbridge_offset_maps_truncated_total 17");
+        assert_line(text, "leanbridge_offset_maps_ignored_total 18");
+        assert_line(text, "leanbridge_events_already_done_total 19");
+        assert_line(text, "leanbridge_apps_reload_failures_total 16");
+        assert_line(text, "# TYPE leanbridge_consume_delay_seconds gauge");
+        assert_line(text, "leanbridge_consume_delay_seconds 2.5");
         assert_line(text, "# TYPE leanbridge_consumer_lag gauge");
         assert_line(text, "# TYPE leanbridge_build_info gauge");
         assert_line(text, "leanbridge_build_info{version=\"1.2.3\"} 1");
@@ -349,6 +366,7 @@ static void test_lag_from_stats(void **state)
                           "{topic=\"other.events\",partition=\"3\"} 1234567");
         assert_null(strstr(text, "partition=\"-1\""));
         assert_null(strstr(text, "partition=\"1\""));
+        assert_null(strstr(text, "partition=\"4\""));
         free(text);
 
         /* Not JSON, or not an object: the table stays as it was. */

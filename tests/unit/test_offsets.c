@@ -341,6 +341,100 @@ static void test_random_model(void **state)
         }
 }
 
+static void test_done_ranges(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        lb_range_t r[8];
+        for (int64_t o = 10; o <= 20; o++)
+                assert_int_equal(lb_partition_track(p, o), 0);
+        assert_int_equal(lb_partition_done_ranges(p, r, 8), 0);
+        for (int64_t o = 12; o <= 13; o++)
+                lb_partition_done(p, o);
+        lb_partition_done(p, 15);
+        lb_partition_done(p, 17);
+        assert_int_equal(lb_partition_done_ranges(p, r, 8), 3);
+        assert_true(r[0].start == 12 && r[0].end == 14);
+        assert_true(r[1].start == 15 && r[1].end == 16);
+        assert_true(r[2].start == 17 && r[2].end == 18);
+        /* room for two: the nearest two, and the count says more exist */
+        memset(r, 0, sizeof(r));
+        assert_int_equal(lb_partition_done_ranges(p, r, 2), 3);
+        assert_true(r[1].start == 15 && r[1].end == 16);
+        assert_int_equal(r[2].start, 0);
+        /* the committable offset moves past the first range */
+        lb_partition_done(p, 10);
+        lb_partition_done(p, 11);
+        assert_int_equal(lb_partition_committable(p), 14);
+        assert_int_equal(lb_partition_done_ranges(p, r, 8), 2);
+        assert_true(r[0].start == 15 && r[1].start == 17);
+        /* offsets never seen (a compacted gap) inside a run of done ones */
+        assert_int_equal(lb_partition_track(p, 30), 0);
+        assert_int_equal(lb_partition_track(p, 33), 0);
+        lb_partition_done(p, 30);
+        lb_partition_done(p, 33);
+        assert_int_equal(lb_partition_done_ranges(p, r, 8), 3);
+        assert_true(r[2].start == 30 && r[2].end == 34);
+        lb_partition_unref(p);
+}
+
+static void test_already_done(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        assert_int_equal(lb_partition_already_done(p, 1), 0);
+        lb_range_t *r = malloc(2 * sizeof(*r));
+        r[0] = (lb_range_t){5, 7};
+        r[1] = (lb_range_t){9, 10};
+        lb_partition_set_already_done(p, r, 2);
+        int want[] = {0, 1, 1, 0, 0, 1, 0, 0}; /* offsets 4..11 */
+        for (int64_t o = 4; o <= 11; o++)
+                assert_int_equal(lb_partition_already_done(p, o), want[o - 4]);
+        lb_partition_unref(p);
+
+        /* unread ranges are freed with the tracker (ASan checks) */
+        p = lb_partition_new("t", 1);
+        r = malloc(sizeof(*r));
+        r[0] = (lb_range_t){100, 200};
+        lb_partition_set_already_done(p, r, 1);
+        assert_int_equal(lb_partition_already_done(p, 150), 1);
+        lb_partition_unref(p);
+}
+
+/* What one owner commits, the next owner reads: every offset the first
+ * had done above its committable one is skipped, no other. */
+static void test_map_hand_over(void **state)
+{
+        (void)state;
+        enum { N = 3000 };
+        rng_state = 77;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        int done[N] = {0};
+        for (int64_t o = 0; o < N; o++)
+                assert_int_equal(lb_partition_track(p, o), 0);
+        for (int i = 0; i < N; i++)
+                if (rnd() % 3 && i != 50) {
+                        lb_partition_done(p, i);
+                        done[i] = 1;
+                }
+        int64_t base = lb_partition_committable(p);
+        lb_range_t r[N];
+        size_t n = lb_partition_done_ranges(p, r, N);
+        static char md[1 << 16];
+        int t;
+        size_t len = lb_offset_map_encode(base, r, n, md, sizeof(md) - 1, &t);
+        assert_int_equal(t, 0);
+        lb_range_t *got;
+        int k = lb_offset_map_decode(md, len, base, &got);
+        assert_int_equal(k, (int)n);
+        lb_partition_t *next = lb_partition_new("t", 0);
+        lb_partition_set_already_done(next, got, (size_t)k);
+        for (int64_t o = base; o < N; o++)
+                assert_int_equal(lb_partition_already_done(next, o), done[o]);
+        lb_partition_unref(next);
+        lb_partition_unref(p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -358,6 +452,9 @@ int main(void)
             cmocka_unit_test(test_revoke),
             cmocka_unit_test(test_refcount),
             cmocka_unit_test(test_random_model),
+            cmocka_unit_test(test_done_ranges),
+            cmocka_unit_test(test_already_done),
+            cmocka_unit_test(test_map_hand_over),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
