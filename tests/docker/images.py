@@ -22,7 +22,6 @@ CLI (what the README's compose section runs on such a machine):
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 import shutil

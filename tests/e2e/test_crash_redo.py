@@ -8,7 +8,6 @@ the budget. Checks: nothing lost, per-user order, no overlap; the 30 s
 run redoes at most 1.2x the 0.5 s run (plus 100 actions of slack for
 small counts). Skips (77) without a broker, unless
 LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
-import json
 import os
 import signal
 import subprocess

@@ -17,11 +17,9 @@ the 300 delivered actions again.
 Skips (77) without a broker, unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
 import json
 import os
-import re
 import signal
 import sys
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -30,12 +28,6 @@ import harness as h  # noqa: E402
 import kafka_broker as kb  # noqa: E402
 
 FULL_USERS, PER_USER = 30, 10
-
-
-def metric(port, series):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        m = re.search(rf"^{re.escape(series)} (\S+)$", r.read().decode(), re.M)
-    return float(m.group(1)) if m else None
 
 
 def line(ev):
@@ -73,14 +65,14 @@ def crash_and_redo(broker, wd, name, interleave, **extra):
     a = h.Bridge(wd, s, name=f"{name}-a")
     full = FULL_USERS * PER_USER
     h.wait_for(lambda: sandbox.accepted_count() == full, 60, "the full users delivered")
-    h.wait_for(lambda: (metric(port, "leanbridge_offsets_committed_total") or 0) > 0, 30,
+    h.wait_for(lambda: (h.metric(port, "leanbridge_offsets_committed_total") or 0) > 0, 30,
                "a commit")
     # Every full user's offsets are done; a few commit intervals (and, on
     # the small broker, the halvings of the map's room) pass.
     time.sleep(8)
     rows = h.committed(broker.bootstrap, group, topic)
     h.check(rows and rows[0][1] == 0, f"the held action keeps the committed offset at 0: {rows}")
-    truncated = metric(port, "leanbridge_offset_maps_truncated_total")
+    truncated = h.metric(port, "leanbridge_offset_maps_truncated_total")
     a.stop(sig=signal.SIGKILL)
     h.check(sandbox.accepted_count() == full, "nothing held was sent before the crash")
 
@@ -88,7 +80,7 @@ def crash_and_redo(broker, wd, name, interleave, **extra):
     b = h.Bridge(wd, dict(s, **{"batch.max.wait.ms": "1000",
                                 "metrics.listen": f"127.0.0.1:{port_b}"}), name=f"{name}-b")
     h.wait_for(lambda: h.all_committed(broker.bootstrap, group, topic), 120, "b commits everything")
-    skipped = metric(port_b, "leanbridge_events_already_done_total")
+    skipped = h.metric(port_b, "leanbridge_events_already_done_total")
     h.check(b.stop() == 0, "b exits 0")
     counts = h.check_invariants(events, sandbox, h.read_topic(broker.bootstrap, dlq))
     h.log(f"{name}: {counts}; skipped by the map {skipped:.0f}; "

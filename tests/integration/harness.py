@@ -18,7 +18,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import re
 import time
+import urllib.error
 import urllib.request
 
 BUILD = os.environ.get("LB_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
@@ -263,6 +265,25 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def http_get(port, path):
+    """(status, body) of GET http://127.0.0.1:port/path; (0, "") when nothing
+    answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return 0, ""
+
+
+def metric(port, series):
+    """The value of one series (name with its labels) on a bridge's /metrics,
+    or None."""
+    m = re.search(rf"^{re.escape(series)} (\S+)$", http_get(port, "/metrics")[1], re.M)
+    return float(m.group(1)) if m else None
 
 
 def kcat_produce(bootstrap, topic, records, headers=(), partition=None):

@@ -2,9 +2,7 @@
 pauses its partitions at pending.max.actions, memory stays flat (no growth
 with the backlog), and when the API returns it catches up and delivers
 everything, in order, with offsets at the end."""
-import re
 import time
-import urllib.request
 
 import os
 
@@ -28,13 +26,6 @@ def rss_kb(pid):
     return 0
 
 
-def metric(port, name):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    m = re.search(rf"^{name} (\S+)$", text, re.M)
-    return float(m.group(1)) if m else None
-
-
 wd = h.workdir()
 kafka = h.MockKafka({TOPIC: 8, DLQ: 1})
 sandbox = h.Sandbox(h.APPS, wd)
@@ -51,9 +42,9 @@ samples = []
 for i in range(15):
     time.sleep(1)
     samples.append(rss_kb(bridge.proc.pid))
-paused = metric(port, "leanbridge_partitions_paused")
-pending = metric(port, "leanbridge_pending_actions")
-consumed = metric(port, "leanbridge_events_consumed_total")
+paused = h.metric(port, "leanbridge_partitions_paused")
+pending = h.metric(port, "leanbridge_pending_actions")
+consumed = h.metric(port, "leanbridge_events_consumed_total")
 h.log(f"API down: RSS samples (KB) {samples}; paused={paused} pending={pending} consumed={consumed}")
 h.check(paused and paused > 0, "partitions should be paused while the API is down")
 h.check(consumed < N / 2, f"consumed {consumed} of {N} while the API was down: not bounded")

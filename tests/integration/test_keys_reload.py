@@ -7,19 +7,10 @@ no key is ever printed."""
 import os
 import re
 import signal
-import time
-import urllib.request
 
 import harness as h
 
 TOPIC, DLQ = "events", "events.dlq"
-
-
-def metric(port, series):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    m = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
-    return float(m.group(1)) if m else None
 
 
 def keys(gen):
@@ -65,7 +56,7 @@ send_and_wait(300, 1, sandbox, "first keys")
 # SIGHUP after a rotation; then only the new keys work at the API.
 write_apps(apps_file, keys(2))
 bridge.proc.send_signal(signal.SIGHUP)
-h.wait_for(lambda: metric(port, "leanbridge_apps_reloads_total") == 1, 20, "the SIGHUP reload")
+h.wait_for(lambda: h.metric(port, "leanbridge_apps_reloads_total") == 1, 20, "the SIGHUP reload")
 sandbox.stop()
 sandbox = h.Sandbox(keys(2), wd, name="sb2", extra=["--port", str(api_port)])
 send_and_wait(300, 2, sandbox, "after SIGHUP")
@@ -75,13 +66,13 @@ with open(apps_file + ".tmp", "w") as f:
     f.write("app_alpha:only-one-line-broken\nnot a pair\n")
 os.replace(apps_file + ".tmp", apps_file)
 bridge.proc.send_signal(signal.SIGHUP)
-h.wait_for(lambda: metric(port, "leanbridge_apps_reload_failures_total") == 1, 20, "a refused reload")
-h.check(metric(port, "leanbridge_apps_reloads_total") == 1, "a refused reload is not a reload")
+h.wait_for(lambda: h.metric(port, "leanbridge_apps_reload_failures_total") == 1, 20, "a refused reload")
+h.check(h.metric(port, "leanbridge_apps_reloads_total") == 1, "a refused reload is not a reload")
 send_and_wait(200, 3, sandbox, "after a bad file")
 
 # A changed file, no signal (a Secret update): picked up within seconds.
 write_apps(apps_file, keys(3))
-h.wait_for(lambda: metric(port, "leanbridge_apps_reloads_total") == 2, 30, "the reload of a changed file")
+h.wait_for(lambda: h.metric(port, "leanbridge_apps_reloads_total") == 2, 30, "the reload of a changed file")
 sandbox.stop()
 sandbox = h.Sandbox(keys(3), wd, name="sb3", extra=["--port", str(api_port)])
 send_and_wait(300, 4, sandbox, "after the file changed")

@@ -5,23 +5,11 @@ import json
 import re
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
 
 import harness as h
 
 TOPIC, DLQ = "events", "events.dlq"
 N = 3000
-
-
-def get(port, path):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except (urllib.error.URLError, ConnectionError):
-        return 0, ""
 
 
 def value(text, series):
@@ -42,11 +30,11 @@ h.produce(kafka.bootstrap, TOPIC, lines)
 port = h.free_port()
 bridge = h.Bridge(wd, h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ,
                                         metrics_listen=f"127.0.0.1:{port}"))
-h.wait_for(lambda: get(port, "/healthz")[0] == 200, 30, "/healthz")
-h.wait_for(lambda: get(port, "/readyz")[0] == 200, 60, "/readyz after the group join")
+h.wait_for(lambda: h.http_get(port, "/healthz")[0] == 200, 30, "/healthz")
+h.wait_for(lambda: h.http_get(port, "/readyz")[0] == 200, 60, "/readyz after the group join")
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 120, "all committed")
 
-status, text = get(port, "/metrics")
+status, text = h.http_get(port, "/metrics")
 h.check(status == 200, "/metrics status")
 st = sandbox.stats()
 with open(sandbox.req_path) as f:
@@ -81,11 +69,11 @@ else:
 sandbox.stop()
 more, _ = h.make_events(20, users=5, seed=99)
 h.produce(kafka.bootstrap, TOPIC, more)
-h.wait_for(lambda: get(port, "/readyz")[0] == 503, 60, "/readyz 503 with the API unreachable")
-code, body = get(port, "/readyz")
+h.wait_for(lambda: h.http_get(port, "/readyz")[0] == 503, 60, "/readyz 503 with the API unreachable")
+code, body = h.http_get(port, "/readyz")
 h.check("API" in body, f"/readyz reason: {body}")
-h.check(get(port, "/healthz")[0] == 200, "/healthz stays 200 while the loop runs")
-h.check(value(get(port, "/metrics")[1], 'leanbridge_requests_total{status="error"}') > 0,
+h.check(h.http_get(port, "/healthz")[0] == 200, "/healthz stays 200 while the loop runs")
+h.check(value(h.http_get(port, "/metrics")[1], 'leanbridge_requests_total{status="error"}') > 0,
         "transport errors are counted as status=error")
 rc = bridge.stop()
 h.check(rc == 0, f"exit {rc}")
