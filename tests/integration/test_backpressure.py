@@ -33,10 +33,10 @@ sandbox.set_down(True)
 lines, events = h.make_events(N, users=5000, seed=9)
 h.produce(kafka.bootstrap, TOPIC, lines)
 
+port = h.free_port()
 bridge = h.Bridge(wd, h.bridge_settings(
     kafka.bootstrap, sandbox, TOPIC, DLQ, pending_max_actions=PENDING_MAX,
-    retry_max_attempts=-1, metrics_listen="127.0.0.1:19181"))
-port = 19181
+    retry_max_attempts=-1, metrics_listen=f"127.0.0.1:{port}"))
 h.wait_for(lambda: "pausing input" in bridge.log_text(), 60, "the bridge to pause its input")
 samples = []
 for i in range(15):
