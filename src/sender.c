@@ -153,7 +153,7 @@ int lb_sender_submit(lb_sender_t *s, lb_request_t *req)
                 return -1;
         req->http_status = 0;
         req->error[0] = '\0';
-        req->timed_out = 0;
+        req->unknown = 0;
         req->retry_after_ms = -1;
         req->duration_s = 0;
         lb_buf_reset(&req->response);
@@ -207,7 +207,7 @@ void lb_sender_perform(lb_sender_t *s, lb_sender_done_cb *done, void *opaque)
                 give_handle(s, h);
                 req->handle = NULL;
                 req->http_status = code == CURLE_OK ? (int)status : 0;
-                req->timed_out = code == CURLE_OPERATION_TIMEDOUT;
+                req->unknown = code == CURLE_OPERATION_TIMEDOUT;
                 req->duration_s = secs;
                 done(opaque, req);
         }

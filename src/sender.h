@@ -21,7 +21,7 @@ typedef struct lb_request_s {
         /* results, valid in the completion callback: */
         int http_status;   /* 0 when no HTTP response arrived */
         char error[256];   /* transport error text, or "" */
-        int timed_out;     /* api.timeout.ms passed: the API may still run it */
+        int unknown;       /* the answer never came: the API may still run it */
         lb_buf_t response; /* 2xx: up to LB_MULTI_RESPONSE_MAX bytes; else
                               the first LB_MULTI_ERROR_BODY_MAX bytes */
         int64_t retry_after_ms; /* from Retry-After, or -1 */

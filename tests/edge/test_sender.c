@@ -123,7 +123,7 @@ static void test_ok_body_and_retry_after(void **state)
         lb_request_t req = {0};
         exchange("HTTP/1.1 200 OK\r\nRetry-After: 7", 100000, &req);
         assert_int_equal(req.http_status, 200);
-        assert_int_equal(req.timed_out, 0);
+        assert_int_equal(req.unknown, 0);
         assert_int_equal(req.response.len, 100000);
         assert_int_equal(req.retry_after_ms, 7000);
         lb_buf_free(&req.body);
