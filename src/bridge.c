@@ -23,6 +23,11 @@
  * slot (the adaptive limit) is taken only by a request on the wire: a flight
  * waiting for its backoff or for the ledger takes none, so one app's
  * failures never hold back another app's due users.
+ *
+ * Outage mode (outage.h): when retriable failures hit every request for a
+ * while, the input is paused, one request at a time goes out as a probe
+ * after a capped backoff, and retriable failures neither count as attempts
+ * nor dead-letter; the first success ends it.
  */
 #include "bridge.h"
 
@@ -46,6 +51,7 @@
 #include "metrics.h"
 #include "multi.h"
 #include "offsets.h"
+#include "outage.h"
 #include "replay_filter.h"
 #include "sender.h"
 #include "version.h"
@@ -60,6 +66,14 @@
 #define LB_EARLY_MARK_PCT 75
 /* Delay before re-producing a dead-letter record that failed. */
 #define LB_DLQ_RETRY_MS 1000
+/* Outage mode starts after this long of nothing but retriable failures, at
+ * least LB_OUTAGE_MIN_FAILURES of them (of two requests or more). */
+#define LB_OUTAGE_WINDOW_MS    2000
+#define LB_OUTAGE_MIN_FAILURES 3
+/* The longest wait between two probes in outage mode (and
+ * retry.backoff.max.ms if lower): the bridge is back at full speed within
+ * about this long of the API's recovery. */
+#define LB_PROBE_MAX_MS 5000
 
 /* One assigned partition. */
 typedef struct {
@@ -99,6 +113,8 @@ struct lb_bridge_s {
         lb_health_t health;
         lb_concurrency_t conc; /* adaptive limit on requests on the wire */
         lb_ledger_t *ledger;   /* users the API may still be working on */
+        lb_outage_t outage;    /* whether the API fails for everyone */
+        int64_t probe_at;      /* outage mode: no request before this */
 
         lb_assigned_t *assigned;
         size_t assigned_cnt, assigned_cap;
@@ -401,16 +417,19 @@ static int consume(lb_bridge_t *b)
 static void backpressure(lb_bridge_t *b)
 {
         const lb_config_t *c = b->conf;
-        int over = over_limit(b);
-        int under = b->live_actions <= (size_t)c->pending_max_actions / 2 &&
+        int outage = lb_outage_active(&b->outage);
+        int over = over_limit(b) || outage;
+        int under = !outage &&
+                    b->live_actions <= (size_t)c->pending_max_actions / 2 &&
                     b->live_bytes <= (size_t)c->pending_max_bytes / 2;
         int paused = lb_kafka_in_paused(b->in);
         if (b->state != LB_RUNNING)
                 return;
         if (!paused && over) {
                 lb_info("consumer",
-                        "pausing input: %zu actions / %zu bytes pending",
-                        b->live_actions, b->live_bytes);
+                        "pausing input: %s; %zu actions / %zu bytes pending",
+                        outage ? "API outage" : "memory bound", b->live_actions,
+                        b->live_bytes);
                 lb_kafka_in_pause_all(b->in, 1);
         } else if (paused && under) {
                 lb_info("consumer", "resuming input");
@@ -507,9 +526,13 @@ static int64_t range_busy_until(const lb_bridge_t *b, const flight_t *f)
         return until;
 }
 
-/* Whether a request may go on the wire now (the adaptive limit). */
+/* Whether a request may go on the wire now: the adaptive limit, or in
+ * outage mode one probe at a time, once its backoff is over. */
 static int slot_free(const lb_bridge_t *b)
 {
+        if (lb_outage_active(&b->outage))
+                return lb_sender_inflight(b->sender) == 0 &&
+                       now_ms() >= b->probe_at;
         return lb_sender_inflight(b->sender) <
                (size_t)lb_concurrency_limit(&b->conc);
 }
@@ -665,9 +688,45 @@ static void range_resolve(lb_bridge_t *b, flight_t *f,
         lb_flight_resolved(&f->fl);
 }
 
-/* Feeds a finished attempt of acts[0..n) to the metrics (billing included)
- * and to the concurrency limit: not an attempt whose answer never came
- * (its hold takes no slot and does not shrink the others' limit). */
+static double rand01(lb_bridge_t *b)
+{
+        return (double)rand_r(&b->rand_state) / ((double)RAND_MAX + 1);
+}
+
+/* Feeds a finished attempt to outage mode; in it, a failure sets when the
+ * next probe may go (capped backoff, honouring Retry-After). */
+static void outage_observe(lb_bridge_t *b, const flight_t *f,
+                           const lb_request_t *req, int failed)
+{
+        int64_t now = now_ms();
+        if (lb_outage_observe(&b->outage, (uintptr_t)f, failed, now)) {
+                int on = lb_outage_active(&b->outage);
+                if (on)
+                        lb_warn("sender",
+                                "API outage: every request failed for %d ms "
+                                "or more; pausing input, probing one request "
+                                "at a time, dead-lettering nothing for "
+                                "retriable failures",
+                                LB_OUTAGE_WINDOW_MS);
+                else
+                        lb_info("sender", "API answering again: outage over");
+                atomic_store(&b->metrics.api_outage, on);
+        }
+        if (!failed || !lb_outage_active(&b->outage))
+                return;
+        int64_t cap = b->conf->retry_backoff_max_ms < LB_PROBE_MAX_MS
+                          ? b->conf->retry_backoff_max_ms
+                          : LB_PROBE_MAX_MS;
+        b->probe_at =
+            now + lb_backoff_delay_ms(lb_outage_probes(&b->outage),
+                                      b->conf->retry_backoff_initial_ms, cap,
+                                      rand01(b), req->retry_after_ms);
+}
+
+/* Feeds a finished attempt of acts[0..n) to the metrics (billing included),
+ * to outage mode and to the concurrency limit: not an attempt whose answer
+ * never came (its hold takes no slot and does not shrink the others'
+ * limit). */
 static void observe_attempt(lb_bridge_t *b, const flight_t *f,
                             const lb_request_t *req, lb_action_t *const *acts,
                             size_t n)
@@ -678,6 +737,7 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
         atomic_store(&b->health.api_ok, req->http_status != 0);
         int overload = req->http_status == 0 || req->http_status == 429 ||
                        req->http_status >= 500;
+        outage_observe(b, f, req, overload);
         if (!req->unknown)
                 lb_concurrency_observe(&b->conc,
                                        overload ? LB_CONC_OVERLOAD : LB_CONC_OK,
@@ -691,14 +751,17 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
 }
 
 /* A retryable failure: the current range is retried after a backoff, or
- * dead-lettered once its attempts are exhausted. */
+ * dead-lettered once its attempts are exhausted. In outage mode (entered or
+ * kept by this very failure) the attempt does not count. */
 static void flight_retry(lb_bridge_t *b, flight_t *f, const lb_request_t *req,
                          const char *reason)
 {
         size_t lo, hi;
         lb_flight_range(&f->fl, &lo, &hi);
         int64_t max = b->conf->retry_max_attempts;
-        if (max >= 0 && f->fl.attempt >= max) {
+        if (lb_outage_active(&b->outage))
+                lb_flight_uncount(&f->fl);
+        else if (max >= 0 && f->fl.attempt >= max) {
                 lb_warn("sender",
                         "%s; giving up after %d attempt(s), "
                         "dead-lettering %zu action(s)",
@@ -707,10 +770,9 @@ static void flight_retry(lb_bridge_t *b, flight_t *f, const lb_request_t *req,
                               req->http_status, reason);
                 return;
         }
-        double rnd = (double)rand_r(&b->rand_state) / ((double)RAND_MAX + 1);
         int64_t delay = lb_backoff_delay_ms(
             f->fl.attempt, b->conf->retry_backoff_initial_ms,
-            b->conf->retry_backoff_max_ms, rnd, req->retry_after_ms);
+            b->conf->retry_backoff_max_ms, rand01(b), req->retry_after_ms);
         atomic_fetch_add(&b->metrics.request_retries, 1);
         lb_info("sender", "%s; retry %d in %" PRId64 " ms", reason,
                 f->fl.attempt, delay);
@@ -843,6 +905,8 @@ static int64_t next_due(lb_bridge_t *b, int64_t now, int64_t cap)
         int64_t e = lb_ledger_next_expiry(b->ledger);
         if (e < t)
                 t = e;
+        if (lb_outage_active(&b->outage) && b->probe_at < t)
+                t = b->probe_at;
         if (slot_free(b)) {
                 int64_t d = lb_batcher_next_deadline(b->batcher);
                 if (d < t)
@@ -1290,6 +1354,7 @@ lb_bridge_t *lb_bridge_new(const lb_config_t *conf, int wake_fd, int wake_wfd,
         lb_metrics_init(&b->metrics);
         if (!(b->ledger = lb_ledger_new()))
                 goto oom;
+        lb_outage_init(&b->outage, LB_OUTAGE_WINDOW_MS, LB_OUTAGE_MIN_FAILURES);
         lb_concurrency_init(&b->conc, (int)conf->sender_max_inflight,
                             1 + (int)conf->sender_max_inflight / 4);
         atomic_store(&b->metrics.concurrency_limit,

@@ -109,6 +109,12 @@ void lb_flight_answered(lb_flight_t *f)
         f->sending = 0;
 }
 
+void lb_flight_uncount(lb_flight_t *f)
+{
+        if (f->attempt > 0)
+                f->attempt--;
+}
+
 void lb_flight_defer(lb_flight_t *f, int64_t until)
 {
         if (until > f->due_ms)

@@ -64,6 +64,9 @@ void lb_flight_sent(lb_flight_t *f);
  */
 void lb_flight_answered(lb_flight_t *f);
 
+/** @brief The attempt that just ended does not count (outage mode). */
+void lb_flight_uncount(lb_flight_t *f);
+
 /** @brief No attempt before until (its users are busy in the ledger). */
 void lb_flight_defer(lb_flight_t *f, int64_t until);
 

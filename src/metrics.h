@@ -62,6 +62,7 @@ typedef struct lb_metrics_s {
         atomic_int_fast64_t partitions_paused;
         atomic_int_fast64_t partitions_assigned;
         atomic_int_fast64_t concurrency_limit;
+        atomic_int_fast64_t api_outage; /* 1 in outage mode (outage.h) */
         lb_hist_t batch_actions;
         lb_hist_t batch_users;
         lb_hist_t request_duration; /* seconds */

@@ -135,6 +135,9 @@ static void test_defer_then_end(void **state)
         assert_int_equal(lb_flight_wake(&f), 4000);
         assert_int_equal(lb_flight_next(&f, 4000), LB_FLIGHT_SEND);
         lb_flight_sent(&f);
+        assert_int_equal(f.attempt, 2);
+        lb_flight_uncount(&f); /* outage mode: that attempt does not count */
+        assert_int_equal(f.attempt, 1);
         assert_true(lb_flight_wake(&f) == INT64_MAX);
         lb_flight_answered(&f);
         assert_int_equal(resolve(&f), 0x3); /* e.g. dead-lettered */

@@ -109,6 +109,7 @@ static void test_counters_and_gauges(void **state)
         atomic_store(&m->partitions_paused, 12);
         atomic_store(&m->partitions_assigned, 13);
         atomic_store(&m->concurrency_limit, 14);
+        atomic_store(&m->api_outage, 1);
         text = lb_metrics_render(m, "1.2.3");
         assert_non_null(text);
 
@@ -130,6 +131,8 @@ static void test_counters_and_gauges(void **state)
         assert_line(text, "leanbridge_partitions_paused 12");
         assert_line(text, "leanbridge_partitions_assigned 13");
         assert_line(text, "leanbridge_concurrency_limit 14");
+        assert_line(text, "# TYPE leanbridge_api_outage gauge");
+        assert_line(text, "leanbridge_api_outage 1");
         assert_line(text, "# TYPE leanbridge_consumer_lag gauge");
         assert_line(text, "# TYPE leanbridge_build_info gauge");
         assert_line(text, "leanbridge_build_info{version=\"1.2.3\"} 1");
