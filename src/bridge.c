@@ -417,7 +417,10 @@ static int consume(lb_bridge_t *b)
 static void backpressure(lb_bridge_t *b)
 {
         const lb_config_t *c = b->conf;
-        int outage = lb_outage_active(&b->outage);
+        /* In an outage, consume only while nothing is left to probe with
+         * (after a revocation gave everything up, say): outage mode ends
+         * with a probe's success. */
+        int outage = lb_outage_active(&b->outage) && b->live_actions > 0;
         int over = over_limit(b) || outage;
         int under = !outage &&
                     b->live_actions <= (size_t)c->pending_max_actions / 2 &&
