@@ -927,7 +927,7 @@ static int64_t next_due(lb_bridge_t *b, int64_t now, int64_t cap)
 
 typedef int drain_pred_t(lb_bridge_t *b, const void *arg);
 static void drain(lb_bridge_t *b, drain_pred_t *pred, const void *arg,
-                  int64_t deadline, int nested);
+                  int64_t deadline);
 
 static void on_assigned(void *opaque,
                         const rd_kafka_topic_partition_list_t *parts)
@@ -1074,8 +1074,8 @@ static void revoke_wait_api(lb_bridge_t *b, const tagset_t *tags, int lost)
         if (lost || b->state == LB_STOPPING)
                 return;
         drain(b, revoked_busy, tags,
-              now_ms() + b->conf->api_timeout_ms + b->conf->api_timeout_hold_ms,
-              0);
+              now_ms() + b->conf->api_timeout_ms +
+                  b->conf->api_timeout_hold_ms);
 }
 
 /* Commits now rather than trusting the commit librdkafka makes as it
@@ -1098,7 +1098,22 @@ static void commit_revoked(lb_bridge_t *b, int lost)
  * so their offsets are committed here and the next owner starts where this
  * one stopped, for up to rebalance.timeout.ms; then gives up what is left,
  * and waits until the API is done with their users (revoke_wait_api()).
- * Lost partitions are not waited for. */
+ * Lost partitions are not waited for.
+ *
+ * Why this still turns the loop inside librdkafka's rebalance callback:
+ * librdkafka 2.0.2 would allow a revocation to be a state of the loop (the
+ * application may call rd_kafka_assign() after the callback has returned,
+ * within the session timeout: librdkafka issue 1323), but that change is
+ * more than moving these waits. kafka_in must keep the revoked list and
+ * answer it from the loop, tagged with the rebalance it belongs to, and
+ * drop the answer when a newer rebalance came meanwhile (else a deferred
+ * unassign throws a fresh assignment away: scality/backbeat PRs 2818 and
+ * 2837); messages of the partitions being revoked, which
+ * rd_kafka_consumer_poll() may still hand out, must be ignored; and
+ * rd_kafka_consumer_close(), which runs the callback and waits for the
+ * answer, needs it at once. Until then the waits run here, bounded as the
+ * README says; the consumer polled from within this callback serves
+ * messages, delivery reports and statistics. */
 static void on_revoking(void *opaque,
                         const rd_kafka_topic_partition_list_t *parts, int lost)
 {
@@ -1110,7 +1125,7 @@ static void on_revoking(void *opaque,
                                               parts->elems[i].partition);
         if (!lost)
                 drain(b, revoked_live, parts,
-                      revocation_deadline(b, b->conf->rebalance_timeout_ms), 0);
+                      revocation_deadline(b, b->conf->rebalance_timeout_ms));
         size_t queued = release_partitions(b, parts, lost);
         size_t given_up = give_up_flights(b, partition_revoked);
         revoke_wait_api(b, &set, lost);
@@ -1223,18 +1238,13 @@ static void turn(lb_bridge_t *b, int wait_ms)
 }
 
 /* Serves the loop, sending pending work at once (flushing), while pred
- * holds, until deadline or a fatal error. nested: inside a librdkafka
- * callback, whose poll does not nest: the consumer is not polled. */
+ * holds, until deadline or a fatal error. */
 static void drain(lb_bridge_t *b, drain_pred_t *pred, const void *arg,
-                  int64_t deadline, int nested)
+                  int64_t deadline)
 {
         b->drains++;
-        while (!b->fatal && pred(b, arg) && now_ms() < deadline) {
-                if (nested)
-                        service(b, 10);
-                else
-                        turn(b, 1000);
-        }
+        while (!b->fatal && pred(b, arg) && now_ms() < deadline)
+                turn(b, 1000);
         b->drains--;
 }
 
@@ -1266,7 +1276,7 @@ static void shutdown_drain(lb_bridge_t *b)
                 "API for up to %" PRId64 " ms",
                 b->live_actions, lb_ledger_busy(b->ledger, now_ms()),
                 b->conf->shutdown_timeout_ms);
-        drain(b, shutdown_left, NULL, b->stop_deadline, 0);
+        drain(b, shutdown_left, NULL, b->stop_deadline);
 }
 
 static int any_action(const lb_action_t *a)
@@ -1306,7 +1316,7 @@ static void shutdown_wait_api(lb_bridge_t *b)
                 "waiting for %zu user(s) the API may still be working on",
                 busy);
         drain(b, api_busy, NULL,
-              now + b->conf->api_timeout_ms + b->conf->api_timeout_hold_ms, 0);
+              now + b->conf->api_timeout_ms + b->conf->api_timeout_hold_ms);
         busy = lb_ledger_busy(b->ledger, now_ms());
         if (busy)
                 lb_warn("bridge",
