@@ -115,6 +115,8 @@ struct sbx_opts {
         long retry_after;
         long slow_ms;
         long delay_ms;
+        double p_reset;          /* --preset */
+        const char *fail_window; /* --fail-window START_MS:DURATION_MS:STATUS */
         long help;
 };
 
@@ -133,6 +135,8 @@ struct sbx_stats {
         uint64_t faults[SBX_F_COUNT];
         uint64_t inflight;
         uint64_t max_inflight;
+        uint64_t resets;         /* --preset: closed after the body */
+        uint64_t window_refused; /* --fail-window: refused */
 };
 
 /* A user of an app: its identity's bytes live in a request (its body or its
@@ -169,6 +173,9 @@ struct sbx {
         struct sbx_set known;
         bool stopping;
         struct sbx_stats st;
+        double started_ms;           /* --fail-window counts from here */
+        long fw_start_ms, fw_len_ms; /* --fail-window; fw_len_ms 0: none */
+        unsigned fw_status;
 };
 
 /* One HTTP request to /api, kept in MHD's con_cls between calls. */
@@ -236,7 +243,8 @@ struct sbx_reply {
         long retry_after;  /* seconds; 0 = no header */
         const char *allow; /* Allow header for 405 */
         enum sbx_fault fault;
-        bool cut; /* send part of the body, then close */
+        bool cut;   /* send part of the body, then close */
+        bool reset; /* the connection was closed after the body: no answer */
         size_t accepted;
         size_t failed;
         size_t warned;
@@ -611,6 +619,9 @@ static json_t *sbx_stats_json(struct sbx *sb)
                       "limit_violations", (json_int_t)s->limit_violations,
                       "faults", faults, "inflight", (json_int_t)s->inflight,
                       "max_inflight", (json_int_t)s->max_inflight);
+        json_object_set_new(o, "resets", json_integer((json_int_t)s->resets));
+        json_object_set_new(o, "window_refused",
+                            json_integer((json_int_t)s->window_refused));
         pthread_mutex_unlock(&sb->lock);
         json_decref(by_status);
         json_decref(faults);
@@ -1315,6 +1326,33 @@ static void sbx_apply_fault(struct sbx *sb, enum sbx_fault f,
         }
 }
 
+/* --preset: with that share, closes the connection as soon as the body is
+ * read, with no answer, while the request goes on (its users held, then
+ * applied and logged): an answer that never came while the API works on. */
+static void sbx_maybe_reset(struct sbx *sb, struct sbx_reply *r, int fd)
+{
+        if (sb->opt.p_reset <= 0 || fd < 0 || sbx_random(sb) >= sb->opt.p_reset)
+                return;
+        shutdown(fd, SHUT_RDWR);
+        r->reset = r->cut = true;
+        pthread_mutex_lock(&sb->lock);
+        sb->st.resets++;
+        pthread_mutex_unlock(&sb->lock);
+}
+
+/* --fail-window: whether now is in the outage window (counted). */
+static bool sbx_in_fail_window(struct sbx *sb)
+{
+        double t = sbx_now_ms() - sb->started_ms;
+        if (!sb->fw_len_ms || t < sb->fw_start_ms ||
+            t >= sb->fw_start_ms + sb->fw_len_ms)
+                return false;
+        pthread_mutex_lock(&sb->lock);
+        sb->st.window_refused++;
+        pthread_mutex_unlock(&sb->lock);
+        return true;
+}
+
 /*
  * A valid request within the limits: hold its users (429 on overlap), wait
  * --delay-ms, then either answer it (logging accepted actions before the
@@ -1323,7 +1361,8 @@ static void sbx_apply_fault(struct sbx *sb, enum sbx_fault f,
  * the API queues requests behind a multi call that is processing them.
  */
 static void sbx_serve_multi(struct sbx *sb, const struct sbx_request *rq,
-                            const struct sbx_multi *m, struct sbx_reply *r)
+                            const struct sbx_multi *m, struct sbx_reply *r,
+                            int fd)
 {
         enum sbx_fault f;
 
@@ -1331,6 +1370,7 @@ static void sbx_serve_multi(struct sbx *sb, const struct sbx_request *rq,
                 sbx_reply_error(r, 429, "concurrent request for user");
                 return;
         }
+        sbx_maybe_reset(sb, r, fd);
         sbx_sleep_ms(sb, sb->opt.delay_ms);
         if (sbx_stopping(sb)) {
                 sbx_release_users(sb, m);
@@ -1398,6 +1438,13 @@ static bool sbx_is_down(const struct sbx *sb)
         return sb->opt.down_file && access(sb->opt.down_file, F_OK) == 0;
 }
 
+static int sbx_conn_fd(struct MHD_Connection *conn)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        return ci ? ci->connect_fd : -1;
+}
+
 /* The whole body of a POST /api has arrived: answer it. */
 static enum MHD_Result sbx_handle_api(struct sbx *sb,
                                       struct MHD_Connection *conn,
@@ -1412,15 +1459,17 @@ static enum MHD_Result sbx_handle_api(struct sbx *sb,
         sbx_inflight(sb, +1);
         if (sbx_is_down(sb))
                 sbx_reply_error(&r, 503, "Service unavailable");
+        else if (sbx_in_fail_window(sb))
+                sbx_reply_error(&r, sb->fw_status, "Outage (injected)");
         else if (rq->too_big)
                 sbx_reply_error(&r, 413, "Request body too large");
         else if (sbx_parse_multi(sb, rq, &m, &r)) {
                 sbx_collect(sb, &m);
                 if (sbx_check_limits(sb, &m, &r))
-                        sbx_serve_multi(sb, rq, &m, &r);
+                        sbx_serve_multi(sb, rq, &m, &r, sbx_conn_fd(conn));
         }
         sbx_record(sb, rq, &m, &r);
-        ret = sbx_send(conn, &r);
+        ret = r.reset ? MHD_NO : sbx_send(conn, &r);
         free(r.body.p);
         free(m.acts);
         free(m.users.slot);
@@ -1628,6 +1677,13 @@ static const struct sbx_opt_def sbx_opt_defs[] = {
      "share answered 200 with one entry too many or too few"},
     {"plost", SBX_OT_PROB, SBX_OFF(p[SBX_F_LOST]), 0, 0, "0", "P",
      "share APPLIED and logged, then cut mid-answer (duplicates)"},
+    {"preset", SBX_OT_PROB, SBX_OFF(p_reset), 0, 0, "0", "P",
+     "share whose connection closes right after the body, unanswered, "
+     "while the request goes on (applied)"},
+    {"fail-window", SBX_OT_STR, SBX_OFF(fail_window), 0, 0, NULL,
+     "START_MS:DURATION_MS:STATUS",
+     "from START_MS after start, for DURATION_MS, every /api request gets "
+     "STATUS"},
     {"down-file", SBX_OT_STR, SBX_OFF(down_file), 0, 0, NULL, "PATH",
      "while PATH exists, every /api request gets 503"},
     {"help", SBX_OT_LONG, SBX_OFF(help), 0, 1, "0", NULL, "this text"},
@@ -1855,9 +1911,33 @@ static bool sbx_write_file(const char *path, const char *text)
         return true;
 }
 
+/* Parses --fail-window into sb. */
+static bool sbx_parse_fail_window(struct sbx *sb)
+{
+        const char *w = sb->opt.fail_window;
+        char tail;
+        if (!w)
+                return true;
+        if (sscanf(w, "%ld:%ld:%u%c", &sb->fw_start_ms, &sb->fw_len_ms,
+                   &sb->fw_status, &tail) != 3 ||
+            sb->fw_start_ms < 0 || sb->fw_len_ms <= 0 || sb->fw_status < 100 ||
+            sb->fw_status >= SBX_MAX_STATUS) {
+                fprintf(stderr,
+                        "leanbridge-sandbox: --fail-window: want "
+                        "START_MS:DURATION_MS:STATUS, got %s\n",
+                        w);
+                return false;
+        }
+        return true;
+}
+
 static bool sbx_init(struct sbx *sb)
 {
         pthread_condattr_t ca;
+
+        sb->started_ms = sbx_now_ms();
+        if (!sbx_parse_fail_window(sb))
+                return false;
 
         sb->log_fd = sbx_open_log(sb->opt.log_path);
         sb->req_log_fd = sbx_open_log(sb->opt.req_log_path);

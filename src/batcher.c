@@ -7,9 +7,15 @@
  * fill a request on their own. add() and release() cost O(log users) per
  * user; next() O(apps) to decide plus O(log users) per user taken;
  * abandon() walks everything. Owns queued actions until next() hands them
- * out; only compares an action's partition pointer. No I/O, no clock.
+ * out; only compares an action's partition pointer. The busy gate: a user
+ * is busy while in an unreleased batch, and after its release for as long
+ * as the ledger (ledger.h, read only) says the API may still be working on
+ * it (parked; next() frees the parked users whose time is over). No I/O,
+ * no clock.
  */
 #include "batcher.h"
+
+#include "ledger.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +28,8 @@ struct lb_user_s {
         struct lb_user_s *hnext; /* hash chain */
         uint64_t hash;
         int app;
-        int busy;                 /* in an unreleased batch */
+        int busy;                 /* in an unreleased batch, or parked */
+        int parked;               /* released, busy in the ledger */
         lb_action_t *head, *tail; /* queued actions, consumed order */
         size_t count;             /* queued actions */
         size_t bytes;             /* sum of their body_len */
@@ -63,6 +70,9 @@ struct lb_batcher_s {
         size_t ready_users;
         size_t pending, pending_bytes;
         size_t rotate; /* app whose full users go first on the next call */
+        const lb_ledger_t *ledger;     /* NULL: no gate after release */
+        lb_user_t **parked;            /* released users busy in the ledger */
+        size_t parked_cnt, parked_cap; /* cap kept >= n_users */
 };
 
 /* FNV-1a over the identity, the app mixed in, then murmur3's finaliser so
@@ -129,13 +139,28 @@ static int heap_reserve(app_t *ap, size_t need)
         return 0;
 }
 
+/* Keeps room to park every user, so release() cannot fail. */
+static int parked_reserve(lb_batcher_t *b, size_t need)
+{
+        if (need <= b->parked_cap)
+                return 0;
+        size_t cap = b->parked_cap ? b->parked_cap * 2 : HEAP_INIT_CAP;
+        lb_user_t **p = realloc(b->parked, cap * sizeof(*p));
+        if (!p)
+                return -1;
+        b->parked = p;
+        b->parked_cap = cap;
+        return 0;
+}
+
 static lb_user_t *user_new(lb_batcher_t *b, int app, const char *id, size_t len,
                            uint64_t hash)
 {
         app_t *ap = &b->apps[app];
         if (b->n_users > b->table_mask && table_grow(b) == -1)
                 return NULL;
-        if (heap_reserve(ap, ap->n_users + 1) == -1)
+        if (heap_reserve(ap, ap->n_users + 1) == -1 ||
+            parked_reserve(b, b->n_users + 1) == -1)
                 return NULL;
         lb_user_t *u = calloc(1, sizeof(*u) + len);
         if (!u)
@@ -306,6 +331,7 @@ lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf)
         b->apps = calloc(b->app_cnt, sizeof(*b->apps));
         b->table = calloc(TABLE_INIT_SIZE, sizeof(*b->table));
         b->table_mask = TABLE_INIT_SIZE - 1;
+        b->ledger = conf->ledger;
         if (!b->apps || !b->table) {
                 lb_batcher_destroy(b, NULL);
                 return NULL;
@@ -345,6 +371,7 @@ void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *))
                 free(b->apps[i].heap);
         free(b->apps);
         free(b->table);
+        free(b->parked);
         free(b);
 }
 
@@ -510,9 +537,59 @@ static size_t full_app(lb_batcher_t *b)
         return b->app_cnt;
 }
 
+/* u leaves the busy gate: ready if it has actions queued, else freed. */
+static void user_unbusy(lb_batcher_t *b, lb_user_t *u)
+{
+        u->busy = 0;
+        u->parked = 0;
+        if (u->count > 0)
+                ready_insert(b, u);
+        else
+                user_free(b, u);
+}
+
+static int64_t ledger_until(const lb_batcher_t *b, const lb_user_t *u)
+{
+        return b->ledger ? lb_ledger_until(b->ledger, u->app, u->id, u->id_len)
+                         : 0;
+}
+
+void lb_batcher_release(lb_batcher_t *b, lb_batch_t *batch, int64_t now_ms)
+{
+        if (!batch)
+                return;
+        for (size_t i = 0; i < batch->n_users; i++) {
+                lb_user_t *u = batch->users[i];
+                if (ledger_until(b, u) > now_ms) {
+                        u->parked = 1;
+                        b->parked[b->parked_cnt++] = u;
+                } else {
+                        user_unbusy(b, u);
+                }
+        }
+        free(batch->actions);
+        free(batch->users);
+        free(batch);
+}
+
+/* Parked users the ledger no longer holds leave the gate. */
+static void unpark(lb_batcher_t *b, int64_t now_ms)
+{
+        for (size_t i = 0; i < b->parked_cnt;) {
+                lb_user_t *u = b->parked[i];
+                if (ledger_until(b, u) > now_ms) {
+                        i++;
+                        continue;
+                }
+                b->parked[i] = b->parked[--b->parked_cnt];
+                user_unbusy(b, u);
+        }
+}
+
 lb_batch_t *lb_batcher_next(lb_batcher_t *b, int64_t now_ms,
                             lb_send_reason_t flush, size_t early)
 {
+        unpark(b, now_ms);
         if (b->ready_users == 0)
                 return NULL;
         size_t app = earliest_app(b);
@@ -545,24 +622,14 @@ lb_batch_t *lb_batcher_next(lb_batcher_t *b, int64_t now_ms,
 int64_t lb_batcher_next_deadline(const lb_batcher_t *b)
 {
         size_t app = earliest_app(b);
-        return app < b->app_cnt ? earliest(&b->apps[app]) : INT64_MAX;
-}
-
-void lb_batcher_release(lb_batcher_t *b, lb_batch_t *batch)
-{
-        if (!batch)
-                return;
-        for (size_t i = 0; i < batch->n_users; i++) {
-                lb_user_t *u = batch->users[i];
-                u->busy = 0;
-                if (u->count > 0)
-                        ready_insert(b, u);
-                else
-                        user_free(b, u);
+        int64_t t = app < b->app_cnt ? earliest(&b->apps[app]) : INT64_MAX;
+        for (size_t i = 0; i < b->parked_cnt; i++) {
+                const lb_user_t *u = b->parked[i];
+                int64_t until = ledger_until(b, u);
+                if (u->count > 0 && until < t)
+                        t = until;
         }
-        free(batch->actions);
-        free(batch->users);
-        free(batch);
+        return t;
 }
 
 /* Removes u's queued actions of partition p, keeping the rest in order. */
@@ -619,6 +686,12 @@ size_t lb_batcher_abandon(lb_batcher_t *b, const lb_partition_t *p,
                 }
         }
         return removed;
+}
+
+const char *lb_batcher_user_id(const lb_user_t *u, size_t *len)
+{
+        *len = u->id_len;
+        return u->id;
 }
 
 size_t lb_batcher_pending(const lb_batcher_t *b)

@@ -3,8 +3,10 @@
  * that turns them into requests. Enforces the API's rules: one app per
  * request, at most max_users distinct users, max_actions actions and
  * max_bytes bytes; a user's actions leave in consumed order; a user is in at
- * most one unreleased batch at a time (the ordering gate). Pure: time is
- * passed in; no I/O.
+ * most one unreleased batch at a time (the ordering gate), and after its
+ * batch is released stays busy for as long as the ledger (ledger.h) says
+ * the API may still be working on it (the busy gate). Pure: time is passed
+ * in; no I/O.
  *
  * Packing policy: the API bills every distinct user of a request, so a user
  * is sent once per wait budget, as late as the budget allows, with every
@@ -30,6 +32,7 @@
 #include <stdint.h>
 
 #include "action.h"
+#include "ledger.h"
 #include "offsets.h"
 
 typedef struct lb_batcher_s lb_batcher_t;
@@ -43,6 +46,9 @@ typedef struct {
         int64_t max_bytes;
         int64_t linger_ms;   /* least wait of an action that arrives late */
         int64_t max_wait_ms; /* the wait budget */
+        /* read at release and next(): a user stays busy while the ledger
+         * holds it; NULL: a released user is free at once */
+        const lb_ledger_t *ledger;
 } lb_batcher_conf_t;
 
 /** One request's worth of actions, all of one app. */
@@ -103,17 +109,20 @@ lb_batch_t *lb_batcher_next(lb_batcher_t *b, int64_t now_ms,
                             lb_send_reason_t flush, size_t early);
 
 /**
- * @returns the earliest deadline of a ready user, or INT64_MAX if none is
- *          waiting. A full user (rule 2) is available at once: call
+ * @returns the earliest deadline of a ready user, or the earliest end of a
+ *          hold of a parked user with actions queued, or INT64_MAX if none
+ *          is waiting. A full user (rule 2) is available at once: call
  *          lb_batcher_next() after adding, not only at the deadline.
  */
 int64_t lb_batcher_next_deadline(const lb_batcher_t *b);
 
 /**
- * @brief Ends a batch: its users may be batched again. The actions are not
- *        touched (the caller has taken them); the batch is freed.
+ * @brief Ends a batch: its users may be batched again, once the ledger no
+ *        longer holds them at now_ms (until then they are parked; next()
+ *        frees them). The actions are not touched (the caller has taken
+ *        them); the batch is freed. Cannot fail.
  */
-void lb_batcher_release(lb_batcher_t *b, lb_batch_t *batch);
+void lb_batcher_release(lb_batcher_t *b, lb_batch_t *batch, int64_t now_ms);
 
 /**
  * @brief Removes every queued (not in-flight) action of partition p and
@@ -122,6 +131,9 @@ void lb_batcher_release(lb_batcher_t *b, lb_batch_t *batch);
  */
 size_t lb_batcher_abandon(lb_batcher_t *b, const lb_partition_t *p,
                           void (*drop)(lb_action_t *, void *), void *opaque);
+
+/** @returns u's identity (not NUL-terminated) and its length in *len. */
+const char *lb_batcher_user_id(const lb_user_t *u, size_t *len);
 
 /** @returns queued actions (not counting those in unreleased batches). */
 size_t lb_batcher_pending(const lb_batcher_t *b);

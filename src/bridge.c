@@ -11,10 +11,23 @@
  * shutdown.timeout.ms) -> STOPPING (final commit; nothing waits any more).
  * A flight ends with every action resolved (delivered or dead-lettered),
  * or is abandoned (teardown; revoked or lost partitions give their actions
- * up): an abandoned action is never retried or dead-lettered again, and
- * the flight keeps its users busy until its request has really ended. A
- * revocation drains its partitions' work with the same drain() as the
- * shutdown, bounded by rebalance.timeout.ms.
+ * up): an abandoned action is never retried or dead-lettered again.
+ *
+ * Who the API is busy with is the ledger's (ledger.h), not the flights':
+ * every request on the wire, and for api.timeout.hold.ms every request
+ * whose answer never came, keeps its users busy there, whatever happened
+ * to its actions. The batcher's busy gate, a retry, a revocation and the
+ * shutdown ask the ledger whether a user may be sent or handed over: a
+ * handover leaves the group only once no user of what it hands over is
+ * busy (bounded: see shutdown_wait_api() and revoke_wait_api()). A sender
+ * slot (the adaptive limit) is taken only by a request on the wire: a flight
+ * waiting for its backoff or for the ledger takes none, so one app's
+ * failures never hold back another app's due users.
+ *
+ * Outage mode (outage.h): when retriable failures hit every request for a
+ * while, the input is paused, one request at a time goes out as a probe
+ * after a capped backoff, and retriable failures neither count as attempts
+ * nor dead-letter; the first success ends it.
  */
 #include "bridge.h"
 
@@ -34,11 +47,13 @@
 #include "event.h"
 #include "flight.h"
 #include "kafka_in.h"
+#include "ledger.h"
 #include "log.h"
 #include "metrics.h"
 #include "multi.h"
 #include "offset_map.h"
 #include "offsets.h"
+#include "outage.h"
 #include "replay_filter.h"
 #include "sender.h"
 #include "version.h"
@@ -55,6 +70,14 @@
 #define LB_EARLY_MARK_PCT 75
 /* Delay before re-producing a dead-letter record that failed. */
 #define LB_DLQ_RETRY_MS 1000
+/* Outage mode starts after this long of nothing but retriable failures, at
+ * least LB_OUTAGE_MIN_FAILURES of them (of two requests or more). */
+#define LB_OUTAGE_WINDOW_MS    2000
+#define LB_OUTAGE_MIN_FAILURES 3
+/* The longest wait between two probes in outage mode (and
+ * retry.backoff.max.ms if lower): the bridge is back at full speed within
+ * about this long of the API's recovery. */
+#define LB_PROBE_MAX_MS 5000
 
 /* One assigned partition. */
 typedef struct {
@@ -65,14 +88,15 @@ typedef struct {
         int caught_up;          /* reached the end (partition EOF) since */
 } lb_assigned_t;
 
-/* A batch on its way (see flight.h for its states). Holds a sender slot
- * and its users busy from its creation to its end, backoff waits and holds
- * included. */
+/* A batch on its way (see flight.h for its states). Keeps its users in the
+ * batcher's busy gate from its creation to its end (the ordering gate); the
+ * ledger keeps them busy at the API (see the top of the file). */
 typedef struct flight_s {
         struct flight_s *next; /* in the bridge's flight list */
         lb_batch_t *batch;
-        lb_flight_t fl; /* owns the unresolved slots of batch->actions */
-        int abandoned;  /* gave actions up at the last revocation */
+        lb_flight_t fl;   /* owns the unresolved slots of batch->actions */
+        lb_user_t **wire; /* the users of the attempt on the wire */
+        size_t wire_n;
         lb_request_t req;
 } flight_t;
 
@@ -94,13 +118,15 @@ struct lb_bridge_s {
         size_t *app_overhead;
         lb_metrics_t metrics;
         lb_health_t health;
-        lb_concurrency_t conc; /* adaptive limit on flights */
+        lb_concurrency_t conc; /* adaptive limit on requests on the wire */
+        lb_ledger_t *ledger;   /* users the API may still be working on */
+        lb_outage_t outage;    /* whether the API fails for everyone */
+        int64_t probe_at;      /* outage mode: no request before this */
 
         lb_assigned_t *assigned;
         size_t assigned_cnt, assigned_cap;
 
         flight_t *flights; /* every batch on its way */
-        size_t flight_cnt;
 
         lb_action_t *dlq_retry_head, *dlq_retry_tail; /* to re-produce */
         int64_t dlq_retry_at;
@@ -534,16 +560,22 @@ static int consume(lb_bridge_t *b)
 static void backpressure(lb_bridge_t *b)
 {
         const lb_config_t *c = b->conf;
-        int over = over_limit(b);
-        int under = b->live_actions <= (size_t)c->pending_max_actions / 2 &&
+        /* In an outage, consume only while nothing is left to probe with
+         * (after a revocation gave everything up, say): outage mode ends
+         * with a probe's success. */
+        int outage = lb_outage_active(&b->outage) && b->live_actions > 0;
+        int over = over_limit(b) || outage;
+        int under = !outage &&
+                    b->live_actions <= (size_t)c->pending_max_actions / 2 &&
                     b->live_bytes <= (size_t)c->pending_max_bytes / 2;
         int paused = lb_kafka_in_paused(b->in);
         if (b->state != LB_RUNNING)
                 return;
         if (!paused && over) {
                 lb_info("consumer",
-                        "pausing input: %zu actions / %zu bytes pending",
-                        b->live_actions, b->live_bytes);
+                        "pausing input: %s; %zu actions / %zu bytes pending",
+                        outage ? "API outage" : "memory bound", b->live_actions,
+                        b->live_bytes);
                 lb_kafka_in_pause_all(b->in, 1);
         } else if (paused && under) {
                 lb_info("consumer", "resuming input");
@@ -558,6 +590,97 @@ static void backpressure(lb_bridge_t *b)
 static void drop_abandoned(lb_action_t *a, void *opaque)
 {
         action_finish(opaque, a, 0);
+}
+
+/* The ledger's tag of a partition: a revocation waits for the users whose
+ * requests carried its actions. A collision only makes it wait longer. */
+static uint64_t partition_tag(const char *topic, int32_t partition)
+{
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (const char *c = topic; *c; c++) {
+                h ^= (unsigned char)*c;
+                h *= 0x100000001b3ULL;
+        }
+        return h ^ ((uint64_t)(uint32_t)partition * 0x9e3779b97f4a7c15ULL);
+}
+
+static uint64_t action_tag(const lb_action_t *a)
+{
+        return partition_tag(lb_partition_topic(a->partition),
+                             lb_partition_id(a->partition));
+}
+
+/* Puts the users of acts[lo..hi) (a user's actions are adjacent) in the
+ * ledger as on the wire, and remembers them for the answer. */
+static void wire_sent(lb_bridge_t *b, flight_t *f, size_t lo, size_t hi)
+{
+        lb_action_t **acts = f->batch->actions;
+        uint64_t tags[hi - lo];
+        f->wire_n = 0;
+        for (size_t i = lo, j; i < hi; i = j) {
+                lb_user_t *u = acts[i]->user;
+                size_t nt = 0, len;
+                for (j = i; j < hi && acts[j]->user == u; j++) {
+                        uint64_t t = action_tag(acts[j]);
+                        size_t k = 0;
+                        while (k < nt && tags[k] != t)
+                                k++;
+                        if (k == nt)
+                                tags[nt++] = t;
+                }
+                const char *id = lb_batcher_user_id(u, &len);
+                if (lb_ledger_sent(b->ledger, f->batch->app, id, len, tags,
+                                   nt)) {
+                        lb_error("sender", "out of memory");
+                        b->fatal = 1;
+                }
+                f->wire[f->wire_n++] = u;
+        }
+}
+
+/* The attempt on the wire ended: its users leave the ledger, or stay busy
+ * until hold_until when its answer never came (0: it came). */
+static void wire_answered(lb_bridge_t *b, flight_t *f, int64_t hold_until,
+                          int64_t now)
+{
+        for (size_t i = 0; i < f->wire_n; i++) {
+                size_t len;
+                const char *id = lb_batcher_user_id(f->wire[i], &len);
+                lb_ledger_answered(b->ledger, f->batch->app, id, len,
+                                   hold_until, now);
+        }
+        f->wire_n = 0;
+}
+
+/* @returns until when the ledger holds a user of f's current range (a
+ *          retry waits for it), or 0. */
+static int64_t range_busy_until(const lb_bridge_t *b, const flight_t *f)
+{
+        size_t lo, hi, len;
+        int64_t until = 0;
+        lb_flight_range(&f->fl, &lo, &hi);
+        for (size_t i = lo; i < hi; i++) {
+                const lb_action_t *a = f->batch->actions[i];
+                if (!a || (i > lo && f->batch->actions[i - 1] &&
+                           f->batch->actions[i - 1]->user == a->user))
+                        continue;
+                const char *id = lb_batcher_user_id(a->user, &len);
+                int64_t t = lb_ledger_until(b->ledger, f->batch->app, id, len);
+                if (t > until)
+                        until = t;
+        }
+        return until;
+}
+
+/* Whether a request may go on the wire now: the adaptive limit, or in
+ * outage mode one probe at a time, once its backoff is over. */
+static int slot_free(const lb_bridge_t *b)
+{
+        if (lb_outage_active(&b->outage))
+                return lb_sender_inflight(b->sender) == 0 &&
+                       now_ms() >= b->probe_at;
+        return lb_sender_inflight(b->sender) <
+               (size_t)lb_concurrency_limit(&b->conc);
 }
 
 static void flight_send(lb_bridge_t *b, flight_t *f)
@@ -577,6 +700,7 @@ static void flight_send(lb_bridge_t *b, flight_t *f)
         }
         for (size_t i = lo; i < hi; i++)
                 f->batch->actions[i]->attempts++;
+        wire_sent(b, f, lo, hi);
         lb_flight_sent(&f->fl);
         atomic_fetch_add(&b->metrics.inflight_requests, 1);
 }
@@ -587,26 +711,33 @@ static void flight_free(lb_bridge_t *b, flight_t *f)
         while (*pp != f)
                 pp = &(*pp)->next;
         *pp = f->next;
-        b->flight_cnt--;
         lb_flight_clear(&f->fl);
+        free(f->wire);
         lb_buf_free(&f->req.body);
         lb_buf_free(&f->req.response);
         free(f);
 }
 
-/* Ends a flight: its users may be batched again. */
+/* Ends a flight: its users may be batched again once the ledger frees
+ * them. */
 static void flight_end(lb_bridge_t *b, flight_t *f)
 {
-        lb_batcher_release(b->batcher, f->batch);
+        lb_batcher_release(b->batcher, f->batch, now_ms());
         flight_free(b, f);
 }
 
-/* Does what the flight needs now: send its current range, or end. */
+/* Does what the flight needs now: send its current range (once the ledger
+ * frees its users and a slot is free), or end. */
 static void flight_step(lb_bridge_t *b, flight_t *f, int64_t now)
 {
+        int64_t busy;
         switch (lb_flight_next(&f->fl, now)) {
         case LB_FLIGHT_SEND:
-                flight_send(b, f);
+                busy = range_busy_until(b, f);
+                if (busy > now)
+                        lb_flight_defer(&f->fl, busy);
+                else if (slot_free(b))
+                        flight_send(b, f);
                 break;
         case LB_FLIGHT_END:
                 flight_end(b, f);
@@ -627,20 +758,24 @@ static void flight_abandon(lb_bridge_t *b, flight_t *f)
 static void start_batch(lb_bridge_t *b, lb_batch_t *batch)
 {
         flight_t *f = calloc(1, sizeof(*f));
-        if (!f || lb_flight_init(&f->fl, batch->actions, batch->n)) {
+        if (f)
+                f->wire = malloc(batch->n_users * sizeof(*f->wire));
+        if (!f || !f->wire ||
+            lb_flight_init(&f->fl, batch->actions, batch->n)) {
+                if (f)
+                        free(f->wire);
                 free(f);
                 lb_error("sender", "out of memory");
                 b->fatal = 1;
                 for (size_t i = 0; i < batch->n; i++)
                         action_finish(b, batch->actions[i], 0);
-                lb_batcher_release(b->batcher, batch);
+                lb_batcher_release(b->batcher, batch, now_ms());
                 return;
         }
         f->batch = batch;
         f->req.opaque = f;
         f->next = b->flights;
         b->flights = f;
-        b->flight_cnt++;
         lb_hist_observe(&b->metrics.batch_actions, (double)batch->n);
         lb_hist_observe(&b->metrics.batch_users, (double)batch->n_users);
         int64_t now = now_ms();
@@ -698,8 +833,45 @@ static void range_resolve(lb_bridge_t *b, flight_t *f,
         lb_flight_resolved(&f->fl);
 }
 
-/* Feeds a finished attempt of acts[0..n) to the metrics (billing included)
- * and to the concurrency limit. */
+static double rand01(lb_bridge_t *b)
+{
+        return (double)rand_r(&b->rand_state) / ((double)RAND_MAX + 1);
+}
+
+/* Feeds a finished attempt to outage mode; in it, a failure sets when the
+ * next probe may go (capped backoff, honouring Retry-After). */
+static void outage_observe(lb_bridge_t *b, const flight_t *f,
+                           const lb_request_t *req, int failed)
+{
+        int64_t now = now_ms();
+        if (lb_outage_observe(&b->outage, (uintptr_t)f, failed, now)) {
+                int on = lb_outage_active(&b->outage);
+                if (on)
+                        lb_warn("sender",
+                                "API outage: every request failed for %d ms "
+                                "or more; pausing input, probing one request "
+                                "at a time, dead-lettering nothing for "
+                                "retriable failures",
+                                LB_OUTAGE_WINDOW_MS);
+                else
+                        lb_info("sender", "API answering again: outage over");
+                atomic_store(&b->metrics.api_outage, on);
+        }
+        if (!failed || !lb_outage_active(&b->outage))
+                return;
+        int64_t cap = b->conf->retry_backoff_max_ms < LB_PROBE_MAX_MS
+                          ? b->conf->retry_backoff_max_ms
+                          : LB_PROBE_MAX_MS;
+        b->probe_at =
+            now + lb_backoff_delay_ms(lb_outage_probes(&b->outage),
+                                      b->conf->retry_backoff_initial_ms, cap,
+                                      rand01(b), req->retry_after_ms);
+}
+
+/* Feeds a finished attempt of acts[0..n) to the metrics (billing included),
+ * to outage mode and to the concurrency limit: not an attempt whose answer
+ * never came (its hold takes no slot and does not shrink the others'
+ * limit). */
 static void observe_attempt(lb_bridge_t *b, const flight_t *f,
                             const lb_request_t *req, lb_action_t *const *acts,
                             size_t n)
@@ -710,9 +882,11 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
         atomic_store(&b->health.api_unreachable, req->http_status == 0);
         int overload = req->http_status == 0 || req->http_status == 429 ||
                        req->http_status >= 500;
-        lb_concurrency_observe(&b->conc,
-                               overload ? LB_CONC_OVERLOAD : LB_CONC_OK,
-                               req->duration_s, now_ms());
+        outage_observe(b, f, req, overload);
+        if (!req->unknown)
+                lb_concurrency_observe(&b->conc,
+                                       overload ? LB_CONC_OVERLOAD : LB_CONC_OK,
+                                       req->duration_s, now_ms());
         atomic_store(&b->metrics.concurrency_limit,
                      lb_concurrency_limit(&b->conc));
         if (req->http_status >= 200 && req->http_status < 300)
@@ -722,14 +896,17 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
 }
 
 /* A retryable failure: the current range is retried after a backoff, or
- * dead-lettered once its attempts are exhausted. */
+ * dead-lettered once its attempts are exhausted. In outage mode (entered or
+ * kept by this very failure) the attempt does not count. */
 static void flight_retry(lb_bridge_t *b, flight_t *f, const lb_request_t *req,
                          const char *reason)
 {
         size_t lo, hi;
         lb_flight_range(&f->fl, &lo, &hi);
         int64_t max = b->conf->retry_max_attempts;
-        if (max >= 0 && f->fl.attempt >= max) {
+        if (lb_outage_active(&b->outage))
+                lb_flight_uncount(&f->fl);
+        else if (max >= 0 && f->fl.attempt >= max) {
                 lb_warn("sender",
                         "%s; giving up after %d attempt(s), "
                         "dead-lettering %zu action(s)",
@@ -738,10 +915,9 @@ static void flight_retry(lb_bridge_t *b, flight_t *f, const lb_request_t *req,
                               req->http_status, reason);
                 return;
         }
-        double rnd = (double)rand_r(&b->rand_state) / ((double)RAND_MAX + 1);
         int64_t delay = lb_backoff_delay_ms(
             f->fl.attempt, b->conf->retry_backoff_initial_ms,
-            b->conf->retry_backoff_max_ms, rnd, req->retry_after_ms);
+            b->conf->retry_backoff_max_ms, rand01(b), req->retry_after_ms);
         atomic_fetch_add(&b->metrics.request_retries, 1);
         lb_info("sender", "%s; retry %d in %" PRId64 " ms", reason,
                 f->fl.attempt, delay);
@@ -759,9 +935,11 @@ static void request_done(void *opaque, lb_request_t *req)
         size_t n = hi - lo;
         char reason[512];
         lb_action_result_t results[n];
+        int64_t now = now_ms();
 
-        lb_flight_answered(&f->fl, req->timed_out, now_ms(),
-                           b->conf->api_timeout_hold_ms);
+        lb_flight_answered(&f->fl);
+        wire_answered(
+            b, f, req->unknown ? now + b->conf->api_timeout_hold_ms : 0, now);
         observe_attempt(b, f, req, f->batch->actions + lo, n);
         memset(results, 0, sizeof(results));
         lb_outcome_t out = lb_multi_classify(
@@ -844,15 +1022,15 @@ static size_t memory_excess(const lb_bridge_t *b)
         return n;
 }
 
-/* Starts due retries, then new batches while the adaptive limit allows
- * (a flight waiting to retry holds its slot: during an outage the bridge
- * does not open new requests). */
+/* Starts due retries first, then new batches, while the adaptive limit on
+ * requests on the wire allows. */
 static void dispatch(lb_bridge_t *b, int64_t now)
 {
+        lb_ledger_expire(b->ledger, now);
         flights_due(b, now);
         lb_send_reason_t flush = flush_reason(b);
         size_t early = memory_excess(b);
-        while (b->flight_cnt < (size_t)lb_concurrency_limit(&b->conc)) {
+        while (slot_free(b)) {
                 lb_batch_t *batch =
                     lb_batcher_next(b->batcher, now, flush, early);
                 if (!batch)
@@ -864,18 +1042,25 @@ static void dispatch(lb_bridge_t *b, int64_t now)
                      (int64_t)lb_batcher_pending(b->batcher));
 }
 
-/* The earliest time something is due, capped at now + cap. */
+/* The earliest time something is due, capped at now + cap: a hold's end,
+ * and while a slot is free, a deadline or a retry (with none free, an answer
+ * frees one and wakes the loop). */
 static int64_t next_due(lb_bridge_t *b, int64_t now, int64_t cap)
 {
         int64_t t = now + cap;
-        if (b->flight_cnt < (size_t)lb_concurrency_limit(&b->conc)) {
+        int64_t e = lb_ledger_next_expiry(b->ledger);
+        if (e < t)
+                t = e;
+        if (lb_outage_active(&b->outage) && b->probe_at < t)
+                t = b->probe_at;
+        if (slot_free(b)) {
                 int64_t d = lb_batcher_next_deadline(b->batcher);
                 if (d < t)
                         t = d;
+                for (flight_t *f = b->flights; f; f = f->next)
+                        if (lb_flight_wake(&f->fl) < t)
+                                t = lb_flight_wake(&f->fl);
         }
-        for (flight_t *f = b->flights; f; f = f->next)
-                if (lb_flight_wake(&f->fl) < t)
-                        t = lb_flight_wake(&f->fl);
         if (b->dlq_retry_head && b->dlq_retry_at < t)
                 t = b->dlq_retry_at;
         return t;
@@ -885,7 +1070,7 @@ static int64_t next_due(lb_bridge_t *b, int64_t now, int64_t cap)
 
 typedef int drain_pred_t(lb_bridge_t *b, const void *arg);
 static void drain(lb_bridge_t *b, drain_pred_t *pred, const void *arg,
-                  int64_t deadline, int nested);
+                  int64_t deadline, int flush);
 
 static void on_assigned(void *opaque,
                         const rd_kafka_topic_partition_list_t *parts)
@@ -933,22 +1118,33 @@ static size_t live_in(lb_bridge_t *b,
         return live;
 }
 
-static int revoked_work_left(lb_bridge_t *b, const void *parts)
+/* Whether actions of the revoked partitions are still under way (the done
+ * fact: their offsets are not committed yet). */
+static int revoked_live(lb_bridge_t *b, const void *parts)
 {
         return live_in(b, parts) > 0;
 }
 
-/* Whether a request that carried given-up actions may still be running at
- * the API (sending, or timed out and within its hold). */
-static int abandoned_running(lb_bridge_t *b, const void *arg)
+/* The revoked partitions' ledger tags. */
+typedef struct {
+        const uint64_t *tags;
+        size_t n;
+} tagset_t;
+
+static int tag_in(uint64_t tag, const void *arg)
 {
-        (void)arg;
-        int64_t now = now_ms();
-        for (flight_t *f = b->flights; f; f = f->next)
-                if (f->abandoned &&
-                    (f->fl.sending || now < f->fl.hold_until_ms))
+        const tagset_t *set = arg;
+        for (size_t i = 0; i < set->n; i++)
+                if (set->tags[i] == tag)
                         return 1;
         return 0;
+}
+
+/* Whether the API may still be working on a user whose request carried
+ * actions of the revoked partitions (the busy fact). */
+static int revoked_busy(lb_bridge_t *b, const void *tagset)
+{
+        return lb_ledger_busy_tagged(b->ledger, now_ms(), tag_in, tagset);
 }
 
 static int partition_revoked(const lb_action_t *a)
@@ -1025,43 +1221,35 @@ static int64_t exit_wait_deadline(const lb_bridge_t *b)
 }
 
 /* Gives up the flights' actions that pred picks (never retried or
- * dead-lettered here; their offsets stay uncommitted), then serves the loop
- * until wait_until or until the requests that carried them have ended, so
- * the next owner's requests for those users cannot overlap them at the API.
+ * dead-lettered here; their offsets stay uncommitted). Their requests may
+ * run on: the ledger keeps their users busy.
  * @returns how many were given up. */
-static size_t give_up_flights(lb_bridge_t *b, int (*pred)(const lb_action_t *a),
-                              int64_t wait_until)
+static size_t give_up_flights(lb_bridge_t *b, int (*pred)(const lb_action_t *a))
 {
         size_t dropped = 0;
-        for (flight_t *f = b->flights; f; f = f->next) {
-                size_t n = lb_flight_give_up(&f->fl, pred, drop_abandoned, b);
-                f->abandoned |= n > 0;
-                dropped += n;
-        }
-        drain(b, abandoned_running, NULL, wait_until, 0);
+        for (flight_t *f = b->flights; f; f = f->next)
+                dropped += lb_flight_give_up(&f->fl, pred, drop_abandoned, b);
         return dropped;
 }
 
-/* Gives up the flights' actions of revoked partitions (never retried or
- * dead-lettered here; the next owner redoes them). Unless the partitions
- * were lost (their new owner may be sending already), waits until the
- * requests that carried them have ended, so the next owner's requests for
- * those users cannot overlap them at the API: bounded by api.timeout.ms
- * plus api.timeout.hold.ms (not waited for once stopping: after a fatal
- * error, or at close when shutdown_give_up() has waited already).
- * @returns how many were given up. */
-static size_t abandon_revoked(lb_bridge_t *b, int lost)
+/* Unless the partitions were lost (their new owner may be sending already)
+ * or the bridge is stopping (after a fatal error, or at close once the
+ * shutdown has waited), serves the loop until no user whose request carried
+ * their actions is busy in the ledger, so the next owner's requests cannot
+ * overlap them at the API: bounded by api.timeout.ms + api.timeout.hold.ms
+ * (a request on the wire ends within the first, its hold within the
+ * second). Not capped by a shutdown drain's deadline (leaving while a
+ * request runs is what lets the next owner overlap it), but by the exit
+ * bound's (exit_wait_deadline()). */
+static void revoke_wait_api(lb_bridge_t *b, const tagset_t *tags, int lost)
 {
-        int64_t now = now_ms();
+        if (lost || b->state == LB_STOPPING)
+                return;
         int64_t until =
-            now + b->conf->api_timeout_ms + b->conf->api_timeout_hold_ms;
-        /* Not capped by a shutdown drain's deadline (leaving while a
-         * request runs is what lets the next owner overlap it), but by
-         * the exit bound's (lb_config_exit_bound_ms). */
+            now_ms() + b->conf->api_timeout_ms + b->conf->api_timeout_hold_ms;
         if (b->state == LB_DRAINING && until > exit_wait_deadline(b))
                 until = exit_wait_deadline(b);
-        int no_wait = lost || b->state == LB_STOPPING;
-        return give_up_flights(b, partition_revoked, no_wait ? now : until);
+        drain(b, revoked_busy, tags, until, 0);
 }
 
 /* Drops the actions held (queued, never sent) for the partitions of parts,
@@ -1092,18 +1280,40 @@ static size_t hand_over_held(lb_bridge_t *b,
  * with handover.flush, are sent at once), the requests already on their
  * way are finished so their offsets are committed, with the offset map,
  * and the next owner skips them; for up to rebalance.timeout.ms, then what
- * is left is given up. Lost partitions are not waited for. */
+ * is left is given up, and the bridge waits until the API is done with
+ * their users (revoke_wait_api()). Lost partitions are not waited for.
+ *
+ * Why this still turns the loop inside librdkafka's rebalance callback:
+ * librdkafka 2.0.2 would allow a revocation to be a state of the loop (the
+ * application may call rd_kafka_assign() after the callback has returned,
+ * within the session timeout: librdkafka issue 1323), but that change is
+ * more than moving these waits. kafka_in must keep the revoked list and
+ * answer it from the loop, tagged with the rebalance it belongs to, and
+ * drop the answer when a newer rebalance came meanwhile (else a deferred
+ * unassign throws a fresh assignment away: scality/backbeat PRs 2818 and
+ * 2837); messages of the partitions being revoked, which
+ * rd_kafka_consumer_poll() may still hand out, must be ignored; and
+ * rd_kafka_consumer_close(), which runs the callback and waits for the
+ * answer, needs it at once. Until then the waits run here, bounded as the
+ * README says; the consumer polled from within this callback serves
+ * messages, delivery reports and statistics. */
 static void on_revoking(void *opaque,
                         const rd_kafka_topic_partition_list_t *parts, int lost)
 {
         lb_bridge_t *b = opaque;
+        uint64_t tags[parts->cnt > 0 ? parts->cnt : 1];
+        tagset_t set = {tags, 0};
+        for (int i = 0; i < parts->cnt; i++)
+                tags[set.n++] = partition_tag(parts->elems[i].topic,
+                                              parts->elems[i].partition);
         size_t held = b->conf->handover_flush ? 0 : hand_over_held(b, parts);
         if (!lost)
-                drain(b, revoked_work_left, parts,
+                drain(b, revoked_live, parts,
                       revocation_deadline(b, b->conf->rebalance_timeout_ms),
                       b->conf->handover_flush);
         size_t queued = release_partitions(b, parts, lost);
-        size_t given_up = abandon_revoked(b, lost);
+        size_t given_up = give_up_flights(b, partition_revoked);
+        revoke_wait_api(b, &set, lost);
         if (held || queued || given_up)
                 lb_info("consumer",
                         "revoked partitions: %zu held action(s) handed over "
@@ -1245,15 +1455,24 @@ static void drain(lb_bridge_t *b, drain_pred_t *pred, const void *arg,
         b->flushes -= flush;
 }
 
-static int has_live(lb_bridge_t *b, const void *arg)
+/* Whether the shutdown has work left: actions under way, or users the API
+ * may still be working on. */
+static int shutdown_left(lb_bridge_t *b, const void *arg)
 {
         (void)arg;
-        return b->live_actions > 0;
+        return b->live_actions > 0 || lb_ledger_busy(b->ledger, now_ms()) > 0;
+}
+
+static int api_busy(lb_bridge_t *b, const void *arg)
+{
+        (void)arg;
+        return lb_ledger_busy(b->ledger, now_ms()) > 0;
 }
 
 /* Running -> draining: nothing new is taken; the held actions are handed
  * over unsent (or, with handover.flush, sent at once); what is on its way
- * is finished, until it is done or shutdown.timeout.ms has passed. */
+ * is finished, until it is done and the API is done with every user, or
+ * shutdown.timeout.ms has passed. */
 static void shutdown_drain(lb_bridge_t *b)
 {
         b->state = LB_DRAINING;
@@ -1263,9 +1482,12 @@ static void shutdown_drain(lb_bridge_t *b)
         size_t held = b->conf->handover_flush ? 0 : hand_over_held(b, NULL);
         lb_info("bridge",
                 "stopping: %zu held action(s) left for the next owner; "
-                "draining %zu action(s) for up to %" PRId64 " ms",
-                held, b->live_actions, b->conf->shutdown_timeout_ms);
-        drain(b, has_live, NULL, b->stop_deadline, b->conf->handover_flush);
+                "draining %zu action(s) and %zu user(s) busy at the API for "
+                "up to %" PRId64 " ms",
+                held, b->live_actions, lb_ledger_busy(b->ledger, now_ms()),
+                b->conf->shutdown_timeout_ms);
+        drain(b, shutdown_left, NULL, b->stop_deadline,
+              b->conf->handover_flush);
 }
 
 static int any_action(const lb_action_t *a)
@@ -1276,21 +1498,42 @@ static int any_action(const lb_action_t *a)
 
 /* The shutdown drain ran out of time: the queued actions are dropped and
  * the flights' actions given up (their offsets stay uncommitted: the next
- * owner redoes them), then the bridge waits, up to api.timeout.ms +
- * api.timeout.hold.ms after the drain's deadline, for the requests still
- * running at the API before it leaves the group, so the next owner's
- * requests cannot overlap them. */
+ * owner redoes them). */
 static void shutdown_give_up(lb_bridge_t *b)
 {
         lb_warn("bridge",
                 "%zu action(s) not finished within shutdown.timeout.ms: "
                 "given up, their offsets are not committed (they will be "
-                "redone); waiting for the requests still at the API",
+                "redone)",
                 b->live_actions);
         for (size_t i = 0; i < b->assigned_cnt; i++)
                 lb_batcher_abandon(b->batcher, b->assigned[i].p, drop_abandoned,
                                    b);
-        give_up_flights(b, any_action, exit_wait_deadline(b));
+        give_up_flights(b, any_action);
+}
+
+/* Before leaving the group: waits, up to api.timeout.ms +
+ * api.timeout.hold.ms after the drain (so the whole shutdown stays within
+ * shutdown.timeout.ms + api.timeout.ms + api.timeout.hold.ms), until the
+ * ledger holds no user, so the next owner's requests cannot overlap the
+ * ones still running at the API (on the wire, or unanswered and held). */
+static void shutdown_wait_api(lb_bridge_t *b)
+{
+        int64_t now = now_ms();
+        size_t busy = lb_ledger_busy(b->ledger, now);
+        if (!busy)
+                return;
+        lb_info("bridge",
+                "waiting for %zu user(s) the API may still be working on",
+                busy);
+        drain(b, api_busy, NULL,
+              now + b->conf->api_timeout_ms + b->conf->api_timeout_hold_ms, 0);
+        busy = lb_ledger_busy(b->ledger, now_ms());
+        if (busy)
+                lb_warn("bridge",
+                        "leaving with %zu user(s) the API may still be "
+                        "working on",
+                        busy);
 }
 
 /* ---- client keys ---- */
@@ -1375,6 +1618,8 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop,
                 shutdown_drain(b);
         if (!b->fatal && b->live_actions)
                 shutdown_give_up(b);
+        if (!b->fatal)
+                shutdown_wait_api(b);
         /* Stopping: from here (and on a fatal error) a revocation at close
          * waits for nothing, and a failed dead-letter record is not
          * retried. */
@@ -1401,6 +1646,9 @@ lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
         b->wake_fd = wake_fd;
         b->rand_state = (unsigned int)(now_ms() ^ getpid());
         lb_metrics_init(&b->metrics);
+        if (!(b->ledger = lb_ledger_new()))
+                goto oom;
+        lb_outage_init(&b->outage, LB_OUTAGE_WINDOW_MS, LB_OUTAGE_MIN_FAILURES);
         lb_concurrency_init(&b->conc, (int)conf->sender_max_inflight,
                             1 + (int)conf->sender_max_inflight / 4);
         atomic_store(&b->metrics.concurrency_limit,
@@ -1419,6 +1667,7 @@ lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
             .max_bytes = conf->batch_max_bytes,
             .linger_ms = conf->batch_linger_ms,
             .max_wait_ms = conf->batch_max_wait_ms,
+            .ledger = b->ledger,
         };
         if (!(b->batcher = lb_batcher_new(&bc)))
                 goto oom;
@@ -1484,6 +1733,7 @@ void lb_bridge_destroy(lb_bridge_t *b)
         lb_dlq_destroy(b->dlq, LB_DLQ_CLOSE_FLUSH_MS);
         if (b->batcher)
                 lb_batcher_destroy(b->batcher, free_queued);
+        lb_ledger_destroy(b->ledger);
         for (size_t i = 0; i < b->assigned_cnt; i++)
                 lb_partition_unref(b->assigned[i].p);
         free(b->assigned);

@@ -56,7 +56,7 @@ int lb_flight_range(const lb_flight_t *f, size_t *lo, size_t *hi)
 
 lb_flight_step_t lb_flight_next(const lb_flight_t *f, int64_t now)
 {
-        if (f->sending || now < f->hold_until_ms)
+        if (f->sending)
                 return LB_FLIGHT_WAIT;
         if (!f->range_cnt)
                 return LB_FLIGHT_END;
@@ -67,9 +67,7 @@ int64_t lb_flight_wake(const lb_flight_t *f)
 {
         if (f->sending)
                 return INT64_MAX;
-        if (f->range_cnt && f->due_ms > f->hold_until_ms)
-                return f->due_ms;
-        return f->hold_until_ms;
+        return f->range_cnt ? f->due_ms : 0;
 }
 
 void lb_flight_sent(lb_flight_t *f)
@@ -106,12 +104,21 @@ static void compact(lb_flight_t *f)
         f->range_cnt = w;
 }
 
-void lb_flight_answered(lb_flight_t *f, int timed_out, int64_t now,
-                        int64_t hold_ms)
+void lb_flight_answered(lb_flight_t *f)
 {
         f->sending = 0;
-        if (timed_out && now + hold_ms > f->hold_until_ms)
-                f->hold_until_ms = now + hold_ms;
+}
+
+void lb_flight_uncount(lb_flight_t *f)
+{
+        if (f->attempt > 0)
+                f->attempt--;
+}
+
+void lb_flight_defer(lb_flight_t *f, int64_t until)
+{
+        if (until > f->due_ms)
+                f->due_ms = until;
 }
 
 lb_action_t *lb_flight_take(lb_flight_t *f, size_t i)

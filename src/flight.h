@@ -3,9 +3,11 @@
  * flight owns exactly its unresolved actions (a resolved or given-up slot is
  * NULL), keeps the stack of ranges still to send (a 403 splits the current
  * one in halves, sent in order), counts the attempts of the current range,
- * and says what to do next: send, wait (a retry's backoff, or a hold: after
- * a timed-out attempt the request may still run at the API, so its users stay
- * busy), or end. Pure: time is passed in; no I/O.
+ * and says what to do next: send, wait (a retry's backoff, or until the
+ * ledger frees its users: the caller defers it), or end. Holds are not the
+ * flight's: the ledger (ledger.h) keeps the users of a request whose answer
+ * never came busy, whether or not a flight still carries them. Pure: time
+ * is passed in; no I/O.
  */
 #ifndef LB_FLIGHT_H
 #define LB_FLIGHT_H
@@ -16,22 +18,21 @@
 #include "action.h"
 
 typedef struct {
-        lb_action_t **acts;    /* the batch's, in send order; NULL = not ours */
-        size_t n;              /* slots in acts */
-        size_t *ranges;        /* (lo, hi) pairs; the top one is current */
-        size_t range_cnt;      /* pairs * 2 */
-        size_t range_cap;      /* allocated entries */
-        int attempt;           /* attempts of the current range */
-        int sending;           /* an attempt of the current range runs */
-        int64_t due_ms;        /* no attempt before this (backoff) */
-        int64_t hold_until_ms; /* nothing (attempt or end) before this */
+        lb_action_t **acts; /* the batch's, in send order; NULL = not ours */
+        size_t n;           /* slots in acts */
+        size_t *ranges;     /* (lo, hi) pairs; the top one is current */
+        size_t range_cnt;   /* pairs * 2 */
+        size_t range_cap;   /* allocated entries */
+        int attempt;        /* attempts of the current range */
+        int sending;        /* an attempt of the current range runs */
+        int64_t due_ms;     /* no attempt before this (backoff, ledger) */
 } lb_flight_t;
 
 /** What a flight needs next. */
 typedef enum {
-        LB_FLIGHT_WAIT, /* an attempt runs, or a backoff or hold is on */
+        LB_FLIGHT_WAIT, /* an attempt runs, or its next is deferred */
         LB_FLIGHT_SEND, /* send the current range */
-        LB_FLIGHT_END,  /* nothing left and no hold: release the users */
+        LB_FLIGHT_END,  /* nothing left: release the users */
 } lb_flight_step_t;
 
 /**
@@ -58,13 +59,16 @@ int64_t lb_flight_wake(const lb_flight_t *f);
 void lb_flight_sent(lb_flight_t *f);
 
 /**
- * @brief The running attempt ended. timed_out: the API may still be
- *        running it, so nothing more happens before now + hold_ms. The
- *        current range keeps its positions (to match the answer) until it
- *        is resolved, split or retried.
+ * @brief The running attempt ended. The current range keeps its positions
+ *        (to match the answer) until it is resolved, split or retried.
  */
-void lb_flight_answered(lb_flight_t *f, int timed_out, int64_t now,
-                        int64_t hold_ms);
+void lb_flight_answered(lb_flight_t *f);
+
+/** @brief The attempt that just ended does not count (outage mode). */
+void lb_flight_uncount(lb_flight_t *f);
+
+/** @brief No attempt before until (its users are busy in the ledger). */
+void lb_flight_defer(lb_flight_t *f, int64_t until);
 
 /** @brief Takes slot i out of the flight: @returns its action (or NULL if
  *         it was given up while its attempt ran); the slot becomes NULL. */
@@ -82,9 +86,9 @@ void lb_flight_resolved(lb_flight_t *f);
  */
 int lb_flight_split(lb_flight_t *f);
 
-/** @brief The current range is retried at due_ms (or after the hold),
- *         with the gaps of given-up actions closed; if it was emptied, it
- *         is popped and the next range goes on without waiting. */
+/** @brief The current range is retried at due_ms, with the gaps of given-up
+ * actions closed; if it was emptied, it is popped and the next range goes on
+ * without waiting. */
 void lb_flight_retry_at(lb_flight_t *f, int64_t due_ms);
 
 /**

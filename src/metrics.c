@@ -485,6 +485,11 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
         gauge(&sb, "leanbridge_concurrency_limit",
               "Current adaptive limit on concurrent API requests.",
               LOAD(m->concurrency_limit));
+        gauge(&sb, "leanbridge_api_outage",
+              "1 while the API fails every request (outage mode: input "
+              "paused, one probe at a time, nothing dead-lettered for "
+              "retriable failures).",
+              LOAD(m->api_outage));
         render_lag(&sb, m);
 
         family(&sb, "leanbridge_build_info", "gauge",

@@ -69,6 +69,7 @@ typedef struct lb_metrics_s {
         /* age of the newest events not yet taken (see bridge.c) */
         atomic_int_fast64_t consume_delay_ms;
         atomic_int_fast64_t concurrency_limit;
+        atomic_int_fast64_t api_outage; /* 1 in outage mode (outage.h) */
         lb_hist_t batch_actions;
         lb_hist_t batch_users;
         lb_hist_t request_duration; /* seconds */

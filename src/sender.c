@@ -1,7 +1,22 @@
 /*
  * sender.c: libcurl multi adapter. Owns the easy-handle pool (connections
  * are reused through the multi handle's cache), TLS settings (verified by
- * default), timeouts, the response size cap and Retry-After parsing.
+ * default), timeouts, the response size cap, Retry-After parsing, and the
+ * rule of which failed exchanges may still run at the API
+ * (lb_sender_unknown()).
+ *
+ * libcurl resends a request by itself when a reused keep-alive connection
+ * dies before any byte of the answer arrived (Curl_retry_request() in
+ * lib/transfer.c: "Connection died, retrying a fresh connect", up to 5
+ * times; for HTTP it rewinds an uploaded body and sends it again). For a
+ * POST the server may already be working on the first copy, so the resend
+ * can put a user in two requests at once, with no error reported. libcurl
+ * 8.16.0 added CURLOPT_FORBID_RETRY_ON_REUSE; Debian 12 ships 7.88.1. So the
+ * body goes through a read callback and the seek callback refuses every
+ * rewind: libcurl then fails the transfer with CURLE_SEND_FAIL_REWIND
+ * instead of resending, and the bridge holds its users like a timeout's.
+ * (We follow no redirects and send no Expect: 100-continue, the other
+ * reasons libcurl rewinds.)
  */
 #include "sender.h"
 
@@ -61,6 +76,40 @@ static size_t write_cb(char *p, size_t size, size_t n, void *opaque)
         if (lb_buf_append(&req->response, p, keep))
                 return 0;
         return len;
+}
+
+/* Hands the body to libcurl, and counts it. */
+static size_t read_cb(char *p, size_t size, size_t n, void *opaque)
+{
+        lb_request_t *req = opaque;
+        size_t left = req->body.len - req->body_read;
+        size_t len = size * n < left ? size * n : left;
+        memcpy(p, req->body.data + req->body_read, len);
+        req->body_read += len;
+        return len;
+}
+
+/* Refuses every rewind, so libcurl never resends a body on its own. */
+static int seek_cb(void *opaque, curl_off_t offset, int origin)
+{
+        (void)opaque;
+        (void)offset;
+        (void)origin;
+        return CURL_SEEKFUNC_FAIL;
+}
+
+int lb_sender_unknown(int curl_code, int body_sent, int http_status)
+{
+        switch (curl_code) {
+        case CURLE_OK:
+                return http_status == 502 || http_status == 504;
+        case CURLE_WRITE_ERROR:
+                return 0;
+        case CURLE_SEND_FAIL_REWIND:
+                return 1;
+        default:
+                return body_sent;
+        }
 }
 
 static size_t header_cb(char *p, size_t size, size_t n, void *opaque)
@@ -130,6 +179,8 @@ static CURL *take_handle(lb_sender_t *s)
         curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
+        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, seek_cb);
         curl_easy_setopt(h, CURLOPT_USERAGENT, "leanbridge");
         if (s->ca_file)
                 curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file);
@@ -153,13 +204,14 @@ int lb_sender_submit(lb_sender_t *s, lb_request_t *req)
                 return -1;
         req->http_status = 0;
         req->error[0] = '\0';
-        req->timed_out = 0;
+        req->unknown = 0;
+        req->body_read = 0;
         req->retry_after_ms = -1;
         req->duration_s = 0;
         lb_buf_reset(&req->response);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body.data);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t)req->body.len);
+        curl_easy_setopt(h, CURLOPT_READDATA, req);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, req);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, req);
         curl_easy_setopt(h, CURLOPT_PRIVATE, req);
@@ -207,7 +259,8 @@ void lb_sender_perform(lb_sender_t *s, lb_sender_done_cb *done, void *opaque)
                 give_handle(s, h);
                 req->handle = NULL;
                 req->http_status = code == CURLE_OK ? (int)status : 0;
-                req->timed_out = code == CURLE_OPERATION_TIMEDOUT;
+                req->unknown = lb_sender_unknown(
+                    code, req->body_read == req->body.len, (int)status);
                 req->duration_s = secs;
                 done(opaque, req);
         }

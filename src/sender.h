@@ -21,7 +21,8 @@ typedef struct lb_request_s {
         /* results, valid in the completion callback: */
         int http_status;   /* 0 when no HTTP response arrived */
         char error[256];   /* transport error text, or "" */
-        int timed_out;     /* api.timeout.ms passed: the API may still run it */
+        int unknown;       /* lb_sender_unknown(): the API may still run it */
+        size_t body_read;  /* body bytes handed to libcurl so far */
         lb_buf_t response; /* 2xx: up to LB_MULTI_RESPONSE_MAX bytes; else
                               the first LB_MULTI_ERROR_BODY_MAX bytes */
         int64_t retry_after_ms; /* from Retry-After, or -1 */
@@ -30,6 +31,24 @@ typedef struct lb_request_s {
 } lb_request_t;
 
 typedef void(lb_sender_done_cb)(void *opaque, lb_request_t *req);
+
+/**
+ * @brief Whether a finished exchange's answer never came while the API may
+ *        have the whole request and still be working on it, so its users
+ *        must stay busy for api.timeout.hold.ms (pure):
+ *        - an HTTP answer: only 502 and 504 (a gateway gave up on an
+ *          upstream that may still run the request);
+ *        - CURLE_WRITE_ERROR: no (we refused the answer: it came);
+ *        - CURLE_SEND_FAIL_REWIND: yes (a reused connection died after the
+ *          body went out, and the sender refused libcurl's silent resend);
+ *        - any other error (timeout, reset, EOF, partial answer, TLS or
+ *          HTTP/2 error): yes if the whole body was handed over, else no
+ *          (a connect error, or a request cut before its end, cannot run).
+ * @param curl_code the CURLcode of the transfer
+ * @param body_sent 1 if the whole body was handed to libcurl
+ * @param http_status the status when curl_code is CURLE_OK
+ */
+int lb_sender_unknown(int curl_code, int body_sent, int http_status);
 
 lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
                            size_t errstr_size);

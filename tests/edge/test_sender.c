@@ -2,7 +2,11 @@
  * test_sender.c: the libcurl adapter (src/sender.c) against a one-shot HTTP
  * server on 127.0.0.1 in a thread: status, body and Retry-After reach the
  * request; an error body is kept only up to LB_MULTI_ERROR_BODY_MAX bytes
- * (the rest is read and dropped, the status is still reported).
+ * (the rest is read and dropped, the status is still reported); which
+ * failed exchanges may still run at the API (lb_sender_unknown()); and
+ * libcurl's silent resend on a reused connection that died after the body
+ * went out is refused: the exchange fails as unknown, and the server never
+ * sees a second copy.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,10 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include <curl/curl.h>
 
 #include "config.h"
 #include "multi.h"
@@ -29,11 +36,10 @@ typedef struct {
         size_t body_len;  /* bytes of 'x' answered */
 } server_t;
 
-/* Reads the request (headers, then Content-Length bytes), answers, closes. */
-static void *serve_once(void *opaque)
+/* Reads one request from fd: headers, then Content-Length bytes.
+ * @returns the bytes read (0: the peer sent nothing). */
+static size_t read_request(int fd)
 {
-        server_t *sv = opaque;
-        int fd = accept(sv->listen_fd, NULL, NULL);
         char buf[8192];
         size_t got = 0;
         char *end = NULL;
@@ -54,6 +60,15 @@ static void *serve_once(void *opaque)
                         break;
                 have += (size_t)n;
         }
+        return got;
+}
+
+/* Reads the request, answers, closes. */
+static void *serve_once(void *opaque)
+{
+        server_t *sv = opaque;
+        int fd = accept(sv->listen_fd, NULL, NULL);
+        read_request(fd);
         char head[512];
         int hl =
             snprintf(head, sizeof(head),
@@ -74,36 +89,67 @@ static void *serve_once(void *opaque)
         return NULL;
 }
 
+/* Answers a first request on a keep-alive connection, reads a second one
+ * on it and closes without answering (a server gone after taking the
+ * body); then counts, for a second, the connections of a resend. */
+static void *serve_then_die(void *opaque)
+{
+        server_t *sv = opaque;
+        static const char ok[] =
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+        int fd = accept(sv->listen_fd, NULL, NULL);
+        read_request(fd);
+        if (write(fd, ok, sizeof(ok) - 1) != (ssize_t)sizeof(ok) - 1)
+                fail_msg("write");
+        read_request(fd);
+        close(fd);
+        struct pollfd p = {.fd = sv->listen_fd, .events = POLLIN};
+        while (poll(&p, 1, 1000) > 0) {
+                /* libcurl may connect afresh, then give up before sending
+                 * (the refused rewind): only a request counts */
+                fd = accept(sv->listen_fd, NULL, NULL);
+                sv->body_len += read_request(fd) > 0;
+                close(fd);
+        }
+        return NULL;
+}
+
 static void on_done(void *opaque, lb_request_t *req)
 {
         (void)req;
         *(int *)opaque = 1;
 }
 
-/* One POST against a server answering head + body_len bytes. */
-static void exchange(const char *head, size_t body_len, lb_request_t *req)
+/* Starts fn serving sv on an ephemeral port; @returns a sender to it. */
+static lb_sender_t *serve(server_t *sv, void *(*fn)(void *), pthread_t *th,
+                          lb_config_t **conf)
 {
-        server_t sv = {.head = head, .body_len = body_len};
         struct sockaddr_in addr = {.sin_family = AF_INET,
                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t alen = sizeof(addr);
-        sv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-        assert_true(sv.listen_fd >= 0);
-        assert_int_equal(bind(sv.listen_fd, (struct sockaddr *)&addr, alen), 0);
-        assert_int_equal(listen(sv.listen_fd, 1), 0);
+        sv->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(sv->listen_fd >= 0);
+        assert_int_equal(bind(sv->listen_fd, (struct sockaddr *)&addr, alen),
+                         0);
+        assert_int_equal(listen(sv->listen_fd, 4), 0);
         assert_int_equal(
-            getsockname(sv.listen_fd, (struct sockaddr *)&addr, &alen), 0);
-        pthread_t th;
-        assert_int_equal(pthread_create(&th, NULL, serve_once, &sv), 0);
+            getsockname(sv->listen_fd, (struct sockaddr *)&addr, &alen), 0);
+        assert_int_equal(pthread_create(th, NULL, fn, sv), 0);
 
         char url[64], err[256];
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/api?action=multi",
                  ntohs(addr.sin_port));
-        lb_config_t *conf = lb_config_new();
+        *conf = lb_config_new();
         assert_int_equal(
-            lb_config_set(conf, "api.url", url, "test", err, sizeof(err)), 0);
-        lb_sender_t *s = lb_sender_new(conf, err, sizeof(err));
+            lb_config_set(*conf, "api.url", url, "test", err, sizeof(err)), 0);
+        lb_sender_t *s = lb_sender_new(*conf, err, sizeof(err));
         assert_non_null(s);
+        return s;
+}
+
+/* Sends req's body ("{}" added) and waits for its end. */
+static void post(lb_sender_t *s, lb_request_t *req)
+{
         assert_int_equal(lb_buf_append(&req->body, "{}", 2), 0);
         assert_int_equal(lb_sender_submit(s, req), 0);
         int done = 0;
@@ -111,6 +157,16 @@ static void exchange(const char *head, size_t body_len, lb_request_t *req)
                 lb_sender_wait(s, -1, 100);
                 lb_sender_perform(s, on_done, &done);
         }
+}
+
+/* One POST against a server answering head + body_len bytes. */
+static void exchange(const char *head, size_t body_len, lb_request_t *req)
+{
+        server_t sv = {.head = head, .body_len = body_len};
+        pthread_t th;
+        lb_config_t *conf;
+        lb_sender_t *s = serve(&sv, serve_once, &th, &conf);
+        post(s, req);
         lb_sender_destroy(s);
         lb_config_destroy(conf);
         pthread_join(th, NULL);
@@ -123,7 +179,7 @@ static void test_ok_body_and_retry_after(void **state)
         lb_request_t req = {0};
         exchange("HTTP/1.1 200 OK\r\nRetry-After: 7", 100000, &req);
         assert_int_equal(req.http_status, 200);
-        assert_int_equal(req.timed_out, 0);
+        assert_int_equal(req.unknown, 0);
         assert_int_equal(req.response.len, 100000);
         assert_int_equal(req.retry_after_ms, 7000);
         lb_buf_free(&req.body);
@@ -142,11 +198,73 @@ static void test_error_body_is_capped(void **state)
         lb_buf_free(&req.response);
 }
 
+static void test_gateway_answer_is_unknown(void **state)
+{
+        (void)state;
+        lb_request_t req = {0};
+        exchange("HTTP/1.1 502 Bad Gateway", 10, &req);
+        assert_int_equal(req.http_status, 502);
+        assert_int_equal(req.unknown, 1);
+        lb_buf_free(&req.body);
+        lb_buf_free(&req.response);
+}
+
+/* The second request goes on the reused connection, which the server
+ * closes after reading it: libcurl would resend it on a fresh connection
+ * (Curl_retry_request); the sender refuses, and reports it unknown. */
+static void test_no_silent_resend(void **state)
+{
+        (void)state;
+        server_t sv = {0};
+        pthread_t th;
+        lb_config_t *conf;
+        lb_sender_t *s = serve(&sv, serve_then_die, &th, &conf);
+        lb_request_t first = {0}, second = {0};
+        post(s, &first);
+        assert_int_equal(first.http_status, 200);
+        post(s, &second);
+        assert_int_equal(second.http_status, 0);
+        assert_int_equal(second.unknown, 1);
+        pthread_join(th, NULL);
+        assert_int_equal(sv.body_len, 0); /* no second copy arrived */
+        lb_sender_destroy(s);
+        lb_config_destroy(conf);
+        close(sv.listen_fd);
+        lb_buf_free(&first.body);
+        lb_buf_free(&first.response);
+        lb_buf_free(&second.body);
+        lb_buf_free(&second.response);
+}
+
+static void test_unknown_rule(void **state)
+{
+        (void)state;
+        assert_int_equal(lb_sender_unknown(CURLE_OK, 1, 200), 0);
+        assert_int_equal(lb_sender_unknown(CURLE_OK, 1, 500), 0);
+        assert_int_equal(lb_sender_unknown(CURLE_OK, 1, 503), 0);
+        assert_int_equal(lb_sender_unknown(CURLE_OK, 1, 429), 0);
+        assert_int_equal(lb_sender_unknown(CURLE_OK, 1, 502), 1);
+        assert_int_equal(lb_sender_unknown(CURLE_OK, 1, 504), 1);
+        assert_int_equal(lb_sender_unknown(CURLE_OPERATION_TIMEDOUT, 1, 0), 1);
+        assert_int_equal(lb_sender_unknown(CURLE_OPERATION_TIMEDOUT, 0, 0), 0);
+        assert_int_equal(lb_sender_unknown(CURLE_GOT_NOTHING, 1, 0), 1);
+        assert_int_equal(lb_sender_unknown(CURLE_RECV_ERROR, 1, 0), 1);
+        assert_int_equal(lb_sender_unknown(CURLE_PARTIAL_FILE, 1, 0), 1);
+        assert_int_equal(lb_sender_unknown(CURLE_SEND_ERROR, 1, 0), 1);
+        assert_int_equal(lb_sender_unknown(CURLE_SEND_ERROR, 0, 0), 0);
+        assert_int_equal(lb_sender_unknown(CURLE_SEND_FAIL_REWIND, 0, 0), 1);
+        assert_int_equal(lb_sender_unknown(CURLE_COULDNT_CONNECT, 0, 0), 0);
+        assert_int_equal(lb_sender_unknown(CURLE_WRITE_ERROR, 1, 0), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_ok_body_and_retry_after),
             cmocka_unit_test(test_error_body_is_capped),
+            cmocka_unit_test(test_gateway_answer_is_unknown),
+            cmocka_unit_test(test_no_silent_resend),
+            cmocka_unit_test(test_unknown_rule),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,19 +1,22 @@
 """A request the bridge stopped waiting for (api.timeout.ms) may still be
 running at the API: its retry, and the users' next requests, must not overlap
-it. The sandbox processes every request for 1500 ms and holds its users
-meanwhile; the bridge times out after 500 ms, so every attempt times out
-while the sandbox goes on to apply it. With api.timeout.hold.ms above the
-sandbox's processing time, no request for a user may reach the sandbox while
-another one for that user is still there (user_overlap = 0); every event
-ends delivered or dead-lettered (retries_exhausted) and offsets reach the
-end."""
+it. The sandbox makes half of the requests sleep 1500 ms (then 504) and
+holds their users meanwhile; the bridge times out after 500 ms, while the
+sandbox still holds them. (Not every request: an API that times out on
+everything is an outage, which dead-letters nothing: test_api_outage.py.)
+With api.timeout.hold.ms above the sandbox's sleep, no request for a user
+may reach the sandbox while another one for that user is still there
+(user_overlap = 0); every event ends delivered or dead-lettered
+(retries_exhausted, after at least 2 requests, when both timed out) and
+offsets reach the end."""
 import harness as h
 
 TOPIC, DLQ = "events", "events.dlq"
 
 wd = h.workdir()
 kafka = h.MockKafka({TOPIC: 2, DLQ: 1})
-sandbox = h.Sandbox(h.APPS, wd, extra=["--delay-ms", "1500"])
+sandbox = h.Sandbox(h.APPS, wd, extra=["--slow", "0.5", "--slow-ms", "1500",
+                                       "--seed", "21"])
 lines, events = h.make_events(120, users=12, seed=21)
 h.produce(kafka.bootstrap, TOPIC, lines)
 bridge = h.Bridge(wd, h.bridge_settings(
@@ -26,14 +29,14 @@ rc = bridge.stop()
 h.check(rc == 0, f"bridge exit code {rc}")
 dlq = h.read_topic(kafka.bootstrap, DLQ)
 stages = {r["headers"].get("leanbridge.error.stage") for r in dlq}
-h.check(stages == {"retries_exhausted"}, f"dead-letter stages {stages}")
+h.check(stages <= {"retries_exhausted"}, f"dead-letter stages {stages}")
 for r in dlq:
-    h.check(r["headers"].get("leanbridge.attempts") == "2",
+    h.check(int(r["headers"].get("leanbridge.attempts", "0")) >= 2,
             f"attempts header {r['headers']}")
     h.check("leanbridge.error.http.status" not in r["headers"],
             f"no response, yet an http.status header: {r['headers']}")
 counts = h.check_invariants(events, sandbox, dlq)
 st = sandbox.stats()
-h.check(st["by_status"].get("200", 0) > 0 or st["requests"] > 0, f"{st}")
+h.check(st["faults"]["slow"] > 0, f"no request timed out: {st}")
 h.log(f"timeouts: {counts}; sandbox: {st}")
 print("1 passed, 0 failed")

@@ -190,7 +190,7 @@ static void finish(lb_batcher_t *b, lb_batch_t *bt)
 {
         for (size_t i = 0; i < bt->n; i++)
                 lb_action_destroy(bt->actions[i]);
-        lb_batcher_release(b, bt);
+        lb_batcher_release(b, bt, 0);
 }
 
 static void test_conf_rejected(void **state)
@@ -695,6 +695,60 @@ static void test_one_user_over_max_actions(void **state)
         finish(b, bt);
         assert_int_equal(lb_batcher_pending(b), 0);
         lb_batcher_destroy(b, lb_action_destroy);
+}
+
+/* The busy gate asks the ledger: a released user the API may still be
+ * working on is parked until its hold ends (the batcher's next deadline
+ * says when), then sent; a user whose request answered is free at once;
+ * a parked user whose queue is emptied is freed when it leaves. */
+static void test_ledger_gate(void **state)
+{
+        (void)state;
+        lb_ledger_t *l = lb_ledger_new();
+        lb_batcher_conf_t c = {.app_cnt = 1,
+                               .max_users = 10,
+                               .max_actions = 10,
+                               .max_bytes = 10000,
+                               .linger_ms = 0,
+                               .max_wait_ms = 0,
+                               .ledger = l};
+        lb_batcher_t *b = lb_batcher_new(&c);
+        assert_non_null(b);
+        add(b, 0, "A", 0, 10, 0);
+        add(b, 0, "B", 0, 10, 1);
+        lb_batch_t *bt = lb_batcher_next(b, 0, LB_SEND_DUE, 0);
+        assert_int_equal(bt->n_users, 2);
+        static const uint64_t tag = 7;
+        assert_int_equal(lb_ledger_sent(l, 0, "A", 1, &tag, 1), 0);
+        assert_int_equal(lb_ledger_sent(l, 0, "B", 1, &tag, 1), 0);
+        lb_ledger_answered(l, 0, "A", 1, 1000, 100); /* A: no answer */
+        lb_ledger_answered(l, 0, "B", 1, 0, 100);    /* B: answered */
+        add(b, 0, "A", 100, 10, 2);
+        add(b, 0, "B", 100, 10, 3);
+        finish(b, bt); /* at 0: A parked until 1000 */
+        assert_true(lb_batcher_next_deadline(b) <= 100);
+        bt = lb_batcher_next(b, 200, LB_SEND_SHUTDOWN, 0);
+        assert_int_equal(bt->n_users, 1);
+        assert_int_equal(bt->actions[0]->offset, 3); /* B only */
+        lb_action_destroy(bt->actions[0]);
+        lb_batcher_release(b, bt, 200);
+        assert_null(lb_batcher_next(b, 999, LB_SEND_SHUTDOWN, 0));
+        assert_int_equal(lb_batcher_next_deadline(b), 1000);
+        lb_ledger_expire(l, 1000);
+        bt = lb_batcher_next(b, 1000, LB_SEND_DUE, 0);
+        assert_non_null(bt);
+        assert_int_equal(bt->actions[0]->offset, 2); /* A, after its hold */
+        /* parked with nothing queued: freed once the hold is over */
+        lb_ledger_sent(l, 0, "A", 1, &tag, 1);
+        lb_ledger_answered(l, 0, "A", 1, 2000, 1000);
+        for (size_t i = 0; i < bt->n; i++)
+                lb_action_destroy(bt->actions[i]);
+        lb_batcher_release(b, bt, 1000);
+        assert_true(lb_batcher_next_deadline(b) == INT64_MAX);
+        lb_ledger_expire(l, 2000);
+        assert_null(lb_batcher_next(b, 2000, LB_SEND_SHUTDOWN, 0));
+        lb_batcher_destroy(b, lb_action_destroy);
+        lb_ledger_destroy(l);
 }
 
 static void test_release_makes_full(void **state)
@@ -2025,6 +2079,7 @@ int main(void)
             cmocka_unit_test(test_full_by_bytes),
             cmocka_unit_test(test_one_user_over_max_actions),
             cmocka_unit_test(test_release_makes_full),
+            cmocka_unit_test(test_ledger_gate),
             cmocka_unit_test(test_max_users),
             cmocka_unit_test(test_max_users_not_full),
             cmocka_unit_test(test_max_bytes),

@@ -1,8 +1,8 @@
 /*
  * test_flight.c: the flight state machine (src/flight.c): a flight owns
  * exactly its unresolved actions, 403 halves go in order, retries wait for
- * their backoff, a timed-out attempt holds the flight (and so its users)
- * even once everything is resolved, given-up actions leave the running
+ * their backoff or a deferral (the ledger's hold), a resolved flight ends
+ * at once (holds are the ledger's), given-up actions leave the running
  * range's positions alone and are compacted out of the others, and
  * abandoning hands each unresolved action over exactly once.
  */
@@ -69,7 +69,7 @@ static void test_send_resolve_end(void **state)
         assert_int_equal(f.attempt, 1);
         assert_int_equal(lb_flight_next(&f, 1000), LB_FLIGHT_WAIT);
         assert_int_equal(lb_flight_wake(&f), INT64_MAX);
-        lb_flight_answered(&f, 0, 10, 5000);
+        lb_flight_answered(&f);
         assert_int_equal(resolve(&f), 0xf);
         for (size_t i = 0; i < 4; i++)
                 assert_null(slots[i]); /* nothing left to free twice */
@@ -84,12 +84,12 @@ static void test_split_in_order(void **state)
         lb_flight_t f;
         start(&f, 5);
         lb_flight_sent(&f);
-        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_answered(&f);
         assert_int_equal(lb_flight_split(&f), 0);
         expect_range(&f, 0, 2);
         assert_int_equal(f.attempt, 0);
         lb_flight_sent(&f);
-        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_answered(&f);
         assert_int_equal(lb_flight_split(&f), 0);
         expect_range(&f, 0, 1);
         /* Resolved in send order: 0, 1, then the second half 2..4. */
@@ -108,45 +108,42 @@ static void test_retry_waits_for_backoff(void **state)
         lb_flight_t f;
         start(&f, 2);
         lb_flight_sent(&f);
-        lb_flight_answered(&f, 0, 100, 5000);
+        lb_flight_answered(&f);
         lb_flight_retry_at(&f, 350);
         assert_int_equal(lb_flight_next(&f, 349), LB_FLIGHT_WAIT);
         assert_int_equal(lb_flight_wake(&f), 350);
         assert_int_equal(lb_flight_next(&f, 350), LB_FLIGHT_SEND);
         lb_flight_sent(&f);
         assert_int_equal(f.attempt, 2);
-        lb_flight_answered(&f, 0, 400, 5000);
+        lb_flight_answered(&f);
         assert_int_equal(resolve(&f), 0x3);
         assert_int_equal(f.attempt, 0);
         lb_flight_clear(&f);
 }
 
-static void test_timeout_holds(void **state)
+static void test_defer_then_end(void **state)
 {
         (void)state;
         lb_flight_t f;
         start(&f, 2);
         lb_flight_sent(&f);
-        lb_flight_answered(&f, 1, 1000, 3000); /* timed out at 1000 */
+        lb_flight_answered(&f); /* e.g. timed out at 1000 */
         lb_flight_retry_at(&f, 1200);
-        /* The retry waits for the hold, not only for its backoff. */
+        lb_flight_defer(&f, 4000); /* its users are held until 4000 */
+        lb_flight_defer(&f, 3000); /* an earlier deferral changes nothing */
         assert_int_equal(lb_flight_next(&f, 1200), LB_FLIGHT_WAIT);
         assert_int_equal(lb_flight_wake(&f), 4000);
         assert_int_equal(lb_flight_next(&f, 4000), LB_FLIGHT_SEND);
         lb_flight_sent(&f);
-        lb_flight_answered(&f, 1, 5000, 3000); /* the last one times out */
-        assert_int_equal(resolve(&f), 0x3);    /* e.g. dead-lettered */
-        /* Resolved, yet the users stay busy until the hold is over. */
-        assert_int_equal(lb_flight_next(&f, 7999), LB_FLIGHT_WAIT);
-        assert_int_equal(lb_flight_wake(&f), 8000);
-        assert_int_equal(lb_flight_next(&f, 8000), LB_FLIGHT_END);
-        /* An answer that did not time out adds no hold. */
-        lb_flight_clear(&f);
-        start(&f, 1);
-        lb_flight_sent(&f);
-        lb_flight_answered(&f, 0, 1000, 3000);
-        assert_int_equal(resolve(&f), 0x1);
-        assert_int_equal(lb_flight_next(&f, 1000), LB_FLIGHT_END);
+        assert_int_equal(f.attempt, 2);
+        lb_flight_uncount(&f); /* outage mode: that attempt does not count */
+        assert_int_equal(f.attempt, 1);
+        assert_true(lb_flight_wake(&f) == INT64_MAX);
+        lb_flight_answered(&f);
+        assert_int_equal(resolve(&f), 0x3); /* e.g. dead-lettered */
+        /* Resolved: the flight ends at once; the ledger keeps the users. */
+        assert_int_equal(lb_flight_next(&f, 4000), LB_FLIGHT_END);
+        assert_int_equal(lb_flight_wake(&f), 0);
         lb_flight_clear(&f);
 }
 
@@ -175,7 +172,7 @@ static void test_give_up_while_sending(void **state)
         unsigned dropped = 0;
         start(&f, 8);
         lb_flight_sent(&f);
-        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_answered(&f);
         assert_int_equal(lb_flight_split(&f), 0); /* [0,4) then [4,8) */
         lb_flight_sent(&f);
         assert_int_equal(lb_flight_give_up(&f, odd, count_drop, &dropped), 4);
@@ -187,7 +184,7 @@ static void test_give_up_while_sending(void **state)
         assert_null(slots[1]);
         assert_ptr_equal(slots[2], &pool[2]);
         assert_null(slots[3]);
-        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_answered(&f);
         assert_int_equal(resolve(&f), 0x05);
         expect_range(&f, 4, 6);
         assert_ptr_equal(slots[4], &pool[4]);
@@ -206,7 +203,7 @@ static void test_give_up_then_retry_or_split(void **state)
         start(&f, 4);
         lb_flight_sent(&f);
         lb_flight_give_up(&f, odd, count_drop, &dropped);
-        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_answered(&f);
         lb_flight_retry_at(&f, 10);
         expect_range(&f, 0, 2);
         assert_ptr_equal(slots[1], &pool[2]);
@@ -216,7 +213,7 @@ static void test_give_up_then_retry_or_split(void **state)
         start(&f, 2);
         lb_flight_sent(&f);
         lb_flight_give_up(&f, odd, count_drop, &dropped);
-        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_answered(&f);
         assert_int_equal(lb_flight_split(&f), 0);
         expect_range(&f, 0, 1);
         assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_SEND);
@@ -228,7 +225,7 @@ static void test_give_up_then_retry_or_split(void **state)
         lb_flight_sent(&f);
         assert_int_equal(lb_flight_give_up(&f, every, count_drop, &dropped), 3);
         assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_WAIT);
-        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_answered(&f);
         lb_flight_retry_at(&f, 500);
         assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
         lb_flight_clear(&f);
@@ -236,7 +233,7 @@ static void test_give_up_then_retry_or_split(void **state)
         dropped = 0;
         start(&f, 3);
         lb_flight_sent(&f);
-        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_answered(&f);
         lb_flight_retry_at(&f, 500);
         lb_flight_give_up(&f, every, count_drop, &dropped);
         assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
@@ -250,14 +247,14 @@ static void test_attempts_per_range(void **state)
         unsigned dropped = 0;
         start(&f, 4);
         lb_flight_sent(&f);
-        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_answered(&f);
         lb_flight_split(&f);
         lb_flight_sent(&f);
-        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_answered(&f);
         lb_flight_retry_at(&f, 0);
         lb_flight_sent(&f);
         assert_int_equal(f.attempt, 2);
-        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_answered(&f);
         lb_flight_retry_at(&f, 0);
         /* The current range is given up: the next one starts at 0. */
         lb_flight_give_up(&f, every, count_drop, &dropped);
@@ -272,7 +269,7 @@ static void test_abandon(void **state)
         unsigned dropped = 0;
         start(&f, 6);
         lb_flight_sent(&f);
-        lb_flight_answered(&f, 0, 0, 0);
+        lb_flight_answered(&f);
         lb_flight_split(&f);
         assert_int_equal(resolve(&f), 0x7); /* the first half resolved */
         lb_flight_abandon(&f, count_drop, &dropped);
@@ -289,7 +286,7 @@ int main(void)
             cmocka_unit_test(test_send_resolve_end),
             cmocka_unit_test(test_split_in_order),
             cmocka_unit_test(test_retry_waits_for_backoff),
-            cmocka_unit_test(test_timeout_holds),
+            cmocka_unit_test(test_defer_then_end),
             cmocka_unit_test(test_give_up_while_sending),
             cmocka_unit_test(test_give_up_then_retry_or_split),
             cmocka_unit_test(test_attempts_per_range),

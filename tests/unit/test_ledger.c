@@ -1,0 +1,234 @@
+/*
+ * test_ledger.c: the ledger of users the API may still be working on
+ * (src/ledger.c): a user is busy while any request carrying it is on the
+ * wire and until the end of the longest hold of a request whose answer never
+ * came; answered requests leave nothing behind; users are told apart by app
+ * and identity; tags say which users a revocation must wait for; holds
+ * expire exactly at their end, and the cached next expiry never lies late.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ledger.h"
+
+static const uint64_t T1[] = {1}, T2[] = {2}, T12[] = {1, 2};
+
+static int sent(lb_ledger_t *l, int app, const char *id, const uint64_t *t,
+                size_t n)
+{
+        return lb_ledger_sent(l, app, id, strlen(id), t, n);
+}
+
+static void answered(lb_ledger_t *l, int app, const char *id, int64_t hold,
+                     int64_t now)
+{
+        lb_ledger_answered(l, app, id, strlen(id), hold, now);
+}
+
+static int64_t until(const lb_ledger_t *l, int app, const char *id)
+{
+        return lb_ledger_until(l, app, id, strlen(id));
+}
+
+static int match_eq(uint64_t tag, const void *arg)
+{
+        return tag == *(const uint64_t *)arg;
+}
+
+static void test_empty(void **state)
+{
+        (void)state;
+        lb_ledger_t *l = lb_ledger_new();
+        assert_non_null(l);
+        uint64_t t = 1;
+        assert_int_equal(until(l, 0, "u"), 0);
+        assert_int_equal(lb_ledger_busy(l, 0), 0);
+        assert_int_equal(lb_ledger_busy_tagged(l, 0, match_eq, &t), 0);
+        assert_true(lb_ledger_next_expiry(l) == INT64_MAX);
+        lb_ledger_expire(l, 100);
+        answered(l, 0, "u", 0, 0); /* unknown: ignored */
+        assert_int_equal(lb_ledger_busy(l, 0), 0);
+        lb_ledger_destroy(l);
+        lb_ledger_destroy(NULL);
+}
+
+static void test_on_wire_then_answered(void **state)
+{
+        (void)state;
+        lb_ledger_t *l = lb_ledger_new();
+        assert_int_equal(sent(l, 0, "u", T1, 1), 0);
+        assert_true(until(l, 0, "u") == INT64_MAX);
+        assert_int_equal(lb_ledger_busy(l, 10), 1);
+        answered(l, 0, "u", 0, 10);
+        assert_int_equal(until(l, 0, "u"), 0);
+        assert_int_equal(lb_ledger_busy(l, 10), 0);
+        lb_ledger_destroy(l);
+}
+
+static void test_apps_and_ids_apart(void **state)
+{
+        (void)state;
+        lb_ledger_t *l = lb_ledger_new();
+        assert_int_equal(sent(l, 0, "u", T1, 1), 0);
+        assert_int_equal(until(l, 1, "u"), 0);
+        assert_int_equal(until(l, 0, "v"), 0);
+        assert_int_equal(until(l, 0, "uu"), 0);
+        assert_int_equal(lb_ledger_until(l, 0, "u", 0), 0);
+        assert_int_equal(sent(l, 1, "u", T1, 1), 0);
+        assert_int_equal(lb_ledger_busy(l, 0), 2);
+        answered(l, 1, "u", 0, 0);
+        assert_true(until(l, 0, "u") == INT64_MAX);
+        assert_int_equal(until(l, 1, "u"), 0);
+        lb_ledger_destroy(l);
+}
+
+static void test_hold_until_its_end(void **state)
+{
+        (void)state;
+        lb_ledger_t *l = lb_ledger_new();
+        sent(l, 0, "u", T1, 1);
+        answered(l, 0, "u", 500, 100); /* timed out at 100, held to 500 */
+        assert_int_equal(until(l, 0, "u"), 500);
+        assert_int_equal(lb_ledger_busy(l, 499), 1);
+        assert_int_equal(lb_ledger_busy(l, 500), 0);
+        assert_int_equal(lb_ledger_next_expiry(l), 500);
+        lb_ledger_expire(l, 499);
+        assert_int_equal(until(l, 0, "u"), 500);
+        lb_ledger_expire(l, 500);
+        assert_int_equal(until(l, 0, "u"), 0);
+        assert_true(lb_ledger_next_expiry(l) == INT64_MAX);
+        lb_ledger_destroy(l);
+}
+
+/* A hold already over when the answer is recorded leaves nothing. */
+static void test_hold_in_the_past(void **state)
+{
+        (void)state;
+        lb_ledger_t *l = lb_ledger_new();
+        sent(l, 0, "u", T1, 1);
+        answered(l, 0, "u", 50, 100);
+        assert_int_equal(until(l, 0, "u"), 0);
+        assert_true(lb_ledger_next_expiry(l) == INT64_MAX);
+        lb_ledger_destroy(l);
+}
+
+/* Two requests carrying the same user (a given-up one still running and
+ * or a retry): busy while either is on the wire, and
+ * the longest hold wins whatever the order of the answers. */
+static void test_two_requests_longest_hold(void **state)
+{
+        (void)state;
+        lb_ledger_t *l = lb_ledger_new();
+        sent(l, 0, "u", T1, 1);
+        sent(l, 0, "u", T1, 1);
+        answered(l, 0, "u", 900, 100);
+        assert_true(until(l, 0, "u") == INT64_MAX); /* one still on wire */
+        answered(l, 0, "u", 0, 200);
+        assert_int_equal(until(l, 0, "u"), 900);
+        sent(l, 0, "u", T1, 1);
+        answered(l, 0, "u", 400, 300); /* shorter: the longer stays */
+        assert_int_equal(until(l, 0, "u"), 900);
+        lb_ledger_expire(l, 899);
+        assert_int_equal(lb_ledger_busy(l, 899), 1);
+        lb_ledger_expire(l, 900);
+        assert_int_equal(lb_ledger_busy(l, 900), 0);
+        lb_ledger_destroy(l);
+}
+
+/* A held user sent again (after its hold, by a retry) stays in until the
+ * new request ends; more answers than sends are ignored. */
+static void test_resend_after_hold(void **state)
+{
+        (void)state;
+        lb_ledger_t *l = lb_ledger_new();
+        sent(l, 0, "u", T1, 1);
+        answered(l, 0, "u", 300, 100);
+        sent(l, 0, "u", T1, 1);
+        lb_ledger_expire(l, 400);
+        assert_true(until(l, 0, "u") == INT64_MAX);
+        answered(l, 0, "u", 0, 500);
+        assert_int_equal(until(l, 0, "u"), 0);
+        answered(l, 0, "u", 0, 600);
+        assert_int_equal(lb_ledger_busy(l, 600), 0);
+        lb_ledger_destroy(l);
+}
+
+static void test_tags(void **state)
+{
+        (void)state;
+        lb_ledger_t *l = lb_ledger_new();
+        uint64_t one = 1, two = 2, three = 3;
+        sent(l, 0, "a", T1, 1);
+        sent(l, 0, "b", T12, 2);
+        assert_int_equal(lb_ledger_busy_tagged(l, 0, match_eq, &one), 1);
+        assert_int_equal(lb_ledger_busy_tagged(l, 0, match_eq, &two), 1);
+        assert_int_equal(lb_ledger_busy_tagged(l, 0, match_eq, &three), 0);
+        answered(l, 0, "b", 0, 10);
+        assert_int_equal(lb_ledger_busy_tagged(l, 10, match_eq, &two), 0);
+        assert_int_equal(lb_ledger_busy_tagged(l, 10, match_eq, &one), 1);
+        answered(l, 0, "a", 100, 10); /* held: still busy for tag 1 */
+        assert_int_equal(lb_ledger_busy_tagged(l, 99, match_eq, &one), 1);
+        assert_int_equal(lb_ledger_busy_tagged(l, 100, match_eq, &one), 0);
+        /* tags add up while the entry lives, without duplicates */
+        sent(l, 0, "c", T1, 1);
+        sent(l, 0, "c", T1, 1);
+        sent(l, 0, "c", T2, 1);
+        assert_int_equal(lb_ledger_busy_tagged(l, 100, match_eq, &two), 1);
+        lb_ledger_destroy(l);
+}
+
+/* Many users: the table grows, every one is found, holds expire in one
+ * pass at their ends, and the cached next expiry is never after one. */
+static void test_many(void **state)
+{
+        (void)state;
+        lb_ledger_t *l = lb_ledger_new();
+        char id[32];
+        for (int i = 0; i < 1000; i++) {
+                snprintf(id, sizeof(id), "user-%d", i);
+                assert_int_equal(sent(l, i % 3, id, T1, 1), 0);
+        }
+        assert_int_equal(lb_ledger_busy(l, 0), 1000);
+        for (int i = 0; i < 1000; i++) {
+                snprintf(id, sizeof(id), "user-%d", i);
+                answered(l, i % 3, id, i % 2 ? 1000 + i : 0, 0);
+        }
+        assert_int_equal(lb_ledger_busy(l, 0), 500);
+        assert_true(lb_ledger_next_expiry(l) <= 1001);
+        lb_ledger_expire(l, 1500);
+        assert_int_equal(lb_ledger_busy(l, 1500), 250);
+        assert_true(lb_ledger_next_expiry(l) <= 1501);
+        assert_true(lb_ledger_next_expiry(l) > 1500);
+        for (int i = 0; i < 1000; i++) {
+                snprintf(id, sizeof(id), "user-%d", i);
+                int64_t want = i % 2 && 1000 + i > 1500 ? 1000 + i : 0;
+                assert_int_equal(until(l, i % 3, id), want);
+        }
+        lb_ledger_expire(l, 2000);
+        assert_int_equal(lb_ledger_busy(l, 2000), 0);
+        assert_true(lb_ledger_next_expiry(l) == INT64_MAX);
+        lb_ledger_destroy(l);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_empty),
+            cmocka_unit_test(test_on_wire_then_answered),
+            cmocka_unit_test(test_apps_and_ids_apart),
+            cmocka_unit_test(test_hold_until_its_end),
+            cmocka_unit_test(test_hold_in_the_past),
+            cmocka_unit_test(test_two_requests_longest_hold),
+            cmocka_unit_test(test_resend_after_hold),
+            cmocka_unit_test(test_tags),
+            cmocka_unit_test(test_many),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
