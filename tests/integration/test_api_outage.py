@@ -12,10 +12,8 @@ recovery and catch-up times are printed). The issue asks for several
 minutes; OUTAGE_S = 90 covers the default retry budget while keeping the
 test near two minutes (set LB_TEST_OUTAGE_S to run longer)."""
 import os
-import re
 import threading
 import time
-import urllib.request
 
 import harness as h
 
@@ -24,13 +22,6 @@ START_S = 12
 OUTAGE_S = int(os.environ.get("LB_TEST_OUTAGE_S", "90"))
 AFTER_S = 10
 RATE = 40  # events per second, produced in one batch a second
-
-
-def metric(port, name):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    m = re.search(rf"^{name} (\S+)$", text, re.M)
-    return float(m.group(1)) if m else None
 
 
 wd = h.workdir()
@@ -62,7 +53,7 @@ th = threading.Thread(target=producer, daemon=True)
 th.start()
 h.wait_for(lambda: sandbox.stats().get("window_refused", 0) > 0, START_S + 60,
            "the outage window")
-h.wait_for(lambda: metric(port, "leanbridge_api_outage") == 1, 30,
+h.wait_for(lambda: h.metric(port, "leanbridge_api_outage") == 1, 30,
            "the bridge to enter outage mode")
 h.log("in outage mode; waiting for the API to come back")
 h.wait_for(lambda: time.time() > window_end + AFTER_S, OUTAGE_S + 60,
@@ -73,7 +64,7 @@ t_stop = time.time()
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 300,
            "committed offsets at the end of every partition")
 caught_up = time.time() - window_end
-h.check(metric(port, "leanbridge_api_outage") == 0, "still in outage mode")
+h.check(h.metric(port, "leanbridge_api_outage") == 0, "still in outage mode")
 rc = bridge.stop()
 h.check(rc == 0, f"bridge exit code {rc}")
 
