@@ -101,7 +101,9 @@ static int conf_set(rd_kafka_conf_t *kc, const char *name, const char *value,
         if (rd_kafka_conf_set(kc, name, value, err, sizeof(err)) ==
             RD_KAFKA_CONF_OK)
                 return 0;
-        snprintf(errstr, errstr_size, "replay consumer '%s': %s", name, err);
+        /* bounded: errstr may be as small as 512 bytes */
+        snprintf(errstr, errstr_size, "replay consumer '%.48s': %.380s", name,
+                 err);
         return -1;
 }
 
