@@ -18,9 +18,10 @@ Owns the stack's end-to-end checks, in order:
   6. the monitoring profile's Prometheus scrapes the three replicas, loads
      the alert rules, and every dashboard expression returns data;
   7. `stop` of the bridges: every replica exits 0 within the grace period;
-  8. the same with the sandbox answering slower than api.timeout.ms (an
-     override file): the bridges give up, wait for the requests still at
-     the API, and still exit 0 inside the grace period;
+  8. the same with the sandbox answering slower than api.timeout.ms and
+     handover.flush=true (an override file), so that the SIGTERM sends what
+     the replicas hold: the bridges give up, wait for the requests still
+     at the API, and still exit 0 inside the grace period;
   9. `down -v`.
 Ends with "N passed, N failed"; exit 1 on any failure. Without an engine
 (not root, no Debian packages) it exits 77 (skipped), except under CI=true or
@@ -401,18 +402,23 @@ def run_tier(stack: Stack, work: str) -> None:
     stop_and_check(stack, grace, bound, "stop", "leanbridge")
 
     # 8. The same while the sandbox answers after api.timeout.ms: requests
-    # are still at the API when SIGTERM comes.
+    # are still at the API when SIGTERM comes. handover.flush=true makes
+    # the SIGTERM send what the replicas hold (by default they leave it to
+    # the next owner and stop at once): the longest stop there is.
     override = os.path.join(work, "slow-sandbox.yml")
     sandbox_cmd = conf["services"]["sandbox"]["command"] + ["--delay-ms", str(SLOW_MS)]
     with open(override, "w") as f:
         json.dump({"version": conf.get("version", "2.4"),
-                   "services": {"sandbox": {"command": sandbox_cmd}}}, f)
+                   "services": {"sandbox": {"command": sandbox_cmd},
+                                "leanbridge": {"environment": {
+                                    "LEANBRIDGE_HANDOVER_FLUSH": "true"}}}}, f)
     stack.files += ["-f", override]
     stack.run("up", "-d", "--scale", "leanbridge=3", timeout=600)
     lb = stack.ids("leanbridge")
     wait_for(lambda: spread(), 120, interval=5)
     produce(events(300, 900, users=300))
-    # SIGTERM sends what is queued at once: wait until all of it is consumed.
+    # SIGTERM (handover.flush) sends what is held: wait until all of it is
+    # consumed.
     consumed = wait_for(lambda: sum(metric_sum(metrics(stack, c), "leanbridge_pending_actions")
                                     for c in lb) >= 300, 60)
     check(bool(consumed), "slow API: the 300 new events are held by the replicas")
