@@ -2,10 +2,11 @@
 - One key set in the file, the environment and -X: -X wins, then the
   environment, then the file (read back from --check-config's summary).
 - A user's kafka.consumer.enable.auto.offset.store=true and
-  enable.auto.commit=false, and kafka.producer.acks=1, lose to the forced
-  values: with the API down nothing is committed (an automatic store would
-  commit consumed offsets), once it is up everything is, and the poison
-  event is dead-lettered (acks=1 with idempotence would not even start)."""
+  enable.auto.commit=true, and kafka.producer.acks=1, lose to the forced
+  values: with the API down nothing is committed (an automatic store and
+  commit would commit consumed offsets; the bridge commits itself, with the
+  offset map), once it is up everything is, and the poison event is
+  dead-lettered (acks=1 with idempotence would not even start)."""
 import os
 import subprocess
 import time
@@ -49,7 +50,7 @@ h.produce(kafka.bootstrap, TOPIC, lines)
 bridge = h.Bridge(wd, h.bridge_settings(
     kafka.bootstrap, sandbox, TOPIC, DLQ,
     **{"kafka.consumer.enable.auto.offset.store": "true",
-       "kafka.consumer.enable.auto.commit": "false",
+       "kafka.consumer.enable.auto.commit": "true",
        "kafka.producer.acks": "1"}))
 h.wait_for(lambda: sandbox.stats()["requests"] > 3, 60, "requests refused by the down API")
 time.sleep(3)  # several auto-commit intervals (1 s)
