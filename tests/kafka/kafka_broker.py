@@ -677,7 +677,16 @@ class Broker:
         args = ["kcat", "-Q", "-b", self.bootstrap, "-J"]
         for pnum in parts:
             args += ["-t", f"{topic}:{pnum}:-1"]
-        p = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        # Right after a (re)start the metadata answers before every
+        # partition has its leader again: retry those answers a while.
+        deadline = time.monotonic() + 30
+        while True:
+            p = subprocess.run(args, capture_output=True, text=True, timeout=30)
+            transient = any(s in p.stderr for s in (
+                "Not leader", "Leader not available", "Unknown topic or partition"))
+            if p.returncode == 0 or not transient or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         if p.returncode != 0:
             raise BrokerError(f"kcat -Q failed: {p.stderr.strip()[-500:]}")
         res = json.loads(p.stdout)
