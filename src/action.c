@@ -1,13 +1,16 @@
 /*
- * action.c: allocation of action records and stage names. The record's key
- * and value live in the same allocation as the record; its copy of the
- * message's headers (librdkafka's) is its own and freed with it.
+ * action.c: allocation of action records, their footprint, and stage names.
+ * The record's key and value live in the same allocation as the record; the
+ * message's headers (librdkafka's, detached from the message) are its own
+ * and freed with it.
  */
 #include "action.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "offsets.h"
 
 static const char *const stage_names[LB_STAGE__COUNT] = {
     [LB_STAGE_NONE] = "none",
@@ -37,26 +40,46 @@ const char *lb_send_reason_name(lb_send_reason_t reason)
         return names[reason];
 }
 
+/* What malloc adds to a block (glibc: a size word, 16-byte granules), and
+ * an estimate of a header list's cost in librdkafka: its list, and per
+ * header a struct with the name and value next to it. */
+#define MALLOC_OVERHEAD 16
+#define HEADERS_BASE    64
+#define HEADER_EACH     64
+
+size_t lb_action_footprint(const lb_action_t *a)
+{
+        size_t n = sizeof(*a) + a->value_len + 1 + MALLOC_OVERHEAD +
+                   LB_PARTITION_ENTRY_BYTES;
+        if (a->has_key)
+                n += a->key_len + 1;
+        if (a->headers)
+                n += HEADERS_BASE +
+                     HEADER_EACH * rd_kafka_header_cnt(a->headers);
+        return n;
+}
+
 lb_action_t *lb_action_new(const void *key, size_t key_len, const void *value,
                            size_t value_len)
 {
-        size_t klen = key ? key_len : 0;
-        lb_action_t *a = malloc(sizeof(*a) + klen + value_len + 2);
+        if (key_len > LB_ACTION_DATA_MAX || value_len > LB_ACTION_DATA_MAX)
+                return NULL;
+        size_t klen = key ? key_len + 1 : 0;
+        lb_action_t *a = malloc(sizeof(*a) + value_len + 1 + klen);
         if (!a)
                 return NULL;
         memset(a, 0, sizeof(*a));
-        char *p = (char *)(a + 1);
-        a->value = p;
-        a->value_len = value_len;
+        a->value_len = (uint32_t)value_len;
         if (value_len)
-                memcpy(p, value, value_len);
-        p[value_len] = '\0';
+                memcpy(a->data, value, value_len);
+        a->data[value_len] = '\0';
         if (key) {
-                a->key = p + value_len + 1;
-                a->key_len = klen;
-                if (klen)
-                        memcpy(a->key, key, klen);
-                a->key[klen] = '\0';
+                char *k = a->data + value_len + 1;
+                a->has_key = 1;
+                a->key_len = (uint32_t)key_len;
+                if (key_len)
+                        memcpy(k, key, key_len);
+                k[key_len] = '\0';
         }
         return a;
 }
@@ -64,8 +87,10 @@ lb_action_t *lb_action_new(const void *key, size_t key_len, const void *value,
 void lb_action_set_error(lb_action_t *a, lb_stage_t stage, int http_status,
                          const char *message)
 {
-        a->stage = stage;
-        a->http_status = http_status;
+        a->stage = (uint8_t)stage;
+        a->http_status = http_status > 0 && http_status <= UINT16_MAX
+                             ? (uint16_t)http_status
+                             : 0;
         free(a->error);
         a->error = message ? strdup(message) : NULL;
 }

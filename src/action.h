@@ -48,6 +48,9 @@ const char *lb_send_reason_name(lb_send_reason_t reason);
 /** Largest user or device id the API accepts, in bytes. */
 #define LB_USER_ID_MAX 400
 
+/* A held action costs this struct, its key and value, and their two NULs
+ * in one allocation: the struct is kept small because the bridge holds
+ * rate x budget of them (lb_action_footprint). */
 typedef struct lb_action_s {
         struct lb_action_s *next;         /* user queue / free lists */
         struct lb_partition_s *partition; /* offset tracker (refcounted) */
@@ -56,32 +59,52 @@ typedef struct lb_action_s {
         int64_t timestamp_ms;             /* Kafka message timestamp */
         int64_t arrival_ms;               /* monotonic ms when consumed */
         int64_t due_ms; /* monotonic ms by which it should be sent */
-        int app;        /* index into the apps table */
-        /* The action object forwarded in "data": the original value, plus
-         * ',"time":T' spliced before its closing brace when time_missing. */
-        uint8_t time_missing;
-        uint8_t object_empty; /* value is "{}" (no comma before time) */
-        size_t body_len;      /* upper bound of the encoded action size */
-        /* The original message, kept for the dead-letter record. */
-        char *key; /* NULL when the message had no key */
-        size_t key_len;
-        char *value; /* never NULL for a non-tombstone */
-        size_t value_len;
-        /* A copy of the message's own headers, only when it had any: they
-         * go into its dead letter. Owned by the action. */
+        /* The message's own headers, only when it had any: they go into
+         * its dead letter. Owned by the action. */
         struct rd_kafka_headers_s *headers;
-        /* Dead-letter details, filled when the verdict is a dead letter. */
-        lb_stage_t stage;
-        int http_status;  /* 0 when there was no HTTP response */
-        int attempts;     /* requests that carried this action */
-        int64_t replayed; /* the message's leanbridge.replayed; 0: none */
-        char *error;      /* malloc'd reason, or NULL */
-        uint8_t dlq_cut;  /* the DLQ refused the whole record: write it cut */
+        char *error;        /* dead-letter reason (malloc'd), or NULL */
+        int32_t app;        /* index into the apps table */
+        uint32_t key_len;   /* 0 when there is no key (see has_key) */
+        uint32_t value_len; /* never 0 for a non-tombstone */
+        /* Upper bound of the encoded action: the value, plus
+         * ',"time":T' spliced before its closing brace when time_missing
+         * (lb_event_body_len). */
+        uint32_t body_len;
+        uint16_t attempts;    /* requests that carried this action */
+        uint16_t http_status; /* dead letter: 0 when there was no response */
+        uint8_t stage;        /* dead letter: lb_stage_t */
+        uint8_t time_missing : 1;
+        uint8_t object_empty : 1; /* value is "{}" (no comma before time) */
+        uint8_t dlq_cut : 1;      /* the DLQ refused the whole record: cut it */
+        uint8_t has_key : 1;      /* the message had a key (maybe empty) */
+        /* value_len bytes + NUL, then key_len bytes + NUL */
+        char data[];
 } lb_action_t;
+
+/** Longest key or value an action holds (Kafka's own limit is lower). */
+#define LB_ACTION_DATA_MAX UINT32_MAX
+
+/** @returns the original value (NUL-terminated after value_len bytes). */
+static inline const char *lb_action_value(const lb_action_t *a)
+{
+        return a->data;
+}
+
+/** @returns the original key (NUL-terminated), NULL when it had none. */
+static inline const char *lb_action_key(const lb_action_t *a)
+{
+        return a->has_key ? a->data + a->value_len + 1 : NULL;
+}
+
+/** @returns the bytes the bridge holds for a while it is alive: the
+ *           record with its key and value, its headers and its entry in
+ *           the offset tracker (what pending.max.bytes counts). */
+size_t lb_action_footprint(const lb_action_t *a);
 
 /**
  * @brief Allocates an action holding copies of key and value (one block).
- * @returns NULL on allocation failure.
+ * @returns NULL on allocation failure, or when key_len or value_len is
+ *          over LB_ACTION_DATA_MAX.
  */
 lb_action_t *lb_action_new(const void *key, size_t key_len, const void *value,
                            size_t value_len);

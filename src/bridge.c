@@ -54,7 +54,6 @@
 #include "offset_map.h"
 #include "offsets.h"
 #include "outage.h"
-#include "replay_filter.h"
 #include "sender.h"
 #include "version.h"
 
@@ -317,7 +316,7 @@ static void action_finish(lb_bridge_t *b, lb_action_t *a, int handled)
         if (handled)
                 lb_partition_done(p, a->offset);
         b->live_actions--;
-        b->live_bytes -= a->key_len + a->value_len;
+        b->live_bytes -= lb_action_footprint(a);
         lb_action_destroy(a);
         lb_partition_unref(p);
 }
@@ -416,16 +415,18 @@ static void take_action(lb_bridge_t *b, lb_action_t *a)
         char reason[256];
         ev.app = -1;
         lb_stage_t stage =
-            lb_event_parse(b->conf, b->app_overhead, a->value, a->value_len,
-                           &ev, reason, sizeof(reason));
+            lb_event_parse(b->conf, b->app_overhead, lb_action_value(a),
+                           a->value_len, &ev, reason, sizeof(reason));
         a->app = ev.app;
         if (stage != LB_STAGE_NONE) {
                 dead_letter(b, a, stage, 0, reason);
                 return;
         }
-        a->time_missing = (uint8_t)ev.time_missing;
-        a->object_empty = (uint8_t)ev.object_empty;
-        a->body_len = lb_event_body_len(a->value_len, ev.time_missing);
+        a->time_missing = ev.time_missing != 0;
+        a->object_empty = ev.object_empty != 0;
+        /* fits: the event is at most batch.max.bytes (lb_event_parse) */
+        a->body_len =
+            (uint32_t)lb_event_body_len(a->value_len, ev.time_missing);
         int64_t wall_ms = (int64_t)(wall_s() * 1000);
         if (lb_event_too_old(!ev.time_missing, ev.time_s, a->timestamp_ms,
                              wall_ms, b->conf->input_max_age_ms, reason,
@@ -446,20 +447,6 @@ static void take_action(lb_bridge_t *b, lb_action_t *a)
                 b->fatal = 1;
                 action_finish(b, a, 0);
         }
-}
-
-/* The replay count a dead letter of m must carry on (leanbridge.replayed). */
-static int64_t replay_count(const rd_kafka_message_t *m)
-{
-        rd_kafka_headers_t *hdrs;
-        const void *v;
-        size_t n;
-        lb_dlq_record_t rec;
-        lb_replay_record_init(&rec, -1);
-        if (!rd_kafka_message_headers(m, &hdrs) &&
-            !rd_kafka_header_get_last(hdrs, LB_REPLAY_HEADER, &v, &n))
-                lb_replay_record_header(&rec, LB_REPLAY_HEADER, v, n);
-        return rec.replayed;
 }
 
 static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
@@ -509,14 +496,17 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         rd_kafka_timestamp_type_t tstype;
         a->partition = e->p;
         lb_partition_ref(e->p);
-        b->live_actions++;
-        b->live_bytes += a->key_len + a->value_len; /* both are copied */
         a->offset = m->offset;
         a->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
-        a->replayed = replay_count(m);
+        /* Its own headers go into its dead letter. librdkafka hands an
+         * empty list for a record without any: only a real one is kept,
+         * taken from the message rather than copied. */
         rd_kafka_headers_t *hdrs;
-        if (!rd_kafka_message_headers(m, &hdrs)) /* for its dead letter */
-                a->headers = rd_kafka_headers_copy(hdrs);
+        if (!rd_kafka_message_headers(m, &hdrs) && rd_kafka_header_cnt(hdrs) &&
+            !rd_kafka_message_detach_headers(m, &hdrs))
+                a->headers = hdrs;
+        b->live_actions++;
+        b->live_bytes += lb_action_footprint(a);
         a->arrival_ms = now_ms();
         take_action(b, a);
 }

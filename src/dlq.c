@@ -106,11 +106,26 @@ static void add_header(rd_kafka_headers_t *h, const char *name,
         rd_kafka_header_add(h, name, -1, value, -1);
 }
 
+/* The replay count a's dead letter carries on: its message's
+ * leanbridge.replayed, 0 when it had none. */
+static int64_t replay_count(const lb_action_t *a)
+{
+        const void *v;
+        size_t n;
+        lb_dlq_record_t rec;
+        lb_replay_record_init(&rec, -1);
+        if (a->headers &&
+            !rd_kafka_header_get_last(a->headers, LB_REPLAY_HEADER, &v, &n))
+                lb_replay_record_header(&rec, LB_REPLAY_HEADER, v, n);
+        return rec.replayed;
+}
+
 static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
                                    const char *app_id)
 {
         char num[32];
-        size_t key_len = a->key ? a->key_len : 0, value_len = a->value_len;
+        const char *key = lb_action_key(a);
+        size_t key_len = a->key_len, value_len = a->value_len;
         rd_kafka_headers_t *h = rd_kafka_headers_new(12);
         const char *name;
         const void *value;
@@ -135,9 +150,9 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
                 add_header(h, "leanbridge.value.truncated", num);
                 value_len = LB_DLQ_CUT_VALUE;
         }
-        add_header(h, "leanbridge.error.stage", lb_stage_name(a->stage));
-        add_header(h, "leanbridge.error.message",
-                   a->error ? a->error : lb_stage_name(a->stage));
+        const char *stage = lb_stage_name((lb_stage_t)a->stage);
+        add_header(h, "leanbridge.error.stage", stage);
+        add_header(h, "leanbridge.error.message", a->error ? a->error : stage);
         if (a->http_status) {
                 snprintf(num, sizeof(num), "%d", a->http_status);
                 add_header(h, "leanbridge.error.http.status", num);
@@ -152,14 +167,15 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
                 add_header(h, "leanbridge.app.id", app_id);
         snprintf(num, sizeof(num), "%d", a->attempts);
         add_header(h, "leanbridge.attempts", num);
-        if (a->replayed) { /* so that replay --max-replays sees it */
-                snprintf(num, sizeof(num), "%" PRId64, a->replayed);
+        int64_t replayed = replay_count(a);
+        if (replayed) { /* so that replay --max-replays sees it */
+                snprintf(num, sizeof(num), "%" PRId64, replayed);
                 add_header(h, LB_REPLAY_HEADER, num);
         }
 
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            d->rk, RD_KAFKA_V_TOPIC(d->topic), RD_KAFKA_V_KEY(a->key, key_len),
-            RD_KAFKA_V_VALUE(a->value, value_len),
+            d->rk, RD_KAFKA_V_TOPIC(d->topic), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE(a->data, value_len),
             RD_KAFKA_V_TIMESTAMP(a->timestamp_ms > 0 ? a->timestamp_ms : 0),
             RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(a),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);

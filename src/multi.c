@@ -220,17 +220,18 @@ static int is_json_ws(char c)
  * '}' (room reserved by the caller). */
 static void encode_action(lb_buf_t *out, const lb_action_t *a)
 {
+        const char *value = lb_action_value(a);
         if (!a->time_missing) {
-                memcpy(out->data + out->len, a->value, a->value_len);
+                memcpy(out->data + out->len, value, a->value_len);
                 out->len += a->value_len;
                 return;
         }
         size_t n = a->value_len;
-        while (n > 0 && is_json_ws(a->value[n - 1]))
+        while (n > 0 && is_json_ws(value[n - 1]))
                 n--;
-        if (n > 0 && a->value[n - 1] == '}')
+        if (n > 0 && value[n - 1] == '}')
                 n--;
-        memcpy(out->data + out->len, a->value, n);
+        memcpy(out->data + out->len, value, n);
         out->len += n;
         if (!a->object_empty)
                 out->data[out->len++] = ',';

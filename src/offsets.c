@@ -1,8 +1,8 @@
 /*
  * offsets.c: per-partition completion tracking. Owns a ring buffer of
- * (offset, done) entries in consumed order; the done prefix is popped as soon
- * as it forms, so the head entry is always the lowest incomplete offset.
- * Never calls librdkafka: the caller stores what committable() returns.
+ * (offset, done) entries (8 bytes each) in consumed order; the done prefix is
+ * popped as soon as it forms, so the head entry is always the lowest incomplete
+ * offset. Never calls librdkafka: the caller stores what committable() returns.
  */
 #include "offsets.h"
 
@@ -16,10 +16,19 @@
  * for the partition's lifetime); the next track() allocates it again. */
 #define RING_KEEP_CAP 4096
 
-typedef struct {
-        int64_t offset;
-        int done;
-} entry_t;
+/* A tracked offset and whether it is done, in 8 bytes: offset << 1 | done
+ * (Kafka offsets are far below 2^62). */
+typedef uint64_t entry_t;
+
+static int64_t entry_offset(entry_t e)
+{
+        return (int64_t)(e >> 1);
+}
+
+static int entry_done(entry_t e)
+{
+        return (int)(e & 1);
+}
 
 struct lb_partition_s {
         char *topic;
@@ -111,9 +120,7 @@ int lb_partition_track(lb_partition_t *p, int64_t offset)
                 return 1;
         if (p->len == p->cap && ring_grow(p) == -1)
                 return -1;
-        entry_t *e = entry_at(p, p->len);
-        e->offset = offset;
-        e->done = 0;
+        *entry_at(p, p->len) = (entry_t)offset << 1;
         p->len++;
         p->outstanding++;
         p->last = offset;
@@ -127,14 +134,15 @@ static size_t ring_find(const lb_partition_t *p, int64_t offset)
                 return SIZE_MAX;
         /* A partition's offsets are usually consecutive (not on compacted
          * or transactional topics): then the distance is the index. */
-        uint64_t guess = (uint64_t)offset - (uint64_t)entry_at(p, 0)->offset;
-        if (offset >= entry_at(p, 0)->offset && guess < p->len &&
-            entry_at(p, (size_t)guess)->offset == offset)
+        int64_t first = entry_offset(*entry_at(p, 0));
+        uint64_t guess = (uint64_t)offset - (uint64_t)first;
+        if (offset >= first && guess < p->len &&
+            entry_offset(*entry_at(p, (size_t)guess)) == offset)
                 return (size_t)guess;
         size_t lo = 0, hi = p->len;
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
-                int64_t o = entry_at(p, mid)->offset;
+                int64_t o = entry_offset(*entry_at(p, mid));
                 if (o == offset)
                         return mid;
                 if (o < offset)
@@ -150,13 +158,13 @@ int lb_partition_done(lb_partition_t *p, int64_t offset)
         if (p->revoked)
                 return 0;
         size_t i = ring_find(p, offset);
-        if (i == SIZE_MAX || entry_at(p, i)->done)
+        if (i == SIZE_MAX || entry_done(*entry_at(p, i)))
                 return -1;
-        entry_at(p, i)->done = 1;
+        *entry_at(p, i) |= 1;
         p->outstanding--;
         if (i > 0)
                 return 0;
-        while (p->len > 0 && entry_at(p, 0)->done) {
+        while (p->len > 0 && entry_done(*entry_at(p, 0))) {
                 p->head = (p->head + 1) & (p->cap - 1);
                 p->len--;
         }
@@ -172,7 +180,7 @@ int lb_partition_done(lb_partition_t *p, int64_t offset)
 int64_t lb_partition_committable(const lb_partition_t *p)
 {
         if (p->len > 0)
-                return entry_at(p, 0)->offset;
+                return entry_offset(*entry_at(p, 0));
         return p->last < 0 ? -1 : p->last + 1;
 }
 
@@ -190,16 +198,17 @@ size_t lb_partition_done_ranges(const lb_partition_t *p, lb_range_t *out,
          * done entries is one range, also across offsets the consumer
          * never sees (compaction, control records). */
         for (size_t i = 1; i < p->len; i++) {
-                const entry_t *e = entry_at(p, i);
-                if (!e->done) {
+                entry_t e = *entry_at(p, i);
+                int64_t o = entry_offset(e);
+                if (!entry_done(e)) {
                         in_run = 0;
                 } else if (in_run) {
                         if (n <= cap) /* range n - 1 was written */
-                                out[n - 1].end = e->offset + 1;
+                                out[n - 1].end = o + 1;
                 } else {
                         in_run = 1;
                         if (n < cap)
-                                out[n] = (lb_range_t){e->offset, e->offset + 1};
+                                out[n] = (lb_range_t){o, o + 1};
                         n++;
                 }
         }

@@ -13,6 +13,10 @@
 
 typedef struct lb_partition_s lb_partition_t;
 
+/** Bytes a tracked offset costs in its tracker's ring (at most twice this
+ *  while the ring is not full: it grows by doubling). */
+#define LB_PARTITION_ENTRY_BYTES 8
+
 /** @brief A tracker for topic/partition, refcount 1. */
 lb_partition_t *lb_partition_new(const char *topic, int32_t partition);
 

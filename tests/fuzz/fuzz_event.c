@@ -43,8 +43,8 @@ static void check_encoding(const uint8_t *data, size_t size,
         lb_action_t *a = lb_action_new(NULL, 0, data, size);
         if (!a)
                 return;
-        a->time_missing = (uint8_t)ev->time_missing;
-        a->object_empty = (uint8_t)ev->object_empty;
+        a->time_missing = ev->time_missing != 0;
+        a->object_empty = ev->object_empty != 0;
         a->timestamp_ms = (int64_t)size * 7919 - 1000;
         lb_action_t *const two[2] = {a, a};
         const lb_app_t *app = &conf.apps[ev->app];

@@ -105,7 +105,7 @@ static size_t count_user(const lb_batch_t *bt, const char *user)
 {
         size_t n = 0;
         for (size_t i = 0; i < bt->n; i++)
-                n += strcmp(bt->actions[i]->key, user) == 0;
+                n += strcmp(lb_action_key(bt->actions[i]), user) == 0;
         return n;
 }
 
@@ -121,7 +121,7 @@ static const char *users_of(const lb_batch_t *bt)
                         i++;
                 assert_true(i < bt->n);
                 int w = snprintf(buf + len, sizeof(buf) - len, "%s%s",
-                                 j ? "," : "", bt->actions[i]->key);
+                                 j ? "," : "", lb_action_key(bt->actions[i]));
                 assert_true(w > 0 && (size_t)w < sizeof(buf) - len);
                 len += (size_t)w;
         }
@@ -1033,7 +1033,7 @@ static void test_busy_gate(void **state)
         assert_int_equal(lb_batcher_next_deadline(b), 104);
         lb_batch_t *bt2 = due(b, 1000);
         assert_int_equal(bt2->n, 1);
-        assert_string_equal(bt2->actions[0]->key, "C");
+        assert_string_equal(lb_action_key(bt2->actions[0]), "C");
         none(b, 1000, LB_SEND_SHUTDOWN, 1);
         finish(b, bt2);
         finish(b, bt);
@@ -1331,7 +1331,7 @@ typedef struct {
 
 static mact_t *m_act(model_t *m, const lb_action_t *a)
 {
-        size_t gid = strtoul(a->value, NULL, 10);
+        size_t gid = strtoul(lb_action_value(a), NULL, 10);
         assert_true(gid < m->n_acts);
         return &m->acts[gid];
 }
@@ -1814,8 +1814,8 @@ static size_t window_drain(lb_batcher_t *b, int64_t t, const wev_t *evs,
                 assert_int_equal(bt->reason, LB_SEND_DUE);
                 ++*batch_id;
                 for (size_t i = 0; i < bt->n; i++) {
-                        const wev_t *ev =
-                            &evs[strtoul(bt->actions[i]->value, NULL, 10)];
+                        const wev_t *ev = &evs[strtoul(
+                            lb_action_value(bt->actions[i]), NULL, 10)];
                         wsess_t *s = &sess[ev->session];
                         assert_true(t <= bt->actions[i]->due_ms);
                         if (s->sent++ == 0) {

@@ -25,7 +25,7 @@ static lb_action_t *action(const char *value, int time_missing, int64_t ts_ms)
 {
         lb_action_t *a = lb_action_new(NULL, 0, value, strlen(value));
         assert_non_null(a);
-        a->time_missing = (uint8_t)time_missing;
+        a->time_missing = time_missing != 0;
         a->timestamp_ms = ts_ms;
         json_t *v = json_loads(value, 0, NULL);
         assert_non_null(v);
