@@ -7,6 +7,7 @@
 #include "action.h"
 
 #include <librdkafka/rdkafka.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,8 +50,8 @@ const char *lb_send_reason_name(lb_send_reason_t reason)
 
 size_t lb_action_footprint(const lb_action_t *a)
 {
-        size_t n = sizeof(*a) + a->value_len + 1 + MALLOC_OVERHEAD +
-                   LB_PARTITION_ENTRY_BYTES;
+        size_t n = offsetof(lb_action_t, data) + a->value_len + 1 +
+                   MALLOC_OVERHEAD + LB_PARTITION_ENTRY_BYTES;
         if (a->has_key)
                 n += a->key_len + 1;
         if (a->headers)
@@ -65,10 +66,11 @@ lb_action_t *lb_action_new(const void *key, size_t key_len, const void *value,
         if (key_len > LB_ACTION_DATA_MAX || value_len > LB_ACTION_DATA_MAX)
                 return NULL;
         size_t klen = key ? key_len + 1 : 0;
-        lb_action_t *a = malloc(sizeof(*a) + value_len + 1 + klen);
+        lb_action_t *a =
+            malloc(offsetof(lb_action_t, data) + value_len + 1 + klen);
         if (!a)
                 return NULL;
-        memset(a, 0, sizeof(*a));
+        memset(a, 0, offsetof(lb_action_t, data));
         a->value_len = (uint32_t)value_len;
         if (value_len)
                 memcpy(a->data, value, value_len);

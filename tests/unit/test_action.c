@@ -1,0 +1,124 @@
+/*
+ * test_action.c: the action record (src/action.c): where its key and value
+ * live, a missing key against an empty one, the dead-letter reason, and the
+ * footprint that pending.max.bytes counts.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+
+#include "action.h"
+#include "offsets.h"
+
+static void test_key_and_value_follow_the_record(void **state)
+{
+        (void)state;
+        lb_action_t *a = lb_action_new("user-1", 6, "{\"a\":1}", 7);
+        assert_non_null(a);
+        assert_int_equal(a->value_len, 7);
+        assert_string_equal(lb_action_value(a), "{\"a\":1}");
+        assert_int_equal(a->key_len, 6);
+        assert_string_equal(lb_action_key(a), "user-1");
+        assert_null(a->headers);
+        assert_null(a->error);
+        assert_int_equal(a->attempts, 0);
+        lb_action_destroy(a);
+}
+
+static void test_missing_key_is_not_an_empty_key(void **state)
+{
+        (void)state;
+        lb_action_t *none = lb_action_new(NULL, 0, "{}", 2);
+        lb_action_t *empty = lb_action_new("", 0, "{}", 2);
+        assert_non_null(none);
+        assert_non_null(empty);
+        assert_null(lb_action_key(none));
+        assert_non_null(lb_action_key(empty));
+        assert_string_equal(lb_action_key(empty), "");
+        assert_int_equal(empty->key_len, 0);
+        /* the empty key's NUL is held too */
+        assert_int_equal(lb_action_footprint(empty),
+                         lb_action_footprint(none) + 1);
+        lb_action_destroy(none);
+        lb_action_destroy(empty);
+}
+
+static void test_refuses_what_its_lengths_cannot_hold(void **state)
+{
+        (void)state;
+        /* never read: the length alone is refused */
+        assert_null(lb_action_new("k", (size_t)UINT32_MAX + 1, "{}", 2));
+        assert_null(lb_action_new(NULL, 0, "{}", (size_t)UINT32_MAX + 1));
+}
+
+static void test_error_is_copied_and_replaced(void **state)
+{
+        (void)state;
+        lb_action_t *a = lb_action_new(NULL, 0, "{}", 2);
+        assert_non_null(a);
+        char reason[] = "first";
+        lb_action_set_error(a, LB_STAGE_API, 200, reason);
+        reason[0] = 'X';
+        assert_string_equal(a->error, "first");
+        assert_int_equal(a->stage, LB_STAGE_API);
+        assert_int_equal(a->http_status, 200);
+        lb_action_set_error(a, LB_STAGE_RETRIES_EXHAUSTED, 0, NULL);
+        assert_null(a->error);
+        assert_int_equal(a->stage, LB_STAGE_RETRIES_EXHAUSTED);
+        assert_int_equal(a->http_status, 0);
+        /* a status that is no HTTP status is not kept as one */
+        lb_action_set_error(a, LB_STAGE_HTTP, 70000, "x");
+        assert_int_equal(a->http_status, 0);
+        lb_action_destroy(a);
+}
+
+static void test_footprint_counts_data_headers_and_tracker(void **state)
+{
+        (void)state;
+        lb_action_t *a = lb_action_new("k", 1, "{\"v\":12345}", 11);
+        assert_non_null(a);
+        size_t bare = lb_action_footprint(a);
+        /* at least the record, both NUL-terminated strings and the entry */
+        assert_true(bare >=
+                    sizeof(*a) + 11 + 1 + 1 + 1 + LB_PARTITION_ENTRY_BYTES);
+        lb_action_t *b = lb_action_new("k", 1, "{\"v\":123456789}", 15);
+        assert_non_null(b);
+        assert_int_equal(lb_action_footprint(b), bare + 4);
+
+        a->headers = rd_kafka_headers_new(2);
+        size_t one = 0, two = 0;
+        rd_kafka_header_add(a->headers, "trace", -1, "abc", -1);
+        one = lb_action_footprint(a);
+        rd_kafka_header_add(a->headers, "span", -1, "d", -1);
+        two = lb_action_footprint(a);
+        assert_true(one > bare);
+        assert_true(two > one);
+        lb_action_destroy(a); /* frees the headers */
+        lb_action_destroy(b);
+}
+
+static void test_record_stays_small(void **state)
+{
+        (void)state;
+        /* the bridge holds rate x budget of these: keep it this small */
+        assert_true(sizeof(lb_action_t) <= 96);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_key_and_value_follow_the_record),
+            cmocka_unit_test(test_missing_key_is_not_an_empty_key),
+            cmocka_unit_test(test_refuses_what_its_lengths_cannot_hold),
+            cmocka_unit_test(test_error_is_copied_and_replaced),
+            cmocka_unit_test(test_footprint_counts_data_headers_and_tracker),
+            cmocka_unit_test(test_record_stays_small),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
