@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "offsets.h"
 
 static const char *const stage_names[LB_STAGE__COUNT] = {
@@ -41,33 +42,31 @@ const char *lb_send_reason_name(lb_send_reason_t reason)
         return names[reason];
 }
 
-/* What malloc adds to a block (glibc: a size word, 16-byte granules), and
- * an estimate of a header list's cost in librdkafka: its list, and per
+/* An estimate of a header list's cost in librdkafka: its list, and per
  * header a struct with the name and value next to it. */
-#define MALLOC_OVERHEAD 16
-#define HEADERS_BASE    64
-#define HEADER_EACH     64
+#define HEADERS_BASE 64
+#define HEADER_EACH  64
 
 size_t lb_action_footprint(const lb_action_t *a)
 {
         size_t n = offsetof(lb_action_t, data) + a->value_len + 1 +
-                   MALLOC_OVERHEAD + LB_PARTITION_ENTRY_BYTES;
-        if (a->has_key)
-                n += a->key_len + 1;
+                   (a->has_key ? a->key_len + 1 : 0);
+        n = (n + 7) & ~(size_t)7; /* the arena's alignment */
+        n += LB_PARTITION_ENTRY_BYTES;
         if (a->headers)
                 n += HEADERS_BASE +
                      HEADER_EACH * rd_kafka_header_cnt(a->headers);
         return n;
 }
 
-lb_action_t *lb_action_new(const void *key, size_t key_len, const void *value,
-                           size_t value_len)
+lb_action_t *lb_action_new(lb_arena_t *arena, const void *key, size_t key_len,
+                           const void *value, size_t value_len)
 {
         if (key_len > LB_ACTION_DATA_MAX || value_len > LB_ACTION_DATA_MAX)
                 return NULL;
         size_t klen = key ? key_len + 1 : 0;
-        lb_action_t *a =
-            malloc(offsetof(lb_action_t, data) + value_len + 1 + klen);
+        lb_action_t *a = lb_arena_alloc(arena, offsetof(lb_action_t, data) +
+                                                   value_len + 1 + klen);
         if (!a)
                 return NULL;
         memset(a, 0, offsetof(lb_action_t, data));
@@ -104,5 +103,5 @@ void lb_action_destroy(lb_action_t *a)
         free(a->error);
         if (a->headers)
                 rd_kafka_headers_destroy(a->headers);
-        free(a);
+        lb_arena_free(a);
 }

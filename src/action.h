@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct lb_arena_s;
 struct lb_partition_s;
 struct lb_user_s;
 struct rd_kafka_headers_s;
@@ -49,8 +50,8 @@ const char *lb_send_reason_name(lb_send_reason_t reason);
 #define LB_USER_ID_MAX 400
 
 /* A held action costs this struct, its key and value, and their two NULs
- * in one allocation: the struct is kept small because the bridge holds
- * rate x budget of them (lb_action_footprint). */
+ * in one block of an arena (arena.h): the struct is kept small because the
+ * bridge holds rate x budget of them (lb_action_footprint). */
 typedef struct lb_action_s {
         struct lb_action_s *next;         /* user queue / free lists */
         struct lb_partition_s *partition; /* offset tracker (refcounted) */
@@ -96,24 +97,26 @@ static inline const char *lb_action_key(const lb_action_t *a)
         return a->has_key ? a->data + a->value_len + 1 : NULL;
 }
 
-/** @returns the bytes the bridge holds for a while it is alive: the
- *           record with its key and value, its headers and its entry in
- *           the offset tracker (what pending.max.bytes counts). */
+/** @returns the bytes the bridge holds for a while it is alive: its block
+ *           (the record with its key and value), its headers and its entry
+ *           in the offset tracker (what pending.max.bytes counts). */
 size_t lb_action_footprint(const lb_action_t *a);
 
 /**
- * @brief Allocates an action holding copies of key and value (one block).
+ * @brief Allocates an action holding copies of key and value, in one block
+ *        of arena.
  * @returns NULL on allocation failure, or when key_len or value_len is
  *          over LB_ACTION_DATA_MAX.
  */
-lb_action_t *lb_action_new(const void *key, size_t key_len, const void *value,
-                           size_t value_len);
+lb_action_t *lb_action_new(struct lb_arena_s *arena, const void *key,
+                           size_t key_len, const void *value, size_t value_len);
 
 /** @brief Sets the dead-letter reason (copies message). */
 void lb_action_set_error(lb_action_t *a, lb_stage_t stage, int http_status,
                          const char *message);
 
-/** @brief Frees the action; NULL is a no-op. Does not touch the partition. */
+/** @brief Frees the action (its block goes back to its arena); NULL is a
+ *         no-op. Does not touch the partition. */
 void lb_action_destroy(lb_action_t *a);
 
 #endif

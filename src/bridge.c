@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "arena.h"
 #include "backoff.h"
 #include "batcher.h"
 #include "concurrency.h"
@@ -113,6 +114,7 @@ struct lb_bridge_s {
         lb_dlq_t *dlq;
         lb_sender_t *sender;
         lb_batcher_t *batcher;
+        lb_arena_t *arena; /* where actions live (arena.h) */
         lb_admin_t *admin;
         size_t *app_overhead;
         lb_metrics_t metrics;
@@ -487,7 +489,8 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
                 atomic_fetch_add(&b->metrics.events_skipped, 1);
                 return;
         }
-        lb_action_t *a = lb_action_new(m->key, m->key_len, m->payload, m->len);
+        lb_action_t *a =
+            lb_action_new(b->arena, m->key, m->key_len, m->payload, m->len);
         if (!a) {
                 lb_error("consumer", "out of memory");
                 b->fatal = 1;
@@ -1661,6 +1664,8 @@ lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
         };
         if (!(b->batcher = lb_batcher_new(&bc)))
                 goto oom;
+        if (!(b->arena = lb_arena_new()))
+                goto oom;
         if (!(b->sender = lb_sender_new(conf, errstr, errstr_size)))
                 goto fail;
         if (!(b->dlq = lb_dlq_new(conf, dlq_report, b, wake_wfd, errstr,
@@ -1724,6 +1729,7 @@ void lb_bridge_destroy(lb_bridge_t *b)
         if (b->batcher)
                 lb_batcher_destroy(b->batcher, free_queued);
         lb_ledger_destroy(b->ledger);
+        lb_arena_destroy(b->arena); /* last: every action is freed by now */
         for (size_t i = 0; i < b->assigned_cnt; i++)
                 lb_partition_unref(b->assigned[i].p);
         free(b->assigned);

@@ -22,6 +22,16 @@
 #include "config.h"
 #include "dlq.h"
 #include "offsets.h"
+#include "arena.h"
+
+/* The arena every action of this test lives in (reachable: no leak). */
+static lb_arena_t *arena(void)
+{
+        static lb_arena_t *a;
+        if (!a)
+                a = lb_arena_new();
+        return a;
+}
 
 #define BIG 3000
 
@@ -45,8 +55,8 @@ static lb_action_t *action(lb_partition_t *p, const char *key,
                            lb_stage_t stage, int status, const char *msg,
                            int attempts)
 {
-        lb_action_t *a =
-            lb_action_new(key, key ? strlen(key) : 0, value, value_len);
+        lb_action_t *a = lb_action_new(arena(), key, key ? strlen(key) : 0,
+                                       value, value_len);
         assert_non_null(a);
         a->partition = p;
         lb_partition_ref(p);

@@ -12,6 +12,16 @@
 
 #include "event.h"
 #include "multi.h"
+#include "arena.h"
+
+/* The arena every action of this test lives in (reachable: no leak). */
+static lb_arena_t *arena(void)
+{
+        static lb_arena_t *a;
+        if (!a)
+                a = lb_arena_new();
+        return a;
+}
 
 static lb_app_t apps[] = {
     {.id = "app1", .client_key = "key1"},
@@ -40,7 +50,7 @@ static void check_reason(const char *err)
 static void check_encoding(const uint8_t *data, size_t size,
                            const lb_event_t *ev)
 {
-        lb_action_t *a = lb_action_new(NULL, 0, data, size);
+        lb_action_t *a = lb_action_new(arena(), NULL, 0, data, size);
         if (!a)
                 return;
         a->time_missing = ev->time_missing != 0;

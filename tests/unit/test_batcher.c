@@ -30,6 +30,16 @@
 #include <cmocka.h>
 
 #include "batcher.h"
+#include "arena.h"
+
+/* The arena every action of this test lives in (reachable: no leak). */
+static lb_arena_t *arena(void)
+{
+        static lb_arena_t *a;
+        if (!a)
+                a = lb_arena_new();
+        return a;
+}
 
 /* The limits of the batcher last made by mkb(), for check_batch(). */
 static struct {
@@ -43,7 +53,7 @@ static struct {
 static lb_action_t *mk(int app, const char *user, int64_t arrival,
                        size_t body_len, int64_t seq)
 {
-        lb_action_t *a = lb_action_new(user, strlen(user), "{}", 2);
+        lb_action_t *a = lb_action_new(arena(), user, strlen(user), "{}", 2);
         assert_non_null(a);
         a->app = app;
         a->arrival_ms = arrival;
@@ -1425,7 +1435,8 @@ static void model_add(model_t *m, lb_batcher_t *b, size_t user, int64_t arrival,
 
         char val[24];
         snprintf(val, sizeof(val), "%zu", gid);
-        lb_action_t *a = lb_action_new(u->id, strlen(u->id), val, strlen(val));
+        lb_action_t *a =
+            lb_action_new(arena(), u->id, strlen(u->id), val, strlen(val));
         assert_non_null(a);
         a->app = u->app;
         a->arrival_ms = arrival;
@@ -1913,7 +1924,7 @@ static void run_window(uint64_t seed, int multi)
                 snprintf(id, sizeof(id), "w%zu", ev->user);
                 snprintf(val, sizeof(val), "%zu", i);
                 lb_action_t *a =
-                    lb_action_new(id, strlen(id), val, strlen(val));
+                    lb_action_new(arena(), id, strlen(id), val, strlen(val));
                 assert_non_null(a);
                 a->app = apps[ev->user];
                 a->arrival_ms = ev->arrival;

@@ -18,12 +18,22 @@
 
 #include "event.h"
 #include "multi.h"
+#include "arena.h"
+
+/* The arena every action of this test lives in (reachable: no leak). */
+static lb_arena_t *arena(void)
+{
+        static lb_arena_t *a;
+        if (!a)
+                a = lb_arena_new();
+        return a;
+}
 
 /* --- helpers ------------------------------------------------------------- */
 
 static lb_action_t *action(const char *value, int time_missing, int64_t ts_ms)
 {
-        lb_action_t *a = lb_action_new(NULL, 0, value, strlen(value));
+        lb_action_t *a = lb_action_new(arena(), NULL, 0, value, strlen(value));
         assert_non_null(a);
         a->time_missing = time_missing != 0;
         a->timestamp_ms = ts_ms;
