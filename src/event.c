@@ -132,11 +132,17 @@ static lb_stage_t validate(const lb_config_t *conf, const size_t *app_overhead,
                 return reject(LB_STAGE_VALIDATE, errstr, errstr_size,
                               "appId must be a string, not %s",
                               type_name(v->type));
+        /* Apps are sorted by id: an id without escapes (all of them, in
+         * practice) is looked up as it is; one with escapes is compared
+         * decoded with each. */
         int app = -1;
-        for (size_t i = 0; i < conf->app_cnt && app < 0; i++)
-                if (lb_json_string_eq(value, v, conf->apps[i].id,
-                                      strlen(conf->apps[i].id)))
-                        app = (int)i;
+        if (v->dlen == v->len)
+                app = lb_config_app_index(conf, value + v->off, v->len);
+        else
+                for (size_t i = 0; i < conf->app_cnt && app < 0; i++)
+                        if (lb_json_string_eq(value, v, conf->apps[i].id,
+                                              strlen(conf->apps[i].id)))
+                                app = (int)i;
         if (app < 0) {
                 char id[ECHO_MAX];
                 lb_json_unescape(value + v->off, v->len, id, ECHO_MAX);

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,9 @@ typedef struct {
         /* Top-level object: wanted fields, and the one being filled. */
         lb_json_field_t *fields;
         size_t field_cnt;
+        /* Bit n: a field's name is n bytes (bit 63: 63 or more), so most
+         * keys are passed over without comparing names. */
+        uint64_t name_lens;
         lb_json_value_t *slot;
         lb_json_result_t *res;
         skey_t inline_keys[LB_JSON_KEYS_INLINE];
@@ -773,7 +777,10 @@ static int member(scan_t *s, int tok)
                 int esc = s->str_dlen < s->str_len;
                 s->res->members++;
                 s->slot = NULL;
-                for (size_t i = 0; i < s->field_cnt && !s->slot; i++) {
+                size_t bit = s->str_dlen < 63 ? s->str_dlen : 63;
+                for (size_t i = 0;
+                     i < s->field_cnt && !s->slot && (s->name_lens >> bit & 1);
+                     i++) {
                         const unsigned char *name =
                             (const unsigned char *)s->fields[i].name;
                         size_t n = s->fields[i].name_len;
@@ -949,8 +956,13 @@ int lb_json_scan(const char *buf, size_t len, lb_json_field_t *fields,
         res->members = 0;
         res->err_pos = 0;
         res->err_text[0] = '\0';
-        for (size_t i = 0; i < field_cnt; i++)
+        s.name_lens = 0;
+        for (size_t i = 0; i < field_cnt; i++) {
                 memset(&fields[i].value, 0, sizeof(fields[i].value));
+                s.name_lens |=
+                    (uint64_t)1
+                    << (fields[i].name_len < 63 ? fields[i].name_len : 63);
+        }
 
         int rc = parse(&s);
         if (rc)
