@@ -1,11 +1,14 @@
 /*
- * arena.c: chunks of LB_ARENA_CHUNK bytes, mapped at an address aligned to
- * their size, each with a small header (its arena, size, bump offset and
- * live blocks). Blocks are bumped from the current chunk; a chunk that is
- * not current goes back when its last block is freed (a few are kept
- * spare, so a steady flow does not map and unmap all the time). Under
- * AddressSanitizer the unused part of a chunk is poisoned and each block is
- * followed by a poisoned gap, so overruns are still caught.
+ * arena.c: a slab allocator. Memory comes in chunks of LB_ARENA_CHUNK
+ * bytes, mapped at an address aligned to their size; each chunk serves one
+ * size class (multiples of 16 bytes up to SMALL_MAX) and links its free
+ * blocks, so a block freed anywhere is reused by the next allocation of its
+ * class: memory follows the blocks alive, however out of order they are
+ * freed (a straggler pins its block, not its chunk). A chunk whose blocks
+ * are all free goes back (a few are kept spare, so a steady flow does not
+ * map and unmap all the time). Larger blocks get a chunk of their own.
+ * Under AddressSanitizer free blocks are poisoned and each block ends in a
+ * poisoned gap, so overruns and uses after free are still caught.
  */
 #include "arena.h"
 
@@ -24,32 +27,37 @@
 #define UNPOISON(p, n)
 #endif
 
+#define GRAIN 16
+/* Largest block of a shared chunk; larger ones get a chunk of their own. */
+#define SMALL_MAX 4096
+#define CLASSES   (SMALL_MAX / GRAIN + 1)
 /* Empty chunks kept for reuse instead of unmapped. */
 #define SPARE_MAX 4
 
+typedef struct free_s {
+        struct free_s *next;
+} free_t;
+
 typedef struct chunk_s {
         lb_arena_t *arena;
-        struct chunk_s *prev, *next; /* the arena's chunks, or its spares */
-        size_t size; /* mapped bytes, a multiple of LB_ARENA_CHUNK */
-        size_t used; /* bump offset from the chunk's start */
-        size_t live; /* blocks not yet freed */
+        struct chunk_s *prev, *next; /* its class's chunks with room */
+        size_t size;                 /* mapped bytes */
+        size_t cls;                  /* block size / GRAIN; 0: one block */
+        size_t bump;                 /* offset of the never-used rest */
+        size_t live;                 /* blocks handed out, not freed */
+        free_t *free;                /* freed blocks */
 } chunk_t;
 
-#define HEADER ((sizeof(chunk_t) + 7) & ~(size_t)7)
+#define HEADER ((sizeof(chunk_t) + GRAIN - 1) / GRAIN * GRAIN)
 
 struct lb_arena_s {
-        chunk_t *current;
-        chunk_t *all; /* chunks in use, current included */
+        chunk_t *room[CLASSES]; /* per class: chunks with a free block */
         chunk_t *spare;
         size_t spare_cnt;
-        size_t bytes;  /* mapped by chunks alive or spare */
+        size_t bytes;  /* mapped by chunks in use or spare */
         size_t blocks; /* alive */
+        chunk_t *full; /* chunks without room (for destroy) */
 };
-
-static size_t round_up(size_t n, size_t to)
-{
-        return (n + to - 1) / to * to;
-}
 
 /* Maps size bytes (a multiple of LB_ARENA_CHUNK) at an aligned address:
  * maps one chunk more and gives back the misaligned ends. */
@@ -70,7 +78,33 @@ static chunk_t *map_chunk(size_t size)
         return (chunk_t *)at;
 }
 
-static chunk_t *chunk_new(lb_arena_t *a, size_t size)
+static void unmap_chunk(lb_arena_t *a, chunk_t *c)
+{
+        a->bytes -= c->size;
+        UNPOISON(c, c->size);
+        munmap(c, c->size);
+}
+
+static void list_add(chunk_t **list, chunk_t *c)
+{
+        c->prev = NULL;
+        c->next = *list;
+        if (*list)
+                (*list)->prev = c;
+        *list = c;
+}
+
+static void list_remove(chunk_t **list, chunk_t *c)
+{
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                *list = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+}
+
+static chunk_t *chunk_new(lb_arena_t *a, size_t size, size_t cls)
 {
         chunk_t *c;
         if (size == LB_ARENA_CHUNK && a->spare) {
@@ -78,42 +112,35 @@ static chunk_t *chunk_new(lb_arena_t *a, size_t size)
                 a->spare = c->next;
                 a->spare_cnt--;
         } else {
-                c = map_chunk(size);
-                if (!c)
+                if (!(c = map_chunk(size)))
                         return NULL;
                 a->bytes += size;
         }
         c->arena = a;
-        c->prev = NULL;
-        c->next = a->all;
-        if (a->all)
-                a->all->prev = c;
-        a->all = c;
         c->size = size;
-        c->used = HEADER;
+        c->cls = cls;
+        c->bump = HEADER;
         c->live = 0;
+        c->free = NULL;
         POISON((char *)c + HEADER, size - HEADER);
         return c;
 }
 
-/* A chunk without live blocks that is not current: kept spare or unmapped. */
+/* A chunk without live blocks, in no list: kept spare or unmapped. */
 static void chunk_release(lb_arena_t *a, chunk_t *c)
 {
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                a->all = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
         if (c->size == LB_ARENA_CHUNK && a->spare_cnt < SPARE_MAX) {
                 c->next = a->spare;
                 a->spare = c;
                 a->spare_cnt++;
                 return;
         }
-        a->bytes -= c->size;
-        UNPOISON(c, c->size);
-        munmap(c, c->size);
+        unmap_chunk(a, c);
+}
+
+static int has_room(const chunk_t *c)
+{
+        return c->free || c->size - c->bump >= c->cls * GRAIN;
 }
 
 lb_arena_t *lb_arena_new(void)
@@ -125,24 +152,39 @@ void *lb_arena_alloc(lb_arena_t *a, size_t n)
 {
         if (n > SIZE_MAX / 2)
                 return NULL;
-        size_t need = round_up(n ? n : 1, 8) + REDZONE;
-        chunk_t *c = a->current;
-        if (!c || c->size - c->used < need) {
-                size_t size = round_up(HEADER + need, LB_ARENA_CHUNK);
-                chunk_t *fresh = chunk_new(a, size);
-                if (!fresh)
+        size_t need = (n ? n : 1) + REDZONE;
+        void *p;
+        if (need > SMALL_MAX) {
+                size_t size = (HEADER + need + LB_ARENA_CHUNK - 1) /
+                              LB_ARENA_CHUNK * LB_ARENA_CHUNK;
+                chunk_t *c = chunk_new(a, size, 0);
+                if (!c)
                         return NULL;
-                if (size > LB_ARENA_CHUNK) {
-                        c = fresh; /* a block of its own: not current */
+                c->live = 1;
+                list_add(&a->full, c);
+                p = (char *)c + HEADER;
+        } else {
+                size_t cls = (need + GRAIN - 1) / GRAIN;
+                chunk_t *c = a->room[cls];
+                if (!c) {
+                        if (!(c = chunk_new(a, LB_ARENA_CHUNK, cls)))
+                                return NULL;
+                        list_add(&a->room[cls], c);
+                }
+                if (c->free) {
+                        p = c->free;
+                        UNPOISON(p, sizeof(free_t));
+                        c->free = c->free->next;
                 } else {
-                        if (c && c->live == 0)
-                                chunk_release(a, c);
-                        a->current = c = fresh;
+                        p = (char *)c + c->bump;
+                        c->bump += cls * GRAIN;
+                }
+                c->live++;
+                if (!has_room(c)) {
+                        list_remove(&a->room[cls], c);
+                        list_add(&a->full, c);
                 }
         }
-        void *p = (char *)c + c->used;
-        c->used += need;
-        c->live++;
         a->blocks++;
         UNPOISON(p, n);
         return p;
@@ -156,14 +198,24 @@ void lb_arena_free(void *block)
             (chunk_t *)((uintptr_t)block & ~(uintptr_t)(LB_ARENA_CHUNK - 1));
         lb_arena_t *a = c->arena;
         a->blocks--;
-        if (--c->live > 0)
-                return;
-        if (c == a->current) {
-                c->used = HEADER; /* empty: bump from the start again */
-                POISON((char *)c + HEADER, c->size - HEADER);
+        if (c->cls == 0) {
+                list_remove(&a->full, c);
+                unmap_chunk(a, c);
                 return;
         }
-        chunk_release(a, c);
+        int was_full = !has_room(c);
+        POISON(block, c->cls * GRAIN);
+        UNPOISON(block, sizeof(free_t));
+        free_t *f = block;
+        f->next = c->free;
+        c->free = f;
+        POISON(block, sizeof(free_t));
+        c->live--;
+        list_remove(was_full ? &a->full : &a->room[c->cls], c);
+        if (c->live == 0)
+                chunk_release(a, c);
+        else
+                list_add(&a->room[c->cls], c);
 }
 
 size_t lb_arena_bytes(const lb_arena_t *a)
@@ -176,12 +228,11 @@ size_t lb_arena_blocks(const lb_arena_t *a)
         return a->blocks;
 }
 
-static void unmap_all(chunk_t *c)
+static void unmap_list(lb_arena_t *a, chunk_t *c)
 {
         while (c) {
                 chunk_t *next = c->next;
-                UNPOISON(c, c->size);
-                munmap(c, c->size);
+                unmap_chunk(a, c);
                 c = next;
         }
 }
@@ -190,7 +241,9 @@ void lb_arena_destroy(lb_arena_t *a)
 {
         if (!a)
                 return;
-        unmap_all(a->all);
-        unmap_all(a->spare);
+        for (size_t i = 0; i < CLASSES; i++)
+                unmap_list(a, a->room[i]);
+        unmap_list(a, a->full);
+        unmap_list(a, a->spare);
         free(a);
 }

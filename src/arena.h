@@ -1,20 +1,19 @@
 /*
  * arena.h: where held actions live. The bridge holds rate x budget of them,
- * each allocated once and freed once, mostly in arrival order: a malloc
- * per action costs a header, size-class rounding and, when thousands are
- * freed at once (a request's answer), the allocator's slow path. An arena
- * hands out memory from aligned chunks by bumping a pointer and counts the
- * blocks alive in each chunk; a chunk goes back when its last block is
- * freed. A block finds its chunk by masking its address, so it carries no
- * header. Not thread-safe: one thread allocates and frees.
+ * each allocated once and freed once, in an order the API decides: a malloc
+ * per action costs a header and size-class rounding, and freeing a
+ * request's hundreds of actions at once takes the allocator's slow path. An
+ * arena is a slab allocator: chunks of one size class each, blocks that
+ * carry no header (a block finds its chunk by masking its address), freed
+ * blocks reused first. Not thread-safe: one thread allocates and frees.
  */
 #ifndef LB_ARENA_H
 #define LB_ARENA_H
 
 #include <stddef.h>
 
-/** Chunk size and alignment. A block larger than a chunk can hold gets a
- *  chunk of its own (rounded up to this). */
+/** Chunk size and alignment. A block of more than 4 KiB gets a chunk of
+ *  its own (rounded up to this). */
 #define LB_ARENA_CHUNK ((size_t)64 * 1024)
 
 typedef struct lb_arena_s lb_arena_t;

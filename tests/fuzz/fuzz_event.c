@@ -23,9 +23,10 @@ static lb_arena_t *arena(void)
         return a;
 }
 
+/* sorted by id, as the configuration keeps them (lb_config_app_index) */
 static lb_app_t apps[] = {
-    {.id = "app1", .client_key = "key1"},
     {.id = "app\"2", .client_key = "k\\ey2"},
+    {.id = "app1", .client_key = "key1"},
 };
 
 static const lb_config_t conf = {

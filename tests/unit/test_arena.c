@@ -1,7 +1,7 @@
 /*
  * test_arena.c: the action arena (src/arena.c): alignment and contents of
  * blocks, chunks given back when their last block goes (in any order),
- * the current chunk reused when emptied, blocks larger than a chunk, the
+ * blocks freed around stragglers reused, blocks larger than a chunk, the
  * spare chunks' cap, and a randomized run against a count model.
  */
 #include <setjmp.h>
@@ -31,7 +31,8 @@ static void test_blocks_are_aligned_and_apart(void **state)
                 for (size_t j = 0; j <= i; j++)
                         assert_int_equal((unsigned char)p[i][j], i);
         assert_int_equal(lb_arena_blocks(a), 64);
-        assert_int_equal(lb_arena_bytes(a), LB_ARENA_CHUNK);
+        /* 1 to 64 bytes: four 16-byte size classes, a chunk each */
+        assert_int_equal(lb_arena_bytes(a), 4 * LB_ARENA_CHUNK);
         for (size_t i = 0; i < 64; i++)
                 lb_arena_free(p[i]);
         assert_int_equal(lb_arena_blocks(a), 0);
@@ -79,7 +80,31 @@ static void test_chunk_goes_back_with_its_last_block(void **state)
         lb_arena_destroy(a);
 }
 
-static void test_emptied_current_chunk_is_reused(void **state)
+static void test_stragglers_pin_blocks_not_chunks(void **state)
+{
+        (void)state;
+        lb_arena_t *a = lb_arena_new();
+        enum { N = 20000 };
+        static void *v[N];
+        assert_int_equal(fill(a, v, N, 300), N);
+        size_t peak = lb_arena_bytes(a);
+        /* one in 100 stays (a slow user): every chunk keeps a block */
+        for (size_t i = 0; i < N; i++)
+                if (i % 100 != 0)
+                        lb_arena_free(v[i]);
+        assert_int_equal(lb_arena_bytes(a), peak);
+        /* the next wave fits in the freed blocks: nothing new is mapped */
+        for (size_t i = 0; i < N; i++)
+                if (i % 100 != 0)
+                        assert_non_null(v[i] = lb_arena_alloc(a, 290));
+        assert_int_equal(lb_arena_bytes(a), peak);
+        for (size_t i = 0; i < N; i++)
+                lb_arena_free(v[i]);
+        assert_int_equal(lb_arena_blocks(a), 0);
+        lb_arena_destroy(a);
+}
+
+static void test_emptied_chunk_is_reused(void **state)
 {
         (void)state;
         lb_arena_t *a = lb_arena_new();
@@ -106,7 +131,7 @@ static void test_block_larger_than_a_chunk(void **state)
         assert_int_equal(big[big_n - 1], 'x');
         assert_int_equal(lb_arena_bytes(a),
                          LB_ARENA_CHUNK + 4 * LB_ARENA_CHUNK);
-        /* the small one's chunk is still the current one */
+        /* the small one's chunk still serves its class */
         char *next = lb_arena_alloc(a, 100);
         assert_true(next > small && next - small < (ptrdiff_t)LB_ARENA_CHUNK);
         lb_arena_free(big); /* not kept as a spare: unmapped */
@@ -168,7 +193,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_blocks_are_aligned_and_apart),
             cmocka_unit_test(test_chunk_goes_back_with_its_last_block),
-            cmocka_unit_test(test_emptied_current_chunk_is_reused),
+            cmocka_unit_test(test_stragglers_pin_blocks_not_chunks),
+            cmocka_unit_test(test_emptied_chunk_is_reused),
             cmocka_unit_test(test_block_larger_than_a_chunk),
             cmocka_unit_test(test_destroy_with_live_blocks),
             cmocka_unit_test(test_random_against_a_count_model),
