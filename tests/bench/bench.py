@@ -1424,7 +1424,7 @@ def hold(rep, kafka, wd, apps, topic):
     n = a.hold_events
     span = a.budget if a.budget is not None else float(setting({}, "batch.max.wait.ms")) / 1000
     wl = sessions.Sessions(math.ceil(n * 1.05 / span), span, a.session_events, a.session_gap,
-                           a.apps, a.seed, tag="h")
+                           a.apps, a.seed, tag=f"h{int(span * 1000)}-")
     lines = wl.data.splitlines(keepends=True)[:n]
     h.check(len(lines) == n, f"hold: the session generator made {wl.n} events, not {n}")
     data = b"".join(lines)
