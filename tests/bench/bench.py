@@ -382,6 +382,10 @@ class MemoryCgroup:
     def remove(self):
         if not os.path.isdir(self.path):
             return
+        kills = self.stats()["oom_kills"]
+        if kills:  # say why when a run failed on a bridge killed with -9
+            LOG(f"the OOM killer fired {kills} time(s) in {self.path} "
+                f"(limit {self.limit:,} bytes)")
         for pid in self._read("cgroup.procs").split():
             try:
                 os.kill(int(pid), signal.SIGKILL)  # the bridge this bench started
