@@ -241,6 +241,9 @@ def check_compose(path):
           "leanbridge serves /healthz on :9100 (the image's HEALTHCHECK port)")
     check(all(not str(v).startswith("/") for v in (lb.get("volumes") or [])),
           "leanbridge mounts no config file")
+    check(str(lb.get("mem_limit", "")).lower() in ("1g", "1024m", "1073741824"),
+          "leanbridge has a 1 GiB memory limit (its pending bound is sized from it)",
+          str(lb.get("mem_limit")))
 
 
 def apps_of(doc):

@@ -31,6 +31,7 @@ typedef enum {
 #define KF_REQUIRED 0x1 /* validate fails while unset */
 #define KF_SECRET   0x2 /* the value never appears in any output */
 #define KF_FOREVER  0x4 /* CT_INT: -1 is also accepted (forever) */
+#define KF_AUTO     0x8 /* CT_INT: 0 is also accepted (auto) */
 
 typedef int (*check_fn)(const char *value, char *why, size_t why_size);
 
@@ -241,22 +242,42 @@ static const cfg_key_t keys[] = {
      .min = 1,
      .max = MS_MAX,
      .desc = "Longest retry delay. Must be >= retry.backoff.initial.ms."},
+    {.name = "memory.limit.bytes",
+     .type = CT_INT,
+     .flags = KF_AUTO,
+     .def = "0",
+     .off = OFF(memory_limit_bytes),
+     .min = INT64_C(16777216),
+     .max = INT64_C(1099511627776),
+     .desc = "The memory the bridge may use; pending.max.* left at 0 are "
+             "sized from it. 0 (auto): the memory cgroup's limit (v1 or v2, "
+             "the smallest over the cgroup and its ancestors), or 1 GiB "
+             "(1073741824) without one, either capped at the machine's "
+             "MemTotal. The chosen bound is logged at startup and printed "
+             "by --check-config."},
     {.name = "pending.max.actions",
      .type = CT_INT,
-     .def = "100000",
+     .flags = KF_AUTO,
+     .def = "0",
      .off = OFF(pending_max_actions),
      .min = 1,
      .max = INT64_C(100000000),
      .desc = "Consumption pauses while this many actions are in the bridge "
-             "and resumes below it. Must be >= batch.max.actions."},
+             "and resumes at half; above 75% the nearest deadlines are sent "
+             "early. 0 (auto): 40% of memory.limit.bytes / 64, so that "
+             "pending.max.bytes binds first. Must be >= batch.max.actions."},
     {.name = "pending.max.bytes",
      .type = CT_INT,
-     .def = "67108864",
+     .flags = KF_AUTO,
+     .def = "0",
      .off = OFF(pending_max_bytes),
      .min = 1024,
      .max = INT64_C(17179869184),
-     .desc = "Consumption pauses while this many bytes of events (keys and "
-             "values) are in the bridge. Must be >= batch.max.bytes."},
+     .desc = "Consumption pauses while the bridge holds this many bytes for "
+             "its live actions (each action's key, value and record) and "
+             "resumes at half; above 75% the nearest deadlines are sent "
+             "early. 0 (auto): 40% of memory.limit.bytes. Must be >= "
+             "batch.max.bytes."},
     {.name = "shutdown.timeout.ms",
      .type = CT_INT,
      .def = "10000",
@@ -960,10 +981,16 @@ static int set_value(lb_config_t *conf, const cfg_key_t *k, const char *value,
                 int64_t v;
                 int ok = !parse_int(value, &v) &&
                          ((v >= k->min && v <= k->max) ||
-                          (v == -1 && (k->flags & KF_FOREVER)));
+                          (v == -1 && (k->flags & KF_FOREVER)) ||
+                          (v == 0 && (k->flags & KF_AUTO)));
                 if (!ok && (k->flags & KF_FOREVER))
                         return fail(why, why_size,
                                     "must be -1 (forever) or an integer from "
+                                    "%" PRId64 " to %" PRId64,
+                                    k->min, k->max);
+                if (!ok && (k->flags & KF_AUTO))
+                        return fail(why, why_size,
+                                    "must be 0 (auto) or an integer from "
                                     "%" PRId64 " to %" PRId64,
                                     k->min, k->max);
                 if (!ok)
@@ -1115,6 +1142,7 @@ void lb_config_destroy(lb_config_t *conf)
         free_list(conf->topics, conf->topic_cnt);
         free_apps(conf->apps, conf->app_cnt);
         free(conf->apps_path);
+        free(conf->memory_limit_source);
         for (size_t i = 0; i < KEY_CNT; i++)
                 if (keys[i].type == CT_STRING)
                         free(*(char **)((char *)conf + keys[i].off));
@@ -1265,6 +1293,25 @@ static int at_least(char *errstr, size_t errstr_size, const char *key,
                     other, ov);
 }
 
+/* at_least for a pending bound: 0 is not sized yet (nothing to check); a
+ * sized one says what it came from. */
+static int pending_at_least(char *errstr, size_t errstr_size,
+                            const lb_config_t *conf, const char *key, int64_t v,
+                            int is_auto, const char *other, int64_t ov)
+{
+        if (!v || v >= ov)
+                return 0;
+        if (!is_auto)
+                return at_least(errstr, errstr_size, key, v, other, ov);
+        return fail(errstr, errstr_size,
+                    "'%s' (%" PRId64 ", auto from the memory limit %" PRId64
+                    " bytes, %.300s) must be >= '%s' (%" PRId64
+                    "): set memory.limit.bytes or '%s'",
+                    key, v, conf->memory_limit_bytes,
+                    conf->memory_limit_source ? conf->memory_limit_source : "",
+                    other, ov, key);
+}
+
 int lb_config_validate(const lb_config_t *conf, char *errstr,
                        size_t errstr_size)
 {
@@ -1305,14 +1352,73 @@ int lb_config_validate(const lb_config_t *conf, char *errstr,
             at_least(errstr, errstr_size, "retry.backoff.max.ms",
                      conf->retry_backoff_max_ms, "retry.backoff.initial.ms",
                      conf->retry_backoff_initial_ms) ||
-            at_least(errstr, errstr_size, "pending.max.actions",
-                     conf->pending_max_actions, "batch.max.actions",
-                     conf->batch_max_actions) ||
-            at_least(errstr, errstr_size, "pending.max.bytes",
-                     conf->pending_max_bytes, "batch.max.bytes",
-                     conf->batch_max_bytes))
+            pending_at_least(errstr, errstr_size, conf, "pending.max.actions",
+                             conf->pending_max_actions,
+                             conf->pending_max_actions_auto,
+                             "batch.max.actions", conf->batch_max_actions) ||
+            pending_at_least(errstr, errstr_size, conf, "pending.max.bytes",
+                             conf->pending_max_bytes,
+                             conf->pending_max_bytes_auto, "batch.max.bytes",
+                             conf->batch_max_bytes))
                 return -1;
         return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The memory bound                                                   */
+
+static int64_t min64(int64_t a, int64_t b)
+{
+        return a < b ? a : b;
+}
+
+int lb_config_resolve_memory(lb_config_t *conf, int64_t found_bytes,
+                             const char *found_source)
+{
+        if (!conf->memory_limit_bytes || conf->memory_limit_auto) {
+                conf->memory_limit_auto = 1;
+                conf->memory_limit_bytes = found_bytes;
+        } else {
+                found_source = "memory.limit.bytes";
+        }
+        char *source = strdup(found_source);
+        if (!source)
+                return -1;
+        free(conf->memory_limit_source);
+        conf->memory_limit_source = source;
+
+        const cfg_key_t *kb = find_key("pending.max.bytes");
+        const cfg_key_t *ka = find_key("pending.max.actions");
+        int64_t limit = conf->memory_limit_bytes; /* < 2^62: no overflow */
+        int64_t auto_bytes = min64(limit / 100 * LB_PENDING_AUTO_PCT +
+                                       limit % 100 * LB_PENDING_AUTO_PCT / 100,
+                                   kb->max);
+        if (!conf->pending_max_bytes || conf->pending_max_bytes_auto) {
+                conf->pending_max_bytes_auto = 1;
+                conf->pending_max_bytes = auto_bytes;
+        }
+        if (!conf->pending_max_actions || conf->pending_max_actions_auto) {
+                conf->pending_max_actions_auto = 1;
+                conf->pending_max_actions = min64(
+                    auto_bytes / LB_PENDING_AUTO_BYTES_PER_ACTION, ka->max);
+        }
+        return 0;
+}
+
+void lb_config_describe_memory(const lb_config_t *conf, char *buf, size_t size)
+{
+        char bytes_from[32] = "set";
+        if (conf->pending_max_bytes_auto)
+                snprintf(bytes_from, sizeof(bytes_from), "auto, %d%%",
+                         LB_PENDING_AUTO_PCT);
+        snprintf(buf, size,
+                 "memory limit %" PRId64 " bytes (%s); pending.max.bytes "
+                 "%" PRId64 " (%s), pending.max.actions %" PRId64 " (%s)",
+                 conf->memory_limit_bytes,
+                 conf->memory_limit_source ? conf->memory_limit_source
+                                           : "not resolved",
+                 conf->pending_max_bytes, bytes_from, conf->pending_max_actions,
+                 conf->pending_max_actions_auto ? "auto" : "set");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1350,6 +1456,10 @@ static void describe_type(const cfg_key_t *k, char *buf, size_t size)
                         snprintf(buf, size,
                                  "integer, -1 or %" PRId64 "..%" PRId64, k->min,
                                  k->max);
+                else if (k->flags & KF_AUTO)
+                        snprintf(buf, size,
+                                 "integer, 0 (auto) or %" PRId64 "..%" PRId64,
+                                 k->min, k->max);
                 else
                         snprintf(buf, size, "integer %" PRId64 "..%" PRId64,
                                  k->min, k->max);

@@ -60,8 +60,20 @@ typedef struct lb_config_s {
         int64_t retry_max_attempts; /* -1 = forever */
         int64_t retry_backoff_initial_ms;
         int64_t retry_backoff_max_ms;
+        /* The pending bounds: 0 (auto) until lb_config_resolve_memory()
+         * sizes them from the memory limit. pending_max_bytes counts the
+         * bytes held for the live actions: each one's key, value and
+         * record. */
         int64_t pending_max_actions;
         int64_t pending_max_bytes;
+        /* memory.limit.bytes: 0 (auto) until lb_config_resolve_memory(),
+         * then the limit the pending bounds were sized from. */
+        int64_t memory_limit_bytes;
+        /* Set by lb_config_resolve_memory(): */
+        char *memory_limit_source; /* "cgroup v1 ...", "memory.limit.bytes" */
+        int memory_limit_auto;
+        int pending_max_actions_auto;
+        int pending_max_bytes_auto;
         int64_t shutdown_timeout_ms;
         int64_t rebalance_timeout_ms;
         int64_t commit_metadata_max_bytes; /* room for the offset map */
@@ -117,6 +129,33 @@ int lb_config_load_env(lb_config_t *conf, char **envp, char *errstr,
  */
 int lb_config_validate(const lb_config_t *conf, char *errstr,
                        size_t errstr_size);
+
+/* The auto pending bounds: pending.max.bytes is this share (in percent) of
+ * the memory limit, pending.max.actions that many bytes / the per-action
+ * figure below, so the bytes bound is the one that binds. */
+#define LB_PENDING_AUTO_PCT              40
+#define LB_PENDING_AUTO_BYTES_PER_ACTION 64
+
+/**
+ * @brief Sizes what is auto (0): memory.limit.bytes becomes found_bytes
+ *        with found_source (the cgroup limit or the default, as
+ *        lb_memlimit_find() found them); pending.max.bytes becomes
+ *        LB_PENDING_AUTO_PCT % of the memory limit and pending.max.actions
+ *        that / LB_PENDING_AUTO_BYTES_PER_ACTION, each capped at its key's
+ *        maximum. Explicit values stay; the *_auto fields say which were
+ *        sized. No I/O: main() reads the limit. lb_config_validate()
+ *        checks the pending bounds only once they are sized.
+ * @returns 0, or -1 when out of memory.
+ */
+int lb_config_resolve_memory(lb_config_t *conf, int64_t found_bytes,
+                             const char *found_source);
+
+/**
+ * @brief Writes the line that says the memory bound, as logged at startup
+ *        and printed by --check-config: "memory limit N bytes (SOURCE);
+ *        pending.max.bytes N (auto, 40%), pending.max.actions N (auto)".
+ */
+void lb_config_describe_memory(const lb_config_t *conf, char *buf, size_t size);
 
 /** @brief Writes the --help key table (name, default, meaning). */
 void lb_config_print_help(FILE *out);

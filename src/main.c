@@ -19,6 +19,7 @@
 #include "dlq.h"
 #include "kafka_in.h"
 #include "log.h"
+#include "memlimit.h"
 #include "replay.h"
 #include "version.h"
 
@@ -291,11 +292,17 @@ out:
         return rc;
 }
 
-/* Validates conf for the bridge and logs what deserves a warning.
+/* Sizes what is auto in the memory bound from the memory this process may
+ * use (its cgroup's limit, else the default), validates conf for the
+ * bridge and logs what deserves a warning.
  * @returns 0, or 2 after printing the error. */
-static int bridge_check(const lb_config_t *conf)
+static int bridge_check(lb_config_t *conf)
 {
         char errstr[1024];
+        lb_memlimit_t found;
+        lb_memlimit_find("", &found);
+        if (lb_config_resolve_memory(conf, found.bytes, found.source))
+                return config_error("out of memory");
         if (lb_config_validate(conf, errstr, sizeof(errstr)) ||
             lb_kafka_in_check_conf(conf, errstr, sizeof(errstr)) ||
             lb_dlq_check_conf(conf, errstr, sizeof(errstr)))
@@ -320,6 +327,9 @@ static int bridge_run(lb_config_t *conf)
         }
         signal_wake_fd = wake[1];
         install_signals(1);
+        char memory[1024];
+        lb_config_describe_memory(conf, memory, sizeof(memory));
+        lb_info("main", "%s", memory);
         lb_bridge_t *bridge =
             lb_bridge_new(conf, wake[0], wake[1], errstr, sizeof(errstr));
         if (!bridge) {
@@ -394,6 +404,9 @@ int main(int argc, char **argv)
                        "api.timeout.ms + api.timeout.hold.ms + %d); a stop "
                        "grace period must exceed it\n",
                        lb_config_exit_bound_ms(conf), LB_EXIT_MARGIN_MS);
+                char memory[1024];
+                lb_config_describe_memory(conf, memory, sizeof(memory));
+                printf("%s\n", memory);
                 rc = 0;
                 goto out;
         }

@@ -10,7 +10,9 @@ Owns the stack's end-to-end checks, in order:
      runs as non-root, has its HEALTHCHECK and no compiler; its size; the
      exit bound its `leanbridge --check-config` prints under the compose
      environment is below the bridge's stop_grace_period;
-  3. `up -d`: topics created (kafka-init exits 0), the bridge healthy/ready;
+  3. `up -d`: topics created (kafka-init exits 0), the bridge healthy/ready,
+     its startup log saying it found the 1 GiB cgroup limit (mem_limit) and
+     sized pending.max.bytes from it;
   4. events produced with kcat through the host port are all delivered to the
      sandbox and committed; a poison event is in the DLQ (read with kcat);
   5. `up -d --scale leanbridge=3`: three group members own 4 of the 12
@@ -319,6 +321,15 @@ def run_tier(stack: Stack, work: str) -> None:
     healthy = wait_for(lambda: inspect(lb[0])["State"].get("Health", {}).get("Status")
                        == "healthy", 90)
     check(bool(healthy), "the bridge's HEALTHCHECK reports healthy")
+    # The compose file's mem_limit, found by the bridge in its cgroup, sizes
+    # its pending bound (the startup log line of lb_config_describe_memory).
+    started = stack.run("logs", "--no-color", "leanbridge").stdout
+    m = re.search(r"memory limit (\d+) bytes \(cgroup v[12] [^)]*\); "
+                  r"pending\.max\.bytes (\d+) \(auto, 40%\)", started)
+    check(m is not None and int(m.group(1)) == 1024 ** 3 and
+          int(m.group(2)) == 1024 ** 3 * 40 // 100,
+          "the bridge found the 1 GiB cgroup limit (mem_limit) and sized "
+          "pending.max.bytes from it", m.group(0) if m else started[-1500:])
 
     # 4. Events through the host port; a poison event to the DLQ.
     first = events(300, 0)

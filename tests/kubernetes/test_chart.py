@@ -200,8 +200,13 @@ def invariants(name, docs, tmp):
     check(csc.get("allowPrivilegeEscalation") is False, f"{name}: no privilege escalation")
     check(csc.get("capabilities", {}).get("drop") == ["ALL"], f"{name}: every capability dropped")
     check(pod.get("automountServiceAccountToken") is False, f"{name}: no service account token")
-    check("limits" in c.get("resources", {}) and "memory" in c["resources"]["limits"],
-          f"{name}: a memory limit")
+    limit = memory_bytes(c.get("resources", {}).get("limits", {}).get("memory"))
+    check(limit is not None and limit >= 1024 ** 3,
+          f"{name}: a memory limit of at least 1Gi (the bridge sizes its pending bound "
+          f"from it: {limit} bytes)")
+    pending = env.get("LEANBRIDGE_PENDING_MAX_BYTES", "0")
+    check(limit is not None and int(pending) < limit // 2,
+          f"{name}: pending.max.bytes ({pending}, 0 = auto) leaves half the memory limit free")
 
     apps = env.get("LEANBRIDGE_APPS", "")
     mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
@@ -226,6 +231,17 @@ def invariants(name, docs, tmp):
               f"{name}: KEDA scales on leanbridge_consume_delay_seconds")
         check(so["spec"]["scaleTargetRef"]["name"] == sts["metadata"]["name"],
               f"{name}: KEDA scales the StatefulSet")
+
+
+def memory_bytes(quantity):
+    """A Kubernetes memory quantity ("1Gi", "512M", "1073741824") in bytes,
+    or None."""
+    m = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti|k|M|G|T)?", str(quantity or ""))
+    if not m:
+        return None
+    scale = {None: 1, "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4,
+             "k": 1000, "M": 1000 ** 2, "G": 1000 ** 3, "T": 1000 ** 4}
+    return int(m.group(1)) * scale[m.group(2)]
 
 
 def main():

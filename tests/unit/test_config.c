@@ -182,8 +182,11 @@ static void test_defaults(void **state)
         assert_int_equal(c->retry_max_attempts, 10);
         assert_int_equal(c->retry_backoff_initial_ms, 250);
         assert_int_equal(c->retry_backoff_max_ms, 30000);
-        assert_int_equal(c->pending_max_actions, 100000);
-        assert_int_equal(c->pending_max_bytes, 67108864);
+        /* the memory bound: auto until lb_config_resolve_memory */
+        assert_int_equal(c->pending_max_actions, 0);
+        assert_int_equal(c->pending_max_bytes, 0);
+        assert_int_equal(c->memory_limit_bytes, 0);
+        assert_null(c->memory_limit_source);
         assert_int_equal(c->shutdown_timeout_ms, 10000);
         assert_int_equal(c->rebalance_timeout_ms, 10000);
         assert_string_equal(c->metrics_listen, "");
@@ -302,8 +305,6 @@ static void test_int(void **state)
             {"sender.max.inflight", "1", "1024", "0", "1025"},
             {"retry.backoff.initial.ms", "1", "3600000", "0", "3600001"},
             {"retry.backoff.max.ms", "1", "3600000", "0", "3600001"},
-            {"pending.max.actions", "1", "100000000", "0", "100000001"},
-            {"pending.max.bytes", "1024", "17179869184", "1023", "17179869185"},
             {"shutdown.timeout.ms", "0", "3600000", "-1", "3600001"},
             {"rebalance.timeout.ms", "0", "3600000", "-1", "3600001"},
         };
@@ -317,7 +318,131 @@ static void test_int(void **state)
                 assert_contains(set_bad(c, r[i].key, r[i].above), want);
                 assert_contains(err, r[i].key);
         }
+        lb_config_destroy(c);
+}
+
+static void test_int_auto(void **state)
+{
+        (void)state;
+        lb_config_t *c = lb_config_new();
+        struct {
+                const char *key;
+                const char *lo, *hi, *below, *above;
+        } r[] = {
+            {"pending.max.actions", "1", "100000000", "-1", "100000001"},
+            {"pending.max.bytes", "1024", "17179869184", "1023", "17179869185"},
+            {"memory.limit.bytes", "16777216", "1099511627776", "16777215",
+             "1099511627777"},
+        };
+        for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+                set_ok(c, r[i].key, r[i].lo);
+                set_ok(c, r[i].key, r[i].hi);
+                set_ok(c, r[i].key, "0");
+                char want[128];
+                snprintf(want, sizeof(want),
+                         "must be 0 (auto) or an integer from %s to %s",
+                         r[i].lo, r[i].hi);
+                assert_contains(set_bad(c, r[i].key, r[i].below), want);
+                assert_contains(set_bad(c, r[i].key, r[i].above), want);
+                assert_contains(err, r[i].key);
+        }
+        set_ok(c, "pending.max.bytes", "17179869184");
         assert_int_equal(c->pending_max_bytes, INT64_C(17179869184));
+        lb_config_destroy(c);
+}
+
+static void test_resolve_memory(void **state)
+{
+        (void)state;
+        char line[1024];
+        lb_config_t *c = valid_config();
+        /* unsized bounds are not checked yet */
+        validate_ok(c);
+        assert_int_equal(lb_config_resolve_memory(c, INT64_C(1073741824),
+                                                  "cgroup v1 /m/memory."
+                                                  "limit_in_bytes"),
+                         0);
+        assert_int_equal(c->memory_limit_bytes, INT64_C(1073741824));
+        assert_string_equal(c->memory_limit_source,
+                            "cgroup v1 /m/memory.limit_in_bytes");
+        assert_int_equal(c->pending_max_bytes, 429496729);
+        assert_int_equal(c->pending_max_actions, 429496729 / 64);
+        assert_true(c->memory_limit_auto && c->pending_max_bytes_auto &&
+                    c->pending_max_actions_auto);
+        validate_ok(c);
+        lb_config_describe_memory(c, line, sizeof(line));
+        assert_string_equal(line, "memory limit 1073741824 bytes (cgroup v1 "
+                                  "/m/memory.limit_in_bytes); "
+                                  "pending.max.bytes 429496729 (auto, 40%), "
+                                  "pending.max.actions 6710886 (auto)");
+
+        /* resolved again (another limit): the auto ones follow it */
+        assert_int_equal(
+            lb_config_resolve_memory(c, INT64_C(536870912), "default 1 GiB"),
+            0);
+        assert_int_equal(c->pending_max_bytes, 214748364);
+        assert_int_equal(c->pending_max_actions, 214748364 / 64);
+        lb_config_destroy(c);
+
+        /* an explicit pending.max.bytes wins; actions still follow the
+         * memory limit */
+        c = valid_config();
+        set_ok(c, "pending.max.bytes", "2000000");
+        assert_int_equal(
+            lb_config_resolve_memory(c, INT64_C(536870912), "cgroup v2 /m"), 0);
+        assert_int_equal(c->pending_max_bytes, 2000000);
+        assert_int_equal(c->pending_max_bytes_auto, 0);
+        assert_int_equal(c->pending_max_actions, 214748364 / 64);
+        lb_config_describe_memory(c, line, sizeof(line));
+        assert_contains(line, "pending.max.bytes 2000000 (set), "
+                              "pending.max.actions 3355443 (auto)");
+        lb_config_destroy(c);
+
+        /* an explicit pending.max.actions wins */
+        c = valid_config();
+        set_ok(c, "pending.max.actions", "5000");
+        assert_int_equal(
+            lb_config_resolve_memory(c, INT64_C(536870912), "cgroup v2 /m"), 0);
+        assert_int_equal(c->pending_max_actions, 5000);
+        assert_int_equal(c->pending_max_bytes, 214748364);
+        lb_config_describe_memory(c, line, sizeof(line));
+        assert_contains(line, "pending.max.bytes 214748364 (auto, 40%), "
+                              "pending.max.actions 5000 (set)");
+        lb_config_destroy(c);
+
+        /* an explicit memory.limit.bytes wins over what was found */
+        c = valid_config();
+        set_ok(c, "memory.limit.bytes", "2147483648");
+        assert_int_equal(
+            lb_config_resolve_memory(c, INT64_C(536870912), "cgroup v2 /m"), 0);
+        assert_int_equal(c->memory_limit_bytes, INT64_C(2147483648));
+        assert_int_equal(c->memory_limit_auto, 0);
+        assert_string_equal(c->memory_limit_source, "memory.limit.bytes");
+        assert_int_equal(c->pending_max_bytes, 858993459);
+        lb_config_destroy(c);
+
+        /* a large machine: each bound capped at its key's maximum */
+        c = valid_config();
+        assert_int_equal(lb_config_resolve_memory(c, INT64_C(1) << 40, "x"), 0);
+        assert_int_equal(c->pending_max_bytes, INT64_C(17179869184));
+        assert_int_equal(c->pending_max_actions, 100000000);
+        validate_ok(c);
+        lb_config_destroy(c);
+
+        /* too small a limit: the error names the key and the limit */
+        c = valid_config();
+        assert_int_equal(
+            lb_config_resolve_memory(c, INT64_C(2097152), "cgroup v1 /small"),
+            0);
+        assert_string_equal(validate_bad(c),
+                            "'pending.max.bytes' (838860, auto from the "
+                            "memory limit 2097152 bytes, cgroup v1 /small) "
+                            "must be >= 'batch.max.bytes' (1048576): set "
+                            "memory.limit.bytes or 'pending.max.bytes'");
+        assert_int_equal(
+            lb_config_resolve_memory(c, INT64_C(16384), "cgroup v1 /tiny"), 0);
+        assert_contains(validate_bad(c), "'pending.max.actions' (102, auto "
+                                         "from the memory limit 16384 bytes");
         lb_config_destroy(c);
 }
 
@@ -1096,6 +1221,7 @@ static const char *const all_keys[] = {
     "retry.backoff.max.ms",
     "pending.max.actions",
     "pending.max.bytes",
+    "memory.limit.bytes",
     "shutdown.timeout.ms",
     "rebalance.timeout.ms",
     "input.max.age.ms",
@@ -1121,6 +1247,8 @@ static void test_help(void **state)
         assert_contains(help, "batch.max.users  (integer 1..50, default 50)");
         assert_contains(help, "retry.max.attempts  (integer, -1 or 1..1000000, "
                               "default 10)");
+        assert_contains(help, "pending.max.bytes  (integer, 0 (auto) or "
+                              "1024..17179869184, default 0)");
         assert_contains(help, "log.level  (error|warn|info|debug, default "
                               "info)");
         assert_contains(help, "api.url  (string, default "
@@ -1198,7 +1326,7 @@ static void test_example_file(void **state)
                 key_lines++;
         }
         /* the defaulted keys, metrics.listen twice, the kafka examples */
-        assert_int_equal(key_lines, 28 + 1 + 7);
+        assert_int_equal(key_lines, 29 + 1 + 7);
         free(copy);
         lb_config_destroy(c);
         free(want);
@@ -1307,6 +1435,8 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_defaults),
             cmocka_unit_test(test_int),
             cmocka_unit_test(test_int_forever),
+            cmocka_unit_test(test_int_auto),
+            cmocka_unit_test(test_resolve_memory),
             cmocka_unit_test(test_bool),
             cmocka_unit_test(test_enum),
             cmocka_unit_test(test_strings),
