@@ -42,10 +42,12 @@ const char *lb_send_reason_name(lb_send_reason_t reason)
         return names[reason];
 }
 
-/* An estimate of a header list's cost in librdkafka: its list, and per
+/* What malloc adds to a block (glibc: a size word, 16-byte granules), and
+ * an estimate of a header list's cost in librdkafka: its list, and per
  * header a struct with the name and value next to it. */
-#define HEADERS_BASE 64
-#define HEADER_EACH  64
+#define MALLOC_OVERHEAD 16
+#define HEADERS_BASE    64
+#define HEADER_EACH     64
 
 size_t lb_action_footprint(const lb_action_t *a)
 {
@@ -53,9 +55,11 @@ size_t lb_action_footprint(const lb_action_t *a)
                    (a->has_key ? a->key_len + 1 : 0);
         n = (n + 7) & ~(size_t)7; /* the arena's alignment */
         n += LB_PARTITION_ENTRY_BYTES;
-        if (a->headers)
+        if (a->extra)
+                n += sizeof(*a->extra) + MALLOC_OVERHEAD;
+        if (lb_action_headers(a))
                 n += HEADERS_BASE +
-                     HEADER_EACH * rd_kafka_header_cnt(a->headers);
+                     HEADER_EACH * rd_kafka_header_cnt(lb_action_headers(a));
         return n;
 }
 
@@ -85,6 +89,14 @@ lb_action_t *lb_action_new(lb_arena_t *arena, const void *key, size_t key_len,
         return a;
 }
 
+int lb_action_take_headers(lb_action_t *a, rd_kafka_headers_t *headers)
+{
+        if (!a->extra && !(a->extra = calloc(1, sizeof(*a->extra))))
+                return -1;
+        a->extra->headers = headers;
+        return 0;
+}
+
 void lb_action_set_error(lb_action_t *a, lb_stage_t stage, int http_status,
                          const char *message)
 {
@@ -92,16 +104,21 @@ void lb_action_set_error(lb_action_t *a, lb_stage_t stage, int http_status,
         a->http_status = http_status > 0 && http_status <= UINT16_MAX
                              ? (uint16_t)http_status
                              : 0;
-        free(a->error);
-        a->error = message ? strdup(message) : NULL;
+        if (!a->extra && !(a->extra = calloc(1, sizeof(*a->extra))))
+                return;
+        free(a->extra->error);
+        a->extra->error = message ? strdup(message) : NULL;
 }
 
 void lb_action_destroy(lb_action_t *a)
 {
         if (!a)
                 return;
-        free(a->error);
-        if (a->headers)
-                rd_kafka_headers_destroy(a->headers);
+        if (a->extra) {
+                free(a->extra->error);
+                if (a->extra->headers)
+                        rd_kafka_headers_destroy(a->extra->headers);
+                free(a->extra);
+        }
         lb_arena_free(a);
 }

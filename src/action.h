@@ -60,10 +60,9 @@ typedef struct lb_action_s {
         int64_t timestamp_ms;             /* Kafka message timestamp */
         int64_t arrival_ms;               /* monotonic ms when consumed */
         int64_t due_ms; /* monotonic ms by which it should be sent */
-        /* The message's own headers, only when it had any: they go into
-         * its dead letter. Owned by the action. */
-        struct rd_kafka_headers_s *headers;
-        char *error;        /* dead-letter reason (malloc'd), or NULL */
+        /* What few actions have: the message's own headers, the
+         * dead-letter reason. NULL until one is set. */
+        struct lb_action_extra_s *extra;
         int32_t app;        /* index into the apps table */
         uint32_t key_len;   /* 0 when there is no key (see has_key) */
         uint32_t value_len; /* never 0 for a non-tombstone */
@@ -97,6 +96,33 @@ static inline const char *lb_action_key(const lb_action_t *a)
         return a->has_key ? a->data + a->value_len + 1 : NULL;
 }
 
+/** What few actions have, allocated on demand. */
+typedef struct lb_action_extra_s {
+        /* The message's own headers, only when it had any: they go into
+         * its dead letter. Owned by the action. */
+        struct rd_kafka_headers_s *headers;
+        char *error; /* dead-letter reason (malloc'd), or NULL */
+} lb_action_extra_t;
+
+/** @returns the message's headers, NULL when it had none. */
+static inline const struct rd_kafka_headers_s *
+lb_action_headers(const lb_action_t *a)
+{
+        return a->extra ? a->extra->headers : NULL;
+}
+
+/** @returns the dead-letter reason, NULL when none was set. */
+static inline const char *lb_action_error(const lb_action_t *a)
+{
+        return a->extra ? a->extra->error : NULL;
+}
+
+/**
+ * @brief Gives the message's headers to the action (freed with it).
+ * @returns 0, or -1 out of memory (the headers are not taken).
+ */
+int lb_action_take_headers(lb_action_t *a, struct rd_kafka_headers_s *headers);
+
 /** @returns the bytes the bridge holds for a while it is alive: its block
  *           (the record with its key and value), its headers and its entry
  *           in the offset tracker (what pending.max.bytes counts). */
@@ -111,7 +137,8 @@ size_t lb_action_footprint(const lb_action_t *a);
 lb_action_t *lb_action_new(struct lb_arena_s *arena, const void *key,
                            size_t key_len, const void *value, size_t value_len);
 
-/** @brief Sets the dead-letter reason (copies message). */
+/** @brief Sets the dead-letter reason (copies message; without memory the
+ *         reason is left unset and the stage names it). */
 void lb_action_set_error(lb_action_t *a, lb_stage_t stage, int http_status,
                          const char *message);
 

@@ -1,7 +1,7 @@
 /*
  * arena.c: a slab allocator. Memory comes in chunks of LB_ARENA_CHUNK
  * bytes, mapped at an address aligned to their size; each chunk serves one
- * size class (multiples of 16 bytes up to SMALL_MAX) and links its free
+ * size class (multiples of 8 bytes up to SMALL_MAX) and links its free
  * blocks, so a block freed anywhere is reused by the next allocation of its
  * class: memory follows the blocks alive, however out of order they are
  * freed (a straggler pins its block, not its chunk). A chunk whose blocks
@@ -27,7 +27,7 @@
 #define UNPOISON(p, n)
 #endif
 
-#define GRAIN 16
+#define GRAIN 8
 /* Largest block of a shared chunk; larger ones get a chunk of their own. */
 #define SMALL_MAX 4096
 #define CLASSES   (SMALL_MAX / GRAIN + 1)

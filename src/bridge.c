@@ -506,8 +506,12 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
          * taken from the message rather than copied. */
         rd_kafka_headers_t *hdrs;
         if (!rd_kafka_message_headers(m, &hdrs) && rd_kafka_header_cnt(hdrs) &&
-            !rd_kafka_message_detach_headers(m, &hdrs))
-                a->headers = hdrs;
+            !rd_kafka_message_detach_headers(m, &hdrs) &&
+            lb_action_take_headers(a, hdrs)) {
+                rd_kafka_headers_destroy(hdrs);
+                lb_error("consumer", "out of memory");
+                b->fatal = 1; /* its dead letter could not carry them */
+        }
         b->live_actions++;
         b->live_bytes += lb_action_footprint(a);
         a->arrival_ms = now_ms();

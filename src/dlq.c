@@ -114,8 +114,8 @@ static int64_t replay_count(const lb_action_t *a)
         size_t n;
         lb_dlq_record_t rec;
         lb_replay_record_init(&rec, -1);
-        if (a->headers &&
-            !rd_kafka_header_get_last(a->headers, LB_REPLAY_HEADER, &v, &n))
+        const rd_kafka_headers_t *hdrs = lb_action_headers(a);
+        if (hdrs && !rd_kafka_header_get_last(hdrs, LB_REPLAY_HEADER, &v, &n))
                 lb_replay_record_header(&rec, LB_REPLAY_HEADER, v, n);
         return rec.replayed;
 }
@@ -127,6 +127,7 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
         const char *key = lb_action_key(a);
         size_t key_len = a->key_len, value_len = a->value_len;
         rd_kafka_headers_t *h = rd_kafka_headers_new(12);
+        const rd_kafka_headers_t *hdrs = lb_action_headers(a);
         const char *name;
         const void *value;
         size_t size;
@@ -134,8 +135,8 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
          * not its leanbridge.* ones: this record says its own. A record
          * written cut is not the event; replay reads the original. */
         for (size_t i = 0;
-             a->headers && !a->dlq_cut &&
-             !rd_kafka_header_get_all(a->headers, i, &name, &value, &size);
+             hdrs && !a->dlq_cut &&
+             !rd_kafka_header_get_all(hdrs, i, &name, &value, &size);
              i++)
                 if (lb_replay_header_carried(name))
                         rd_kafka_header_add(h, name, -1, value,
@@ -152,7 +153,8 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
         }
         const char *stage = lb_stage_name((lb_stage_t)a->stage);
         add_header(h, "leanbridge.error.stage", stage);
-        add_header(h, "leanbridge.error.message", a->error ? a->error : stage);
+        const char *error = lb_action_error(a);
+        add_header(h, "leanbridge.error.message", error ? error : stage);
         if (a->http_status) {
                 snprintf(num, sizeof(num), "%d", a->http_status);
                 add_header(h, "leanbridge.error.http.status", num);

@@ -143,11 +143,11 @@ static void test_headers_and_cut_record(void **state)
 
         lb_action_t *a1 = action(p, "k1", "{\"a\":1}", 7, 10, LB_STAGE_HTTP,
                                  403, "HTTP 403: Invalid access key", 1);
-        a1->headers = rd_kafka_headers_new(3);
-        rd_kafka_header_add(a1->headers, "traceparent", -1, "00-abc-01", -1);
-        rd_kafka_header_add(a1->headers, "x-null", -1, NULL, 0);
-        rd_kafka_header_add(a1->headers, "leanbridge.error.stage", -1, "old",
-                            -1);
+        rd_kafka_headers_t *h1 = rd_kafka_headers_new(3);
+        rd_kafka_header_add(h1, "traceparent", -1, "00-abc-01", -1);
+        rd_kafka_header_add(h1, "x-null", -1, NULL, 0);
+        rd_kafka_header_add(h1, "leanbridge.error.stage", -1, "old", -1);
+        assert_int_equal(lb_action_take_headers(a1, h1), 0);
         assert_int_equal(lb_dlq_produce(d, a1, "app1"), 0);
         assert_int_equal(lb_dlq_produce(d,
                                         action(p, NULL, "{\"b\":2}", 7, 11,
@@ -157,8 +157,9 @@ static void test_headers_and_cut_record(void **state)
                          0);
         lb_action_t *cut =
             action(p, "k3", big, BIG, 12, LB_STAGE_PARSE, 0, "not JSON", 0);
-        cut->headers = rd_kafka_headers_new(1);
-        rd_kafka_header_add(cut->headers, "traceparent", -1, "00-def-01", -1);
+        rd_kafka_headers_t *h3 = rd_kafka_headers_new(1);
+        rd_kafka_header_add(h3, "traceparent", -1, "00-def-01", -1);
+        assert_int_equal(lb_action_take_headers(cut, h3), 0);
         assert_int_equal(lb_dlq_produce(d, cut, NULL), 0);
         assert_int_equal(cut->dlq_cut, 1);
         while (r.reported < 3)

@@ -31,8 +31,8 @@ static void test_blocks_are_aligned_and_apart(void **state)
                 for (size_t j = 0; j <= i; j++)
                         assert_int_equal((unsigned char)p[i][j], i);
         assert_int_equal(lb_arena_blocks(a), 64);
-        /* 1 to 64 bytes: four 16-byte size classes, a chunk each */
-        assert_int_equal(lb_arena_bytes(a), 4 * LB_ARENA_CHUNK);
+        /* 1 to 64 bytes: eight 8-byte size classes, a chunk each */
+        assert_int_equal(lb_arena_bytes(a), 8 * LB_ARENA_CHUNK);
         for (size_t i = 0; i < 64; i++)
                 lb_arena_free(p[i]);
         assert_int_equal(lb_arena_blocks(a), 0);
@@ -96,7 +96,7 @@ static void test_stragglers_pin_blocks_not_chunks(void **state)
         /* the next wave fits in the freed blocks: nothing new is mapped */
         for (size_t i = 0; i < N; i++)
                 if (i % 100 != 0)
-                        assert_non_null(v[i] = lb_arena_alloc(a, 290));
+                        assert_non_null(v[i] = lb_arena_alloc(a, 300));
         assert_int_equal(lb_arena_bytes(a), peak);
         for (size_t i = 0; i < N; i++)
                 lb_arena_free(v[i]);
