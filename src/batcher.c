@@ -20,24 +20,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOT_IN_HEAP     SIZE_MAX
+#define NOT_IN_HEAP     UINT32_MAX
 #define TABLE_INIT_SIZE 64
 #define HEAP_INIT_CAP   16
 
+/* One a user (of one app) with actions queued, in a batch or parked. The
+ * bridge holds one per user active within the wait budget: kept small. */
 struct lb_user_s {
-        struct lb_user_s *hnext; /* hash chain */
-        uint64_t hash;
-        int app;
-        int busy;                 /* in an unreleased batch, or parked */
-        int parked;               /* released, busy in the ledger */
-        lb_action_t *head, *tail; /* queued actions, consumed order */
-        size_t count;             /* queued actions */
-        size_t bytes;             /* sum of their body_len */
-        /* Ready structures, valid while ready (!busy && count > 0). */
-        size_t heap_idx;
-        int in_full;                     /* in the app's full list */
+        struct lb_user_s *hnext;         /* hash chain */
+        lb_action_t *head, *tail;        /* queued actions, consumed order */
         struct lb_user_s *fprev, *fnext; /* circular full list */
-        size_t id_len;
+        uint64_t hash;
+        size_t bytes; /* sum of the queued actions' body_len */
+        int32_t app;
+        uint32_t count; /* queued actions (pending.max.actions < 2^32) */
+        /* Ready structures, valid while ready (!busy && count > 0). */
+        uint32_t heap_idx;
+        uint16_t id_len;     /* at most LB_USER_ID_MAX + 1 */
+        uint8_t busy : 1;    /* in an unreleased batch, or parked */
+        uint8_t parked : 1;  /* released, busy in the ledger */
+        uint8_t in_full : 1; /* in the app's full list */
         char id[];
 };
 
@@ -387,7 +389,7 @@ int64_t lb_batcher_due_ms(const lb_batcher_t *b, int64_t arrival_ms,
 int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
                    size_t user_len, int64_t age_ms)
 {
-        if (a->app < 0 || (size_t)a->app >= b->app_cnt)
+        if (a->app < 0 || (size_t)a->app >= b->app_cnt || user_len > UINT16_MAX)
                 return -2;
         app_t *ap = &b->apps[a->app];
         if (ap->overhead > b->max_bytes ||

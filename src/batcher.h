@@ -90,8 +90,8 @@ int64_t lb_batcher_due_ms(const lb_batcher_t *b, int64_t arrival_ms,
  *        (lb_batcher_due_ms).
  * @param user,user_len the identity (lb_event_t.user)
  * @param age_ms how long ago the event was written to Kafka (0 if unknown)
- * @returns 0; -1 on allocation failure; -2 if a->app is out of range or the
- *          action cannot fit any request (app overhead + body_len >
+ * @returns 0; -1 on allocation failure; -2 if a->app is out of range, user_len
+ * over 65535 or the action cannot fit any request (app overhead + body_len >
  *          max_bytes). On failure the action is not taken.
  */
 int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
