@@ -4,9 +4,13 @@
  * size class (multiples of 8 bytes up to SMALL_MAX) and links its free
  * blocks, so a block freed anywhere is reused by the next allocation of its
  * class: memory follows the blocks alive, however out of order they are
- * freed (a straggler pins its block, not its chunk). A chunk whose blocks
- * are all free goes back (a few are kept spare, so a steady flow does not
- * map and unmap all the time). Larger blocks get a chunk of their own.
+ * freed (a straggler pins its block, not its chunk). Chunks are carved
+ * from regions of REGION_CHUNKS (one mapping each: the kernel allows a
+ * process some 65,000 mappings, so a chunk per mapping would cap an arena
+ * at 4 GiB). A chunk whose blocks are all free gives its pages back
+ * (madvise) but keeps its address for reuse; a few are kept resident as
+ * spares, so a steady flow does not fault pages in and out all the time.
+ * Larger blocks get a mapping of their own.
  * Under AddressSanitizer free blocks are poisoned and each block ends in a
  * poisoned gap, so overruns and uses after free are still caught.
  */
@@ -31,8 +35,10 @@
 /* Largest block of a shared chunk; larger ones get a chunk of their own. */
 #define SMALL_MAX 4096
 #define CLASSES   (SMALL_MAX / GRAIN + 1)
-/* Empty chunks kept for reuse instead of unmapped. */
+/* Empty chunks kept resident for reuse. */
 #define SPARE_MAX 4
+/* Chunks mapped at once. */
+#define REGION_CHUNKS 64
 
 typedef struct free_s {
         struct free_s *next;
@@ -52,9 +58,12 @@ typedef struct chunk_s {
 
 struct lb_arena_s {
         chunk_t *room[CLASSES]; /* per class: chunks with a free block */
-        chunk_t *spare;
+        chunk_t *spare;         /* empty, resident */
         size_t spare_cnt;
-        size_t bytes;  /* mapped by chunks in use or spare */
+        chunk_t *cold;  /* empty, pages given back */
+        void **regions; /* mappings of REGION_CHUNKS chunks */
+        size_t region_cnt;
+        size_t bytes;  /* of chunks in use or spare */
         size_t blocks; /* alive */
         chunk_t *full; /* chunks without room (for destroy) */
 };
@@ -104,16 +113,42 @@ static void list_remove(chunk_t **list, chunk_t *c)
                 c->next->prev = c->prev;
 }
 
+/* Maps a region and makes its chunks cold. @returns 0 or -1. */
+static int map_region(lb_arena_t *a)
+{
+        void **v = realloc(a->regions, (a->region_cnt + 1) * sizeof(*v));
+        if (!v)
+                return -1;
+        a->regions = v;
+        char *r = (char *)map_chunk(REGION_CHUNKS * LB_ARENA_CHUNK);
+        if (!r)
+                return -1;
+        a->regions[a->region_cnt++] = r;
+        for (size_t i = REGION_CHUNKS; i-- > 0;) {
+                chunk_t *c = (chunk_t *)(r + i * LB_ARENA_CHUNK);
+                c->next = a->cold;
+                a->cold = c;
+        }
+        return 0;
+}
+
 static chunk_t *chunk_new(lb_arena_t *a, size_t size, size_t cls)
 {
         chunk_t *c;
-        if (size == LB_ARENA_CHUNK && a->spare) {
+        if (size == LB_ARENA_CHUNK && a->spare) { /* resident: counted */
                 c = a->spare;
                 a->spare = c->next;
                 a->spare_cnt--;
         } else {
-                if (!(c = map_chunk(size)))
-                        return NULL;
+                if (size > LB_ARENA_CHUNK) {
+                        if (!(c = map_chunk(size)))
+                                return NULL;
+                } else {
+                        if (!a->cold && map_region(a) == -1)
+                                return NULL;
+                        c = a->cold;
+                        a->cold = c->next;
+                }
                 a->bytes += size;
         }
         c->arena = a;
@@ -126,16 +161,20 @@ static chunk_t *chunk_new(lb_arena_t *a, size_t size, size_t cls)
         return c;
 }
 
-/* A chunk without live blocks, in no list: kept spare or unmapped. */
+/* A chunk without live blocks, in no list: kept spare, or made cold. */
 static void chunk_release(lb_arena_t *a, chunk_t *c)
 {
-        if (c->size == LB_ARENA_CHUNK && a->spare_cnt < SPARE_MAX) {
+        if (a->spare_cnt < SPARE_MAX) {
                 c->next = a->spare;
                 a->spare = c;
                 a->spare_cnt++;
                 return;
         }
-        unmap_chunk(a, c);
+        a->bytes -= c->size;
+        UNPOISON(c, c->size);
+        madvise(c, c->size, MADV_DONTNEED);
+        c->next = a->cold;
+        a->cold = c;
 }
 
 static int has_room(const chunk_t *c)
@@ -228,11 +267,13 @@ size_t lb_arena_blocks(const lb_arena_t *a)
         return a->blocks;
 }
 
-static void unmap_list(lb_arena_t *a, chunk_t *c)
+/* Unmaps the blocks of their own in a list (chunks are in regions). */
+static void unmap_own(lb_arena_t *a, chunk_t *c)
 {
         while (c) {
                 chunk_t *next = c->next;
-                unmap_chunk(a, c);
+                if (c->cls == 0)
+                        unmap_chunk(a, c);
                 c = next;
         }
 }
@@ -242,8 +283,12 @@ void lb_arena_destroy(lb_arena_t *a)
         if (!a)
                 return;
         for (size_t i = 0; i < CLASSES; i++)
-                unmap_list(a, a->room[i]);
-        unmap_list(a, a->full);
-        unmap_list(a, a->spare);
+                unmap_own(a, a->room[i]);
+        unmap_own(a, a->full);
+        for (size_t i = 0; i < a->region_cnt; i++) {
+                UNPOISON(a->regions[i], REGION_CHUNKS * LB_ARENA_CHUNK);
+                munmap(a->regions[i], REGION_CHUNKS * LB_ARENA_CHUNK);
+        }
+        free(a->regions);
         free(a);
 }

@@ -1,13 +1,15 @@
 /*
  * test_arena.c: the action arena (src/arena.c): alignment and contents of
  * blocks, chunks given back when their last block goes (in any order),
- * blocks freed around stragglers reused, blocks larger than a chunk, the
+ * blocks freed around stragglers reused, chunks sharing mappings and
+ * keeping their addresses once empty, blocks larger than a chunk, the
  * spare chunks' cap, and a randomized run against a count model.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +106,42 @@ static void test_stragglers_pin_blocks_not_chunks(void **state)
         lb_arena_destroy(a);
 }
 
+static size_t mappings(void)
+{
+        FILE *f = fopen("/proc/self/maps", "r");
+        assert_non_null(f);
+        size_t n = 0;
+        for (int c; (c = fgetc(f)) != EOF;)
+                n += c == '\n';
+        fclose(f);
+        return n;
+}
+
+static void test_chunks_share_mappings(void **state)
+{
+        (void)state;
+        lb_arena_t *a = lb_arena_new();
+        enum { N = 200 * 200 }; /* 200 chunks of 300-byte blocks */
+        static void *v[N];
+        size_t before = mappings();
+        assert_int_equal(fill(a, v, N, 300), N);
+        size_t peak = lb_arena_bytes(a);
+        assert_true(peak >= 190 * LB_ARENA_CHUNK);
+        /* a few regions, not a mapping per chunk (the kernel caps those) */
+        assert_true(mappings() <= before + 8);
+        for (size_t i = 0; i < N; i++)
+                lb_arena_free(v[i]);
+        /* pages given back but for the spares; addresses kept for reuse */
+        assert_true(lb_arena_bytes(a) <= 4 * LB_ARENA_CHUNK);
+        size_t after_free = mappings();
+        assert_int_equal(fill(a, v, N, 300), N);
+        assert_int_equal(lb_arena_bytes(a), peak);
+        assert_true(mappings() <= after_free + 2);
+        for (size_t i = 0; i < N; i++)
+                lb_arena_free(v[i]);
+        lb_arena_destroy(a);
+}
+
 static void test_emptied_chunk_is_reused(void **state)
 {
         (void)state;
@@ -194,6 +232,7 @@ int main(void)
             cmocka_unit_test(test_blocks_are_aligned_and_apart),
             cmocka_unit_test(test_chunk_goes_back_with_its_last_block),
             cmocka_unit_test(test_stragglers_pin_blocks_not_chunks),
+            cmocka_unit_test(test_chunks_share_mappings),
             cmocka_unit_test(test_emptied_chunk_is_reused),
             cmocka_unit_test(test_block_larger_than_a_chunk),
             cmocka_unit_test(test_destroy_with_live_blocks),
