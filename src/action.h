@@ -12,7 +12,6 @@
 
 struct lb_arena_s;
 struct lb_partition_s;
-struct lb_user_s;
 struct rd_kafka_headers_s;
 
 /** Why an event did not reach (or was refused by) the API. */
@@ -55,7 +54,6 @@ const char *lb_send_reason_name(lb_send_reason_t reason);
 typedef struct lb_action_s {
         struct lb_action_s *next;         /* user queue / free lists */
         struct lb_partition_s *partition; /* offset tracker (refcounted) */
-        struct lb_user_s *user;           /* set by the batcher */
         int64_t offset;                   /* source offset */
         int64_t timestamp_ms;             /* Kafka message timestamp */
         int64_t arrival_ms;               /* monotonic ms when consumed */

@@ -407,7 +407,6 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
         if (u->tail && u->tail->due_ms > a->due_ms)
                 a->due_ms = u->tail->due_ms;
         a->next = NULL;
-        a->user = u;
         if (u->tail)
                 u->tail->next = a;
         else
@@ -443,10 +442,12 @@ static int take(lb_batcher_t *b, lb_batch_t *batch, lb_user_t *u)
                 return 0;
         ready_remove(b, u);
         u->busy = 1;
+        uint16_t ui = (uint16_t)batch->n_users; /* max_users < 2^16 */
         batch->users[batch->n_users++] = u;
         do {
                 u->head = a->next;
                 a->next = NULL;
+                batch->user_of[batch->n] = ui;
                 batch->actions[batch->n++] = a;
                 batch->bytes += a->body_len;
                 u->count--;
@@ -500,9 +501,11 @@ static lb_batch_t *batch_new(const lb_batcher_t *b, size_t app,
             b->pending < b->max_actions ? b->pending : b->max_actions;
         batch->actions = malloc(max_n * sizeof(*batch->actions));
         batch->users = malloc(max_u * sizeof(*batch->users));
-        if (!batch->actions || !batch->users) {
+        batch->user_of = malloc(max_n * sizeof(*batch->user_of));
+        if (!batch->actions || !batch->users || !batch->user_of) {
                 free(batch->actions);
                 free(batch->users);
+                free(batch->user_of);
                 free(batch);
                 return NULL;
         }
@@ -571,6 +574,7 @@ void lb_batcher_release(lb_batcher_t *b, lb_batch_t *batch, int64_t now_ms)
         }
         free(batch->actions);
         free(batch->users);
+        free(batch->user_of);
         free(batch);
 }
 
@@ -658,7 +662,6 @@ static size_t user_abandon(lb_batcher_t *b, lb_user_t *u,
                 }
                 *pp = a->next;
                 a->next = NULL;
-                a->user = NULL;
                 u->count--;
                 u->bytes -= a->body_len;
                 b->pending--;

@@ -60,7 +60,16 @@ typedef struct lb_batch_s {
         lb_user_t **users; /* distinct users, each held busy */
         size_t n_users;
         size_t bytes; /* upper bound of the encoded body */
+        /* per action: its user's index in users (a user's actions are
+         * adjacent); kept here, not in the action, held by the thousand */
+        uint16_t *user_of;
 } lb_batch_t;
+
+/** @returns the user of the batch's i-th action. */
+static inline lb_user_t *lb_batch_user(const lb_batch_t *bt, size_t i)
+{
+        return bt->users[bt->user_of[i]];
+}
 
 lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf);
 

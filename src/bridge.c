@@ -615,9 +615,9 @@ static void wire_sent(lb_bridge_t *b, flight_t *f, size_t lo, size_t hi)
         uint64_t tags[hi - lo];
         f->wire_n = 0;
         for (size_t i = lo, j; i < hi; i = j) {
-                lb_user_t *u = acts[i]->user;
+                lb_user_t *u = lb_batch_user(f->batch, i);
                 size_t nt = 0, len;
-                for (j = i; j < hi && acts[j]->user == u; j++) {
+                for (j = i; j < hi && lb_batch_user(f->batch, j) == u; j++) {
                         uint64_t t = action_tag(acts[j]);
                         size_t k = 0;
                         while (k < nt && tags[k] != t)
@@ -657,11 +657,13 @@ static int64_t range_busy_until(const lb_bridge_t *b, const flight_t *f)
         int64_t until = 0;
         lb_flight_range(&f->fl, &lo, &hi);
         for (size_t i = lo; i < hi; i++) {
-                const lb_action_t *a = f->batch->actions[i];
-                if (!a || (i > lo && f->batch->actions[i - 1] &&
-                           f->batch->actions[i - 1]->user == a->user))
+                /* once per user: its actions are adjacent */
+                if (!f->batch->actions[i] ||
+                    (i > lo && f->batch->actions[i - 1] &&
+                     f->batch->user_of[i - 1] == f->batch->user_of[i]))
                         continue;
-                const char *id = lb_batcher_user_id(a->user, &len);
+                const char *id =
+                    lb_batcher_user_id(lb_batch_user(f->batch, i), &len);
                 int64_t t = lb_ledger_until(b->ledger, f->batch->app, id, len);
                 if (t > until)
                         until = t;
@@ -788,17 +790,15 @@ static void start_batch(lb_bridge_t *b, lb_batch_t *batch)
         flight_step(b, f, now);
 }
 
-static size_t distinct_users(lb_action_t *const *a, size_t n)
+/* @returns the users of bt's actions lo..lo+n still in it (not NULL). */
+static size_t distinct_users(const lb_batch_t *bt, size_t lo, size_t n)
 {
-        size_t d = 0;
-        for (size_t i = 0; i < n; i++) {
-                size_t j = 0;
-                if (!a[i])
-                        continue;
-                while (j < i && (!a[j] || a[j]->user != a[i]->user))
-                        j++;
-                d += j == i;
-        }
+        size_t d = 0, last = SIZE_MAX;
+        for (size_t i = lo; i < lo + n; i++)
+                if (bt->actions[i] && bt->user_of[i] != last) {
+                        last = bt->user_of[i]; /* a user's are adjacent */
+                        d++;
+                }
         return d;
 }
 
@@ -865,13 +865,13 @@ static void outage_observe(lb_bridge_t *b, const flight_t *f,
                                       rand01(b), req->retry_after_ms);
 }
 
-/* Feeds a finished attempt of acts[0..n) to the metrics (billing included),
+/* Feeds a finished attempt of f's actions lo..lo+n to the metrics (billing
+ * included),
  * to outage mode and to the concurrency limit: not an attempt whose answer
  * never came (its hold takes no slot and does not shrink the others'
  * limit). */
 static void observe_attempt(lb_bridge_t *b, const flight_t *f,
-                            const lb_request_t *req, lb_action_t *const *acts,
-                            size_t n)
+                            const lb_request_t *req, size_t lo, size_t n)
 {
         atomic_fetch_sub(&b->metrics.inflight_requests, 1);
         lb_metrics_count_request(&b->metrics, req->http_status);
@@ -888,8 +888,9 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
                      lb_concurrency_limit(&b->conc));
         if (req->http_status >= 200 && req->http_status < 300)
                 atomic_fetch_add(&b->metrics.billable_lookups,
-                                 n == f->batch->n ? f->batch->n_users
-                                                  : distinct_users(acts, n));
+                                 n == f->batch->n
+                                     ? f->batch->n_users
+                                     : distinct_users(f->batch, lo, n));
 }
 
 /* A retryable failure: the current range is retried after a backoff, or
@@ -937,7 +938,7 @@ static void request_done(void *opaque, lb_request_t *req)
         lb_flight_answered(&f->fl);
         wire_answered(
             b, f, req->unknown ? now + b->conf->api_timeout_hold_ms : 0, now);
-        observe_attempt(b, f, req, f->batch->actions + lo, n);
+        observe_attempt(b, f, req, lo, n);
         memset(results, 0, sizeof(results));
         lb_outcome_t out = lb_multi_classify(
             req->http_status, req->response.data, req->response.len, n,

@@ -69,7 +69,6 @@ static lb_action_t *add_age(lb_batcher_t *b, int app, const char *user,
 {
         lb_action_t *a = mk(app, user, arrival, body_len, seq);
         assert_int_equal(lb_batcher_add(b, a, user, strlen(user), age), 0);
-        assert_non_null(a->user);
         return a;
 }
 
@@ -127,7 +126,7 @@ static const char *users_of(const lb_batch_t *bt)
         buf[0] = '\0';
         for (size_t j = 0; j < bt->n_users; j++) {
                 size_t i = 0;
-                while (i < bt->n && bt->actions[i]->user != bt->users[j])
+                while (i < bt->n && lb_batch_user(bt, i) != bt->users[j])
                         i++;
                 assert_true(i < bt->n);
                 int w = snprintf(buf + len, sizeof(buf) - len, "%s%s",
@@ -152,21 +151,19 @@ static void check_batch(const lb_batch_t *bt, size_t overhead, size_t max_users,
                 const lb_action_t *a = bt->actions[i];
                 assert_int_equal(a->app, bt->app);
                 bytes += a->body_len;
-                size_t j = 0;
-                while (j < bt->n_users && bt->users[j] != a->user)
-                        j++;
-                assert_true(j < bt->n_users);
-                /* A user's actions in consumed order within the batch. */
-                for (size_t k = 0; k < i; k++)
-                        if (bt->actions[k]->user == a->user)
-                                assert_true(bt->actions[k]->offset < a->offset);
+                assert_true(bt->user_of[i] < bt->n_users);
+                /* A user's actions are adjacent, users in batch order... */
+                assert_true(i == 0 || bt->user_of[i - 1] <= bt->user_of[i]);
+                /* ...and in consumed order within the batch. */
+                if (i > 0 && bt->user_of[i - 1] == bt->user_of[i])
+                        assert_true(bt->actions[i - 1]->offset < a->offset);
         }
         assert_int_equal(bytes, bt->bytes);
         for (size_t j = 0; j < bt->n_users; j++) {
                 for (size_t k = 0; k < j; k++)
                         assert_ptr_not_equal(bt->users[j], bt->users[k]);
                 size_t i = 0;
-                while (i < bt->n && bt->actions[i]->user != bt->users[j])
+                while (i < bt->n && lb_batch_user(bt, i) != bt->users[j])
                         i++;
                 assert_true(i < bt->n);
         }
@@ -1119,7 +1116,6 @@ static size_t dropped;
 static void drop_cb(lb_action_t *a, void *opaque)
 {
         assert_ptr_equal(a->partition, opaque);
-        assert_null(a->user);
         dropped++;
         lb_action_destroy(a);
 }
@@ -1393,7 +1389,6 @@ static void model_drop(lb_action_t *a, void *opaque)
         mact_t *ma = m_act(m, a);
         assert_int_equal(ma->state, QUEUED);
         assert_ptr_equal(a->partition, m->parts[ma->part]);
-        assert_null(a->user);
         ma->state = ABANDONED;
         m->users[ma->user].queued--;
         m->users[ma->user].qbytes -= ma->body_len;
@@ -1517,7 +1512,7 @@ static lb_batch_t *model_next(model_t *m, lb_batcher_t *b, int64_t t,
         size_t n = 0, bytes = c->overhead[bt->app], groups = 0, last_n = 0;
         int64_t prev_dl = INT64_MIN;
         for (size_t i = 0; i < bt->n;) {
-                const lb_user_t *bu = bt->actions[i]->user;
+                const lb_user_t *bu = lb_batch_user(bt, i);
                 size_t ui = m_act(m, bt->actions[i])->user;
                 muser_t *u = &m->users[ui];
                 assert_int_equal(u->app, bt->app);
@@ -1536,7 +1531,7 @@ static lb_batch_t *model_next(model_t *m, lb_batcher_t *b, int64_t t,
                                 assert_true(u->pre_dl <= t + c->gather);
                 }
                 size_t start = n;
-                for (; i < bt->n && bt->actions[i]->user == bu; i++) {
+                for (; i < bt->n && lb_batch_user(bt, i) == bu; i++) {
                         mact_t *ma = m_act(m, bt->actions[i]);
                         assert_int_equal(ma->user, ui);
                         assert_int_equal(ma->state, QUEUED);
