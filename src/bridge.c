@@ -1407,7 +1407,8 @@ static void summary(lb_bridge_t *b, int64_t now, int force)
                         "stay under pending.max.actions / pending.max.bytes: "
                         "the input holds more than they allow for "
                         "batch.max.wait.ms (about rate x budget actions); "
-                        "raise them to keep the budget's savings",
+                        "give the bridge more memory (memory.limit.bytes or "
+                        "its container's limit) to keep the budget's savings",
                         early - b->last_memory_early);
         b->last_memory_early = early;
 }
