@@ -132,6 +132,9 @@ struct lb_bridge_s {
         lb_action_t *dlq_retry_head, *dlq_retry_tail; /* to re-produce */
         int64_t dlq_retry_at;
 
+        /* The clocks of the current consume burst: read once for up to
+         * LB_CONSUME_BURST messages, taken in well under a millisecond. */
+        int64_t burst_now_ms, burst_wall_ms;
         size_t live_actions; /* consumed and not yet freed */
         size_t live_bytes;
         lb_loop_state_t state;
@@ -429,7 +432,7 @@ static void take_action(lb_bridge_t *b, lb_action_t *a)
         /* fits: the event is at most batch.max.bytes (lb_event_parse) */
         a->body_len =
             (uint32_t)lb_event_body_len(a->value_len, ev.time_missing);
-        int64_t wall_ms = (int64_t)(wall_s() * 1000);
+        int64_t wall_ms = b->burst_wall_ms;
         if (lb_event_too_old(!ev.time_missing, ev.time_s, a->timestamp_ms,
                              wall_ms, b->conf->input_max_age_ms, reason,
                              sizeof(reason))) {
@@ -514,7 +517,7 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         }
         b->live_actions++;
         b->live_bytes += lb_action_footprint(a);
-        a->arrival_ms = now_ms();
+        a->arrival_ms = b->burst_now_ms;
         take_action(b, a);
 }
 
@@ -528,6 +531,8 @@ static int consume(lb_bridge_t *b)
 {
         int n = 0;
         rd_kafka_message_t *m;
+        b->burst_now_ms = now_ms();
+        b->burst_wall_ms = (int64_t)(wall_s() * 1000);
         /* Poll at least once per turn (it serves the rebalance, commit and
          * statistics callbacks, also while paused), but stop at the memory
          * bound rather than at the end of a burst: the input is paused right
