@@ -14,7 +14,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +22,10 @@
 
 #include "config.h"
 #include "log.h"
+#include "tmpdir.h"
 
 #define SECRET "SeCrEt-ClientKey-7f3a9c"
 
-static char tmpdir[64];
 static char err[512];
 
 /* ------------------------------------------------------------------ */
@@ -135,28 +134,6 @@ static char *read_all(const char *path)
         buf[len] = '\0';
         fclose(f);
         return buf;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
-static int group_setup(void **state)
-{
-        (void)state;
-        snprintf(tmpdir, sizeof(tmpdir), "/tmp/lb-test-config-XXXXXX");
-        return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-        (void)state;
-        return nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1458,5 +1435,5 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_no_secret_in_output),
             cmocka_unit_test(test_exit_bound),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return cmocka_run_group_tests(tests, tmpdir_make, tmpdir_remove);
 }

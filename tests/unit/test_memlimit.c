@@ -12,7 +12,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include <unistd.h>
 
 #include "memlimit.h"
+#include "tmpdir.h"
 
 #define MIB INT64_C(1048576)
 
@@ -311,13 +311,11 @@ static void test_parse_meminfo(void **state)
 /* ------------------------------------------------------------------ */
 /* lb_memlimit_find on fake trees                                     */
 
-static char root[64];
-
 static void put(const char *rel, const char *content)
 {
         char path[512];
-        snprintf(path, sizeof(path), "%s/%s", root, rel);
-        for (char *p = path + strlen(root) + 1; (p = strchr(p, '/')); p++) {
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
+        for (char *p = path + strlen(tmpdir) + 1; (p = strchr(p, '/')); p++) {
                 *p = '\0';
                 mkdir(path, 0755);
                 *p = '/';
@@ -326,28 +324,6 @@ static void put(const char *rel, const char *content)
         assert_non_null(f);
         fputs(content, f);
         assert_int_equal(fclose(f), 0);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
-static int make_root(void **state)
-{
-        (void)state;
-        snprintf(root, sizeof(root), "/tmp/lbmemlimit-XXXXXX");
-        return mkdtemp(root) ? 0 : -1;
-}
-
-static int remove_root(void **state)
-{
-        (void)state;
-        return nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static const char v1_tree_mountinfo[] =
@@ -365,26 +341,26 @@ static void test_find_smallest_ancestor(void **state)
         put("sys/fs/cgroup/memory/a/memory.limit_in_bytes", "536870912\n");
         put("sys/fs/cgroup/memory/a/b/memory.limit_in_bytes", "1073741824\n");
         lb_memlimit_t m;
-        lb_memlimit_find(root, &m);
+        lb_memlimit_find(tmpdir, &m);
         assert_int_equal(m.bytes, 512 * MIB);
         char want[600];
         snprintf(want, sizeof(want),
                  "cgroup v1 %s/sys/fs/cgroup/memory/a/memory.limit_in_bytes",
-                 root);
+                 tmpdir);
         assert_string_equal(m.source, want);
 
         /* the cgroup's own is the smallest */
         put("sys/fs/cgroup/memory/a/b/memory.limit_in_bytes", "268435456\n");
-        lb_memlimit_find(root, &m);
+        lb_memlimit_find(tmpdir, &m);
         assert_int_equal(m.bytes, 256 * MIB);
         assert_contains(m.source, "/a/b/memory.limit_in_bytes");
 
         /* MemTotal below the limit caps it */
         put("proc/meminfo", "MemTotal: 131072 kB\n");
-        lb_memlimit_find(root, &m);
+        lb_memlimit_find(tmpdir, &m);
         assert_int_equal(m.bytes, 128 * MIB);
         snprintf(want, sizeof(want),
-                 "MemTotal of %s/proc/meminfo, below cgroup v1 ", root);
+                 "MemTotal of %s/proc/meminfo, below cgroup v1 ", tmpdir);
         assert_contains(m.source, want);
 }
 
@@ -397,12 +373,12 @@ static void test_find_no_limit_is_the_default(void **state)
         put("sys/fs/cgroup/c/memory.max", "max\n");
         /* the v2 root has no memory.max at all */
         lb_memlimit_t m;
-        lb_memlimit_find(root, &m);
+        lb_memlimit_find(tmpdir, &m);
         assert_int_equal(m.bytes, LB_MEMLIMIT_DEFAULT_BYTES);
         assert_string_equal(m.source, "default 1 GiB: no cgroup memory limit");
 
         put("sys/fs/cgroup/c/memory.max", "805306368\n");
-        lb_memlimit_find(root, &m);
+        lb_memlimit_find(tmpdir, &m);
         assert_int_equal(m.bytes, 768 * MIB);
         assert_contains(m.source, "cgroup v2 ");
         assert_contains(m.source, "/sys/fs/cgroup/c/memory.max");
@@ -410,7 +386,7 @@ static void test_find_no_limit_is_the_default(void **state)
         /* the default is capped at MemTotal too */
         put("sys/fs/cgroup/c/memory.max", "garbage\n");
         put("proc/meminfo", "MemTotal: 524288 kB\n");
-        lb_memlimit_find(root, &m);
+        lb_memlimit_find(tmpdir, &m);
         assert_int_equal(m.bytes, 512 * MIB);
         assert_contains(m.source, "below default 1 GiB: no cgroup memory "
                                   "limit");
@@ -421,18 +397,18 @@ static void test_find_unreadable(void **state)
         (void)state;
         /* nothing under root: no /proc at all */
         lb_memlimit_t m;
-        lb_memlimit_find(root, &m);
+        lb_memlimit_find(tmpdir, &m);
         assert_int_equal(m.bytes, LB_MEMLIMIT_DEFAULT_BYTES);
         assert_contains(m.source, "default 1 GiB: cannot read ");
         assert_contains(m.source, "/proc/self/cgroup: No such file");
         assert_contains(m.source, "; MemTotal unknown (cannot read ");
 
         put("proc/self/cgroup", "4:memory:/a\n");
-        lb_memlimit_find(root, &m);
+        lb_memlimit_find(tmpdir, &m);
         assert_contains(m.source, "/proc/self/mountinfo: No such file");
 
         put("proc/self/mountinfo", "");
-        lb_memlimit_find(root, &m);
+        lb_memlimit_find(tmpdir, &m);
         assert_int_equal(m.bytes, LB_MEMLIMIT_DEFAULT_BYTES);
         assert_contains(m.source, "default 1 GiB: cgroup v1 memory hierarchy "
                                   "not mounted");
@@ -463,11 +439,11 @@ int main(void)
             cmocka_unit_test(test_parse_value),
             cmocka_unit_test(test_parse_meminfo),
             cmocka_unit_test_setup_teardown(test_find_smallest_ancestor,
-                                            make_root, remove_root),
+                                            tmpdir_make, tmpdir_remove),
             cmocka_unit_test_setup_teardown(test_find_no_limit_is_the_default,
-                                            make_root, remove_root),
-            cmocka_unit_test_setup_teardown(test_find_unreadable, make_root,
-                                            remove_root),
+                                            tmpdir_make, tmpdir_remove),
+            cmocka_unit_test_setup_teardown(test_find_unreadable, tmpdir_make,
+                                            tmpdir_remove),
             cmocka_unit_test(test_find_real_machine),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
