@@ -55,10 +55,10 @@ size_t lb_action_footprint(const lb_action_t *a)
                    (a->has_key ? a->key_len + 1 : 0);
         n = (n + 7) & ~(size_t)7; /* the arena's alignment */
         n += LB_PARTITION_ENTRY_BYTES;
-        if (a->extra)
-                n += sizeof(*a->extra) + MALLOC_OVERHEAD;
+        /* The same from consume to free: headers come before it is
+         * counted; a dead-letter reason, short-lived, is not counted. */
         if (lb_action_headers(a))
-                n += HEADERS_BASE +
+                n += sizeof(*a->extra) + MALLOC_OVERHEAD + HEADERS_BASE +
                      HEADER_EACH * rd_kafka_header_cnt(lb_action_headers(a));
         return n;
 }

@@ -123,7 +123,9 @@ int lb_action_take_headers(lb_action_t *a, struct rd_kafka_headers_s *headers);
 
 /** @returns the bytes the bridge holds for a while it is alive: its block
  *           (the record with its key and value), its headers and its entry
- *           in the offset tracker (what pending.max.bytes counts). */
+ *           in the offset tracker (what pending.max.bytes counts). Constant
+ *           once its headers are taken: the bridge adds it when it takes
+ *           the action and subtracts it when it frees it. */
 size_t lb_action_footprint(const lb_action_t *a);
 
 /**

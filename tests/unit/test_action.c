@@ -81,8 +81,12 @@ static void test_error_is_copied_and_replaced(void **state)
         (void)state;
         lb_action_t *a = lb_action_new(arena(), NULL, 0, "{}", 2);
         assert_non_null(a);
+        size_t footprint = lb_action_footprint(a);
         char reason[] = "first";
         lb_action_set_error(a, LB_STAGE_API, 200, reason);
+        /* counted when taken, subtracted when freed: a reason set in
+         * between must not change it (the bridge's count would wrap) */
+        assert_int_equal(lb_action_footprint(a), footprint);
         reason[0] = 'X';
         assert_string_equal(lb_action_error(a), "first");
         assert_int_equal(a->stage, LB_STAGE_API);
