@@ -10,7 +10,7 @@
  * at 4 GiB). A chunk whose blocks are all free gives its pages back
  * (madvise) but keeps its address for reuse; a few are kept resident as
  * spares, so a steady flow does not fault pages in and out all the time.
- * Larger blocks get a mapping of their own.
+ * Larger blocks get an aligned malloc of their own.
  * Under AddressSanitizer free blocks are poisoned and each block ends in a
  * poisoned gap, so overruns and uses after free are still caught.
  */
@@ -87,11 +87,13 @@ static chunk_t *map_chunk(size_t size)
         return (chunk_t *)at;
 }
 
-static void unmap_chunk(lb_arena_t *a, chunk_t *c)
+/* A block of its own: from malloc, aligned like a chunk (rare, and the
+ * allocator and the sanitizers know it). */
+static void free_own(lb_arena_t *a, chunk_t *c)
 {
         a->bytes -= c->size;
         UNPOISON(c, c->size);
-        munmap(c, c->size);
+        free(c);
 }
 
 static void list_add(chunk_t **list, chunk_t *c)
@@ -135,20 +137,19 @@ static int map_region(lb_arena_t *a)
 static chunk_t *chunk_new(lb_arena_t *a, size_t size, size_t cls)
 {
         chunk_t *c;
-        if (size == LB_ARENA_CHUNK && a->spare) { /* resident: counted */
+        if (cls == 0) { /* a block of its own, whatever its size */
+                if (!(c = aligned_alloc(LB_ARENA_CHUNK, size)))
+                        return NULL;
+                a->bytes += size;
+        } else if (a->spare) { /* resident: counted already */
                 c = a->spare;
                 a->spare = c->next;
                 a->spare_cnt--;
         } else {
-                if (size > LB_ARENA_CHUNK) {
-                        if (!(c = map_chunk(size)))
-                                return NULL;
-                } else {
-                        if (!a->cold && map_region(a) == -1)
-                                return NULL;
-                        c = a->cold;
-                        a->cold = c->next;
-                }
+                if (!a->cold && map_region(a) == -1)
+                        return NULL;
+                c = a->cold;
+                a->cold = c->next;
                 a->bytes += size;
         }
         c->arena = a;
@@ -239,7 +240,7 @@ void lb_arena_free(void *block)
         a->blocks--;
         if (c->cls == 0) {
                 list_remove(&a->full, c);
-                unmap_chunk(a, c);
+                free_own(a, c);
                 return;
         }
         int was_full = !has_room(c);
@@ -267,13 +268,13 @@ size_t lb_arena_blocks(const lb_arena_t *a)
         return a->blocks;
 }
 
-/* Unmaps the blocks of their own in a list (chunks are in regions). */
-static void unmap_own(lb_arena_t *a, chunk_t *c)
+/* Frees the blocks of their own in a list (chunks are in regions). */
+static void free_all_own(lb_arena_t *a, chunk_t *c)
 {
         while (c) {
                 chunk_t *next = c->next;
                 if (c->cls == 0)
-                        unmap_chunk(a, c);
+                        free_own(a, c);
                 c = next;
         }
 }
@@ -283,8 +284,8 @@ void lb_arena_destroy(lb_arena_t *a)
         if (!a)
                 return;
         for (size_t i = 0; i < CLASSES; i++)
-                unmap_own(a, a->room[i]);
-        unmap_own(a, a->full);
+                free_all_own(a, a->room[i]);
+        free_all_own(a, a->full);
         for (size_t i = 0; i < a->region_cnt; i++) {
                 UNPOISON(a->regions[i], REGION_CHUNKS * LB_ARENA_CHUNK);
                 munmap(a->regions[i], REGION_CHUNKS * LB_ARENA_CHUNK);

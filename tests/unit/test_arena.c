@@ -180,6 +180,36 @@ static void test_block_larger_than_a_chunk(void **state)
         lb_arena_destroy(a);
 }
 
+static void test_block_of_its_own_within_a_chunk(void **state)
+{
+        (void)state;
+        /* over 4 KiB but under a chunk (a 20 KB Kafka key): its own
+         * allocation, never a region's chunk, and freed as such */
+        lb_arena_t *a = lb_arena_new();
+        char *small = lb_arena_alloc(a, 100);
+        for (int round = 0; round < 50; round++) {
+                char *own[8];
+                for (int i = 0; i < 8; i++) {
+                        own[i] = lb_arena_alloc(a, 20000);
+                        assert_non_null(own[i]);
+                        memset(own[i], i, 20000);
+                }
+                assert_int_equal(lb_arena_bytes(a), 9 * LB_ARENA_CHUNK);
+                for (int i = 0; i < 8; i++) {
+                        assert_int_equal(own[i][19999], i);
+                        lb_arena_free(own[i]);
+                }
+        }
+        assert_int_equal(lb_arena_bytes(a), LB_ARENA_CHUNK);
+        /* the regions are untouched: small blocks still come from them */
+        static void *v[2000];
+        assert_int_equal(fill(a, v, 2000, 300), 2000);
+        for (size_t i = 0; i < 2000; i++)
+                lb_arena_free(v[i]);
+        lb_arena_free(small);
+        lb_arena_destroy(a);
+}
+
 static void test_destroy_with_live_blocks(void **state)
 {
         (void)state;
@@ -235,6 +265,7 @@ int main(void)
             cmocka_unit_test(test_chunks_share_mappings),
             cmocka_unit_test(test_emptied_chunk_is_reused),
             cmocka_unit_test(test_block_larger_than_a_chunk),
+            cmocka_unit_test(test_block_of_its_own_within_a_chunk),
             cmocka_unit_test(test_destroy_with_live_blocks),
             cmocka_unit_test(test_random_against_a_count_model),
         };
