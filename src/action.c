@@ -49,10 +49,17 @@ const char *lb_send_reason_name(lb_send_reason_t reason)
 #define HEADERS_BASE    64
 #define HEADER_EACH     64
 
+/* The block an action of these lengths takes (its arena rounds it up to 8
+ * bytes): the record, the value and, with a key, the key, each with a NUL. */
+static size_t block_size(size_t value_len, int has_key, size_t key_len)
+{
+        return offsetof(lb_action_t, data) + value_len + 1 +
+               (has_key ? key_len + 1 : 0);
+}
+
 size_t lb_action_footprint(const lb_action_t *a)
 {
-        size_t n = offsetof(lb_action_t, data) + a->value_len + 1 +
-                   (a->has_key ? a->key_len + 1 : 0);
+        size_t n = block_size(a->value_len, a->has_key, a->key_len);
         n = (n + 7) & ~(size_t)7; /* the arena's alignment */
         n += LB_PARTITION_ENTRY_BYTES;
         /* The same from consume to free: headers come before it is
@@ -68,9 +75,8 @@ lb_action_t *lb_action_new(lb_arena_t *arena, const void *key, size_t key_len,
 {
         if (key_len > LB_ACTION_DATA_MAX || value_len > LB_ACTION_DATA_MAX)
                 return NULL;
-        size_t klen = key ? key_len + 1 : 0;
-        lb_action_t *a = lb_arena_alloc(arena, offsetof(lb_action_t, data) +
-                                                   value_len + 1 + klen);
+        lb_action_t *a =
+            lb_arena_alloc(arena, block_size(value_len, key != NULL, key_len));
         if (!a)
                 return NULL;
         memset(a, 0, offsetof(lb_action_t, data));
@@ -89,9 +95,17 @@ lb_action_t *lb_action_new(lb_arena_t *arena, const void *key, size_t key_len,
         return a;
 }
 
+/* @returns a's extra record, made on first use; NULL out of memory. */
+static lb_action_extra_t *extra(lb_action_t *a)
+{
+        if (!a->extra)
+                a->extra = calloc(1, sizeof(*a->extra));
+        return a->extra;
+}
+
 int lb_action_take_headers(lb_action_t *a, rd_kafka_headers_t *headers)
 {
-        if (!a->extra && !(a->extra = calloc(1, sizeof(*a->extra))))
+        if (!extra(a))
                 return -1;
         a->extra->headers = headers;
         return 0;
@@ -104,7 +118,7 @@ void lb_action_set_error(lb_action_t *a, lb_stage_t stage, int http_status,
         a->http_status = http_status > 0 && http_status <= UINT16_MAX
                              ? (uint16_t)http_status
                              : 0;
-        if (!a->extra && !(a->extra = calloc(1, sizeof(*a->extra))))
+        if (!extra(a))
                 return;
         free(a->extra->error);
         a->extra->error = message ? strdup(message) : NULL;
