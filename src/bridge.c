@@ -1043,6 +1043,7 @@ static void dispatch(lb_bridge_t *b, int64_t now)
         }
         atomic_store(&b->metrics.pending_actions,
                      (int64_t)lb_batcher_pending(b->batcher));
+        atomic_store(&b->metrics.held_bytes, (int64_t)b->live_bytes);
 }
 
 /* The earliest time something is due, capped at now + cap: a hold's end,
@@ -1657,6 +1658,7 @@ lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
                             1 + (int)conf->sender_max_inflight / 4);
         atomic_store(&b->metrics.concurrency_limit,
                      lb_concurrency_limit(&b->conc));
+        atomic_store(&b->metrics.held_bytes_limit, conf->pending_max_bytes);
         lb_health_beat(&b->health);
 
         b->app_overhead = calloc(conf->app_cnt, sizeof(*b->app_overhead));

@@ -469,6 +469,13 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
         gauge(&sb, "leanbridge_pending_actions",
               "Actions consumed and not yet delivered or dead-lettered.",
               LOAD(m->pending_actions));
+        gauge(&sb, "leanbridge_held_bytes",
+              "Bytes of the actions alive (held, in flight or at the DLQ) "
+              "as pending.max.bytes counts them: what their memory costs.",
+              LOAD(m->held_bytes));
+        gauge(&sb, "leanbridge_held_bytes_limit",
+              "pending.max.bytes: the bound on leanbridge_held_bytes.",
+              LOAD(m->held_bytes_limit));
         gauge(&sb, "leanbridge_partitions_paused",
               "Assigned partitions paused for backpressure.",
               LOAD(m->partitions_paused));

@@ -64,6 +64,10 @@ typedef struct lb_metrics_s {
         atomic_uint_fast64_t sent_early[LB_SEND__COUNT];
         atomic_int_fast64_t inflight_requests;
         atomic_int_fast64_t pending_actions;
+        /* what pending.max.bytes counts (every live action's footprint)
+         * and that bound */
+        atomic_int_fast64_t held_bytes;
+        atomic_int_fast64_t held_bytes_limit;
         atomic_int_fast64_t partitions_paused;
         atomic_int_fast64_t partitions_assigned;
         /* age of the newest events not yet taken (see bridge.c) */

@@ -49,6 +49,7 @@ expect = {
     "leanbridge_billable_user_lookups_total": lookups,
     "leanbridge_inflight_requests": 0,
     "leanbridge_pending_actions": 0,
+    "leanbridge_held_bytes": 0,
     "leanbridge_partitions_assigned": 3,
     "leanbridge_batch_actions_count": st["by_status"].get("200", 0),
 }

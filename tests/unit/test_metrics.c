@@ -115,6 +115,8 @@ static void test_counters_and_gauges(void **state)
         atomic_store(&m->apps_reload_failures, 16);
         atomic_store(&m->inflight_requests, 10);
         atomic_store(&m->pending_actions, 11);
+        atomic_store(&m->held_bytes, 4096);
+        atomic_store(&m->held_bytes_limit, 214748364);
         atomic_store(&m->partitions_paused, 12);
         atomic_store(&m->partitions_assigned, 13);
         atomic_store(&m->concurrency_limit, 14);
@@ -138,6 +140,8 @@ static void test_counters_and_gauges(void **state)
         assert_line(text, "# TYPE leanbridge_inflight_requests gauge");
         assert_line(text, "leanbridge_inflight_requests 10");
         assert_line(text, "leanbridge_pending_actions 11");
+        assert_line(text, "leanbridge_held_bytes 4096");
+        assert_line(text, "leanbridge_held_bytes_limit 214748364");
         assert_line(text, "leanbridge_partitions_paused 12");
         assert_line(text, "leanbridge_partitions_assigned 13");
         assert_line(text, "leanbridge_concurrency_limit 14");
