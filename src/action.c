@@ -42,31 +42,48 @@ const char *lb_send_reason_name(lb_send_reason_t reason)
         return names[reason];
 }
 
-/* What malloc adds to a block (glibc: a size word, 16-byte granules), and
- * an estimate of a header list's cost in librdkafka: its list, and per
- * header a struct with the name and value next to it. */
-#define MALLOC_OVERHEAD 16
-#define HEADERS_BASE    64
-#define HEADER_EACH     64
-
-/* The block an action of these lengths takes (its arena rounds it up to 8
- * bytes): the record, the value and, with a key, the key, each with a NUL. */
+/* The block an action of these lengths takes: the record, the value and,
+ * with a key, the key, each with a NUL. */
 static size_t block_size(size_t value_len, int has_key, size_t key_len)
 {
         return offsetof(lb_action_t, data) + value_len + 1 +
                (has_key ? key_len + 1 : 0);
 }
 
+/* What librdkafka 2.0.2 allocates for a header list (rdkafka_header.c):
+ * the list (its struct, and an array of a pointer per header) and per
+ * header one block with its name and value, each NUL-terminated, after a
+ * struct of three sizes and a pointer. */
+#define HEADERS_STRUCT 56
+#define HEADER_STRUCT  40
+
+static size_t headers_cost(const rd_kafka_headers_t *h)
+{
+        size_t cnt = rd_kafka_header_cnt(h);
+        size_t n = lb_malloc_cost(HEADERS_STRUCT) +
+                   lb_malloc_cost(cnt * sizeof(void *));
+        for (size_t i = 0; i < cnt; i++) {
+                const char *name;
+                const void *value;
+                size_t size;
+                if (rd_kafka_header_get_all(h, i, &name, &value, &size))
+                        break;
+                n +=
+                    lb_malloc_cost(HEADER_STRUCT + strlen(name) + 1 + size + 1);
+        }
+        return n;
+}
+
 size_t lb_action_footprint(const lb_action_t *a)
 {
-        size_t n = block_size(a->value_len, a->has_key, a->key_len);
-        n = (n + 7) & ~(size_t)7; /* the arena's alignment */
-        n += LB_PARTITION_ENTRY_BYTES;
+        size_t n =
+            lb_arena_cost(block_size(a->value_len, a->has_key, a->key_len)) +
+            LB_PARTITION_ENTRY_BYTES;
         /* The same from consume to free: headers come before it is
          * counted; a dead-letter reason, short-lived, is not counted. */
         if (lb_action_headers(a))
-                n += sizeof(*a->extra) + MALLOC_OVERHEAD + HEADERS_BASE +
-                     HEADER_EACH * rd_kafka_header_cnt(lb_action_headers(a));
+                n += lb_malloc_cost(sizeof(*a->extra)) +
+                     headers_cost(lb_action_headers(a));
         return n;
 }
 
@@ -134,5 +151,5 @@ void lb_action_destroy(lb_action_t *a)
                         rd_kafka_headers_destroy(a->extra->headers);
                 free(a->extra);
         }
-        lb_arena_free(a);
+        lb_arena_free(a, block_size(a->value_len, a->has_key, a->key_len));
 }

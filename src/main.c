@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "bridge.h"
 #include "config.h"
 #include "dlq.h"
@@ -356,20 +356,9 @@ out:
         return rc;
 }
 
-/* glibc raises its mmap threshold to the largest block freed so far (up to
- * 32 MiB), after which librdkafka's fetch buffers (hundreds of KiB each)
- * come from the heap and their pages stay resident once freed: held
- * actions then sit on top of the backlog's peak. Fixed thresholds give
- * large blocks back to the system when they are freed. */
-static void malloc_gives_back(void)
-{
-        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-        mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-}
-
 int main(int argc, char **argv)
 {
-        malloc_gives_back();
+        lb_arena_tune_malloc();
         if (argc > 1 && !strcmp(argv[1], "replay"))
                 return replay_main(argc - 1, argv + 1);
         static const struct option opts[] = {

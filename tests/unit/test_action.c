@@ -26,11 +26,11 @@ static lb_arena_t *arena(void)
         return a;
 }
 
-/* The arena block of an action with a value of v bytes and k bytes of
- * key with its NUL (0: no key). */
+/* What the arena block of an action with a value of v bytes and k bytes
+ * of key with its NUL (0: no key) costs. */
 static size_t block(size_t v, size_t k)
 {
-        return (offsetof(lb_action_t, data) + v + 1 + k + 7) / 8 * 8;
+        return lb_arena_cost(offsetof(lb_action_t, data) + v + 1 + k);
 }
 
 static void test_key_and_value_follow_the_record(void **state)
@@ -124,6 +124,13 @@ static void test_footprint_counts_data_headers_and_tracker(void **state)
         two = lb_action_footprint(a);
         assert_true(one > bare);
         assert_true(two > one);
+        /* by their real sizes: a long value counts whole */
+        static char big[3000];
+        memset(big, 'v', sizeof(big));
+        rd_kafka_header_add(h, "payload", -1, big, sizeof(big));
+        size_t three = lb_action_footprint(a);
+        assert_true(three >= two + sizeof(big));
+        assert_true(three <= two + sizeof(big) + 128);
         lb_action_destroy(a); /* frees the headers */
         lb_action_destroy(b);
 }
