@@ -15,6 +15,7 @@
  */
 #include "batcher.h"
 
+#include "arena.h"
 #include "ledger.h"
 
 #include <stdlib.h>
@@ -75,6 +76,7 @@ struct lb_batcher_s {
         const lb_ledger_t *ledger;     /* NULL: no gate after release */
         lb_user_t **parked;            /* released users busy in the ledger */
         size_t parked_cnt, parked_cap; /* cap kept >= n_users */
+        size_t bytes; /* of user records, the table, heaps and parking */
 };
 
 /* FNV-1a over the identity, the app mixed in, then murmur3's finaliser so
@@ -121,12 +123,14 @@ static int table_grow(lb_batcher_t *b)
                 }
         }
         free(b->table);
+        b->bytes += lb_malloc_cost(size * sizeof(*table)) -
+                    lb_malloc_cost((b->table_mask + 1) * sizeof(*table));
         b->table = table;
         b->table_mask = size - 1;
         return 0;
 }
 
-static int heap_reserve(app_t *ap, size_t need)
+static int heap_reserve(lb_batcher_t *b, app_t *ap, size_t need)
 {
         if (need <= ap->heap_cap)
                 return 0;
@@ -136,6 +140,9 @@ static int heap_reserve(app_t *ap, size_t need)
         slot_t *heap = realloc(ap->heap, cap * sizeof(*heap));
         if (!heap)
                 return -1;
+        b->bytes +=
+            lb_malloc_cost(cap * sizeof(*heap)) -
+            (ap->heap ? lb_malloc_cost(ap->heap_cap * sizeof(*heap)) : 0);
         ap->heap = heap;
         ap->heap_cap = cap;
         return 0;
@@ -150,6 +157,9 @@ static int parked_reserve(lb_batcher_t *b, size_t need)
         lb_user_t **p = realloc(b->parked, cap * sizeof(*p));
         if (!p)
                 return -1;
+        b->bytes +=
+            lb_malloc_cost(cap * sizeof(*p)) -
+            (b->parked ? lb_malloc_cost(b->parked_cap * sizeof(*p)) : 0);
         b->parked = p;
         b->parked_cap = cap;
         return 0;
@@ -161,12 +171,13 @@ static lb_user_t *user_new(lb_batcher_t *b, int app, const char *id, size_t len,
         app_t *ap = &b->apps[app];
         if (b->n_users > b->table_mask && table_grow(b) == -1)
                 return NULL;
-        if (heap_reserve(ap, ap->n_users + 1) == -1 ||
+        if (heap_reserve(b, ap, ap->n_users + 1) == -1 ||
             parked_reserve(b, b->n_users + 1) == -1)
                 return NULL;
         lb_user_t *u = calloc(1, sizeof(*u) + len);
         if (!u)
                 return NULL;
+        b->bytes += lb_malloc_cost(sizeof(*u) + len);
         u->hash = hash;
         u->app = app;
         u->heap_idx = NOT_IN_HEAP;
@@ -188,6 +199,7 @@ static void user_free(lb_batcher_t *b, lb_user_t *u)
         *pp = u->hnext;
         b->n_users--;
         b->apps[u->app].n_users--;
+        b->bytes -= lb_malloc_cost(sizeof(*u) + u->id_len);
         free(u);
 }
 
@@ -333,6 +345,7 @@ lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf)
         b->apps = calloc(b->app_cnt, sizeof(*b->apps));
         b->table = calloc(TABLE_INIT_SIZE, sizeof(*b->table));
         b->table_mask = TABLE_INIT_SIZE - 1;
+        b->bytes = lb_malloc_cost(TABLE_INIT_SIZE * sizeof(*b->table));
         b->ledger = conf->ledger;
         if (!b->apps || !b->table) {
                 lb_batcher_destroy(b, NULL);
@@ -702,6 +715,11 @@ const char *lb_batcher_user_id(const lb_user_t *u, size_t *len)
 size_t lb_batcher_pending(const lb_batcher_t *b)
 {
         return b->pending;
+}
+
+size_t lb_batcher_bytes(const lb_batcher_t *b)
+{
+        return b->bytes;
 }
 
 size_t lb_batcher_pending_bytes(const lb_batcher_t *b)

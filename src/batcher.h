@@ -148,5 +148,9 @@ const char *lb_batcher_user_id(const lb_user_t *u, size_t *len);
 size_t lb_batcher_pending(const lb_batcher_t *b);
 /** @returns bytes of queued actions (sum of body_len). */
 size_t lb_batcher_pending_bytes(const lb_batcher_t *b);
+/** @returns what the user records cost (malloc's sizes): each record with
+ *           its id, and the table, heaps and parking room that grow with
+ *           them (the actions are the caller's to count). */
+size_t lb_batcher_bytes(const lb_batcher_t *b);
 
 #endif

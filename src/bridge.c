@@ -521,10 +521,17 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         take_action(b, a);
 }
 
+/* What pending.max.bytes bounds: the actions alive and the batcher's
+ * records of their users. */
+static size_t held_bytes(const lb_bridge_t *b)
+{
+        return b->live_bytes + lb_batcher_bytes(b->batcher);
+}
+
 static int over_limit(const lb_bridge_t *b)
 {
         return b->live_actions >= (size_t)b->conf->pending_max_actions ||
-               b->live_bytes >= (size_t)b->conf->pending_max_bytes;
+               held_bytes(b) >= (size_t)b->conf->pending_max_bytes;
 }
 
 static int consume(lb_bridge_t *b)
@@ -569,7 +576,7 @@ static void backpressure(lb_bridge_t *b)
         int over = over_limit(b) || outage;
         int under = !outage &&
                     b->live_actions <= (size_t)c->pending_max_actions / 2 &&
-                    b->live_bytes <= (size_t)c->pending_max_bytes / 2;
+                    held_bytes(b) <= (size_t)c->pending_max_bytes / 2;
         int paused = lb_kafka_in_paused(b->in);
         if (b->state != LB_RUNNING)
                 return;
@@ -577,7 +584,7 @@ static void backpressure(lb_bridge_t *b)
                 lb_info("consumer",
                         "pausing input: %s; %zu actions / %zu bytes pending",
                         outage ? "API outage" : "memory bound", b->live_actions,
-                        b->live_bytes);
+                        held_bytes(b));
                 lb_kafka_in_pause_all(b->in, 1);
         } else if (paused && under) {
                 lb_info("consumer", "resuming input");
@@ -1014,9 +1021,10 @@ static size_t memory_excess(const lb_bridge_t *b)
         size_t mark_b = (size_t)c->pending_max_bytes / 100 * LB_EARLY_MARK_PCT;
         size_t n = b->live_actions > mark_n ? b->live_actions - mark_n : 0;
         size_t queued = lb_batcher_pending(b->batcher);
-        if (b->live_bytes > mark_b && queued) {
+        size_t held = held_bytes(b);
+        if (held > mark_b && queued) {
                 size_t per = lb_batcher_pending_bytes(b->batcher) / queued + 1;
-                size_t by_bytes = (b->live_bytes - mark_b) / per + 1;
+                size_t by_bytes = (held - mark_b) / per + 1;
                 if (by_bytes > n)
                         n = by_bytes;
         }
@@ -1043,7 +1051,7 @@ static void dispatch(lb_bridge_t *b, int64_t now)
         }
         atomic_store(&b->metrics.pending_actions,
                      (int64_t)lb_batcher_pending(b->batcher));
-        atomic_store(&b->metrics.held_bytes, (int64_t)b->live_bytes);
+        atomic_store(&b->metrics.held_bytes, (int64_t)held_bytes(b));
 }
 
 /* The earliest time something is due, capped at now + cap: a hold's end,

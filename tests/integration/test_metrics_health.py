@@ -49,13 +49,16 @@ expect = {
     "leanbridge_billable_user_lookups_total": lookups,
     "leanbridge_inflight_requests": 0,
     "leanbridge_pending_actions": 0,
-    "leanbridge_held_bytes": 0,
     "leanbridge_partitions_assigned": 3,
     "leanbridge_batch_actions_count": st["by_status"].get("200", 0),
 }
 for series, want in expect.items():
     got = value(text, series)
     h.check(got == want, f"{series} = {got}, want {want}")
+# Nothing held: what is left is the user table's room (it never shrinks).
+held, limit = value(text, "leanbridge_held_bytes"), value(text, "leanbridge_held_bytes_limit")
+h.check(held is not None and 0 < held < 1 << 20, f"leanbridge_held_bytes = {held} when idle")
+h.check(limit is not None and limit >= 64 << 20, f"leanbridge_held_bytes_limit = {limit}")
 h.check('leanbridge_build_info{version="' in text, "build_info")
 h.check("SECRET" not in text, "a client key in /metrics")
 if shutil.which("promtool"):

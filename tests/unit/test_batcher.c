@@ -2066,6 +2066,34 @@ static void test_billing_vs_fifo(void **state)
         free(evs);
 }
 
+static void test_bytes_count_user_records(void **state)
+{
+        (void)state;
+        /* what pending.max.bytes counts beside the actions: a record per
+         * user (with its id), and the table and heap room that grew with
+         * them; the records go with their users, the room stays */
+        lb_batcher_t *b = mkb(1, NULL, 50, 500, 1 << 20, 0, 1000);
+        size_t empty = lb_batcher_bytes(b);
+        assert_true(empty > 0);
+        char id[64];
+        enum { USERS = 1000 };
+        for (int i = 0; i < USERS; i++) {
+                snprintf(id, sizeof(id), "user-%040d", i);
+                add(b, 0, id, 0, 10, 0);
+        }
+        size_t held = lb_batcher_bytes(b);
+        /* at least the id and a few pointers each, at most a few hundred */
+        assert_true(held >= empty + USERS * (45 + 64));
+        assert_true(held <= empty + USERS * 400);
+        lb_batch_t *bt;
+        while ((bt = lb_batcher_next(b, 2000, LB_SEND_DUE, 0)))
+                finish(b, bt);
+        size_t after = lb_batcher_bytes(b);
+        assert_true(after < held - USERS * 45);
+        assert_true(after >= empty);
+        lb_batcher_destroy(b, NULL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -2104,6 +2132,7 @@ int main(void)
             cmocka_unit_test(test_window_one_user_sent_once),
             cmocka_unit_test(test_window_many_users_sent_once),
             cmocka_unit_test(test_billing_vs_fifo),
+            cmocka_unit_test(test_bytes_count_user_records),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
