@@ -19,11 +19,18 @@ The models, per (app, user), from Kafka timestamps:
   its first action and closes after `linger` seconds, at max_actions, or
   when a new user would be the max_users+1st; each request's distinct users
   are billed.
+
+Sized events (issue 23): track events padded to a value size, fixed or
+heavy-tailed (mixed_size: lognormal body, Pareto tail, 100 B..64 KiB), as a
+backlog (sized_events) or as a stream of sessions whose users rotate and
+whose size distribution drifts over time (DriftingSessions, the soak's).
 """
 import bisect
+import heapq
 import json
 import math
 import random
+import string
 
 
 class Sessions:
@@ -190,3 +197,162 @@ def draw_curve(rows, path, title):
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------
+# Sized events (issue 23)
+
+MIN_SIZE, MAX_SIZE = 100, 65536
+_POOL = []
+
+
+def filler(n, at):
+    """n (<= 64 Ki) characters of seeded random letters and digits starting
+    at offset `at` of a fixed pool: values that compress about as badly as
+    real payloads."""
+    if not _POOL:
+        rnd = random.Random(23)
+        _POOL.append("".join(rnd.choices(string.ascii_letters + string.digits,
+                                         k=2 * MAX_SIZE)))
+    at %= MAX_SIZE
+    return _POOL[0][at:at + n]
+
+
+def mixed_size(rnd, median=500, tail=0.2):
+    """A heavy-tailed value size: lognormal around `median` bytes (sigma 1),
+    or with probability `tail` Pareto (alpha 1.1) from 4 KiB; clipped to
+    100 B..64 KiB. The defaults give a mean of about 3.4 KiB, a median of
+    about 700 B and 1.4% of values at the 64 KiB cap."""
+    s = 4096 * rnd.paretovariate(1.1) if rnd.random() < tail else \
+        rnd.lognormvariate(math.log(median), 1.0)
+    return int(min(MAX_SIZE, max(MIN_SIZE, s)))
+
+
+def track_value(app, uid, eid, seq, size, at=0):
+    """A track event (JSON) of about `size` bytes: its params carry a
+    string of filler (never under the event's own fields, ~110 bytes)."""
+    pre = ('{"appId":"app_%02d","userId":"%s","action":"track","event":"Level Complete",'
+           '"params":{"level":%d,"blob":"' % (app, uid, seq % 60))
+    post = '"},"eid":"%s","seq":%d}' % (eid, seq)
+    return pre + filler(max(0, size - len(pre) - len(post)), at) + post
+
+
+def sized_events(n, size, users=20000, apps=4, seed=23, tag="z"):
+    """n track events for lb-kafkatool produce (key TAB value NEWLINE), of
+    `size` bytes each or, with size "mixed", of mixed_size() bytes; users
+    drawn uniformly from `users`, user k in app k % apps, keyed by user,
+    each user's events numbered (seq). Returns (data, [value sizes])."""
+    rnd = random.Random(seed)
+    seq = [0] * users
+    out, sizes = [], []
+    for i in range(n):
+        u = rnd.randrange(users)
+        sq = seq[u]
+        seq[u] = sq + 1
+        want = mixed_size(rnd) if size == "mixed" else int(size)
+        uid = "u%05d" % u
+        v = track_value(u % apps, uid, "%s%07d" % (tag, i), sq, want, at=i * 7919)
+        sizes.append(len(v))
+        out.append(f"{uid}\t{v}\n")
+    return "".join(out).encode(), sizes
+
+
+class DriftingSessions:
+    """Session traffic as an endless stream in time order (for the soak):
+    sessions start as a Poisson process (rate / per_session a second), each
+    about per_session events with exponential gaps of mean gap_s (start,
+    track, setUserAttributes, stop, as Sessions). A session's user is drawn
+    from a window of `pool` user ids that slides by `pool` every
+    turnover_s, so the users change over time; a user may come back while
+    the window still holds it. Track events are padded to mixed_size(),
+    whose median and tail share drift with period period_s (between about
+    0.4x and 1.7x of their mean size; mean_bytes() is the average over a
+    period). chunk(t1) returns the lines of the events before t1 s."""
+
+    def __init__(self, rate, per_session, gap_s, apps, seed, pool=20000, turnover_s=300.0,
+                 period_s=600.0, tag="d"):
+        self.rnd = random.Random(seed)
+        self.starts_per_s = rate / per_session
+        self.per_session, self.gap_s, self.pool = per_session, gap_s, pool
+        self.turnover_s, self.period_s, self.tag = turnover_s, period_s, tag
+        self.cum = [sum(1.0 / k for k in range(1, i + 2)) for i in range(apps)]
+        self.heap = []  # (at, n, app, uid, k, nk)
+        # Sessions begin before 0 s (their events before it are dropped):
+        # stationary from the first second, as Sessions.
+        self.t_start = -4 * per_session * gap_s  # the next session's start
+        self.seq = {}
+        self.n = self.bytes = self.tracks = 0
+
+    def params(self, t):
+        """(median, tail share) of the track sizes at t s: from (250 B, 10%)
+        at the trough to (1 KiB, 30%) at the crest, starting at the mean and
+        rising."""
+        phase = math.sin(2 * math.pi * t / self.period_s)
+        return 500 * 2 ** phase, 0.2 + 0.1 * phase
+
+    def mean_bytes(self, t=None, draws=40000):
+        """Mean event size (key + value) at t s, or over a period: the track
+        sizes by Monte Carlo, the other events ~130 bytes."""
+        rnd = random.Random(1)
+        track = sum(mixed_size(rnd, *self.params(rnd.random() * self.period_s
+                                                  if t is None else t))
+                    for _ in range(draws)) / draws
+        share = (self.per_session - 2) / self.per_session * 0.75
+        return share * (track + 9) + (1 - share) * 130
+
+    def users_at(self, t):
+        """The window of user ids sessions starting at t draw from."""
+        base = int(t / self.turnover_s * self.pool)
+        return base, base + self.pool
+
+    def _sessions_until(self, t1):
+        rnd = self.rnd
+        while self.t_start < t1:
+            at = self.t_start
+            self.t_start += rnd.expovariate(self.starts_per_s)
+            lo, hi = self.users_at(at)
+            uid = "%s%08d" % (self.tag, rnd.randrange(lo, hi))
+            app = bisect.bisect_left(self.cum, rnd.random() * self.cum[-1])
+            nk = max(2, int(round(rnd.gauss(self.per_session, self.per_session / 3))))
+            for k in range(nk):
+                if k:
+                    at += rnd.expovariate(1.0 / self.gap_s)
+                heapq.heappush(self.heap, (at, self.n + len(self.heap), app, uid, k, nk))
+
+    def chunk(self, t1, limit=None):
+        """The lines (bytes) of every event before t1 s, after the last
+        chunk's, up to `limit` events in all."""
+        self._sessions_until(t1)
+        out = []
+        rnd = self.rnd
+        while self.heap and self.heap[0][0] < t1 and (limit is None or self.n < limit):
+            at, _, app, uid, k, nk = heapq.heappop(self.heap)
+            if at < 0:
+                continue
+            sq = self.seq.get(uid, 0)
+            self.seq[uid] = sq + 1
+            i = self.n
+            eid = "%s-%09d" % (self.tag, i)
+            act = "start" if k == 0 else "stop" if k == nk - 1 else \
+                Sessions.ACTIONS_MID[(i + k) % len(Sessions.ACTIONS_MID)]
+            if act == "track":
+                v = track_value(app, uid, eid, sq, mixed_size(rnd, *self.params(at)),
+                                at=i * 7919)
+                self.tracks += 1
+            else:
+                body = '"userAttributes":{"level":%d},' % k if act == "setUserAttributes" \
+                    else ""
+                v = ('{"appId":"app_%02d","userId":"%s","action":"%s",%s"eid":"%s","seq":%d}'
+                     % (app, uid, act, body, eid, sq))
+            line = f"{uid}\t{v}\n"
+            self.n += 1
+            self.bytes += len(line) - 2
+            out.append(line)
+            if not sq % 64 and len(self.seq) > 4 * self.pool:
+                self._forget(at)
+        return "".join(out).encode()
+
+    def _forget(self, t):
+        """Drops the sequence counters of users no window can draw again."""
+        lo = self.users_at(t - 4 * self.per_session * self.gap_s)[0]
+        self.seq = {u: s for u, s in self.seq.items() if int(u[len(self.tag):]) >= lo}
