@@ -298,6 +298,7 @@ static void test_freed_chunks_keep_no_page(void **state)
         lb_arena_destroy(a);
 }
 
+#if !defined(__SANITIZE_ADDRESS__)
 /* The process's resident bytes. */
 static size_t rss(void)
 {
@@ -308,6 +309,7 @@ static size_t rss(void)
         fclose(f);
         return resident * 4096;
 }
+#endif
 
 static void test_large_blocks_give_their_pages_back(void **state)
 {
