@@ -15,13 +15,18 @@ CI smoke's hard-bound checks.
     python3 tests/bench/bench.py --mode session --session-rate 10000 --budget 30 \
         --memory-limit 1g                         # issue 19's "done when" run
     python3 tests/bench/bench.py --smoke          # CI: hard bounds only
+    python3 tests/bench/bench.py --mode sizes     # issue 23: RSS vs the bound per event size
+    python3 tests/bench/bench.py --mode soak --soak-minutes 30   # RSS plateau, drifting sizes
 
 Reuses tests/integration/harness.py (processes, mock cluster, committed
 offsets) and tests/kafka/kafka_broker.py (a real Apache Kafka broker). Every
 figure printed is measured in this run; nothing is hard-coded. Exit status:
 0, or 1 when a HARD bound breaks (a request over 50 users / 500 actions, a
 user in two concurrent requests, a lost event, an order break, lookups per
-action above the FIFO packer's). Timing targets are reported, never fatal.
+action above the FIFO packer's; sizes and soak: an OOM kill, an event not
+delivered or not committed). Timing targets are reported, never fatal.
+Importable (tests/integration/test_memory_sizes.py reuses MemoryCgroup,
+run_bridge and produce): ARGS then holds the defaults.
 """
 import argparse
 import atexit
@@ -60,12 +65,15 @@ def _parse_args(argv=None):
     ap = argparse.ArgumentParser(
         description="leanbridge benchmark: ceiling, backlog, steady, slow API, sessions")
     ap.add_argument("--mode", choices=("all", "backlog", "steady", "slow", "session", "curve",
-                                       "hold"),
+                                       "hold", "sizes", "soak"),
                     default="all",
                     help="all = backlog, steady, slow and one session run; curve = "
                          "session runs at every --budgets value, drawn to --curve-png; "
                          "hold = bytes of RSS per held action (--hold-events session "
-                         "events held with nothing sent)")
+                         "events held with nothing sent); sizes = a backlog of each "
+                         "--sizes event size against the memory bound (RSS per held "
+                         "byte, cgroup peak, OOM kills); soak = --soak-minutes of "
+                         "drifting session traffic, RSS sampled for a plateau")
     ap.add_argument("--smoke", action="store_true",
                     help="CI smoke: 50k events backlog and a 20 s session run (3 s "
                          "budget), mock cluster unless --kafka real; fails only on a "
@@ -104,9 +112,26 @@ def _parse_args(argv=None):
                     help="curve mode: where the picture goes")
     ap.add_argument("--hold-events", type=int, default=300000,
                     help="hold mode: session-shaped events the bridge holds at once")
+    ap.add_argument("--sizes", default="100,1k,4k,5k,16k,64k,mixed",
+                    help="sizes mode: value sizes (bytes, k = KiB) or mixed (heavy-tailed "
+                         "100 B..64 KiB), comma-separated; each a fresh topic")
+    ap.add_argument("--sizes-backlog", type=float, default=2.5,
+                    help="sizes mode: each backlog's bytes, as a multiple of the auto "
+                         "bound (40%% of the memory limit)")
+    ap.add_argument("--sizes-max-events", type=int, default=400000,
+                    help="sizes mode: at most this many events a size (small events "
+                         "then fall short of the bound)")
+    ap.add_argument("--soak-minutes", type=float, default=30.0,
+                    help="soak mode: minutes of production")
+    ap.add_argument("--soak-rate", type=int, default=0,
+                    help="soak mode: events/s (default: what holds about 85%% of the "
+                         "auto bound for the budget at the mean event size)")
+    ap.add_argument("--soak-sample-s", type=float, default=5.0,
+                    help="soak mode: seconds between RSS samples")
     ap.add_argument("--memory-limit", type=parse_bytes, default=None, metavar="BYTES",
                     help="run every bridge in a fresh memory cgroup (v1 or v2) limited to "
-                         "BYTES (e.g. 1g); reports the cgroup's peak and OOM kills")
+                         "BYTES (e.g. 1g); reports the cgroup's peak and OOM kills "
+                         "(default 512m in the sizes and soak modes)")
     ap.add_argument("--ceiling-runs", type=int, default=2)
     ap.add_argument("--profile", choices=("none", "perf", "callgrind"), default="none",
                     help="profile the backlog run's bridge: perf (perf record -e cpu-clock "
@@ -128,6 +153,8 @@ def _parse_args(argv=None):
     if a.smoke:
         a.mode = "smoke"
         a.session_rate, a.session_duration, a.budget = 500, 20.0, 3.0
+    if a.mode in ("sizes", "soak") and a.memory_limit is None:
+        a.memory_limit = 512 << 20
     if a.build_dir:
         os.environ["LB_BUILD_DIR"] = os.path.abspath(a.build_dir)
     elif "LB_BUILD_DIR" not in os.environ:
@@ -135,7 +162,7 @@ def _parse_args(argv=None):
     return a
 
 
-ARGS = _parse_args()
+ARGS = _parse_args(None if __name__ == "__main__" else [])
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 sys.path.insert(0, os.path.join(REPO, "tests", "kafka"))
 import harness as h  # noqa: E402
@@ -379,6 +406,14 @@ class MemoryCgroup:
                 "oom_kills": int(oc.get("oom_kill", 0)),
                 "limit_hits": int(self._read("memory.failcnt"))}
 
+    def usage(self):
+        """Bytes charged to the cgroup now (v1 memory.usage_in_bytes, v2
+        memory.current); None once it is gone."""
+        try:
+            return int(self._read("memory.current" if self.V2 else "memory.usage_in_bytes"))
+        except (OSError, ValueError):
+            return None
+
     def remove(self):
         if not os.path.isdir(self.path):
             return
@@ -574,11 +609,26 @@ def stop_bridge(b, cg, r, timeout=60):
         r["cgroup"] = cg.close()
 
 
+class RunFailed(SystemExit):
+    """A bridge run that died (an OOM kill, a crash) or did not finish in
+    time: exits the bench with 1 unless caught. .why says what happened,
+    .cgroup holds the --memory-limit cgroup's figures (None without one)."""
+
+    def __init__(self, why, cgroup=None):
+        super().__init__(1)
+        self.why, self.cgroup = why, cgroup
+        LOG("FAIL: " + why)
+
+
 def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
-               wrapper=(), timeout=None, on_assigned=None, watch_pids=(), perf_out=None):
+               wrapper=(), timeout=None, on_assigned=None, watch_pids=(), perf_out=None,
+               sample=None, interval=0.1):
     """Runs one bridge from the start of `topic` (a new group) until `expect`
     events are done (delivered + dead-lettered + skipped, from /metrics) and
-    every offset is committed. Returns the timings and figures."""
+    every offset is committed. sample(bridge, cgroup or None, metrics), if
+    given, after each /metrics scrape (every `interval` s). Returns the
+    timings and figures; raises RunFailed when the bridge dies or the run
+    times out."""
     mport = h.free_port()
     settings = run_settings(kafka, sandbox, apps, topic, group, name, mport, extra)
     timeout = timeout or max(300, expect / 500)
@@ -588,6 +638,13 @@ def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
     t_start = time.monotonic()
     b, cg = start_bridge(wd, settings, name, wrapper)
     r = {"settings": settings, "log": b.log_path}
+
+    def failed(why):
+        """RunFailed, the bridge stopped and the cgroup's figures read."""
+        if b.alive():
+            b.stop(signal.SIGKILL)
+        return RunFailed(f"bridge {name}: {why}\n{b.log_text()[-3000:]}",
+                         cg.close() if cg else None)
     perf = None
     if perf_out:
         perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g",
@@ -600,11 +657,11 @@ def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
     deadline = t_start + timeout
     while True:
         if not b.alive():
-            h.fail(f"bridge {name} exited with {b.proc.returncode}:\n{b.log_text()[-3000:]}")
+            raise failed(f"exited with {b.proc.returncode} ({done_count(mt):.0f} of "
+                         f"{expect} events done)")
         now = time.monotonic()
         if now > deadline:
-            h.fail(f"bridge {name}: {done_count(mt):.0f} of {expect} events done after "
-                   f"{timeout:.0f} s\n{b.log_text()[-3000:]}")
+            raise failed(f"{done_count(mt):.0f} of {expect} events done after {timeout:.0f} s")
         got = scrape(mport)
         now = time.monotonic()
         if got:
@@ -621,6 +678,8 @@ def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
                             m(mt, "leanbridge_inflight_requests"),
                             m(mt, "leanbridge_partitions_paused"),
                             m(mt, "leanbridge_concurrency_limit")))
+            if sample:
+                sample(b, cg, mt)
             for k, series in (("pending", "leanbridge_pending_actions"),
                               ("inflight", "leanbridge_inflight_requests"),
                               ("concurrency_limit", "leanbridge_concurrency_limit"),
@@ -629,15 +688,15 @@ def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
             if done_count(mt) >= expect:
                 t_done = now
                 break
-        time.sleep(1.0 if wrapper else 0.1)  # valgrind: fewer /metrics renders
+        time.sleep(1.0 if wrapper else interval)  # valgrind: fewer /metrics renders
     if perf:
         perf.send_signal(signal.SIGINT)
         perf.wait(60)
     while not h.all_committed(kafka.bootstrap, group, topic):
         if not b.alive():
-            h.fail(f"bridge {name} died before committing:\n{b.log_text()[-3000:]}")
+            raise failed(f"exited with {b.proc.returncode} before committing")
         if time.monotonic() > deadline:
-            h.fail(f"bridge {name}: offsets not all committed after {timeout:.0f} s")
+            raise failed(f"offsets not all committed after {timeout:.0f} s")
         time.sleep(0.1)
     t_committed = time.monotonic()
     r["peak_rss_mb"] = (proc_status(b.proc.pid, "VmHWM") or 0) / 1024
@@ -730,13 +789,15 @@ def produce(kafka, topic, data, rate=0, props=(), age_s=0):
 
 
 class PacedProducer:
-    """lb-kafkatool produce -r RATE -X linger.ms=5 fed `data` from a thread:
-    real-time traffic, started (start) once the bridge holds its
-    partitions. The Kafka timestamp is set when produce() is called."""
+    """lb-kafkatool produce -r RATE -X linger.ms=5 fed `data` (bytes, or an
+    iterable of bytes chunks: a stream) from a thread: real-time traffic,
+    started (start) once the bridge holds its partitions; rate 0 produces
+    as fast as it goes. The Kafka timestamp is set when produce() is
+    called."""
 
     def __init__(self, kafka, topic, rate, data):
         self.args = [h.KAFKATOOL, "produce", "-b", kafka.bootstrap, "-t", topic,
-                     "-r", str(rate), "-X", "linger.ms=5"]
+                     "-X", "linger.ms=5"] + (["-r", str(rate)] if rate else [])
         self.data = data
 
     def start(self):
@@ -744,10 +805,17 @@ class PacedProducer:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
         def feed():
-            self.proc.stdin.write(self.data)
-            self.proc.stdin.close()
+            try:
+                for chunk in [self.data] if isinstance(self.data, bytes) else self.data:
+                    self.proc.stdin.write(chunk)
+                self.proc.stdin.close()
+            except BrokenPipeError:  # the producer failed: finish() says why
+                pass
         self.thread = threading.Thread(target=feed, daemon=True)
         self.thread.start()
+
+    def started(self):
+        return hasattr(self, "thread")
 
     def finish(self, what):
         """Waits for the producer; fails the run if it failed. Returns its
@@ -1416,6 +1484,330 @@ def session_run(rep, kafka, wd, apps, topic, budget_s, seed):
     return row
 
 
+def size_plan(spec):
+    """[(label, size or "mixed")] from --sizes."""
+    out = []
+    for x in spec.split(","):
+        x = x.strip()
+        out.append((x, "mixed" if x == "mixed" else parse_bytes(x)))
+    return out
+
+
+MB = 1 << 20
+
+
+class HoldWatch:
+    """sample() for run_bridge: once the bridge is assigned, waits 1 s, reads
+    the baseline (VmRSS and the cgroup's usage, nothing consumed yet) and
+    starts `producer`; then per scrape, VmRSS against leanbridge_held_bytes:
+    the moment of maximum holding (VmRSS - baseline there, over held bytes),
+    the bytes counted per action at the most held with nothing in flight
+    (held bytes / pending actions: every live action is pending), and what RSS holds beyond the held bytes before the
+    first request is sent (librdkafka's fetch queue and the allocator; no
+    request body yet) and at most. Every `every` s it also appends
+    (s, VmRSS, cgroup usage, held bytes, pending) to .timeline."""
+
+    def __init__(self, producer, every=None):
+        self.producer, self.every = producer, every
+        self.base_rss = self.base_cg = None
+        self.max_held = self.rss_at = self.cg_at = self.pending_at = self.inflight_at = 0
+        self.limit = self.per_action = self.held_idle = 0
+        self.beyond_first = self.beyond_max = self.rss_max = 0
+        self.timeline, self.t0, self.next_t = [], None, 0.0
+
+    def __call__(self, b, cg, mt):
+        pid = b.proc.pid
+        if self.base_rss is None:
+            if m(mt, "leanbridge_partitions_assigned") > 0:
+                time.sleep(1.0)  # let the join's allocations settle
+                self.base_rss = (proc_status(pid, "VmRSS") or 0) * 1024
+                self.base_cg = cg.usage() if cg else None
+                self.t0 = time.monotonic()
+                self.producer.start()
+            return
+        rss = (proc_status(pid, "VmRSS") or 0) * 1024
+        held = m(mt, "leanbridge_held_bytes")
+        pending = m(mt, "leanbridge_pending_actions")
+        inflight = m(mt, "leanbridge_inflight_requests")
+        self.limit = m(mt, "leanbridge_held_bytes_limit")
+        self.rss_max = max(self.rss_max, rss)
+        beyond = rss - self.base_rss - held
+        self.beyond_max = max(self.beyond_max, beyond)
+        if m(mt, "leanbridge_requests_total") == 0 and inflight == 0:
+            self.beyond_first = max(self.beyond_first, beyond)
+        if inflight == 0 and pending > 0 and held > self.held_idle:
+            self.held_idle, self.per_action = held, held / pending
+        if held > self.max_held:
+            self.max_held, self.rss_at, self.pending_at = held, rss, pending
+            self.inflight_at = inflight
+            self.cg_at = cg.usage() if cg else None
+        now = time.monotonic() - self.t0
+        if self.every and now >= self.next_t:
+            self.next_t = now + self.every
+            self.timeline.append((now, rss, cg.usage() if cg else None, held, pending))
+
+    def ratio(self):
+        """(VmRSS - baseline) / held bytes at the moment of maximum holding."""
+        return (self.rss_at - self.base_rss) / self.max_held if self.max_held else float("nan")
+
+
+def sizes(rep, kafka, wd, apps, plan):
+    """Issue 23: per event size, a fresh topic holding a backlog of track
+    events of that size (sessions.sized_events: 20,000 users over 4 apps),
+    about --sizes-backlog x the auto bound (40% of the memory limit) in
+    bytes, at most --sizes-max-events; the bridge, with the defaults but a
+    120 s budget (the memory bound, not the deadlines, is what stops
+    holding), in a fresh --memory-limit cgroup, from the join until every
+    event is done and committed (produced after the join, so the baseline
+    holds nothing). A bridge that dies (an OOM kill) is reported and the
+    next size runs; the run then exits 1."""
+    a = ARGS
+    limit = a.memory_limit
+    auto = limit * 40 // 100
+    rows = []
+    for label, size, topic in plan:
+        est = 3500 if size == "mixed" else max(size, 134)
+        n = max(1000, min(a.sizes_max_events, math.ceil(a.sizes_backlog * auto / est)))
+        data, vsizes = sessions.sized_events(n, size, seed=a.seed, tag=f"z{label}-")
+        ev = mean_event_bytes(data)
+        vs = sorted(vsizes)
+        t = rep.section(f"sizes {label}: {n:,} track events of {ev:,.0f} bytes (key + value) "
+                        f"from a backlog, {len(data) / MB:,.0f} MB, "
+                        f"{len(data) / auto:.2f}x the auto bound")
+        sandbox = h.Sandbox(apps, wd, name=f"sizes-{label}", action_log=False, req_log=False)
+        prod = PacedProducer(kafka, topic, 0, data)
+        w = HoldWatch(prod)
+        extra = {"batch.max.wait.ms": "120000"}
+        failed = r = None
+        try:
+            r = run_bridge(kafka, sandbox, apps, wd, topic, f"bench-sizes-{label}", n,
+                           f"sizes-{label}", extra=extra, timeout=900, sample=w,
+                           interval=0.2)
+            cg = r.get("cgroup")
+        except RunFailed as e:
+            failed, cg = e, e.cgroup
+        if prod.started():
+            prod.finish(f"sizes {label}")
+        accepted = sandbox.stats()["actions_accepted"]
+        sandbox.stop()
+        backlog_bytes, data, prod.data = len(data), None, None
+        mt = r["metrics"] if r else {}
+        delivered = m(mt, "leanbridge_actions_delivered_total")
+        dead = m(mt, "leanbridge_actions_dead_lettered_total")
+        kills = cg["oom_kills"] if cg else 0
+        peak = cg["peak"] if cg else None
+        bound = w.limit or auto
+        promise = bound + (w.base_cg or 0)
+        ratio = w.ratio()
+        row = {"label": label, "size": size, "events": n, "mean_event_bytes": ev,
+               "backlog_bytes": backlog_bytes,
+               "value_p50": pct(vs, 50), "value_p99": pct(vs, 99), "value_max": vs[-1],
+               "died": failed.why.splitlines()[0] if failed else None,
+               "oom_kills": kills, "delivered": delivered, "dead_lettered": dead,
+               "accepted": accepted, "cgroup": cg, "baseline_rss": w.base_rss,
+               "baseline_cgroup": w.base_cg, "bound": bound, "promise": promise,
+               "max_held": w.max_held, "rss_at_max_held": w.rss_at,
+               "cgroup_at_max_held": w.cg_at, "pending_at_max_held": w.pending_at,
+               "inflight_at_max_held": w.inflight_at, "rss_per_held": ratio,
+               "counted_per_action": w.per_action, "beyond_before_requests": w.beyond_first,
+               "beyond_max": w.beyond_max, "rss_max": w.rss_max,
+               "peak_rss_mb": r["peak_rss_mb"] if r else w.rss_max / MB}
+        rows.append(row)
+        LOG(f"sizes {label}: {'DIED (' + row['died'] + ')' if failed else 'done'}, OOM kills "
+            f"{kills}, cgroup peak {(peak or 0) / MB:.0f} MB, RSS per held byte {ratio:.2f}x")
+        dist = (f"values p50 {row['value_p50']:,} / p99 {row['value_p99']:,} / max "
+                f"{row['value_max']:,} bytes; " if size == "mixed" else "")
+        t += [
+            ("events", f"{n:,}", f"{dist}{n * ev / MB:,.0f} MB of keys and values; 20,000 "
+             f"users, 4 apps; produced from the join at full speed"),
+            ("bridge", "DIED: " + row["died"] if failed else "ran to the end",
+             f"exit code {r['exit_code']}" if r else ""),
+            ("OOM kills", str(kills), rep.hard(kills == 0, f"sizes {label}: {kills} OOM "
+                                               "kill(s)")),
+            ("delivered + dead-lettered", f"{delivered:,.0f} + {dead:,.0f} of {n:,}",
+             rep.hard(not failed and delivered + dead == n,
+                      f"sizes {label}: {n - delivered - dead:,.0f} events not done"
+                      + (" (the bridge died)" if failed else "")) +
+             f"; offsets {'all committed' if not failed else 'not all committed'}; sandbox "
+             f"accepted {accepted:,}"),
+            ("baseline", f"{(w.base_rss or 0) / MB:.1f} MB VmRSS",
+             f"cgroup usage {(w.base_cg or 0) / MB:.1f} MB: joined, nothing consumed"),
+            ("cgroup peak", f"{peak / MB:.1f} MB" if peak is not None else "?",
+             f"{cg['peak_file'] if cg else ''} of the {limit / MB:.0f} MB limit; VmHWM "
+             f"{row['peak_rss_mb']:.1f} MB"),
+            ("peak vs the promise", f"{peak / promise:.2f}x" if peak else "?",
+             f"promise = pending.max.bytes {bound / MB:.1f} MB + baseline "
+             f"{(w.base_cg or 0) / MB:.1f} MB = {promise / MB:.1f} MB"),
+            ("held at most", f"{w.max_held / MB:.1f} MB",
+             f"leanbridge_held_bytes, {w.max_held / bound * 100:.0f}% of the bound, "
+             f"{w.pending_at:,.0f} pending, {w.inflight_at:.0f} requests in flight"),
+            ("RSS per held byte", f"{ratio:.2f}x",
+             f"(VmRSS {w.rss_at / MB:.1f} - baseline {(w.base_rss or 0) / MB:.1f} MB) / held, "
+             "at that moment; target <= 1.3x"),
+            ("bytes counted per action", f"{w.per_action:,.0f}",
+             f"held / pending at the most held with nothing in flight; "
+             f"{w.per_action / ev:.2f}x the event's key + value"),
+            ("RSS beyond held bytes", f"{w.beyond_first / MB:.1f} / {w.beyond_max / MB:.1f} MB",
+             "VmRSS - baseline - held: before the first request (librdkafka's fetch queue "
+             "and the allocator's slack, not separable from outside) / at most over the run "
+             "(also request bodies, and what the allocator keeps once actions are freed)"),
+        ]
+        rep.targets.append((f"sizes {label}: RSS per held byte <= 1.3x",
+                            f"{ratio:.2f}x",
+                            verdict(ratio <= 1.3, f"held {w.max_held / MB:.0f} MB")))
+        rep.targets.append((f"sizes {label}: cgroup peak <= the promise",
+                            f"{(peak or 0) / MB:.0f} of {promise / MB:.0f} MB",
+                            verdict(peak is not None and peak <= promise,
+                                    "pending.max.bytes + baseline")))
+    md = ["\n**Memory by event size** (" + f"{limit / MB:.0f} MiB cgroup, defaults but "
+          "batch.max.wait.ms=120000)\n",
+          "| size | events | mean bytes | done | OOM kills | baseline | cgroup peak | peak / "
+          "promise | held at most | RSS per held byte | counted per action | beyond held "
+          "(first request / max) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for x in rows:
+        peak = (x["cgroup"] or {}).get("peak") or 0
+        done = x["delivered"] + x["dead_lettered"]
+        md.append(f"| {x['label']} | {x['events']:,} | {x['mean_event_bytes']:,.0f} | "
+                  f"{'DIED, ' if x['died'] else ''}{done:,.0f} | {x['oom_kills']} | "
+                  f"{(x['baseline_rss'] or 0) / MB:.0f} MB | {peak / MB:.0f} MB | "
+                  f"{peak / x['promise']:.2f}x | {x['max_held'] / MB:.0f} MB | "
+                  f"{x['rss_per_held']:.2f}x | {x['counted_per_action']:,.0f} "
+                  f"({x['counted_per_action'] / x['mean_event_bytes']:.2f}x) | "
+                  f"{x['beyond_before_requests'] / MB:.0f} / {x['beyond_max'] / MB:.0f} MB |")
+    rep.tables.append("\n".join(md))
+    print("\n".join(md), flush=True)
+    rep.data["sizes"] = rows
+
+
+def soak(rep, kafka, wd, apps, topic):
+    """Issue 23's soak: --soak-minutes of session traffic
+    (sessions.DriftingSessions: users from a window of 20,000 that turns
+    over every sixth of the run, track sizes heavy-tailed up to 64 KiB with
+    a median and tail that drift over a period of a third of the run),
+    produced in real time from the join at a rate that asks for about 1.1x
+    the auto bound at the drift's trough (so the bridge holds near its bound
+    throughout and sends early by memory at the crest), with a 120 s budget
+    unless --budget; VmRSS, the cgroup's usage and the held bytes sampled
+    every --soak-sample-s. The plateau: over the last third of the
+    production (at most its last 10 minutes) VmRSS stays within 10% of its
+    value at a third of it (at most minute 10). Hard: nothing lost (every
+    event delivered or dead-lettered, offsets committed) and no OOM kill."""
+    a = ARGS
+    dur = a.soak_minutes * 60
+    budget_s = a.budget if a.budget is not None else 120.0
+    auto = a.memory_limit * 40 // 100
+    gen = sessions.DriftingSessions(1, a.session_events, a.session_gap, 4, a.seed,
+                                    turnover_s=dur / 6, period_s=dur / 3, tag="k")
+    trough = gen.mean_bytes(0.75 * gen.period_s)
+    rate = a.soak_rate or int(1.1 * auto / (budget_s * (trough + 256)))
+    gen = sessions.DriftingSessions(rate, a.session_events, a.session_gap, 4, a.seed,
+                                    turnover_s=dur / 6, period_s=dur / 3, tag="k")
+    n = int(rate * dur)
+    minutes = []  # (s of stream, events, bytes) at each chunk
+
+    def stream():
+        t = 0.0
+        while gen.n < n:
+            t += 1.0
+            yield gen.chunk(t, limit=n)
+            minutes.append((t, gen.n, gen.bytes))
+
+    t = rep.section(f"soak: {a.soak_minutes:g} min of drifting session traffic at "
+                    f"{rate:,} events/s, budget {budget_s:g} s, "
+                    f"{a.memory_limit / MB:.0f} MB cgroup")
+    sandbox = h.Sandbox(apps, wd, name="soak", action_log=False, req_log=False)
+    prod = PacedProducer(kafka, topic, rate, stream())
+    w = HoldWatch(prod, every=a.soak_sample_s)
+    failed = r = None
+    try:
+        r = run_bridge(kafka, sandbox, apps, wd, topic, "bench-soak", n, "soak",
+                       extra={"batch.max.wait.ms": str(int(budget_s * 1000))},
+                       timeout=dur + budget_s + 600, sample=w, interval=1.0)
+        cg = r.get("cgroup")
+    except RunFailed as e:
+        failed, cg = e, e.cgroup
+    if prod.started():
+        prod.finish("soak")
+    accepted = sandbox.stats()["actions_accepted"]
+    sandbox.stop()
+    mt = r["metrics"] if r else {}
+    delivered = m(mt, "leanbridge_actions_delivered_total")
+    dead = m(mt, "leanbridge_actions_dead_lettered_total")
+    kills = cg["oom_kills"] if cg else 0
+    bound = w.limit or auto
+    tl = [x for x in w.timeline if x[0] <= dur]  # production only, not the drain
+    ref_t = min(600.0, dur / 3)
+    win = min(600.0, dur / 3)
+    ref = min(tl, key=lambda x: abs(x[0] - ref_t)) if tl else (0, 0, 0, 0, 0)
+    last = [x for x in tl if x[0] >= dur - win] or [ref]
+    lo, hi = min(x[1] for x in last), max(x[1] for x in last)
+    plateau = ref[1] > 0 and lo >= 0.9 * ref[1] and hi <= 1.1 * ref[1]
+    near = sum(1 for x in tl if x[3] >= 0.75 * bound) / max(1, len(tl))
+    half = sum(1 for x in tl if x[3] >= 0.5 * bound) / max(1, len(tl))
+    per_min = []
+    prev = (0.0, 0, 0)
+    for x in minutes:
+        if x[0] - prev[0] >= 60 or x is minutes[-1]:
+            if x[1] > prev[1]:
+                per_min.append((x[2] - prev[2]) / (x[1] - prev[1]))
+            prev = x
+    early = sent_early(mt)
+    t += [
+        ("events", f"{n:,}", f"{gen.bytes / max(1, gen.n):,.0f} bytes mean (key + value), "
+         f"{gen.bytes / MB:,.0f} MB; per-minute mean {min(per_min or [0]):,.0f}.."
+         f"{max(per_min or [0]):,.0f} bytes (the drift, period {gen.period_s / 60:g} min); "
+         f"{gen.tracks:,} tracks padded to 100 B..64 KiB"),
+        ("users", f"window of {gen.pool:,}", f"slides by its size every "
+         f"{gen.turnover_s / 60:g} min: ~{gen.pool * (1 + dur / gen.turnover_s):,.0f} users "
+         "over the run"),
+        ("rate", f"{rate:,} events/s", f"{'--soak-rate' if a.soak_rate else 'auto'}: "
+         f"1.1 x the bound {bound / MB:.0f} MB / ({budget_s:g} s x ({trough:,.0f} + 256) "
+         "bytes) at the trough"),
+        ("bridge", "DIED: " + failed.why.splitlines()[0] if failed else "ran to the end",
+         f"exit code {r['exit_code']}" if r else ""),
+        ("OOM kills", str(kills), rep.hard(kills == 0, f"soak: {kills} OOM kill(s)")),
+        ("delivered + dead-lettered", f"{delivered:,.0f} + {dead:,.0f} of {n:,}",
+         rep.hard(not failed and delivered + dead == n,
+                  f"soak: {n - delivered - dead:,.0f} events not done") +
+         f"; offsets {'all committed' if not failed else 'not all committed'}; sandbox "
+         f"accepted {accepted:,}"),
+        early_row(early),
+        ("held near the bound", f"{near * 100:.0f}% of samples",
+         f">= 75% of pending.max.bytes ({bound / MB:.0f} MB); >= 50% in {half * 100:.0f}%"),
+        ("baseline", f"{(w.base_rss or 0) / MB:.1f} MB VmRSS",
+         f"cgroup usage {(w.base_cg or 0) / MB:.1f} MB: joined, nothing consumed"),
+        (f"VmRSS at {ref[0] / 60:.1f} min", f"{ref[1] / MB:.1f} MB",
+         f"cgroup usage {(ref[2] or 0) / MB:.1f} MB, held {ref[3] / MB:.1f} MB"),
+        (f"VmRSS over the last {win / 60:g} min", f"{lo / MB:.1f} .. {hi / MB:.1f} MB",
+         f"cgroup usage {min(x[2] or 0 for x in last) / MB:.1f} .. "
+         f"{max(x[2] or 0 for x in last) / MB:.1f} MB; {len(last)} samples every "
+         f"{a.soak_sample_s:g} s"),
+        ("plateau", "yes" if plateau else "NO",
+         f"last {win / 60:g} min within 10% of minute {ref[0] / 60:.1f}: "
+         f"{(lo / ref[1] - 1) * 100 if ref[1] else 0:+.0f}% .. "
+         f"{(hi / ref[1] - 1) * 100 if ref[1] else 0:+.0f}%"),
+        ("cgroup peak", f"{((cg or {}).get('peak') or 0) / MB:.1f} MB",
+         f"of {a.memory_limit / MB:.0f} MB; VmHWM {r['peak_rss_mb'] if r else w.rss_max / MB:.1f}"
+         f" MB; promise (bound + baseline) {(bound + (w.base_cg or 0)) / MB:.0f} MB"),
+    ]
+    rep.targets.append((f"soak: VmRSS plateau (last {win / 60:g} min within 10% of minute "
+                        f"{ref[0] / 60:.1f})", f"{lo / MB:.0f}..{hi / MB:.0f} vs "
+                        f"{ref[1] / MB:.0f} MB", verdict(plateau, "sampled VmRSS")))
+    mins = rep.section("soak: per minute (the sample nearest each minute)")
+    for k in range(1, int(dur // 60) + 1):
+        x = min(tl, key=lambda y: abs(y[0] - 60 * k)) if tl else None
+        if x:
+            mins.append((f"minute {k}", f"{x[1] / MB:.1f} MB", f"cgroup {(x[2] or 0) / MB:.1f} "
+                         f"MB, held {x[3] / MB:.1f} MB, pending {x[4]:,.0f}"))
+    rep.data["soak"] = {"minutes": a.soak_minutes, "rate": rate, "events": n,
+                        "budget_s": budget_s, "bytes": gen.bytes, "per_minute_mean": per_min,
+                        "died": failed.why if failed else None, "oom_kills": kills,
+                        "delivered": delivered, "dead_lettered": dead, "accepted": accepted,
+                        "held_near_share": near, "baseline_rss": w.base_rss,
+                        "ref": ref, "last_min": lo, "last_max": hi, "plateau": plateau,
+                        "cgroup": cg, "timeline": w.timeline, "early": early}
+
+
 def hold(rep, kafka, wd, apps, topic):
     """Bytes of RSS per held action: the bridge joins the empty topic (its
     baseline VmRSS, nothing held), then --hold-events events of session
@@ -1564,6 +1956,14 @@ def main():
     if a.mode == "hold":
         topics["bench.hold"] = parts
         topics["bench.hold.dlq.hold"] = 1
+    plan = [(label, size, f"bench.sizes.{label}") for label, size in size_plan(a.sizes)] \
+        if a.mode == "sizes" else []
+    for label, _, tpc in plan:
+        topics[tpc] = parts
+        topics[f"{tpc}.dlq.sizes-{label}"] = 1
+    if a.mode == "soak":
+        topics["bench.soak"] = parts
+        topics["bench.soak.dlq.soak"] = 1
     kind = kafka_kind(a.kafka)
     if kind == "mock":
         # The mock cluster keeps ~5 MB per partition: at most ~3 MB each here.
@@ -1577,6 +1977,12 @@ def main():
                                                / (3 << 20)))
         if "bench.hold" in topics:
             topics["bench.hold"] = max(parts, math.ceil(a.hold_events * 200 / (3 << 20)))
+        for _, _, tpc in plan:
+            topics[tpc] = max(parts, math.ceil(a.sizes_backlog * a.memory_limit * 0.4
+                                               / (3 << 20)))
+        if a.mode == "soak":
+            raise SystemExit("bench: the soak needs a real broker (the mock cluster keeps "
+                             "~5 MB a partition)")
     kafka = Kafka(kind, topics)
     try:
         w = rep.section("setup")
@@ -1620,6 +2026,10 @@ def main():
             slow(rep, kafka, wl, wd, apps, "bench.events")
         if a.mode == "hold":
             hold(rep, kafka, wd, apps, "bench.hold")
+        if a.mode == "sizes":
+            sizes(rep, kafka, wd, apps, plan)
+        if a.mode == "soak":
+            soak(rep, kafka, wd, apps, "bench.soak")
         if a.mode == "curve":
             curve(rep, kafka, wd, apps, session_topics)
         else:
