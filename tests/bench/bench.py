@@ -1502,9 +1502,11 @@ class HoldWatch:
     starts `producer`; then per scrape, VmRSS against leanbridge_held_bytes:
     the moment of maximum holding (VmRSS - baseline there, over held bytes),
     the bytes counted per action at the most held with nothing in flight
-    (held bytes / pending actions: every live action is pending), and what RSS holds beyond the held bytes before the
-    first request is sent (librdkafka's fetch queue and the allocator; no
-    request body yet) and at most. Every `every` s it also appends
+    (held bytes / pending actions: every live action is pending), and what
+    RSS holds beyond the held bytes before the first request is sent
+    (librdkafka's fetch queue and the allocator; no request body yet) and at
+    most (also request bodies, and what the allocator keeps after actions
+    are freed). Every `every` s it also appends
     (s, VmRSS, cgroup usage, held bytes, pending) to .timeline."""
 
     def __init__(self, producer, every=None):
