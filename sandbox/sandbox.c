@@ -1459,9 +1459,11 @@ static enum MHD_Result sbx_handle_api(struct sbx *sb,
         sbx_inflight(sb, +1);
         if (sbx_is_down(sb))
                 sbx_reply_error(&r, 503, "Service unavailable");
-        else if (sbx_in_fail_window(sb))
+        else if (sbx_in_fail_window(sb)) {
                 sbx_reply_error(&r, sb->fw_status, "Outage (injected)");
-        else if (rq->too_big)
+                if (sb->fw_status == 429) /* as injected 429s do */
+                        r.retry_after = sb->opt.retry_after;
+        } else if (rq->too_big)
                 sbx_reply_error(&r, 413, "Request body too large");
         else if (sbx_parse_multi(sb, rq, &m, &r)) {
                 sbx_collect(sb, &m);
@@ -1683,7 +1685,7 @@ static const struct sbx_opt_def sbx_opt_defs[] = {
     {"fail-window", SBX_OT_STR, SBX_OFF(fail_window), 0, 0, NULL,
      "START_MS:DURATION_MS:STATUS",
      "from START_MS after start, for DURATION_MS, every /api request gets "
-     "STATUS"},
+     "STATUS (a 429 with Retry-After: --retry-after)"},
     {"down-file", SBX_OT_STR, SBX_OFF(down_file), 0, 0, NULL, "PATH",
      "while PATH exists, every /api request gets 503"},
     {"help", SBX_OT_LONG, SBX_OFF(help), 0, 1, "0", NULL, "this text"},

@@ -847,34 +847,54 @@ static double rand01(lb_bridge_t *b)
         return (double)rand_r(&b->rand_state) / ((double)RAND_MAX + 1);
 }
 
+/* The longest wait between two probes in outage mode. */
+static int64_t probe_cap(const lb_bridge_t *b)
+{
+        return b->conf->retry_backoff_max_ms < LB_PROBE_MAX_MS
+                   ? b->conf->retry_backoff_max_ms
+                   : LB_PROBE_MAX_MS;
+}
+
+/* The answer's Retry-After as a retry's floor: honoured, but in outage mode
+ * no more than the probes' cap (one probe at a time is all the API gets,
+ * and input stays paused until one succeeds). */
+static int64_t retry_after(const lb_bridge_t *b, const lb_request_t *req)
+{
+        if (lb_outage_active(&b->outage) && req->retry_after_ms > probe_cap(b))
+                return probe_cap(b);
+        return req->retry_after_ms;
+}
+
 /* Feeds a finished attempt to outage mode; in it, a failure sets when the
- * next probe may go (capped backoff, honouring Retry-After). */
+ * next probe may go (capped backoff, Retry-After within the cap). Entering
+ * it, retries that wait longer than the cap (a long Retry-After before)
+ * are brought forward. */
 static void outage_observe(lb_bridge_t *b, const flight_t *f,
                            const lb_request_t *req, int failed)
 {
         int64_t now = now_ms();
         if (lb_outage_observe(&b->outage, (uintptr_t)f, failed, now)) {
                 int on = lb_outage_active(&b->outage);
-                if (on)
+                if (on) {
                         lb_warn("sender",
                                 "API outage: every request failed for %d ms "
                                 "or more; pausing input, probing one request "
                                 "at a time, dead-lettering nothing for "
                                 "retriable failures",
                                 LB_OUTAGE_WINDOW_MS);
-                else
+                        for (flight_t *g = b->flights; g; g = g->next)
+                                lb_flight_hasten(&g->fl, now + probe_cap(b));
+                } else {
                         lb_info("sender", "API answering again: outage over");
+                }
                 atomic_store(&b->metrics.api_outage, on);
         }
         if (!failed || !lb_outage_active(&b->outage))
                 return;
-        int64_t cap = b->conf->retry_backoff_max_ms < LB_PROBE_MAX_MS
-                          ? b->conf->retry_backoff_max_ms
-                          : LB_PROBE_MAX_MS;
-        b->probe_at =
-            now + lb_backoff_delay_ms(lb_outage_probes(&b->outage),
-                                      b->conf->retry_backoff_initial_ms, cap,
-                                      rand01(b), req->retry_after_ms);
+        b->probe_at = now + lb_backoff_delay_ms(
+                                lb_outage_probes(&b->outage),
+                                b->conf->retry_backoff_initial_ms, probe_cap(b),
+                                rand01(b), retry_after(b, req));
 }
 
 /* Feeds a finished attempt of f's actions lo..lo+n to the metrics (billing
@@ -927,7 +947,7 @@ static void flight_retry(lb_bridge_t *b, flight_t *f, const lb_request_t *req,
         }
         int64_t delay = lb_backoff_delay_ms(
             f->fl.attempt, b->conf->retry_backoff_initial_ms,
-            b->conf->retry_backoff_max_ms, rand01(b), req->retry_after_ms);
+            b->conf->retry_backoff_max_ms, rand01(b), retry_after(b, req));
         atomic_fetch_add(&b->metrics.request_retries, 1);
         lb_info("sender", "%s; retry %d in %" PRId64 " ms", reason,
                 f->fl.attempt, delay);

@@ -121,6 +121,12 @@ void lb_flight_defer(lb_flight_t *f, int64_t until)
                 f->due_ms = until;
 }
 
+void lb_flight_hasten(lb_flight_t *f, int64_t by)
+{
+        if (by < f->due_ms)
+                f->due_ms = by;
+}
+
 lb_action_t *lb_flight_take(lb_flight_t *f, size_t i)
 {
         lb_action_t *a = f->acts[i];

@@ -70,6 +70,11 @@ void lb_flight_uncount(lb_flight_t *f);
 /** @brief No attempt before until (its users are busy in the ledger). */
 void lb_flight_defer(lb_flight_t *f, int64_t until);
 
+/** @brief A wait that ends by `by` at the latest (outage mode's probes do
+ *         not wait out a long Retry-After); whether its users are busy is
+ *         for the caller to check again before it sends. */
+void lb_flight_hasten(lb_flight_t *f, int64_t by);
+
 /** @brief Takes slot i out of the flight: @returns its action (or NULL if
  *         it was given up while its attempt ran); the slot becomes NULL. */
 lb_action_t *lb_flight_take(lb_flight_t *f, size_t i);

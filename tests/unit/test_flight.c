@@ -147,6 +147,23 @@ static void test_defer_then_end(void **state)
         lb_flight_clear(&f);
 }
 
+static void test_hasten_shortens_a_wait_only(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        start(&f, 2);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f);
+        lb_flight_retry_at(&f, 1000 + 3600 * 1000); /* Retry-After: 1 h */
+        lb_flight_hasten(&f, 6000);                 /* outage mode's cap */
+        assert_int_equal(lb_flight_wake(&f), 6000);
+        lb_flight_hasten(&f, 9000); /* a later bound changes nothing */
+        assert_int_equal(lb_flight_wake(&f), 6000);
+        assert_int_equal(lb_flight_next(&f, 5999), LB_FLIGHT_WAIT);
+        assert_int_equal(lb_flight_next(&f, 6000), LB_FLIGHT_SEND);
+        lb_flight_clear(&f);
+}
+
 static int odd(const lb_action_t *a)
 {
         return a->offset % 2;
@@ -287,6 +304,7 @@ int main(void)
             cmocka_unit_test(test_split_in_order),
             cmocka_unit_test(test_retry_waits_for_backoff),
             cmocka_unit_test(test_defer_then_end),
+            cmocka_unit_test(test_hasten_shortens_a_wait_only),
             cmocka_unit_test(test_give_up_while_sending),
             cmocka_unit_test(test_give_up_then_retry_or_split),
             cmocka_unit_test(test_attempts_per_range),
