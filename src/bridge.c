@@ -148,8 +148,8 @@ struct lb_bridge_s {
         struct stat apps_st; /* the apps file when last read */
         int64_t apps_checked_ms;
         int64_t next_commit_ms;
-        int64_t map_max;    /* room for an offset map (halved if refused) */
-        char *map;          /* an encoded map, map_max + 1 bytes */
+        lb_map_room_t map_room; /* what an offset map may take now */
+        char *map; /* an encoded map, commit.metadata.max.bytes + 1 bytes */
         lb_range_t *ranges; /* a partition's done ranges, ranges_cap */
         size_t ranges_cap;
 };
@@ -201,12 +201,13 @@ static void commit_add(lb_bridge_t *b, lb_assigned_t *e,
         int truncated = 0;
         if (off < 0)
                 return;
-        if (b->map_max > 0) {
+        if (b->map_room.room > 0) {
                 size_t n =
                     lb_partition_done_ranges(e->p, b->ranges, b->ranges_cap);
                 size_t w = n < b->ranges_cap ? n : b->ranges_cap;
-                len = lb_offset_map_encode(off, b->ranges, w, b->map,
-                                           (size_t)b->map_max, &truncated);
+                len =
+                    lb_offset_map_encode(off, b->ranges, w, b->map,
+                                         (size_t)b->map_room.room, &truncated);
                 truncated |= n > w;
         }
         uint64_t h = map_hash(b->map, len);
@@ -226,12 +227,14 @@ static void commit_add(lb_bridge_t *b, lb_assigned_t *e,
 }
 
 /* A commit's result, per partition. A failed one is sent again at the next
- * interval; a map the broker refuses as too large halves the room for maps
- * (the part nearest the committed offset is kept). */
+ * interval; maps the broker refuses as too large cut the room for maps
+ * once per commit (the part nearest the committed offset is kept), and the
+ * room is probed back up later (lb_map_room_t). */
 static void on_committed(void *opaque, rd_kafka_resp_err_t err,
                          const rd_kafka_topic_partition_list_t *l)
 {
         lb_bridge_t *b = opaque;
+        size_t refused = 0; /* the smallest map refused as too large */
         for (int i = 0; i < l->cnt; i++) {
                 const rd_kafka_topic_partition_t *t = &l->elems[i];
                 rd_kafka_resp_err_t e = t->err ? t->err : err;
@@ -243,20 +246,32 @@ static void on_committed(void *opaque, rd_kafka_resp_err_t err,
                 if (a)
                         a->committed = -1;
                 if (e == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE &&
-                    b->map_max > 0) {
-                        b->map_max = b->map_max >= 64 ? b->map_max / 2 : 0;
-                        lb_warn("offsets",
-                                "the broker refused an offset map of %zu "
-                                "bytes (set commit.metadata.max.bytes to "
-                                "its offset.metadata.max.bytes); maps now "
-                                "take at most %" PRId64 " bytes",
-                                t->metadata_size, b->map_max);
+                    t->metadata_size > 0) {
+                        if (!refused || t->metadata_size < refused)
+                                refused = t->metadata_size;
                 } else {
                         lb_warn("offsets", "commit %s[%d]@%" PRId64 ": %s",
                                 t->topic, t->partition, t->offset,
                                 rd_kafka_err2str(e));
                 }
         }
+        int change = lb_map_room_observe(&b->map_room, refused, now_ms());
+        if (change < 0)
+                lb_warn("offsets",
+                        "the broker refused an offset map of %zu bytes (set "
+                        "commit.metadata.max.bytes to its "
+                        "offset.metadata.max.bytes); maps now take at most "
+                        "%" PRId64 " bytes%s, more tried in %d s",
+                        refused, b->map_room.room,
+                        b->map_room.room ? ""
+                                         : " (off: a crash or handover "
+                                           "redoes what they would skip)",
+                        LB_MAP_ROOM_PROBE_MS / 1000);
+        else if (change > 0)
+                lb_info("offsets",
+                        "offset maps may take %" PRId64 " bytes again",
+                        b->map_room.room);
+        atomic_store(&b->metrics.offset_map_room, b->map_room.room);
 }
 
 static void commit_list(lb_bridge_t *b, rd_kafka_topic_partition_list_t *l,
@@ -1717,9 +1732,10 @@ lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
                   lb_admin_start(conf->metrics_listen, &b->metrics, &b->health,
                                  LB_VERSION, errstr, errstr_size)))
                 goto fail;
-        b->map_max = conf->commit_metadata_max_bytes;
-        b->ranges_cap = (size_t)b->map_max / 2 + 1;
-        b->map = malloc((size_t)b->map_max + 1);
+        lb_map_room_init(&b->map_room, conf->commit_metadata_max_bytes);
+        atomic_store(&b->metrics.offset_map_room, b->map_room.room);
+        b->ranges_cap = (size_t)b->map_room.max / 2 + 1;
+        b->map = malloc((size_t)b->map_room.max + 1);
         b->ranges = malloc(b->ranges_cap * sizeof(*b->ranges));
         if (!b->map || !b->ranges)
                 goto oom;

@@ -473,6 +473,11 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
               "Bytes of the actions alive (held, in flight or at the DLQ) "
               "as pending.max.bytes counts them: what their memory costs.",
               LOAD(m->held_bytes));
+        gauge(&sb, "leanbridge_offset_map_room_bytes",
+              "What an offset map may take now: commit.metadata.max.bytes, "
+              "less after the broker refused a map as too large (probed "
+              "back up every 5 minutes); 0: maps off.",
+              LOAD(m->offset_map_room));
         gauge(&sb, "leanbridge_held_bytes_limit",
               "pending.max.bytes: the bound on leanbridge_held_bytes.",
               LOAD(m->held_bytes_limit));

@@ -68,6 +68,7 @@ typedef struct lb_metrics_s {
          * and that bound */
         atomic_int_fast64_t held_bytes;
         atomic_int_fast64_t held_bytes_limit;
+        atomic_int_fast64_t offset_map_room; /* bytes; 0: maps off */
         atomic_int_fast64_t partitions_paused;
         atomic_int_fast64_t partitions_assigned;
         /* age of the newest events not yet taken (see bridge.c) */

@@ -2,8 +2,9 @@
  * offset_map.c: encodes and decodes the offset map of a commit's metadata
  * (format in offset_map.h). Run lengths as LEB128 varints are the
  * compression: a partition whose done offsets above the committed one form
- * a few runs costs a few bytes, whatever their count. Pure; allocates only
- * the buffers it returns or frees before returning.
+ * a few runs costs a few bytes, whatever their count. And the room a map
+ * may take, learnt from the broker's refusals. Pure; allocates only the
+ * buffers it returns or frees before returning.
  */
 #include "offset_map.h"
 
@@ -225,4 +226,33 @@ int lb_offset_map_decode(const char *md, size_t len, int64_t base,
         }
         free(raw);
         return n;
+}
+
+void lb_map_room_init(lb_map_room_t *r, int64_t max)
+{
+        r->max = max > 0 ? max : 0;
+        r->room = r->max;
+        r->probe_at = 0;
+}
+
+int lb_map_room_observe(lb_map_room_t *r, size_t refused, int64_t now_ms)
+{
+        if (refused > 0) {
+                if ((int64_t)refused > r->room)
+                        return 0; /* sent before the last cut */
+                int64_t half = (int64_t)refused / 2;
+                r->room = half >= LB_MAP_ROOM_MIN ? half : 0;
+                r->probe_at = now_ms + LB_MAP_ROOM_PROBE_MS;
+                return -1;
+        }
+        if (!r->probe_at || now_ms < r->probe_at)
+                return 0;
+        r->room = r->room ? r->room * 2 : LB_MAP_ROOM_MIN;
+        if (r->room >= r->max) {
+                r->room = r->max;
+                r->probe_at = 0;
+        } else {
+                r->probe_at = now_ms + LB_MAP_ROOM_PROBE_MS;
+        }
+        return 1;
 }

@@ -192,6 +192,62 @@ static void test_refused(void **state)
         assert_int_equal(decode("lb1:ZAIDBgE=", -1, &d), -1);
 }
 
+static void test_room_cut_once_per_commit(void **state)
+{
+        (void)state;
+        lb_map_room_t r;
+        lb_map_room_init(&r, 4096);
+        assert_int_equal(r.room, 4096);
+        /* eight partitions' maps refused in one commit (the smallest of
+         * them 3000 bytes): one cut, to half of it; not 4096 halved eight
+         * times, which turned maps off for good */
+        assert_int_equal(lb_map_room_observe(&r, 3000, 1000), -1);
+        assert_int_equal(r.room, 1500);
+        /* a refusal of a map sent before the cut changes nothing */
+        assert_int_equal(lb_map_room_observe(&r, 2800, 1500), 0);
+        assert_int_equal(r.room, 1500);
+        /* commits without a refusal: nothing until the probe is due */
+        assert_int_equal(lb_map_room_observe(&r, 0, 2000), 0);
+        assert_int_equal(
+            lb_map_room_observe(&r, 0, 1000 + LB_MAP_ROOM_PROBE_MS - 1), 0);
+        assert_int_equal(r.room, 1500);
+}
+
+static void test_room_recovers_by_probing(void **state)
+{
+        (void)state;
+        lb_map_room_t r;
+        lb_map_room_init(&r, 4096);
+        int64_t t = 0;
+        /* a tiny map refused: off */
+        assert_int_equal(lb_map_room_observe(&r, 100, t), -1);
+        assert_int_equal(r.room, 0);
+        /* probed back up, doubling, to the configured room and no more */
+        int64_t want[] = {64, 128, 256, 512, 1024, 2048, 4096};
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+                t += LB_MAP_ROOM_PROBE_MS;
+                assert_int_equal(lb_map_room_observe(&r, 0, t), 1);
+                assert_int_equal(r.room, want[i]);
+        }
+        t += LB_MAP_ROOM_PROBE_MS;
+        assert_int_equal(lb_map_room_observe(&r, 0, t), 0);
+        assert_int_equal(r.room, 4096);
+        /* a broker whose limit is 1000: the probe past it is refused and
+         * the room settles under the limit */
+        assert_int_equal(lb_map_room_observe(&r, 1800, t), -1);
+        assert_int_equal(r.room, 900);
+        t += LB_MAP_ROOM_PROBE_MS;
+        assert_int_equal(lb_map_room_observe(&r, 0, t), 1);
+        assert_int_equal(r.room, 1800);
+        assert_int_equal(lb_map_room_observe(&r, 1700, t + 1), -1);
+        assert_int_equal(r.room, 850);
+        /* maps off by configuration stay off */
+        lb_map_room_init(&r, 0);
+        assert_int_equal(lb_map_room_observe(&r, 0, 10 * LB_MAP_ROOM_PROBE_MS),
+                         0);
+        assert_int_equal(r.room, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -202,6 +258,8 @@ int main(void)
             cmocka_unit_test(test_compact),
             cmocka_unit_test(test_truncation),
             cmocka_unit_test(test_refused),
+            cmocka_unit_test(test_room_cut_once_per_commit),
+            cmocka_unit_test(test_room_recovers_by_probing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
