@@ -98,6 +98,7 @@ typedef struct flight_s {
         lb_user_t **wire; /* the users of the attempt on the wire */
         size_t wire_n;
         lb_request_t req;
+        size_t body_counted; /* its body's room, in the bridge's body_bytes */
 } flight_t;
 
 /* The loop's state. Running: consuming and sending. Draining (SIGTERM):
@@ -137,6 +138,7 @@ struct lb_bridge_s {
         int64_t burst_now_ms, burst_wall_ms;
         size_t live_actions; /* consumed and not yet freed */
         size_t live_bytes;
+        size_t body_bytes; /* room of the request bodies of the flights */
         lb_loop_state_t state;
         int64_t stop_deadline; /* draining: when the drain gives up */
         int flushes;           /* flushing drains running (handover.flush) */
@@ -536,11 +538,11 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
         take_action(b, a);
 }
 
-/* What pending.max.bytes bounds: the actions alive and the batcher's
- * records of their users. */
+/* What pending.max.bytes bounds: the actions alive, the batcher's records
+ * of their users and the bodies of their requests. */
 static size_t held_bytes(const lb_bridge_t *b)
 {
-        return b->live_bytes + lb_batcher_bytes(b->batcher);
+        return b->live_bytes + lb_batcher_bytes(b->batcher) + b->body_bytes;
 }
 
 static int over_limit(const lb_bridge_t *b)
@@ -724,6 +726,8 @@ static void flight_send(lb_bridge_t *b, flight_t *f)
                     &f->fl, now_ms() + b->conf->retry_backoff_initial_ms);
                 return;
         }
+        b->body_bytes += f->req.body.cap - f->body_counted;
+        f->body_counted = f->req.body.cap;
         for (size_t i = lo; i < hi; i++)
                 f->batch->actions[i]->attempts++;
         wire_sent(b, f, lo, hi);
@@ -739,6 +743,7 @@ static void flight_free(lb_bridge_t *b, flight_t *f)
         *pp = f->next;
         lb_flight_clear(&f->fl);
         free(f->wire);
+        b->body_bytes -= f->body_counted;
         lb_buf_free(&f->req.body);
         lb_buf_free(&f->req.response);
         free(f);

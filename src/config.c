@@ -264,7 +264,7 @@ static const cfg_key_t keys[] = {
      .max = INT64_C(100000000),
      .desc = "Consumption pauses while this many actions are in the bridge "
              "and resumes at half; above 75% the nearest deadlines are sent "
-             "early. 0 (auto): 40% of memory.limit.bytes / 64, so that "
+             "early. 0 (auto): the auto pending.max.bytes / 64, so that "
              "pending.max.bytes binds first. Must be >= batch.max.actions."},
     {.name = "pending.max.bytes",
      .type = CT_INT,
@@ -274,10 +274,12 @@ static const cfg_key_t keys[] = {
      .min = 1024,
      .max = INT64_C(17179869184),
      .desc = "Consumption pauses while the bridge holds this many bytes for "
-             "its live actions (each action's key, value and record) and "
-             "resumes at half; above 75% the nearest deadlines are sent "
-             "early. 0 (auto): 40% of memory.limit.bytes. Must be >= "
-             "batch.max.bytes."},
+             "its live actions (what each one's memory costs: its record, "
+             "key, value and headers; their users' records; their request "
+             "bodies) and resumes at half; above 75% the nearest deadlines "
+             "are sent early. 0 (auto): 40% of memory.limit.bytes less the "
+             "consumer's prefetch (queued.max.messages.kbytes), at least "
+             "20%. Must be >= batch.max.bytes."},
     {.name = "shutdown.timeout.ms",
      .type = CT_INT,
      .def = "10000",
@@ -1372,6 +1374,27 @@ static int64_t min64(int64_t a, int64_t b)
         return a < b ? a : b;
 }
 
+static int64_t max64(int64_t a, int64_t b)
+{
+        return a > b ? a : b;
+}
+
+/* pct % of n, for any n < 2^62. */
+static int64_t share(int64_t n, int pct)
+{
+        return n / 100 * pct + n % 100 * pct / 100;
+}
+
+/* What the consumer may prefetch, in bytes: its queued.max.messages.kbytes
+ * (librdkafka keeps it within 1..2097151). */
+int64_t lb_config_prefetch_bytes(const lb_config_t *conf)
+{
+        const char *v = lb_config_kafka_get(conf, "queued.max.messages.kbytes",
+                                            LB_KAFKA_CONSUMER);
+        long long kb = v ? atoll(v) : LB_PREFETCH_KBYTES;
+        return kb > 0 && kb <= 2097151 ? (int64_t)kb * 1024 : 0;
+}
+
 int lb_config_resolve_memory(lb_config_t *conf, int64_t found_bytes,
                              const char *found_source)
 {
@@ -1390,9 +1413,10 @@ int lb_config_resolve_memory(lb_config_t *conf, int64_t found_bytes,
         const cfg_key_t *kb = find_key("pending.max.bytes");
         const cfg_key_t *ka = find_key("pending.max.actions");
         int64_t limit = conf->memory_limit_bytes; /* < 2^62: no overflow */
-        int64_t auto_bytes = min64(limit / 100 * LB_PENDING_AUTO_PCT +
-                                       limit % 100 * LB_PENDING_AUTO_PCT / 100,
-                                   kb->max);
+        int64_t auto_bytes = max64(share(limit, LB_PENDING_AUTO_PCT) -
+                                       lb_config_prefetch_bytes(conf),
+                                   share(limit, LB_PENDING_AUTO_FLOOR_PCT));
+        auto_bytes = min64(auto_bytes, kb->max);
         if (!conf->pending_max_bytes || conf->pending_max_bytes_auto) {
                 conf->pending_max_bytes_auto = 1;
                 conf->pending_max_bytes = auto_bytes;
@@ -1407,10 +1431,13 @@ int lb_config_resolve_memory(lb_config_t *conf, int64_t found_bytes,
 
 void lb_config_describe_memory(const lb_config_t *conf, char *buf, size_t size)
 {
-        char bytes_from[32] = "set";
+        char bytes_from[96] = "set";
         if (conf->pending_max_bytes_auto)
-                snprintf(bytes_from, sizeof(bytes_from), "auto, %d%%",
-                         LB_PENDING_AUTO_PCT);
+                snprintf(bytes_from, sizeof(bytes_from),
+                         "auto: %d%% less the consumer's prefetch of "
+                         "%" PRId64 ", at least %d%%",
+                         LB_PENDING_AUTO_PCT, lb_config_prefetch_bytes(conf),
+                         LB_PENDING_AUTO_FLOOR_PCT);
         snprintf(buf, size,
                  "memory limit %" PRId64 " bytes (%s); pending.max.bytes "
                  "%" PRId64 " (%s), pending.max.actions %" PRId64 " (%s)",

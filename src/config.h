@@ -130,21 +130,32 @@ int lb_config_load_env(lb_config_t *conf, char **envp, char *errstr,
 int lb_config_validate(const lb_config_t *conf, char *errstr,
                        size_t errstr_size);
 
-/* The auto pending bounds: pending.max.bytes is this share (in percent) of
- * the memory limit, pending.max.actions that many bytes / the per-action
- * figure below, so the bytes bound is the one that binds. */
+/* The auto pending bounds: this share (in percent) of the memory limit
+ * holds the events' data: the consumer's prefetch (its
+ * queued.max.messages.kbytes) and pending.max.bytes, the rest; never less
+ * than the floor share for pending.max.bytes. pending.max.actions is that
+ * many bytes / the per-action figure below, so the bytes bound is the one
+ * that binds. */
 #define LB_PENDING_AUTO_PCT              40
+#define LB_PENDING_AUTO_FLOOR_PCT        20
 #define LB_PENDING_AUTO_BYTES_PER_ACTION 64
+/* The consumer's queued.max.messages.kbytes unless kafka.* sets it. */
+#define LB_PREFETCH_KBYTES 32768
+
+/** @returns the bytes the consumer may prefetch: its effective
+ *           queued.max.messages.kbytes (LB_PREFETCH_KBYTES by default). */
+int64_t lb_config_prefetch_bytes(const lb_config_t *conf);
 
 /**
  * @brief Sizes what is auto (0): memory.limit.bytes becomes found_bytes
  *        with found_source (the cgroup limit or the default, as
  *        lb_memlimit_find() found them); pending.max.bytes becomes
- *        LB_PENDING_AUTO_PCT % of the memory limit and pending.max.actions
- *        that / LB_PENDING_AUTO_BYTES_PER_ACTION, each capped at its key's
- *        maximum. Explicit values stay; the *_auto fields say which were
- *        sized. No I/O: main() reads the limit. lb_config_validate()
- *        checks the pending bounds only once they are sized.
+ *        LB_PENDING_AUTO_PCT % of the memory limit less the consumer's
+ *        prefetch (at least LB_PENDING_AUTO_FLOOR_PCT %) and
+ *        pending.max.actions that / LB_PENDING_AUTO_BYTES_PER_ACTION, each
+ *        capped at its key's maximum. Explicit values stay; the *_auto
+ *        fields say which were sized. No I/O: main() reads the limit.
+ * lb_config_validate() checks the pending bounds only once they are sized.
  * @returns 0, or -1 when out of memory.
  */
 int lb_config_resolve_memory(lb_config_t *conf, int64_t found_bytes,
@@ -153,7 +164,8 @@ int lb_config_resolve_memory(lb_config_t *conf, int64_t found_bytes,
 /**
  * @brief Writes the line that says the memory bound, as logged at startup
  *        and printed by --check-config: "memory limit N bytes (SOURCE);
- *        pending.max.bytes N (auto, 40%), pending.max.actions N (auto)".
+ *        pending.max.bytes N (auto: 40% less the consumer's prefetch of N,
+ *        at least 20%), pending.max.actions N (auto)".
  */
 void lb_config_describe_memory(const lb_config_t *conf, char *buf, size_t size);
 

@@ -10,6 +10,10 @@
 
 #include "log.h"
 
+/* A number as a string literal. */
+#define STR(x)  STR_(x)
+#define STR_(x) #x
+
 typedef struct {
         const char *name;
         const char *value;
@@ -28,7 +32,7 @@ static const kv_t consumer_defaults[] = {
      * docs/performance.md (1M-event backlog: 100000 / 1 MB gave 124k
      * events/s and 99 MB RSS; these, 170k events/s and 104 MB). */
     {"max.partition.fetch.bytes", "262144"},
-    {"queued.max.messages.kbytes", "32768"},
+    {"queued.max.messages.kbytes", STR(LB_PREFETCH_KBYTES)},
     {"queued.min.messages", "150000"},
     {"statistics.interval.ms", "5000"},
 };

@@ -1599,7 +1599,9 @@ def sizes(rep, kafka, wd, apps, plan):
         kills = cg["oom_kills"] if cg else 0
         peak = cg["peak"] if cg else None
         bound = w.limit or auto
-        promise = bound + (w.base_cg or 0)
+        # 40% of the limit for the events' data (the consumer's prefetch and
+        # pending.max.bytes, what is held) plus what the bridge took joined
+        promise = limit * 40 // 100 + (w.base_cg or 0)
         ratio = w.ratio()
         row = {"label": label, "size": size, "events": n, "mean_event_bytes": ev,
                "backlog_bytes": backlog_bytes,
@@ -1638,7 +1640,8 @@ def sizes(rep, kafka, wd, apps, plan):
              f"{cg['peak_file'] if cg else ''} of the {limit / MB:.0f} MB limit; VmHWM "
              f"{row['peak_rss_mb']:.1f} MB"),
             ("peak vs the promise", f"{peak / promise:.2f}x" if peak else "?",
-             f"promise = pending.max.bytes {bound / MB:.1f} MB + baseline "
+             f"promise = 40% of the limit {limit * 40 // 100 / MB:.1f} MB (prefetch + "
+             f"pending.max.bytes {bound / MB:.1f} MB) + baseline "
              f"{(w.base_cg or 0) / MB:.1f} MB = {promise / MB:.1f} MB"),
             ("held at most", f"{w.max_held / MB:.1f} MB",
              f"leanbridge_held_bytes, {w.max_held / bound * 100:.0f}% of the bound, "
@@ -1794,7 +1797,8 @@ def soak(rep, kafka, wd, apps, topic):
          f"{(hi / ref[1] - 1) * 100 if ref[1] else 0:+.0f}%"),
         ("cgroup peak", f"{((cg or {}).get('peak') or 0) / MB:.1f} MB",
          f"of {a.memory_limit / MB:.0f} MB; VmHWM {r['peak_rss_mb'] if r else w.rss_max / MB:.1f}"
-         f" MB; promise (bound + baseline) {(bound + (w.base_cg or 0)) / MB:.0f} MB"),
+         f" MB; promise (40% of the limit + baseline) "
+         f"{(a.memory_limit * 40 // 100 + (w.base_cg or 0)) / MB:.0f} MB"),
     ]
     rep.targets.append((f"soak: VmRSS plateau (last {win / 60:g} min within 10% of minute "
                         f"{ref[0] / 60:.1f})", f"{lo / MB:.0f}..{hi / MB:.0f} vs "

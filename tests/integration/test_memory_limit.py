@@ -1,8 +1,8 @@
 """The memory bound from the cgroup: the real binary's --check-config run in
 a memory cgroup made here (a child of this process's own, v1 or v2,
 whichever the machine has) with a 512 MiB limit prints that limit, the
-limit file it read, and the bounds sized from it (pending.max.bytes 40%,
-pending.max.actions that / 64); an explicit pending.max.bytes (-X or the
+limit file it read, and the bounds sized from it (pending.max.bytes 40% less
+the consumer's 32 MiB prefetch, pending.max.actions that / 64); an explicit pending.max.bytes (-X or the
 environment) wins over its auto value while pending.max.actions stays auto.
 
 Making a cgroup needs root and a writable cgroup filesystem: without them
@@ -15,8 +15,10 @@ import sys
 import harness as h
 
 LIMIT = 512 * 1024 * 1024
-AUTO_BYTES = LIMIT * 40 // 100
+PREFETCH = 32768 * 1024  # the consumer's queued.max.messages.kbytes
+AUTO_BYTES = LIMIT * 40 // 100 - PREFETCH
 AUTO_ACTIONS = AUTO_BYTES // 64
+AUTO = f"auto: 40% less the consumer's prefetch of {PREFETCH}, at least 20%"
 BASE = ["-X", "kafka.bootstrap.servers=127.0.0.1:9", "-X", "input.topics=in",
         "-X", "dlq.topic=dlq", "-X", "apps=app1:key1", "--check-config"]
 
@@ -83,7 +85,7 @@ try:
 
     line = check_config(cg)
     want = (f"memory limit {LIMIT} bytes ({source}); pending.max.bytes {AUTO_BYTES} "
-            f"(auto, 40%), pending.max.actions {AUTO_ACTIONS} (auto)")
+            f"({AUTO}), pending.max.actions {AUTO_ACTIONS} (auto)")
     h.check(line == want, f"auto bound:\n  got  {line}\n  want {want}")
 
     want = (f"memory limit {LIMIT} bytes ({source}); pending.max.bytes 2000000 "
@@ -96,8 +98,8 @@ try:
     # An explicit memory.limit.bytes beats the cgroup's.
     line = check_config(cg, "-X", "memory.limit.bytes=268435456")
     want = ("memory limit 268435456 bytes (memory.limit.bytes); pending.max.bytes "
-            f"{268435456 * 40 // 100} (auto, 40%), pending.max.actions "
-            f"{268435456 * 40 // 100 // 64} (auto)")
+            f"{268435456 * 40 // 100 - PREFETCH} ({AUTO}), pending.max.actions "
+            f"{(268435456 * 40 // 100 - PREFETCH) // 64} (auto)")
     h.check(line == want, f"memory.limit.bytes:\n  got  {line}\n  want {want}")
 finally:
     os.rmdir(cg)

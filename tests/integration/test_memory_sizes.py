@@ -3,10 +3,10 @@ defaults, in a fresh 512 MiB memory cgroup (bench.MemoryCgroup), against the
 mock cluster and the sandbox API, drains a backlog of 5 KiB (issue 23's
 size: the bridge was OOM-killed), then 16 KiB, 64 KiB and mixed
 (heavy-tailed, 100 B..64 KiB) track events, about 1.5x the auto bound
-(pending.max.bytes, 40% of the limit) in bytes, produced once it has
-joined. Passes when the OOM killer never fired, every event was delivered
+(pending.max.bytes: 40% of the limit less the consumer's prefetch) in
+bytes, produced once it has joined. Passes when the OOM killer never fired, every event was delivered
 (none dead-lettered) and every offset committed, and the cgroup's peak
-stayed under the limit; logs the held bytes at most against the bound and
+stayed under 60% of the limit (about 45% measured); logs the held bytes at most against the bound and
 VmRSS per held byte. (The binary from before issue 23's fix is OOM-killed
 here within seconds, in the 5 KiB events.)
 
@@ -92,6 +92,11 @@ h.check(delivered == n and dead == 0, f"delivered {delivered:,.0f}, dead-lettere
         f"of {n:,}")
 h.check(accepted >= n, f"the sandbox accepted {accepted:,} of {n:,}")
 h.check(cg["peak"] < LIMIT, f"cgroup peak {cg['peak']:,} bytes reached the limit {LIMIT:,}")
+# 40% of the limit for the events' data, plus the baseline, the prefetch's
+# overshoot and the allocator's slack: about 45% measured; well under 60%
+# unless what is held is miscounted again (before the fix: OOM-killed).
+h.check(cg["peak"] <= LIMIT * 60 // 100,
+        f"cgroup peak {cg['peak'] / MB:.0f} MB over 60% of the limit: held memory miscounted?")
 h.check(watch.max_held >= 0.75 * bound, f"held at most {watch.max_held / MB:.0f} MB: the "
         f"backlog did not reach the bound ({bound / MB:.0f} MB), nothing was tested")
 h.check(r["exit_code"] == 0, f"bridge exit code {r['exit_code']}")

@@ -342,23 +342,40 @@ static void test_resolve_memory(void **state)
         assert_int_equal(c->memory_limit_bytes, INT64_C(1073741824));
         assert_string_equal(c->memory_limit_source,
                             "cgroup v1 /m/memory.limit_in_bytes");
-        assert_int_equal(c->pending_max_bytes, 429496729);
-        assert_int_equal(c->pending_max_actions, 429496729 / 64);
+        /* 40% less the consumer's prefetch (32 MiB by default) */
+        assert_int_equal(c->pending_max_bytes, 429496729 - 33554432);
+        assert_int_equal(c->pending_max_actions, (429496729 - 33554432) / 64);
         assert_true(c->memory_limit_auto && c->pending_max_bytes_auto &&
                     c->pending_max_actions_auto);
         validate_ok(c);
         lb_config_describe_memory(c, line, sizeof(line));
         assert_string_equal(line, "memory limit 1073741824 bytes (cgroup v1 "
                                   "/m/memory.limit_in_bytes); "
-                                  "pending.max.bytes 429496729 (auto, 40%), "
-                                  "pending.max.actions 6710886 (auto)");
+                                  "pending.max.bytes 395942297 (auto: 40% "
+                                  "less the consumer's prefetch of 33554432, "
+                                  "at least 20%), "
+                                  "pending.max.actions 6186598 (auto)");
 
         /* resolved again (another limit): the auto ones follow it */
         assert_int_equal(
             lb_config_resolve_memory(c, INT64_C(536870912), "default 1 GiB"),
             0);
-        assert_int_equal(c->pending_max_bytes, 214748364);
-        assert_int_equal(c->pending_max_actions, 214748364 / 64);
+        assert_int_equal(c->pending_max_bytes, 214748364 - 33554432);
+        assert_int_equal(c->pending_max_actions, (214748364 - 33554432) / 64);
+        lb_config_destroy(c);
+
+        /* a prefetch set by the user is what is left out */
+        c = valid_config();
+        set_ok(c, "kafka.consumer.queued.max.messages.kbytes", "1024");
+        assert_int_equal(lb_config_prefetch_bytes(c), 1048576);
+        assert_int_equal(
+            lb_config_resolve_memory(c, INT64_C(536870912), "cgroup v2 /m"), 0);
+        assert_int_equal(c->pending_max_bytes, 214748364 - 1048576);
+        /* ... but never below 20% of the limit */
+        set_ok(c, "kafka.consumer.queued.max.messages.kbytes", "1000000");
+        assert_int_equal(
+            lb_config_resolve_memory(c, INT64_C(536870912), "cgroup v2 /m"), 0);
+        assert_int_equal(c->pending_max_bytes, 107374182);
         lb_config_destroy(c);
 
         /* an explicit pending.max.bytes wins; actions still follow the
@@ -369,10 +386,10 @@ static void test_resolve_memory(void **state)
             lb_config_resolve_memory(c, INT64_C(536870912), "cgroup v2 /m"), 0);
         assert_int_equal(c->pending_max_bytes, 2000000);
         assert_int_equal(c->pending_max_bytes_auto, 0);
-        assert_int_equal(c->pending_max_actions, 214748364 / 64);
+        assert_int_equal(c->pending_max_actions, (214748364 - 33554432) / 64);
         lb_config_describe_memory(c, line, sizeof(line));
         assert_contains(line, "pending.max.bytes 2000000 (set), "
-                              "pending.max.actions 3355443 (auto)");
+                              "pending.max.actions 2831155 (auto)");
         lb_config_destroy(c);
 
         /* an explicit pending.max.actions wins */
@@ -381,10 +398,11 @@ static void test_resolve_memory(void **state)
         assert_int_equal(
             lb_config_resolve_memory(c, INT64_C(536870912), "cgroup v2 /m"), 0);
         assert_int_equal(c->pending_max_actions, 5000);
-        assert_int_equal(c->pending_max_bytes, 214748364);
+        assert_int_equal(c->pending_max_bytes, 214748364 - 33554432);
         lb_config_describe_memory(c, line, sizeof(line));
-        assert_contains(line, "pending.max.bytes 214748364 (auto, 40%), "
-                              "pending.max.actions 5000 (set)");
+        assert_contains(line, "pending.max.bytes 181193932 (auto: 40% less "
+                              "the consumer's prefetch of 33554432, at least "
+                              "20%), pending.max.actions 5000 (set)");
         lb_config_destroy(c);
 
         /* an explicit memory.limit.bytes wins over what was found */
@@ -395,7 +413,7 @@ static void test_resolve_memory(void **state)
         assert_int_equal(c->memory_limit_bytes, INT64_C(2147483648));
         assert_int_equal(c->memory_limit_auto, 0);
         assert_string_equal(c->memory_limit_source, "memory.limit.bytes");
-        assert_int_equal(c->pending_max_bytes, 858993459);
+        assert_int_equal(c->pending_max_bytes, 858993459 - 33554432);
         lb_config_destroy(c);
 
         /* a large machine: each bound capped at its key's maximum */
@@ -412,13 +430,13 @@ static void test_resolve_memory(void **state)
             lb_config_resolve_memory(c, INT64_C(2097152), "cgroup v1 /small"),
             0);
         assert_string_equal(validate_bad(c),
-                            "'pending.max.bytes' (838860, auto from the "
+                            "'pending.max.bytes' (419430, auto from the "
                             "memory limit 2097152 bytes, cgroup v1 /small) "
                             "must be >= 'batch.max.bytes' (1048576): set "
                             "memory.limit.bytes or 'pending.max.bytes'");
         assert_int_equal(
             lb_config_resolve_memory(c, INT64_C(16384), "cgroup v1 /tiny"), 0);
-        assert_contains(validate_bad(c), "'pending.max.actions' (102, auto "
+        assert_contains(validate_bad(c), "'pending.max.actions' (51, auto "
                                          "from the memory limit 16384 bytes");
         lb_config_destroy(c);
 }
