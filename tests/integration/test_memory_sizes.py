@@ -4,10 +4,11 @@ mock cluster and the sandbox API, drains a backlog of 5 KiB (issue 23's
 size: the bridge was OOM-killed), then 16 KiB, 64 KiB and mixed
 (heavy-tailed, 100 B..64 KiB) track events, about 1.5x the auto bound
 (pending.max.bytes: 40% of the limit less the consumer's prefetch) in
-bytes, produced once it has joined. Passes when the OOM killer never fired, every event was delivered
-(none dead-lettered) and every offset committed, and the cgroup's peak
-stayed under 60% of the limit (about 45% measured); logs the held bytes at most against the bound and
-VmRSS per held byte. (The binary from before issue 23's fix is OOM-killed
+bytes, produced once it has joined. Passes when the OOM killer never
+fired, every event was delivered (none dead-lettered) and every offset
+committed, and the cgroup's peak stayed under 60% of the limit (about 45%
+measured); logs the held bytes at most against the bound and VmRSS per
+held byte. (The binary from before issue 23's fix is OOM-killed
 here within seconds, in the 5 KiB events.)
 
 AddressSanitizer's allocator makes RSS meaningless (and could use 512 MiB
