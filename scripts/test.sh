@@ -11,14 +11,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# clang + its runtime for the fuzz targets, promtool to lint /metrics, Java
-# and Maven for the broker, venv and PyYAML for the chart's checks (checkov
-# from PyPI; Helm from the Go module proxy with the machine's Go).
-extra="clang libclang-rt-14-dev prometheus python3-venv python3-yaml"
-command -v java >/dev/null 2>&1 || extra="$extra openjdk-17-jre-headless"
-command -v mvn >/dev/null 2>&1 || extra="$extra maven"
+# promtool to lint /metrics; for the other tiers clang + its runtime for the
+# fuzz targets, Java and Maven for the broker, venv and PyYAML for the
+# chart's checks (checkov from PyPI; Helm from the Go module proxy with the
+# machine's Go). `-L unit` alone needs only the first.
+if [ "$*" = "-L unit" ]; then
+  extra="prometheus" fuzz=OFF
+else
+  extra="clang libclang-rt-14-dev prometheus python3-venv python3-yaml" fuzz=ON
+  command -v java >/dev/null 2>&1 || extra="$extra openjdk-17-jre-headless"
+  command -v mvn >/dev/null 2>&1 || extra="$extra maven"
+fi
 LB_EXTRA_PKGS="$extra" scripts/deps.sh build-test -DCMAKE_BUILD_TYPE=Debug \
-  -DLEANBRIDGE_SANITIZE=ON -DLEANBRIDGE_FUZZ=ON
+  -DLEANBRIDGE_SANITIZE=ON -DLEANBRIDGE_FUZZ=$fuzz
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"

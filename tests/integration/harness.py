@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import re
 import time
 import urllib.error
@@ -213,6 +214,31 @@ def make_events(n, users=300, apps=APPS, seed=1, tombstones=0, start_seq=None):
         lines.append(f"tomb-{t}\t\\N")
         events.append(None)
     return lines, events
+
+
+class SteadyProducer:
+    """Produces `rate` events a second (one batch a second, make_events over
+    `users` users, each user's events in order) to topic from a thread until
+    stop(); .events holds what was produced."""
+
+    def __init__(self, bootstrap, topic, rate, users=200, seed=1000):
+        self.events, self._seq, self._stop = [], {}, threading.Event()
+
+        def run():
+            n = 0
+            while not self._stop.is_set():
+                lines, evs = make_events(rate, users=users, seed=seed + n,
+                                         start_seq=self._seq)
+                produce(bootstrap, topic, lines)
+                self.events.extend(evs)
+                n += 1
+                self._stop.wait(1)
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
 
 
 def produce(bootstrap, topic, lines):

@@ -12,7 +12,6 @@ recovery and catch-up times are printed). The issue asks for several
 minutes; OUTAGE_S = 90 covers the default retry budget while keeping the
 test near two minutes (set LB_TEST_OUTAGE_S to run longer)."""
 import os
-import threading
 import time
 
 import harness as h
@@ -36,21 +35,7 @@ bridge = h.Bridge(wd, h.bridge_settings(
     retry_backoff_initial_ms=250, retry_backoff_max_ms=30000,
     retry_max_attempts=10))
 
-events, seq, stop = [], {}, threading.Event()
-
-
-def producer():
-    n = 0
-    while not stop.is_set():
-        lines, evs = h.make_events(RATE, users=200, seed=1000 + n, start_seq=seq)
-        h.produce(kafka.bootstrap, TOPIC, lines)
-        events.extend(evs)
-        n += 1
-        stop.wait(1)
-
-
-th = threading.Thread(target=producer, daemon=True)
-th.start()
+producer = h.SteadyProducer(kafka.bootstrap, TOPIC, RATE, seed=1000)
 h.wait_for(lambda: sandbox.stats().get("window_refused", 0) > 0, START_S + 60,
            "the outage window")
 h.wait_for(lambda: h.metric(port, "leanbridge_api_outage") == 1, 30,
@@ -58,8 +43,8 @@ h.wait_for(lambda: h.metric(port, "leanbridge_api_outage") == 1, 30,
 h.log("in outage mode; waiting for the API to come back")
 h.wait_for(lambda: time.time() > window_end + AFTER_S, OUTAGE_S + 60,
            "the end of the outage")
-stop.set()
-th.join()
+producer.stop()
+events = producer.events
 t_stop = time.time()
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 300,
            "committed offsets at the end of every partition")

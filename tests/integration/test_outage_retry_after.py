@@ -9,7 +9,6 @@ begins. Before the fix the probe and every retry waited the hour: nothing
 reached the API after it came back. Now the first answered request comes
 within 5 s of the API's recovery, everything is delivered and committed,
 nothing is dead-lettered, and per-user order holds."""
-import threading
 import time
 
 import harness as h
@@ -29,21 +28,7 @@ bridge = h.Bridge(wd, h.bridge_settings(
     kafka.bootstrap, sandbox, TOPIC, DLQ, metrics_listen=f"127.0.0.1:{port}",
     retry_backoff_initial_ms=250, retry_backoff_max_ms=2000))
 
-events, seq, stop = [], {}, threading.Event()
-
-
-def producer():
-    n = 0
-    while not stop.is_set():
-        lines, evs = h.make_events(RATE, users=200, seed=2000 + n, start_seq=seq)
-        h.produce(kafka.bootstrap, TOPIC, lines)
-        events.extend(evs)
-        n += 1
-        stop.wait(1)
-
-
-th = threading.Thread(target=producer, daemon=True)
-th.start()
+producer = h.SteadyProducer(kafka.bootstrap, TOPIC, RATE, seed=2000)
 h.wait_for(lambda: sandbox.stats().get("window_refused", 0) > 0, START_S + 60,
            "the outage window")
 h.wait_for(lambda: h.metric(port, "leanbridge_api_outage") == 1, OUTAGE_S,
@@ -51,8 +36,8 @@ h.wait_for(lambda: h.metric(port, "leanbridge_api_outage") == 1, OUTAGE_S,
 h.log("in outage mode; waiting for the API to come back")
 h.wait_for(lambda: time.time() > window_end + AFTER_S, OUTAGE_S + 60,
            "the end of the outage")
-stop.set()
-th.join()
+producer.stop()
+events = producer.events
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 120,
            "committed offsets at the end of every partition (a probe or a "
            "retry waiting out Retry-After: 3600?)")
