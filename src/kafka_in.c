@@ -237,18 +237,78 @@ rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in,
 {
         if (!offsets->cnt)
                 return 0;
-        rd_kafka_resp_err_t err = rd_kafka_commit(in->rk, offsets, async);
+        if (async) {
+                rd_kafka_resp_err_t err = rd_kafka_commit(in->rk, offsets, 1);
+                return err == RD_KAFKA_RESP_ERR__NO_OFFSET ? 0 : err;
+        }
+        /* librdkafka's own wait has no bound: with the coordinator behind
+         * a partition it never returns. The result comes to a queue of its
+         * own (no message, no rebalance served meanwhile), waited for a
+         * while; a late one is dropped with the queue. */
+        rd_kafka_queue_t *q = rd_kafka_queue_new(in->rk);
+        if (!q)
+                return RD_KAFKA_RESP_ERR__CRIT_SYS_RESOURCE;
+        rd_kafka_resp_err_t err =
+            rd_kafka_commit_queue(in->rk, offsets, q, NULL, NULL);
+        rd_kafka_event_t *ev =
+            err ? NULL : rd_kafka_queue_poll(q, LB_COMMIT_WAIT_MS);
+        if (!err && !ev)
+                err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+        if (ev) {
+                err = rd_kafka_event_error(ev);
+                const rd_kafka_topic_partition_list_t *r =
+                    rd_kafka_event_topic_partition_list(ev);
+                for (int i = 0; r && i < r->cnt; i++) {
+                        rd_kafka_topic_partition_t *t =
+                            rd_kafka_topic_partition_list_find(
+                                offsets, r->elems[i].topic,
+                                r->elems[i].partition);
+                        if (t)
+                                t->err = r->elems[i].err;
+                }
+                rd_kafka_event_destroy(ev);
+        }
+        rd_kafka_queue_destroy(q);
+        if (err == RD_KAFKA_RESP_ERR__TIMED_OUT)
+                for (int i = 0; i < offsets->cnt; i++)
+                        offsets->elems[i].err = err;
         return err == RD_KAFKA_RESP_ERR__NO_OFFSET ? 0 : err;
+}
+
+/* Leaves the group (the revocation's callback runs) within
+ * LB_CLOSE_WAIT_MS: librdkafka's own close has no bound, and with the
+ * coordinator behind a partition it never returns. @returns 1 closed. */
+static int close_bounded(lb_kafka_in_t *in)
+{
+        rd_kafka_queue_t *q = rd_kafka_queue_new(in->rk);
+        if (!q)
+                return 0;
+        rd_kafka_error_t *error = rd_kafka_consumer_close_queue(in->rk, q);
+        if (error) {
+                lb_warn("consumer", "close: %s", rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+        for (int waited = 0; !error && !rd_kafka_consumer_closed(in->rk) &&
+                             waited < LB_CLOSE_WAIT_MS;
+             waited += 100)
+                rd_kafka_queue_poll_callback(q, 100);
+        int closed = rd_kafka_consumer_closed(in->rk);
+        if (!closed)
+                lb_warn("consumer",
+                        "leaving the group took over %d ms: closed without "
+                        "it (the group's coordinator is unreachable)",
+                        LB_CLOSE_WAIT_MS);
+        rd_kafka_queue_destroy(q);
+        return closed;
 }
 
 void lb_kafka_in_destroy(lb_kafka_in_t *in)
 {
         if (!in)
                 return;
-        rd_kafka_resp_err_t err = rd_kafka_consumer_close(in->rk);
-        if (err)
-                lb_warn("consumer", "close: %s", rd_kafka_err2str(err));
+        int closed = close_bounded(in);
         rd_kafka_queue_destroy(in->queue);
-        rd_kafka_destroy(in->rk);
+        rd_kafka_destroy_flags(
+            in->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         free(in);
 }

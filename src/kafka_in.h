@@ -78,18 +78,28 @@ int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr,
 /** @returns nonzero when the group uses the cooperative protocol. */
 int lb_kafka_in_cooperative(const lb_kafka_in_t *in);
 
+/* The longest a waited-for commit waits (at revocation and shutdown):
+ * part of the exit bound's margin. */
+#define LB_COMMIT_WAIT_MS 2000
+
 /**
  * @brief Commits each entry's .offset (the next to consume) with its
  *        .metadata. async: returns at once, the result goes to the
- *        committed callback; else waits, and per-partition errors are in
- *        offsets->elems[i].err.
+ *        committed callback; else waits at most LB_COMMIT_WAIT_MS, and
+ *        per-partition errors are in offsets->elems[i].err (all
+ *        RD_KAFKA_RESP_ERR__TIMED_OUT when no answer came in time).
  * @returns 0 or the request's error (0 with async).
  */
 rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in,
                                        rd_kafka_topic_partition_list_t *offsets,
                                        int async);
 
-/** @brief Leaves the group (revoke callbacks run) and frees. NULL ok. */
+/* The longest leaving the group waits at exit: part of the exit bound's
+ * margin. */
+#define LB_CLOSE_WAIT_MS 3000
+
+/** @brief Leaves the group (revoke callbacks run) within LB_CLOSE_WAIT_MS,
+ *         and frees. NULL ok. */
 void lb_kafka_in_destroy(lb_kafka_in_t *in);
 
 #endif
