@@ -191,8 +191,8 @@ const char *lb_config_kafka_get(const lb_config_t *conf, const char *name,
 /* How long closing the dead-letter producer waits for its last records. */
 #define LB_DLQ_CLOSE_FLUSH_MS 5000
 /* The part of the exit bound after the waits: that flush, plus the final
- * commit, leaving the group and a loop turn past a deadline (when the
- * broker answers; librdkafka's own timeouts bound them otherwise). */
+ * commit and leaving the group (LB_COMMIT_WAIT_MS and LB_CLOSE_WAIT_MS in
+ * kafka_in.h, whether the broker answers or not). */
 #define LB_EXIT_MARGIN_MS (LB_DLQ_CLOSE_FLUSH_MS + 5000)
 
 /**
