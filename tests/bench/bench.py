@@ -1663,7 +1663,7 @@ def sizes(rep, kafka, wd, apps, plan):
         rep.targets.append((f"sizes {label}: cgroup peak <= the promise",
                             f"{(peak or 0) / MB:.0f} of {promise / MB:.0f} MB",
                             verdict(peak is not None and peak <= promise,
-                                    "pending.max.bytes + baseline")))
+                                    "40% of the limit + baseline")))
     md = ["\n**Memory by event size** (" + f"{limit / MB:.0f} MiB cgroup, defaults but "
           "batch.max.wait.ms=120000)\n",
           "| size | events | mean bytes | done | OOM kills | baseline | cgroup peak | peak / "
