@@ -241,7 +241,9 @@ int lb_map_room_observe(lb_map_room_t *r, size_t refused, int64_t now_ms)
                 if ((int64_t)refused > r->room)
                         return 0; /* sent before the last cut */
                 int64_t half = (int64_t)refused / 2;
-                r->room = half >= LB_MAP_ROOM_MIN ? half : 0;
+                r->room = (int64_t)refused <= LB_MAP_ROOM_MIN ? 0
+                          : half > LB_MAP_ROOM_MIN            ? half
+                                                              : LB_MAP_ROOM_MIN;
                 r->probe_at = now_ms + LB_MAP_ROOM_PROBE_MS;
                 return -1;
         }

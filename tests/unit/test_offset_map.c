@@ -219,8 +219,12 @@ static void test_room_recovers_by_probing(void **state)
         lb_map_room_t r;
         lb_map_room_init(&r, 4096);
         int64_t t = 0;
-        /* a tiny map refused: off */
+        /* a small map refused: the smallest room, not less (a broker
+         * with offset.metadata.max.bytes=64 takes maps of 64 bytes) */
         assert_int_equal(lb_map_room_observe(&r, 100, t), -1);
+        assert_int_equal(r.room, 64);
+        /* one of that size refused too: off */
+        assert_int_equal(lb_map_room_observe(&r, 64, t), -1);
         assert_int_equal(r.room, 0);
         /* probed back up, doubling, to the configured room and no more */
         int64_t want[] = {64, 128, 256, 512, 1024, 2048, 4096};
