@@ -792,7 +792,7 @@ static void start_batch(lb_bridge_t *b, lb_batch_t *batch)
         if (f)
                 f->wire = malloc(batch->n_users * sizeof(*f->wire));
         if (!f || !f->wire ||
-            lb_flight_init(&f->fl, batch->actions, batch->n)) {
+            lb_flight_init(&f->fl, batch->actions, batch->user_of, batch->n)) {
                 if (f)
                         free(f->wire);
                 free(f);

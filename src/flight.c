@@ -29,9 +29,9 @@ static void push(lb_flight_t *f, size_t lo, size_t hi)
         f->ranges[f->range_cnt++] = hi;
 }
 
-int lb_flight_init(lb_flight_t *f, lb_action_t **acts, size_t n)
+int lb_flight_init(lb_flight_t *f, lb_action_t **acts, uint16_t *tags, size_t n)
 {
-        *f = (lb_flight_t){.acts = acts, .n = n};
+        *f = (lb_flight_t){.acts = acts, .tags = tags, .n = n};
         if (reserve(f, 2))
                 return -1;
         push(f, 0, n);
@@ -86,9 +86,13 @@ static void compact(lb_flight_t *f)
                 size_t lo = f->ranges[r], hi = f->ranges[r + 1];
                 if (!(f->sending && r + 2 == f->range_cnt)) {
                         size_t k = lo;
-                        for (size_t i = lo; i < hi; i++)
-                                if (f->acts[i])
-                                        f->acts[k++] = f->acts[i];
+                        for (size_t i = lo; i < hi; i++) {
+                                if (!f->acts[i])
+                                        continue;
+                                if (f->tags)
+                                        f->tags[k] = f->tags[i];
+                                f->acts[k++] = f->acts[i];
+                        }
                         for (size_t i = k; i < hi; i++)
                                 f->acts[i] = NULL;
                         hi = k;

@@ -19,6 +19,7 @@
 
 typedef struct {
         lb_action_t **acts; /* the batch's, in send order; NULL = not ours */
+        uint16_t *tags;     /* per slot, moved with it (NULL: none) */
         size_t n;           /* slots in acts */
         size_t *ranges;     /* (lo, hi) pairs; the top one is current */
         size_t range_cnt;   /* pairs * 2 */
@@ -37,10 +38,14 @@ typedef enum {
 
 /**
  * @brief Starts a flight over acts[0..n) (not copied; the slots are the
- *        flight's to clear) with one range holding them all.
+ *        flight's to clear) with one range holding them all. tags (NULL:
+ *        none) hold a value per slot that stays with its action when the
+ *        gaps of given-up actions are closed (the batch's user indexes:
+ *        who is on the wire is read from them).
  * @returns 0, or -1 on allocation failure (nothing to free).
  */
-int lb_flight_init(lb_flight_t *f, lb_action_t **acts, size_t n);
+int lb_flight_init(lb_flight_t *f, lb_action_t **acts, uint16_t *tags,
+                   size_t n);
 
 /** @brief Frees the range stack (not the actions). */
 void lb_flight_clear(lb_flight_t *f);

@@ -21,6 +21,9 @@
 
 static lb_action_t pool[N];
 static lb_action_t *slots[N];
+/* Per slot, what the batch records of its action (its user's index): here
+ * the action's original position. */
+static uint16_t tags[N];
 
 /* A flight over N actions whose offsets are their original positions. */
 static void start(lb_flight_t *f, size_t n)
@@ -29,8 +32,17 @@ static void start(lb_flight_t *f, size_t n)
         for (size_t i = 0; i < n; i++) {
                 pool[i].offset = (int64_t)i;
                 slots[i] = &pool[i];
+                tags[i] = (uint16_t)i;
         }
-        assert_int_equal(lb_flight_init(f, slots, n), 0);
+        assert_int_equal(lb_flight_init(f, slots, tags, n), 0);
+}
+
+/* Every action still in the flight has its own tag beside it. */
+static void expect_tags_follow(size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (slots[i])
+                        assert_int_equal(tags[i], slots[i]->offset);
 }
 
 static void expect_range(const lb_flight_t *f, size_t lo, size_t hi)
@@ -206,6 +218,7 @@ static void test_give_up_while_sending(void **state)
         expect_range(&f, 4, 6);
         assert_ptr_equal(slots[4], &pool[4]);
         assert_ptr_equal(slots[5], &pool[6]);
+        expect_tags_follow(8);
         assert_int_equal(resolve(&f), 0x50);
         assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
         lb_flight_clear(&f);
@@ -224,6 +237,10 @@ static void test_give_up_then_retry_or_split(void **state)
         lb_flight_retry_at(&f, 10);
         expect_range(&f, 0, 2);
         assert_ptr_equal(slots[1], &pool[2]);
+        /* the batch's record of who is on the wire moved with them: slot 1
+         * is action 2's user now, not action 1's */
+        assert_int_equal(tags[1], 2);
+        expect_tags_follow(4);
         lb_flight_clear(&f);
         /* A 403 for a range left with one action: sent again, not split. */
         dropped = 0;
