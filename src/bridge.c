@@ -86,6 +86,10 @@ typedef struct {
         uint64_t committed_map; /* hash of that commit's offset map */
         int64_t last_ts_ms;     /* Kafka timestamp of the last message taken */
         int caught_up;          /* reached the end (partition EOF) since */
+        /* the group's committed offset when assigned here, until the
+         * messages after it are checked against the log start; -1: nothing
+         * to check. first: the first offset consumed since (-1: none). */
+        int64_t start, first;
 } lb_assigned_t;
 
 /* A batch on its way (see flight.h for its states). Keeps its users in the
@@ -308,6 +312,8 @@ static void read_maps(lb_bridge_t *b,
                 const rd_kafka_topic_partition_t *t = &c->elems[i];
                 lb_assigned_t *e = find_assigned(b, t->topic, t->partition);
                 lb_range_t *r;
+                if (e && t->offset >= 0)
+                        e->start = t->offset;
                 if (!e || t->offset < 0 || !t->metadata_size)
                         continue;
                 int n = lb_offset_map_decode(t->metadata, t->metadata_size,
@@ -471,6 +477,39 @@ static void take_action(lb_bridge_t *b, lb_action_t *a)
         }
 }
 
+/* The first messages of a partition after its assignment: when they come
+ * past the group's committed offset and the log now starts past it too,
+ * retention deleted events the group never consumed. The bridge cannot
+ * bring them back; the operator must hear of it from it, not from users.
+ * The log start is librdkafka's last seen (fetches, statistics): until it
+ * is known, the next message checks again. */
+static void check_retention(lb_bridge_t *b, lb_assigned_t *e, const char *topic,
+                            const rd_kafka_message_t *m)
+{
+        if (e->first < 0)
+                e->first = m->offset;
+        if (e->first <= e->start) {
+                e->start = -1;
+                return;
+        }
+        int64_t log_start = lb_kafka_in_log_start(b->in, topic, m->partition);
+        if (log_start < 0)
+                return;
+        int64_t committed = e->start;
+        e->start = -1;
+        if (log_start <= committed)
+                return; /* a gap of compaction or transaction markers */
+        int64_t lost =
+            (log_start < e->first ? log_start : e->first) - committed;
+        atomic_fetch_add(&b->metrics.events_lost_retention, (uint64_t)lost);
+        lb_error("consumer",
+                 "%s[%d]: %" PRId64 " event(s) lost to retention: the group "
+                 "committed offset %" PRId64 " but the log now starts at "
+                 "%" PRId64 "; they were deleted before being consumed "
+                 "(raise the topic's retention or the bridge's capacity)",
+                 topic, m->partition, lost, committed, log_start);
+}
+
 static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
 {
         const char *topic = rd_kafka_topic_name(m->rkt);
@@ -495,6 +534,8 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
                         topic, m->partition, m->offset);
                 return;
         }
+        if (e->start >= 0)
+                check_retention(b, e, topic, m);
         atomic_fetch_add(&b->metrics.events_consumed, 1);
         e->last_ts_ms = rd_kafka_message_timestamp(m, NULL);
         e->caught_up = 0;
@@ -1150,8 +1191,8 @@ static void on_assigned(void *opaque,
                         b->fatal = 1;
                         return;
                 }
-                b->assigned[b->assigned_cnt++] =
-                    (lb_assigned_t){.p = p, .committed = -1};
+                b->assigned[b->assigned_cnt++] = (lb_assigned_t){
+                    .p = p, .committed = -1, .start = -1, .first = -1};
         }
         atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
         if (parts->cnt)

@@ -226,6 +226,17 @@ int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr, size_t errstr_size)
         return rd_kafka_fatal_error(in->rk, errstr, errstr_size) != 0;
 }
 
+int64_t lb_kafka_in_log_start(lb_kafka_in_t *in, const char *topic,
+                              int32_t partition)
+{
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(in->rk, topic, partition, &lo,
+                                           &hi) ||
+            lo < 0)
+                return -1;
+        return lo;
+}
+
 int lb_kafka_in_cooperative(const lb_kafka_in_t *in)
 {
         return !strcmp(rd_kafka_rebalance_protocol(in->rk), "COOPERATIVE");

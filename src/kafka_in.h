@@ -75,6 +75,11 @@ lb_kafka_in_committed(lb_kafka_in_t *in,
 int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr,
                       size_t errstr_size);
 
+/** @returns the partition's log start offset as last seen in a fetch (no
+ *           request), or -1 when none is known yet. */
+int64_t lb_kafka_in_log_start(lb_kafka_in_t *in, const char *topic,
+                              int32_t partition);
+
 /** @returns nonzero when the group uses the cooperative protocol. */
 int lb_kafka_in_cooperative(const lb_kafka_in_t *in);
 

@@ -429,6 +429,11 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                 "commit.metadata.max.bytes whole (the farthest done offsets "
                 "left out: redone by a next owner).",
                 LOAD(m->offset_maps_truncated));
+        counter(&sb, "leanbridge_events_lost_to_retention_total",
+                "Events the group never consumed that Kafka deleted first: "
+                "the committed offset was below the partition's log start "
+                "when it was assigned here. Not recoverable by the bridge.",
+                LOAD(m->events_lost_retention));
         counter(&sb, "leanbridge_offset_maps_ignored_total",
                 "Committed offset maps found on assignment that could not be "
                 "read (another version, corrupt): their offsets are redone.",

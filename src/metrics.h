@@ -56,9 +56,11 @@ typedef struct lb_metrics_s {
         atomic_uint_fast64_t offsets_committed;
         atomic_uint_fast64_t offset_maps_truncated; /* commits with part */
         atomic_uint_fast64_t offset_maps_ignored;   /* unreadable maps */
-        atomic_uint_fast64_t events_already_done;   /* skipped by a map */
-        atomic_uint_fast64_t apps_reloads;          /* apps file re-read */
-        atomic_uint_fast64_t apps_reload_failures;  /* ... and kept old keys */
+        /* deleted by retention before the group consumed them */
+        atomic_uint_fast64_t events_lost_retention;
+        atomic_uint_fast64_t events_already_done;  /* skipped by a map */
+        atomic_uint_fast64_t apps_reloads;         /* apps file re-read */
+        atomic_uint_fast64_t apps_reload_failures; /* ... and kept old keys */
         /* actions sent before their deadline, by lb_send_reason_t (the DUE
          * slot stays 0) */
         atomic_uint_fast64_t sent_early[LB_SEND__COUNT];

@@ -10,6 +10,9 @@
  *             property
  *   committed print a group's committed offset and high watermark per
  *             partition of a topic
+ *   lose      what retention does to a group that fell behind: commits
+ *             offset -c for group -g on partition -p, then deletes the
+ *             partition's records before offset -o (DeleteRecords)
  *   consume   consume a topic from the start to its end and print the rate
  *             (the benchmark's ceiling), or print its messages
  * Test code only: exits on errors.
@@ -526,11 +529,72 @@ static int cmd_consume(int argc, char **argv)
         return 0;
 }
 
+static int cmd_lose(int argc, char **argv)
+{
+        const char *boot = NULL, *topic = NULL, *group = NULL;
+        long part = -1, commit = -1, before = -1;
+        int opt;
+        while ((opt = getopt(argc, argv, "b:t:g:p:c:o:")) != -1) {
+                if (opt == 'b')
+                        boot = optarg;
+                else if (opt == 't')
+                        topic = optarg;
+                else if (opt == 'g')
+                        group = optarg;
+                else if (opt == 'p')
+                        part = atol(optarg);
+                else if (opt == 'c')
+                        commit = atol(optarg);
+                else if (opt == 'o')
+                        before = atol(optarg);
+                else
+                        return 2;
+        }
+        if (!boot || !topic || !group || part < 0 || commit < 0 || before < 0)
+                die("%s", "lose needs -b -t -g -p -c -o");
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        conf_set(conf, "bootstrap.servers", boot);
+        conf_set(conf, "group.id", group);
+        conf_set(conf, "enable.auto.commit", "false");
+        rd_kafka_t *rk = new_client(RD_KAFKA_CONSUMER, conf);
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, (int32_t)part)->offset =
+            commit;
+        rd_kafka_resp_err_t err = rd_kafka_commit(rk, l, 0);
+        if (!err && l->elems[0].err)
+                err = l->elems[0].err;
+        if (err)
+                die("commit: %s", rd_kafka_err2str(err));
+        l->elems[0].offset = before;
+        rd_kafka_DeleteRecords_t *del = rd_kafka_DeleteRecords_new(l);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_DeleteRecords(rk, &del, 1, NULL, q);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+        if (!ev)
+                die("%s", "delete records: no answer in 30 s");
+        const rd_kafka_topic_partition_list_t *r =
+            rd_kafka_DeleteRecords_result_offsets(
+                rd_kafka_event_DeleteRecords_result(ev));
+        err = rd_kafka_event_error(ev);
+        if (!err && r && r->cnt)
+                err = r->elems[0].err;
+        if (err)
+                die("delete records: %s", rd_kafka_err2str(err));
+        printf("%ld %ld\n", commit, r->elems[0].offset);
+        rd_kafka_event_destroy(ev);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_DeleteRecords_destroy(del);
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_destroy(rk);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         if (argc < 2) {
                 fprintf(stderr, "usage: lb-kafkatool mock|produce|committed|"
-                                "consume [options]\n");
+                                "consume|lose [options]\n");
                 return 2;
         }
         signal(SIGTERM, on_signal);
@@ -547,6 +611,8 @@ int main(int argc, char **argv)
                 return cmd_committed(argc, argv);
         if (!strcmp(cmd, "consume"))
                 return cmd_consume(argc, argv);
+        if (!strcmp(cmd, "lose"))
+                return cmd_lose(argc, argv);
         fprintf(stderr, "lb-kafkatool: unknown command %s\n", cmd);
         return 2;
 }
