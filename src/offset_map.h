@@ -77,9 +77,9 @@ void lb_map_room_init(lb_map_room_t *r, int64_t max);
  *        large in it (0: none). Refusals of one commit count once, and a
  *        refusal of a map larger than the room now (sent before a cut)
  *        changes nothing: the room becomes half the refused map, at least
- *        LB_MAP_ROOM_MIN (a refused map of at most that turns maps off). Without a refusal, a room cut
- *        LB_MAP_ROOM_PROBE_MS ago doubles (from off: LB_MAP_ROOM_MIN), up
- *        to max.
+ *        LB_MAP_ROOM_MIN (a refused map of at most that turns maps off).
+ * Without a refusal, a room cut LB_MAP_ROOM_PROBE_MS ago doubles (from off:
+ * LB_MAP_ROOM_MIN), up to max.
  * @returns -1 when the room was cut, 1 when it grew, else 0.
  */
 int lb_map_room_observe(lb_map_room_t *r, size_t refused, int64_t now_ms);
