@@ -107,6 +107,14 @@ static lb_user_t *user_find(const lb_batcher_t *b, int app, const char *id,
         return NULL;
 }
 
+/* What growing an array of elem-byte entries from old to cap entries adds
+ * to b's bytes (an array of 0 entries was never allocated). */
+static size_t regrow_cost(size_t old, size_t cap, size_t elem)
+{
+        return lb_malloc_cost(cap * elem) -
+               (old ? lb_malloc_cost(old * elem) : 0);
+}
+
 static int table_grow(lb_batcher_t *b)
 {
         size_t size = (b->table_mask + 1) * 2;
@@ -123,8 +131,7 @@ static int table_grow(lb_batcher_t *b)
                 }
         }
         free(b->table);
-        b->bytes += lb_malloc_cost(size * sizeof(*table)) -
-                    lb_malloc_cost((b->table_mask + 1) * sizeof(*table));
+        b->bytes += regrow_cost(b->table_mask + 1, size, sizeof(*table));
         b->table = table;
         b->table_mask = size - 1;
         return 0;
@@ -140,9 +147,7 @@ static int heap_reserve(lb_batcher_t *b, app_t *ap, size_t need)
         slot_t *heap = realloc(ap->heap, cap * sizeof(*heap));
         if (!heap)
                 return -1;
-        b->bytes +=
-            lb_malloc_cost(cap * sizeof(*heap)) -
-            (ap->heap ? lb_malloc_cost(ap->heap_cap * sizeof(*heap)) : 0);
+        b->bytes += regrow_cost(ap->heap_cap, cap, sizeof(*heap));
         ap->heap = heap;
         ap->heap_cap = cap;
         return 0;
@@ -157,9 +162,7 @@ static int parked_reserve(lb_batcher_t *b, size_t need)
         lb_user_t **p = realloc(b->parked, cap * sizeof(*p));
         if (!p)
                 return -1;
-        b->bytes +=
-            lb_malloc_cost(cap * sizeof(*p)) -
-            (b->parked ? lb_malloc_cost(b->parked_cap * sizeof(*p)) : 0);
+        b->bytes += regrow_cost(b->parked_cap, cap, sizeof(*p));
         b->parked = p;
         b->parked_cap = cap;
         return 0;
@@ -345,7 +348,7 @@ lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf)
         b->apps = calloc(b->app_cnt, sizeof(*b->apps));
         b->table = calloc(TABLE_INIT_SIZE, sizeof(*b->table));
         b->table_mask = TABLE_INIT_SIZE - 1;
-        b->bytes = lb_malloc_cost(TABLE_INIT_SIZE * sizeof(*b->table));
+        b->bytes = regrow_cost(0, TABLE_INIT_SIZE, sizeof(*b->table));
         b->ledger = conf->ledger;
         if (!b->apps || !b->table) {
                 lb_batcher_destroy(b, NULL);
