@@ -16,6 +16,7 @@
 #include "batcher.h"
 
 #include "arena.h"
+#include "hash.h"
 #include "ledger.h"
 
 #include <stdlib.h>
@@ -78,24 +79,6 @@ struct lb_batcher_s {
         size_t parked_cnt, parked_cap; /* cap kept >= n_users */
         size_t bytes; /* of user records, the table, heaps and parking */
 };
-
-/* FNV-1a over the identity, the app mixed in, then murmur3's finaliser so
- * the low bits used as the table index depend on every input byte. */
-static uint64_t user_hash(int app, const char *id, size_t len)
-{
-        uint64_t h = 0xcbf29ce484222325ULL;
-        for (size_t i = 0; i < len; i++) {
-                h ^= (unsigned char)id[i];
-                h *= 0x100000001b3ULL;
-        }
-        h ^= (uint64_t)(unsigned)app * 0x9e3779b97f4a7c15ULL;
-        h ^= h >> 33;
-        h *= 0xff51afd7ed558ccdULL;
-        h ^= h >> 33;
-        h *= 0xc4ceb9fe1a85ec53ULL;
-        h ^= h >> 33;
-        return h;
-}
 
 static lb_user_t *user_find(const lb_batcher_t *b, int app, const char *id,
                             size_t len, uint64_t hash)
@@ -411,7 +394,7 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
         if (ap->overhead > b->max_bytes ||
             a->body_len > b->max_bytes - ap->overhead)
                 return -2;
-        uint64_t hash = user_hash(a->app, user, user_len);
+        uint64_t hash = lb_user_hash(a->app, user, user_len);
         lb_user_t *u = user_find(b, a->app, user, user_len, hash);
         if (!u && !(u = user_new(b, a->app, user, user_len, hash)))
                 return -1;

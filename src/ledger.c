@@ -8,6 +8,8 @@
  */
 #include "ledger.h"
 
+#include "hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,22 +34,6 @@ struct lb_ledger_s {
         size_t held;         /* entries with hold_until set */
         int64_t next_expiry; /* no hold ends before this */
 };
-
-/* FNV-1a over the identity with the app mixed in, then murmur3's
- * finaliser (the low bits index the table). */
-static uint64_t key_hash(int app, const char *id, size_t len)
-{
-        uint64_t h = 0xcbf29ce484222325ULL;
-        for (size_t i = 0; i < len; i++) {
-                h ^= (unsigned char)id[i];
-                h *= 0x100000001b3ULL;
-        }
-        h ^= (uint64_t)(unsigned)app * 0x9e3779b97f4a7c15ULL;
-        h ^= h >> 33;
-        h *= 0xff51afd7ed558ccdULL;
-        h ^= h >> 33;
-        return h;
-}
 
 lb_ledger_t *lb_ledger_new(void)
 {
@@ -169,7 +155,7 @@ static void unlink_free(lb_ledger_t *l, entry_t **pp)
 int lb_ledger_sent(lb_ledger_t *l, int app, const char *id, size_t len,
                    const uint64_t *tags, size_t ntags)
 {
-        uint64_t hash = key_hash(app, id, len);
+        uint64_t hash = lb_user_hash(app, id, len);
         entry_t **pp = find(l, app, id, len, hash);
         int fresh = !*pp;
         entry_t *e = fresh ? entry_new(l, app, id, len, hash) : *pp;
@@ -196,7 +182,7 @@ static void set_hold(lb_ledger_t *l, entry_t *e, int64_t until)
 void lb_ledger_answered(lb_ledger_t *l, int app, const char *id, size_t len,
                         int64_t hold_until, int64_t now)
 {
-        entry_t **pp = find(l, app, id, len, key_hash(app, id, len));
+        entry_t **pp = find(l, app, id, len, lb_user_hash(app, id, len));
         entry_t *e = *pp;
         if (!e || e->on_wire == 0)
                 return;
@@ -212,7 +198,7 @@ void lb_ledger_answered(lb_ledger_t *l, int app, const char *id, size_t len,
 int64_t lb_ledger_until(const lb_ledger_t *l, int app, const char *id,
                         size_t len)
 {
-        const entry_t *e = *find(l, app, id, len, key_hash(app, id, len));
+        const entry_t *e = *find(l, app, id, len, lb_user_hash(app, id, len));
         if (!e)
                 return 0;
         return e->on_wire ? INT64_MAX : e->hold_until;
