@@ -24,6 +24,7 @@ static const char *const stage_names[LB_STAGE__COUNT] = {
     [LB_STAGE_API_SKIPPED] = "api_skipped",
     [LB_STAGE_API_WARNING] = "api_warning",
     [LB_STAGE_TOO_OLD] = "too_old",
+    [LB_STAGE_CONSUMER_ERROR] = "consumer_error",
 };
 
 const char *lb_stage_name(lb_stage_t stage)

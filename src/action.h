@@ -25,6 +25,7 @@ typedef enum {
         LB_STAGE_API_SKIPPED,       /* success:true with an error: skipped */
         LB_STAGE_API_WARNING,       /* success:true with a warning */
         LB_STAGE_TOO_OLD,           /* older than input.max.age.ms */
+        LB_STAGE_CONSUMER_ERROR,    /* unreadable in Kafka (a bad batch) */
         LB_STAGE__COUNT
 } lb_stage_t;
 

@@ -5,8 +5,10 @@
  * .source.topic, .source.partition, .source.offset, .app.id, .attempts,
  * and .value.truncated/.key.truncated on a record written cut because it
  * can never be written whole, which carries no original headers) and the
- * mapping of delivery reports back to actions. Decides nothing about offsets:
- * the bridge does, from the reports.
+ * mapping of delivery reports back to actions, and the retry of records
+ * that failed (every LB_DLQ_RETRY_MS, in order, never dropped until
+ * stopping). Decides nothing about offsets: the bridge does, from the
+ * reports.
  */
 #include "dlq.h"
 
@@ -15,20 +17,54 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kafka_conf.h"
 #include "log.h"
 #include "offsets.h"
 #include "replay_filter.h"
 
+/* Delay before re-producing a dead-letter record that failed. */
+#define LB_DLQ_RETRY_MS 1000
+
 struct lb_dlq_s {
         rd_kafka_t *rk;
         rd_kafka_queue_t *queue;
+        const lb_config_t *conf; /* the apps' ids */
         char *topic;
         lb_dlq_report_cb *report;
         void *opaque;
         size_t outstanding;
+        lb_action_t *retry_head, *retry_tail; /* to produce again, in order */
+        int64_t retry_at;
+        uint64_t retries;
+        int stopping; /* a failed record is reported, not retried */
 };
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Queues a for another try after LB_DLQ_RETRY_MS (a report after
+ * stopping: given up, its offset stays uncommitted). */
+static void retry_push(lb_dlq_t *d, lb_action_t *a)
+{
+        if (d->stopping) {
+                d->report(d->opaque, a, RD_KAFKA_RESP_ERR__DESTROY, "stopping");
+                return;
+        }
+        a->next = NULL;
+        if (d->retry_tail)
+                d->retry_tail->next = a;
+        else
+                d->retry_head = a;
+        d->retry_tail = a;
+        if (!d->retry_at)
+                d->retry_at = now_ms() + LB_DLQ_RETRY_MS;
+}
 
 /* Whether err says the record can never be written whole. */
 static int too_large(rd_kafka_resp_err_t err)
@@ -45,8 +81,18 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         d->outstanding--;
         if (too_large(m->err))
                 a->dlq_cut = 1;
-        d->report(d->opaque, m->_private, m->err,
-                  m->err ? rd_kafka_err2str(m->err) : NULL);
+        if (!m->err || d->stopping) {
+                d->report(d->opaque, a, m->err,
+                          m->err ? rd_kafka_err2str(m->err) : NULL);
+                return;
+        }
+        lb_warn("dlq",
+                "dead-letter record for %s[%d]@%" PRId64 " failed (%s); "
+                "retrying",
+                lb_partition_topic(a->partition), lb_partition_id(a->partition),
+                a->offset, rd_kafka_err2str(m->err));
+        d->retries++;
+        retry_push(d, a);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -78,6 +124,7 @@ lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,
         }
         d->report = report;
         d->opaque = opaque;
+        d->conf = conf;
         rd_kafka_conf_t *kc =
             lb_kafka_conf_new(conf, LB_KAFKA_PRODUCER, errstr, errstr_size);
         if (!kc)
@@ -186,8 +233,14 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
         return err;
 }
 
-int lb_dlq_produce(lb_dlq_t *d, lb_action_t *a, const char *app_id)
+/* @returns 0 (a report will follow); -1 when the local queue is full
+ *          (nothing else fits now); -2 when the producer refused this
+ *          record (others may pass). */
+static int produce_one(lb_dlq_t *d, lb_action_t *a)
 {
+        const char *app_id = a->app >= 0 && (size_t)a->app < d->conf->app_cnt
+                                 ? d->conf->apps[a->app].id
+                                 : NULL;
         rd_kafka_resp_err_t err = produce(d, a, app_id);
         if (too_large(err) && !a->dlq_cut) {
                 a->dlq_cut = 1;
@@ -204,9 +257,69 @@ int lb_dlq_produce(lb_dlq_t *d, lb_action_t *a, const char *app_id)
         return 0;
 }
 
+void lb_dlq_send(lb_dlq_t *d, lb_action_t *a)
+{
+        if (produce_one(d, a))
+                retry_push(d, a);
+}
+
+/* Produces the records due again. One the producer refuses waits for the
+ * next round without holding up the others; a full queue ends the round. */
+static void retry_due(lb_dlq_t *d, int64_t now)
+{
+        if (!d->retry_head || now < d->retry_at)
+                return;
+        lb_action_t *a = d->retry_head;
+        d->retry_head = d->retry_tail = NULL;
+        d->retry_at = 0;
+        while (a) {
+                lb_action_t *next = a->next;
+                int r = produce_one(d, a);
+                if (r == -1) {
+                        a->next = next; /* the rest, in order */
+                        if (d->retry_tail)
+                                d->retry_tail->next = a;
+                        else
+                                d->retry_head = a;
+                        while (a->next)
+                                a = a->next;
+                        d->retry_tail = a;
+                        d->retry_at = now + LB_DLQ_RETRY_MS;
+                        return;
+                }
+                if (r)
+                        retry_push(d, a);
+                a = next;
+        }
+}
+
 void lb_dlq_poll(lb_dlq_t *d)
 {
         rd_kafka_poll(d->rk, 0);
+        retry_due(d, now_ms());
+}
+
+int64_t lb_dlq_next_retry(const lb_dlq_t *d)
+{
+        return d->retry_head ? d->retry_at : INT64_MAX;
+}
+
+uint64_t lb_dlq_retries(const lb_dlq_t *d)
+{
+        return d->retries;
+}
+
+/* Stopping: records that fail, and those waiting to be produced again, are
+ * reported as failed (their offsets stay uncommitted). */
+void lb_dlq_stop_retrying(lb_dlq_t *d)
+{
+        d->stopping = 1;
+        while (d->retry_head) {
+                lb_action_t *a = d->retry_head;
+                d->retry_head = a->next;
+                d->report(d->opaque, a, RD_KAFKA_RESP_ERR__DESTROY, "stopping");
+        }
+        d->retry_tail = NULL;
 }
 
 size_t lb_dlq_outstanding(const lb_dlq_t *d)
@@ -223,6 +336,7 @@ void lb_dlq_destroy(lb_dlq_t *d, int timeout_ms)
 {
         if (!d)
                 return;
+        lb_dlq_stop_retrying(d);
         if (d->outstanding)
                 rd_kafka_flush(d->rk, timeout_ms);
         if (d->outstanding) {

@@ -1,12 +1,14 @@
 /*
  * dlq.h: the dead-letter producer. Writes an action's original key, value
  * and timestamp to dlq.topic with leanbridge.* error headers, idempotently
- * (acks=all), and reports each delivery (success or failure) back once.
+ * (acks=all), retries a record that failed, and reports each record back
+ * once: acknowledged, or failed once stopping.
  */
 #ifndef LB_DLQ_H
 #define LB_DLQ_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "action.h"
 #include "config.h"
@@ -34,22 +36,31 @@ int lb_dlq_check_conf(const lb_config_t *conf, char *errstr,
 #define LB_DLQ_CUT_VALUE 256
 
 /**
- * @brief Queues a's dead-letter record. app_id may be NULL (unknown app).
- *        A record too large for the producer (message.max.bytes locally,
- *        or refused so by the broker: then a->dlq_cut is set before the
- *        report) is written cut: key and value cut to LB_DLQ_CUT_KEY and
- *        LB_DLQ_CUT_VALUE bytes, with leanbridge.key.truncated and
- *        leanbridge.value.truncated giving the original lengths (the
- *        source headers point at the whole message).
- * @returns 0 (a report will follow); -1 when the local queue is full
- *          (retry later, nothing else will fit now); -2 when the producer
- *          refused this record (retry it later; others may pass). No report
- *          follows a nonzero return.
+ * @brief Queues a's dead-letter record; one that fails is produced again
+ *        (after a delay, in order) until it is acknowledged, or until
+ *        stopping. A record too large for the producer (message.max.bytes
+ *        locally, or refused so by the broker: then a->dlq_cut is set
+ *        before the report) is written cut: key and value cut to
+ *        LB_DLQ_CUT_KEY and LB_DLQ_CUT_VALUE bytes, with
+ *        leanbridge.key.truncated and leanbridge.value.truncated giving the
+ *        original lengths (the source headers point at the whole message).
+ *        Exactly one report follows: acknowledged, or failed after
+ *        lb_dlq_stop_retrying().
  */
-int lb_dlq_produce(lb_dlq_t *d, lb_action_t *a, const char *app_id);
+void lb_dlq_send(lb_dlq_t *d, lb_action_t *a);
 
-/** @brief Serves delivery reports. */
+/** @brief Serves delivery reports and produces the records due again. */
 void lb_dlq_poll(lb_dlq_t *d);
+
+/** @returns when a record is next produced again (INT64_MAX: none). */
+int64_t lb_dlq_next_retry(const lb_dlq_t *d);
+
+/** @returns how many records failed and were queued again. */
+uint64_t lb_dlq_retries(const lb_dlq_t *d);
+
+/** @brief From now on a record that fails is reported failed, not
+ *         retried; those waiting are reported now. */
+void lb_dlq_stop_retrying(lb_dlq_t *d);
 
 /** @returns records produced and not yet reported. */
 size_t lb_dlq_outstanding(const lb_dlq_t *d);

@@ -1,24 +1,42 @@
 /*
  * kafka_in.c: librdkafka high-level consumer behind a small interface.
- * Owns the rebalance callback (eager: assign/assign(NULL); cooperative:
- * incremental), the pause state (re-applied to newly assigned partitions)
- * and the queue wake-up. Never decides what is handled: the bridge does.
+ * Owns the rebalance callback, which only records: an assignment is taken
+ * at once (eager: assign; cooperative: incremental) and its partitions stay
+ * paused until the group's committed offsets for them are read (an admin
+ * request served from the loop); a revocation's answer (assign(NULL), or
+ * the incremental unassign) is given later, from the loop, tagged so a
+ * stale one is dropped (rebalance.h), and at once while closing. Owns the
+ * pause state too (which partitions wait for their offsets or their
+ * revocation) and the queue wake-ups, and counts a poll made from within a
+ * callback. Never decides what is handled: the bridge does.
  */
 #include "kafka_in.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kafka_conf.h"
 #include "log.h"
+#include "rebalance.h"
 
 struct lb_kafka_in_s {
         rd_kafka_t *rk;
         rd_kafka_queue_t *queue;
+        rd_kafka_queue_t *reads; /* the committed offsets read (admin) */
         lb_kafka_in_cbs_t cbs;
+        char *group;
         int paused;
         int commit_interval_ms;
+        int read_timeout_ms;
+        int closing;     /* a revocation is answered on return */
+        int in_callback; /* callbacks running (nested polls are bugs) */
+        uint64_t reentries;
+        lb_rebalance_t rb;
+        /* the partitions of the owed revocation; new ones paused until
+         * their committed offsets are read (.opaque: the rebalance tag) */
+        rd_kafka_topic_partition_list_t *owed, *waiting;
 };
 
 static void pause_list(lb_kafka_in_t *in,
@@ -32,57 +50,200 @@ static void pause_list(lb_kafka_in_t *in,
                         rd_kafka_err2str(err));
 }
 
+static int listed(const rd_kafka_topic_partition_list_t *l,
+                  const rd_kafka_topic_partition_t *t)
+{
+        return l && rd_kafka_topic_partition_list_find(l, t->topic,
+                                                       t->partition) != NULL;
+}
+
+/* Resumes the assigned partitions of parts (all when NULL) that wait for
+ * nothing: neither their committed offsets nor their revocation. */
+static void resume_ready(lb_kafka_in_t *in,
+                         const rd_kafka_topic_partition_list_t *parts)
+{
+        rd_kafka_topic_partition_list_t *a, *r;
+        if (in->paused || rd_kafka_assignment(in->rk, &a))
+                return;
+        r = rd_kafka_topic_partition_list_new(a->cnt + 1);
+        for (int i = 0; i < a->cnt; i++)
+                if ((!parts || listed(parts, &a->elems[i])) &&
+                    !listed(in->waiting, &a->elems[i]) &&
+                    !listed(in->owed, &a->elems[i]))
+                        rd_kafka_topic_partition_list_add(
+                            r, a->elems[i].topic, a->elems[i].partition);
+        if (r->cnt)
+                pause_list(in, r, 0);
+        rd_kafka_topic_partition_list_destroy(r);
+        rd_kafka_topic_partition_list_destroy(a);
+}
+
+/* Removes from *l the entries of parts (or, parts NULL, those whose
+ * .opaque is tag), adding them to out when not NULL. */
+static void list_remove(rd_kafka_topic_partition_list_t *l,
+                        const rd_kafka_topic_partition_list_t *parts,
+                        uint64_t tag, rd_kafka_topic_partition_list_t *out)
+{
+        for (int i = l->cnt - 1; i >= 0; i--) {
+                rd_kafka_topic_partition_t *t = &l->elems[i];
+                if (parts ? !listed(parts, t)
+                          : (uint64_t)(uintptr_t)t->opaque != tag)
+                        continue;
+                if (out)
+                        rd_kafka_topic_partition_list_add(out, t->topic,
+                                                          t->partition);
+                rd_kafka_topic_partition_list_del_by_idx(l, i);
+        }
+}
+
+/* Reads the group's committed offsets (and metadata) of parts without
+ * waiting: the result comes to in->reads, served by lb_kafka_in_serve(). */
+static void read_committed(lb_kafka_in_t *in,
+                           const rd_kafka_topic_partition_list_t *parts,
+                           uint64_t tag)
+{
+        char err[256];
+        rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(
+            in->rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+        rd_kafka_ListConsumerGroupOffsets_t *req =
+            rd_kafka_ListConsumerGroupOffsets_new(in->group, parts);
+        if (rd_kafka_AdminOptions_set_request_timeout(o, in->read_timeout_ms,
+                                                      err, sizeof(err)))
+                lb_warn("offsets", "reading the group's commits: %s", err);
+        rd_kafka_AdminOptions_set_opaque(o, (void *)(uintptr_t)tag);
+        rd_kafka_ListConsumerGroupOffsets(in->rk, &req, 1, o, in->reads);
+        rd_kafka_ListConsumerGroupOffsets_destroy(req);
+        rd_kafka_AdminOptions_destroy(o);
+}
+
+static void unassign(lb_kafka_in_t *in,
+                     const rd_kafka_topic_partition_list_t *parts)
+{
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t err = 0;
+        if (lb_kafka_in_cooperative(in))
+                error = rd_kafka_incremental_unassign(in->rk, parts);
+        else
+                err = rd_kafka_assign(in->rk, NULL);
+        list_remove(in->waiting, parts, 0, NULL);
+        if (error) {
+                lb_error("consumer", "unassign: %s",
+                         rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        } else if (err) {
+                lb_error("consumer", "unassign: %s", rd_kafka_err2str(err));
+        }
+}
+
+/* The answer owed to an older revocation, now that a newer rebalance came:
+ * its partitions are let go of at once, then it is given (cooperative: in
+ * order) or dropped (eager: the newer answer replaces the assignment). */
+static void settle_owed(lb_kafka_in_t *in, lb_owed_action_t act)
+{
+        if (act == LB_OWED_ANSWER)
+                unassign(in, in->owed);
+        else if (act == LB_OWED_DROP)
+                lb_info("consumer", "a newer rebalance came before the "
+                                    "revocation's answer: dropped");
+        rd_kafka_topic_partition_list_destroy(in->owed);
+        in->owed = NULL;
+}
+
+static void on_assign(lb_kafka_in_t *in, rd_kafka_topic_partition_list_t *parts,
+                      uint64_t tag)
+{
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t err = 0;
+        lb_info("consumer", "assigned %d partition(s)", parts->cnt);
+        if (lb_kafka_in_cooperative(in))
+                error = rd_kafka_incremental_assign(in->rk, parts);
+        else
+                err = rd_kafka_assign(in->rk, parts);
+        if (error || err) {
+                lb_error("consumer", "assign: %s",
+                         error ? rd_kafka_error_string(error)
+                               : rd_kafka_err2str(err));
+                if (error)
+                        rd_kafka_error_destroy(error);
+                return;
+        }
+        if (!parts->cnt)
+                return;
+        /* Paused until their committed offset maps are read (and so that
+         * librdkafka's pause flag, kept across an unassign, is ours). */
+        pause_list(in, parts, 1);
+        for (int i = 0; i < parts->cnt; i++)
+                rd_kafka_topic_partition_list_add(in->waiting,
+                                                  parts->elems[i].topic,
+                                                  parts->elems[i].partition)
+                    ->opaque = (void *)(uintptr_t)tag;
+        read_committed(in, parts, tag);
+        if (in->cbs.assigned)
+                in->cbs.assigned(in->cbs.opaque, parts, tag);
+}
+
+static void on_revoke(lb_kafka_in_t *in, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *parts, uint64_t tag)
+{
+        int lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ||
+                   rd_kafka_assignment_lost(in->rk);
+        lb_info("consumer", "%s %d partition(s)", lost ? "lost" : "revoking",
+                parts->cnt);
+        in->owed = rd_kafka_topic_partition_list_copy(parts);
+        if (parts->cnt)
+                pause_list(in, parts, 1); /* nothing more is fetched */
+        if (in->cbs.revoking)
+                in->cbs.revoking(in->cbs.opaque, parts, lost, tag, in->closing);
+        if (in->closing)
+                lb_kafka_in_revoked(in, tag);
+}
+
+/* Records the rebalance and returns at once: an assignment is taken now;
+ * a revocation is answered from the loop (lb_kafka_in_revoked()), or now
+ * while closing. */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
+        (void)rk;
         lb_kafka_in_t *in = opaque;
-        int cooperative =
-            !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
-        rd_kafka_error_t *error = NULL;
-        rd_kafka_resp_err_t aerr = 0;
+        int revoke = err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        uint64_t tag;
+        in->in_callback++;
+        if (in->rb.owed && in->cbs.settle)
+                in->cbs.settle(in->cbs.opaque, in->rb.owed);
+        lb_owed_action_t act = lb_rebalance_begin(
+            &in->rb, lb_kafka_in_cooperative(in), revoke, &tag);
+        if (act != LB_OWED_NONE)
+                settle_owed(in, act);
+        if (revoke)
+                on_revoke(in, err, parts, tag);
+        else
+                on_assign(in, parts, tag);
+        in->in_callback--;
+}
 
-        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-                lb_info("consumer", "assigned %d partition(s)", parts->cnt);
-                if (cooperative)
-                        error = rd_kafka_incremental_assign(rk, parts);
-                else
-                        aerr = rd_kafka_assign(rk, parts);
-                if (!error && !aerr) {
-                        /* librdkafka keeps a partition's pause flag across
-                         * an unassign: one paused before a revocation comes
-                         * back paused. Set every new partition's state to
-                         * ours, or it may never be fetched again. */
-                        pause_list(in, parts, in->paused);
-                        if (in->cbs.assigned)
-                                in->cbs.assigned(in->cbs.opaque, parts);
-                }
-        } else {
-                int lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ||
-                           rd_kafka_assignment_lost(rk);
-                lb_info("consumer", "%s %d partition(s)",
-                        lost ? "lost" : "revoking", parts->cnt);
-                if (in->cbs.revoking)
-                        in->cbs.revoking(in->cbs.opaque, parts, lost);
-                if (cooperative)
-                        error = rd_kafka_incremental_unassign(rk, parts);
-                else
-                        aerr = rd_kafka_assign(rk, NULL);
+void lb_kafka_in_revoked(lb_kafka_in_t *in, uint64_t tag)
+{
+        if (!lb_rebalance_answer(&in->rb, tag)) {
+                lb_debug("consumer",
+                         "the answer to rebalance %" PRIu64 " is stale: "
+                         "dropped",
+                         tag);
+                return;
         }
-        if (error) {
-                lb_error("consumer", "rebalance: %s",
-                         rd_kafka_error_string(error));
-                rd_kafka_error_destroy(error);
-        } else if (aerr) {
-                lb_error("consumer", "rebalance: %s", rd_kafka_err2str(aerr));
-        }
+        unassign(in, in->owed);
+        rd_kafka_topic_partition_list_destroy(in->owed);
+        in->owed = NULL;
 }
 
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
         (void)rk;
         lb_kafka_in_t *in = opaque;
+        in->in_callback++;
         if (in->cbs.stats)
                 in->cbs.stats(in->cbs.opaque, json, len);
+        in->in_callback--;
         return 0; /* librdkafka frees json */
 }
 
@@ -103,8 +264,10 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
         (void)rk;
         lb_kafka_in_t *in = opaque;
+        in->in_callback++;
         if (in->cbs.committed)
                 in->cbs.committed(in->cbs.opaque, err, offsets);
+        in->in_callback--;
 }
 
 int lb_kafka_in_check_conf(const lb_config_t *conf, char *errstr,
@@ -144,14 +307,26 @@ lb_kafka_in_t *lb_kafka_in_new(const lb_config_t *conf,
             rd_kafka_conf_get(kc, "auto.commit.interval.ms", ival, &ival_len)
                 ? 5000
                 : atoi(ival);
+        char group[512];
+        size_t group_len = sizeof(group);
+        if (rd_kafka_conf_get(kc, "group.id", group, &group_len) ||
+            !(in->group = strdup(group)) ||
+            !(in->waiting = rd_kafka_topic_partition_list_new(16))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        in->read_timeout_ms = (int)conf->rebalance_timeout_ms;
         in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errstr_size);
         if (!in->rk)
                 goto fail; /* kc is still ours */
         kc = NULL;         /* now owned by rk */
         rd_kafka_poll_set_consumer(in->rk);
         in->queue = rd_kafka_queue_get_consumer(in->rk);
-        if (wake_fd >= 0)
+        in->reads = rd_kafka_queue_new(in->rk);
+        if (wake_fd >= 0) {
                 rd_kafka_queue_io_event_enable(in->queue, wake_fd, "c", 1);
+                rd_kafka_queue_io_event_enable(in->reads, wake_fd, "r", 1);
+        }
 
         topics = rd_kafka_topic_partition_list_new((int)conf->topic_cnt);
         for (size_t i = 0; i < conf->topic_cnt; i++)
@@ -170,15 +345,85 @@ fail:
                 rd_kafka_conf_destroy(kc);
         if (in->queue)
                 rd_kafka_queue_destroy(in->queue);
+        if (in->reads)
+                rd_kafka_queue_destroy(in->reads);
         if (in->rk)
                 rd_kafka_destroy(in->rk);
+        if (in->waiting)
+                rd_kafka_topic_partition_list_destroy(in->waiting);
+        free(in->group);
         free(in);
         return NULL;
 }
 
+/* The loop is never turned from a librdkafka callback: a poll from within
+ * one is counted (and said once), for the tests that check it stays 0. */
+static void check_nesting(lb_kafka_in_t *in)
+{
+        if (!in->in_callback)
+                return;
+        if (!in->reentries++)
+                lb_error("consumer", "polled from within a consumer callback "
+                                     "(a bug: the loop must not nest)");
+}
+
 rd_kafka_message_t *lb_kafka_in_poll(lb_kafka_in_t *in, int timeout_ms)
 {
+        check_nesting(in);
         return rd_kafka_consumer_poll(in->rk, timeout_ms);
+}
+
+uint64_t lb_kafka_in_reentries(const lb_kafka_in_t *in)
+{
+        return in->reentries;
+}
+
+/* The committed offsets of one rebalance's new partitions: handed to the
+ * bridge (an error: NULL, their maps are not used), then the partitions
+ * are resumed unless input is paused. */
+static void committed_read(lb_kafka_in_t *in, rd_kafka_event_t *ev)
+{
+        uint64_t tag = (uint64_t)(uintptr_t)rd_kafka_event_opaque(ev);
+        const rd_kafka_topic_partition_list_t *offs = NULL;
+        const rd_kafka_ListConsumerGroupOffsets_result_t *res =
+            rd_kafka_event_ListConsumerGroupOffsets_result(ev);
+        size_t n = 0;
+        const rd_kafka_group_result_t **g =
+            res ? rd_kafka_ListConsumerGroupOffsets_result_groups(res, &n)
+                : NULL;
+        const rd_kafka_error_t *gerr =
+            n == 1 ? rd_kafka_group_result_error(g[0]) : NULL;
+        if (rd_kafka_event_error(ev) || n != 1 || gerr)
+                lb_warn("offsets",
+                        "reading the group's commits: %s; offset maps not "
+                        "used (what they mark done is redone)",
+                        rd_kafka_event_error(ev)
+                            ? rd_kafka_event_error_string(ev)
+                        : gerr ? rd_kafka_error_string(gerr)
+                               : "no result");
+        else
+                offs = rd_kafka_group_result_partitions(g[0]);
+        if (in->cbs.committed_read)
+                in->cbs.committed_read(in->cbs.opaque, offs, tag);
+        rd_kafka_topic_partition_list_t *ready =
+            rd_kafka_topic_partition_list_new(in->waiting->cnt + 1);
+        list_remove(in->waiting, NULL, tag, ready);
+        resume_ready(in, ready);
+        rd_kafka_topic_partition_list_destroy(ready);
+}
+
+void lb_kafka_in_serve(lb_kafka_in_t *in)
+{
+        rd_kafka_event_t *ev;
+        check_nesting(in);
+        while ((ev = rd_kafka_queue_poll(in->reads, 0))) {
+                in->in_callback++;
+                if (rd_kafka_event_type(ev) ==
+                    RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT)
+                        committed_read(in, ev);
+                in->in_callback--;
+                rd_kafka_event_destroy(ev);
+        }
 }
 
 void lb_kafka_in_pause_all(lb_kafka_in_t *in, int pause)
@@ -187,10 +432,14 @@ void lb_kafka_in_pause_all(lb_kafka_in_t *in, int pause)
         if (in->paused == pause)
                 return;
         in->paused = pause;
+        if (!pause) {
+                resume_ready(in, NULL);
+                return;
+        }
         if (rd_kafka_assignment(in->rk, &parts))
                 return;
         if (parts->cnt)
-                pause_list(in, parts, pause);
+                pause_list(in, parts, 1);
         rd_kafka_topic_partition_list_destroy(parts);
 }
 
@@ -204,37 +453,47 @@ int lb_kafka_in_commit_interval_ms(const lb_kafka_in_t *in)
         return in->commit_interval_ms;
 }
 
-rd_kafka_topic_partition_list_t *
-lb_kafka_in_committed(lb_kafka_in_t *in,
-                      const rd_kafka_topic_partition_list_t *parts,
-                      int timeout_ms)
-{
-        rd_kafka_topic_partition_list_t *l =
-            rd_kafka_topic_partition_list_copy(parts);
-        rd_kafka_resp_err_t err = rd_kafka_committed(in->rk, l, timeout_ms);
-        if (err) {
-                lb_warn("offsets", "reading the group's commits: %s",
-                        rd_kafka_err2str(err));
-                rd_kafka_topic_partition_list_destroy(l);
-                return NULL;
-        }
-        return l;
-}
-
 int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr, size_t errstr_size)
 {
         return rd_kafka_fatal_error(in->rk, errstr, errstr_size) != 0;
 }
 
+/* The partition's log start (end: its end) as last seen in a fetch, or -1
+ * when none is known yet. */
+static int64_t watermark(lb_kafka_in_t *in, const char *topic,
+                         int32_t partition, int end)
+{
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(in->rk, topic, partition, &lo, &hi))
+                return -1;
+        return (end ? hi : lo) < 0 ? -1 : (end ? hi : lo);
+}
+
 int64_t lb_kafka_in_log_start(lb_kafka_in_t *in, const char *topic,
                               int32_t partition)
 {
-        int64_t lo = -1, hi = -1;
-        if (rd_kafka_get_watermark_offsets(in->rk, topic, partition, &lo,
-                                           &hi) ||
-            lo < 0)
-                return -1;
-        return lo;
+        return watermark(in, topic, partition, 0);
+}
+
+int64_t lb_kafka_in_log_end(lb_kafka_in_t *in, const char *topic,
+                            int32_t partition)
+{
+        return watermark(in, topic, partition, 1);
+}
+
+void lb_kafka_in_seek(lb_kafka_in_t *in, const char *topic, int32_t partition,
+                      int64_t offset)
+{
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(in->rk, l, 0);
+        if (error) {
+                lb_warn("consumer", "seek %s[%d] to %" PRId64 ": %s", topic,
+                        partition, offset, rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
 }
 
 int lb_kafka_in_cooperative(const lb_kafka_in_t *in)
@@ -317,8 +576,14 @@ void lb_kafka_in_destroy(lb_kafka_in_t *in)
 {
         if (!in)
                 return;
+        in->closing = 1; /* a revocation is answered at once */
         int closed = close_bounded(in);
         rd_kafka_queue_destroy(in->queue);
+        rd_kafka_queue_destroy(in->reads);
+        rd_kafka_topic_partition_list_destroy(in->waiting);
+        if (in->owed)
+                rd_kafka_topic_partition_list_destroy(in->owed);
+        free(in->group);
         rd_kafka_destroy_flags(
             in->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         free(in);

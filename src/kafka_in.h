@@ -3,8 +3,8 @@
  * high-level consumer: subscribe, poll, pause/resume, commit (offsets with
  * their metadata, explicitly: librdkafka 2.0.2's offset store drops
  * metadata), read the group's commits, and rebalances handed to the bridge
- * as assign/revoke calls (eager or cooperative protocol alike). Served from
- * the loop thread only.
+ * as assign/revoke calls (eager or cooperative protocol alike) whose answers
+ * the loop gives later (rebalance.h). Served from the loop thread only.
  */
 #ifndef LB_KAFKA_IN_H
 #define LB_KAFKA_IN_H
@@ -19,15 +19,29 @@ typedef struct lb_kafka_in_s lb_kafka_in_t;
 
 typedef struct {
         void *opaque;
-        /** Partitions were added to the assignment (already assigned). */
+        /** Partitions were added to the assignment (already assigned, and
+         *  paused until committed_read() has run for tag). */
         void (*assigned)(void *opaque,
-                         const rd_kafka_topic_partition_list_t *parts);
-        /** Partitions are about to be removed. lost: another member may own
-         *  them already (do not commit). Commit them during this call: the
-         *  consumer commits nothing by itself. */
-        void (*revoking)(void *opaque,
                          const rd_kafka_topic_partition_list_t *parts,
-                         int lost);
+                         uint64_t tag);
+        /** The group's committed offsets and metadata of the partitions
+         *  assigned with tag (NULL: they could not be read); the
+         *  partitions are resumed (unless input is paused) on return. */
+        void (*committed_read)(void *opaque,
+                               const rd_kafka_topic_partition_list_t *offs,
+                               uint64_t tag);
+        /** Partitions are being revoked (paused now). lost: another member
+         *  may own them already (do not commit). The answer is the
+         *  bridge's: lb_kafka_in_revoked(tag) from the loop once it has let
+         *  go of them, or on return when at_once (the consumer is
+         *  closing). The consumer commits nothing by itself. */
+        void (*revoking)(void *opaque,
+                         const rd_kafka_topic_partition_list_t *parts, int lost,
+                         uint64_t tag, int at_once);
+        /** A newer rebalance came while the answer to revocation tag is
+         *  owed: let go of its partitions now, without waiting (the answer
+         *  is given or dropped on return, see rebalance.h). */
+        void (*settle)(void *opaque, uint64_t tag);
         /** librdkafka statistics JSON (may be NULL). */
         void (*stats)(void *opaque, const char *json, size_t len);
         /** The result of an asynchronous commit, per partition in
@@ -60,16 +74,17 @@ int lb_kafka_in_paused(const lb_kafka_in_t *in);
  *           the bridge commits. */
 int lb_kafka_in_commit_interval_ms(const lb_kafka_in_t *in);
 
-/**
- * @brief Reads the group's committed offsets and metadata of parts.
- * @returns a new list (caller destroys) with .offset (negative: none) and
- *          .metadata filled, or NULL when the broker did not answer within
- *          timeout_ms.
- */
-rd_kafka_topic_partition_list_t *
-lb_kafka_in_committed(lb_kafka_in_t *in,
-                      const rd_kafka_topic_partition_list_t *parts,
-                      int timeout_ms);
+/** @brief Serves what the consumer's own poll does not: the committed
+ *         offsets read for new partitions (the committed_read callback). */
+void lb_kafka_in_serve(lb_kafka_in_t *in);
+
+/** @brief Answers revocation tag: the partitions leave the assignment,
+ *         unless a newer rebalance made the answer stale (then nothing). */
+void lb_kafka_in_revoked(lb_kafka_in_t *in, uint64_t tag);
+
+/** @returns how often the consumer was polled, or its results served, from
+ *           within one of its own callbacks (a bug: always 0). */
+uint64_t lb_kafka_in_reentries(const lb_kafka_in_t *in);
 
 /** @returns nonzero once the consumer hit a fatal error (restart needed). */
 int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr,
@@ -79,6 +94,16 @@ int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr,
  *           request), or -1 when none is known yet. */
 int64_t lb_kafka_in_log_start(lb_kafka_in_t *in, const char *topic,
                               int32_t partition);
+
+/** @returns the partition's log end (high watermark) as last seen in a
+ *           fetch (no request), or -1 when none is known yet. */
+int64_t lb_kafka_in_log_end(lb_kafka_in_t *in, const char *topic,
+                            int32_t partition);
+
+/** @brief Moves the partition's consume position to offset (without
+ *         waiting): what was fetched before is dropped. */
+void lb_kafka_in_seek(lb_kafka_in_t *in, const char *topic, int32_t partition,
+                      int64_t offset);
 
 /** @returns nonzero when the group uses the cooperative protocol. */
 int lb_kafka_in_cooperative(const lb_kafka_in_t *in);

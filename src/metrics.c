@@ -434,6 +434,11 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                 "the committed offset was below the partition's log start "
                 "when it was assigned here. Not recoverable by the bridge.",
                 LOAD(m->events_lost_retention));
+        counter(&sb, "leanbridge_loop_nested_total",
+                "Times the loop was turned, or the consumer polled, from "
+                "within a librdkafka callback or another turn: a bug, "
+                "always 0.",
+                LOAD(m->loop_nested));
         counter(&sb, "leanbridge_offset_maps_ignored_total",
                 "Committed offset maps found on assignment that could not be "
                 "read (another version, corrupt): their offsets are redone.",
@@ -520,4 +525,38 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                 return NULL;
         }
         return sb.buf;
+}
+
+int lb_metrics_summary(lb_metrics_t *m, lb_summary_t *s,
+                       const lb_summary_loop_t *loop, int64_t now, int force,
+                       char *buf, size_t size, uint64_t *memory_early)
+{
+        int64_t span = now - s->last_ms;
+        if (span < LB_SUMMARY_INTERVAL_MS && !force)
+                return 0;
+        if (span < 1)
+                span = 1;
+        s->last_ms = now;
+        uint64_t dead = 0;
+        for (int i = 0; i < LB_STAGE__COUNT; i++)
+                dead += LOAD(m->dead_lettered[i]);
+        uint64_t consumed = LOAD(m->events_consumed);
+        uint64_t delivered = LOAD(m->actions_delivered);
+        double secs = (double)span / 1000.0;
+        snprintf(buf, size,
+                 "consumed=%" PRIu64 " (%.0f/s) delivered=%" PRIu64
+                 " (%.0f/s) dead_lettered=%" PRIu64 " skipped=%" PRIuFAST64
+                 " lag=%" PRId64 " pending=%zu live=%zu inflight=%zu "
+                 "concurrency=%d paused=%d",
+                 consumed, (double)(consumed - s->consumed) / secs, delivered,
+                 (double)(delivered - s->delivered) / secs, dead,
+                 LOAD(m->events_skipped), lb_metrics_total_lag(m),
+                 loop->pending, loop->live, loop->inflight, loop->concurrency,
+                 loop->paused);
+        s->consumed = consumed;
+        s->delivered = delivered;
+        uint64_t early = LOAD(m->sent_early[LB_SEND_MEMORY]);
+        *memory_early = early - s->memory_early;
+        s->memory_early = early;
+        return 1;
 }

@@ -77,6 +77,9 @@ typedef struct lb_metrics_s {
         atomic_int_fast64_t consume_delay_ms;
         atomic_int_fast64_t concurrency_limit;
         atomic_int_fast64_t api_outage; /* 1 in outage mode (outage.h) */
+        /* the loop turned, or the consumer polled, from within a callback
+         * or a turn (a bug: stays 0) */
+        atomic_uint_fast64_t loop_nested;
         lb_hist_t batch_actions;
         lb_hist_t batch_users;
         lb_hist_t request_duration; /* seconds */
@@ -115,6 +118,33 @@ int lb_metrics_update_lag(lb_metrics_t *m, const char *stats_json, size_t len);
 
 /** @returns the sum of the consumer lag table (0 when empty). */
 int64_t lb_metrics_total_lag(lb_metrics_t *m);
+
+/* How often the operator's summary line is due. */
+#define LB_SUMMARY_INTERVAL_MS 60000
+
+/** The counters at the last summary line. */
+typedef struct {
+        int64_t last_ms;
+        uint64_t consumed, delivered, memory_early;
+} lb_summary_t;
+
+/** The loop's figures a summary line shows. */
+typedef struct {
+        size_t pending, live, inflight;
+        int concurrency, paused;
+} lb_summary_loop_t;
+
+/**
+ * @brief The operator's once-a-minute line: rates since the last one, lag,
+ *        pending work, dead letters by now. Written to buf when
+ *        LB_SUMMARY_INTERVAL_MS passed since the last one (or force).
+ * @param memory_early set to the actions sent early to stay under the
+ *        memory bound since the last line.
+ * @returns 1 when a line was written (s moves on), else 0.
+ */
+int lb_metrics_summary(lb_metrics_t *m, lb_summary_t *s,
+                       const lb_summary_loop_t *loop, int64_t now, int force,
+                       char *buf, size_t size, uint64_t *memory_early);
 
 /**
  * @brief Renders every metric in Prometheus text exposition format 0.0.4.

@@ -247,3 +247,10 @@ int lb_partition_revoked(const lb_partition_t *p)
 {
         return p->revoked;
 }
+
+int64_t lb_retention_lost(int64_t committed, int64_t first, int64_t log_start)
+{
+        if (first <= committed || log_start <= committed)
+                return 0;
+        return (log_start < first ? log_start : first) - committed;
+}

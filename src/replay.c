@@ -44,6 +44,7 @@ typedef struct {
         size_t batch; /* records consumed since the last checkpoint */
         size_t outstanding;
         uint64_t read, replayed, skip_filter, skip_max, skip_target;
+        uint64_t skip_unreadable;
         uint64_t skip_old;  /* older than input.max.age.ms */
         uint64_t skip_gone; /* written cut, the original is gone */
         uint64_t refetched; /* written cut, the original replayed */
@@ -193,12 +194,13 @@ static void progress(replay_t *r, int final)
         fprintf(stderr,
                 "%sreplay: read %" PRIu64 "%s, %s %" PRIu64 ", skipped %" PRIu64
                 " by filter, %" PRIu64 " at --max-replays, %" PRIu64
-                " without target, %" PRIu64 " too old, %" PRIu64
-                " cut with the original gone; %.0f/s%s",
+                " without target, %" PRIu64 " unreadable, %" PRIu64
+                " too old, %" PRIu64 " cut with the original gone; %.0f/s%s",
                 r->tty ? "\r" : "", r->read, of,
                 r->o->dry_run ? "would replay" : "replayed", r->replayed,
-                r->skip_filter, r->skip_max, r->skip_target, r->skip_old,
-                r->skip_gone, secs > 0 ? (double)r->read / secs : 0.0,
+                r->skip_filter, r->skip_max, r->skip_target, r->skip_unreadable,
+                r->skip_old, r->skip_gone,
+                secs > 0 ? (double)r->read / secs : 0.0,
                 r->tty && !final ? "" : "\n");
         fflush(stderr);
 }
@@ -451,6 +453,9 @@ static void handle(replay_t *r, const rd_kafka_message_t *m)
         case LB_REPLAY_SKIP_NO_TARGET:
                 r->skip_target++;
                 return;
+        case LB_REPLAY_SKIP_UNREADABLE:
+                r->skip_unreadable++;
+                return;
         case LB_REPLAY_GO:
                 break;
         }
@@ -648,6 +653,7 @@ static void summary(replay_t *r)
         printf("  skipped by filter         %" PRIu64 "\n", r->skip_filter);
         printf("  skipped at --max-replays  %" PRIu64 "\n", r->skip_max);
         printf("  skipped, no target topic  %" PRIu64 "\n", r->skip_target);
+        printf("  skipped, unreadable event %" PRIu64 "\n", r->skip_unreadable);
         printf("  skipped, too old          %" PRIu64 "\n", r->skip_old);
         printf("  cut, original replayed    %" PRIu64 "\n", r->refetched);
         printf("  cut, original gone        %" PRIu64 "\n", r->skip_gone);

@@ -306,6 +306,10 @@ lb_replay_verdict_t lb_replay_decide(const lb_replay_opts_t *o,
         int64_t max = lb_replay_max_replays(o);
         if (max >= 0 && (r->replayed_bad || r->replayed >= max))
                 return LB_REPLAY_SKIP_MAX_REPLAYS;
+        static const char unreadable[] = "consumer_error";
+        if (r->stage.len == sizeof(unreadable) - 1 &&
+            !memcmp(r->stage.ptr, unreadable, r->stage.len))
+                return LB_REPLAY_SKIP_UNREADABLE;
         char topic[LB_TOPIC_MAX + 1];
         int32_t partition;
         if (lb_replay_target(o, r, dlq_topic, topic, &partition))

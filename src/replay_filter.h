@@ -111,10 +111,13 @@ typedef enum {
         LB_REPLAY_SKIP_FILTER,      /* --stage/--app/--message/time */
         LB_REPLAY_SKIP_MAX_REPLAYS, /* replayed --max-replays times already */
         LB_REPLAY_SKIP_NO_TARGET,   /* no --to and no usable source topic */
+        LB_REPLAY_SKIP_UNREADABLE,  /* stage consumer_error: no event kept */
 } lb_replay_verdict_t;
 
 /**
- * @brief Decides one record. A record with no valid target (no --to and
+ * @brief Decides one record. A record of stage consumer_error carries no
+ *        event (Kafka could not hand it out): nothing goes back. A record
+ *        with no valid target (no --to and
  *        the source topic header absent, empty, too long, or naming the
  *        dead-letter topic) is never replayed.
  */

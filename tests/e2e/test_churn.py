@@ -5,8 +5,10 @@ split by 403s (the sandbox allows 5 users / 20 actions, the bridge packs
 poison events are mixed in. Every SIGTERM exits 0 (ASan build: clean), no
 request overlaps another for the same user at the API (across instances
 too), nothing is lost, and the only dead letters are the poison events (no
-DLQ record for an event that was delivered). Skips (77) without a broker,
-unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
+DLQ record for an event that was delivered). No librdkafka callback turns
+the loop: every revocation is answered from the loop, and each instance's
+leanbridge_loop_nested_total is 0 when it stops. Skips (77) without a
+broker, unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
 import os
 import random
 import sys
@@ -37,25 +39,37 @@ def churn(broker, wd):
                           rebalance_timeout_ms=300, api_timeout_ms=10000,
                           shutdown_timeout_ms=30000, batch_max_users=10,
                           batch_max_actions=40)
-    live = [h.Bridge(wd, s, name="churn-0")]
+    def start(n):
+        port = h.free_port()
+        b = h.Bridge(wd, dict(s, **{"metrics.listen": f"127.0.0.1:{port}"}), name=f"churn-{n}")
+        b.port = port
+        return b
+
+    def stop(b):
+        nested = h.metric(b.port, "leanbridge_loop_nested_total")
+        rc = b.stop(timeout=90)
+        h.check(rc == 0, f"{b.name} exit code {rc}\n{b.log_text()[-3000:]}")
+        h.check(nested == 0, f"{b.name}: the loop nested {nested} time(s)")
+        answered[0] += b.log_text().count("revocation answered")
+
+    answered = [0]
+    live = [start(0)]
     started, stopped = 1, 0
     deadline = time.time() + CHURN_S
     while time.time() < deadline:
         time.sleep(STEP_S)
         if len(live) < 3 and (len(live) == 1 or rnd.random() < 0.5):
-            live.append(h.Bridge(wd, s, name=f"churn-{started}"))
+            live.append(start(started))
             started += 1
         else:
-            b = live.pop(rnd.randrange(len(live)))
-            rc = b.stop(timeout=90)
-            h.check(rc == 0, f"{b.name} exit code {rc}\n{b.log_text()[-3000:]}")
+            stop(live.pop(rnd.randrange(len(live))))
             stopped += 1
         h.log(f"churn: {len(live)} instance(s), {sandbox.accepted_count()} accepted")
     h.wait_for(lambda: h.all_committed(broker.bootstrap, group, topic), 600,
                "committed offsets at the end of every partition")
     for b in live:
-        rc = b.stop(timeout=90)
-        h.check(rc == 0, f"{b.name} exit code {rc}\n{b.log_text()[-3000:]}")
+        stop(b)
+    h.check(answered[0] > 0, "no revocation was answered from the loop")
     records = h.read_topic(broker.bootstrap, dlq)
     keys = sorted(r["key"] for r in records)
     h.check(all(k.startswith("poison-") for k in keys),
@@ -66,7 +80,8 @@ def churn(broker, wd):
     st = sandbox.stats()
     h.check(st["limit_violations"] > 0, "no request was split")
     h.log(f"churn: {started} started, {stopped + len(live)} stopped; {counts}; "
-          f"overlaps {st['user_overlap']}, 403s {st['limit_violations']}")
+          f"overlaps {st['user_overlap']}, 403s {st['limit_violations']}, "
+          f"{answered[0]} revocation(s) answered from the loop")
 
 
 def main():

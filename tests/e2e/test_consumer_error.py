@@ -55,8 +55,8 @@ What is asserted:
     commit past the batch must find its dead letter already there);
   - exactly one consumer_error dead letter (not one per refetch), with an
     empty key and value, leanbridge.error.message = librdkafka's error
-    text, leanbridge.source.topic / .partition / .offset = cerr.events, 0,
-    40; no other dead letter;
+    text and the batch's offsets (40..69), leanbridge.source.topic /
+    .partition / .offset = cerr.events, 0, 40; no other dead letter;
   - leanbridge_actions_dead_lettered_total{stage="consumer_error"} = 1;
   - the 40 events after the batch are delivered and the group commits to
     the end of the partition (110); the harness's invariants hold.
@@ -261,8 +261,12 @@ def main():
         r, hd = ours[0], ours[0]["headers"]
         h.check(r["key"] in (None, "") and r["value"] in (None, ""),
                 f"key {r['key']!r} and value {r['value']!r}, want both empty")
+        # The record says what was lost: the error and the batch's offsets,
+        # found by moving the position (the error does not say them).
         want = {"leanbridge.source.topic": TOPIC, "leanbridge.source.partition": "0",
-                "leanbridge.source.offset": str(base), "leanbridge.error.message": want_msg}
+                "leanbridge.source.offset": str(base), "leanbridge.error.stage": STAGE,
+                "leanbridge.error.message": f"{want_msg}; offsets {base}..{gz['last']} "
+                                            "(one record batch) could not be read"}
         bad_hd = {k: (hd.get(k), v) for k, v in want.items() if hd.get(k) != v}
         h.check(not bad_hd, f"dead letter headers (got, want): {bad_hd}")
         n = h.metric(port, SERIES)

@@ -63,6 +63,7 @@ static lb_action_t *action(lb_partition_t *p, const char *key,
         a->offset = offset;
         a->timestamp_ms = 1700000000000 + offset;
         a->attempts = attempts;
+        a->app = -1; /* unknown: no leanbridge.app.id */
         lb_action_set_error(a, stage, status, msg);
         return a;
 }
@@ -129,8 +130,10 @@ static void test_headers_and_cut_record(void **state)
                             "dlq.topic",
                             "dlq",
                             "kafka.producer.message.max.bytes",
-                            "2000"};
-        for (size_t i = 0; i < 6; i += 2)
+                            "2000",
+                            "apps",
+                            "app1:k1"};
+        for (size_t i = 0; i < 8; i += 2)
                 assert_int_equal(lb_config_set(conf, kv[i], kv[i + 1], "t", err,
                                                sizeof(err)),
                                  0);
@@ -148,20 +151,19 @@ static void test_headers_and_cut_record(void **state)
         rd_kafka_header_add(h1, "x-null", -1, NULL, 0);
         rd_kafka_header_add(h1, "leanbridge.error.stage", -1, "old", -1);
         assert_int_equal(lb_action_take_headers(a1, h1), 0);
-        assert_int_equal(lb_dlq_produce(d, a1, "app1"), 0);
-        assert_int_equal(lb_dlq_produce(d,
-                                        action(p, NULL, "{\"b\":2}", 7, 11,
-                                               LB_STAGE_RETRIES_EXHAUSTED, 0,
-                                               "transport: timed out", 3),
-                                        NULL),
-                         0);
+        a1->app = 0; /* app1 */
+        lb_dlq_send(d, a1);
+        lb_dlq_send(d, action(p, NULL, "{\"b\":2}", 7, 11,
+                              LB_STAGE_RETRIES_EXHAUSTED, 0,
+                              "transport: timed out", 3));
         lb_action_t *cut =
             action(p, "k3", big, BIG, 12, LB_STAGE_PARSE, 0, "not JSON", 0);
         rd_kafka_headers_t *h3 = rd_kafka_headers_new(1);
         rd_kafka_header_add(h3, "traceparent", -1, "00-def-01", -1);
         assert_int_equal(lb_action_take_headers(cut, h3), 0);
-        assert_int_equal(lb_dlq_produce(d, cut, NULL), 0);
+        lb_dlq_send(d, cut);
         assert_int_equal(cut->dlq_cut, 1);
+        assert_int_equal(lb_dlq_outstanding(d), 3);
         while (r.reported < 3)
                 lb_dlq_poll(d);
         assert_int_equal(r.failed, 0);

@@ -473,6 +473,45 @@ static void test_promtool_lint(void **state)
         assert_int_equal(rc, 0);
 }
 
+/* The operator's summary line: due once a minute (or forced), rates over
+ * the span since the last line, and the memory-bound early sends since
+ * then. */
+static void test_summary_line(void **state)
+{
+        lb_metrics_t *m = *state;
+        lb_summary_t s = {.last_ms = 1000};
+        lb_summary_loop_t loop = {.pending = 7,
+                                  .live = 9,
+                                  .inflight = 2,
+                                  .concurrency = 4,
+                                  .paused = 1};
+        char line[512];
+        uint64_t early = 99;
+        assert_int_equal(lb_metrics_summary(m, &s, &loop, 1000 + 59999, 0, line,
+                                            sizeof(line), &early),
+                         0);
+        atomic_store(&m->events_consumed, 1200);
+        atomic_store(&m->actions_delivered, 600);
+        atomic_store(&m->dead_lettered[LB_STAGE_PARSE], 3);
+        atomic_store(&m->dead_lettered[LB_STAGE_CONSUMER_ERROR], 1);
+        atomic_store(&m->sent_early[LB_SEND_MEMORY], 50);
+        assert_int_equal(lb_metrics_summary(m, &s, &loop, 1000 + 60000, 0, line,
+                                            sizeof(line), &early),
+                         1);
+        assert_non_null(strstr(line, "consumed=1200 (20/s) delivered=600 "
+                                     "(10/s) dead_lettered=4 "));
+        assert_non_null(strstr(line, "pending=7 live=9 inflight=2 "
+                                     "concurrency=4 paused=1"));
+        assert_int_equal(early, 50);
+        /* forced, 30 s later: rates over those 30 s; no new early sends */
+        atomic_store(&m->events_consumed, 1500);
+        assert_int_equal(lb_metrics_summary(m, &s, &loop, 1000 + 90000, 1, line,
+                                            sizeof(line), &early),
+                         1);
+        assert_non_null(strstr(line, "consumed=1500 (10/s)"));
+        assert_int_equal(early, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -500,6 +539,7 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_promtool_lint, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_summary_line, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -435,9 +435,25 @@ static void test_map_hand_over(void **state)
         lb_partition_unref(p);
 }
 
+/* Retention's loss on assignment: counted from the committed offset to
+ * the first offset that still exists (the log start, or the first
+ * consumed if that came first); none when the log starts at or below the
+ * commit (a compaction gap) or nothing was skipped. */
+static void test_retention_lost(void **state)
+{
+        (void)state;
+        assert_int_equal(lb_retention_lost(100, 130, 130), 30);
+        assert_int_equal(lb_retention_lost(100, 130, 125), 25);
+        assert_int_equal(lb_retention_lost(100, 120, 140), 20);
+        assert_int_equal(lb_retention_lost(100, 130, 100), 0);
+        assert_int_equal(lb_retention_lost(100, 130, 90), 0);
+        assert_int_equal(lb_retention_lost(100, 100, 130), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_retention_lost),
             cmocka_unit_test(test_new),
             cmocka_unit_test(test_in_order),
             cmocka_unit_test(test_out_of_order),

@@ -539,6 +539,22 @@ static void test_tally(void **state)
         lb_tally_free(&t);
 }
 
+/* A consumer_error record carries no event (Kafka could not hand it
+ * out): never replayed, whatever the filters; another stage that merely
+ * starts the same is. */
+static void test_unreadable_never_replayed(void **state)
+{
+        (void)state;
+        lb_replay_opts_t o = opts();
+        lb_dlq_record_t r = record("consumer_error", NULL, "Decompression", 1);
+        assert_int_equal(decide(&o, &r), LB_REPLAY_SKIP_UNREADABLE);
+        o.stage = "consumer_error";
+        assert_int_equal(decide(&o, &r), LB_REPLAY_SKIP_UNREADABLE);
+        o.stage = NULL;
+        lb_dlq_record_t p = record("consumer", NULL, "x", 1);
+        assert_int_equal(decide(&o, &p), LB_REPLAY_GO);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -553,6 +569,7 @@ int main(void)
             cmocka_unit_test(test_header_carried),
             cmocka_unit_test(test_target),
             cmocka_unit_test(test_tally),
+            cmocka_unit_test(test_unreadable_never_replayed),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,214 @@
+/*
+ * commits.c: the assignment table, and what the group is told of it: each
+ * partition's committable offset (the contiguous done prefix, offsets.h)
+ * with an offset map of the done offsets above it (offset_map.h), committed
+ * every auto.commit.interval.ms when either changed, and waited for at a
+ * revocation and at the end; the maps the group committed, read when a
+ * partition is assigned, say which offsets are done already.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "log.h"
+#include "loop.h"
+
+lb_assigned_t *lb_commits_find(lb_bridge_t *b, const char *topic,
+                               int32_t partition)
+{
+        for (size_t i = 0; i < b->assigned_cnt; i++) {
+                lb_partition_t *p = b->assigned[i].p;
+                if (lb_partition_id(p) == partition &&
+                    !strcmp(lb_partition_topic(p), topic))
+                        return &b->assigned[i];
+        }
+        return NULL;
+}
+
+lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
+                              int32_t partition, uint64_t tag)
+{
+        if (b->assigned_cnt == b->assigned_cap) {
+                size_t cap = b->assigned_cap ? b->assigned_cap * 2 : 16;
+                lb_assigned_t *n = realloc(b->assigned, cap * sizeof(*n));
+                if (!n)
+                        return NULL;
+                b->assigned = n;
+                b->assigned_cap = cap;
+        }
+        lb_partition_t *p = lb_partition_new(topic, partition);
+        if (!p)
+                return NULL;
+        lb_assigned_t *e = &b->assigned[b->assigned_cnt++];
+        *e = (lb_assigned_t){
+            .p = p, .committed = -1, .tag = tag, .start = -1, .first = -1};
+        lb_skip_init(&e->skip);
+        atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
+        return e;
+}
+
+void lb_commits_remove(lb_bridge_t *b, lb_assigned_t *e)
+{
+        lb_partition_revoke(e->p);
+        lb_partition_unref(e->p);
+        free(e->skip_error);
+        *e = b->assigned[--b->assigned_cnt];
+        atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
+}
+
+/* The hash of an encoded map: a partition is committed again when its
+ * offset or map changed. */
+static uint64_t map_hash(const char *s, size_t n)
+{
+        return lb_fnv1a(LB_FNV1A_SEED, s, n);
+}
+
+/* Adds e's committable offset, with the map of the done offsets above it,
+ * to l when either changed since e's last commit. */
+void lb_commits_add_to(lb_bridge_t *b, lb_assigned_t *e,
+                       rd_kafka_topic_partition_list_t *l)
+{
+        int64_t off = lb_partition_committable(e->p);
+        size_t len = 0;
+        int truncated = 0;
+        if (off < 0)
+                return;
+        if (b->map_room.room > 0) {
+                size_t n =
+                    lb_partition_done_ranges(e->p, b->ranges, b->ranges_cap);
+                size_t w = n < b->ranges_cap ? n : b->ranges_cap;
+                len =
+                    lb_offset_map_encode(off, b->ranges, w, b->map,
+                                         (size_t)b->map_room.room, &truncated);
+                truncated |= n > w;
+        }
+        uint64_t h = map_hash(b->map, len);
+        if (off == e->committed && h == e->committed_map)
+                return;
+        rd_kafka_topic_partition_t *t = rd_kafka_topic_partition_list_add(
+            l, lb_partition_topic(e->p), lb_partition_id(e->p));
+        t->offset = off;
+        if (len && (t->metadata = malloc(len))) { /* freed with l */
+                memcpy(t->metadata, b->map, len);
+                t->metadata_size = len;
+        }
+        e->committed = off;
+        e->committed_map = h;
+        if (truncated)
+                atomic_fetch_add(&b->metrics.offset_maps_truncated, 1);
+}
+
+/* A commit's result, per partition. A failed one is sent again at the next
+ * interval; maps the broker refuses as too large cut the room for maps
+ * once per commit (the part nearest the committed offset is kept), and the
+ * room is probed back up later (lb_map_room_t). */
+void lb_commits_on_committed(void *opaque, rd_kafka_resp_err_t err,
+                             const rd_kafka_topic_partition_list_t *l)
+{
+        lb_bridge_t *b = opaque;
+        size_t refused = 0; /* the smallest map refused as too large */
+        for (int i = 0; i < l->cnt; i++) {
+                const rd_kafka_topic_partition_t *t = &l->elems[i];
+                rd_kafka_resp_err_t e = t->err ? t->err : err;
+                if (!e) {
+                        atomic_fetch_add(&b->metrics.offsets_committed, 1);
+                        continue;
+                }
+                lb_assigned_t *a = lb_commits_find(b, t->topic, t->partition);
+                if (a)
+                        a->committed = -1;
+                if (e == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE &&
+                    t->metadata_size > 0) {
+                        if (!refused || t->metadata_size < refused)
+                                refused = t->metadata_size;
+                } else {
+                        lb_warn("offsets", "commit %s[%d]@%" PRId64 ": %s",
+                                t->topic, t->partition, t->offset,
+                                rd_kafka_err2str(e));
+                }
+        }
+        int change =
+            lb_map_room_observe(&b->map_room, refused, lb_loop_now_ms());
+        if (change < 0)
+                lb_warn("offsets",
+                        "the broker refused an offset map of %zu bytes (set "
+                        "commit.metadata.max.bytes to its "
+                        "offset.metadata.max.bytes); maps now take at most "
+                        "%" PRId64 " bytes%s, more tried in %d s",
+                        refused, b->map_room.room,
+                        b->map_room.room ? ""
+                                         : " (off: a crash or handover "
+                                           "redoes what they would skip)",
+                        LB_MAP_ROOM_PROBE_MS / 1000);
+        else if (change > 0)
+                lb_info("offsets",
+                        "offset maps may take %" PRId64 " bytes again",
+                        b->map_room.room);
+        atomic_store(&b->metrics.offset_map_room, b->map_room.room);
+}
+
+void lb_commits_send(lb_bridge_t *b, rd_kafka_topic_partition_list_t *l,
+                     int async)
+{
+        rd_kafka_resp_err_t err = lb_kafka_in_commit(b->in, l, async);
+        if (!async || err)
+                lb_commits_on_committed(b, err, l);
+}
+
+/* Commits every assigned partition whose offset or map changed: every
+ * auto.commit.interval.ms without waiting, and at the end waiting. */
+void lb_commits_all(lb_bridge_t *b, int async)
+{
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new((int)b->assigned_cnt + 1);
+        for (size_t i = 0; i < b->assigned_cnt; i++)
+                lb_commits_add_to(b, &b->assigned[i], l);
+        lb_commits_send(b, l, async);
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+void lb_commits_due(lb_bridge_t *b, int64_t now)
+{
+        if (now < b->next_commit_ms)
+                return;
+        lb_commits_all(b, 1);
+        b->next_commit_ms = now + lb_kafka_in_commit_interval_ms(b->in);
+}
+
+/* The committed offsets of the partitions assigned with tag: the offsets
+ * their maps mark done are skipped when consumed. A map that cannot be
+ * used is ignored (those offsets are redone, never skipped), and so is one
+ * that comes after the partition's first message (it was not paused) or
+ * for an older assignment of it. */
+void lb_commits_on_read(void *opaque,
+                        const rd_kafka_topic_partition_list_t *offs,
+                        uint64_t tag)
+{
+        lb_bridge_t *b = opaque;
+        for (int i = 0; offs && i < offs->cnt; i++) {
+                const rd_kafka_topic_partition_t *t = &offs->elems[i];
+                lb_assigned_t *e = lb_commits_find(b, t->topic, t->partition);
+                lb_range_t *r;
+                if (!e || e->tag != tag || e->first >= 0 || t->err ||
+                    t->offset < 0)
+                        continue;
+                e->start = t->offset;
+                if (!t->metadata_size)
+                        continue;
+                int n = lb_offset_map_decode(t->metadata, t->metadata_size,
+                                             t->offset, &r);
+                if (n < 0) {
+                        atomic_fetch_add(&b->metrics.offset_maps_ignored, 1);
+                        lb_warn("offsets",
+                                "%s[%d]: the committed offset map is not one "
+                                "this version reads; ignored (what it marks "
+                                "done is redone)",
+                                t->topic, t->partition);
+                        continue;
+                }
+                lb_partition_set_already_done(e->p, r, (size_t)n);
+                e->committed = t->offset;
+                e->committed_map = map_hash(t->metadata, t->metadata_size);
+        }
+}

@@ -1,0 +1,219 @@
+/*
+ * loop.h: the state the loop's stages share, and what each stage offers
+ * the others. Private to bridge.c and its stages:
+ *   intake.c    consume, parse, the memory bound; an action's end
+ *               (finished, or handed to the dead-letter topic)
+ *   requests.c  flights: dispatch, answers, retries, outage mode's feed
+ *   commits.c   the assignment table, commits and their offset maps
+ *   handover.c  assignment, revocation as a state of the loop, shutdown
+ * Each stage writes only its own fields (named below) and reaches the
+ * others through these functions; bridge.c turns the loop.
+ */
+#ifndef LB_LOOP_H
+#define LB_LOOP_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "action.h"
+#include "admin.h"
+#include "arena.h"
+#include "batcher.h"
+#include "concurrency.h"
+#include "config.h"
+#include "dlq.h"
+#include "flight.h"
+#include "kafka_in.h"
+#include "ledger.h"
+#include "metrics.h"
+#include "multi.h"
+#include "offset_map.h"
+#include "offsets.h"
+#include "outage.h"
+#include "bridge.h"
+#include "sender.h"
+#include "skip.h"
+
+/* Outage mode starts after this long of nothing but retriable failures, at
+ * least LB_OUTAGE_MIN_FAILURES of them (of two requests or more). */
+#define LB_OUTAGE_WINDOW_MS    2000
+#define LB_OUTAGE_MIN_FAILURES 3
+
+/* One assigned partition (commits.c's table). */
+typedef struct {
+        lb_partition_t *p;
+        int64_t committed;      /* offset of the last commit sent, or -1 */
+        uint64_t committed_map; /* hash of that commit's offset map */
+        int64_t last_ts_ms;     /* Kafka timestamp of the last message taken */
+        int caught_up;          /* reached the end (partition EOF) since */
+        int revoking;           /* its revocation runs: take nothing more */
+        uint64_t tag;           /* the rebalance that assigned it */
+        lb_skip_t skip;         /* crossing an unreadable batch (skip.h) */
+        char *skip_error;       /* ... and the consumer's error for it */
+        /* the group's committed offset when assigned here, until the
+         * messages after it are checked against the log start; -1: nothing
+         * to check. first: the first offset consumed since (-1: none). */
+        int64_t start, first;
+} lb_assigned_t;
+
+/* The loop's state. Running: consuming and sending. Draining (SIGTERM):
+ * nothing new is taken; pending work is sent at once until it is done or
+ * shutdown.timeout.ms has passed. Stopping: the drain is over, or was not
+ * wanted (fatal error, teardown): a revocation waits for nothing, and a
+ * failed dead-letter record is not retried. */
+typedef enum { LB_RUNNING, LB_DRAINING, LB_STOPPING } lb_loop_state_t;
+
+/* A revocation, as a state of the loop (handover.c): its partitions' work
+ * on the way is finished (up to rebalance.timeout.ms), then they are
+ * committed and released, then the API is waited for (their users), then
+ * the group is answered. */
+typedef enum {
+        LB_REVOKE_NONE,
+        LB_REVOKE_FINISHING, /* their actions on the way are finished */
+        LB_REVOKE_WAITING,   /* the API may still work on their users */
+} lb_revoke_phase_t;
+
+typedef struct {
+        lb_revoke_phase_t phase;
+        rd_kafka_topic_partition_list_t *parts;
+        int lost;
+        int flushing; /* counted in the bridge's flushes */
+        uint64_t tag; /* the rebalance it answers */
+        int64_t began, deadline;
+        uint64_t *ltags; /* the ledger's tags of its partitions */
+        size_t ltag_cnt;
+        size_t held, queued, given_up; /* for its log line */
+} lb_revocation_t;
+
+typedef struct flight_s flight_t;
+
+struct lb_bridge_s {
+        lb_config_t *conf; /* written only by the apps reload */
+        int wake_fd;
+        lb_kafka_in_t *in;
+        lb_dlq_t *dlq;
+        lb_sender_t *sender;
+        lb_batcher_t *batcher;
+        lb_arena_t *arena; /* where actions live (arena.h) */
+        lb_admin_t *admin;
+        size_t *app_overhead;
+        lb_metrics_t metrics;
+        lb_health_t health;
+        lb_summary_t summary;
+        lb_loop_state_t state;
+        int fatal;
+        int turning;           /* lb_loop_turn() runs */
+        uint64_t nested_turns; /* turns begun inside one (a bug: stays 0) */
+        unsigned int rand_state;
+
+        /* intake.c */
+        int64_t burst_now_ms, burst_wall_ms; /* the consume burst's clocks */
+        size_t live_actions;                 /* consumed and not yet freed */
+        size_t live_bytes;
+
+        /* requests.c */
+        lb_concurrency_t conc; /* adaptive limit on requests on the wire */
+        lb_ledger_t *ledger;   /* users the API may still be working on */
+        lb_outage_t outage;    /* whether the API fails for everyone */
+        int64_t probe_at;      /* outage mode: no request before this */
+        flight_t *flights;     /* every batch on its way */
+        size_t body_bytes;     /* room of the request bodies of the flights */
+        int flushes;           /* flushing waits running (handover.flush) */
+
+        /* commits.c */
+        lb_assigned_t *assigned;
+        size_t assigned_cnt, assigned_cap;
+        int64_t next_commit_ms;
+        lb_map_room_t map_room; /* what an offset map may take now */
+        char *map; /* an encoded map, commit.metadata.max.bytes + 1 bytes */
+        lb_range_t *ranges; /* a partition's done ranges, ranges_cap */
+        size_t ranges_cap;
+
+        /* handover.c */
+        lb_revocation_t revocation;
+        int64_t stop_deadline; /* draining: when the drain gives up */
+};
+
+int64_t lb_loop_now_ms(void);
+int64_t lb_loop_wall_ms(void);
+
+/* bridge.c: one turn of the loop (take messages unless stopping, then
+ * serve); wait_ms: how long it may wait for something to happen. */
+void lb_loop_turn(lb_bridge_t *b, int wait_ms);
+
+/* intake.c */
+/* Takes a burst of messages. @returns nonzero when more may be waiting. */
+int lb_intake_consume(lb_bridge_t *b);
+void lb_intake_backpressure(lb_bridge_t *b);
+size_t lb_intake_held_bytes(const lb_bridge_t *b);
+int64_t lb_intake_consume_delay_ms(const lb_bridge_t *b, int64_t wall_ms);
+/* An action's end: freed; if handled, its offset counts as done. */
+void lb_action_finish(lb_bridge_t *b, lb_action_t *a, int handled);
+/* Hands an action to the dead-letter topic; it is freed (and its offset
+ * done) when Kafka acknowledges the record. */
+void lb_dead_letter(lb_bridge_t *b, lb_action_t *a, lb_stage_t stage,
+                    int http_status, const char *reason);
+/* A dead-letter record's report (dlq.h). */
+void lb_intake_dlq_report(void *opaque, lb_action_t *a, int err,
+                          const char *errstr);
+/* drop() of the batcher and the flights: frees an action unhandled. */
+void lb_action_drop(lb_action_t *a, void *opaque);
+
+/* requests.c */
+void lb_requests_dispatch(lb_bridge_t *b, int64_t now);
+void lb_requests_done(void *opaque, lb_request_t *req);
+int64_t lb_requests_next_due(lb_bridge_t *b, int64_t now, int64_t cap);
+/* Gives up the flights' actions that pred picks (never retried or
+ * dead-lettered; their offsets stay uncommitted). @returns how many. */
+size_t lb_requests_give_up(lb_bridge_t *b, int (*pred)(const lb_action_t *a));
+/* Ends every flight without an outcome (teardown). */
+void lb_requests_abandon_all(lb_bridge_t *b);
+/* The ledger's tag of a partition: a revocation waits for the users whose
+ * requests carried its actions. */
+uint64_t lb_requests_partition_tag(const char *topic, int32_t partition);
+
+/* commits.c */
+lb_assigned_t *lb_commits_find(lb_bridge_t *b, const char *topic,
+                               int32_t partition);
+/* Adds a partition to the table. @returns it, or NULL out of memory. */
+lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
+                              int32_t partition, uint64_t tag);
+/* Removes e from the table (its tracker is revoked). */
+void lb_commits_remove(lb_bridge_t *b, lb_assigned_t *e);
+/* Adds e's committable offset and map to l when changed since its last
+ * commit. */
+void lb_commits_add_to(lb_bridge_t *b, lb_assigned_t *e,
+                       rd_kafka_topic_partition_list_t *l);
+/* Commits l: async, or waiting (bounded, LB_COMMIT_WAIT_MS). */
+void lb_commits_send(lb_bridge_t *b, rd_kafka_topic_partition_list_t *l,
+                     int async);
+/* Commits every partition whose offset or map changed. */
+void lb_commits_all(lb_bridge_t *b, int async);
+/* Every auto.commit.interval.ms. */
+void lb_commits_due(lb_bridge_t *b, int64_t now);
+void lb_commits_on_committed(void *opaque, rd_kafka_resp_err_t err,
+                             const rd_kafka_topic_partition_list_t *l);
+/* The committed offsets read for the partitions assigned with tag. */
+void lb_commits_on_read(void *opaque,
+                        const rd_kafka_topic_partition_list_t *offs,
+                        uint64_t tag);
+
+/* handover.c */
+void lb_handover_on_assigned(void *opaque,
+                             const rd_kafka_topic_partition_list_t *parts,
+                             uint64_t tag);
+void lb_handover_on_revoking(void *opaque,
+                             const rd_kafka_topic_partition_list_t *parts,
+                             int lost, uint64_t tag, int at_once);
+void lb_handover_settle(void *opaque, uint64_t tag);
+/* Moves a revocation on; the group is answered when it is over. */
+void lb_handover_step(lb_bridge_t *b);
+/* @returns when the revocation's wait ends (INT64_MAX: none runs). */
+int64_t lb_handover_next_due(const lb_bridge_t *b);
+/* Whether everything pending goes now, and why (LB_SEND_DUE: not). */
+lb_send_reason_t lb_handover_flush_reason(const lb_bridge_t *b);
+/* SIGTERM: drain, give up what is left, wait for the API, stop. */
+void lb_handover_shutdown(lb_bridge_t *b);
+
+#endif

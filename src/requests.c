@@ -1,0 +1,549 @@
+/*
+ * requests.c: the loop's second stage, the flights (batches on their way;
+ * their ranges, attempts and holds are flight.c's). Takes due users from
+ * the batcher while a sender slot is free, encodes and sends each range,
+ * classifies the answer (delivered, dead-lettered, split, retried) and
+ * feeds outage mode and the adaptive concurrency limit.
+ *
+ * Who the API is busy with is the ledger's (ledger.h), not the flights':
+ * every request on the wire, and for api.timeout.hold.ms every request
+ * whose answer never came, keeps its users busy there, whatever happened
+ * to its actions. The batcher's busy gate, a retry, a revocation and the
+ * shutdown ask the ledger whether a user may be sent or handed over. A
+ * sender slot (the adaptive limit) is taken only by a request on the wire:
+ * a flight waiting for its backoff or for the ledger takes none, so one
+ * app's failures never hold back another app's due users.
+ *
+ * Outage mode (outage.h): when retriable failures hit every request for a
+ * while, the input is paused, one request at a time goes out as a probe
+ * after a capped backoff, and retriable failures neither count as attempts
+ * nor dead-letter; the first success ends it.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "hash.h"
+#include "log.h"
+#include "loop.h"
+
+/* Above this share of pending.max.* (in percent), the nearest deadlines
+ * are sent early, so the input pauses only when the API has no room. */
+#define LB_EARLY_MARK_PCT 75
+/* The longest wait between two probes in outage mode (and
+ * retry.backoff.max.ms if lower): the bridge is back at full speed within
+ * about this long of the API's recovery. */
+#define LB_PROBE_MAX_MS 5000
+
+/* A batch on its way (see flight.h for its states). Keeps its users in the
+ * batcher's busy gate from its creation to its end (the ordering gate); the
+ * ledger keeps them busy at the API. */
+struct flight_s {
+        struct flight_s *next; /* in the bridge's flight list */
+        lb_batch_t *batch;
+        lb_flight_t fl;   /* owns the unresolved slots of batch->actions */
+        lb_user_t **wire; /* the users of the attempt on the wire */
+        size_t wire_n;
+        lb_request_t req;
+        size_t body_counted; /* its body's room, in the bridge's body_bytes */
+};
+
+uint64_t lb_requests_partition_tag(const char *topic, int32_t partition)
+{
+        /* a collision only makes a revocation wait longer */
+        return lb_fnv1a(LB_FNV1A_SEED, topic, strlen(topic)) ^
+               ((uint64_t)(uint32_t)partition * 0x9e3779b97f4a7c15ULL);
+}
+
+static uint64_t action_tag(const lb_action_t *a)
+{
+        return lb_requests_partition_tag(lb_partition_topic(a->partition),
+                                         lb_partition_id(a->partition));
+}
+
+/* Puts the users of acts[lo..hi) (a user's actions are adjacent) in the
+ * ledger as on the wire, and remembers them for the answer. */
+static void wire_sent(lb_bridge_t *b, flight_t *f, size_t lo, size_t hi)
+{
+        lb_action_t **acts = f->batch->actions;
+        uint64_t tags[hi - lo];
+        f->wire_n = 0;
+        for (size_t i = lo, j; i < hi; i = j) {
+                lb_user_t *u = lb_batch_user(f->batch, i);
+                size_t nt = 0, len;
+                for (j = i; j < hi && lb_batch_user(f->batch, j) == u; j++) {
+                        uint64_t t = action_tag(acts[j]);
+                        size_t k = 0;
+                        while (k < nt && tags[k] != t)
+                                k++;
+                        if (k == nt)
+                                tags[nt++] = t;
+                }
+                const char *id = lb_batcher_user_id(u, &len);
+                if (lb_ledger_sent(b->ledger, f->batch->app, id, len, tags,
+                                   nt)) {
+                        lb_error("sender", "out of memory");
+                        b->fatal = 1;
+                }
+                f->wire[f->wire_n++] = u;
+        }
+}
+
+/* The attempt on the wire ended: its users leave the ledger, or stay busy
+ * until hold_until when its answer never came (0: it came). */
+static void wire_answered(lb_bridge_t *b, flight_t *f, int64_t hold_until,
+                          int64_t now)
+{
+        for (size_t i = 0; i < f->wire_n; i++) {
+                size_t len;
+                const char *id = lb_batcher_user_id(f->wire[i], &len);
+                lb_ledger_answered(b->ledger, f->batch->app, id, len,
+                                   hold_until, now);
+        }
+        f->wire_n = 0;
+}
+
+/* @returns until when the ledger holds a user of f's current range (a
+ *          retry waits for it), or 0. */
+static int64_t range_busy_until(const lb_bridge_t *b, const flight_t *f)
+{
+        size_t lo, hi, len;
+        int64_t until = 0;
+        lb_flight_range(&f->fl, &lo, &hi);
+        for (size_t i = lo; i < hi; i++) {
+                /* once per user: its actions are adjacent */
+                if (!f->batch->actions[i] ||
+                    (i > lo && f->batch->actions[i - 1] &&
+                     f->batch->user_of[i - 1] == f->batch->user_of[i]))
+                        continue;
+                const char *id =
+                    lb_batcher_user_id(lb_batch_user(f->batch, i), &len);
+                int64_t t = lb_ledger_until(b->ledger, f->batch->app, id, len);
+                if (t > until)
+                        until = t;
+        }
+        return until;
+}
+
+/* Whether a request may go on the wire now: the adaptive limit, or in
+ * outage mode one probe at a time, once its backoff is over. */
+static int slot_free(const lb_bridge_t *b)
+{
+        if (lb_outage_active(&b->outage))
+                return lb_sender_inflight(b->sender) == 0 &&
+                       lb_loop_now_ms() >= b->probe_at;
+        return lb_sender_inflight(b->sender) <
+               (size_t)lb_concurrency_limit(&b->conc);
+}
+
+static void flight_send(lb_bridge_t *b, flight_t *f)
+{
+        size_t lo, hi;
+        lb_flight_range(&f->fl, &lo, &hi);
+        const lb_app_t *app = &b->conf->apps[f->batch->app];
+        lb_buf_reset(&f->req.body);
+        if (lb_multi_encode(&f->req.body, app->id, app->client_key,
+                            b->conf->api_version, lb_loop_wall_ms() / 1000.0,
+                            f->batch->actions + lo, hi - lo) ||
+            lb_sender_submit(b->sender, &f->req)) {
+                lb_error("sender", "cannot start a request; retrying");
+                lb_flight_retry_at(&f->fl,
+                                   lb_loop_now_ms() +
+                                       b->conf->retry_backoff_initial_ms);
+                return;
+        }
+        b->body_bytes += f->req.body.cap - f->body_counted;
+        f->body_counted = f->req.body.cap;
+        for (size_t i = lo; i < hi; i++)
+                f->batch->actions[i]->attempts++;
+        wire_sent(b, f, lo, hi);
+        lb_flight_sent(&f->fl);
+        atomic_fetch_add(&b->metrics.inflight_requests, 1);
+}
+
+static void flight_free(lb_bridge_t *b, flight_t *f)
+{
+        flight_t **pp = &b->flights;
+        while (*pp != f)
+                pp = &(*pp)->next;
+        *pp = f->next;
+        lb_flight_clear(&f->fl);
+        free(f->wire);
+        b->body_bytes -= f->body_counted;
+        lb_buf_free(&f->req.body);
+        lb_buf_free(&f->req.response);
+        free(f);
+}
+
+/* Ends a flight: its users may be batched again once the ledger frees
+ * them. */
+static void flight_end(lb_bridge_t *b, flight_t *f)
+{
+        lb_batcher_release(b->batcher, f->batch, lb_loop_now_ms());
+        flight_free(b, f);
+}
+
+/* Does what the flight needs now: send its current range (once the ledger
+ * frees its users and a slot is free), or end. */
+static void flight_step(lb_bridge_t *b, flight_t *f, int64_t now)
+{
+        int64_t busy;
+        switch (lb_flight_next(&f->fl, now)) {
+        case LB_FLIGHT_SEND:
+                busy = range_busy_until(b, f);
+                if (busy > now)
+                        lb_flight_defer(&f->fl, busy);
+                else if (slot_free(b))
+                        flight_send(b, f);
+                break;
+        case LB_FLIGHT_END:
+                flight_end(b, f);
+                break;
+        case LB_FLIGHT_WAIT:
+                break;
+        }
+}
+
+/* Ends a flight without an outcome (teardown): its unresolved actions are
+ * freed unhandled (their offsets stay uncommitted; they will be redone). */
+static void flight_abandon(lb_bridge_t *b, flight_t *f)
+{
+        lb_flight_abandon(&f->fl, lb_action_drop, b);
+        flight_end(b, f);
+}
+
+static void start_batch(lb_bridge_t *b, lb_batch_t *batch)
+{
+        flight_t *f = calloc(1, sizeof(*f));
+        if (f)
+                f->wire = malloc(batch->n_users * sizeof(*f->wire));
+        if (!f || !f->wire ||
+            lb_flight_init(&f->fl, batch->actions, batch->user_of, batch->n)) {
+                if (f)
+                        free(f->wire);
+                free(f);
+                lb_error("sender", "out of memory");
+                b->fatal = 1;
+                for (size_t i = 0; i < batch->n; i++)
+                        lb_action_finish(b, batch->actions[i], 0);
+                lb_batcher_release(b->batcher, batch, lb_loop_now_ms());
+                return;
+        }
+        f->batch = batch;
+        f->req.opaque = f;
+        f->next = b->flights;
+        b->flights = f;
+        lb_hist_observe(&b->metrics.batch_actions, (double)batch->n);
+        lb_hist_observe(&b->metrics.batch_users, (double)batch->n_users);
+        int64_t now = lb_loop_now_ms();
+        uint64_t early = 0;
+        for (size_t i = 0; i < batch->n; i++) {
+                const lb_action_t *a = batch->actions[i];
+                lb_hist_observe(&b->metrics.action_wait,
+                                (double)(now - a->arrival_ms) / 1000.0);
+                early += a->due_ms > now;
+        }
+        if (batch->reason != LB_SEND_DUE)
+                atomic_fetch_add(&b->metrics.sent_early[batch->reason], early);
+        flight_step(b, f, now);
+}
+
+/* @returns the users of bt's actions lo..lo+n still in it (not NULL). */
+static size_t distinct_users(const lb_batch_t *bt, size_t lo, size_t n)
+{
+        size_t d = 0, last = SIZE_MAX;
+        for (size_t i = lo; i < lo + n; i++)
+                if (bt->actions[i] && bt->user_of[i] != last) {
+                        last = bt->user_of[i]; /* a user's are adjacent */
+                        d++;
+                }
+        return d;
+}
+
+/* Resolves f's current range to its outcome, taking each action out of the
+ * flight: delivered (results[i].ok), dead-lettered with results[i].stage
+ * where the API did not apply it, or with stage when results is NULL. */
+static void range_resolve(lb_bridge_t *b, flight_t *f,
+                          const lb_action_result_t *results, lb_stage_t stage,
+                          int http_status, const char *reason)
+{
+        size_t lo, hi;
+        lb_flight_range(&f->fl, &lo, &hi);
+        for (size_t i = lo; i < hi; i++) {
+                lb_action_t *a = lb_flight_take(&f->fl, i);
+                const lb_action_result_t *r = results ? &results[i - lo] : NULL;
+                if (!a)
+                        continue; /* given up while its request ran */
+                if (r && r->warning)
+                        atomic_fetch_add(&b->metrics.actions_warned, 1);
+                if (r && r->ok) {
+                        atomic_fetch_add(&b->metrics.actions_delivered, 1);
+                        lb_action_finish(b, a, 1);
+                } else if (r) {
+                        lb_dead_letter(b, a, r->stage, http_status, r->message);
+                } else {
+                        lb_dead_letter(b, a, stage, http_status, reason);
+                }
+        }
+        lb_flight_resolved(&f->fl);
+}
+
+static double rand01(lb_bridge_t *b)
+{
+        return (double)rand_r(&b->rand_state) / ((double)RAND_MAX + 1);
+}
+
+/* The longest wait between two probes in outage mode. */
+static int64_t probe_cap(const lb_bridge_t *b)
+{
+        return b->conf->retry_backoff_max_ms < LB_PROBE_MAX_MS
+                   ? b->conf->retry_backoff_max_ms
+                   : LB_PROBE_MAX_MS;
+}
+
+/* The answer's Retry-After as a retry's floor: honoured, but in outage mode
+ * no more than the probes' cap (one probe at a time is all the API gets,
+ * and input stays paused until one succeeds). */
+static int64_t retry_after(const lb_bridge_t *b, const lb_request_t *req)
+{
+        if (lb_outage_active(&b->outage) && req->retry_after_ms > probe_cap(b))
+                return probe_cap(b);
+        return req->retry_after_ms;
+}
+
+/* Feeds a finished attempt to outage mode; in it, a failure sets when the
+ * next probe may go (capped backoff, Retry-After within the cap). Entering
+ * it, retries that wait longer than the cap (a long Retry-After before)
+ * are brought forward. */
+static void outage_observe(lb_bridge_t *b, const flight_t *f,
+                           const lb_request_t *req, int failed)
+{
+        int64_t now = lb_loop_now_ms();
+        if (lb_outage_observe(&b->outage, (uintptr_t)f, failed, now)) {
+                int on = lb_outage_active(&b->outage);
+                if (on) {
+                        lb_warn("sender",
+                                "API outage: every request failed for %d ms "
+                                "or more; pausing input, probing one request "
+                                "at a time, dead-lettering nothing for "
+                                "retriable failures",
+                                LB_OUTAGE_WINDOW_MS);
+                        for (flight_t *g = b->flights; g; g = g->next)
+                                lb_flight_hasten(&g->fl, now + probe_cap(b));
+                } else {
+                        lb_info("sender", "API answering again: outage over");
+                }
+                atomic_store(&b->metrics.api_outage, on);
+        }
+        if (!failed || !lb_outage_active(&b->outage))
+                return;
+        b->probe_at = now + lb_backoff_delay_ms(
+                                lb_outage_probes(&b->outage),
+                                b->conf->retry_backoff_initial_ms, probe_cap(b),
+                                rand01(b), retry_after(b, req));
+}
+
+/* Feeds a finished attempt of f's actions lo..lo+n to the metrics (billing
+ * included),
+ * to outage mode and to the concurrency limit: not an attempt whose answer
+ * never came (its hold takes no slot and does not shrink the others'
+ * limit). */
+static void observe_attempt(lb_bridge_t *b, const flight_t *f,
+                            const lb_request_t *req, size_t lo, size_t n)
+{
+        atomic_fetch_sub(&b->metrics.inflight_requests, 1);
+        lb_metrics_count_request(&b->metrics, req->http_status);
+        lb_hist_observe(&b->metrics.request_duration, req->duration_s);
+        atomic_store(&b->health.api_unreachable, req->http_status == 0);
+        int overload = req->http_status == 0 || req->http_status == 429 ||
+                       req->http_status >= 500;
+        outage_observe(b, f, req, overload);
+        if (!req->unknown)
+                lb_concurrency_observe(&b->conc,
+                                       overload ? LB_CONC_OVERLOAD : LB_CONC_OK,
+                                       req->duration_s, lb_loop_now_ms());
+        atomic_store(&b->metrics.concurrency_limit,
+                     lb_concurrency_limit(&b->conc));
+        if (req->http_status >= 200 && req->http_status < 300)
+                atomic_fetch_add(&b->metrics.billable_lookups,
+                                 n == f->batch->n
+                                     ? f->batch->n_users
+                                     : distinct_users(f->batch, lo, n));
+}
+
+/* A retryable failure: the current range is retried after a backoff, or
+ * dead-lettered once its attempts are exhausted. In outage mode (entered or
+ * kept by this very failure) the attempt does not count. */
+static void flight_retry(lb_bridge_t *b, flight_t *f, const lb_request_t *req,
+                         const char *reason)
+{
+        size_t lo, hi;
+        lb_flight_range(&f->fl, &lo, &hi);
+        int64_t max = b->conf->retry_max_attempts;
+        if (lb_outage_active(&b->outage))
+                lb_flight_uncount(&f->fl);
+        else if (max >= 0 && f->fl.attempt >= max) {
+                lb_warn("sender",
+                        "%s; giving up after %d attempt(s), "
+                        "dead-lettering %zu action(s)",
+                        reason, f->fl.attempt, hi - lo);
+                range_resolve(b, f, NULL, LB_STAGE_RETRIES_EXHAUSTED,
+                              req->http_status, reason);
+                return;
+        }
+        int64_t delay = lb_backoff_delay_ms(
+            f->fl.attempt, b->conf->retry_backoff_initial_ms,
+            b->conf->retry_backoff_max_ms, rand01(b), retry_after(b, req));
+        atomic_fetch_add(&b->metrics.request_retries, 1);
+        lb_info("sender", "%s; retry %d in %" PRId64 " ms", reason,
+                f->fl.attempt, delay);
+        lb_flight_retry_at(&f->fl, lb_loop_now_ms() + delay);
+}
+
+/* An attempt ended: classify the answer, resolve, split or retry the
+ * current range, then go on with the flight. */
+void lb_requests_done(void *opaque, lb_request_t *req)
+{
+        lb_bridge_t *b = opaque;
+        flight_t *f = req->opaque;
+        size_t lo, hi;
+        lb_flight_range(&f->fl, &lo, &hi);
+        size_t n = hi - lo;
+        char reason[512];
+        lb_action_result_t results[n];
+        int64_t now = lb_loop_now_ms();
+
+        lb_flight_answered(&f->fl);
+        wire_answered(
+            b, f, req->unknown ? now + b->conf->api_timeout_hold_ms : 0, now);
+        observe_attempt(b, f, req, lo, n);
+        memset(results, 0, sizeof(results));
+        lb_outcome_t out = lb_multi_classify(
+            req->http_status, req->response.data, req->response.len, n,
+            b->conf->api_accept_warnings ? LB_MULTI_ACCEPT_WARNINGS : 0,
+            results, reason, sizeof(reason));
+        lb_buf_free(&req->response); /* not kept across retries */
+        if (req->http_status == 0 && req->error[0])
+                snprintf(reason, sizeof(reason), "transport: %s", req->error);
+
+        switch (out) {
+        case LB_OUTCOME_DONE:
+                range_resolve(b, f, results, LB_STAGE_API, req->http_status,
+                              NULL);
+                lb_multi_results_clear(results, n);
+                break;
+        case LB_OUTCOME_SPLIT:
+                atomic_fetch_add(&b->metrics.request_splits, 1);
+                lb_info("sender", "%s; splitting %zu actions", reason, n);
+                if (lb_flight_split(&f->fl)) {
+                        lb_error("sender", "out of memory");
+                        b->fatal = 1;
+                        return;
+                }
+                break;
+        case LB_OUTCOME_DEAD:
+                lb_warn("sender",
+                        "request refused: %s; dead-lettering %zu action(s)",
+                        reason, n);
+                range_resolve(b, f, NULL, LB_STAGE_HTTP, req->http_status,
+                              reason);
+                break;
+        case LB_OUTCOME_RETRY:
+                flight_retry(b, f, req, reason);
+                break;
+        }
+        flight_step(b, f, lb_loop_now_ms());
+}
+
+/* Flights whose wait is over: their next attempt, or their end. */
+static void flights_due(lb_bridge_t *b, int64_t now)
+{
+        flight_t *next;
+        for (flight_t *f = b->flights; f; f = next) {
+                next = f->next;
+                flight_step(b, f, now);
+        }
+}
+
+/* @returns how many queued actions to send early so that live work falls
+ *          back to LB_EARLY_MARK_PCT of pending.max.* (0 below it), at
+ *          least a full request's worth: early sends go out in full
+ *          requests, not a user at a time as each new action crosses the
+ *          mark. */
+static size_t memory_excess(const lb_bridge_t *b)
+{
+        const lb_config_t *c = b->conf;
+        size_t mark_n =
+            (size_t)c->pending_max_actions * LB_EARLY_MARK_PCT / 100;
+        size_t mark_b = (size_t)c->pending_max_bytes / 100 * LB_EARLY_MARK_PCT;
+        size_t n = b->live_actions > mark_n ? b->live_actions - mark_n : 0;
+        size_t queued = lb_batcher_pending(b->batcher);
+        size_t held = lb_intake_held_bytes(b);
+        if (held > mark_b && queued) {
+                size_t per = lb_batcher_pending_bytes(b->batcher) / queued + 1;
+                size_t by_bytes = (held - mark_b) / per + 1;
+                if (by_bytes > n)
+                        n = by_bytes;
+        }
+        if (n && n < (size_t)c->batch_max_actions)
+                n = (size_t)c->batch_max_actions;
+        return n;
+}
+
+/* Starts due retries first, then new batches, while the adaptive limit on
+ * requests on the wire allows. */
+void lb_requests_dispatch(lb_bridge_t *b, int64_t now)
+{
+        lb_ledger_expire(b->ledger, now);
+        flights_due(b, now);
+        lb_send_reason_t flush = lb_handover_flush_reason(b);
+        size_t early = memory_excess(b);
+        while (slot_free(b)) {
+                lb_batch_t *batch =
+                    lb_batcher_next(b->batcher, now, flush, early);
+                if (!batch)
+                        break;
+                early = early > batch->n ? early - batch->n : 0;
+                start_batch(b, batch);
+        }
+        atomic_store(&b->metrics.pending_actions,
+                     (int64_t)lb_batcher_pending(b->batcher));
+        atomic_store(&b->metrics.held_bytes, (int64_t)lb_intake_held_bytes(b));
+}
+
+/* The earliest time something is due, capped at now + cap: a hold's end,
+ * and while a slot is free, a deadline or a retry (with none free, an answer
+ * frees one and wakes the loop). */
+int64_t lb_requests_next_due(lb_bridge_t *b, int64_t now, int64_t cap)
+{
+        int64_t t = now + cap;
+        int64_t e = lb_ledger_next_expiry(b->ledger);
+        if (e < t)
+                t = e;
+        if (lb_outage_active(&b->outage) && b->probe_at < t)
+                t = b->probe_at;
+        if (slot_free(b)) {
+                int64_t d = lb_batcher_next_deadline(b->batcher);
+                if (d < t)
+                        t = d;
+                for (flight_t *f = b->flights; f; f = f->next)
+                        if (lb_flight_wake(&f->fl) < t)
+                                t = lb_flight_wake(&f->fl);
+        }
+        return t;
+}
+
+size_t lb_requests_give_up(lb_bridge_t *b, int (*pred)(const lb_action_t *a))
+{
+        size_t dropped = 0;
+        for (flight_t *f = b->flights; f; f = f->next)
+                dropped += lb_flight_give_up(&f->fl, pred, lb_action_drop, b);
+        return dropped;
+}
+
+void lb_requests_abandon_all(lb_bridge_t *b)
+{
+        while (b->flights)
+                flight_abandon(b, b->flights);
+}
