@@ -9,9 +9,9 @@
  * abandon() walks everything. Owns queued actions until next() hands them
  * out; only compares an action's partition pointer. The busy gate: a user
  * is busy while in an unreleased batch, and after its release for as long
- * as the ledger (ledger.h, read only) says the API may still be working on
- * it (parked; next() frees the parked users whose time is over). No I/O,
- * no clock.
+ * as its ledger entry (ledger.h), which lives in its record, says the API
+ * may still be working on it (parked; next() frees the parked users whose
+ * time is over). No I/O, no clock.
  */
 #include "batcher.h"
 
@@ -38,10 +38,11 @@ struct lb_user_s {
         uint32_t count; /* queued actions (pending.max.actions < 2^32) */
         /* Ready structures, valid while ready (!busy && count > 0). */
         uint32_t heap_idx;
-        uint16_t id_len;     /* at most LB_USER_ID_MAX + 1 */
-        uint8_t busy : 1;    /* in an unreleased batch, or parked */
-        uint8_t parked : 1;  /* released, busy in the ledger */
-        uint8_t in_full : 1; /* in the app's full list */
+        uint16_t id_len;          /* at most LB_USER_ID_MAX + 1 */
+        uint8_t busy : 1;         /* in an unreleased batch, or parked */
+        uint8_t parked : 1;       /* released, busy in the ledger */
+        uint8_t in_full : 1;      /* in the app's full list */
+        lb_ledger_entry_t ledger; /* whether the API may be working on it */
         char id[];
 };
 
@@ -74,7 +75,7 @@ struct lb_batcher_s {
         size_t ready_users;
         size_t pending, pending_bytes;
         size_t rotate; /* app whose full users go first on the next call */
-        const lb_ledger_t *ledger;     /* NULL: no gate after release */
+        lb_ledger_t *ledger;           /* where a freed record's entry leaves */
         lb_user_t **parked;            /* released users busy in the ledger */
         size_t parked_cnt, parked_cap; /* cap kept >= n_users */
         size_t bytes; /* of user records, the table, heaps and parking */
@@ -186,6 +187,8 @@ static void user_free(lb_batcher_t *b, lb_user_t *u)
         b->n_users--;
         b->apps[u->app].n_users--;
         b->bytes -= lb_malloc_cost(sizeof(*u) + u->id_len);
+        if (b->ledger)
+                lb_ledger_forget(b->ledger, &u->ledger);
         free(u);
 }
 
@@ -364,6 +367,8 @@ void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *))
                                         free_action(a);
                                 a = an;
                         }
+                        if (b->ledger)
+                                lb_ledger_forget(b->ledger, &u->ledger);
                         free(u);
                         u = next;
                 }
@@ -441,12 +446,11 @@ static int take(lb_batcher_t *b, lb_batch_t *batch, lb_user_t *u)
                 return 0;
         ready_remove(b, u);
         u->busy = 1;
-        uint16_t ui = (uint16_t)batch->n_users; /* max_users < 2^16 */
         batch->users[batch->n_users++] = u;
         do {
                 u->head = a->next;
                 a->next = NULL;
-                batch->user_of[batch->n] = ui;
+                batch->user_of[batch->n] = u;
                 batch->actions[batch->n++] = a;
                 batch->bytes += a->body_len;
                 u->count--;
@@ -552,19 +556,13 @@ static void user_unbusy(lb_batcher_t *b, lb_user_t *u)
                 user_free(b, u);
 }
 
-static int64_t ledger_until(const lb_batcher_t *b, const lb_user_t *u)
-{
-        return b->ledger ? lb_ledger_until(b->ledger, u->app, u->id, u->id_len)
-                         : 0;
-}
-
 void lb_batcher_release(lb_batcher_t *b, lb_batch_t *batch, int64_t now_ms)
 {
         if (!batch)
                 return;
         for (size_t i = 0; i < batch->n_users; i++) {
                 lb_user_t *u = batch->users[i];
-                if (ledger_until(b, u) > now_ms) {
+                if (lb_ledger_until(&u->ledger) > now_ms) {
                         u->parked = 1;
                         b->parked[b->parked_cnt++] = u;
                 } else {
@@ -582,7 +580,7 @@ static void unpark(lb_batcher_t *b, int64_t now_ms)
 {
         for (size_t i = 0; i < b->parked_cnt;) {
                 lb_user_t *u = b->parked[i];
-                if (ledger_until(b, u) > now_ms) {
+                if (lb_ledger_until(&u->ledger) > now_ms) {
                         i++;
                         continue;
                 }
@@ -630,7 +628,7 @@ int64_t lb_batcher_next_deadline(const lb_batcher_t *b)
         int64_t t = app < b->app_cnt ? earliest(&b->apps[app]) : INT64_MAX;
         for (size_t i = 0; i < b->parked_cnt; i++) {
                 const lb_user_t *u = b->parked[i];
-                int64_t until = ledger_until(b, u);
+                int64_t until = lb_ledger_until(&u->ledger);
                 if (u->count > 0 && until < t)
                         t = until;
         }
@@ -692,10 +690,9 @@ size_t lb_batcher_abandon(lb_batcher_t *b, const lb_partition_t *p,
         return removed;
 }
 
-const char *lb_batcher_user_id(const lb_user_t *u, size_t *len)
+lb_ledger_entry_t *lb_batcher_ledger_entry(lb_user_t *u)
 {
-        *len = u->id_len;
-        return u->id;
+        return &u->ledger;
 }
 
 size_t lb_batcher_pending(const lb_batcher_t *b)

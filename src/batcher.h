@@ -46,9 +46,9 @@ typedef struct {
         int64_t max_bytes;
         int64_t linger_ms;   /* least wait of an action that arrives late */
         int64_t max_wait_ms; /* the wait budget */
-        /* read at release and next(): a user stays busy while the ledger
-         * holds it; NULL: a released user is free at once */
-        const lb_ledger_t *ledger;
+        /* the ledger of the records' entries: a record that goes leaves
+         * it (NULL: none is ever sent) */
+        lb_ledger_t *ledger;
 } lb_batcher_conf_t;
 
 /** One request's worth of actions, all of one app. */
@@ -60,15 +60,15 @@ typedef struct lb_batch_s {
         lb_user_t **users; /* distinct users, each held busy */
         size_t n_users;
         size_t bytes; /* upper bound of the encoded body */
-        /* per action: its user's index in users (a user's actions are
-         * adjacent); kept here, not in the action, held by the thousand */
-        uint16_t *user_of;
+        /* per action: its user record (a user's actions are adjacent);
+         * kept here, not in the action, held by the thousand */
+        lb_user_t **user_of;
 } lb_batch_t;
 
 /** @returns the user of the batch's i-th action. */
 static inline lb_user_t *lb_batch_user(const lb_batch_t *bt, size_t i)
 {
-        return bt->users[bt->user_of[i]];
+        return bt->user_of[i];
 }
 
 lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf);
@@ -141,8 +141,8 @@ void lb_batcher_release(lb_batcher_t *b, lb_batch_t *batch, int64_t now_ms);
 size_t lb_batcher_abandon(lb_batcher_t *b, const lb_partition_t *p,
                           void (*drop)(lb_action_t *, void *), void *opaque);
 
-/** @returns u's identity (not NUL-terminated) and its length in *len. */
-const char *lb_batcher_user_id(const lb_user_t *u, size_t *len);
+/** @returns u's part of the ledger (ledger.h): one record per user. */
+lb_ledger_entry_t *lb_batcher_ledger_entry(lb_user_t *u);
 
 /** @returns queued actions (not counting those in unreleased batches). */
 size_t lb_batcher_pending(const lb_batcher_t *b);

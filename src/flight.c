@@ -29,9 +29,10 @@ static void push(lb_flight_t *f, size_t lo, size_t hi)
         f->ranges[f->range_cnt++] = hi;
 }
 
-int lb_flight_init(lb_flight_t *f, lb_action_t **acts, uint16_t *tags, size_t n)
+int lb_flight_init(lb_flight_t *f, lb_action_t **acts, struct lb_user_s **users,
+                   size_t n)
 {
-        *f = (lb_flight_t){.acts = acts, .tags = tags, .n = n};
+        *f = (lb_flight_t){.acts = acts, .users = users, .n = n};
         if (reserve(f, 2))
                 return -1;
         push(f, 0, n);
@@ -89,8 +90,8 @@ static void compact(lb_flight_t *f)
                         for (size_t i = lo; i < hi; i++) {
                                 if (!f->acts[i])
                                         continue;
-                                if (f->tags)
-                                        f->tags[k] = f->tags[i];
+                                if (f->users)
+                                        f->users[k] = f->users[i];
                                 f->acts[k++] = f->acts[i];
                         }
                         for (size_t i = k; i < hi; i++)

@@ -19,14 +19,14 @@
 
 typedef struct {
         lb_action_t **acts; /* the batch's, in send order; NULL = not ours */
-        uint16_t *tags;     /* per slot, moved with it (NULL: none) */
-        size_t n;           /* slots in acts */
-        size_t *ranges;     /* (lo, hi) pairs; the top one is current */
-        size_t range_cnt;   /* pairs * 2 */
-        size_t range_cap;   /* allocated entries */
-        int attempt;        /* attempts of the current range */
-        int sending;        /* an attempt of the current range runs */
-        int64_t due_ms;     /* no attempt before this (backoff, ledger) */
+        struct lb_user_s **users; /* per slot, moved with it (NULL: none) */
+        size_t n;                 /* slots in acts */
+        size_t *ranges;           /* (lo, hi) pairs; the top one is current */
+        size_t range_cnt;         /* pairs * 2 */
+        size_t range_cap;         /* allocated entries */
+        int attempt;              /* attempts of the current range */
+        int sending;              /* an attempt of the current range runs */
+        int64_t due_ms;           /* no attempt before this (backoff, ledger) */
 } lb_flight_t;
 
 /** What a flight needs next. */
@@ -38,13 +38,13 @@ typedef enum {
 
 /**
  * @brief Starts a flight over acts[0..n) (not copied; the slots are the
- *        flight's to clear) with one range holding them all. tags (NULL:
- *        none) hold a value per slot that stays with its action when the
- *        gaps of given-up actions are closed (the batch's user indexes:
- *        who is on the wire is read from them).
+ *        flight's to clear) with one range holding them all. users (NULL:
+ *        none) hold each slot's user record, which stays with its action
+ *        when the gaps of given-up actions are closed (who is on the wire
+ *        is read from them).
  * @returns 0, or -1 on allocation failure (nothing to free).
  */
-int lb_flight_init(lb_flight_t *f, lb_action_t **acts, uint16_t *tags,
+int lb_flight_init(lb_flight_t *f, lb_action_t **acts, struct lb_user_s **users,
                    size_t n);
 
 /** @brief Frees the range stack (not the actions). */

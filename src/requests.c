@@ -71,7 +71,7 @@ static void wire_sent(lb_bridge_t *b, flight_t *f, size_t lo, size_t hi)
         f->wire_n = 0;
         for (size_t i = lo, j; i < hi; i = j) {
                 lb_user_t *u = lb_batch_user(f->batch, i);
-                size_t nt = 0, len;
+                size_t nt = 0;
                 for (j = i; j < hi && lb_batch_user(f->batch, j) == u; j++) {
                         uint64_t t = action_tag(acts[j]);
                         size_t k = 0;
@@ -80,8 +80,7 @@ static void wire_sent(lb_bridge_t *b, flight_t *f, size_t lo, size_t hi)
                         if (k == nt)
                                 tags[nt++] = t;
                 }
-                const char *id = lb_batcher_user_id(u, &len);
-                if (lb_ledger_sent(b->ledger, f->batch->app, id, len, tags,
+                if (lb_ledger_sent(b->ledger, lb_batcher_ledger_entry(u), tags,
                                    nt)) {
                         lb_error("sender", "out of memory");
                         b->fatal = 1;
@@ -95,20 +94,18 @@ static void wire_sent(lb_bridge_t *b, flight_t *f, size_t lo, size_t hi)
 static void wire_answered(lb_bridge_t *b, flight_t *f, int64_t hold_until,
                           int64_t now)
 {
-        for (size_t i = 0; i < f->wire_n; i++) {
-                size_t len;
-                const char *id = lb_batcher_user_id(f->wire[i], &len);
-                lb_ledger_answered(b->ledger, f->batch->app, id, len,
+        for (size_t i = 0; i < f->wire_n; i++)
+                lb_ledger_answered(b->ledger,
+                                   lb_batcher_ledger_entry(f->wire[i]),
                                    hold_until, now);
-        }
         f->wire_n = 0;
 }
 
 /* @returns until when the ledger holds a user of f's current range (a
  *          retry waits for it), or 0. */
-static int64_t range_busy_until(const lb_bridge_t *b, const flight_t *f)
+static int64_t range_busy_until(const flight_t *f)
 {
-        size_t lo, hi, len;
+        size_t lo, hi;
         int64_t until = 0;
         lb_flight_range(&f->fl, &lo, &hi);
         for (size_t i = lo; i < hi; i++) {
@@ -117,9 +114,8 @@ static int64_t range_busy_until(const lb_bridge_t *b, const flight_t *f)
                     (i > lo && f->batch->actions[i - 1] &&
                      f->batch->user_of[i - 1] == f->batch->user_of[i]))
                         continue;
-                const char *id =
-                    lb_batcher_user_id(lb_batch_user(f->batch, i), &len);
-                int64_t t = lb_ledger_until(b->ledger, f->batch->app, id, len);
+                int64_t t = lb_ledger_until(
+                    lb_batcher_ledger_entry(lb_batch_user(f->batch, i)));
                 if (t > until)
                         until = t;
         }
@@ -191,7 +187,7 @@ static void flight_step(lb_bridge_t *b, flight_t *f, int64_t now)
         int64_t busy;
         switch (lb_flight_next(&f->fl, now)) {
         case LB_FLIGHT_SEND:
-                busy = range_busy_until(b, f);
+                busy = range_busy_until(f);
                 if (busy > now)
                         lb_flight_defer(&f->fl, busy);
                 else if (slot_free(b))
@@ -252,7 +248,8 @@ static void start_batch(lb_bridge_t *b, lb_batch_t *batch)
 /* @returns the users of bt's actions lo..lo+n still in it (not NULL). */
 static size_t distinct_users(const lb_batch_t *bt, size_t lo, size_t n)
 {
-        size_t d = 0, last = SIZE_MAX;
+        size_t d = 0;
+        const lb_user_t *last = NULL;
         for (size_t i = lo; i < lo + n; i++)
                 if (bt->actions[i] && bt->user_of[i] != last) {
                         last = bt->user_of[i]; /* a user's are adjacent */

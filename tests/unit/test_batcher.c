@@ -137,6 +137,16 @@ static const char *users_of(const lb_batch_t *bt)
         return buf;
 }
 
+/* @returns the index in bt->users of the i-th action's user (n_users when
+ * it is none of them). */
+static size_t user_index(const lb_batch_t *bt, size_t i)
+{
+        size_t j = 0;
+        while (j < bt->n_users && bt->users[j] != lb_batch_user(bt, i))
+                j++;
+        return j;
+}
+
 /* The structural invariants every batch must meet. */
 static void check_batch(const lb_batch_t *bt, size_t overhead, size_t max_users,
                         size_t max_actions, size_t max_bytes)
@@ -151,11 +161,12 @@ static void check_batch(const lb_batch_t *bt, size_t overhead, size_t max_users,
                 const lb_action_t *a = bt->actions[i];
                 assert_int_equal(a->app, bt->app);
                 bytes += a->body_len;
-                assert_true(bt->user_of[i] < bt->n_users);
+                size_t u = user_index(bt, i);
+                assert_true(u < bt->n_users);
                 /* A user's actions are adjacent, users in batch order... */
-                assert_true(i == 0 || bt->user_of[i - 1] <= bt->user_of[i]);
+                assert_true(i == 0 || user_index(bt, i - 1) <= u);
                 /* ...and in consumed order within the batch. */
-                if (i > 0 && bt->user_of[i - 1] == bt->user_of[i])
+                if (i > 0 && user_index(bt, i - 1) == u)
                         assert_true(bt->actions[i - 1]->offset < a->offset);
         }
         assert_int_equal(bytes, bt->bytes);
@@ -726,10 +737,15 @@ static void test_ledger_gate(void **state)
         lb_batch_t *bt = lb_batcher_next(b, 0, LB_SEND_DUE, 0);
         assert_int_equal(bt->n_users, 2);
         static const uint64_t tag = 7;
-        assert_int_equal(lb_ledger_sent(l, 0, "A", 1, &tag, 1), 0);
-        assert_int_equal(lb_ledger_sent(l, 0, "B", 1, &tag, 1), 0);
-        lb_ledger_answered(l, 0, "A", 1, 1000, 100); /* A: no answer */
-        lb_ledger_answered(l, 0, "B", 1, 0, 100);    /* B: answered */
+        /* the users' own records carry their ledger entries */
+        assert_int_equal(bt->actions[0]->offset, 0);
+        lb_ledger_entry_t *ea = lb_batcher_ledger_entry(lb_batch_user(bt, 0));
+        lb_ledger_entry_t *eb = lb_batcher_ledger_entry(lb_batch_user(bt, 1));
+        assert_ptr_not_equal(ea, eb);
+        assert_int_equal(lb_ledger_sent(l, ea, &tag, 1), 0);
+        assert_int_equal(lb_ledger_sent(l, eb, &tag, 1), 0);
+        lb_ledger_answered(l, ea, 1000, 100); /* A: no answer */
+        lb_ledger_answered(l, eb, 0, 100);    /* B: answered */
         add(b, 0, "A", 100, 10, 2);
         add(b, 0, "B", 100, 10, 3);
         finish(b, bt); /* at 0: A parked until 1000 */
@@ -745,9 +761,11 @@ static void test_ledger_gate(void **state)
         bt = lb_batcher_next(b, 1000, LB_SEND_DUE, 0);
         assert_non_null(bt);
         assert_int_equal(bt->actions[0]->offset, 2); /* A, after its hold */
-        /* parked with nothing queued: freed once the hold is over */
-        lb_ledger_sent(l, 0, "A", 1, &tag, 1);
-        lb_ledger_answered(l, 0, "A", 1, 2000, 1000);
+        /* parked with nothing queued: freed once the hold is over (the
+         * same record: it stayed while A had actions queued) */
+        assert_ptr_equal(lb_batcher_ledger_entry(lb_batch_user(bt, 0)), ea);
+        lb_ledger_sent(l, ea, &tag, 1);
+        lb_ledger_answered(l, ea, 2000, 1000);
         for (size_t i = 0; i < bt->n; i++)
                 lb_action_destroy(bt->actions[i]);
         lb_batcher_release(b, bt, 1000);

@@ -21,9 +21,15 @@
 
 static lb_action_t pool[N];
 static lb_action_t *slots[N];
-/* Per slot, what the batch records of its action (its user's index): here
- * the action's original position. */
-static uint16_t tags[N];
+/* Per slot, what the batch records of its action (its user record): here
+ * a stand-in per original position, never dereferenced. */
+static max_align_t user_rec[N];
+static struct lb_user_s *users[N];
+
+static struct lb_user_s *user_at(size_t i)
+{
+        return (struct lb_user_s *)(void *)&user_rec[i];
+}
 
 /* A flight over N actions whose offsets are their original positions. */
 static void start(lb_flight_t *f, size_t n)
@@ -32,9 +38,9 @@ static void start(lb_flight_t *f, size_t n)
         for (size_t i = 0; i < n; i++) {
                 pool[i].offset = (int64_t)i;
                 slots[i] = &pool[i];
-                tags[i] = (uint16_t)i;
+                users[i] = user_at(i);
         }
-        assert_int_equal(lb_flight_init(f, slots, tags, n), 0);
+        assert_int_equal(lb_flight_init(f, slots, users, n), 0);
 }
 
 /* Every action still in the flight has its own tag beside it. */
@@ -42,7 +48,8 @@ static void expect_tags_follow(size_t n)
 {
         for (size_t i = 0; i < n; i++)
                 if (slots[i])
-                        assert_int_equal(tags[i], slots[i]->offset);
+                        assert_ptr_equal(users[i],
+                                         user_at((size_t)slots[i]->offset));
 }
 
 static void expect_range(const lb_flight_t *f, size_t lo, size_t hi)
@@ -239,7 +246,7 @@ static void test_give_up_then_retry_or_split(void **state)
         assert_ptr_equal(slots[1], &pool[2]);
         /* the batch's record of who is on the wire moved with them: slot 1
          * is action 2's user now, not action 1's */
-        assert_int_equal(tags[1], 2);
+        assert_ptr_equal(users[1], user_at(2));
         expect_tags_follow(4);
         lb_flight_clear(&f);
         /* A 403 for a range left with one action: sent again, not split. */
