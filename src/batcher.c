@@ -42,7 +42,7 @@ struct lb_user_s {
         uint8_t busy : 1;         /* in an unreleased batch, or parked */
         uint8_t parked : 1;       /* released, busy in the ledger */
         uint8_t in_full : 1;      /* in the app's full list */
-        lb_ledger_entry_t ledger; /* whether the API may be working on it */
+        lb_ledger_entry_t ledger; /* its slot in the ledger while busy */
         char id[];
 };
 
@@ -562,7 +562,7 @@ void lb_batcher_release(lb_batcher_t *b, lb_batch_t *batch, int64_t now_ms)
                 return;
         for (size_t i = 0; i < batch->n_users; i++) {
                 lb_user_t *u = batch->users[i];
-                if (lb_ledger_until(&u->ledger) > now_ms) {
+                if (lb_ledger_until(b->ledger, &u->ledger) > now_ms) {
                         u->parked = 1;
                         b->parked[b->parked_cnt++] = u;
                 } else {
@@ -580,7 +580,7 @@ static void unpark(lb_batcher_t *b, int64_t now_ms)
 {
         for (size_t i = 0; i < b->parked_cnt;) {
                 lb_user_t *u = b->parked[i];
-                if (lb_ledger_until(&u->ledger) > now_ms) {
+                if (lb_ledger_until(b->ledger, &u->ledger) > now_ms) {
                         i++;
                         continue;
                 }
@@ -628,7 +628,7 @@ int64_t lb_batcher_next_deadline(const lb_batcher_t *b)
         int64_t t = app < b->app_cnt ? earliest(&b->apps[app]) : INT64_MAX;
         for (size_t i = 0; i < b->parked_cnt; i++) {
                 const lb_user_t *u = b->parked[i];
-                int64_t until = lb_ledger_until(&u->ledger);
+                int64_t until = lb_ledger_until(b->ledger, &u->ledger);
                 if (u->count > 0 && until < t)
                         t = until;
         }

@@ -1,118 +1,147 @@
 /*
- * ledger.c: the ledger of ledger.h. Owns the list of busy entries (the
- * entries themselves live in the batcher's user records) and each entry's
- * tags while it is busy; knows nothing of actions, flights or partitions.
- * The entries held are counted, and the earliest end of a hold is cached,
- * so expiring is a walk of the busy list only when a hold has ended.
+ * ledger.c: the ledger of ledger.h. Owns the busy slots (a dense array:
+ * each names its entry, which names it back) with each busy user's
+ * requests on the wire, hold and tags; knows nothing of actions, flights
+ * or partitions. The slots held are counted, and the earliest end of a
+ * hold is cached, so expiring is a walk of the busy slots only when a hold
+ * has ended.
  */
 #include "ledger.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct {
+        lb_ledger_entry_t *e; /* the user's entry, which names this slot */
+        int64_t hold_until;   /* an unanswered request may run until then */
+        uint64_t *tags;
+        uint32_t ntags, tags_cap;
+        int32_t on_wire; /* requests carrying the user, not yet ended */
+} slot_t;
+
 struct lb_ledger_s {
-        lb_ledger_entry_t busy; /* list head: busy.next is the first */
-        size_t held;            /* entries with hold_until set */
-        int64_t next_expiry;    /* no hold ends before this */
+        slot_t *slots; /* the busy users */
+        size_t n, cap;
+        size_t held;         /* slots with hold_until set */
+        int64_t next_expiry; /* no hold ends before this */
 };
 
 lb_ledger_t *lb_ledger_new(void)
 {
         lb_ledger_t *l = calloc(1, sizeof(*l));
-        if (!l)
-                return NULL;
-        l->busy.next = l->busy.prev = &l->busy;
-        l->next_expiry = INT64_MAX;
+        if (l)
+                l->next_expiry = INT64_MAX;
         return l;
 }
 
 void lb_ledger_destroy(lb_ledger_t *l)
 {
+        if (!l)
+                return;
+        for (size_t i = 0; i < l->n; i++)
+                free(l->slots[i].tags);
+        free(l->slots);
         free(l);
 }
 
-static int linked(const lb_ledger_entry_t *e)
+static slot_t *slot_of(const lb_ledger_t *l, const lb_ledger_entry_t *e)
 {
-        return e->next != NULL;
+        return e->slot ? &l->slots[e->slot - 1] : NULL;
 }
 
-/* Adds the tags e lacks. @returns 0, or -1 (e unchanged). */
-static int add_tags(lb_ledger_entry_t *e, const uint64_t *tags, size_t ntags)
+/* Adds the tags s lacks. @returns 0, or -1 (s unchanged). */
+static int add_tags(slot_t *s, const uint64_t *tags, size_t ntags)
 {
-        size_t need = e->ntags + ntags;
-        if (need > e->tags_cap) {
-                uint64_t *t = realloc(e->tags, need * sizeof(*t));
+        size_t need = s->ntags + ntags;
+        if (need > s->tags_cap) {
+                uint64_t *t = realloc(s->tags, need * sizeof(*t));
                 if (!t)
                         return -1;
-                e->tags = t;
-                e->tags_cap = (uint32_t)need;
+                s->tags = t;
+                s->tags_cap = (uint32_t)need;
         }
         for (size_t i = 0; i < ntags; i++) {
                 size_t j = 0;
-                while (j < e->ntags && e->tags[j] != tags[i])
+                while (j < s->ntags && s->tags[j] != tags[i])
                         j++;
-                if (j == e->ntags)
-                        e->tags[e->ntags++] = tags[i];
+                if (j == s->ntags)
+                        s->tags[s->ntags++] = tags[i];
         }
         return 0;
 }
 
-/* Sets or clears e's hold, keeping the held count and the cache. */
-static void set_hold(lb_ledger_t *l, lb_ledger_entry_t *e, int64_t until)
+/* Sets or clears s's hold, keeping the held count and the cache. */
+static void set_hold(lb_ledger_t *l, slot_t *s, int64_t until)
 {
-        l->held += (until != 0) - (e->hold_until != 0);
-        e->hold_until = until;
+        l->held += (until != 0) - (s->hold_until != 0);
+        s->hold_until = until;
         if (until && until < l->next_expiry)
                 l->next_expiry = until;
 }
 
-/* e goes idle: out of the list, its tags freed. */
-static void unlink_entry(lb_ledger_t *l, lb_ledger_entry_t *e)
+/* Slot i's user goes idle: its tags freed, the last slot moved in. */
+static void release(lb_ledger_t *l, size_t i)
 {
-        set_hold(l, e, 0);
-        e->prev->next = e->next;
-        e->next->prev = e->prev;
-        free(e->tags);
-        memset(e, 0, sizeof(*e));
+        slot_t *s = &l->slots[i];
+        set_hold(l, s, 0);
+        free(s->tags);
+        s->e->slot = 0;
+        if (i != --l->n) {
+                *s = l->slots[l->n];
+                s->e->slot = (uint32_t)i + 1;
+        }
 }
 
 int lb_ledger_sent(lb_ledger_t *l, lb_ledger_entry_t *e, const uint64_t *tags,
                    size_t ntags)
 {
-        if (add_tags(e, tags, ntags))
+        slot_t *s = slot_of(l, e);
+        if (!s) {
+                if (l->n == l->cap) {
+                        size_t cap = l->cap ? l->cap * 2 : 64;
+                        slot_t *n = realloc(l->slots, cap * sizeof(*n));
+                        if (!n)
+                                return -1;
+                        l->slots = n;
+                        l->cap = cap;
+                }
+                s = &l->slots[l->n];
+                memset(s, 0, sizeof(*s));
+                s->e = e;
+                if (add_tags(s, tags, ntags))
+                        return -1;
+                e->slot = (uint32_t)++l->n;
+        } else if (add_tags(s, tags, ntags)) {
                 return -1;
-        if (!linked(e)) {
-                e->prev = l->busy.prev;
-                e->next = &l->busy;
-                e->prev->next = e;
-                l->busy.prev = e;
         }
-        e->on_wire++;
+        s->on_wire++;
         return 0;
 }
 
 void lb_ledger_answered(lb_ledger_t *l, lb_ledger_entry_t *e,
                         int64_t hold_until, int64_t now)
 {
-        if (!linked(e) || e->on_wire == 0)
+        slot_t *s = slot_of(l, e);
+        if (!s || s->on_wire == 0)
                 return;
-        e->on_wire--;
-        if (hold_until > now && hold_until > e->hold_until)
-                set_hold(l, e, hold_until);
-        if (e->on_wire == 0 && e->hold_until <= now)
-                unlink_entry(l, e);
+        s->on_wire--;
+        if (hold_until > now && hold_until > s->hold_until)
+                set_hold(l, s, hold_until);
+        if (s->on_wire == 0 && s->hold_until <= now)
+                release(l, e->slot - 1);
 }
 
-int64_t lb_ledger_until(const lb_ledger_entry_t *e)
+int64_t lb_ledger_until(const lb_ledger_t *l, const lb_ledger_entry_t *e)
 {
-        if (!linked(e))
+        const slot_t *s = l ? slot_of(l, e) : NULL;
+        if (!s)
                 return 0;
-        return e->on_wire ? INT64_MAX : e->hold_until;
+        return s->on_wire ? INT64_MAX : s->hold_until;
 }
 
-static int busy(const lb_ledger_entry_t *e, int64_t now)
+static int busy(const slot_t *s, int64_t now)
 {
-        return e->on_wire > 0 || e->hold_until > now;
+        return s->on_wire > 0 || s->hold_until > now;
 }
 
 void lb_ledger_expire(lb_ledger_t *l, int64_t now)
@@ -120,34 +149,31 @@ void lb_ledger_expire(lb_ledger_t *l, int64_t now)
         if (!l->held || now < l->next_expiry)
                 return;
         l->next_expiry = INT64_MAX;
-        for (lb_ledger_entry_t *e = l->busy.next, *next; e != &l->busy;
-             e = next) {
-                next = e->next;
-                if (e->hold_until && e->hold_until <= now)
-                        set_hold(l, e, 0);
-                if (!busy(e, now)) {
-                        unlink_entry(l, e);
+        for (size_t i = 0; i < l->n;) {
+                slot_t *s = &l->slots[i];
+                if (s->hold_until && s->hold_until <= now)
+                        set_hold(l, s, 0);
+                if (!busy(s, now)) {
+                        release(l, i); /* the last slot moves to i */
                         continue;
                 }
-                if (e->hold_until && e->hold_until < l->next_expiry)
-                        l->next_expiry = e->hold_until;
+                if (s->hold_until && s->hold_until < l->next_expiry)
+                        l->next_expiry = s->hold_until;
+                i++;
         }
 }
 
 void lb_ledger_forget(lb_ledger_t *l, lb_ledger_entry_t *e)
 {
-        if (linked(e))
-                unlink_entry(l, e);
-        else
-                free(e->tags);
+        if (e->slot)
+                release(l, e->slot - 1);
 }
 
 size_t lb_ledger_busy(const lb_ledger_t *l, int64_t now)
 {
         size_t n = 0;
-        for (const lb_ledger_entry_t *e = l->busy.next; e != &l->busy;
-             e = e->next)
-                n += busy(e, now);
+        for (size_t i = 0; i < l->n; i++)
+                n += busy(&l->slots[i], now);
         return n;
 }
 
@@ -155,12 +181,12 @@ int lb_ledger_busy_tagged(const lb_ledger_t *l, int64_t now,
                           int (*match)(uint64_t tag, const void *arg),
                           const void *arg)
 {
-        for (const lb_ledger_entry_t *e = l->busy.next; e != &l->busy;
-             e = e->next) {
-                if (!busy(e, now))
+        for (size_t i = 0; i < l->n; i++) {
+                const slot_t *s = &l->slots[i];
+                if (!busy(s, now))
                         continue;
-                for (size_t t = 0; t < e->ntags; t++)
-                        if (match(e->tags[t], arg))
+                for (size_t t = 0; t < s->ntags; t++)
+                        if (match(s->tags[t], arg))
                                 return 1;
         }
         return 0;

@@ -2,17 +2,18 @@
  * ledger.h: who the API may still be working on. Per user: how many
  * requests carrying the user are on the wire, and until when a request
  * whose answer never came (a timeout, a reset after the body was sent, a
- * 502/504) may still run at the API (its hold). The per-user part is an
- * entry that lives in the batcher's user record (one record per user: the
- * batcher keeps a record while its entry is busy); the ledger links the
- * busy entries, so counting them, matching their tags and expiring holds
- * never touch an idle user. Independent of flights and batches: an action
- * may be resolved, dead-lettered or given up while the request that
- * carried it still runs. The batcher's busy gate, retries, revocations and
- * the shutdown ask the ledger, and nothing else, whether a user may be sent
- * or handed over. Each entry also keeps the tags (the caller's partition
- * keys) of the actions its requests carried, so a revocation waits only
- * for the users of what it hands over. Pure: time is passed in; no I/O.
+ * 502/504) may still run at the API (its hold). One record per user: the
+ * batcher's user record holds the user's entry, which names the user's
+ * slot here while it is busy (the batcher keeps a record while its entry is
+ * busy). Only busy users have a slot, so an idle record pays 4 bytes, and
+ * counting, matching tags and expiring holds never touch an idle user.
+ * Independent of flights and batches: an action may be resolved, dead-lettered
+ * or given up while the request that carried it still runs. The batcher's busy
+ * gate, retries, revocations and the shutdown ask the ledger, and nothing else,
+ * whether a user may be sent or handed over. Each entry also keeps the tags
+ * (the caller's partition keys) of the actions its requests carried, so a
+ * revocation waits only for the users of what it hands over. Pure: time is
+ * passed in; no I/O.
  */
 #ifndef LB_LEDGER_H
 #define LB_LEDGER_H
@@ -20,13 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** A user's part of the ledger (zeroed: idle). */
-typedef struct lb_ledger_entry_s {
-        struct lb_ledger_entry_s *prev, *next; /* busy list; NULL: idle */
-        int64_t hold_until; /* an unanswered request may run until then */
-        uint64_t *tags;
-        uint32_t ntags, tags_cap;
-        int32_t on_wire; /* requests carrying the user, not yet ended */
+/** A user's part of the ledger, in its record (zeroed: idle). */
+typedef struct {
+        uint32_t slot; /* its busy slot + 1; 0: idle */
 } lb_ledger_entry_t;
 
 typedef struct lb_ledger_s lb_ledger_t;
@@ -34,8 +31,8 @@ typedef struct lb_ledger_s lb_ledger_t;
 /** @returns an empty ledger, or NULL on allocation failure. */
 lb_ledger_t *lb_ledger_new(void);
 
-/** @brief Frees the ledger (not its entries: their records own them);
- *         NULL is a no-op. */
+/** @brief Frees the ledger (its entries' records must have let go of them,
+ *         or go without reading them again); NULL is a no-op. */
 void lb_ledger_destroy(lb_ledger_t *l);
 
 /**
@@ -55,9 +52,9 @@ void lb_ledger_answered(lb_ledger_t *l, lb_ledger_entry_t *e,
                         int64_t hold_until, int64_t now);
 
 /** @returns until when e's user is busy: INT64_MAX while a request is on
- *           the wire, the end of its hold, or 0 if it is idle. Busy means a
- *           returned value > now. */
-int64_t lb_ledger_until(const lb_ledger_entry_t *e);
+ *           the wire, the end of its hold, or 0 if it is idle (or l is
+ *           NULL). Busy means a returned value > now. */
+int64_t lb_ledger_until(const lb_ledger_t *l, const lb_ledger_entry_t *e);
 
 /** @brief Entries whose hold ended by now go idle. */
 void lb_ledger_expire(lb_ledger_t *l, int64_t now);

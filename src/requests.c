@@ -103,7 +103,7 @@ static void wire_answered(lb_bridge_t *b, flight_t *f, int64_t hold_until,
 
 /* @returns until when the ledger holds a user of f's current range (a
  *          retry waits for it), or 0. */
-static int64_t range_busy_until(const flight_t *f)
+static int64_t range_busy_until(const lb_bridge_t *b, const flight_t *f)
 {
         size_t lo, hi;
         int64_t until = 0;
@@ -115,6 +115,7 @@ static int64_t range_busy_until(const flight_t *f)
                      f->batch->user_of[i - 1] == f->batch->user_of[i]))
                         continue;
                 int64_t t = lb_ledger_until(
+                    b->ledger,
                     lb_batcher_ledger_entry(lb_batch_user(f->batch, i)));
                 if (t > until)
                         until = t;
@@ -187,7 +188,7 @@ static void flight_step(lb_bridge_t *b, flight_t *f, int64_t now)
         int64_t busy;
         switch (lb_flight_next(&f->fl, now)) {
         case LB_FLIGHT_SEND:
-                busy = range_busy_until(f);
+                busy = range_busy_until(b, f);
                 if (busy > now)
                         lb_flight_defer(&f->fl, busy);
                 else if (slot_free(b))

@@ -69,8 +69,7 @@ static void answered(lb_ledger_t *l, int app, const char *id, int64_t hold,
 
 static int64_t until(const lb_ledger_t *l, int app, const char *id)
 {
-        (void)l;
-        return lb_ledger_until(entry(app, id));
+        return lb_ledger_until(l, entry(app, id));
 }
 
 static int match_eq(uint64_t tag, const void *arg)
