@@ -163,7 +163,8 @@ static lb_assigned_t *track(lb_bridge_t *b, const rd_kafka_message_t *m,
         return e;
 }
 
-/* A new action of partition e at offset, counted in the bound.
+/* A new action of partition e at offset, not counted in the bound yet
+ * (count_in(), once it has all it holds).
  * @returns NULL out of memory (fatal: the offset stays uncommitted). */
 static lb_action_t *action_of(lb_bridge_t *b, lb_assigned_t *e, int64_t offset,
                               int64_t timestamp_ms, const void *key,
@@ -180,10 +181,16 @@ static lb_action_t *action_of(lb_bridge_t *b, lb_assigned_t *e, int64_t offset,
         lb_partition_ref(e->p);
         a->offset = offset;
         a->timestamp_ms = timestamp_ms;
-        b->live_actions++;
-        b->live_bytes += lb_action_footprint(a);
         a->arrival_ms = b->burst_now_ms;
         return a;
+}
+
+/* a counts in the memory bound, with what it holds by now (its headers):
+ * lb_action_finish() takes the same footprint back. */
+static void count_in(lb_bridge_t *b, const lb_action_t *a)
+{
+        b->live_actions++;
+        b->live_bytes += lb_action_footprint(a);
 }
 
 static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
@@ -224,6 +231,7 @@ static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
                 lb_error("consumer", "out of memory");
                 b->fatal = 1; /* its dead letter could not carry them */
         }
+        count_in(b, a);
         take_action(b, a);
 }
 
@@ -263,8 +271,10 @@ static void cross(lb_bridge_t *b, lb_assigned_t *e, int64_t pos)
                 lb_skip_init(&e->skip);
                 lb_action_t *a =
                     action_of(b, e, first, lb_loop_wall_ms(), NULL, 0, "", 0);
-                if (a)
+                if (a) {
+                        count_in(b, a);
                         lb_dead_letter(b, a, LB_STAGE_CONSUMER_ERROR, 0, why);
+                }
         }
         lb_kafka_in_seek(b->in, topic, partition, pos);
 }

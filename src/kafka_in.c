@@ -167,18 +167,19 @@ static void on_assign(lb_kafka_in_t *in, rd_kafka_topic_partition_list_t *parts,
                         rd_kafka_error_destroy(error);
                 return;
         }
-        if (!parts->cnt)
-                return;
-        /* Paused until their committed offset maps are read (and so that
-         * librdkafka's pause flag, kept across an unassign, is ours). */
-        pause_list(in, parts, 1);
-        for (int i = 0; i < parts->cnt; i++)
-                rd_kafka_topic_partition_list_add(in->waiting,
-                                                  parts->elems[i].topic,
-                                                  parts->elems[i].partition)
-                    ->opaque = (void *)(uintptr_t)tag;
-        read_committed(in, parts, tag);
-        if (in->cbs.assigned)
+        if (parts->cnt) {
+                /* Paused until their committed offset maps are read (and so
+                 * that librdkafka's pause flag, kept across an unassign, is
+                 * ours). */
+                pause_list(in, parts, 1);
+                for (int i = 0; i < parts->cnt; i++)
+                        rd_kafka_topic_partition_list_add(
+                            in->waiting, parts->elems[i].topic,
+                            parts->elems[i].partition)
+                            ->opaque = (void *)(uintptr_t)tag;
+                read_committed(in, parts, tag);
+        }
+        if (in->cbs.assigned) /* an empty assignment too: joined */
                 in->cbs.assigned(in->cbs.opaque, parts, tag);
 }
 
