@@ -129,38 +129,32 @@ static void check_retention(lb_bridge_t *b, lb_assigned_t *e, const char *topic,
                  topic, m->partition, lost, committed, log_start);
 }
 
-/* The partition of m, when its offset is to be taken: assigned, not being
- * revoked, and after the last offset tracked (NULL otherwise, said why). */
-static lb_assigned_t *track(lb_bridge_t *b, const rd_kafka_message_t *m,
-                            const char *topic)
+/* Whether m's offset is to be taken in its partition e: not being
+ * revoked, and after the last offset tracked (0 otherwise, said why). */
+static int track(lb_bridge_t *b, lb_assigned_t *e, const rd_kafka_message_t *m)
 {
-        lb_assigned_t *e = lb_commits_find(b, topic, m->partition);
-        if (!e) {
-                lb_warn("consumer", "message for unassigned %s[%d]; ignored",
-                        topic, m->partition);
-                return NULL;
-        }
+        const char *topic = lb_partition_topic(e->p);
         if (e->revoking)
-                return NULL; /* the next owner reads it; nothing after it
-                              * is tracked here either */
+                return 0; /* the next owner reads it; nothing after it is
+                           * tracked here either */
         int tracked = lb_partition_track(e->p, m->offset);
         if (tracked < 0) {
                 /* Never a skip: the offset stays uncommitted, and nothing
                  * after it is taken (the loop stops at a fatal error). */
                 lb_error("consumer", "out of memory");
                 b->fatal = 1;
-                return NULL;
+                return 0;
         }
         if (tracked) {
                 lb_warn("consumer",
                         "%s[%d]@%" PRId64 " is not after the last tracked "
                         "offset; ignored (already in progress)",
                         topic, m->partition, m->offset);
-                return NULL;
+                return 0;
         }
         if (e->first < 0)
                 e->first = m->offset; /* a map read later is not used */
-        return e;
+        return 1;
 }
 
 /* A new action of partition e at offset, not counted in the bound yet
@@ -193,11 +187,11 @@ static void count_in(lb_bridge_t *b, const lb_action_t *a)
         b->live_bytes += lb_action_footprint(a);
 }
 
-static void handle_message(lb_bridge_t *b, rd_kafka_message_t *m)
+static void handle_message(lb_bridge_t *b, lb_assigned_t *e,
+                           rd_kafka_message_t *m)
 {
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        lb_assigned_t *e = track(b, m, topic);
-        if (!e)
+        const char *topic = lb_partition_topic(e->p);
+        if (!track(b, e, m))
                 return;
         if (e->start >= 0)
                 check_retention(b, e, topic, m);
@@ -299,7 +293,7 @@ static void consumer_error(lb_bridge_t *b, rd_kafka_message_t *m,
                 cross(b, e, lb_skip_error(&e->skip, m->offset, end));
                 return;
         }
-        if (!track(b, m, topic))
+        if (!track(b, e, m))
                 return;
         lb_warn("consumer",
                 "%s[%d]@%" PRId64 " cannot be read (%s): finding where its "
@@ -359,11 +353,15 @@ int lb_intake_consume(lb_bridge_t *b)
                         else
                                 lb_warn("consumer", "%s",
                                         rd_kafka_message_errstr(m));
+                } else if (!e) {
+                        lb_warn("consumer",
+                                "message for unassigned %s[%d]; ignored",
+                                rd_kafka_topic_name(m->rkt), m->partition);
                 } else if (b->state == LB_RUNNING && !b->fatal) {
                         /* Stopping, or after a fatal error: take nothing
                          * new (and, so nothing is skipped, nothing after
                          * it either). */
-                        handle_message(b, m);
+                        handle_message(b, e, m);
                 }
                 rd_kafka_message_destroy(m);
                 n++;
