@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kafka_conf.h"
 #include "log.h"
@@ -546,9 +547,20 @@ rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in,
         return err == RD_KAFKA_RESP_ERR__NO_OFFSET ? 0 : err;
 }
 
-/* Leaves the group (the revocation's callback runs) within
+static int64_t mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Leaves the group (the revocation is answered at once) within
  * LB_CLOSE_WAIT_MS: librdkafka's own close has no bound, and with the
- * coordinator behind a partition it never returns. @returns 1 closed. */
+ * coordinator behind a partition it never returns. The close forwards the
+ * consumer's queue, with whatever it prefetched, to q: q is served as
+ * events (a fetched message served as a callback trips librdkafka 2.0.2's
+ * assert in rd_kafka_q_serve), the rebalance handed to rebalance_cb, the
+ * rest dropped, as librdkafka's own close does. @returns 1 closed. */
 static int close_bounded(lb_kafka_in_t *in)
 {
         rd_kafka_queue_t *q = rd_kafka_queue_new(in->rk);
@@ -559,10 +571,19 @@ static int close_bounded(lb_kafka_in_t *in)
                 lb_warn("consumer", "close: %s", rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
         }
-        for (int waited = 0; !error && !rd_kafka_consumer_closed(in->rk) &&
-                             waited < LB_CLOSE_WAIT_MS;
-             waited += 100)
-                rd_kafka_queue_poll_callback(q, 100);
+        int64_t deadline = mono_ms() + LB_CLOSE_WAIT_MS;
+        while (!error && !rd_kafka_consumer_closed(in->rk) &&
+               mono_ms() < deadline) {
+                rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+                if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+                        rebalance_cb(
+                            in->rk, rd_kafka_event_error(ev),
+                            (rd_kafka_topic_partition_list_t *)
+                                rd_kafka_event_topic_partition_list(ev),
+                            in);
+                if (ev)
+                        rd_kafka_event_destroy(ev);
+        }
         int closed = rd_kafka_consumer_closed(in->rk);
         if (!closed)
                 lb_warn("consumer",

@@ -1,0 +1,270 @@
+/*
+ * test_kafka_in.c: the consumer adapter (src/kafka_in.c) against
+ * librdkafka's mock cluster in this process. New partitions are paused
+ * until the group's committed offsets (with their metadata, the offset
+ * map) are read, which the loop serves without blocking; leaving the group
+ * with fetched messages still queued does not abort, and its revocation is
+ * answered at once (librdkafka 2.0.2 asserts when a queue served with
+ * callbacks holds a fetched message, and the close forwards the consumer's
+ * queue, prefetch included, to the queue it is served from).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "config.h"
+#include "kafka_in.h"
+#include "log.h"
+
+#define TOPIC "ev"
+#define MSGS  2000
+
+typedef struct {
+        int assigned, read, revoking, at_once;
+        uint64_t assign_tag;
+        int64_t committed; /* the offset read for partition 0 */
+        char metadata[64];
+} seen_t;
+
+static void on_assigned(void *opaque,
+                        const rd_kafka_topic_partition_list_t *parts,
+                        uint64_t tag)
+{
+        seen_t *s = opaque;
+        s->assigned += parts->cnt;
+        s->assign_tag = tag;
+}
+
+static void on_read(void *opaque, const rd_kafka_topic_partition_list_t *offs,
+                    uint64_t tag)
+{
+        seen_t *s = opaque;
+        assert_non_null(offs);
+        assert_true(tag == s->assign_tag);
+        s->read++;
+        for (int i = 0; i < offs->cnt; i++)
+                if (offs->elems[i].partition == 0) {
+                        s->committed = offs->elems[i].offset;
+                        if (offs->elems[i].metadata_size &&
+                            offs->elems[i].metadata_size < sizeof(s->metadata))
+                                memcpy(s->metadata, offs->elems[i].metadata,
+                                       offs->elems[i].metadata_size);
+                }
+}
+
+static void on_revoking(void *opaque,
+                        const rd_kafka_topic_partition_list_t *parts, int lost,
+                        uint64_t tag, int at_once)
+{
+        seen_t *s = opaque;
+        (void)parts;
+        (void)lost;
+        (void)tag;
+        s->revoking++;
+        s->at_once += at_once;
+}
+
+static rd_kafka_mock_cluster_t *cluster(rd_kafka_t **host)
+{
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "log_level", "3", err, sizeof(err));
+        *host = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+        assert_non_null(*host);
+        rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(*host, 1);
+        assert_non_null(mc);
+        assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC, 2, 1), 0);
+        return mc;
+}
+
+static void produce(const char *bootstrap, int n)
+{
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err));
+        rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+        assert_non_null(p);
+        for (int i = 0; i < n; i++)
+                assert_int_equal(
+                    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC),
+                                      RD_KAFKA_V_PARTITION(i % 2),
+                                      RD_KAFKA_V_VALUE("{}", 2),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_END),
+                    0);
+        assert_int_equal(rd_kafka_flush(p, 10000), 0);
+        rd_kafka_destroy(p);
+}
+
+/* The group's commit of partition 0 at offset, with metadata. */
+static void commit(const char *bootstrap, const char *group, int64_t offset,
+                   const char *metadata)
+{
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err));
+        rd_kafka_conf_set(c, "group.id", group, err, sizeof(err));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
+        assert_non_null(rk);
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_t *t =
+            rd_kafka_topic_partition_list_add(l, TOPIC, 0);
+        t->offset = offset;
+        t->metadata = strdup(metadata);
+        t->metadata_size = strlen(metadata);
+        assert_int_equal(rd_kafka_commit(rk, l, 0), 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_destroy(rk);
+}
+
+static lb_kafka_in_t *consumer(const char *bootstrap, const char *group,
+                               seen_t *s)
+{
+        char err[512];
+        lb_config_t *conf = lb_config_new();
+        const char *kv[] = {"kafka.bootstrap.servers",
+                            bootstrap,
+                            "kafka.group.id",
+                            group,
+                            "input.topics",
+                            TOPIC,
+                            "dlq.topic",
+                            "dlq",
+                            "apps",
+                            "app1:k1",
+                            "kafka.debug",
+                            getenv("KDEBUG") ? getenv("KDEBUG") : "generic"};
+        for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i += 2)
+                assert_int_equal(lb_config_set(conf, kv[i], kv[i + 1], "t", err,
+                                               sizeof(err)),
+                                 0);
+        lb_kafka_in_cbs_t cbs = {.opaque = s,
+                                 .assigned = on_assigned,
+                                 .committed_read = on_read,
+                                 .revoking = on_revoking};
+        lb_kafka_in_t *in = lb_kafka_in_new(conf, &cbs, -1, err, sizeof(err));
+        assert_non_null(in);
+        lb_config_destroy(conf);
+        return in;
+}
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Polls (and serves) for up to ms; @returns messages taken. */
+static int poll_for(lb_kafka_in_t *in, int ms, int (*done)(const seen_t *),
+                    const seen_t *s)
+{
+        int got = 0;
+        for (int64_t end = now_ms() + ms;
+             now_ms() < end && !(done && done(s));) {
+                rd_kafka_message_t *m = lb_kafka_in_poll(in, 10);
+                lb_kafka_in_serve(in);
+                if (m) {
+                        got += !m->err;
+                        rd_kafka_message_destroy(m);
+                }
+        }
+        return got;
+}
+
+static int was_read(const seen_t *s)
+{
+        return s->read > 0;
+}
+
+/* New partitions wait, paused, for their committed offsets and map; then
+ * they are fetched. */
+static void test_paused_until_read(void **state)
+{
+        (void)state;
+        rd_kafka_t *host;
+        rd_kafka_mock_cluster_t *mc = cluster(&host);
+        const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
+        produce(bs, MSGS);
+        commit(bs, "g1", 10, "lb1:map");
+        seen_t s = {.committed = -2};
+        lb_kafka_in_t *in = consumer(bs, "g1", &s);
+        /* polled without serving the read: assigned, nothing fetched */
+        int got = 0;
+        for (int t = 0; t < 15000 && !s.assigned; t += 10) {
+                rd_kafka_message_t *m = lb_kafka_in_poll(in, 10);
+                if (m) {
+                        got += !m->err;
+                        rd_kafka_message_destroy(m);
+                }
+        }
+        for (int t = 0; t < 2000; t += 10) {
+                rd_kafka_message_t *m = lb_kafka_in_poll(in, 10);
+                if (m) {
+                        got += !m->err;
+                        rd_kafka_message_destroy(m);
+                }
+        }
+        assert_int_equal(s.assigned, 2);
+        assert_int_equal(got, 0);
+        assert_int_equal(s.read, 0);
+        /* served: the offsets and the map come, then the messages */
+        poll_for(in, 10000, was_read, &s);
+        assert_int_equal(s.read, 1);
+        assert_int_equal(s.committed, 10);
+        assert_string_equal(s.metadata, "lb1:map");
+        got = poll_for(in, 3000, NULL, &s);
+        assert_int_equal(got, MSGS - 10);
+        assert_int_equal(lb_kafka_in_reentries(in), 0);
+        lb_kafka_in_destroy(in);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(host);
+}
+
+/* Leaving the group with a prefetch still queued: no abort, and the close's
+ * revocation is answered at once. */
+static void test_close_with_prefetch(void **state)
+{
+        (void)state;
+        rd_kafka_t *host;
+        rd_kafka_mock_cluster_t *mc = cluster(&host);
+        const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
+        produce(bs, MSGS);
+        seen_t s = {0};
+        lb_kafka_in_t *in = consumer(bs, "g3", &s);
+        poll_for(in, 10000, was_read, &s);
+        /* one message taken: the rest of the fetch sits in the queue */
+        rd_kafka_message_t *m = NULL;
+        for (int t = 0; t < 10000 && !m; t += 10)
+                m = lb_kafka_in_poll(in, 10);
+        assert_non_null(m);
+        rd_kafka_message_destroy(m);
+        struct timespec ts = {0, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* more fetched meanwhile */
+        lb_kafka_in_destroy(in);
+        assert_int_equal(s.revoking, 1);
+        assert_int_equal(s.at_once, 1);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(host);
+}
+
+int main(void)
+{
+        if (getenv("KDEBUG")) /* librdkafka's debug contexts, logged */
+                lb_log_setup(lb_log_level_parse("debug"), 0);
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_paused_until_read),
+            cmocka_unit_test(test_close_with_prefetch),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
