@@ -28,4 +28,7 @@ LB_EXTRA_PKGS="$extra" scripts/deps.sh build-test -DCMAKE_BUILD_TYPE=Debug \
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 cd build-test
-ctest --output-on-failure --timeout 900 "$@"
+# In parallel, 10 slots per core: tests/CMakeLists.txt ("Parallel runs")
+# gives each test its share (PROCESSORS) and keeps apart what must not
+# overlap. A -j among the arguments wins.
+ctest --output-on-failure --timeout 900 -j "$((10 * $(nproc)))" "$@"
