@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh: installs the Debian packages leanbridge builds and tests with,
 # only those missing, then configures and builds into the directory given
-# (default build/) with any extra CMake arguments.
+# (default build/) with any extra CMake arguments. LB_DEPS_ONLY=1: the
+# packages only, no build.
 #   scripts/deps.sh [BUILD_DIR] [cmake args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+[ "${LB_DEPS_ONLY:-}" = 1 ] && exit 0
 
 BUILD_DIR="${1:-build}"
 shift || true

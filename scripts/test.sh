@@ -22,8 +22,22 @@ else
   command -v java >/dev/null 2>&1 || extra="$extra openjdk-17-jre-headless"
   command -v mvn >/dev/null 2>&1 || extra="$extra maven"
 fi
+LB_EXTRA_PKGS="$extra" LB_DEPS_ONLY=1 scripts/deps.sh
+# The whole suite (no ctest arguments): the chart's tools, which a machine
+# without their cache builds and installs for minutes (Helm with Go on both
+# cores), are made beside the C build rather than among the parallel tests'
+# deadlines. Their failure is the kubernetes test's to report (it tries
+# again, then fails under CI=true or skips).
+tools=""
+if [ $# -eq 0 ]; then
+  python3 tests/kubernetes/test_chart.py --setup >&2 &
+  tools=$!
+fi
 LB_EXTRA_PKGS="$extra" scripts/deps.sh build-test -DCMAKE_BUILD_TYPE=Debug \
   -DLEANBRIDGE_SANITIZE=ON -DLEANBRIDGE_FUZZ=$fuzz
+if [ -n "$tools" ]; then
+  wait "$tools" || echo "test.sh: the chart's tools are not ready (kubernetes.test_chart will say why)" >&2
+fi
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
