@@ -114,7 +114,7 @@ fi
   echo 'LEANBRIDGE_BATCH_LINGER_MS=250'; } >"$tmp/ctx/docker/.env"
 if compose config >"$tmp/apps.yml" 2>"$tmp/err" &&
   [[ "$("$PY" docker/check_docker.py compose-apps "$tmp/apps.yml" | sort -u)" == "app_x:k1,app_y:k2" ]] &&
-  "$PY" docker/check_docker.py compose-env "$tmp/apps.yml" | grep -qx 'LEANBRIDGE_BATCH_LINGER_MS=250'; then
+  "$PY" docker/check_docker.py compose-env "$tmp/apps.yml" | grep -x 'LEANBRIDGE_BATCH_LINGER_MS=250' >/dev/null; then
   ok "docker/.env sets the apps of the sandbox and the bridge, and any LEANBRIDGE_* key"
 else
   bad "docker/.env does not reach the sandbox and the bridge: $(tail -3 "$tmp/err")"
