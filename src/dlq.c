@@ -17,8 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "admin.h"
 #include "kafka_conf.h"
 #include "log.h"
 #include "offsets.h"
@@ -41,13 +41,6 @@ struct lb_dlq_s {
         int stopping; /* a failed record is reported, not retried */
 };
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Queues a for another try after LB_DLQ_RETRY_MS (a report after
  * stopping: given up, its offset stays uncommitted). */
 static void retry_push(lb_dlq_t *d, lb_action_t *a)
@@ -63,7 +56,7 @@ static void retry_push(lb_dlq_t *d, lb_action_t *a)
                 d->retry_head = a;
         d->retry_tail = a;
         if (!d->retry_at)
-                d->retry_at = now_ms() + LB_DLQ_RETRY_MS;
+                d->retry_at = lb_admin_now_ms() + LB_DLQ_RETRY_MS;
 }
 
 /* Whether err says the record can never be written whole. */
@@ -296,7 +289,7 @@ static void retry_due(lb_dlq_t *d, int64_t now)
 void lb_dlq_poll(lb_dlq_t *d)
 {
         rd_kafka_poll(d->rk, 0);
-        retry_due(d, now_ms());
+        retry_due(d, lb_admin_now_ms());
 }
 
 int64_t lb_dlq_next_retry(const lb_dlq_t *d)

@@ -16,8 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "admin.h"
 #include "kafka_conf.h"
 #include "log.h"
 #include "rebalance.h"
@@ -233,9 +233,7 @@ void lb_kafka_in_revoked(lb_kafka_in_t *in, uint64_t tag)
                          tag);
                 return;
         }
-        unassign(in, in->owed);
-        rd_kafka_topic_partition_list_destroy(in->owed);
-        in->owed = NULL;
+        settle_owed(in, LB_OWED_ANSWER);
 }
 
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
@@ -547,13 +545,6 @@ rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in,
         return err == RD_KAFKA_RESP_ERR__NO_OFFSET ? 0 : err;
 }
 
-static int64_t mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Leaves the group (the revocation is answered at once) within
  * LB_CLOSE_WAIT_MS: librdkafka's own close has no bound, and with the
  * coordinator behind a partition it never returns. The close forwards the
@@ -571,9 +562,9 @@ static int close_bounded(lb_kafka_in_t *in)
                 lb_warn("consumer", "close: %s", rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
         }
-        int64_t deadline = mono_ms() + LB_CLOSE_WAIT_MS;
+        int64_t deadline = lb_admin_now_ms() + LB_CLOSE_WAIT_MS;
         while (!error && !rd_kafka_consumer_closed(in->rk) &&
-               mono_ms() < deadline) {
+               lb_admin_now_ms() < deadline) {
                 rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
                 if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
                         rebalance_cb(

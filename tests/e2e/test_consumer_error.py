@@ -39,8 +39,8 @@ later events are never delivered.
 (The other source of such errors, check.crcs=true, is no way to test it:
 librdkafka 2.0.2 reports the CRC failure with the batch's base offset but
 then skips to a wrong position, rd_kafka_buf_skip_to(rkbuf, crc_len) with a
-length for a position, still marked FIXME upstream, and reads garbage as
-the next batch: here an "Unsupported Message(Set) MagicByte -42 at offset
+length for a position, a known upstream defect left unfixed there, and
+reads garbage as the next batch: here an "Unsupported Message(Set) MagicByte -42 at offset
 8547854311295708173" error followed by an offset reset. The bridge does not
 set check.crcs.)
 

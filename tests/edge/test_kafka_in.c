@@ -22,8 +22,8 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "config.h"
+#include "admin.h"
 #include "kafka_in.h"
-#include "log.h"
 
 #define TOPIC "ev"
 #define MSGS  2000
@@ -141,9 +141,7 @@ static lb_kafka_in_t *consumer(const char *bootstrap, const char *group,
                             "dlq.topic",
                             "dlq",
                             "apps",
-                            "app1:k1",
-                            "kafka.debug",
-                            getenv("KDEBUG") ? getenv("KDEBUG") : "generic"};
+                            "app1:k1"};
         for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i += 2)
                 assert_int_equal(lb_config_set(conf, kv[i], kv[i + 1], "t", err,
                                                sizeof(err)),
@@ -158,22 +156,17 @@ static lb_kafka_in_t *consumer(const char *bootstrap, const char *group,
         return in;
 }
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Polls (and serves) for up to ms; @returns messages taken. */
+/* Polls (and, with serve, serves the committed offsets read) for up to ms
+ * or until done; @returns messages taken. */
 static int poll_for(lb_kafka_in_t *in, int ms, int (*done)(const seen_t *),
-                    const seen_t *s)
+                    const seen_t *s, int serve)
 {
         int got = 0;
-        for (int64_t end = now_ms() + ms;
-             now_ms() < end && !(done && done(s));) {
+        for (int64_t end = lb_admin_now_ms() + ms;
+             lb_admin_now_ms() < end && !(done && done(s));) {
                 rd_kafka_message_t *m = lb_kafka_in_poll(in, 10);
-                lb_kafka_in_serve(in);
+                if (serve)
+                        lb_kafka_in_serve(in);
                 if (m) {
                         got += !m->err;
                         rd_kafka_message_destroy(m);
@@ -185,6 +178,11 @@ static int poll_for(lb_kafka_in_t *in, int ms, int (*done)(const seen_t *),
 static int was_read(const seen_t *s)
 {
         return s->read > 0;
+}
+
+static int was_assigned(const seen_t *s)
+{
+        return s->assigned > 0;
 }
 
 /* New partitions wait, paused, for their committed offsets and map; then
@@ -200,30 +198,17 @@ static void test_paused_until_read(void **state)
         seen_t s = {.committed = -2};
         lb_kafka_in_t *in = consumer(bs, "g1", &s);
         /* polled without serving the read: assigned, nothing fetched */
-        int got = 0;
-        for (int t = 0; t < 15000 && !s.assigned; t += 10) {
-                rd_kafka_message_t *m = lb_kafka_in_poll(in, 10);
-                if (m) {
-                        got += !m->err;
-                        rd_kafka_message_destroy(m);
-                }
-        }
-        for (int t = 0; t < 2000; t += 10) {
-                rd_kafka_message_t *m = lb_kafka_in_poll(in, 10);
-                if (m) {
-                        got += !m->err;
-                        rd_kafka_message_destroy(m);
-                }
-        }
+        int got = poll_for(in, 15000, was_assigned, &s, 0);
+        got += poll_for(in, 2000, NULL, &s, 0);
         assert_int_equal(s.assigned, 2);
         assert_int_equal(got, 0);
         assert_int_equal(s.read, 0);
         /* served: the offsets and the map come, then the messages */
-        poll_for(in, 10000, was_read, &s);
+        poll_for(in, 10000, was_read, &s, 1);
         assert_int_equal(s.read, 1);
         assert_int_equal(s.committed, 10);
         assert_string_equal(s.metadata, "lb1:map");
-        got = poll_for(in, 3000, NULL, &s);
+        got = poll_for(in, 3000, NULL, &s, 1);
         assert_int_equal(got, MSGS - 10);
         assert_int_equal(lb_kafka_in_reentries(in), 0);
         lb_kafka_in_destroy(in);
@@ -242,7 +227,7 @@ static void test_close_with_prefetch(void **state)
         produce(bs, MSGS);
         seen_t s = {0};
         lb_kafka_in_t *in = consumer(bs, "g3", &s);
-        poll_for(in, 10000, was_read, &s);
+        poll_for(in, 10000, was_read, &s, 1);
         /* one message taken: the rest of the fetch sits in the queue */
         rd_kafka_message_t *m = NULL;
         for (int t = 0; t < 10000 && !m; t += 10)
@@ -260,8 +245,6 @@ static void test_close_with_prefetch(void **state)
 
 int main(void)
 {
-        if (getenv("KDEBUG")) /* librdkafka's debug contexts, logged */
-                lb_log_setup(lb_log_level_parse("debug"), 0);
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_paused_until_read),
             cmocka_unit_test(test_close_with_prefetch),
