@@ -37,10 +37,16 @@ const char *lb_stage_name(lb_stage_t stage)
 const char *lb_send_reason_name(lb_send_reason_t reason)
 {
         static const char *const names[LB_SEND__COUNT] = {
-            "due", "full", "memory", "shutdown", "revocation"};
+            "due",        "full",   "memory",     "shutdown",
+            "revocation", "urgent", "session_end"};
         if ((int)reason < 0 || reason >= LB_SEND__COUNT)
                 return "unknown";
         return names[reason];
+}
+
+lb_send_reason_t lb_close_reason(lb_close_t close)
+{
+        return close == LB_CLOSE_URGENT ? LB_SEND_URGENT : LB_SEND_SESSION_END;
 }
 
 /* The block an action of these lengths takes: the record, the value and,

@@ -35,13 +35,27 @@ const char *lb_stage_name(lb_stage_t stage);
 /** Why a request was sent when it was; all but DUE send actions before
  *  their deadline (the batcher's packing policy). */
 typedef enum {
-        LB_SEND_DUE = 0,    /* deadlines reached */
-        LB_SEND_FULL,       /* a user's actions fill a request */
-        LB_SEND_MEMORY,     /* pending near its bound */
-        LB_SEND_SHUTDOWN,   /* flush: the bridge is stopping */
-        LB_SEND_REVOCATION, /* flush: partitions are being revoked */
+        LB_SEND_DUE = 0,     /* deadlines reached */
+        LB_SEND_FULL,        /* a user's actions fill a request */
+        LB_SEND_MEMORY,      /* pending near its bound */
+        LB_SEND_SHUTDOWN,    /* flush: the bridge is stopping */
+        LB_SEND_REVOCATION,  /* flush: partitions are being revoked */
+        LB_SEND_URGENT,      /* an urgent action closed its user's window */
+        LB_SEND_SESSION_END, /* a session's end closed its user's window */
         LB_SEND__COUNT
 } lb_send_reason_t;
+
+/** What an action does to its user's wait window (policy.h): nothing, or
+ *  closes it so that the user goes within batch.linger.ms. */
+typedef enum {
+        LB_CLOSE_NONE = 0,
+        LB_CLOSE_URGENT,      /* an urgent action: its campaign waits */
+        LB_CLOSE_SESSION_END, /* the session ended: no company is coming */
+} lb_close_t;
+
+/** @returns the send reason of an action sent early because its window
+ *           was closed by `close` (LB_SEND_URGENT, LB_SEND_SESSION_END). */
+lb_send_reason_t lb_close_reason(lb_close_t close);
 
 /** @returns the reason's name as used in metrics ("due", "full", ...). */
 const char *lb_send_reason_name(lb_send_reason_t reason);
@@ -76,6 +90,9 @@ typedef struct lb_action_s {
         uint8_t object_empty : 1; /* value is "{}" (no comma before time) */
         uint8_t dlq_cut : 1;      /* the DLQ refused the whole record: cut it */
         uint8_t has_key : 1;      /* the message had a key (maybe empty) */
+        uint8_t closes : 2;       /* lb_close_t: what it does to the window */
+        uint8_t closed_by : 2;    /* lb_close_t: its deadline was brought
+                                     forward by a closing action */
         /* value_len bytes + NUL, then key_len bytes + NUL */
         char data[];
 } lb_action_t;

@@ -55,19 +55,21 @@ typedef struct {
 } slot_t;
 
 typedef struct {
-        size_t overhead; /* request bytes around the actions */
-        size_t n_users;  /* user records of this app (ready or busy) */
-        slot_t *heap;    /* ready users, min deadline first */
-        size_t heap_len; /* ready users */
-        size_t heap_cap; /* kept >= n_users so release() cannot fail */
-        lb_user_t *full; /* ready users that fill a request alone */
+        size_t overhead;     /* request bytes around the actions */
+        int64_t max_wait_ms; /* its budget */
+        int64_t linger_ms;   /* batch.linger.ms, at most the budget */
+        int64_t gather_ms;   /* a due request takes users due this soon */
+        size_t n_users;      /* user records of this app (ready or busy) */
+        slot_t *heap;        /* ready users, min deadline first */
+        size_t heap_len;     /* ready users */
+        size_t heap_cap;     /* kept >= n_users so release() cannot fail */
+        lb_user_t *full;     /* ready users that fill a request alone */
 } app_t;
 
 struct lb_batcher_s {
         size_t app_cnt;
         size_t max_users, max_actions, max_bytes;
-        int64_t linger_ms, max_wait_ms;
-        int64_t gather_ms; /* a due request takes users due this soon */
+        int64_t linger_ms;
         app_t *apps;
         lb_user_t **table; /* power-of-two size */
         size_t table_mask;
@@ -326,11 +328,7 @@ lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf)
         b->max_users = (size_t)conf->max_users;
         b->max_actions = (size_t)conf->max_actions;
         b->max_bytes = (size_t)conf->max_bytes;
-        b->max_wait_ms = conf->max_wait_ms;
-        b->linger_ms = conf->linger_ms < conf->max_wait_ms ? conf->linger_ms
-                                                           : conf->max_wait_ms;
-        b->gather_ms = b->linger_ms < b->max_wait_ms / 10 ? b->linger_ms
-                                                          : b->max_wait_ms / 10;
+        b->linger_ms = conf->linger_ms;
         b->apps = calloc(b->app_cnt, sizeof(*b->apps));
         b->table = calloc(TABLE_INIT_SIZE, sizeof(*b->table));
         b->table_mask = TABLE_INIT_SIZE - 1;
@@ -340,10 +338,28 @@ lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf)
                 lb_batcher_destroy(b, NULL);
                 return NULL;
         }
-        for (size_t i = 0; i < b->app_cnt; i++)
+        for (size_t i = 0; i < b->app_cnt; i++) {
                 b->apps[i].overhead =
                     conf->app_overhead ? conf->app_overhead[i] : 0;
+                lb_batcher_set_max_wait(b, i,
+                                        conf->app_max_wait_ms
+                                            ? conf->app_max_wait_ms[i]
+                                            : conf->max_wait_ms);
+        }
         return b;
+}
+
+void lb_batcher_set_max_wait(lb_batcher_t *b, size_t app, int64_t max_wait_ms)
+{
+        if (app >= b->app_cnt)
+                return;
+        app_t *ap = &b->apps[app];
+        ap->max_wait_ms = max_wait_ms > 0 ? max_wait_ms : 0;
+        ap->linger_ms =
+            b->linger_ms < ap->max_wait_ms ? b->linger_ms : ap->max_wait_ms;
+        ap->gather_ms = ap->linger_ms < ap->max_wait_ms / 10
+                            ? ap->linger_ms
+                            : ap->max_wait_ms / 10;
 }
 
 void lb_batcher_set_overhead(lb_batcher_t *b, size_t app, size_t overhead)
@@ -381,13 +397,31 @@ void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *))
         free(b);
 }
 
-int64_t lb_batcher_due_ms(const lb_batcher_t *b, int64_t arrival_ms,
+int64_t lb_batcher_due_ms(const lb_batcher_t *b, int app, int64_t arrival_ms,
                           int64_t age_ms)
 {
-        int64_t left = b->max_wait_ms - (age_ms > 0 ? age_ms : 0);
-        if (left < b->linger_ms)
-                left = b->linger_ms;
+        const app_t *ap = &b->apps[app];
+        int64_t left = ap->max_wait_ms - (age_ms > 0 ? age_ms : 0);
+        if (left < ap->linger_ms)
+                left = ap->linger_ms;
         return arrival_ms + left;
+}
+
+/* a (queued last) closes u's window: every queued action due later than
+ * linger_ms after a's arrival is due then. Deadlines stay non-decreasing
+ * along the queue (a suffix is lowered to one value), so only a queue
+ * whose last deadline is later has anything to lower. */
+static void close_window(const lb_batcher_t *b, lb_user_t *u, lb_action_t *a)
+{
+        int64_t due = a->arrival_ms + b->apps[a->app].linger_ms;
+        if (a->due_ms <= due)
+                return;
+        for (lb_action_t *x = u->head; x; x = x->next) {
+                if (x->due_ms > due) {
+                        x->due_ms = due;
+                        x->closed_by = a->closes;
+                }
+        }
 }
 
 int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
@@ -404,12 +438,13 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
         if (!u && !(u = user_new(b, a->app, user, user_len, hash)))
                 return -1;
 
-        a->due_ms = lb_batcher_due_ms(b, a->arrival_ms, age_ms);
+        a->due_ms = lb_batcher_due_ms(b, a->app, a->arrival_ms, age_ms);
         /* Deadlines never decrease along a user's queue, so its head holds
          * the user's deadline. Raising a's to its predecessor's keeps a
          * within budget: that one arrived earlier with at most max_wait. */
         if (u->tail && u->tail->due_ms > a->due_ms)
                 a->due_ms = u->tail->due_ms;
+        a->closed_by = LB_CLOSE_NONE;
         a->next = NULL;
         if (u->tail)
                 u->tail->next = a;
@@ -420,12 +455,19 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
         u->bytes += a->body_len;
         b->pending++;
         b->pending_bytes += a->body_len;
+        int64_t head_due = u->head->due_ms;
+        if (a->closes)
+                close_window(b, u, a);
         if (u->busy)
                 return 0;
         if (u->count == 1)
                 ready_insert(b, u);
         else if (!u->in_full && user_fills(b, ap, u))
                 full_insert(ap, u);
+        if (u->head->due_ms < head_due && u->heap_idx != NOT_IN_HEAP) {
+                ap->heap[u->heap_idx].key = u->head->due_ms;
+                heap_up(ap, u->heap_idx);
+        }
         return 0;
 }
 
@@ -597,7 +639,7 @@ lb_batch_t *lb_batcher_next(lb_batcher_t *b, int64_t now_ms,
                 return NULL;
         size_t app = earliest_app(b);
         lb_send_reason_t reason = LB_SEND_DUE;
-        int64_t cutoff = now_ms + b->gather_ms;
+        int64_t cutoff = now_ms + b->apps[app].gather_ms;
         if (earliest(&b->apps[app]) > now_ms) {
                 size_t fapp = full_app(b);
                 if (fapp < b->app_cnt) {

@@ -12,11 +12,15 @@
  * is sent once per wait budget, as late as the budget allows, with every
  * action it has by then. Each action gets a deadline when added (its due
  * time, see lb_batcher_add); a user's deadline is its oldest queued action's.
- * When asked for a batch:
+ * Each app has its own budget. An action that closes its user's window (an
+ * urgent one, a session's end: lb_close_t) brings the deadline of the
+ * user's queued actions, its own included, forward to linger_ms after its
+ * arrival: the user goes then, with all it has, in order, and still only
+ * once it is not busy. When asked for a batch:
  *   1. DUE: the app holding the earliest deadline that has passed sends its
  *      due users, earliest deadline first, topped up with users due within
- *      the gather horizon (min(linger_ms, max_wait_ms / 10)) so that due
- *      users share requests;
+ *      the app's gather horizon (min(linger_ms, its max_wait_ms / 10)) so
+ *      that due users share requests;
  *   2. FULL: a user whose queued actions fill a request on their own
  *      (max_actions, or max_bytes) goes at once: waiting saves nothing;
  *   3. MEMORY: while the caller allows early sends (pending near its
@@ -46,6 +50,8 @@ typedef struct {
         int64_t max_bytes;
         int64_t linger_ms;   /* least wait of an action that arrives late */
         int64_t max_wait_ms; /* the wait budget */
+        /* per app: its wait budget (NULL: max_wait_ms for all) */
+        const int64_t *app_max_wait_ms;
         /* the ledger of the records' entries: a record that goes leaves
          * it (NULL: none is ever sent) */
         lb_ledger_t *ledger;
@@ -79,24 +85,35 @@ lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf);
  */
 void lb_batcher_set_overhead(lb_batcher_t *b, size_t app, size_t overhead);
 
+/**
+ * @brief Sets app's wait budget (its apps file setting changed): actions
+ *        added from now on get deadlines by it; queued ones keep theirs.
+ *        Under linger_ms, the app's actions wait at most the budget.
+ */
+void lb_batcher_set_max_wait(lb_batcher_t *b, size_t app, int64_t max_wait_ms);
+
 /** @brief Frees the batcher and, via free_action, every queued action.
  *         Batches not yet released must be released first. */
 void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *));
 
 /**
- * @brief The deadline of an action consumed at arrival_ms that was written
- *        to Kafka age_ms before: the budget counts from when it was written,
- *        but it waits at least linger_ms (a late action, e.g. from a
- *        backlog, still waits a little for company) and at most max_wait_ms
- *        in the bridge (a producer clock ahead of ours cannot stretch it).
+ * @brief The deadline of an action of app consumed at arrival_ms that was
+ *        written to Kafka age_ms before: the app's budget counts from when
+ *        it was written, but it waits at least linger_ms (a late action,
+ *        e.g. from a backlog, still waits a little for company) and at most
+ *        the budget in the bridge (a producer clock ahead of ours cannot
+ *        stretch it).
  */
-int64_t lb_batcher_due_ms(const lb_batcher_t *b, int64_t arrival_ms,
+int64_t lb_batcher_due_ms(const lb_batcher_t *b, int app, int64_t arrival_ms,
                           int64_t age_ms);
 
 /**
  * @brief Queues an action (ownership passes to the batcher). a->app,
- *        a->body_len and a->arrival_ms must be set; a->due_ms is set here
- *        (lb_batcher_due_ms).
+ *        a->body_len, a->arrival_ms and a->closes must be set; a->due_ms is
+ *        set here (lb_batcher_due_ms). When a closes its user's window,
+ *        every queued action of the user whose deadline is later than
+ *        arrival_ms + linger_ms gets that deadline, and closed_by says why
+ *        (a itself included).
  * @param user,user_len the identity (lb_event_t.user)
  * @param age_ms how long ago the event was written to Kafka (0 if unknown)
  * @returns 0; -1 on allocation failure; -2 if a->app is out of range, user_len

@@ -136,22 +136,29 @@ void lb_loop_turn(lb_bridge_t *b, int wait_ms)
 
 /* ---- client keys ---- */
 
-/* Each app's request overhead, from its current key. */
-static void app_overheads(lb_bridge_t *b)
+/* Each app's request overhead, from its current key, and once the batcher
+ * exists, its budget; each app's policy is logged. */
+static void apps_apply(lb_bridge_t *b)
 {
         for (size_t i = 0; i < b->conf->app_cnt; i++) {
-                b->app_overhead[i] = lb_multi_overhead(
-                    b->conf->apps[i].id, b->conf->apps[i].client_key,
-                    b->conf->api_version);
-                if (b->batcher)
-                        lb_batcher_set_overhead(b->batcher, i,
-                                                b->app_overhead[i]);
+                const lb_app_t *app = &b->conf->apps[i];
+                b->app_overhead[i] = lb_multi_overhead(app->id, app->client_key,
+                                                       b->conf->api_version);
+                if (!b->batcher)
+                        continue;
+                lb_batcher_set_overhead(b->batcher, i, b->app_overhead[i]);
+                lb_batcher_set_max_wait(b->batcher, i, app->policy.max_wait_ms);
+                char line[1024];
+                lb_config_describe_app(b->conf, i, line, sizeof(line));
+                lb_info("config", "%s", line);
         }
 }
 
-/* Takes the apps file's client keys: requests encoded from now on (retries
- * included) carry them; one on the wire keeps the key it was sent with. A
- * bad file changes nothing. */
+/* Takes the apps file's client keys and per-app settings: requests
+ * encoded from now on (retries included) carry the keys; one on the wire
+ * keeps the key it was sent with. Actions consumed from now on are held by
+ * the new policies; held ones keep their deadlines. A bad file changes
+ * nothing. */
 static void reload_apps(lb_bridge_t *b, const char *cause)
 {
         char why[512];
@@ -164,7 +171,7 @@ static void reload_apps(lb_bridge_t *b, const char *cause)
                         cause, why);
                 return;
         }
-        app_overheads(b);
+        apps_apply(b);
         atomic_fetch_add(&b->metrics.apps_reloads, 1);
         lb_info("config", "%s: apps file reloaded, %d client key(s) changed",
                 cause, n);
@@ -223,7 +230,7 @@ lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
         b->app_overhead = calloc(conf->app_cnt, sizeof(*b->app_overhead));
         if (!b->app_overhead)
                 goto oom;
-        app_overheads(b);
+        apps_apply(b);
         lb_batcher_conf_t bc = {
             .app_cnt = conf->app_cnt,
             .app_overhead = b->app_overhead,
@@ -236,6 +243,7 @@ lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
         };
         if (!(b->batcher = lb_batcher_new(&bc)))
                 goto oom;
+        apps_apply(b);
         if (!(b->arena = lb_arena_new()))
                 goto oom;
         if (!(b->sender = lb_sender_new(conf, errstr, errstr_size)))

@@ -10,13 +10,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
 #include "log.h"
+#include "why.h"
 
 typedef enum {
         CT_STRING,
@@ -24,6 +24,7 @@ typedef enum {
         CT_BOOL,
         CT_ENUM,
         CT_LIST,
+        CT_NAMES, /* a policy name list (policy.h), may be empty */
         CT_APPS,  /* apps: inline list or @PATH, fills conf->apps */
         CT_KAFKA, /* a kafka.* key with a default or a rule of its own */
 } ctype_t;
@@ -211,7 +212,28 @@ static const cfg_key_t keys[] = {
              "was written to Kafka this long ago, then sent together (each "
              "distinct user in a request is billed). Longer saves more and "
              "makes commits trail by about as much. Must be >= "
-             "batch.linger.ms."},
+             "batch.linger.ms. Per app: app.APPID.batch.max.wait.ms."},
+    {.name = "batch.urgent",
+     .type = CT_NAMES,
+     .def = "",
+     .example = "event:Purchase, event:Sign Up",
+     .off = OFF(batch_urgent),
+     .desc = "Actions that must not wait (they trigger campaigns): an "
+             "action name (the event's action field, e.g. "
+             "setUserAttributes) or event:NAME (a track's event field). "
+             "Such an action sends its user within batch.linger.ms, with "
+             "the user's held actions before it, in order; a user already "
+             "at the API waits for it first. Empty: none. Per app: "
+             "app.APPID.batch.urgent."},
+    {.name = "batch.session.end",
+     .type = CT_NAMES,
+     .def = "stop",
+     .off = OFF(batch_session_end),
+     .desc = "Actions that end a session, named as in batch.urgent: the "
+             "user's window closes and it is sent within batch.linger.ms "
+             "instead of at the end of the budget (a user whose session "
+             "ended rarely sends more soon). Empty: off. Per app: "
+             "app.APPID.batch.session.end."},
     {.name = "sender.max.inflight",
      .type = CT_INT,
      .def = "16",
@@ -347,6 +369,12 @@ static const char kafka_prefix[] = "kafka.";
 static const char consumer_prefix[] = "kafka.consumer.";
 static const char producer_prefix[] = "kafka.producer.";
 static const char env_prefix[] = "LEANBRIDGE_";
+static const char app_prefix[] = "app.";
+static const char env_app_prefix[] = "LEANBRIDGE_APP_";
+
+/* The per-app keys, by lb_app_key_t: the global key each one overrides. */
+static const char *const app_key_names[LB_APP_KEY_CNT] = {
+    "batch.max.wait.ms", "batch.urgent", "batch.session.end"};
 
 /* Text shared by --help and the example file. */
 static const char *const kafka_notes[] = {
@@ -362,22 +390,15 @@ static const char *const kafka_notes[] = {
     "Environment: LEANBRIDGE_ + the key upper-cased with '.' as '_', e.g. "
     "LEANBRIDGE_KAFKA_BOOTSTRAP_SERVERS or LEANBRIDGE_BATCH_LINGER_MS. An "
     "unknown LEANBRIDGE_ variable is an error.",
+    "Per app: app.APPID.batch.max.wait.ms, app.APPID.batch.urgent and "
+    "app.APPID.batch.session.end set those keys for one app (the app id as "
+    "in apps; in the environment LEANBRIDGE_APP_<APPID>_BATCH_MAX_WAIT_MS "
+    "and so on, the app id as it is). The apps file may set them too, on "
+    "lines 'app.APPID.KEY=VALUE', and is re-read without a restart; a key "
+    "set for one app both there and in another layer is an error. "
+    "--check-config prints each app's effective settings.",
     NULL,
 };
-
-static int fail(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *errstr, size_t errstr_size, const char *fmt, ...)
-{
-        if (errstr && errstr_size) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(errstr, errstr_size, fmt, ap);
-                va_end(ap);
-        }
-        return -1;
-}
 
 static char *trim(char *s)
 {
@@ -458,14 +479,14 @@ static int check_url(const char *value, char *why, size_t why_size)
 {
         if (has_prefix(value, "http://") || has_prefix(value, "https://"))
                 return 0;
-        return fail(why, why_size, "must start with http:// or https://");
+        return lb_why(why, why_size, "must start with http:// or https://");
 }
 
 static int check_nonempty(const char *value, char *why, size_t why_size)
 {
         if (*value)
                 return 0;
-        return fail(why, why_size, "must not be empty");
+        return lb_why(why, why_size, "must not be empty");
 }
 
 static int check_listen(const char *value, char *why, size_t why_size)
@@ -476,28 +497,28 @@ static int check_listen(const char *value, char *why, size_t why_size)
                 return 0;
         const char *colon = strrchr(value, ':');
         if (!colon || colon == value)
-                return fail(why, why_size, "%s", msg);
+                return lb_why(why, why_size, "%s", msg);
         if (value[0] == '[') {
                 /* [v6addr]:port: the bracket must close right before ':' */
                 if (colon - value < 3 || colon[-1] != ']')
-                        return fail(why, why_size, "%s", msg);
+                        return lb_why(why, why_size, "%s", msg);
         } else if (memchr(value, ':', (size_t)(colon - value))) {
-                return fail(why, why_size, "%s", msg);
+                return lb_why(why, why_size, "%s", msg);
         }
         const char *p = colon + 1;
         long port = 0;
         if (!*p || strlen(p) > 5)
-                return fail(why, why_size, "%s", msg);
+                return lb_why(why, why_size, "%s", msg);
         for (; *p; p++) {
                 if (!isdigit((unsigned char)*p))
-                        return fail(why, why_size, "%s", msg);
+                        return lb_why(why, why_size, "%s", msg);
                 port = port * 10 + (*p - '0');
         }
         if (port > 65535)
-                return fail(why, why_size, "%s", msg);
+                return lb_why(why, why_size, "%s", msg);
         for (p = value; p < colon; p++)
                 if (isspace((unsigned char)*p))
-                        return fail(why, why_size, "%s", msg);
+                        return lb_why(why, why_size, "%s", msg);
         return 0;
 }
 
@@ -553,7 +574,7 @@ static int parse_list(const char *value, char ***out, size_t *out_cnt,
         size_t n = 0;
         int rc = -1;
         if (!copy) {
-                fail(why, why_size, "out of memory");
+                lb_why(why, why_size, "out of memory");
                 goto out;
         }
         size_t cap = 1;
@@ -561,7 +582,7 @@ static int parse_list(const char *value, char ***out, size_t *out_cnt,
                 cap += *p == ',';
         v = calloc(cap, sizeof(*v));
         if (!v) {
-                fail(why, why_size, "out of memory");
+                lb_why(why, why_size, "out of memory");
                 goto out;
         }
         char *save = copy;
@@ -572,20 +593,20 @@ static int parse_list(const char *value, char ***out, size_t *out_cnt,
                 char *elem = trim(save);
                 save = comma ? comma + 1 : save + strlen(save);
                 if (!*elem) {
-                        fail(why, why_size,
-                             "must be a comma-separated list of non-empty "
-                             "names (element %zu is empty)",
-                             i + 1);
+                        lb_why(why, why_size,
+                               "must be a comma-separated list of non-empty "
+                               "names (element %zu is empty)",
+                               i + 1);
                         goto out;
                 }
                 for (size_t j = 0; j < n; j++) {
                         if (!strcmp(v[j], elem)) {
-                                fail(why, why_size, "lists '%s' twice", elem);
+                                lb_why(why, why_size, "lists '%s' twice", elem);
                                 goto out;
                         }
                 }
                 if (!(v[n] = strdup(elem))) {
-                        fail(why, why_size, "out of memory");
+                        lb_why(why, why_size, "out of memory");
                         goto out;
                 }
                 n++;
@@ -609,15 +630,179 @@ typedef struct {
         size_t where; /* entry or line number, for messages */
 } app_entry_t;
 
+/* An "app.APPID.KEY = VALUE" line of the apps file. */
+typedef struct {
+        lb_app_setting_t set;
+        unsigned line;
+} file_setting_t;
+
 typedef struct {
         app_entry_t *v;
         size_t n, cap;
+        file_setting_t *set;
+        size_t set_n, set_cap;
 } app_list_t;
 
 static void free_app(lb_app_t *a)
 {
         free(a->id);
         free_secret(a->client_key);
+        for (int k = 0; k < LB_APP_KEY_CNT; k++)
+                lb_names_free(&a->file[k].names);
+}
+
+static void free_setting(lb_app_setting_t *st)
+{
+        free(st->app_id);
+        lb_names_free(&st->value.names);
+}
+
+/* @returns the per-app key of "app.APPID.KEY" with *id, *id_len set to
+ *          APPID (non-empty), or -1 when name is no such key. */
+static int app_key_split(const char *name, const char **id, size_t *id_len)
+{
+        if (!has_prefix(name, app_prefix))
+                return -1;
+        const char *rest = name + strlen(app_prefix);
+        size_t n = strlen(rest);
+        for (int k = 0; k < LB_APP_KEY_CNT; k++) {
+                size_t kl = strlen(app_key_names[k]);
+                if (n > kl + 1 && rest[n - kl - 1] == '.' &&
+                    !strcmp(rest + n - kl, app_key_names[k])) {
+                        *id = rest;
+                        *id_len = n - kl - 1;
+                        return k;
+                }
+        }
+        return -1;
+}
+
+static int not_app_key(char *why, size_t why_size, const char *what,
+                       const char *name)
+{
+        return lb_why(why, why_size,
+                      "%s '%.100s' is no per-app key: app.APPID.%s, "
+                      "app.APPID.%s or app.APPID.%s",
+                      what, name, app_key_names[0], app_key_names[1],
+                      app_key_names[2]);
+}
+
+/* Parses a per-app value into *out (zeroed by the caller). */
+static int app_value_parse(lb_app_key_t key, const char *value,
+                           lb_app_value_t *out, char *why, size_t why_size)
+{
+        if (key != LB_APP_MAX_WAIT)
+                return lb_names_parse(value, &out->names, why, why_size);
+        const cfg_key_t *k = find_key(app_key_names[key]);
+        int64_t v;
+        if (parse_int(value, &v) || v < k->min || v > k->max)
+                return lb_why(why, why_size,
+                              "must be an integer from %" PRId64 " to %" PRId64,
+                              k->min, k->max);
+        out->max_wait_ms = v;
+        return 0;
+}
+
+/* The effective policy of app a: the apps file's setting, else the
+ * layers' app.APPID.KEY, else the key for all apps. */
+static void app_resolve(const lb_config_t *conf, lb_app_t *a)
+{
+        const lb_app_value_t *v[LB_APP_KEY_CNT] = {0};
+        for (size_t j = 0; j < conf->app_setting_cnt; j++) {
+                const lb_app_setting_t *st = &conf->app_settings[j];
+                if (!strcmp(st->app_id, a->id))
+                        v[st->key] = &st->value;
+        }
+        for (int k = 0; k < LB_APP_KEY_CNT; k++)
+                if (a->file_line[k])
+                        v[k] = &a->file[k];
+        a->policy.max_wait_ms = v[LB_APP_MAX_WAIT]
+                                    ? v[LB_APP_MAX_WAIT]->max_wait_ms
+                                    : conf->batch_max_wait_ms;
+        a->policy.urgent =
+            v[LB_APP_URGENT] ? &v[LB_APP_URGENT]->names : &conf->batch_urgent;
+        a->policy.session_end = v[LB_APP_SESSION_END]
+                                    ? &v[LB_APP_SESSION_END]->names
+                                    : &conf->batch_session_end;
+}
+
+static void apps_resolve(lb_config_t *conf)
+{
+        for (size_t i = 0; i < conf->app_cnt; i++)
+                app_resolve(conf, &conf->apps[i]);
+}
+
+/* Sets app.APPID.KEY from a layer (a later layer replaces it). */
+static int app_setting_set(lb_config_t *conf, const char *id, size_t id_len,
+                           lb_app_key_t key, const char *value, char *why,
+                           size_t why_size)
+{
+        lb_app_value_t v = {0};
+        if (app_value_parse(key, value, &v, why, why_size))
+                return -1;
+        for (size_t j = 0; j < conf->app_setting_cnt; j++) {
+                lb_app_setting_t *st = &conf->app_settings[j];
+                if (st->key == key && strlen(st->app_id) == id_len &&
+                    !memcmp(st->app_id, id, id_len)) {
+                        lb_names_free(&st->value.names);
+                        st->value = v;
+                        return 0;
+                }
+        }
+        lb_app_setting_t *arr = realloc(
+            conf->app_settings, (conf->app_setting_cnt + 1) * sizeof(*arr));
+        char *copy = strndup(id, id_len);
+        if (arr)
+                conf->app_settings = arr;
+        if (!arr || !copy) {
+                free(copy);
+                lb_names_free(&v.names);
+                return lb_why(why, why_size, "out of memory");
+        }
+        arr[conf->app_setting_cnt++] =
+            (lb_app_setting_t){.app_id = copy, .key = key, .value = v};
+        return 0;
+}
+
+/* Parses an apps file line "app.APPID.KEY = VALUE" (eq: its '='). Values
+ * are never quoted back: the file holds secrets. */
+static int file_setting_add(app_list_t *l, char *s, char *eq, unsigned line,
+                            const char *what, char *why, size_t why_size)
+{
+        *eq = '\0';
+        const char *name = trim(s), *id;
+        size_t id_len;
+        int key = app_key_split(name, &id, &id_len);
+        if (key < 0)
+                return not_app_key(why, why_size, what, name);
+        for (size_t j = 0; j < l->set_n; j++)
+                if ((int)l->set[j].set.key == key &&
+                    strlen(l->set[j].set.app_id) == id_len &&
+                    !memcmp(l->set[j].set.app_id, id, id_len))
+                        return lb_why(why, why_size,
+                                      "%s sets '%s' again (line %u)", what,
+                                      name, l->set[j].line);
+        file_setting_t fs = {.line = line};
+        fs.set.key = key;
+        char bad[256];
+        if (app_value_parse(key, trim(eq + 1), &fs.set.value, bad, sizeof(bad)))
+                return lb_why(why, why_size, "%s: '%s' %s", what, name, bad);
+        if (l->set_n == l->set_cap) {
+                size_t cap = l->set_cap ? l->set_cap * 2 : 8;
+                file_setting_t *v = realloc(l->set, cap * sizeof(*v));
+                if (!v) {
+                        lb_names_free(&fs.set.value.names);
+                        return lb_why(why, why_size, "out of memory");
+                }
+                l->set = v;
+                l->set_cap = cap;
+        }
+        if (!(fs.set.app_id = strndup(id, id_len))) {
+                lb_names_free(&fs.set.value.names);
+                return lb_why(why, why_size, "out of memory");
+        }
+        l->set[l->set_n++] = fs;
+        return 0;
 }
 
 static void free_apps(lb_app_t *v, size_t n)
@@ -632,6 +817,9 @@ static void free_app_list(app_list_t *l)
         for (size_t i = 0; i < l->n; i++)
                 free_app(&l->v[i].app);
         free(l->v);
+        for (size_t i = 0; i < l->set_n; i++)
+                free_setting(&l->set[i].set);
+        free(l->set);
 }
 
 /* Parses one "APPID:CLIENTKEY" (modified in place). `what` names the entry
@@ -641,30 +829,31 @@ static int app_add(app_list_t *l, char *entry, size_t where, const char *what,
 {
         char *colon = strchr(entry, ':');
         if (!colon)
-                return fail(why, why_size,
-                            "%s: expected APPID:CLIENTKEY (no ':')", what);
+                return lb_why(why, why_size,
+                              "%s: expected APPID:CLIENTKEY (no ':')", what);
         *colon = '\0';
         char *id = trim(entry);
         char *key = trim(colon + 1);
         if (!*id)
-                return fail(why, why_size, "%s: empty app id", what);
+                return lb_why(why, why_size, "%s: empty app id", what);
         if (!*key)
-                return fail(why, why_size, "%s: empty client key", what);
+                return lb_why(why, why_size, "%s: empty client key", what);
         if (l->n == l->cap) {
                 size_t cap = l->cap ? l->cap * 2 : 8;
                 app_entry_t *v = realloc(l->v, cap * sizeof(*v));
                 if (!v)
-                        return fail(why, why_size, "out of memory");
+                        return lb_why(why, why_size, "out of memory");
                 l->v = v;
                 l->cap = cap;
         }
         app_entry_t *e = &l->v[l->n];
+        memset(&e->app, 0, sizeof(e->app));
         e->app.id = strdup(id);
         e->app.client_key = strdup(key);
         e->where = where;
         if (!e->app.id || !e->app.client_key) {
                 free_app(&e->app);
-                return fail(why, why_size, "out of memory");
+                return lb_why(why, why_size, "out of memory");
         }
         l->n++;
         return 0;
@@ -683,7 +872,7 @@ static int apps_parse_inline(app_list_t *l, char *value, char *why,
                 snprintf(what, sizeof(what), "entry %zu", entry);
                 char *e = trim(p);
                 if (!*e)
-                        return fail(why, why_size, "%s is empty", what);
+                        return lb_why(why, why_size, "%s is empty", what);
                 if (app_add(l, e, entry, what, why, why_size))
                         return -1;
                 if (!comma)
@@ -701,15 +890,15 @@ static int apps_parse_file(app_list_t *l, const char *path, int *world_readable,
         unsigned lineno = 0;
         int rc = -1;
         if (!*path)
-                return fail(why, why_size, "'@' must be followed by a path");
+                return lb_why(why, why_size, "'@' must be followed by a path");
         FILE *f = fopen(path, "re");
         if (!f)
-                return fail(why, why_size, "cannot open apps file '%s': %s",
-                            path, strerror(errno));
+                return lb_why(why, why_size, "cannot open apps file '%s': %s",
+                              path, strerror(errno));
         struct stat st;
         if (fstat(fileno(f), &st)) {
-                fail(why, why_size, "cannot stat apps file '%s': %s", path,
-                     strerror(errno));
+                lb_why(why, why_size, "cannot stat apps file '%s': %s", path,
+                       strerror(errno));
                 goto out;
         }
         *world_readable = !!(st.st_mode & S_IROTH);
@@ -722,16 +911,22 @@ static int apps_parse_file(app_list_t *l, const char *path, int *world_readable,
                 char what[64 + 32];
                 snprintf(what, sizeof(what), "apps file '%.64s' line %u", path,
                          lineno);
-                if (app_add(l, s, lineno, what, why, why_size))
+                char *eq = strchr(s, '='), *colon = strchr(s, ':');
+                if (eq && (!colon || colon > eq)) {
+                        if (file_setting_add(l, s, eq, lineno, what, why,
+                                             why_size))
+                                goto out;
+                } else if (app_add(l, s, lineno, what, why, why_size)) {
                         goto out;
+                }
         }
         if (ferror(f)) {
-                fail(why, why_size, "cannot read apps file '%s': %s", path,
-                     strerror(errno ? errno : EIO));
+                lb_why(why, why_size, "cannot read apps file '%s': %s", path,
+                       strerror(errno ? errno : EIO));
                 goto out;
         }
         if (!l->n) {
-                fail(why, why_size, "apps file '%s' lists no app", path);
+                lb_why(why, why_size, "apps file '%s' lists no app", path);
                 goto out;
         }
         rc = 0;
@@ -742,6 +937,12 @@ out:
         }
         fclose(f);
         return rc;
+}
+
+static int app_entry_id_cmp(const void *a, const void *b)
+{
+        const app_entry_t *x = a, *y = b;
+        return strcmp(x->app.id, y->app.id);
 }
 
 static int app_entry_cmp(const void *a, const void *b)
@@ -761,18 +962,38 @@ static int apps_finish(app_list_t *l, int from_file, lb_app_t **out, char *why,
         qsort(l->v, l->n, sizeof(*l->v), app_entry_cmp);
         for (size_t i = 1; i < l->n; i++)
                 if (!strcmp(l->v[i - 1].app.id, l->v[i].app.id))
-                        return fail(why, why_size,
-                                    "%s %zu and %zu have the same app id",
-                                    from_file ? "lines" : "entries",
-                                    l->v[i - 1].where, l->v[i].where);
+                        return lb_why(why, why_size,
+                                      "%s %zu and %zu have the same app id",
+                                      from_file ? "lines" : "entries",
+                                      l->v[i - 1].where, l->v[i].where);
+        /* The file's settings go to their apps (ids are sorted). */
+        for (size_t j = 0; j < l->set_n; j++) {
+                file_setting_t *fs = &l->set[j];
+                app_entry_t key = {.app.id = fs->set.app_id};
+                app_entry_t *e =
+                    bsearch(&key, l->v, l->n, sizeof(*l->v), app_entry_id_cmp);
+                if (!e)
+                        return lb_why(why, why_size,
+                                      "line %u sets a key of app '%.64s', "
+                                      "which the file does not list",
+                                      fs->line, fs->set.app_id);
+                e->app.file_line[fs->set.key] = fs->line;
+                e->app.file[fs->set.key] = fs->set.value;
+                fs->set.value = (lb_app_value_t){0};
+        }
         lb_app_t *apps = malloc(l->n * sizeof(*apps));
         if (!apps)
-                return fail(why, why_size, "out of memory");
+                return lb_why(why, why_size, "out of memory");
         for (size_t i = 0; i < l->n; i++)
                 apps[i] = l->v[i].app;
         free(l->v);
         l->v = NULL;
         l->n = l->cap = 0;
+        for (size_t j = 0; j < l->set_n; j++)
+                free_setting(&l->set[j].set);
+        free(l->set);
+        l->set = NULL;
+        l->set_n = l->set_cap = 0;
         *out = apps;
         return 0;
 }
@@ -785,7 +1006,7 @@ static int set_apps(lb_config_t *conf, const char *value, char *why,
         int world_readable = 0, rc = -1;
         char *copy = strdup(value);
         if (!copy) {
-                fail(why, why_size, "out of memory");
+                lb_why(why, why_size, "out of memory");
                 goto out;
         }
         int from_file = copy[0] == '@';
@@ -802,7 +1023,7 @@ static int set_apps(lb_config_t *conf, const char *value, char *why,
         char *path = NULL;
         if (from_file && !(path = strdup(trim(copy + 1)))) {
                 free_apps(apps, n);
-                fail(why, why_size, "out of memory");
+                lb_why(why, why_size, "out of memory");
                 goto out;
         }
         free_apps(conf->apps, conf->app_cnt);
@@ -818,13 +1039,57 @@ out:
         return rc;
 }
 
+/* Checks apps[0..n) (resolved) against the rest of conf: each budget
+ * covers batch.linger.ms, no key of an app is set both in the apps file
+ * and in a layer, and every layer's app.APPID.KEY names an app. */
+static int apps_check(const lb_config_t *conf, const lb_app_t *apps, size_t n,
+                      char *why, size_t why_size)
+{
+        for (size_t i = 0; i < n; i++) {
+                const lb_app_t *a = &apps[i];
+                if (a->policy.max_wait_ms >= conf->batch_linger_ms)
+                        continue;
+                char where[64] = "";
+                if (a->file_line[LB_APP_MAX_WAIT])
+                        snprintf(where, sizeof(where), " (apps file line %u)",
+                                 a->file_line[LB_APP_MAX_WAIT]);
+                return lb_why(why, why_size,
+                              "'app.%.64s.batch.max.wait.ms'%s (%" PRId64
+                              ") must be >= 'batch.linger.ms' (%" PRId64 ")",
+                              a->id, where, a->policy.max_wait_ms,
+                              conf->batch_linger_ms);
+        }
+        for (size_t j = 0; j < conf->app_setting_cnt; j++) {
+                const lb_app_setting_t *st = &conf->app_settings[j];
+                const lb_app_t *a = NULL;
+                for (size_t i = 0; i < n && !a; i++)
+                        if (!strcmp(apps[i].id, st->app_id))
+                                a = &apps[i];
+                if (!a)
+                        return lb_why(why, why_size,
+                                      "'app.%.64s.%s' names app '%.64s', which "
+                                      "is not in 'apps'",
+                                      st->app_id, app_key_names[st->key],
+                                      st->app_id);
+                if (a->file_line[st->key])
+                        return lb_why(
+                            why, why_size,
+                            "'app.%.64s.%s' is set both in the apps "
+                            "file (line %u) and in the configuration: "
+                            "set it in one place",
+                            st->app_id, app_key_names[st->key],
+                            a->file_line[st->key]);
+        }
+        return 0;
+}
+
 int lb_config_reload_apps(lb_config_t *conf, char *why, size_t why_size)
 {
         app_list_t l = {0};
         lb_app_t *apps = NULL;
         int world_readable = 0, changed = 0;
         if (!conf->apps_path)
-                return fail(why, why_size, "apps is not a file (@PATH)");
+                return lb_why(why, why_size, "apps is not a file (@PATH)");
         if (apps_parse_file(&l, conf->apps_path, &world_readable, why,
                             why_size)) {
                 free_app_list(&l);
@@ -844,25 +1109,74 @@ int lb_config_reload_apps(lb_config_t *conf, char *why, size_t why_size)
                     i < n && (i >= conf->app_cnt ||
                               lb_config_app_index(conf, apps[i].id,
                                                   strlen(apps[i].id)) < 0);
-                fail(why, why_size,
-                     "apps file '%s' %s app '%.64s': adding or removing an "
-                     "app needs a restart",
-                     conf->apps_path, added ? "adds" : "drops",
-                     added ? apps[i].id : conf->apps[i].id);
+                lb_why(why, why_size,
+                       "apps file '%s' %s app '%.64s': adding or removing an "
+                       "app needs a restart",
+                       conf->apps_path, added ? "adds" : "drops",
+                       added ? apps[i].id : conf->apps[i].id);
+                free_apps(apps, n);
+                return -1;
+        }
+        for (size_t i = 0; i < n; i++)
+                app_resolve(conf, &apps[i]);
+        if (apps_check(conf, apps, n, why, why_size)) {
                 free_apps(apps, n);
                 return -1;
         }
         for (size_t i = 0; i < n; i++) {
-                if (strcmp(apps[i].client_key, conf->apps[i].client_key)) {
-                        char *old = conf->apps[i].client_key;
-                        conf->apps[i].client_key = apps[i].client_key;
-                        apps[i].client_key = old;
+                lb_app_t *a = &conf->apps[i], *b = &apps[i];
+                if (strcmp(b->client_key, a->client_key)) {
+                        char *old = a->client_key;
+                        a->client_key = b->client_key;
+                        b->client_key = old;
                         changed++;
                 }
+                for (int k = 0; k < LB_APP_KEY_CNT; k++) {
+                        lb_app_value_t v = a->file[k];
+                        a->file[k] = b->file[k];
+                        b->file[k] = v;
+                        a->file_line[k] = b->file_line[k];
+                }
         }
+        apps_resolve(conf);
         conf->apps_file_world_readable = world_readable;
         free_apps(apps, n);
         return changed;
+}
+
+/* Where app a's value of key k comes from, for lb_config_describe_app. */
+static void app_value_origin(const lb_config_t *conf, const lb_app_t *a, int k,
+                             char *buf, size_t size)
+{
+        if (a->file_line[k]) {
+                snprintf(buf, size, "apps file line %u", a->file_line[k]);
+                return;
+        }
+        for (size_t j = 0; j < conf->app_setting_cnt; j++) {
+                const lb_app_setting_t *st = &conf->app_settings[j];
+                if ((int)st->key == k && !strcmp(st->app_id, a->id)) {
+                        snprintf(buf, size, "app.%.64s.%s", a->id,
+                                 app_key_names[k]);
+                        return;
+                }
+        }
+        snprintf(buf, size, "all apps");
+}
+
+void lb_config_describe_app(const lb_config_t *conf, size_t app, char *buf,
+                            size_t size)
+{
+        const lb_app_t *a = &conf->apps[app];
+        char from[LB_APP_KEY_CNT][96], urgent[512], end[512];
+        for (int k = 0; k < LB_APP_KEY_CNT; k++)
+                app_value_origin(conf, a, k, from[k], sizeof(from[k]));
+        lb_names_format(a->policy.urgent, urgent, sizeof(urgent));
+        lb_names_format(a->policy.session_end, end, sizeof(end));
+        snprintf(buf, size,
+                 "app %.64s: batch.max.wait.ms %" PRId64
+                 " (%s), batch.urgent %s (%s), batch.session.end %s (%s)",
+                 a->id, a->policy.max_wait_ms, from[LB_APP_MAX_WAIT], urgent,
+                 from[LB_APP_URGENT], end, from[LB_APP_SESSION_END]);
 }
 
 int lb_config_app_index(const lb_config_t *conf, const char *app_id, size_t len)
@@ -896,7 +1210,7 @@ static int kafka_add(lb_config_t *conf, const char *name, lb_kafka_side_t side,
         if (!p.name || !p.value) {
                 free(p.name);
                 free_secret(p.value);
-                return fail(why, why_size, "out of memory");
+                return lb_why(why, why_size, "out of memory");
         }
         /* Same name and side: drop the old one; the new one goes last so
          * "set last wins" holds across sides too. */
@@ -916,7 +1230,7 @@ static int kafka_add(lb_config_t *conf, const char *name, lb_kafka_side_t side,
         if (!v) {
                 free(p.name);
                 free_secret(p.value);
-                return fail(why, why_size, "out of memory");
+                return lb_why(why, why_size, "out of memory");
         }
         conf->kafka = v;
         conf->kafka[conf->kafka_cnt++] = p;
@@ -973,7 +1287,7 @@ static int set_value(lb_config_t *conf, const cfg_key_t *k, const char *value,
                         return -1;
                 char *s = strdup(value);
                 if (!s)
-                        return fail(why, why_size, "out of memory");
+                        return lb_why(why, why_size, "out of memory");
                 char **field = (char **)(base + k->off);
                 free(*field);
                 *field = s;
@@ -986,29 +1300,30 @@ static int set_value(lb_config_t *conf, const cfg_key_t *k, const char *value,
                           (v == -1 && (k->flags & KF_FOREVER)) ||
                           (v == 0 && (k->flags & KF_AUTO)));
                 if (!ok && (k->flags & KF_FOREVER))
-                        return fail(why, why_size,
-                                    "must be -1 (forever) or an integer from "
-                                    "%" PRId64 " to %" PRId64,
-                                    k->min, k->max);
+                        return lb_why(why, why_size,
+                                      "must be -1 (forever) or an integer from "
+                                      "%" PRId64 " to %" PRId64,
+                                      k->min, k->max);
                 if (!ok && (k->flags & KF_AUTO))
-                        return fail(why, why_size,
-                                    "must be 0 (auto) or an integer from "
-                                    "%" PRId64 " to %" PRId64,
-                                    k->min, k->max);
+                        return lb_why(why, why_size,
+                                      "must be 0 (auto) or an integer from "
+                                      "%" PRId64 " to %" PRId64,
+                                      k->min, k->max);
                 if (!ok)
-                        return fail(why, why_size,
-                                    "must be an integer from %" PRId64
-                                    " to %" PRId64,
-                                    k->min, k->max);
+                        return lb_why(why, why_size,
+                                      "must be an integer from %" PRId64
+                                      " to %" PRId64,
+                                      k->min, k->max);
                 *(int64_t *)(base + k->off) = v;
                 return 0;
         }
         case CT_BOOL: {
                 int v;
                 if (parse_bool(value, &v))
-                        return fail(why, why_size,
-                                    "must be true, false, yes, no, on, off, 1 "
-                                    "or 0");
+                        return lb_why(
+                            why, why_size,
+                            "must be true, false, yes, no, on, off, 1 "
+                            "or 0");
                 *(int *)(base + k->off) = v;
                 return 0;
         }
@@ -1026,7 +1341,7 @@ static int set_value(lb_config_t *conf, const cfg_key_t *k, const char *value,
                                  i ? (k->names[i + 1] ? ", " : " or ") : "",
                                  k->names[i]);
                 }
-                return fail(why, why_size, "must be %s", list);
+                return lb_why(why, why_size, "must be %s", list);
         }
         case CT_LIST: {
                 char **v;
@@ -1040,6 +1355,9 @@ static int set_value(lb_config_t *conf, const cfg_key_t *k, const char *value,
                 *cnt = n;
                 return 0;
         }
+        case CT_NAMES:
+                return lb_names_parse(value, (lb_names_t *)(base + k->off), why,
+                                      why_size);
         case CT_APPS:
                 return set_apps(conf, value, why, why_size);
         case CT_KAFKA: {
@@ -1048,7 +1366,7 @@ static int set_value(lb_config_t *conf, const cfg_key_t *k, const char *value,
                 return kafka_add(conf, prop, k->side, value, why, why_size);
         }
         }
-        return fail(why, why_size, "unsupported key type");
+        return lb_why(why, why_size, "unsupported key type");
 }
 
 int lb_config_key_is_secret(const char *key)
@@ -1067,46 +1385,64 @@ int lb_config_set(lb_config_t *conf, const char *key, const char *value,
         if (origin)
                 snprintf(from, sizeof(from), " (from %s)", origin);
         if (!value)
-                return fail(errstr, errstr_size,
-                            "configuration key '%s'%s needs a value", key,
-                            from);
+                return lb_why(errstr, errstr_size,
+                              "configuration key '%s'%s needs a value", key,
+                              from);
 
         const cfg_key_t *k = find_key(key);
         char why[512];
+        const char *id;
+        size_t id_len;
+        int app_key = app_key_split(key, &id, &id_len);
+        if (app_key >= 0) {
+                if (app_setting_set(conf, id, id_len, app_key, value, why,
+                                    sizeof(why)))
+                        return lb_why(errstr, errstr_size,
+                                      "invalid value for '%s'%s: %s, got "
+                                      "'%.100s'",
+                                      key, from, why, value);
+                apps_resolve(conf);
+                return 0;
+        }
+        if (!k && has_prefix(key, app_prefix)) {
+                not_app_key(why, sizeof(why), "configuration key", key);
+                return lb_why(errstr, errstr_size, "%s%s", why, from);
+        }
         if (!k && has_prefix(key, kafka_prefix)) {
                 lb_kafka_side_t side;
                 const char *prop = kafka_split(key, &side);
                 if (!prop)
-                        return fail(errstr, errstr_size,
-                                    "configuration key '%s'%s names no "
-                                    "librdkafka property (kafka.PROP, "
-                                    "kafka.consumer.PROP or "
-                                    "kafka.producer.PROP)",
-                                    key, from);
+                        return lb_why(errstr, errstr_size,
+                                      "configuration key '%s'%s names no "
+                                      "librdkafka property (kafka.PROP, "
+                                      "kafka.consumer.PROP or "
+                                      "kafka.producer.PROP)",
+                                      key, from);
                 if (kafka_add(conf, prop, side, value, why, sizeof(why)))
-                        return fail(errstr, errstr_size,
-                                    "cannot set '%s'%s: %s", key, from, why);
+                        return lb_why(errstr, errstr_size,
+                                      "cannot set '%s'%s: %s", key, from, why);
                 return 0;
         }
         if (!k) {
                 const char *near = suggest_key(key);
                 if (near)
-                        return fail(errstr, errstr_size,
-                                    "unknown configuration key '%s'%s; did "
-                                    "you mean '%s'?",
-                                    key, from, near);
-                return fail(errstr, errstr_size,
-                            "unknown configuration key '%s'%s", key, from);
+                        return lb_why(errstr, errstr_size,
+                                      "unknown configuration key '%s'%s; did "
+                                      "you mean '%s'?",
+                                      key, from, near);
+                return lb_why(errstr, errstr_size,
+                              "unknown configuration key '%s'%s", key, from);
         }
         if (set_value(conf, k, value, why, sizeof(why))) {
                 if (k->flags & KF_SECRET)
-                        return fail(errstr, errstr_size,
-                                    "invalid value for '%s'%s: %s", key, from,
-                                    why);
-                return fail(errstr, errstr_size,
-                            "invalid value for '%s'%s: %s, got '%.100s'", key,
-                            from, why, value);
+                        return lb_why(errstr, errstr_size,
+                                      "invalid value for '%s'%s: %s", key, from,
+                                      why);
+                return lb_why(errstr, errstr_size,
+                              "invalid value for '%s'%s: %s, got '%.100s'", key,
+                              from, why, value);
         }
+        apps_resolve(conf);
         return 0;
 }
 
@@ -1145,9 +1481,16 @@ void lb_config_destroy(lb_config_t *conf)
         free_apps(conf->apps, conf->app_cnt);
         free(conf->apps_path);
         free(conf->memory_limit_source);
-        for (size_t i = 0; i < KEY_CNT; i++)
+        for (size_t i = 0; i < conf->app_setting_cnt; i++)
+                free_setting(&conf->app_settings[i]);
+        free(conf->app_settings);
+        for (size_t i = 0; i < KEY_CNT; i++) {
                 if (keys[i].type == CT_STRING)
                         free(*(char **)((char *)conf + keys[i].off));
+                else if (keys[i].type == CT_NAMES)
+                        lb_names_free(
+                            (lb_names_t *)((char *)conf + keys[i].off));
+        }
         free(conf);
 }
 
@@ -1163,9 +1506,9 @@ int lb_config_load_file(lb_config_t *conf, const char *path, char *errstr,
         int rc = -1;
         FILE *f = fopen(path, "re");
         if (!f)
-                return fail(errstr, errstr_size,
-                            "cannot open configuration file '%s': %s", path,
-                            strerror(errno));
+                return lb_why(errstr, errstr_size,
+                              "cannot open configuration file '%s': %s", path,
+                              strerror(errno));
         errno = 0;
         while (getline(&line, &line_cap, f) != -1) {
                 lineno++;
@@ -1177,19 +1520,19 @@ int lb_config_load_file(lb_config_t *conf, const char *path, char *errstr,
                         continue;
                 char *eq = strchr(s, '=');
                 if (!eq) {
-                        fail(errstr, errstr_size,
-                             "%s:%u: expected 'key = value' (no '=')", path,
-                             lineno);
+                        lb_why(errstr, errstr_size,
+                               "%s:%u: expected 'key = value' (no '=')", path,
+                               lineno);
                         goto out;
                 }
                 *eq = '\0';
                 char *key = trim(s);
                 char *value = trim(eq + 1);
                 if (!*key) {
-                        fail(errstr, errstr_size,
-                             "%s:%u: expected 'key = value' (no key before "
-                             "'=')",
-                             path, lineno);
+                        lb_why(errstr, errstr_size,
+                               "%s:%u: expected 'key = value' (no key before "
+                               "'=')",
+                               path, lineno);
                         goto out;
                 }
                 char origin[512];
@@ -1200,9 +1543,9 @@ int lb_config_load_file(lb_config_t *conf, const char *path, char *errstr,
                 errno = 0;
         }
         if (ferror(f)) {
-                fail(errstr, errstr_size,
-                     "cannot read configuration file '%s': %s", path,
-                     strerror(errno ? errno : EIO));
+                lb_why(errstr, errstr_size,
+                       "cannot read configuration file '%s': %s", path,
+                       strerror(errno ? errno : EIO));
                 goto out;
         }
         rc = 0;
@@ -1215,6 +1558,37 @@ out:
         return rc;
 }
 
+/* LEANBRIDGE_APP_<APPID>_<KEY>=value (name_len bytes of name): the app
+ * id as it is, the key upper-cased with '.' as '_'. */
+static int env_apply_app(lb_config_t *conf, const char *var, size_t name_len,
+                         const char *value, char *errstr, size_t errstr_size)
+{
+        const char *rest = var + sizeof(env_app_prefix) - 1;
+        size_t n = name_len - (sizeof(env_app_prefix) - 1);
+        for (int k = 0; k < LB_APP_KEY_CNT; k++) {
+                char suffix[64] = "_";
+                size_t sl = 1;
+                for (const char *p = app_key_names[k]; *p; p++)
+                        suffix[sl++] =
+                            *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+                if (n <= sl || memcmp(rest + n - sl, suffix, sl))
+                        continue;
+                char key[512], origin[300];
+                snprintf(key, sizeof(key), "%s%.*s.%s", app_prefix,
+                         (int)(n - sl), rest, app_key_names[k]);
+                snprintf(origin, sizeof(origin), "environment %.*s",
+                         (int)(name_len < 280 ? name_len : 280), var);
+                return lb_config_set(conf, key, value, origin, errstr,
+                                     errstr_size);
+        }
+        return lb_why(errstr, errstr_size,
+                      "unknown environment variable '%.*s': "
+                      "%s<APPID>_ takes BATCH_MAX_WAIT_MS, BATCH_URGENT or "
+                      "BATCH_SESSION_END",
+                      (int)(name_len < 280 ? name_len : 280), var,
+                      env_app_prefix);
+}
+
 /* One LEANBRIDGE_* variable; `specific` selects the kafka.consumer.* and
  * kafka.producer.* pass. Returns 1 if the variable belongs to the other
  * pass or is not ours. */
@@ -1225,12 +1599,16 @@ static int env_apply(lb_config_t *conf, const char *var, int specific,
         if (!eq || !has_prefix(var, env_prefix))
                 return 1;
         size_t name_len = (size_t)(eq - var);
+        if (has_prefix(var, env_app_prefix))
+                return specific ? 1
+                                : env_apply_app(conf, var, name_len, eq + 1,
+                                                errstr, errstr_size);
         char *name = strndup(var, name_len);
         char *key = strndup(var + sizeof(env_prefix) - 1,
                             name_len - (sizeof(env_prefix) - 1));
         int rc = -1;
         if (!name || !key) {
-                fail(errstr, errstr_size, "out of memory");
+                lb_why(errstr, errstr_size, "out of memory");
                 goto out;
         }
         for (char *p = key; *p; p++)
@@ -1243,11 +1621,11 @@ static int env_apply(lb_config_t *conf, const char *var, int specific,
         }
         if (!is_known_key(key)) {
                 const char *near = suggest_key(key);
-                fail(errstr, errstr_size,
-                     "unknown environment variable '%s': no configuration "
-                     "key '%s'%s%s%s",
-                     name, key, near ? "; did you mean '" : "",
-                     near ? near : "", near ? "'?" : "");
+                lb_why(errstr, errstr_size,
+                       "unknown environment variable '%s': no configuration "
+                       "key '%s'%s%s%s",
+                       name, key, near ? "; did you mean '" : "",
+                       near ? near : "", near ? "'?" : "");
                 goto out;
         }
         char origin[300];
@@ -1281,8 +1659,8 @@ int lb_config_load_env(lb_config_t *conf, char **envp, char *errstr,
 static int missing(char *errstr, size_t errstr_size, const char *key,
                    const char *detail)
 {
-        return fail(errstr, errstr_size,
-                    "missing required configuration key '%s'%s", key, detail);
+        return lb_why(errstr, errstr_size,
+                      "missing required configuration key '%s'%s", key, detail);
 }
 
 static int at_least(char *errstr, size_t errstr_size, const char *key,
@@ -1290,9 +1668,9 @@ static int at_least(char *errstr, size_t errstr_size, const char *key,
 {
         if (v >= ov)
                 return 0;
-        return fail(errstr, errstr_size,
-                    "'%s' (%" PRId64 ") must be >= '%s' (%" PRId64 ")", key, v,
-                    other, ov);
+        return lb_why(errstr, errstr_size,
+                      "'%s' (%" PRId64 ") must be >= '%s' (%" PRId64 ")", key,
+                      v, other, ov);
 }
 
 /* at_least for a pending bound: 0 is not sized yet (nothing to check); a
@@ -1305,13 +1683,14 @@ static int pending_at_least(char *errstr, size_t errstr_size,
                 return 0;
         if (!is_auto)
                 return at_least(errstr, errstr_size, key, v, other, ov);
-        return fail(errstr, errstr_size,
-                    "'%s' (%" PRId64 ", auto from the memory limit %" PRId64
-                    " bytes, %.300s) must be >= '%s' (%" PRId64
-                    "): set memory.limit.bytes or '%s'",
-                    key, v, conf->memory_limit_bytes,
-                    conf->memory_limit_source ? conf->memory_limit_source : "",
-                    other, ov, key);
+        return lb_why(errstr, errstr_size,
+                      "'%s' (%" PRId64 ", auto from the memory limit %" PRId64
+                      " bytes, %.300s) must be >= '%s' (%" PRId64
+                      "): set memory.limit.bytes or '%s'",
+                      key, v, conf->memory_limit_bytes,
+                      conf->memory_limit_source ? conf->memory_limit_source
+                                                : "",
+                      other, ov, key);
 }
 
 int lb_config_validate(const lb_config_t *conf, char *errstr,
@@ -1343,10 +1722,10 @@ int lb_config_validate(const lb_config_t *conf, char *errstr,
 
         for (size_t i = 0; i < conf->topic_cnt; i++)
                 if (!strcmp(conf->topics[i], conf->dlq_topic))
-                        return fail(errstr, errstr_size,
-                                    "'dlq.topic' (%s) must not be one of "
-                                    "'input.topics'",
-                                    conf->dlq_topic);
+                        return lb_why(errstr, errstr_size,
+                                      "'dlq.topic' (%s) must not be one of "
+                                      "'input.topics'",
+                                      conf->dlq_topic);
 
         if (at_least(errstr, errstr_size, "batch.max.wait.ms",
                      conf->batch_max_wait_ms, "batch.linger.ms",
@@ -1361,7 +1740,8 @@ int lb_config_validate(const lb_config_t *conf, char *errstr,
             pending_at_least(errstr, errstr_size, conf, "pending.max.bytes",
                              conf->pending_max_bytes,
                              conf->pending_max_bytes_auto, "batch.max.bytes",
-                             conf->batch_max_bytes))
+                             conf->batch_max_bytes) ||
+            apps_check(conf, conf->apps, conf->app_cnt, errstr, errstr_size))
                 return -1;
         return 0;
 }
@@ -1504,6 +1884,9 @@ static void describe_type(const cfg_key_t *k, char *buf, size_t size)
         }
         case CT_LIST:
                 snprintf(buf, size, "list");
+                return;
+        case CT_NAMES:
+                snprintf(buf, size, "list of ACTION or event:NAME");
                 return;
         case CT_APPS:
                 snprintf(buf, size, "secret");

@@ -11,11 +11,42 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "policy.h"
+
+/** The keys that can be set per app: app.APPID.KEY in any layer, or an
+ *  "app.APPID.KEY = VALUE" line of the apps file. */
+typedef enum {
+        LB_APP_MAX_WAIT = 0, /* batch.max.wait.ms */
+        LB_APP_URGENT,       /* batch.urgent */
+        LB_APP_SESSION_END,  /* batch.session.end */
+        LB_APP_KEY_CNT
+} lb_app_key_t;
+
+/** One per-app value, parsed: max_wait_ms or names, by its key. */
+typedef struct {
+        int64_t max_wait_ms;
+        lb_names_t names;
+} lb_app_value_t;
+
 /** One app the bridge may send for. */
 typedef struct {
         char *id;
         char *client_key; /* secret: never logged */
+        /* Its settings in the apps file; file_line[k] 0: k is not set. */
+        unsigned file_line[LB_APP_KEY_CNT];
+        lb_app_value_t file[LB_APP_KEY_CNT];
+        /* The effective policy: the apps file's setting, else the layers'
+         * app.APPID.KEY, else the key for all apps. Kept current by every
+         * lb_config_set and lb_config_reload_apps. */
+        lb_policy_t policy;
 } lb_app_t;
+
+/** app.APPID.KEY as set in a layer (file, environment, -X). */
+typedef struct {
+        char *app_id;
+        lb_app_key_t key;
+        lb_app_value_t value;
+} lb_app_setting_t;
 
 /** Which librdkafka client a kafka.* property applies to. */
 typedef enum {
@@ -56,6 +87,10 @@ typedef struct lb_config_s {
         int64_t batch_max_bytes;
         int64_t batch_linger_ms;
         int64_t batch_max_wait_ms;
+        lb_names_t batch_urgent;        /* for all apps; per app: policy */
+        lb_names_t batch_session_end;   /* for all apps; per app: policy */
+        lb_app_setting_t *app_settings; /* app.APPID.KEY, in the order set */
+        size_t app_setting_cnt;
         int64_t sender_max_inflight;
         int64_t retry_max_attempts; /* -1 = forever */
         int64_t retry_backoff_initial_ms;
@@ -205,14 +240,25 @@ const char *lb_config_kafka_get(const lb_config_t *conf, const char *name,
 int64_t lb_config_exit_bound_ms(const lb_config_t *conf);
 
 /**
- * @brief Re-reads the apps file (apps=@PATH) and takes its client keys.
- *        The file must list the same app ids as before: adding or removing
- *        an app needs a restart (queued actions refer to apps by
- *        position). On any error nothing changes.
+ * @brief Re-reads the apps file (apps=@PATH) and takes its client keys and
+ *        per-app settings (the apps' policies follow). The file must list
+ *        the same app ids as before: adding or removing an app needs a
+ *        restart (queued actions refer to apps by position). On any error
+ *        nothing changes.
  * @returns the number of keys that changed (0 or more), or -1 with why
- *          set (no apps file, unreadable, malformed, other app ids).
+ *          set (no apps file, unreadable, malformed, other app ids, a
+ *          setting lb_config_validate would refuse).
  */
 int lb_config_reload_apps(lb_config_t *conf, char *why, size_t why_size);
+
+/**
+ * @brief Writes app's effective policy and where each value comes from, as
+ *        --check-config prints it and the bridge logs it: "app ID:
+ *        batch.max.wait.ms 5000 (apps file line 3), batch.urgent
+ *        event:Purchase (all apps), batch.session.end stop (all apps)".
+ */
+void lb_config_describe_app(const lb_config_t *conf, size_t app, char *buf,
+                            size_t size);
 
 /** @returns the index of app_id in conf->apps, or -1. */
 int lb_config_app_index(const lb_config_t *conf, const char *app_id,

@@ -61,6 +61,7 @@ enum {
         F_DEVICE_ID,
         F_TIME,
         F_CLIENT_KEY,
+        F_EVENT,
         F__CNT
 };
 
@@ -111,6 +112,22 @@ static int user_field(const lb_json_value_t *v, const char *name, char *errstr,
                 return -1;
         }
         return 1;
+}
+
+/* The event as lb_policy_classify sees it: the value and its fields. */
+typedef struct {
+        const char *value;
+        const lb_json_field_t *f;
+} policy_view_t;
+
+static int policy_field_eq(lb_match_field_t field, const char *name, size_t len,
+                           void *opaque)
+{
+        const policy_view_t *pv = opaque;
+        const lb_json_value_t *v =
+            &pv->f[field == LB_MATCH_EVENT ? F_EVENT : F_ACTION].value;
+        return v->type == LB_JSON_STRING && v->dlen == len &&
+               lb_json_string_eq(pv->value, v, name, len);
 }
 
 static lb_stage_t validate(const lb_config_t *conf, const size_t *app_overhead,
@@ -197,6 +214,9 @@ static lb_stage_t validate(const lb_config_t *conf, const size_t *app_overhead,
         out->time_missing = time_missing;
         out->time_s = time_s;
         out->object_empty = members == 0;
+        policy_view_t pv = {value, f};
+        out->closes =
+            lb_policy_classify(&conf->apps[app].policy, policy_field_eq, &pv);
         out->user[0] = has_uid ? 'u' : 'd';
         out->user_len = 1 + lb_json_unescape(value + id->off, id->len,
                                              out->user + 1, id->dlen);
@@ -228,6 +248,7 @@ lb_stage_t lb_event_parse(const lb_config_t *conf, const size_t *app_overhead,
             [F_DEVICE_ID] = {.name = "deviceId", .name_len = 8},
             [F_TIME] = {.name = "time", .name_len = 4},
             [F_CLIENT_KEY] = {.name = "clientKey", .name_len = 9},
+            [F_EVENT] = {.name = "event", .name_len = 5},
         };
         lb_json_result_t res;
         /* The reason is jansson's message without its " near '<token>'"

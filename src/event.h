@@ -12,11 +12,12 @@
 #include "config.h"
 
 typedef struct {
-        int app;          /* index into conf->apps */
-        int time_missing; /* no "time" field: the bridge adds one */
-        double time_s;    /* the "time" field (UNIX seconds) unless missing */
-        int object_empty; /* the value is an empty object */
-        size_t user_len;  /* bytes in user[] (without the NUL) */
+        int app;           /* index into conf->apps */
+        int time_missing;  /* no "time" field: the bridge adds one */
+        double time_s;     /* the "time" field (UNIX seconds) unless missing */
+        int object_empty;  /* the value is an empty object */
+        lb_close_t closes; /* its app's policy: urgent, a session's end */
+        size_t user_len;   /* bytes in user[] (without the NUL) */
         /* The identity for limits and ordering: 'u' + userId, or 'd' +
          * deviceId when there is no userId. NUL-terminated. */
         char user[LB_USER_ID_MAX + 2];
@@ -35,7 +36,10 @@ typedef struct {
  *        The value is forwarded as its original bytes, so it must be exactly
  *        one JSON object: trailing bytes, raw NUL bytes and "\u0000" escapes
  *        are parse errors, as are integers or reals that overflow, and
- *        nesting deeper than jansson's JSON_PARSER_MAX_DEPTH. A value that
+ *        nesting deeper than jansson's JSON_PARSER_MAX_DEPTH.
+ *        out->closes says what the event does to its user's window by its
+ *        app's policy (conf->apps[app].policy): its action, or a string
+ *        "event" field, named there. A value that
  *        could not fit batch.max.bytes whatever its app is rejected (stage
  *        validate) before it is parsed, so oversized input costs no parse.
  *        Values echoed in errstr are cut to 64 bytes and made printable.

@@ -74,6 +74,7 @@ static void take_action(lb_bridge_t *b, lb_action_t *a)
         }
         a->time_missing = ev.time_missing != 0;
         a->object_empty = ev.object_empty != 0;
+        a->closes = ev.closes;
         /* fits: the event is at most batch.max.bytes (lb_event_parse) */
         a->body_len =
             (uint32_t)lb_event_body_len(a->value_len, ev.time_missing);

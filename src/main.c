@@ -411,6 +411,10 @@ int main(int argc, char **argv)
                 char memory[1024];
                 lb_config_describe_memory(conf, memory, sizeof(memory));
                 printf("%s\n", memory);
+                for (size_t i = 0; i < conf->app_cnt; i++) {
+                        lb_config_describe_app(conf, i, memory, sizeof(memory));
+                        printf("%s\n", memory);
+                }
                 rc = 0;
                 goto out;
         }

@@ -10,24 +10,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *why, size_t why_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *why, size_t why_size, const char *fmt, ...)
-{
-        if (why && why_size) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(why, why_size, fmt, ap);
-                va_end(ap);
-        }
-        return -1;
-}
+#include "why.h"
 
 /* Copies the line at *p (without its '\n') into buf and moves *p past it.
  * @returns 0, or -1 at the end of text. A longer line is cut. */
@@ -149,8 +136,8 @@ int lb_memlimit_locate(const char *cgroup_text, const char *mountinfo_text,
 {
         char path[4096];
         if (cgroup_path(cgroup_text, &loc->version, path, sizeof(path)))
-                return fail(why, why_size,
-                            "no memory controller in /proc/self/cgroup");
+                return lb_why(why, why_size,
+                              "no memory controller in /proc/self/cgroup");
         int outside_root = 0;
         char line[8400];
         for (const char *p = mountinfo_text;
@@ -180,12 +167,12 @@ int lb_memlimit_locate(const char *cgroup_text, const char *mountinfo_text,
                 return 0;
         }
         if (outside_root)
-                return fail(why, why_size,
-                            "cgroup v%d %.200s is outside the root of its "
-                            "mount",
-                            loc->version, path);
-        return fail(why, why_size, "cgroup v%d memory hierarchy not mounted",
-                    loc->version);
+                return lb_why(why, why_size,
+                              "cgroup v%d %.200s is outside the root of its "
+                              "mount",
+                              loc->version, path);
+        return lb_why(why, why_size, "cgroup v%d memory hierarchy not mounted",
+                      loc->version);
 }
 
 int lb_memlimit_file(const lb_cgroup_loc_t *loc, int level, char *path,
@@ -295,19 +282,19 @@ static int cgroup_limit(const char *root, int64_t *bytes, int *version,
         snprintf(mi_file, sizeof(mi_file), "%s/proc/self/mountinfo", root);
         char *cg = read_text(cg_file);
         if (!cg)
-                return fail(why, why_size, "cannot read %.300s: %s", cg_file,
-                            strerror(errno));
+                return lb_why(why, why_size, "cannot read %.300s: %s", cg_file,
+                              strerror(errno));
         char *mi = read_text(mi_file);
         if (!mi) {
-                fail(why, why_size, "cannot read %.300s: %s", mi_file,
-                     strerror(errno));
+                lb_why(why, why_size, "cannot read %.300s: %s", mi_file,
+                       strerror(errno));
                 free(cg);
                 return -1;
         }
         lb_cgroup_loc_t *loc = malloc(sizeof(*loc));
         int rc = -1;
         if (!loc) {
-                fail(why, why_size, "out of memory");
+                lb_why(why, why_size, "out of memory");
                 goto out;
         }
         if (lb_memlimit_locate(cg, mi, loc, why, why_size))

@@ -29,6 +29,10 @@ static const double request_duration_bounds[] = {
 static const double action_wait_bounds[] = {0.1, 0.5, 1,  2,  5,   10,  20,
                                             30,  45,  60, 90, 120, 300, 600};
 
+/* Urgent actions should go within batch.linger.ms (500 ms by default). */
+static const double urgent_wait_bounds[] = {0.05, 0.1, 0.25, 0.5, 0.75, 1,
+                                            1.5,  2,   5,    10,  30,   60};
+
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 _Static_assert(COUNT_OF(batch_actions_bounds) <= LB_HIST_MAX_BUCKETS,
@@ -39,6 +43,8 @@ _Static_assert(COUNT_OF(request_duration_bounds) <= LB_HIST_MAX_BUCKETS,
                "request_duration bounds");
 _Static_assert(COUNT_OF(action_wait_bounds) <= LB_HIST_MAX_BUCKETS,
                "action_wait bounds");
+_Static_assert(COUNT_OF(urgent_wait_bounds) <= LB_HIST_MAX_BUCKETS,
+               "urgent_wait bounds");
 
 static void hist_init(lb_hist_t *h, const double *bounds, size_t n)
 {
@@ -58,6 +64,8 @@ void lb_metrics_init(lb_metrics_t *m)
                   COUNT_OF(request_duration_bounds));
         hist_init(&m->action_wait, action_wait_bounds,
                   COUNT_OF(action_wait_bounds));
+        hist_init(&m->urgent_wait, urgent_wait_bounds,
+                  COUNT_OF(urgent_wait_bounds));
 }
 
 void lb_hist_observe(lb_hist_t *h, double value)
@@ -458,7 +466,9 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
 
         labelled_counter(&sb, "leanbridge_actions_sent_early_total",
                          "Actions sent before their deadline (the wait "
-                         "budget), by reason.",
+                         "budget), by reason: urgent and session_end are "
+                         "actions whose user's window an urgent action or "
+                         "a session's end closed.",
                          "reason", reason_name, m->sent_early, LB_SEND_DUE + 1,
                          LB_SEND__COUNT);
 
@@ -473,6 +483,10 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                   "Time an action waited in the bridge, from consumed to "
                   "first sent.",
                   &m->action_wait);
+        histogram(&sb, "leanbridge_urgent_action_wait_seconds",
+                  "Time an urgent action (batch.urgent) waited in the "
+                  "bridge, from consumed to first sent.",
+                  &m->urgent_wait);
 
         gauge(&sb, "leanbridge_inflight_requests",
               "API requests currently in flight.", LOAD(m->inflight_requests));

@@ -84,6 +84,7 @@ typedef struct lb_metrics_s {
         lb_hist_t batch_users;
         lb_hist_t request_duration; /* seconds */
         lb_hist_t action_wait;      /* seconds, consumed -> first sent */
+        lb_hist_t urgent_wait;      /* the same, of urgent actions */
         /* Consumer lag from librdkafka statistics; guarded by lag_lock. */
         atomic_flag lag_lock;
         lb_consumer_lag_t lag[LB_METRICS_MAX_LAG];

@@ -234,15 +234,23 @@ static void start_batch(lb_bridge_t *b, lb_batch_t *batch)
         lb_hist_observe(&b->metrics.batch_actions, (double)batch->n);
         lb_hist_observe(&b->metrics.batch_users, (double)batch->n_users);
         int64_t now = lb_loop_now_ms();
-        uint64_t early = 0;
+        uint64_t early[LB_SEND__COUNT] = {0};
         for (size_t i = 0; i < batch->n; i++) {
                 const lb_action_t *a = batch->actions[i];
-                lb_hist_observe(&b->metrics.action_wait,
-                                (double)(now - a->arrival_ms) / 1000.0);
-                early += a->due_ms > now;
+                double wait_s = (double)(now - a->arrival_ms) / 1000.0;
+                lb_hist_observe(&b->metrics.action_wait, wait_s);
+                if (a->closes == LB_CLOSE_URGENT)
+                        lb_hist_observe(&b->metrics.urgent_wait, wait_s);
+                /* a window closed early is why it went, whatever the
+                 * batch's reason; else only a batch not due sends early */
+                if (a->closed_by)
+                        early[lb_close_reason(a->closed_by)]++;
+                else if (a->due_ms > now)
+                        early[batch->reason]++;
         }
-        if (batch->reason != LB_SEND_DUE)
-                atomic_fetch_add(&b->metrics.sent_early[batch->reason], early);
+        for (int r = LB_SEND_DUE + 1; r < LB_SEND__COUNT; r++)
+                if (early[r])
+                        atomic_fetch_add(&b->metrics.sent_early[r], early[r]);
         flight_step(b, f, now);
 }
 

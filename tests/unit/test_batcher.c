@@ -264,7 +264,13 @@ static void test_send_reason_names(void **state)
         assert_string_equal(lb_send_reason_name(LB_SEND_SHUTDOWN), "shutdown");
         assert_string_equal(lb_send_reason_name(LB_SEND_REVOCATION),
                             "revocation");
-        assert_int_equal(LB_SEND__COUNT, 5);
+        assert_string_equal(lb_send_reason_name(LB_SEND_URGENT), "urgent");
+        assert_string_equal(lb_send_reason_name(LB_SEND_SESSION_END),
+                            "session_end");
+        assert_int_equal(lb_close_reason(LB_CLOSE_URGENT), LB_SEND_URGENT);
+        assert_int_equal(lb_close_reason(LB_CLOSE_SESSION_END),
+                         LB_SEND_SESSION_END);
+        assert_int_equal(LB_SEND__COUNT, 7);
         assert_string_equal(lb_send_reason_name(LB_SEND__COUNT), "unknown");
         assert_string_equal(lb_send_reason_name((lb_send_reason_t)-1),
                             "unknown");
@@ -306,50 +312,50 @@ static void test_due_ms(void **state)
         (void)state;
         lb_batcher_t *b = mkb(1, NULL, 50, 500, 1 << 20, 10, 100);
         /* The budget counts from the write time: age is spent already. */
-        assert_int_equal(lb_batcher_due_ms(b, 1000, 0), 1100);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, 1), 1099);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, 30), 1070);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, 89), 1011);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, 0), 1100);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, 1), 1099);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, 30), 1070);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, 89), 1011);
         /* Floor: at least linger in the bridge. */
-        assert_int_equal(lb_batcher_due_ms(b, 1000, 90), 1010);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, 91), 1010);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, 100), 1010);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, 100000), 1010);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, INT64_MAX), 1010);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, 90), 1010);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, 91), 1010);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, 100), 1010);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, 100000), 1010);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, INT64_MAX), 1010);
         /* Ceiling: a producer clock ahead of ours (negative age) counts as
          * written now; it cannot stretch the wait past max_wait. */
-        assert_int_equal(lb_batcher_due_ms(b, 1000, -1), 1100);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, -50000), 1100);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, INT64_MIN), 1100);
-        assert_int_equal(lb_batcher_due_ms(b, -5, 0), 95);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, -1), 1100);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, -50000), 1100);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, INT64_MIN), 1100);
+        assert_int_equal(lb_batcher_due_ms(b, 0, -5, 0), 95);
         lb_batcher_destroy(b, lb_action_destroy);
 
         /* linger > max_wait: linger is clamped to max_wait. */
         b = mkb(1, NULL, 50, 500, 1 << 20, 200, 100);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, 0), 1100);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, 50), 1100);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, 5000), 1100);
-        assert_int_equal(lb_batcher_due_ms(b, 1000, -50), 1100);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, 0), 1100);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, 50), 1100);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, 5000), 1100);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 1000, -50), 1100);
         lb_batcher_destroy(b, lb_action_destroy);
 
         /* linger == max_wait: age does not matter. */
         b = mkb(1, NULL, 50, 500, 1 << 20, 100, 100);
-        assert_int_equal(lb_batcher_due_ms(b, 0, 0), 100);
-        assert_int_equal(lb_batcher_due_ms(b, 0, 60), 100);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 0, 0), 100);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 0, 60), 100);
         lb_batcher_destroy(b, lb_action_destroy);
 
         /* No linger: an old action is due on arrival. */
         b = mkb(1, NULL, 50, 500, 1 << 20, 0, 100);
-        assert_int_equal(lb_batcher_due_ms(b, 7, 99), 8);
-        assert_int_equal(lb_batcher_due_ms(b, 7, 100), 7);
-        assert_int_equal(lb_batcher_due_ms(b, 7, 150), 7);
-        assert_int_equal(lb_batcher_due_ms(b, 7, -1), 107);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 7, 99), 8);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 7, 100), 7);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 7, 150), 7);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 7, -1), 107);
         lb_batcher_destroy(b, lb_action_destroy);
 
         b = mkb(1, NULL, 50, 500, 1 << 20, 0, 0);
-        assert_int_equal(lb_batcher_due_ms(b, 7, 0), 7);
-        assert_int_equal(lb_batcher_due_ms(b, 7, -3), 7);
-        assert_int_equal(lb_batcher_due_ms(b, 7, 3), 7);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 7, 0), 7);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 7, -3), 7);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 7, 3), 7);
         lb_batcher_destroy(b, lb_action_destroy);
 }
 
@@ -398,6 +404,133 @@ static void test_add_sets_due(void **state)
         lb_action_t *a4 = add_age(b, 0, "A", 200, 10, 4, 90);
         assert_int_equal(a4->due_ms, 210);
         assert_int_equal(lb_batcher_next_deadline(b), 210);
+        lb_batcher_destroy(b, lb_action_destroy);
+}
+
+/* Queues an action that closes its user's window (lb_close_t). */
+static lb_action_t *add_closing(lb_batcher_t *b, int app, const char *user,
+                                int64_t arrival, int64_t seq, lb_close_t close)
+{
+        lb_action_t *a = mk(app, user, arrival, 10, seq);
+        a->closes = close;
+        assert_int_equal(lb_batcher_add(b, a, user, strlen(user), 0), 0);
+        return a;
+}
+
+static void test_urgent_closes_window(void **state)
+{
+        (void)state;
+        lb_batcher_t *b = mkb(1, NULL, 50, 500, 1 << 20, 50, 1000);
+        lb_action_t *a0 = add(b, 0, "A", 0, 10, 0);
+        lb_action_t *a1 = add(b, 0, "A", 100, 10, 1);
+        add(b, 0, "B", 10, 10, 0);
+        assert_int_equal(lb_batcher_next_deadline(b), 1000);
+        /* A's urgent action at 200: A goes at 250 with all it has. */
+        lb_action_t *a2 = add_closing(b, 0, "A", 200, 2, LB_CLOSE_URGENT);
+        assert_int_equal(a2->due_ms, 250);
+        assert_int_equal(a0->due_ms, 250);
+        assert_int_equal(a1->due_ms, 250);
+        assert_int_equal(a0->closed_by, LB_CLOSE_URGENT);
+        assert_int_equal(a2->closed_by, LB_CLOSE_URGENT);
+        assert_int_equal(lb_batcher_next_deadline(b), 250);
+        /* Company within the linger joins: a later action of A. */
+        lb_action_t *a3 = add(b, 0, "A", 220, 10, 3);
+        assert_int_equal(a3->due_ms, 1220);
+        assert_int_equal(a3->closed_by, LB_CLOSE_NONE);
+        none(b, 249, LB_SEND_DUE, 0);
+        lb_batch_t *bt = due(b, 250);
+        /* B (due at 1010) is not taken: it is not due within the gather
+         * horizon, and taking it would bill it twice. */
+        assert_string_equal(users_of(bt), "A");
+        assert_int_equal(bt->n, 4);
+        for (size_t i = 0; i < 4; i++)
+                assert_int_equal(bt->actions[i]->offset, (int64_t)i);
+        finish(b, bt);
+        assert_int_equal(lb_batcher_next_deadline(b), 1010);
+        lb_batcher_destroy(b, lb_action_destroy);
+}
+
+static void test_close_waits_for_busy_user(void **state)
+{
+        (void)state;
+        lb_batcher_t *b = mkb(1, NULL, 50, 500, 1 << 20, 50, 1000);
+        add(b, 0, "A", 0, 10, 0);
+        lb_batch_t *flying = due(b, 1000);
+        assert_int_equal(flying->n, 1);
+        /* A is at the API: its urgent action waits for it, in order. */
+        lb_action_t *a1 = add(b, 0, "A", 1010, 10, 1);
+        add_closing(b, 0, "A", 1020, 2, LB_CLOSE_SESSION_END);
+        assert_int_equal(a1->due_ms, 1070);
+        assert_int_equal(a1->closed_by, LB_CLOSE_SESSION_END);
+        none(b, 1100, LB_SEND_DUE, 0);
+        finish(b, flying);
+        lb_batch_t *bt = due(b, 1100);
+        assert_int_equal(bt->n, 2);
+        assert_int_equal(bt->actions[0]->offset, 1);
+        finish(b, bt);
+        lb_batcher_destroy(b, lb_action_destroy);
+}
+
+static void test_close_of_late_action(void **state)
+{
+        (void)state;
+        lb_batcher_t *b = mkb(1, NULL, 50, 500, 1 << 20, 50, 1000);
+        /* From a backlog: due linger after it arrived anyway, so nothing
+         * went early for the close. */
+        lb_action_t *a0 = add_age(b, 0, "A", 0, 10, 0, 5000);
+        lb_action_t *a1 = mk(0, "A", 10, 10, 1);
+        a1->closes = LB_CLOSE_URGENT;
+        assert_int_equal(lb_batcher_add(b, a1, "A", 1, 5000), 0);
+        assert_int_equal(a0->due_ms, 50);
+        assert_int_equal(a1->due_ms, 60);
+        assert_int_equal(a0->closed_by, LB_CLOSE_NONE);
+        assert_int_equal(a1->closed_by, LB_CLOSE_NONE);
+        /* A second close later lowers nothing already due before it. */
+        lb_action_t *a2 = add_closing(b, 0, "A", 20, 2, LB_CLOSE_URGENT);
+        assert_int_equal(a2->due_ms, 70);
+        assert_int_equal(a2->closed_by, LB_CLOSE_URGENT);
+        assert_int_equal(a1->due_ms, 60);
+        lb_batcher_destroy(b, lb_action_destroy);
+}
+
+static void test_budget_per_app(void **state)
+{
+        (void)state;
+        const int64_t waits[2] = {5000, 1000};
+        lb_batcher_conf_t c = {
+            .app_cnt = 2,
+            .max_users = 50,
+            .max_actions = 500,
+            .max_bytes = 1 << 20,
+            .linger_ms = 50,
+            .max_wait_ms = 30000,
+            .app_max_wait_ms = waits,
+        };
+        lb_batcher_t *b = lb_batcher_new(&c);
+        assert_non_null(b);
+        lim.apps = 2;
+        lim.ov[0] = lim.ov[1] = 0;
+        lim.users = 50;
+        lim.actions = 500;
+        lim.bytes = 1 << 20;
+        assert_int_equal(lb_batcher_due_ms(b, 0, 0, 0), 5000);
+        assert_int_equal(lb_batcher_due_ms(b, 1, 0, 0), 1000);
+        assert_int_equal(lb_batcher_due_ms(b, 1, 0, 990), 50);
+        add(b, 0, "A", 0, 10, 0);
+        add(b, 1, "A", 0, 10, 0);
+        /* App 1's gather horizon is min(linger, 1000 / 10) = 50. */
+        add(b, 1, "B", 40, 10, 0);
+        add(b, 1, "C", 60, 10, 0);
+        lb_batch_t *bt = due(b, 1000);
+        assert_int_equal(bt->app, 1);
+        assert_string_equal(users_of(bt), "A,B");
+        finish(b, bt);
+        /* A new budget counts for actions added from now on. */
+        lb_batcher_set_max_wait(b, 0, 200);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 2000, 0), 2200);
+        /* Under the linger, the budget rules. */
+        lb_batcher_set_max_wait(b, 0, 20);
+        assert_int_equal(lb_batcher_due_ms(b, 0, 2000, 0), 2020);
         lb_batcher_destroy(b, lb_action_destroy);
 }
 
@@ -1314,7 +1447,8 @@ typedef struct {
         size_t user;
         int64_t seq;
         int64_t arrival;
-        int64_t due; /* the model's deadline */
+        int64_t due;   /* the model's deadline */
+        int closed_by; /* lb_close_t: the deadline was brought forward */
         int64_t sent_at;
         size_t part;
         size_t body_len;
@@ -1346,6 +1480,7 @@ typedef struct {
         uint64_t ops;
         size_t queued, queued_bytes, out, abandoned, batches;
         size_t by_reason[LB_SEND__COUNT];
+        size_t closed; /* deadlines brought forward by closing actions */
 } model_t;
 
 typedef struct {
@@ -1416,8 +1551,24 @@ static void model_drop(lb_action_t *a, void *opaque)
         lb_action_destroy(a);
 }
 
+/* A closing action arrived at `arrival`: the user's queued actions due
+ * later are due linger after it (batcher.h). */
+static void model_close(model_t *m, muser_t *u, int64_t arrival, int closes)
+{
+        int64_t due = arrival + m->c->lin;
+        m_head(m, u);
+        for (size_t s = u->head; s < u->n_seq; s++) {
+                mact_t *x = &m->acts[u->gids[s]];
+                if (x->state == QUEUED && x->due > due) {
+                        x->due = due;
+                        x->closed_by = closes;
+                        m->closed++;
+                }
+        }
+}
+
 static void model_add(model_t *m, lb_batcher_t *b, size_t user, int64_t arrival,
-                      size_t body_len, int64_t age)
+                      size_t body_len, int64_t age, int closes)
 {
         if (m->n_acts == m->cap_acts) {
                 m->cap_acts = m->cap_acts ? m->cap_acts * 2 : 1024;
@@ -1456,8 +1607,12 @@ static void model_add(model_t *m, lb_batcher_t *b, size_t user, int64_t arrival,
         a->body_len = body_len;
         a->offset = ma->seq;
         a->partition = m->parts[ma->part];
+        a->closes = (unsigned)closes;
+        if (closes)
+                model_close(m, u, arrival, closes);
         assert_int_equal(lb_batcher_add(b, a, u->id, strlen(u->id), age), 0);
-        assert_int_equal(a->due_ms, due);
+        assert_int_equal(a->due_ms, ma->due);
+        assert_int_equal(a->closed_by, ma->closed_by);
         u->queued++;
         u->qbytes += body_len;
         m->queued++;
@@ -1555,6 +1710,9 @@ static lb_batch_t *model_next(model_t *m, lb_batcher_t *b, int64_t t,
                         assert_int_equal(ma->state, QUEUED);
                         assert_true(ma->added_at > m->abandoned_at[ma->part]);
                         assert_ptr_equal(m_head(m, u), ma); /* in order */
+                        assert_int_equal(bt->actions[i]->due_ms, ma->due);
+                        assert_int_equal(bt->actions[i]->closed_by,
+                                         ma->closed_by);
                         ma->state = OUT;
                         ma->sent_at = t;
                         if (immediate)
@@ -1631,12 +1789,13 @@ static void model_release(model_t *m, lb_batcher_t *b, lb_batch_t *bt)
 static size_t tot_actions, tot_batches, tot_abandoned;
 static size_t tot_sessions, tot_early; /* the window tests */
 static size_t tot_reason[LB_SEND__COUNT];
+static size_t tot_closed; /* deadlines brought forward */
 
 /* At each test's start: a failed test leaves its totals behind. */
 static void reset_totals(void)
 {
         tot_actions = tot_batches = tot_abandoned = 0;
-        tot_sessions = tot_early = 0;
+        tot_sessions = tot_early = tot_closed = 0;
         memset(tot_reason, 0, sizeof(tot_reason));
 }
 
@@ -1685,8 +1844,10 @@ static void run_property(uint64_t seed, int immediate)
                         /* Skewed: low user indexes are much more active. */
                         size_t r = rndn(m.n_users);
                         size_t user = r * rndn(m.n_users) / m.n_users;
+                        /* Some close their user's window. */
+                        int closes = rndn(20) == 0 ? 1 + (int)rndn(2) : 0;
                         model_add(&m, b, user, t, 1 + rndn(c.max_body),
-                                  rnd_age(c.wait));
+                                  rnd_age(c.wait), closes);
                 }
                 if (rndn(400) == 0) {
                         size_t p = rndn(3);
@@ -1754,6 +1915,7 @@ static void run_property(uint64_t seed, int immediate)
         tot_abandoned += m.abandoned;
         for (int r = 0; r < LB_SEND__COUNT; r++)
                 tot_reason[r] += m.by_reason[r];
+        tot_closed += m.closed;
         free(m.acts);
         for (int i = 0; i < 3; i++)
                 lb_partition_unref(m.parts[i]);
@@ -1763,14 +1925,16 @@ static void print_summary(void)
 {
         print_message("property: %zu actions, %zu batches, %zu abandoned; "
                       "due %zu, full %zu, memory %zu, shutdown %zu, "
-                      "revocation %zu\n",
+                      "revocation %zu; %zu deadlines brought forward\n",
                       tot_actions, tot_batches, tot_abandoned,
                       tot_reason[LB_SEND_DUE], tot_reason[LB_SEND_FULL],
                       tot_reason[LB_SEND_MEMORY], tot_reason[LB_SEND_SHUTDOWN],
-                      tot_reason[LB_SEND_REVOCATION]);
-        /* Every rule was exercised. */
-        for (int r = 0; r < LB_SEND__COUNT; r++)
+                      tot_reason[LB_SEND_REVOCATION], tot_closed);
+        /* Every rule was exercised (the close reasons are per action, not
+         * a batch's). */
+        for (int r = 0; r <= LB_SEND_REVOCATION; r++)
                 assert_true(tot_reason[r] > 0);
+        assert_true(tot_closed > 0);
         tot_actions = tot_batches = tot_abandoned = 0;
         memset(tot_reason, 0, sizeof(tot_reason));
 }
@@ -2145,6 +2309,10 @@ int main(void)
             cmocka_unit_test(test_abandon),
             cmocka_unit_test(test_abandon_busy_user_keeps_rest),
             cmocka_unit_test(test_many_users_table_growth),
+            cmocka_unit_test(test_urgent_closes_window),
+            cmocka_unit_test(test_close_waits_for_busy_user),
+            cmocka_unit_test(test_close_of_late_action),
+            cmocka_unit_test(test_budget_per_app),
             cmocka_unit_test(test_property_with_capacity),
             cmocka_unit_test(test_property_limited_inflight),
             cmocka_unit_test(test_window_one_user_sent_once),

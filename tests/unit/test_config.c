@@ -878,6 +878,172 @@ static void test_apps_reload(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* per-app policy                                                     */
+
+static void test_app_policy_layers(void **state)
+{
+        (void)state;
+        lb_config_t *c = valid_config();
+        set_ok(c, "apps", "a:1,b:2");
+        char line[1024];
+        /* Defaults: the keys for all apps. */
+        assert_int_equal(c->apps[0].policy.max_wait_ms, 30000);
+        assert_int_equal(c->apps[0].policy.urgent->cnt, 0);
+        assert_int_equal(c->apps[0].policy.session_end->cnt, 1);
+        assert_string_equal(c->apps[0].policy.session_end->v[0].name, "stop");
+        lb_config_describe_app(c, 0, line, sizeof(line));
+        assert_string_equal(line, "app a: batch.max.wait.ms 30000 (all apps), "
+                                  "batch.urgent (none) (all apps), "
+                                  "batch.session.end stop (all apps)");
+        /* A per-app key, set before the key for all apps: it stays. */
+        set_ok(c, "app.b.batch.max.wait.ms", "5000");
+        set_ok(c, "batch.max.wait.ms", "60000");
+        set_ok(c, "batch.urgent", "event:Purchase, setUserAttributes");
+        set_ok(c, "app.b.batch.session.end", "");
+        assert_int_equal(c->apps[0].policy.max_wait_ms, 60000);
+        assert_int_equal(c->apps[1].policy.max_wait_ms, 5000);
+        assert_int_equal(c->apps[1].policy.urgent->cnt, 2);
+        assert_int_equal(c->apps[1].policy.urgent->v[0].field, LB_MATCH_EVENT);
+        assert_string_equal(c->apps[1].policy.urgent->v[0].name, "Purchase");
+        assert_int_equal(c->apps[1].policy.session_end->cnt, 0);
+        lb_config_describe_app(c, 1, line, sizeof(line));
+        assert_string_equal(
+            line, "app b: batch.max.wait.ms 5000 (app.b.batch.max.wait.ms), "
+                  "batch.urgent event:Purchase, setUserAttributes (all "
+                  "apps), batch.session.end (none) "
+                  "(app.b.batch.session.end)");
+        validate_ok(c);
+        /* Set again: the later value wins. */
+        set_ok(c, "app.b.batch.max.wait.ms", "7000");
+        assert_int_equal(c->apps[1].policy.max_wait_ms, 7000);
+        /* The apps may come after their keys. */
+        set_ok(c, "apps", "b:2,a:1");
+        assert_int_equal(c->apps[1].policy.max_wait_ms, 7000);
+
+        /* Errors name the key. */
+        assert_contains(set_bad(c, "app.b.batch.max.wait.ms", "soon"),
+                        "invalid value for 'app.b.batch.max.wait.ms'");
+        assert_contains(set_bad(c, "app.b.batch.linger.ms", "5"),
+                        "'app.b.batch.linger.ms' is no per-app key");
+        assert_contains(set_bad(c, "app..batch.urgent", "x"),
+                        "is no per-app key");
+        assert_contains(set_bad(c, "app.b.batch.urgent", "x,,y"),
+                        "element 2 is empty");
+        assert_contains(set_bad(c, "app.b.batch.urgent", "x, x"),
+                        "lists 'x' twice");
+        assert_contains(set_bad(c, "batch.urgent", "event:"), "names no event");
+        set_ok(c, "app.b.batch.max.wait.ms", "100");
+        assert_contains(validate_bad(c), "'app.b.batch.max.wait.ms' (100) "
+                                         "must be >= 'batch.linger.ms' (500)");
+        set_ok(c, "app.b.batch.max.wait.ms", "500");
+        validate_ok(c);
+        set_ok(c, "app.c.batch.urgent", "start");
+        assert_contains(validate_bad(c),
+                        "'app.c.batch.urgent' names app 'c', which is not in "
+                        "'apps'");
+        lb_config_destroy(c);
+}
+
+static void test_app_policy_env(void **state)
+{
+        (void)state;
+        lb_config_t *c = valid_config();
+        set_ok(c, "apps", "app_Mixed:1,b:2");
+        char *env[] = {"LEANBRIDGE_APP_app_Mixed_BATCH_MAX_WAIT_MS=2500",
+                       "LEANBRIDGE_APP_b_BATCH_URGENT=event:Sign Up",
+                       "LEANBRIDGE_APP_b_BATCH_SESSION_END=", NULL};
+        assert_int_equal(lb_config_load_env(c, env, err, sizeof(err)), 0);
+        assert_int_equal(c->apps[0].policy.max_wait_ms, 2500);
+        assert_string_equal(c->apps[1].policy.urgent->v[0].name, "Sign Up");
+        assert_int_equal(c->apps[1].policy.session_end->cnt, 0);
+        validate_ok(c);
+        char *bad[] = {"LEANBRIDGE_APP_b_BATCH_LINGER_MS=5", NULL};
+        assert_int_equal(lb_config_load_env(c, bad, err, sizeof(err)), -1);
+        assert_contains(err, "unknown environment variable "
+                             "'LEANBRIDGE_APP_b_BATCH_LINGER_MS'");
+        char *badval[] = {"LEANBRIDGE_APP_b_BATCH_MAX_WAIT_MS=x", NULL};
+        assert_int_equal(lb_config_load_env(c, badval, err, sizeof(err)), -1);
+        assert_contains(err, "'app.b.batch.max.wait.ms' (from environment "
+                             "LEANBRIDGE_APP_b_BATCH_MAX_WAIT_MS)");
+        lb_config_destroy(c);
+}
+
+static void test_app_policy_file(void **state)
+{
+        (void)state;
+        char why[512], value[256], line[1024];
+        lb_config_t *c = valid_config();
+        const char *path =
+            write_file("policy.conf",
+                       "# per-app settings may come before their app\n"
+                       "app.b.batch.urgent = event:Purchase Complete\n"
+                       "a:" SECRET "=\n"
+                       "b:2\n"
+                       "app.a.batch.max.wait.ms = 5000\n",
+                       0600);
+        snprintf(value, sizeof(value), "@%s", path);
+        set_ok(c, "apps", value);
+        assert_string_equal(c->apps[0].client_key, SECRET "=");
+        assert_int_equal(c->apps[0].policy.max_wait_ms, 5000);
+        assert_int_equal(c->apps[1].policy.max_wait_ms, 30000);
+        assert_string_equal(c->apps[1].policy.urgent->v[0].name,
+                            "Purchase Complete");
+        lb_config_describe_app(c, 0, line, sizeof(line));
+        assert_contains(line, "batch.max.wait.ms 5000 (apps file line 5)");
+        validate_ok(c);
+
+        /* A reload takes new settings, and drops removed ones. */
+        write_file("policy.conf",
+                   "a:" SECRET "=\nb:2\napp.b.batch.max.wait.ms = 1000\n",
+                   0600);
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), 0);
+        assert_int_equal(c->apps[0].policy.max_wait_ms, 30000);
+        assert_int_equal(c->apps[1].policy.max_wait_ms, 1000);
+        assert_int_equal(c->apps[1].policy.urgent->cnt, 0);
+
+        /* Bad files change nothing, say why, and never quote a value. */
+        const struct {
+                const char *text, *why;
+        } bad[] = {
+            {"a:1\nb:2\napp.a.batch.max.wait.ms = 10\n",
+             "'app.a.batch.max.wait.ms' (apps file line 3) (10) must be >= "
+             "'batch.linger.ms' (500)"},
+            {"a:1\nb:2\napp.c.batch.urgent = x\n",
+             "line 3 sets a key of app 'c', which the file does not list"},
+            {"a:1\nb:2\napp.a.batch.linger.ms = 10\n",
+             "line 3 'app.a.batch.linger.ms' is no per-app key"},
+            {"a:1\nb:2\napp.a.batch.max.wait.ms = " SECRET "\n",
+             "line 3: 'app.a.batch.max.wait.ms' must be an integer"},
+            {"a:1\nb:2\napp.a.batch.urgent=x\napp.a.batch.urgent=y\n",
+             "line 4 sets 'app.a.batch.urgent' again (line 3)"},
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                write_file("policy.conf", bad[i].text, 0600);
+                assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)),
+                                 -1);
+                assert_contains(why, bad[i].why);
+                assert_lacks(why, SECRET);
+                assert_int_equal(c->apps[1].policy.max_wait_ms, 1000);
+        }
+        /* A key set both in the file and in a layer is refused. */
+        set_ok(c, "app.b.batch.max.wait.ms", "2000");
+        assert_contains(validate_bad(c),
+                        "'app.b.batch.max.wait.ms' is set both in the apps "
+                        "file (line 3) and in the configuration");
+        write_file("policy.conf", "a:1\nb:2\napp.a.batch.max.wait.ms=900\n",
+                   0600);
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), 1);
+        validate_ok(c);
+        assert_int_equal(c->apps[0].policy.max_wait_ms, 900);
+        assert_int_equal(c->apps[1].policy.max_wait_ms, 2000);
+        write_file("policy.conf", "a:1\nb:2\napp.b.batch.max.wait.ms=900\n",
+                   0600);
+        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_contains(why, "set both in the apps file");
+        lb_config_destroy(c);
+}
+
+/* ------------------------------------------------------------------ */
 /* file layer                                                         */
 
 static void test_file(void **state)
@@ -1205,6 +1371,8 @@ static const char *const all_keys[] = {
     "api.tls.insecure",
     "api.timeout.ms",
     "api.timeout.hold.ms",
+    "batch.urgent",
+    "batch.session.end",
     "batch.max.users",
     "batch.max.actions",
     "batch.max.bytes",
@@ -1320,8 +1488,9 @@ static void test_example_file(void **state)
                         fail_msg("example line for %s: %s", key, err);
                 key_lines++;
         }
-        /* the defaulted keys, metrics.listen twice, the kafka examples */
-        assert_int_equal(key_lines, 29 + 1 + 7);
+        /* the defaulted keys, metrics.listen and batch.urgent twice, the
+         * kafka examples */
+        assert_int_equal(key_lines, 31 + 2 + 7);
         free(copy);
         lb_config_destroy(c);
         free(want);
@@ -1442,6 +1611,9 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_app_index),
             cmocka_unit_test(test_apps_file),
             cmocka_unit_test(test_apps_reload),
+            cmocka_unit_test(test_app_policy_layers),
+            cmocka_unit_test(test_app_policy_env),
+            cmocka_unit_test(test_app_policy_file),
             cmocka_unit_test(test_file),
             cmocka_unit_test(test_file_errors),
             cmocka_unit_test(test_env),

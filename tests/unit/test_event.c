@@ -565,6 +565,59 @@ static void test_parse_reason_does_not_echo_tokens(void **state)
         assert_string_equal(err, "invalid JSON at byte 25: ':' expected");
 }
 
+/* What an event does to its user's window, by its app's policy. */
+static void test_policy_classify(void **state)
+{
+        lb_config_t *c = *state;
+        lb_names_t urgent = {0}, end = {0};
+        char why[256];
+        assert_int_equal(lb_names_parse("event:Purchase, setUserAttributes",
+                                        &urgent, why, sizeof(why)),
+                         0);
+        assert_int_equal(
+            lb_names_parse("stop, event:Log out", &end, why, sizeof(why)), 0);
+        c->apps[0].policy.urgent = &urgent;
+        c->apps[0].policy.session_end = &end;
+#define EV(rest) "{\"appId\":\"app1\",\"userId\":\"u\"," rest "}"
+        const struct {
+                const char *v;
+                lb_close_t want;
+        } cases[] = {
+            {EV("\"action\":\"track\",\"event\":\"Purchase\""),
+             LB_CLOSE_URGENT},
+            /* decoded before it is compared */
+            {EV("\"action\":\"track\",\"event\":\"Purch\\u0061se\""),
+             LB_CLOSE_URGENT},
+            {EV("\"action\":\"setUserAttributes\""), LB_CLOSE_URGENT},
+            /* urgent wins over a session's end */
+            {EV("\"action\":\"stop\",\"event\":\"Purchase\""), LB_CLOSE_URGENT},
+            {EV("\"action\":\"stop\""), LB_CLOSE_SESSION_END},
+            {EV("\"action\":\"track\",\"event\":\"Log out\""),
+             LB_CLOSE_SESSION_END},
+            /* names are exact: case, length, field and type count */
+            {EV("\"action\":\"track\",\"event\":\"purchase\""), LB_CLOSE_NONE},
+            {EV("\"action\":\"track\",\"event\":\"Purchase2\""), LB_CLOSE_NONE},
+            {EV("\"action\":\"Purchase\""), LB_CLOSE_NONE},
+            {EV("\"action\":\"track\",\"event\":[\"Purchase\"]"),
+             LB_CLOSE_NONE},
+            {EV("\"action\":\"start\""), LB_CLOSE_NONE},
+            /* another app, another policy: app2 has none */
+            {"{\"appId\":\"app2\",\"userId\":\"u\",\"action\":\"stop\"}",
+             LB_CLOSE_NONE},
+        };
+#undef EV
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                lb_event_t ev = parse_ok(state, cases[i].v);
+                if (ev.closes != cases[i].want)
+                        fail_msg("%s: closes %d, want %d", cases[i].v,
+                                 ev.closes, cases[i].want);
+        }
+        c->apps[0].policy.urgent = NULL;
+        c->apps[0].policy.session_end = NULL;
+        lb_names_free(&urgent);
+        lb_names_free(&end);
+}
+
 static void test_client_key(void **state)
 {
         expect(state,
@@ -764,6 +817,7 @@ int main(void)
             T(test_action),
             T(test_user_rules),
             T(test_user_length),
+            T(test_policy_classify),
             T(test_client_key),
             T(test_parse_reason_does_not_echo_tokens),
             T(test_batch_max_bytes),
