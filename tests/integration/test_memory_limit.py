@@ -54,7 +54,7 @@ def own_cgroup_dir():
 
 
 def check_config(cg, *extra, env=None):
-    """--check-config run inside cgroup directory cg; its last line."""
+    """--check-config run inside cgroup directory cg; its memory line."""
     def enter():
         with open(os.path.join(cg, "cgroup.procs"), "w") as f:
             f.write(str(os.getpid()))
@@ -65,7 +65,9 @@ def check_config(cg, *extra, env=None):
     out = p.stdout.decode()
     h.log(f"--check-config {' '.join(extra)} -> exit {p.returncode}\n{out}")
     h.check(p.returncode == 0, "--check-config failed")
-    return out.strip().splitlines()[-1]
+    lines = [l for l in out.splitlines() if l.startswith("memory limit ")]
+    h.check(len(lines) == 1, "--check-config prints one memory line")
+    return lines[0]
 
 
 version, parent = own_cgroup_dir()
