@@ -407,13 +407,16 @@ int64_t lb_batcher_due_ms(const lb_batcher_t *b, int app, int64_t arrival_ms,
         return arrival_ms + left;
 }
 
-/* a (queued last) closes u's window: every queued action due later than
- * linger_ms after a's arrival is due then. Deadlines stay non-decreasing
+/* a (queued last, written to Kafka age_ms before it arrived) closes u's
+ * window: every queued action due later than linger_ms after a was written
+ * (at the latest when a arrives) is due then. Deadlines stay non-decreasing
  * along the queue (a suffix is lowered to one value), so only a queue
  * whose last deadline is later has anything to lower. */
-static void close_window(const lb_batcher_t *b, lb_user_t *u, lb_action_t *a)
+static void close_window(const lb_batcher_t *b, lb_user_t *u, lb_action_t *a,
+                         int64_t age_ms)
 {
-        int64_t due = a->arrival_ms + b->apps[a->app].linger_ms;
+        int64_t left = b->apps[a->app].linger_ms - (age_ms > 0 ? age_ms : 0);
+        int64_t due = a->arrival_ms + (left > 0 ? left : 0);
         if (a->due_ms <= due)
                 return;
         for (lb_action_t *x = u->head; x; x = x->next) {
@@ -457,7 +460,7 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
         b->pending_bytes += a->body_len;
         int64_t head_due = u->head->due_ms;
         if (a->closes)
-                close_window(b, u, a);
+                close_window(b, u, a, age_ms);
         if (u->busy)
                 return 0;
         if (u->count == 1)

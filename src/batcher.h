@@ -14,9 +14,10 @@
  * time, see lb_batcher_add); a user's deadline is its oldest queued action's.
  * Each app has its own budget. An action that closes its user's window (an
  * urgent one, a session's end: lb_close_t) brings the deadline of the
- * user's queued actions, its own included, forward to linger_ms after its
- * arrival: the user goes then, with all it has, in order, and still only
- * once it is not busy. When asked for a batch:
+ * user's queued actions, its own included, forward to linger_ms after it
+ * was written to Kafka (as the budget, its wait counts from then; one that
+ * arrives later goes at once): the user goes then, with all it has, in
+ * order, and still only once it is not busy. When asked for a batch:
  *   1. DUE: the app holding the earliest deadline that has passed sends its
  *      due users, earliest deadline first, topped up with users due within
  *      the app's gather horizon (min(linger_ms, its max_wait_ms / 10)) so
@@ -112,8 +113,9 @@ int64_t lb_batcher_due_ms(const lb_batcher_t *b, int app, int64_t arrival_ms,
  *        a->body_len, a->arrival_ms and a->closes must be set; a->due_ms is
  *        set here (lb_batcher_due_ms). When a closes its user's window,
  *        every queued action of the user whose deadline is later than
- *        arrival_ms + linger_ms gets that deadline, and closed_by says why
- *        (a itself included).
+ *        linger_ms after a was written (arrival_ms - age_ms, at the
+ *        latest arrival_ms) gets that deadline, and closed_by says why (a
+ *        itself included).
  * @param user,user_len the identity (lb_event_t.user)
  * @param age_ms how long ago the event was written to Kafka (0 if unknown)
  * @returns 0; -1 on allocation failure; -2 if a->app is out of range, user_len

@@ -471,25 +471,38 @@ static void test_close_waits_for_busy_user(void **state)
         lb_batcher_destroy(b, lb_action_destroy);
 }
 
-static void test_close_of_late_action(void **state)
+static void test_close_linger_from_write(void **state)
 {
         (void)state;
         lb_batcher_t *b = mkb(1, NULL, 50, 500, 1 << 20, 50, 1000);
-        /* From a backlog: due linger after it arrived anyway, so nothing
-         * went early for the close. */
-        lb_action_t *a0 = add_age(b, 0, "A", 0, 10, 0, 5000);
+        /* Its linger counts from the Kafka write: written 30 ms before it
+         * arrived, it is due 20 ms after. */
+        lb_action_t *a0 = add(b, 0, "A", 0, 10, 0);
         lb_action_t *a1 = mk(0, "A", 10, 10, 1);
         a1->closes = LB_CLOSE_URGENT;
-        assert_int_equal(lb_batcher_add(b, a1, "A", 1, 5000), 0);
-        assert_int_equal(a0->due_ms, 50);
-        assert_int_equal(a1->due_ms, 60);
-        assert_int_equal(a0->closed_by, LB_CLOSE_NONE);
-        assert_int_equal(a1->closed_by, LB_CLOSE_NONE);
-        /* A second close later lowers nothing already due before it. */
-        lb_action_t *a2 = add_closing(b, 0, "A", 20, 2, LB_CLOSE_URGENT);
-        assert_int_equal(a2->due_ms, 70);
-        assert_int_equal(a2->closed_by, LB_CLOSE_URGENT);
-        assert_int_equal(a1->due_ms, 60);
+        assert_int_equal(lb_batcher_add(b, a1, "A", 1, 30), 0);
+        assert_int_equal(a1->due_ms, 30);
+        assert_int_equal(a0->due_ms, 30);
+        assert_int_equal(a0->closed_by, LB_CLOSE_URGENT);
+        /* From a backlog (older than the linger): it goes at once. */
+        lb_action_t *a2 = mk(0, "A", 20, 10, 2);
+        a2->closes = LB_CLOSE_URGENT;
+        assert_int_equal(lb_batcher_add(b, a2, "A", 1, 5000), 0);
+        assert_int_equal(a2->due_ms, 20);
+        assert_int_equal(a0->due_ms, 20);
+        /* A producer clock ahead of ours cannot stretch it past the
+         * linger after its arrival. */
+        lb_action_t *b0 = mk(0, "B", 40, 10, 0);
+        b0->closes = LB_CLOSE_SESSION_END;
+        assert_int_equal(lb_batcher_add(b, b0, "B", 1, -700), 0);
+        assert_int_equal(b0->due_ms, 90);
+        /* A close lowers nothing already due before it. */
+        lb_action_t *c0 = add_age(b, 0, "C", 0, 10, 0, 5000);
+        lb_action_t *c1 = add_closing(b, 0, "C", 10, 1, LB_CLOSE_URGENT);
+        assert_int_equal(c0->due_ms, 50);
+        assert_int_equal(c0->closed_by, LB_CLOSE_NONE);
+        assert_int_equal(c1->due_ms, 60);
+        assert_int_equal(c1->closed_by, LB_CLOSE_URGENT);
         lb_batcher_destroy(b, lb_action_destroy);
 }
 
@@ -1551,11 +1564,14 @@ static void model_drop(lb_action_t *a, void *opaque)
         lb_action_destroy(a);
 }
 
-/* A closing action arrived at `arrival`: the user's queued actions due
- * later are due linger after it (batcher.h). */
-static void model_close(model_t *m, muser_t *u, int64_t arrival, int closes)
+/* A closing action written `age` before it arrived at `arrival`: the
+ * user's queued actions due later are due linger after it was written, at
+ * the latest when it arrived (batcher.h). */
+static void model_close(model_t *m, muser_t *u, int64_t arrival, int64_t age,
+                        int closes)
 {
-        int64_t due = arrival + m->c->lin;
+        int64_t left = m->c->lin - (age > 0 ? age : 0);
+        int64_t due = arrival + (left > 0 ? left : 0);
         m_head(m, u);
         for (size_t s = u->head; s < u->n_seq; s++) {
                 mact_t *x = &m->acts[u->gids[s]];
@@ -1609,7 +1625,7 @@ static void model_add(model_t *m, lb_batcher_t *b, size_t user, int64_t arrival,
         a->partition = m->parts[ma->part];
         a->closes = (unsigned)closes;
         if (closes)
-                model_close(m, u, arrival, closes);
+                model_close(m, u, arrival, age, closes);
         assert_int_equal(lb_batcher_add(b, a, u->id, strlen(u->id), age), 0);
         assert_int_equal(a->due_ms, ma->due);
         assert_int_equal(a->closed_by, ma->closed_by);
@@ -2311,7 +2327,7 @@ int main(void)
             cmocka_unit_test(test_many_users_table_growth),
             cmocka_unit_test(test_urgent_closes_window),
             cmocka_unit_test(test_close_waits_for_busy_user),
-            cmocka_unit_test(test_close_of_late_action),
+            cmocka_unit_test(test_close_linger_from_write),
             cmocka_unit_test(test_budget_per_app),
             cmocka_unit_test(test_property_with_capacity),
             cmocka_unit_test(test_property_limited_inflight),
