@@ -142,7 +142,7 @@ def arrivals(records):
 def actions_by_user(records):
     """{(app, user): [(kafka ts in s, action, event), ...]} in each user's
     order (Kafka timestamp, then partition offset: a user's events share a
-    partition) and {eid: (action, event)}, from lb-kafkatool consume -p
+    partition) and {eid: (app, action, event)}, from lb-kafkatool consume -p
     records of the session topic; event is None for actions without one.
     What the extended bound needs to know which actions close windows."""
     per_user, kind = {}, {}
@@ -151,7 +151,7 @@ def actions_by_user(records):
         ev = v.get("event")
         per_user.setdefault((v["appId"], v["userId"]), []).append(
             (rec["timestamp"], rec.get("offset", 0), v.get("action"), ev))
-        kind[v["eid"]] = (v.get("action"), ev)
+        kind[v["eid"]] = (v["appId"], v.get("action"), ev)
     return ({k: [(ts / 1000.0, a, e) for ts, _, a, e in sorted(lst)]
              for k, lst in per_user.items()}, kind)
 
@@ -203,6 +203,36 @@ def extended_lower_bound(per_user, budget_s, closes, per_app=False):
                 opened = None
         out[app] = out.get(app, 0) + total
     return out if per_app else sum(out.values())
+
+
+def model_waits(per_user, budget_s, closes):
+    """The waits (s, sorted) that extended_lower_bound's windows give: each
+    action waits until its window closes (open + W, or the closing action's
+    arrival), as if sent at that instant with no linger, fetch or HTTP
+    time: the policy's own wait, what a bridge's waits exceed by those."""
+    out = []
+    match = {}
+    for (app, _), acts in per_user.items():
+        w = _per_app(budget_s, app)
+        if app not in match:
+            match[app] = matcher(_per_app(closes, app) or ())
+        closing = match[app]
+        win, opened = [], None
+        for x in acts:
+            t, action, event = x if isinstance(x, tuple) else (x, None, None)
+            if opened is not None and t > opened + w:
+                out.extend(opened + w - y for y in win)
+                win, opened = [], None
+            if opened is None:
+                opened = t
+            win.append(t)
+            if closing(action, event):
+                out.extend(t - y for y in win)
+                win, opened = [], None
+        if win:
+            out.extend(opened + w - y for y in win)
+    out.sort()
+    return out
 
 
 def fifo(per_user, linger_s, max_users=50, max_actions=500):
@@ -257,8 +287,9 @@ def ensure_matplotlib():
         importlib.invalidate_caches()
 
 
-def draw_curve(rows, path, title):
-    """rows: [{budget_s, bridge, lower, fifo, p99_s}] (lookups per action).
+def draw_curve(rows, path, title, label="leanbridge"):
+    """rows: [{budget_s, bridge, lower, fifo, p99_s}] (lookups per action),
+    optionally off (lookups per action with the issue 25 policy off).
     Lookups per action against the budget (log x) for the bridge, the lower
     bound and FIFO; p99 wait on a second axis."""
     ensure_matplotlib()
@@ -268,9 +299,13 @@ def draw_curve(rows, path, title):
     xs = [r["budget_s"] for r in rows]
     fig, ax = plt.subplots(figsize=(8, 5.6), dpi=110)
     ax.plot(xs, [r["bridge"] for r in rows], "o-", color="tab:blue",
-            label="leanbridge")
+            label=label)
+    if all("off" in r for r in rows):
+        ax.plot(xs, [r["off"] for r in rows], "o:", color="tab:purple",
+                label="leanbridge, urgent and session ends off")
     ax.plot(xs, [r["lower"] for r in rows], "s--", color="tab:green",
-            label="lower bound for the budget")
+            label="lower bound for the budget" + (" and the policy" if label != "leanbridge"
+                                                  else ""))
     ax.plot(xs, [r["fifo"] for r in rows], "^:", color="tab:red",
             label="FIFO packer, 0.5 s linger")
     ax.set_xscale("log")

@@ -64,6 +64,18 @@ class Bound(unittest.TestCase):
                                      per_app=True)
         self.assertEqual(got, {"a0": 3, "a1": 1})
 
+    def test_model_waits(self):
+        acts = [(0.0, "start", None), (5.0, "track", "Level Complete"),
+                (6.0, "track", "Purchase"), (7.0, "track", "Level Complete"),
+                (20.0, "stop", None), (40.0, "start", None)]
+        pu = {("a", "u"): acts}
+        # Nothing closing: 0..30 (0, 5, 6, 7, 20 wait until 30), 40..70.
+        self.assertEqual(s.model_waits(pu, 30, []), sorted([30, 25, 24, 23, 10, 30]))
+        # Purchase and stop close: 0..6, 7..20, 40..70.
+        self.assertEqual(s.model_waits(pu, 30, ["event:Purchase", "stop"]),
+                         sorted([6, 1, 0, 13, 0, 30]))
+        self.assertEqual(len(s.model_waits(pu, 30, ["stop"])), len(acts))
+
     def test_actions_by_user_reads_the_values(self):
         recs = [rec(2000, "a", "u", "stop", eid="3", offset=7),
                 rec(1000, "a", "u", "track", "Purchase", eid="2", offset=6),
@@ -72,8 +84,8 @@ class Bound(unittest.TestCase):
         pu, kind = s.actions_by_user(recs)
         self.assertEqual(pu[("a", "u")], [(1.0, "start", None), (1.0, "track", "Purchase"),
                                           (2.0, "stop", None)])
-        self.assertEqual(kind["2"], ("track", "Purchase"))
-        self.assertEqual(kind["4"], ("start", None))
+        self.assertEqual(kind["2"], ("a", "track", "Purchase"))
+        self.assertEqual(kind["4"], ("b", "start", None))
 
 
 class Workload(unittest.TestCase):
