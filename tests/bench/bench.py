@@ -1530,6 +1530,11 @@ def hist_le(hist, q):
     return float("nan")
 
 
+def le_of(buckets, x):
+    """The smallest bucket bound >= x (x itself without buckets)."""
+    return next((le for le, _ in buckets if le >= x - 1e-9), x)
+
+
 def wait_stats(values_ms):
     """(n, p50, p99, max) in s of a list of waits in ms."""
     v = sorted(values_ms)
@@ -1570,10 +1575,22 @@ def session_once(rep, kafka, wd, apps, topic, budget_s, wl, policy, label):
     _, urgent_on, ends_on = app_policy({**eff, **policy_settings("on"),
                                         "batch.session.end":
                                             setting({}, "batch.session.end")}, apps)
+    linger_s = float(setting(eff, "batch.linger.ms")) / 1000
+    # The urgent wait histogram over time: when did urgent actions wait
+    # longer than linger inside the bridge (its first budget, or later)?
+    hist_t = []
+    t_begin = time.monotonic()
+
+    def sample(b, cg, mt):
+        if prod.started():
+            c, _, bk = histogram(mt, "leanbridge_urgent_action_wait_seconds")
+            within = next((v for le, v in bk if le >= linger_s - 1e-9), c)
+            hist_t.append((time.monotonic() - t_begin, c, within, le_of(bk, linger_s)))
     r = run_bridge(kafka, sandbox, apps, wd, topic, f"bench-{topic}", n, name,
-                   extra=extra, on_assigned=prod.start,
+                   extra=extra, on_assigned=lambda: (prod.start(), hist_t.append(
+                       (time.monotonic() - t_begin, 0, 0, linger_s))),
                    timeout=a.session_duration + max(budget.values()) + 300,
-                   watch_pids=(sandbox.proc.pid, kafka.pid))
+                   watch_pids=(sandbox.proc.pid, kafka.pid), sample=sample)
     prod.finish(name)
     records = h.read_topic(kafka.bootstrap, topic)
     per_ts, ts_of = sessions.arrivals(records)
@@ -1605,7 +1622,14 @@ def session_once(rep, kafka, wd, apps, topic, budget_s, wl, policy, label):
     st_nonurg = wait_stats(cls["session end"] + cls["other"])
     answer = sorted(q["reply_ms"] - q["recv_ms"] for q in reqs)
     api_p99_s = pct(answer, 99) / 1000
-    linger_s = float(setting(eff, "batch.linger.ms")) / 1000
+    over_first = over_later = 0
+    if hist_t:
+        t_prod, first_budget = hist_t[0][0], min(budget.values())
+        before = [x for x in hist_t if x[0] - t_prod <= first_budget]
+        last_b = before[-1] if before else hist_t[0]
+        last = hist_t[-1]
+        over_first = last_b[1] - last_b[2]
+        over_later = (last[1] - last[2]) - over_first
     mt = r["metrics"]
     early = sent_early(mt)
     hist = histogram(mt, "leanbridge_urgent_action_wait_seconds")
@@ -1658,6 +1682,10 @@ def session_once(rep, kafka, wd, apps, topic, budget_s, wl, policy, label):
           f"{hist[1] / hist[0] * 1000:.0f} ms, p50 <= {hist_le(hist, 50):g} s, "
           f"p99 <= {hist_le(hist, 99):g} s (bucket bounds)") if hist[0] else
          "leanbridge_urgent_action_wait_seconds: no samples"),
+        ("urgent over linger in the bridge", f"{int(over_first + over_later):,} actions",
+         f"histogram above the {hist_t[-1][3] if hist_t else linger_s:g} s bucket: "
+         f"{int(over_first):,} in the first {min(budget.values()):g} s of production, "
+         f"{int(over_later):,} after (/metrics sampled every 0.1 s)"),
         ("peak RSS", f"{r['peak_rss_mb']:.1f} MB",
          f"peak pending {peak_s(r, 'pending')}, paused in {r['paused_share'] * 100:.0f}% "
          "of samples"),
@@ -1754,6 +1782,7 @@ def session_once(rep, kafka, wd, apps, topic, budget_s, wl, policy, label):
                                                 "not_urgent": st_nonurg,
                                                 "session_end": st_end, "other": st_other},
            "urgent_actions": n_urgent, "api_answer_p99_ms": api_p99_s * 1000,
+           "urgent_over_linger_in_bridge": {"first_budget": over_first, "later": over_later},
            "linger_ms": linger_s * 1000,
            "urgent_hist": {"count": hist[0], "sum": hist[1], "buckets": hist[2]},
            "early": early, "peak_rss_mb": r["peak_rss_mb"], "per_app": per_app_rows,
