@@ -36,20 +36,39 @@ import string
 class Sessions:
     ACTIONS_MID = ("track", "track", "track", "setUserAttributes")
 
-    def __init__(self, rate, duration, per_session, gap_s, apps, seed, tag="x"):
+    def __init__(self, rate, duration, per_session, gap_s, apps, seed, tag="x",
+                 urgent=0.0, urgent_event="Purchase", returning=0.0, return_gap_s=10.0):
         """rate events/s for duration s; sessions of about per_session
         events (at least 2: start and stop) with exponential gaps of mean
-        gap_s; apps weighted 1/k (a hot app and a long tail)."""
+        gap_s; apps weighted 1/k (a hot app and a long tail).
+
+        urgent: the share of all actions that are `track` events named
+        urgent_event (issue 25's urgent actions), drawn among the actions
+        between a session's start and stop by a generator of their own
+        (seed + 1), so the sessions, their times and users are the same with
+        any share.
+
+        returning: the share of sessions that are a returning user's: after
+        its stop, a session is followed with this probability by another
+        session of the same user (same app), starting an exponential
+        return_gap_s (mean) after the stop; chains are geometric. New users
+        start sessions at rate / per_session * (1 - returning) a second, so
+        the event rate stays `rate`. A user's "seq" counts on across its
+        sessions (the order check is per user)."""
         rnd = random.Random(seed)
         self.rate, self.duration = rate, duration
         self.per_session, self.gap_s, self.napps = per_session, gap_s, apps
+        self.urgent_event, self.returning = urgent_event, returning
         cum = [sum(1.0 / k for k in range(1, i + 2)) for i in range(apps)]
         span = per_session * gap_s  # a session's mean length, about
         warm = 4 * span
-        starts_per_s = rate / per_session
+        if returning:  # chains of sessions: their starts go back further
+            warm += (span + return_gap_s) * math.ceil(4 / max(1e-9, 1 - returning))
+        starts_per_s = rate / per_session * (1 - returning)
         events = []
         t = -warm
         sid = 0
+        self.sessions = self.returned = 0
         while True:
             t += rnd.expovariate(starts_per_s)
             if t >= duration:
@@ -58,26 +77,49 @@ class Sessions:
             n = max(2, int(round(rnd.gauss(per_session, per_session / 3))))
             app = bisect.bisect_left(cum, rnd.random() * cum[-1])
             uid = f"{tag}{sid:07d}"
-            at = t
-            for k in range(n):
-                if k:
-                    at += rnd.expovariate(1.0 / gap_s)
-                if at >= duration:
+            at, base, first = t, 0, True
+            while at < duration:
+                if not first:
+                    n = max(2, int(round(rnd.gauss(per_session, per_session / 3))))
+                kept = 0
+                for k in range(n):
+                    if k:
+                        at += rnd.expovariate(1.0 / gap_s)
+                    if at >= duration:
+                        break
+                    if at >= 0:
+                        events.append((at, app, uid, k, n, base + k))
+                        kept += 1
+                if kept:
+                    self.sessions += 1
+                    self.returned += not first
+                base += n
+                first = False
+                if not returning or rnd.random() >= returning:
                     break
-                if at >= 0:
-                    events.append((at, app, uid, k, n))
+                at += rnd.expovariate(1.0 / return_gap_s)
         events.sort()
+        mids = [i for i, e in enumerate(events) if 0 < e[3] < e[4] - 1]
+        k_urgent = min(len(mids), int(round(urgent * len(events))))
+        marked = set(random.Random(seed + 1).sample(mids, k_urgent)) if k_urgent else set()
         out = []
-        for i, (at, app, uid, k, n) in enumerate(events):
+        self.urgent = len(marked)
+        self.stops = 0
+        for i, (at, app, uid, k, n, sq) in enumerate(events):
             act = "start" if k == 0 else "stop" if k == n - 1 else \
+                "track" if i in marked else \
                 self.ACTIONS_MID[(i + k) % len(self.ACTIONS_MID)]
+            self.stops += act == "stop"
             body = ""
-            if act == "track":
+            if i in marked:
+                body = ('"event":"%s","value":%d.99,"params":{"item":"sku-%d"},'
+                        % (urgent_event, 1 + i % 20, i % 97))
+            elif act == "track":
                 body = '"event":"Level Complete","params":{"level":%d},' % k
             elif act == "setUserAttributes":
                 body = '"userAttributes":{"level":%d},' % k
             value = ('{"appId":"app_%02d","userId":"%s","action":"%s",%s'
-                     '"eid":"%s%08d","seq":%d}' % (app, uid, act, body, tag, i, k))
+                     '"eid":"%s%08d","seq":%d}' % (app, uid, act, body, tag, i, sq))
             out.append(f"{uid}\t{value}\n")
         self.n = len(out)
         self.data = "".join(out).encode()
@@ -97,16 +139,100 @@ def arrivals(records):
     return per_user, ts_of
 
 
+def actions_by_user(records):
+    """{(app, user): [(kafka ts in s, action, event), ...]} in each user's
+    order (Kafka timestamp, then partition offset: a user's events share a
+    partition) and {eid: (app, action, event)}, from lb-kafkatool consume -p
+    records of the session topic; event is None for actions without one.
+    What the extended bound needs to know which actions close windows."""
+    per_user, kind = {}, {}
+    for rec in records:
+        v = json.loads(rec["value"])
+        ev = v.get("event")
+        per_user.setdefault((v["appId"], v["userId"]), []).append(
+            (rec["timestamp"], rec.get("offset", 0), v.get("action"), ev))
+        kind[v["eid"]] = (v["appId"], v.get("action"), ev)
+    return ({k: [(ts / 1000.0, a, e) for ts, _, a, e in sorted(lst)]
+             for k, lst in per_user.items()}, kind)
+
+
+def matcher(names):
+    """A predicate on (action, event) for a list of closing names, as the
+    bridge's batch.urgent and batch.session.end read them: an action name
+    (the event's "action") or event:NAME (its "event")."""
+    acts = {x for x in names if not x.startswith("event:")}
+    evs = {x[len("event:"):] for x in names if x.startswith("event:")}
+    return lambda action, event: action in acts or (event is not None and event in evs)
+
+
+def _per_app(x, app):
+    """x itself, or x[app] when x is a dict (a per-app setting; the key
+    None is the default for apps it does not name)."""
+    return x.get(app, x.get(None)) if isinstance(x, dict) else x
+
+
 def lower_bound(per_user, budget_s):
-    """Fewest lookups with no action waiting longer than budget_s."""
-    total = 0
-    for ts in per_user.values():
+    """Fewest lookups with no action waiting longer than budget_s (a number
+    or {app: budget}); per_user values are timestamps or the
+    (ts, action, event) tuples of actions_by_user."""
+    return extended_lower_bound(per_user, budget_s, ())
+
+
+def extended_lower_bound(per_user, budget_s, closes, per_app=False):
+    """Issue 25's bound: per (app, user), greedy windows of the app's budget
+    (budget_s: s, or {app: s}) that also close right after an action that
+    `closes` names (a list of batch.urgent / batch.session.end entries, or
+    {app: list}): open at the first uncovered action, close at open + W or
+    at a closing action, whichever comes first; the number of windows. With
+    per_app, {app: windows} instead of the total."""
+    out = {}
+    match = {}
+    for (app, _), acts in per_user.items():
+        w = _per_app(budget_s, app)
+        if app not in match:
+            match[app] = matcher(_per_app(closes, app) or ())
+        closing = match[app]
+        total = 0
         opened = None
-        for t in ts:
-            if opened is None or t > opened + budget_s:
+        for x in acts:
+            t, action, event = x if isinstance(x, tuple) else (x, None, None)
+            if opened is None or t > opened + w:
                 total += 1
                 opened = t
-    return total
+            if closing(action, event):
+                opened = None
+        out[app] = out.get(app, 0) + total
+    return out if per_app else sum(out.values())
+
+
+def model_waits(per_user, budget_s, closes):
+    """The waits (s, sorted) that extended_lower_bound's windows give: each
+    action waits until its window closes (open + W, or the closing action's
+    arrival), as if sent at that instant with no linger, fetch or HTTP
+    time: the policy's own wait, what a bridge's waits exceed by those."""
+    out = []
+    match = {}
+    for (app, _), acts in per_user.items():
+        w = _per_app(budget_s, app)
+        if app not in match:
+            match[app] = matcher(_per_app(closes, app) or ())
+        closing = match[app]
+        win, opened = [], None
+        for x in acts:
+            t, action, event = x if isinstance(x, tuple) else (x, None, None)
+            if opened is not None and t > opened + w:
+                out.extend(opened + w - y for y in win)
+                win, opened = [], None
+            if opened is None:
+                opened = t
+            win.append(t)
+            if closing(action, event):
+                out.extend(t - y for y in win)
+                win, opened = [], None
+        if win:
+            out.extend(opened + w - y for y in win)
+    out.sort()
+    return out
 
 
 def fifo(per_user, linger_s, max_users=50, max_actions=500):
@@ -161,8 +287,9 @@ def ensure_matplotlib():
         importlib.invalidate_caches()
 
 
-def draw_curve(rows, path, title):
-    """rows: [{budget_s, bridge, lower, fifo, p99_s}] (lookups per action).
+def draw_curve(rows, path, title, label="leanbridge"):
+    """rows: [{budget_s, bridge, lower, fifo, p99_s}] (lookups per action),
+    optionally off (lookups per action with the issue 25 policy off).
     Lookups per action against the budget (log x) for the bridge, the lower
     bound and FIFO; p99 wait on a second axis."""
     ensure_matplotlib()
@@ -172,9 +299,13 @@ def draw_curve(rows, path, title):
     xs = [r["budget_s"] for r in rows]
     fig, ax = plt.subplots(figsize=(8, 5.6), dpi=110)
     ax.plot(xs, [r["bridge"] for r in rows], "o-", color="tab:blue",
-            label="leanbridge")
+            label=label)
+    if all("off" in r for r in rows):
+        ax.plot(xs, [r["off"] for r in rows], "o:", color="tab:purple",
+                label="leanbridge, urgent and session ends off")
     ax.plot(xs, [r["lower"] for r in rows], "s--", color="tab:green",
-            label="lower bound for the budget")
+            label="lower bound for the budget" + (" and the policy" if label != "leanbridge"
+                                                  else ""))
     ax.plot(xs, [r["fifo"] for r in rows], "^:", color="tab:red",
             label="FIFO packer, 0.5 s linger")
     ax.set_xscale("log")
