@@ -216,9 +216,11 @@ static void handle_message(lb_bridge_t *b, lb_assigned_t *e,
                 return;
         /* Its own headers go into its dead letter. librdkafka hands an
          * empty list for a record without any: only a real one is kept,
-         * taken from the message rather than copied. */
+         * taken from the message rather than copied. Asking costs a parse
+         * buffer: most records surely have none (kafka_in.h). */
         rd_kafka_headers_t *hdrs;
-        if (!rd_kafka_message_headers(m, &hdrs) && rd_kafka_header_cnt(hdrs) &&
+        if (!lb_kafka_in_headerless(m) && !rd_kafka_message_headers(m, &hdrs) &&
+            rd_kafka_header_cnt(hdrs) &&
             !rd_kafka_message_detach_headers(m, &hdrs) &&
             lb_action_take_headers(a, hdrs)) {
                 rd_kafka_headers_destroy(hdrs);
