@@ -1134,12 +1134,13 @@ def cpu_runs(rep, kafka, wl, wd, topic, apps, k):
     topic: CPU per event, whole processes start to exit, and the medians
     (wall-clock CPU moves with the machine's load: one run says little)."""
     N = wl.n
-    bridge, kcat = [], []
+    bridge, kcat, eps = [], [], []
     for i in range(k):
         sandbox = h.Sandbox(apps, wd, name=f"cpu{i}", action_log=False, req_log=False)
         r = run_bridge(kafka, sandbox, apps, wd, topic, f"bench-cpu-{i}", N, f"cpu{i}")
         sandbox.stop()
         bridge.append(r["bridge_cpu_s"] / N * 1e6)
+        eps.append(N / r["run_committed_s"])
         if shutil.which("kcat"):
             p, _, cpu = run_timed(kcat_args(kafka, topic), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, timeout=900)
@@ -1151,7 +1152,14 @@ def cpu_runs(rep, kafka, wl, wd, topic, apps, k):
     med_b = statistics.median(bridge)
     t.append(("bridge", f"{med_b:.2f} µs/event", "median; runs " +
               ", ".join(f"{x:.2f}" for x in bridge)))
-    rep.data["cpu_runs"] = {"bridge_us": bridge, "kcat_us": kcat, "bridge_median": med_b}
+    ceil = rep.data["ceiling_eps"]
+    med_eps = statistics.median(eps)
+    t.append(("throughput", f"{fmt_int(med_eps)} events/s", "median, assigned -> all "
+              f"committed; runs " + ", ".join(fmt_int(x) for x in eps)))
+    t.append(("  vs raw consumption", f"{med_eps / ceil:.2f}", f"of the ceiling's "
+              f"{fmt_int(ceil)} events/s (the sandbox and the broker share the cores)"))
+    rep.data["cpu_runs"] = {"bridge_us": bridge, "kcat_us": kcat, "bridge_median": med_b,
+                            "eps": eps, "eps_median": med_eps, "ratio_to_ceiling": med_eps / ceil}
     if kcat:
         med_k = statistics.median(kcat)
         t.append(("kcat -C -e", f"{med_k:.2f} µs/event", "median; runs " +
