@@ -1134,13 +1134,15 @@ def cpu_runs(rep, kafka, wl, wd, topic, apps, k):
     topic: CPU per event, whole processes start to exit, and the medians
     (wall-clock CPU moves with the machine's load: one run says little)."""
     N = wl.n
-    bridge, kcat, eps = [], [], []
+    bridge, kcat, eps, stack = [], [], [], []
     for i in range(k):
         sandbox = h.Sandbox(apps, wd, name=f"cpu{i}", action_log=False, req_log=False)
-        r = run_bridge(kafka, sandbox, apps, wd, topic, f"bench-cpu-{i}", N, f"cpu{i}")
+        r = run_bridge(kafka, sandbox, apps, wd, topic, f"bench-cpu-{i}", N, f"cpu{i}",
+                       watch_pids=(sandbox.proc.pid, kafka.pid))
         sandbox.stop()
         bridge.append(r["bridge_cpu_s"] / N * 1e6)
         eps.append(N / r["run_committed_s"])
+        stack.append((r["bridge_cpu_s"] + sum(r["other_cpu_s"].values())) / N * 1e6)
         if shutil.which("kcat"):
             p, _, cpu = run_timed(kcat_args(kafka, topic), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, timeout=900)
@@ -1158,8 +1160,14 @@ def cpu_runs(rep, kafka, wl, wd, topic, apps, k):
               f"committed; runs " + ", ".join(fmt_int(x) for x in eps)))
     t.append(("  vs raw consumption", f"{med_eps / ceil:.2f}", f"of the ceiling's "
               f"{fmt_int(ceil)} events/s (the sandbox and the broker share the cores)"))
+    med_stack = statistics.median(stack)
+    cap = os.cpu_count() / med_stack * 1e6
+    t.append(("  vs the machine's cap", f"{med_eps / cap:.2f}", f"{os.cpu_count()} cores / "
+              f"{med_stack:.2f} µs of CPU per event (bridge + sandbox + broker, median) = "
+              f"{fmt_int(cap)} events/s"))
     rep.data["cpu_runs"] = {"bridge_us": bridge, "kcat_us": kcat, "bridge_median": med_b,
-                            "eps": eps, "eps_median": med_eps, "ratio_to_ceiling": med_eps / ceil}
+                            "eps": eps, "eps_median": med_eps, "ratio_to_ceiling": med_eps / ceil,
+                            "stack_us": stack, "machine_cap_eps": cap}
     if kcat:
         med_k = statistics.median(kcat)
         t.append(("kcat -C -e", f"{med_k:.2f} µs/event", "median; runs " +
