@@ -1105,9 +1105,10 @@ def backlog(rep, kafka, wl, wd, topic, apps, smoke):
         "kcat_cpu_us_per_event": kcat_us,
         "cpu_vs_kcat": bridge_us / kcat_us if kcat_us else None,
         "cgroup": r.get("cgroup"), "samples": r["samples"]}
-    rep.targets.append(("throughput >= 50% of raw consumption", f"{ratio * 100:.1f}%",
-                        verdict(ratio >= 0.5, f"50% is {fmt_int(0.5 * ceil)} events/s, "
-                                f"{0.5 / ratio:.1f}x the measured rate")))
+    if ARGS.profile == "none":  # a profiler slows the bridge alone
+        rep.targets.append(("throughput >= 50% of raw consumption", f"{ratio * 100:.1f}%",
+                            verdict(ratio >= 0.5, f"50% is {fmt_int(0.5 * ceil)} events/s, "
+                                    f"{0.5 / ratio:.1f}x the measured rate")))
     rep.targets.append(("lookups/action <= 0.5 x FIFO", f"{lpa / fifo_lpa:.3f} x FIFO",
                         verdict(lpa <= 0.5 * fifo_lpa,
                                 f"{(lpa / (0.5 * fifo_lpa) - 1) * 100:+.0f}% vs target")))
