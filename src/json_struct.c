@@ -104,15 +104,13 @@ __attribute__((target("avx2"))) static void masks_avx2(const unsigned char *p,
 }
 #endif
 
+#if defined(__x86_64__)
 static int have_avx2(void)
 {
-#if defined(__x86_64__)
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2");
-#else
-        return 0;
-#endif
 }
+#endif
 
 static int chosen = LB_JSON_PASS_AUTO;
 static lb_json_masks_fn auto_masks;
