@@ -339,10 +339,7 @@ int lb_intake_consume(lb_bridge_t *b)
          * bound rather than at the end of a burst: the input is paused right
          * after, and librdkafka resumes after the last message handed out. */
         while (n < LB_CONSUME_BURST && (m = lb_kafka_in_poll(b->in, 0))) {
-                lb_assigned_t *e =
-                    m->rkt ? lb_commits_find(b, rd_kafka_topic_name(m->rkt),
-                                             m->partition)
-                           : NULL;
+                lb_assigned_t *e = m->rkt ? lb_commits_of(b, m) : NULL;
                 if (e && lb_skip_active(&e->skip) &&
                     (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
                         crossing_read(b, e, m->offset);
