@@ -26,9 +26,21 @@ lb_assigned_t *lb_commits_find(lb_bridge_t *b, const char *topic,
         return NULL;
 }
 
+lb_assigned_t *lb_commits_of(lb_bridge_t *b, const rd_kafka_message_t *m)
+{
+        lb_assigned_t *e = b->last_of;
+        if (e && m->rkt == b->last_rkt && lb_partition_id(e->p) == m->partition)
+                return e;
+        e = lb_commits_find(b, rd_kafka_topic_name(m->rkt), m->partition);
+        b->last_of = e;
+        b->last_rkt = m->rkt;
+        return e;
+}
+
 lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
                               int32_t partition, uint64_t tag)
 {
+        b->last_of = NULL;
         if (b->assigned_cnt == b->assigned_cap) {
                 size_t cap = b->assigned_cap ? b->assigned_cap * 2 : 16;
                 lb_assigned_t *n = realloc(b->assigned, cap * sizeof(*n));
@@ -50,6 +62,7 @@ lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
 
 void lb_commits_remove(lb_bridge_t *b, lb_assigned_t *e)
 {
+        b->last_of = NULL;
         lb_partition_revoke(e->p);
         lb_partition_unref(e->p);
         free(e->skip_error);

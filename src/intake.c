@@ -217,9 +217,11 @@ static void handle_message(lb_bridge_t *b, lb_assigned_t *e,
                 return;
         /* Its own headers go into its dead letter. librdkafka hands an
          * empty list for a record without any: only a real one is kept,
-         * taken from the message rather than copied. */
+         * taken from the message rather than copied. Asking costs a parse
+         * buffer: most records surely have none (kafka_in.h). */
         rd_kafka_headers_t *hdrs;
-        if (!rd_kafka_message_headers(m, &hdrs) && rd_kafka_header_cnt(hdrs) &&
+        if (!lb_kafka_in_headerless(m) && !rd_kafka_message_headers(m, &hdrs) &&
+            rd_kafka_header_cnt(hdrs) &&
             !rd_kafka_message_detach_headers(m, &hdrs) &&
             lb_action_take_headers(a, hdrs)) {
                 rd_kafka_headers_destroy(hdrs);
@@ -338,10 +340,7 @@ int lb_intake_consume(lb_bridge_t *b)
          * bound rather than at the end of a burst: the input is paused right
          * after, and librdkafka resumes after the last message handed out. */
         while (n < LB_CONSUME_BURST && (m = lb_kafka_in_poll(b->in, 0))) {
-                lb_assigned_t *e =
-                    m->rkt ? lb_commits_find(b, rd_kafka_topic_name(m->rkt),
-                                             m->partition)
-                           : NULL;
+                lb_assigned_t *e = m->rkt ? lb_commits_of(b, m) : NULL;
                 if (e && lb_skip_active(&e->skip) &&
                     (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
                         crossing_read(b, e, m->offset);

@@ -3,11 +3,15 @@
  * an iterative grammar walk that follow jansson 2.14's load.c step by step
  * (its one-byte lookahead, where it validates UTF-8, which error it sets
  * first and at which position) so that verdicts, messages and positions
- * match; the differential fuzzer fuzz_json_diff holds it to that. Nothing
- * here allocates except the key index of huge objects, and nothing writes
- * to the input.
+ * match; the differential fuzzer fuzz_json_diff holds it to that. Before
+ * that exact path, a structural walk over the first pass's masks
+ * (json_struct.h) decides the values events are made of, several times
+ * cheaper; whatever it does not know (every error included) goes the exact
+ * way, so both give one result. Nothing here allocates except the key
+ * index of huge objects, and nothing writes to the input.
  */
 #include "json_scan.h"
+#include "json_struct.h"
 
 #include <errno.h>
 #include <float.h>
@@ -937,32 +941,568 @@ static int parse(scan_t *s)
         }
 }
 
+/* The structural walk: the fast path for what events are made of. It
+ * accepts a subset of what the exact path accepts (an object or an array
+ * at the top; strings with no escape but \" \\ \/ \b \f \n \r \t, and keys
+ * with none; integers of at most 18 digits; reals of at most 200 integer
+ * digits and a 2-digit exponent; at most FAST_DEPTH open containers and
+ * LB_JSON_KEYS_INLINE open keys) with the same result, and leaves anything
+ * else, every error included, to the exact path. String bodies are passed
+ * over with the first pass's masks (json_struct.h), not byte by byte. */
+
+/* Containers open at once on the fast path: one bit each in a word. */
+#define FAST_DEPTH 64
+
+/* What may follow a number or a literal, and what whitespace is. */
+#define C_END 1 /* whitespace, ',', ']', '}' */
+#define C_WS  2
+
+static const unsigned char cls[256] = {
+    ['\t'] = C_END | C_WS, ['\n'] = C_END | C_WS, ['\r'] = C_END | C_WS,
+    [' '] = C_END | C_WS,  [','] = C_END,         [']'] = C_END,
+    ['}'] = C_END,
+};
+
+/* The single-character escapes: each decodes to one byte. */
+static const unsigned char short_esc[256] = {
+    ['"'] = 1, ['\\'] = 1, ['/'] = 1, ['b'] = 1,
+    ['f'] = 1, ['n'] = 1,  ['r'] = 1, ['t'] = 1,
+};
+
+/* The first pass's masks of one window of the input. */
+typedef struct {
+        const unsigned char *p;
+        size_t len;
+        lb_json_masks_fn masks;
+        size_t base;   /* the window's first byte (a block's) */
+        size_t blocks; /* blocks in mask[] */
+        uint64_t mask[LB_JSON_WINDOW];
+} pass_t;
+
+/* Masks the window that starts with the block of q. */
+static void pass_window(pass_t *w, size_t q)
+{
+        w->base = q & ~(size_t)(LB_JSON_BLOCK - 1);
+        size_t n = w->len - w->base;
+        w->masks(w->p + w->base, n, w->mask);
+        n = (n + LB_JSON_BLOCK - 1) / LB_JSON_BLOCK;
+        w->blocks = n < LB_JSON_WINDOW ? n : LB_JSON_WINDOW;
+}
+
+/* @returns the first string-stopping byte at or after q, or len. */
+static size_t next_stop(pass_t *w, size_t q)
+{
+        for (; q < w->len; q = (q | (LB_JSON_BLOCK - 1)) + 1) {
+                size_t k = (q - w->base) / LB_JSON_BLOCK;
+                if (k >= w->blocks) {
+                        pass_window(w, q);
+                        k = 0;
+                }
+                uint64_t m = w->mask[k] >> (q % LB_JSON_BLOCK);
+                if (m) {
+                        q += (size_t)__builtin_ctzll(m);
+                        return q < w->len ? q : w->len;
+                }
+        }
+        return w->len;
+}
+
+/* A string body from q (after its opening quote); escapes only if esc_ok.
+ * @returns the position of the closing quote, or 0 (the exact path
+ * decides); *escapes counts the escapes taken. */
+__attribute__((noinline)) static size_t string_rest(pass_t *w, size_t q,
+                                                    int esc_ok, size_t *escapes)
+{
+        const unsigned char *p = w->p;
+        size_t n = 0;
+        for (;;) {
+                q = next_stop(w, q);
+                if (q == w->len)
+                        return 0;
+                unsigned char c = p[q];
+                if (c == '"')
+                        break;
+                if (c == '\\') {
+                        if (!esc_ok || q + 1 == w->len || !short_esc[p[q + 1]])
+                                return 0;
+                        q += 2;
+                        n++;
+                        continue;
+                }
+                size_t u = c >= 0x80 ? lb_utf8_len(p + q, w->len - q) : 0;
+                if (!u)
+                        return 0;
+                q += u;
+        }
+        *escapes = n;
+        return q;
+}
+
+/* string_rest, with the common case (the closing quote is the first byte
+ * the window's masks stop at, in this block or the next) inline. */
+static inline __attribute__((always_inline)) size_t
+fast_string(pass_t *w, size_t q, int esc_ok, size_t *escapes)
+{
+        size_t k = (q - w->base) / LB_JSON_BLOCK;
+        if (k < w->blocks) {
+                uint64_t m = w->mask[k] >> (q % LB_JSON_BLOCK);
+                if (!m && ++k < w->blocks) {
+                        q = w->base + k * LB_JSON_BLOCK;
+                        m = w->mask[k];
+                }
+                if (m) {
+                        q += (size_t)__builtin_ctzll(m);
+                        if (q < w->len && w->p[q] == '"') {
+                                *escapes = 0;
+                                return q;
+                        }
+                }
+        }
+        return string_rest(w, q, esc_ok, escapes);
+}
+
+/* Digits from q. The walk's input ends with a bracket: no bound needed. */
+static size_t digits_end(const unsigned char *p, size_t q)
+{
+        while (is_digit(p[q]))
+                q++;
+        return q;
+}
+
+/* A number at p[pos] ('-' or a digit). @returns its end (*type set), or 0
+ * (the exact path decides). */
+static inline __attribute__((always_inline)) size_t
+fast_number(const unsigned char *p, size_t pos, lb_json_type_t *type)
+{
+        size_t d = pos + (p[pos] == '-');
+        size_t q = digits_end(p, d);
+        if (q == d || (p[d] == '0' && q - d > 1))
+                return 0;
+        *type = LB_JSON_INTEGER;
+        if (p[q] == '.' || (p[q] | 0x20) == 'e') {
+                /* At most 10^200 * 10^99: no overflow. */
+                if (q - d > 200)
+                        return 0;
+                if (p[q] == '.') {
+                        size_t f = ++q;
+                        q = digits_end(p, q);
+                        if (q == f)
+                                return 0;
+                }
+                if ((p[q] | 0x20) == 'e') {
+                        q++;
+                        if (p[q] == '+' || p[q] == '-')
+                                q++;
+                        size_t e = q;
+                        q = digits_end(p, q);
+                        if (q == e || q - e > 2)
+                                return 0;
+                }
+                *type = LB_JSON_REAL;
+        } else if (q - d > 18) {
+                return 0; /* may not fit long long */
+        }
+        return cls[p[q]] & C_END ? q : 0;
+}
+
+/* true, false or null at p[pos]. @returns its end (*type set), or 0. */
+static size_t fast_word(const unsigned char *p, size_t len, size_t pos,
+                        lb_json_type_t *type)
+{
+        const char *w = p[pos] == 't'   ? "true"
+                        : p[pos] == 'f' ? "false"
+                                        : "null";
+        size_t n = strlen(w);
+        if (len - pos < n || memcmp(p + pos, w, n))
+                return 0;
+        *type = p[pos] == 't'   ? LB_JSON_TRUE
+                : p[pos] == 'f' ? LB_JSON_FALSE
+                                : LB_JSON_NULL;
+        pos += n;
+        return pos < len && (cls[p[pos]] & C_END) ? pos : 0;
+}
+
+/* A key as the walk compares it: its first 8 bytes (zero-padded; byte i
+ * in bits 8i..8i+7) and where it lies. */
+typedef struct {
+        uint64_t sig;
+        size_t off, len;
+} fkey_t;
+
+/* The sig of k[0..n), read in (overlapping) loads of n's size class. */
+static inline __attribute__((always_inline)) uint64_t
+key_sig(const unsigned char *k, size_t n)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        uint64_t v;
+        uint32_t lo, hi;
+        uint16_t lo2, hi2;
+        if (n >= 8) {
+                memcpy(&v, k, sizeof(v));
+                return v;
+        }
+        if (n >= 4) {
+                memcpy(&lo, k, sizeof(lo));
+                memcpy(&hi, k + n - 4, sizeof(hi));
+                return lo | (uint64_t)hi << 8 * (n - 4);
+        }
+        if (n >= 2) {
+                memcpy(&lo2, k, sizeof(lo2));
+                memcpy(&hi2, k + n - 2, sizeof(hi2));
+                return lo2 | (uint64_t)hi2 << 8 * (n - 2);
+        }
+        return n ? k[0] : 0;
+#else
+        uint64_t v = 0;
+        for (size_t i = 0; i < n && i < sizeof(v); i++)
+                v |= (uint64_t)k[i] << 8 * i;
+        return v;
+#endif
+}
+
+/* A key's bucket of 64 (duplicates, wanted names). */
+static unsigned key_hash(uint64_t sig, size_t n)
+{
+        return (unsigned)(((sig ^ n) * 0x9E3779B97F4A7C15u) >> 58);
+}
+
+static int fkey_eq(const unsigned char *p, const fkey_t *a, const fkey_t *b)
+{
+        return a->len == b->len && a->sig == b->sig &&
+               (a->len <= 8 ||
+                !memcmp(p + a->off + 8, p + b->off + 8, a->len - 8));
+}
+
+/* The keys of the open objects of a walk, and which bucket each holds. */
+typedef struct {
+        size_t cnt;
+        fkey_t key[LB_JSON_KEYS_INLINE];
+} keys_t;
+
+/* Takes key k[0..n) at p + off into the object whose keys are
+ * ks->key[first..], whose buckets are *seen. @returns 0, or -1 for a
+ * duplicate or too many keys (the exact path decides). */
+static inline __attribute__((always_inline)) int
+key_add(keys_t *ks, const unsigned char *p, size_t off, size_t n, size_t first,
+        uint64_t *seen, unsigned *hash)
+{
+        if (ks->cnt == LB_JSON_KEYS_INLINE)
+                return -1;
+        fkey_t *k = &ks->key[ks->cnt];
+        k->sig = key_sig(p + off, n);
+        k->off = off;
+        k->len = n;
+        *hash = key_hash(k->sig, n);
+        uint64_t bit = (uint64_t)1 << *hash;
+        if (*seen & bit)
+                for (size_t i = first; i < ks->cnt; i++)
+                        if (fkey_eq(p, &ks->key[i], k))
+                                return -1;
+        *seen |= bit;
+        ks->cnt++;
+        return 0;
+}
+
+/* The container at p[pos] ('{' or '['), walked with a stack of its own.
+ * @returns its end (*type set), or 0 (the exact path decides). */
+__attribute__((noinline)) static size_t fast_container(pass_t *w, size_t pos,
+                                                       lb_json_type_t *type)
+{
+        const unsigned char *p = w->p;
+        size_t len = w->len, depth = 0, esc, end;
+        uint64_t obj = 0;             /* bit d: depth d is an object */
+        uint64_t seen[FAST_DEPTH];    /* buckets of each object's keys */
+        size_t first_key[FAST_DEPTH]; /* each object's first key */
+        keys_t ks;
+        unsigned h;
+        unsigned char c = p[pos];
+
+        ks.cnt = 0;
+open:
+        if (depth == FAST_DEPTH)
+                return 0;
+        if (c == '{') {
+                obj |= (uint64_t)1 << depth;
+                seen[depth] = 0;
+                first_key[depth] = ks.cnt;
+        } else {
+                obj &= ~((uint64_t)1 << depth);
+        }
+        depth++;
+        pos++;
+        while (cls[p[pos]] & C_WS)
+                pos++;
+        if (p[pos] == c + 2) { /* '}' or ']' */
+                pos++;
+                goto close;
+        }
+        if (c == '{')
+                goto key;
+value:
+        c = p[pos];
+        if (c == '"') {
+                end = fast_string(w, pos + 1, 1, &esc);
+                if (!end)
+                        return 0;
+                pos = end + 1;
+        } else if (is_digit(c) || c == '-') {
+                pos = fast_number(p, pos, type);
+        } else if (c == '{' || c == '[') {
+                goto open;
+        } else if (c == 't' || c == 'f' || c == 'n') {
+                pos = fast_word(p, len, pos, type);
+        } else if (cls[c] & C_WS) {
+                pos++;
+                goto value;
+        } else {
+                return 0;
+        }
+        if (!pos)
+                return 0;
+after:
+        c = p[pos++];
+        if (c == ',') {
+                if (obj >> (depth - 1) & 1)
+                        goto key;
+                goto value;
+        }
+        if (cls[c] & C_WS)
+                goto after;
+        if (c != ((obj >> (depth - 1) & 1) ? '}' : ']'))
+                return 0;
+close:
+        if (obj >> (depth - 1) & 1)
+                ks.cnt = first_key[depth - 1];
+        if (--depth == 0) {
+                *type = obj & 1 ? LB_JSON_OBJECT : LB_JSON_ARRAY;
+                return pos;
+        }
+        if (pos == len) /* the last bracket, with containers open */
+                return 0;
+        goto after;
+key:
+        while (p[pos] != '"') {
+                if (!(cls[p[pos]] & C_WS))
+                        return 0;
+                pos++;
+        }
+        end = fast_string(w, pos + 1, 0, &esc);
+        if (!end || key_add(&ks, p, pos + 1, end - pos - 1,
+                            first_key[depth - 1], &seen[depth - 1], &h))
+                return 0;
+        pos = end + 1;
+        while (p[pos] != ':') {
+                if (!(cls[p[pos]] & C_WS))
+                        return 0;
+                pos++;
+        }
+        pos++;
+        goto value;
+}
+
+/* The wanted fields of a scan: their names' sigs and buckets. */
+#define FAST_FIELDS 32
+
+typedef struct {
+        uint64_t names;            /* buckets of the names */
+        uint64_t shared;           /* ... of two names or more */
+        unsigned char first[64];   /* by bucket: the first field's index */
+        uint64_t sig[FAST_FIELDS]; /* each name's */
+} wanted_t;
+
+static void wanted_init(wanted_t *wt, const lb_json_field_t *fields, size_t cnt)
+{
+        wt->names = wt->shared = 0;
+        for (size_t i = 0; i < cnt; i++) {
+                const lb_json_field_t *f = &fields[i];
+                wt->sig[i] =
+                    key_sig((const unsigned char *)f->name, f->name_len);
+                unsigned h = key_hash(wt->sig[i], f->name_len);
+                uint64_t bit = (uint64_t)1 << h;
+                if (wt->names & bit)
+                        wt->shared |= bit;
+                else
+                        wt->first[h] = (unsigned char)i;
+                wt->names |= bit;
+        }
+}
+
+static int wanted_is(const lb_json_field_t *f, uint64_t sig,
+                     const unsigned char *p, const fkey_t *k)
+{
+        return f->name_len == k->len && sig == k->sig &&
+               (k->len <= 8 ||
+                !memcmp(f->name + 8, p + k->off + 8, k->len - 8));
+}
+
+/* The fields after the first of bucket h whose name is key k. */
+__attribute__((noinline)) static lb_json_value_t *
+wanted_shared(scan_t *s, const wanted_t *wt, const unsigned char *p,
+              const fkey_t *k, unsigned h)
+{
+        for (size_t i = wt->first[h] + 1u; i < s->field_cnt; i++)
+                if (wanted_is(&s->fields[i], wt->sig[i], p, k))
+                        return &s->fields[i].value;
+        return NULL;
+}
+
+/* @returns the value slot of the wanted field whose name is key k, in
+ * bucket h, or NULL. */
+static inline __attribute__((always_inline)) lb_json_value_t *
+wanted(scan_t *s, const wanted_t *wt, const unsigned char *p, const fkey_t *k,
+       unsigned h)
+{
+        uint64_t bit = (uint64_t)1 << h;
+        if (!(wt->names & bit))
+                return NULL;
+        size_t i = wt->first[h];
+        if (wanted_is(&s->fields[i], wt->sig[i], p, k))
+                return &s->fields[i].value;
+        return wt->shared & bit ? wanted_shared(s, wt, p, k, h) : NULL;
+}
+
+/* The structural walk (see above) of a top-level object, member by
+ * member; containers in it go to fast_container. Its input, less trailing
+ * whitespace, ends with a bracket that no token runs past: it reads up to
+ * that without bounds checks. @returns 0 when the value is accepted
+ * (s->res and s->fields filled), -1 when the exact path must decide. */
+static int fast_scan(scan_t *s, lb_json_masks_fn masks)
+{
+        const unsigned char *p = s->p;
+        size_t len = s->len, pos = 0, esc, end, tok;
+        uint64_t seen = 0;
+        keys_t ks;
+        wanted_t wt;
+        pass_t w;
+        lb_json_type_t type;
+        lb_json_value_t *slot;
+        unsigned h;
+        unsigned char c;
+
+        while (len && (cls[p[len - 1]] & C_WS))
+                len--;
+        if (!len || (p[len - 1] != '}' && p[len - 1] != ']') ||
+            s->field_cnt > FAST_FIELDS)
+                return -1;
+        w.p = p;
+        w.len = len;
+        w.masks = masks;
+        pass_window(&w, 0);
+        while (cls[p[pos]] & C_WS)
+                pos++;
+        if (p[pos] != '{') {
+                if (p[pos] != '[' || fast_container(&w, pos, &type) != len)
+                        return -1;
+                s->res->type = type;
+                return 0;
+        }
+        s->res->type = LB_JSON_OBJECT;
+        wanted_init(&wt, s->fields, s->field_cnt);
+        ks.cnt = 0;
+        pos++;
+        while (cls[p[pos]] & C_WS)
+                pos++;
+        if (p[pos] == '}')
+                return pos + 1 == len ? 0 : -1;
+        for (;;) {
+                while (p[pos] != '"') {
+                        if (!(cls[p[pos]] & C_WS))
+                                return -1;
+                        pos++;
+                }
+                end = fast_string(&w, pos + 1, 0, &esc);
+                if (!end ||
+                    key_add(&ks, p, pos + 1, end - pos - 1, 0, &seen, &h))
+                        return -1;
+                slot = wanted(s, &wt, p, &ks.key[ks.cnt - 1], h);
+                pos = end + 1;
+                while (p[pos] != ':') {
+                        if (!(cls[p[pos]] & C_WS))
+                                return -1;
+                        pos++;
+                }
+                do
+                        c = p[++pos];
+                while (cls[c] & C_WS);
+                tok = pos;
+                if (c == '"') {
+                        end = fast_string(&w, pos + 1, 1, &esc);
+                        if (!end)
+                                return -1;
+                        pos = end + 1;
+                        if (slot) {
+                                slot->type = LB_JSON_STRING;
+                                slot->off = tok + 1;
+                                slot->len = end - tok - 1;
+                                slot->dlen = slot->len - esc;
+                        }
+                } else {
+                        if (is_digit(c) || c == '-')
+                                pos = fast_number(p, pos, &type);
+                        else if (c == '{' || c == '[')
+                                pos = fast_container(&w, pos, &type);
+                        else if (c == 't' || c == 'f' || c == 'n')
+                                pos = fast_word(p, len, pos, &type);
+                        else
+                                return -1;
+                        if (!pos || pos == len)
+                                return -1;
+                        if (slot) {
+                                slot->type = type;
+                                slot->off = tok;
+                                slot->len = pos - tok;
+                        }
+                }
+                while (p[pos] != ',') {
+                        if (p[pos] == '}') {
+                                s->res->members = ks.cnt;
+                                return pos + 1 == len ? 0 : -1;
+                        }
+                        if (!(cls[p[pos]] & C_WS))
+                                return -1;
+                        pos++;
+                }
+                pos++;
+        }
+}
+
+static void scan_init(scan_t *s, lb_json_result_t *res)
+{
+        res->type = LB_JSON_ABSENT;
+        res->members = 0;
+        res->err_pos = 0;
+        res->err_text[0] = '\0';
+        for (size_t i = 0; i < s->field_cnt; i++)
+                memset(&s->fields[i].value, 0, sizeof(s->fields[i].value));
+}
+
 int lb_json_scan(const char *buf, size_t len, lb_json_field_t *fields,
                  size_t field_cnt, lb_json_result_t *res)
 {
         scan_t s;
         s.p = (const unsigned char *)buf;
         s.len = len;
+        s.fields = fields;
+        s.field_cnt = field_cnt;
+        s.res = res;
+        scan_init(&s, res);
+        lb_json_masks_fn masks = lb_json_masks();
+        res->exact = !masks || fast_scan(&s, masks) != 0;
+        if (!res->exact)
+                return 0;
+        scan_init(&s, res);
+
         s.pos = 0;
         s.open = 0;
         s.keys = s.inline_keys;
         s.key_cnt = 0;
         s.key_cap = LB_JSON_KEYS_INLINE;
-        s.fields = fields;
-        s.field_cnt = field_cnt;
         s.slot = NULL;
-        s.res = res;
-        res->type = LB_JSON_ABSENT;
-        res->members = 0;
-        res->err_pos = 0;
-        res->err_text[0] = '\0';
         s.name_lens = 0;
-        for (size_t i = 0; i < field_cnt; i++) {
-                memset(&fields[i].value, 0, sizeof(fields[i].value));
+        for (size_t i = 0; i < field_cnt; i++)
                 s.name_lens |=
                     (uint64_t)1
                     << (fields[i].name_len < 63 ? fields[i].name_len : 63);
-        }
 
         int rc = parse(&s);
         if (rc)

@@ -5,7 +5,10 @@
  * the same error text (less jansson's " near '...'" tail) and position, and
  * reports the type and raw span of chosen members of a top-level object.
  * It never copies, modifies or keeps the input and allocates nothing unless
- * more than LB_JSON_KEYS_INLINE object keys are open at once.
+ * more than LB_JSON_KEYS_INLINE object keys are open at once. Valid objects
+ * and arrays of the common kinds are decided by a structural walk over a
+ * vector first pass (json_struct.h), anything else byte by byte: the
+ * result is the same either way (res->exact says which decided).
  *
  * One deliberate difference: jansson drops a raw NUL byte that directly
  * follows a number or a literal ("[1\0]" loads); here every raw NUL byte is
@@ -54,6 +57,7 @@ typedef struct {
         size_t members;      /* members of the top-level object */
         size_t err_pos;      /* on error: jansson's error position */
         char err_text[80];   /* on error: jansson's message */
+        int exact; /* 1: decided byte by byte, not by the structural walk */
 } lb_json_result_t;
 
 /**

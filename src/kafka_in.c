@@ -373,6 +373,35 @@ rd_kafka_message_t *lb_kafka_in_poll(lb_kafka_in_t *in, int timeout_ms)
         return rd_kafka_consumer_poll(in->rk, timeout_ms);
 }
 
+/* librdkafka 2.0's rd_kafka_msg_t (src/rdkafka_msg.h, v2.0.2), as far as
+ * a consumed record's raw headers (rkm_u.consumer.binhdrs, an
+ * rd_kafkap_bytes_t): the public message comes first. */
+typedef struct {
+        rd_kafka_message_t rkmessage;
+        void *link_next, **link_prev; /* TAILQ_ENTRY */
+        int flags;
+        rd_kafka_timestamp_type_t tstype;
+        int64_t timestamp;
+        rd_kafka_headers_t *headers; /* parsed, if asked for before */
+        int status;
+        int32_t broker_id;
+        int32_t binhdrs_len; /* the bytes after the value, in the record */
+        const void *binhdrs_data;
+} rkm_2_0_t;
+
+int lb_kafka_in_headerless(const rd_kafka_message_t *m)
+{
+        static int layout = -1;
+        if (layout < 0)
+                layout = (rd_kafka_version() & 0xffff0000) == 0x02000000;
+        const rkm_2_0_t *r = (const rkm_2_0_t *)m;
+        /* The raw headers follow the value directly, and a count of 0 is
+         * the single byte 0 (a zigzag varint). */
+        return layout && m->payload && !r->headers && r->binhdrs_len == 1 &&
+               r->binhdrs_data == (const char *)m->payload + m->len &&
+               *(const unsigned char *)r->binhdrs_data == 0;
+}
+
 uint64_t lb_kafka_in_reentries(const lb_kafka_in_t *in)
 {
         return in->reentries;

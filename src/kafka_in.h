@@ -66,6 +66,18 @@ int lb_kafka_in_check_conf(const lb_config_t *conf, char *errstr,
 /** @returns the next message (caller destroys), or NULL. Serves callbacks. */
 rd_kafka_message_t *lb_kafka_in_poll(lb_kafka_in_t *in, int timeout_ms);
 
+/**
+ * @returns 1 when consumed message m surely has no headers, else 0 (then
+ *          rd_kafka_message_headers() says). librdkafka 2.0's
+ *          rd_kafka_message_headers() allocates and frees a parse buffer
+ *          for every record (a v2 record without headers still has one
+ *          byte of them, its count 0), about 1,000 instructions; this
+ *          reads that byte where librdkafka 2.0 keeps it, and on any other
+ *          version, or when the record's layout is not the expected one,
+ *          answers 0.
+ */
+int lb_kafka_in_headerless(const rd_kafka_message_t *m);
+
 /** @brief Pauses (pause=1) or resumes every assigned partition. */
 void lb_kafka_in_pause_all(lb_kafka_in_t *in, int pause);
 int lb_kafka_in_paused(const lb_kafka_in_t *in);

@@ -124,6 +124,11 @@ struct lb_bridge_s {
         /* commits.c */
         lb_assigned_t *assigned;
         size_t assigned_cnt, assigned_cap;
+        /* lb_commits_of's last answer and the topic handle it was for:
+         * messages come in runs of one partition. NULL whenever the table
+         * changes. */
+        lb_assigned_t *last_of;
+        const rd_kafka_topic_t *last_rkt;
         int64_t next_commit_ms;
         lb_map_room_t map_room; /* what an offset map may take now */
         char *map; /* an encoded map, commit.metadata.max.bytes + 1 bytes */
@@ -176,6 +181,9 @@ uint64_t lb_requests_partition_tag(const char *topic, int32_t partition);
 /* commits.c */
 lb_assigned_t *lb_commits_find(lb_bridge_t *b, const char *topic,
                                int32_t partition);
+/* The entry of consumed message m's partition (m->rkt set), or NULL: the
+ * last one found again without a search when m is of the same partition. */
+lb_assigned_t *lb_commits_of(lb_bridge_t *b, const rd_kafka_message_t *m);
 /* Adds a partition to the table. @returns it, or NULL out of memory. */
 lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
                               int32_t partition, uint64_t tag);

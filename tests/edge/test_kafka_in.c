@@ -6,7 +6,9 @@
  * with fetched messages still queued does not abort, and its revocation is
  * answered at once (librdkafka 2.0.2 asserts when a queue served with
  * callbacks holds a fetched message, and the close forwards the consumer's
- * queue, prefetch included, to the queue it is served from).
+ * queue, prefetch included, to the queue it is served from). A record
+ * without headers is known as such without asking librdkafka to parse
+ * them; one with headers (or an empty value) never is.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -243,11 +245,100 @@ static void test_close_with_prefetch(void **state)
         rd_kafka_destroy(host);
 }
 
+/* Records with and without headers, compressed or not, and empty values:
+ * lb_kafka_in_headerless() says 1 only for those librdkafka finds no
+ * headers in, and on librdkafka 2.0 for every such record with a value
+ * (an empty value is not where its headers are: it may say 0). */
+static void test_headerless(void **state)
+{
+        (void)state;
+        rd_kafka_t *host;
+        rd_kafka_mock_cluster_t *mc = cluster(&host);
+        const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
+        char err[256];
+        enum { N = 64 };
+        for (int z = 0; z < 2; z++) {
+                rd_kafka_conf_t *c = rd_kafka_conf_new();
+                rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err,
+                                  sizeof(err));
+                rd_kafka_conf_set(c, "compression.codec", z ? "lz4" : "none",
+                                  err, sizeof(err));
+                rd_kafka_t *p =
+                    rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+                assert_non_null(p);
+                for (int i = 0; i < N; i++) {
+                        rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+                        if (i % 3 == 1)
+                                rd_kafka_header_add(h, "h", -1, "v", -1);
+                        if (i % 3 == 2)
+                                rd_kafka_header_add(h, "", -1, NULL, 0);
+                        const char *v = i % 5 ? "{\"a\":1}" : "";
+                        size_t n = strlen(v);
+                        assert_int_equal(
+                            rd_kafka_producev(
+                                p, RD_KAFKA_V_TOPIC(TOPIC),
+                                RD_KAFKA_V_PARTITION(0),
+                                RD_KAFKA_V_VALUE((void *)v, n),
+                                RD_KAFKA_V_HEADERS(h),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_END),
+                            0);
+                }
+                assert_int_equal(rd_kafka_flush(p, 10000), 0);
+                rd_kafka_destroy(p);
+        }
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err));
+        rd_kafka_conf_set(c, "group.id", "hdr", err, sizeof(err));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
+        assert_non_null(rk);
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, TOPIC, 0)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+        assert_int_equal(rd_kafka_assign(rk, l), 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        int got = 0, without = 0;
+        int v2_0 = (rd_kafka_version() & 0xffff0000) == 0x02000000;
+        for (int64_t end = lb_admin_now_ms() + 20000;
+             got < 2 * N && lb_admin_now_ms() < end;) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m)
+                        continue;
+                if (!m->err) {
+                        int sure = lb_kafka_in_headerless(m);
+                        rd_kafka_headers_t *h;
+                        int none = rd_kafka_message_headers(m, &h) ==
+                                   RD_KAFKA_RESP_ERR__NOENT;
+                        int i = (int)(m->offset % N);
+                        assert_int_equal(none, i % 3 == 0);
+                        if (sure)
+                                assert_true(none);
+                        if (none && m->len && v2_0)
+                                assert_true(sure);
+                        /* Asked once, the parsed list is the answer. */
+                        assert_int_equal(lb_kafka_in_headerless(m),
+                                         sure && none);
+                        without += sure;
+                        got++;
+                }
+                rd_kafka_message_destroy(m);
+        }
+        assert_int_equal(got, 2 * N);
+        if (v2_0)
+                assert_true(without > 0);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(host);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_paused_until_read),
             cmocka_unit_test(test_close_with_prefetch),
+            cmocka_unit_test(test_headerless),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,9 @@
  * that follows a number or a literal; the scanner rejects every raw NUL
  * (json_scan.h), so an input with NUL bytes is compared against jansson
  * given the same input with each NUL turned into 0x01, which jansson treats
- * the way the scanner treats NUL.
+ * the way the scanner treats NUL. Each input is scanned under every first
+ * pass this machine has (json_struct.h: portable, SSE2, AVX2) and under the
+ * byte-by-byte path alone, and all must agree on everything they report.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "json_scan.h"
+#include "json_struct.h"
 
 #define FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
 
@@ -199,13 +202,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_error_t jerr;
         json_t *root = json_loadb(nonul ? nonul : buf, size, FLAGS, &jerr);
 
-        lb_json_field_t f[NAME_CNT];
-        for (size_t i = 0; i < NAME_CNT; i++) {
-                f[i].name = names[i];
-                f[i].name_len = strlen(names[i]);
+        static const lb_json_pass_t passes[] = {
+            LB_JSON_PASS_EXACT, LB_JSON_PASS_PORTABLE, LB_JSON_PASS_SSE2,
+            LB_JSON_PASS_AVX2};
+        lb_json_field_t f[NAME_CNT], g[NAME_CNT];
+        lb_json_result_t res, other;
+        int rc = 0;
+        for (size_t p = 0; p < sizeof(passes) / sizeof(passes[0]); p++) {
+                if (lb_json_pass_select(passes[p]))
+                        continue;
+                lb_json_field_t *h = p ? g : f;
+                for (size_t i = 0; i < NAME_CNT; i++) {
+                        h[i].name = names[i];
+                        h[i].name_len = strlen(names[i]);
+                }
+                lb_json_result_t *r = p ? &other : &res;
+                int c = lb_json_scan(buf, size, h, NAME_CNT, r);
+                if (!p) {
+                        rc = c;
+                        continue;
+                }
+                check(c == rc && r->type == res.type, "pass: verdict");
+                if (rc)
+                        check(r->err_pos == res.err_pos &&
+                                  !strcmp(r->err_text, res.err_text),
+                              "pass: error");
+                else
+                        check(r->members == res.members &&
+                                  !memcmp(g, f, sizeof(f)),
+                              "pass: members and fields");
         }
-        lb_json_result_t res;
-        int rc = lb_json_scan(buf, size, f, NAME_CNT, &res);
 
         check((rc == 0) == (root != NULL), "accept/reject");
         if (root)

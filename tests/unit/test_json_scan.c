@@ -4,6 +4,9 @@
  * depth, duplicate keys (nested, escaped, large objects) and the members it
  * reports. Every verdict, message and position is also checked against
  * jansson itself, except where json_scan.h documents the one difference.
+ * The whole group runs once for each first pass (json_struct.h) this
+ * machine has, and every scan is also compared with the byte-by-byte path
+ * alone (LB_JSON_PASS_EXACT): the structural walk must give its result.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,8 +20,42 @@
 #include <jansson.h>
 
 #include "json_scan.h"
+#include "json_struct.h"
 
 #define FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
+
+/* The pass the group runs under. */
+static lb_json_pass_t pass;
+
+/* lb_json_scan under the group's pass, asserted to give what the exact
+ * path gives: return value, result and every field. */
+static int scan(const char *v, size_t n, lb_json_field_t *f, size_t cnt,
+                lb_json_result_t *res)
+{
+        lb_json_field_t *g = cnt ? malloc(cnt * sizeof(*g)) : NULL;
+        if (cnt)
+                memcpy(g, f, cnt * sizeof(*g));
+        lb_json_result_t want;
+        assert_int_equal(lb_json_pass_select(LB_JSON_PASS_EXACT), 0);
+        int rc_want = lb_json_scan(v, n, g, cnt, &want);
+        assert_int_equal(lb_json_pass_select(pass), 0);
+        int rc = lb_json_scan(v, n, f, cnt, res);
+        assert_int_equal(rc, rc_want);
+        assert_int_equal(want.exact, 1);
+        assert_int_equal(res->type, want.type);
+        if (rc) {
+                assert_int_equal(res->err_pos, want.err_pos);
+                assert_string_equal(res->err_text, want.err_text);
+                assert_int_equal(res->exact, 1);
+        } else {
+                assert_int_equal(res->members, want.members);
+        }
+        for (size_t i = 0; i < cnt && !rc; i++)
+                assert_memory_equal(&f[i].value, &g[i].value,
+                                    sizeof(g[i].value));
+        free(g);
+        return rc;
+}
 
 static lb_json_type_t jansson_type(const json_t *v)
 {
@@ -36,7 +73,7 @@ static lb_json_type_t jansson_type(const json_t *v)
 static void accepted(const char *v, size_t n, lb_json_type_t type)
 {
         lb_json_result_t res;
-        if (lb_json_scan(v, n, NULL, 0, &res))
+        if (scan(v, n, NULL, 0, &res))
                 fail_msg("'%.60s' rejected: %zu %s", v, res.err_pos,
                          res.err_text);
         assert_int_equal(res.type, type);
@@ -53,7 +90,7 @@ static void rejected_as(const char *v, size_t n, size_t pos, const char *msg,
                         int with_jansson)
 {
         lb_json_result_t res;
-        if (!lb_json_scan(v, n, NULL, 0, &res))
+        if (!scan(v, n, NULL, 0, &res))
                 fail_msg("'%.60s' accepted", v);
         if (res.err_pos != pos || strcmp(res.err_text, msg))
                 fail_msg("'%.60s': got %zu '%s', want %zu '%s'", v, res.err_pos,
@@ -200,7 +237,7 @@ static void test_escapes(void **state)
                         "\\ud83d\\ude00z\"}";
         lb_json_field_t f = {.name = "s", .name_len = 1};
         lb_json_result_t res;
-        assert_int_equal(lb_json_scan(v, strlen(v), &f, 1, &res), 0);
+        assert_int_equal(scan(v, strlen(v), &f, 1, &res), 0);
         const char want[] = "a\"\\/\b\f\n\r\t\xc3\xa9\xe2\x82\xac"
                             "\xf0\x9f\x98\x80z";
         assert_int_equal(f.value.type, LB_JSON_STRING);
@@ -516,7 +553,7 @@ static void test_fields(void **state)
             {LB_JSON_ABSENT, "", 0},
         };
         lb_json_result_t res;
-        assert_int_equal(lb_json_scan(v, strlen(v), f, 12, &res), 0);
+        assert_int_equal(scan(v, strlen(v), f, 12, &res), 0);
         assert_int_equal(res.type, LB_JSON_OBJECT);
         assert_int_equal(res.members, 11);
         for (size_t i = 0; i < 12; i++) {
@@ -534,22 +571,158 @@ static void test_fields(void **state)
         v = "{\"a\\\\b\":1,\"q\":\"x\\\\y\"}";
         lb_json_field_t g[] = {{.name = "a\\b", .name_len = 3},
                                {.name = "q", .name_len = 1}};
-        assert_int_equal(lb_json_scan(v, strlen(v), g, 2, &res), 0);
+        assert_int_equal(scan(v, strlen(v), g, 2, &res), 0);
         assert_int_equal(g[0].value.type, LB_JSON_INTEGER);
         assert_true(lb_json_string_eq(v, &g[1].value, "x\\y", 3));
         assert_false(lb_json_string_eq(v, &g[1].value, "x\\\\y", 4));
 
         /* Empty object; not an object; a rejected value. */
-        assert_int_equal(lb_json_scan(" { } ", 5, f, 12, &res), 0);
+        assert_int_equal(scan(" { } ", 5, f, 12, &res), 0);
         assert_int_equal(res.type, LB_JSON_OBJECT);
         assert_int_equal(res.members, 0);
         assert_int_equal(f[0].value.type, LB_JSON_ABSENT);
         v = "[{\"appId\":\"x\"}]";
-        assert_int_equal(lb_json_scan(v, strlen(v), f, 12, &res), 0);
+        assert_int_equal(scan(v, strlen(v), f, 12, &res), 0);
         assert_int_equal(res.type, LB_JSON_ARRAY);
         assert_int_equal(f[0].value.type, LB_JSON_ABSENT);
-        assert_int_equal(lb_json_scan("{\"appId\":", 9, f, 12, &res), -1);
+        assert_int_equal(scan("{\"appId\":", 9, f, 12, &res), -1);
         assert_string_equal(res.err_text, "unexpected token");
+}
+
+/* Scans v with the contract's fields (all compared with the exact path by
+ * scan()); asserts the verdict and whether the structural walk decided. */
+static void walked(const char *v, size_t n, int ok, int fast)
+{
+        lb_json_field_t f[] = {
+            {.name = "appId", .name_len = 5},
+            {.name = "action", .name_len = 6},
+            {.name = "userId", .name_len = 6},
+            {.name = "deviceId", .name_len = 8},
+            {.name = "time", .name_len = 4},
+            {.name = "clientKey", .name_len = 9},
+            {.name = "sessionLength", .name_len = 13},
+            {.name = "", .name_len = 0},
+        };
+        lb_json_result_t res;
+        int rc = scan(v, n, f, sizeof(f) / sizeof(f[0]), &res);
+        if ((rc == 0) != ok)
+                fail_msg("'%.60s': %s", v, rc ? res.err_text : "accepted");
+        if (pass != LB_JSON_PASS_EXACT && res.exact == fast)
+                fail_msg("'%.60s': decided %s", v,
+                         res.exact ? "byte by byte" : "by the walk");
+}
+
+#define WALKED(lit, ok, fast) walked(lit, sizeof(lit) - 1, ok, fast)
+
+static void test_fast_path(void **state)
+{
+        (void)state;
+        /* The bench's events and their kin. */
+        WALKED("{\"appId\":\"app_02\",\"userId\":\"u023148\",\"action\":"
+               "\"track\",\"event\":\"Level Complete\",\"value\":0.00,"
+               "\"params\":{\"level\":0,\"score\":0},\"eid\":\"e0000000\","
+               "\"seq\":0}",
+               1, 1);
+        WALKED("{\"appId\":\"a\",\"deviceId\":\"d-1\",\"action\":\"start\","
+               "\"time\":1700000000.25,\"clientKey\":\"k\",\"sessionLength\":"
+               "-12,\"\":[true,false,null,[],{}],\"x\":1e5,\"y\":-0.5E-07}",
+               1, 1);
+        /* Whitespace anywhere, a trailing newline. */
+        WALKED(" \t{ \"appId\" :\r\n \"a\" , \"v\" : [ 1 , { \"k\" : 2 } ] ,"
+               "\"w\":{ } , \"z\" : [ ] }\n",
+               1, 1);
+        /* Short escapes in values and UTF-8 anywhere in strings. */
+        WALKED("{\"action\":\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\","
+               "\"caf\xc3\xa9\":\"\xe2\x82\xac\xf0\x9f\x98\x80\"}",
+               1, 1);
+        /* Left to the exact path: \u escapes, escaped keys, scalars at the
+         * top, big numbers, deep nesting, many keys. */
+        WALKED("{\"action\":\"\\u0041\"}", 1, 0);
+        WALKED("{\"\\u0061ppId\":\"a\"}", 1, 0);
+        WALKED("{\"app\\tId\":\"a\"}", 1, 0);
+        WALKED("\"top\"", 1, 0);
+        WALKED("12", 1, 0);
+        WALKED("{\"n\":123456789012345678}", 1, 1);
+        WALKED("{\"n\":1234567890123456789}", 1, 0);
+        WALKED("{\"n\":-9223372036854775809}", 0, 0);
+        WALKED("{\"n\":1e100}", 1, 0);
+        WALKED("{\"n\":1e99}", 1, 1);
+        /* Duplicates: equal in their first 8 bytes or not, nested, in
+         * sibling objects (allowed). */
+        WALKED("{\"sessionLength\":1,\"sessionLengthX\":2}", 1, 1);
+        WALKED("{\"sessionLength\":1,\"sessionLength\":2}", 0, 0);
+        WALKED("{\"a\":1,\"b\":2,\"a\":3}", 0, 0);
+        WALKED("{\"a\":{\"k\":1,\"k\":2}}", 0, 0);
+        WALKED("{\"a\":{\"k\":1},\"b\":[{\"k\":1},{\"k\":2}],\"k\":2}", 1, 1);
+        /* Errors are never the walk's. */
+        WALKED("{\"a\":1,}", 0, 0);
+        WALKED("{\"a\":1}x}", 0, 0);
+        WALKED("{\"a\":01}", 0, 0);
+        WALKED("{\"a\":tru}", 0, 0);
+        WALKED("{\"a\":[1}", 0, 0);
+        WALKED("{\"a\":{\"b\":1}", 0, 0);
+        WALKED("{\"a\":\"x\ty\"}", 0, 0);
+        WALKED("{\"a\":\"\xc3\"}", 0, 0);
+        WALKED("{\"a\":1}}", 0, 0);
+        WALKED("{\"a\"}", 0, 0);
+        WALKED("{}", 1, 1);
+        WALKED("[]", 1, 1);
+        WALKED("}", 0, 0);
+
+        char *deep = repeat("[", 70, "1", "]", 70);
+        walked(deep, strlen(deep), 1, 0);
+        free(deep);
+        char many[64 * 12 + 8];
+        size_t n = 0;
+        many[n++] = '{';
+        for (int i = 0; i < 70 && n < sizeof(many) - 12; i++)
+                n += (size_t)snprintf(many + n, sizeof(many) - n, "\"k%d\":%d,",
+                                      i, i);
+        many[n - 1] = '}';
+        walked(many, n, 1, 0);
+
+        /* Many wanted names: buckets shared between names. */
+        lb_json_field_t f[40];
+        char names[40][4];
+        for (int i = 0; i < 40; i++) {
+                snprintf(names[i], sizeof(names[i]), "k%d", i);
+                f[i].name = names[i];
+                f[i].name_len = strlen(names[i]);
+        }
+        lb_json_result_t res;
+        assert_int_equal(scan(many, 64 * 3 + 20, f, 32, &res), -1);
+        many[n - 1] = '}';
+        const char *v = "{\"k1\":1,\"k12\":\"x\",\"k31\":[2],\"k0\":{}}";
+        assert_int_equal(scan(v, strlen(v), f, 32, &res), 0);
+        assert_int_equal(res.exact, pass == LB_JSON_PASS_EXACT);
+        assert_int_equal(f[31].value.type, LB_JSON_ARRAY);
+        assert_int_equal(scan(v, strlen(v), f, 40, &res), 0);
+        assert_int_equal(res.exact, 1); /* more names than the walk takes */
+}
+
+/* Strings that cross the first pass's blocks and windows, with a byte that
+ * stops a string (an escape, UTF-8, a control byte) at every place. */
+static void test_windows(void **state)
+{
+        (void)state;
+        static const char *const stops[] = {"", "\\n", "\xc3\xa9", "\x01",
+                                            "\\u00e9"};
+        char *v = malloc(2400);
+        assert_non_null(v);
+        for (size_t len = 0; len < 2300; len += len < 300 ? 1 : 61) {
+                for (size_t k = 0; k < sizeof(stops) / sizeof(stops[0]); k++) {
+                        size_t at = len / 2, n = 0;
+                        n += (size_t)sprintf(v, "{\"appId\":\"");
+                        memset(v + n, 'x', at);
+                        n += at;
+                        n += (size_t)sprintf(v + n, "%s", stops[k]);
+                        memset(v + n, 'y', len - at);
+                        n += len - at;
+                        n += (size_t)sprintf(v + n, "\",\"action\":\"z\"}");
+                        walked(v, n, k != 3, k < 3);
+                }
+        }
+        free(v);
 }
 
 int main(void)
@@ -566,6 +739,29 @@ int main(void)
             cmocka_unit_test(test_depth),
             cmocka_unit_test(test_duplicates),
             cmocka_unit_test(test_fields),
+            cmocka_unit_test(test_fast_path),
+            cmocka_unit_test(test_windows),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        static const struct {
+                const char *name;
+                lb_json_pass_t pass;
+        } passes[] = {
+            {"exact", LB_JSON_PASS_EXACT},
+            {"portable", LB_JSON_PASS_PORTABLE},
+            {"sse2", LB_JSON_PASS_SSE2},
+            {"avx2", LB_JSON_PASS_AVX2},
+        };
+        int failed = 0;
+        for (size_t i = 0; i < sizeof(passes) / sizeof(passes[0]); i++) {
+                if (lb_json_pass_select(passes[i].pass)) {
+                        printf("[ SKIPPED ] %s: not on this machine\n",
+                               passes[i].name);
+                        continue;
+                }
+                pass = passes[i].pass;
+                failed += _cmocka_run_group_tests(
+                    passes[i].name, tests, sizeof(tests) / sizeof(tests[0]),
+                    NULL, NULL);
+        }
+        return failed;
 }
