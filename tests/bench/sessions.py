@@ -178,39 +178,14 @@ def lower_bound(per_user, budget_s):
     return extended_lower_bound(per_user, budget_s, ())
 
 
-def extended_lower_bound(per_user, budget_s, closes, per_app=False):
-    """Issue 25's bound: per (app, user), greedy windows of the app's budget
-    (budget_s: s, or {app: s}) that also close right after an action that
-    `closes` names (a list of batch.urgent / batch.session.end entries, or
-    {app: list}): open at the first uncovered action, close at open + W or
-    at a closing action, whichever comes first; the number of windows. With
-    per_app, {app: windows} instead of the total."""
-    out = {}
-    match = {}
-    for (app, _), acts in per_user.items():
-        w = _per_app(budget_s, app)
-        if app not in match:
-            match[app] = matcher(_per_app(closes, app) or ())
-        closing = match[app]
-        total = 0
-        opened = None
-        for x in acts:
-            t, action, event = x if isinstance(x, tuple) else (x, None, None)
-            if opened is None or t > opened + w:
-                total += 1
-                opened = t
-            if closing(action, event):
-                opened = None
-        out[app] = out.get(app, 0) + total
-    return out if per_app else sum(out.values())
-
-
-def model_waits(per_user, budget_s, closes):
-    """The waits (s, sorted) that extended_lower_bound's windows give: each
-    action waits until its window closes (open + W, or the closing action's
-    arrival), as if sent at that instant with no linger, fetch or HTTP
-    time: the policy's own wait, what a bridge's waits exceed by those."""
-    out = []
+def windows(per_user, budget_s, closes):
+    """Issue 25's windows: per (app, user), greedy windows of the app's
+    budget (budget_s: s, or {app: s}) that also close right after an action
+    that `closes` names (a list of batch.urgent / batch.session.end entries,
+    or {app: list}): open at the first uncovered action, close at open + W
+    or at a closing action, whichever comes first. Yields (app, the
+    window's timestamps, when it closes); per_user values are timestamps
+    or the (ts, action, event) tuples of actions_by_user."""
     match = {}
     for (app, _), acts in per_user.items():
         w = _per_app(budget_s, app)
@@ -221,18 +196,35 @@ def model_waits(per_user, budget_s, closes):
         for x in acts:
             t, action, event = x if isinstance(x, tuple) else (x, None, None)
             if opened is not None and t > opened + w:
-                out.extend(opened + w - y for y in win)
+                yield app, win, opened + w
                 win, opened = [], None
             if opened is None:
                 opened = t
             win.append(t)
             if closing(action, event):
-                out.extend(t - y for y in win)
+                yield app, win, t
                 win, opened = [], None
         if win:
-            out.extend(opened + w - y for y in win)
-    out.sort()
-    return out
+            yield app, win, opened + w
+
+
+def extended_lower_bound(per_user, budget_s, closes, per_app=False):
+    """Issue 25's bound: the number of windows (above), the fewest lookups
+    with no action waiting longer than its app's budget nor past a closing
+    action. With per_app, {app: windows} instead of the total."""
+    out = {}
+    for app, _, _ in windows(per_user, budget_s, closes):
+        out[app] = out.get(app, 0) + 1
+    return out if per_app else sum(out.values())
+
+
+def model_waits(per_user, budget_s, closes):
+    """The waits (s, sorted) that extended_lower_bound's windows give: each
+    action waits until its window closes (open + W, or the closing action's
+    arrival), as if sent at that instant with no linger, fetch or HTTP
+    time: the policy's own wait, what a bridge's waits exceed by those."""
+    return sorted(end - t for _, win, end in windows(per_user, budget_s, closes)
+                  for t in win)
 
 
 def fifo(per_user, linger_s, max_users=50, max_actions=500):
