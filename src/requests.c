@@ -35,6 +35,11 @@
  * retry.backoff.max.ms if lower): the bridge is back at full speed within
  * about this long of the API's recovery. */
 #define LB_PROBE_MAX_MS 5000
+/* Deadlines are whole milliseconds of a clock read in whole milliseconds,
+ * counted from Kafka timestamps in whole milliseconds: a user whose
+ * deadline is the next millisecond goes now, or its request would reach
+ * the API up to a millisecond past its budget. */
+#define LB_DUE_AHEAD_MS 1
 
 /* A batch on its way (see flight.h for its states). Keeps its users in the
  * batcher's busy gate from its creation to its end (the ordering gate); the
@@ -506,8 +511,8 @@ void lb_requests_dispatch(lb_bridge_t *b, int64_t now)
         lb_send_reason_t flush = lb_handover_flush_reason(b);
         size_t early = memory_excess(b);
         while (slot_free(b)) {
-                lb_batch_t *batch =
-                    lb_batcher_next(b->batcher, now, flush, early);
+                lb_batch_t *batch = lb_batcher_next(
+                    b->batcher, now + LB_DUE_AHEAD_MS, flush, early);
                 if (!batch)
                         break;
                 early = early > batch->n ? early - batch->n : 0;
@@ -530,7 +535,8 @@ int64_t lb_requests_next_due(lb_bridge_t *b, int64_t now, int64_t cap)
         if (lb_outage_active(&b->outage) && b->probe_at < t)
                 t = b->probe_at;
         if (slot_free(b)) {
-                int64_t d = lb_batcher_next_deadline(b->batcher);
+                int64_t d =
+                    lb_batcher_next_deadline(b->batcher) - LB_DUE_AHEAD_MS;
                 if (d < t)
                         t = d;
                 for (flight_t *f = b->flights; f; f = f->next)
