@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "list.h"
 #include "log.h"
 #include "why.h"
 
@@ -400,16 +401,6 @@ static const char *const kafka_notes[] = {
     NULL,
 };
 
-static char *trim(char *s)
-{
-        while (isspace((unsigned char)*s))
-                s++;
-        size_t n = strlen(s);
-        while (n && isspace((unsigned char)s[n - 1]))
-                s[--n] = '\0';
-        return s;
-}
-
 /* Frees a string that may hold a secret, wiping it first. */
 static void free_secret(char *s)
 {
@@ -557,71 +548,6 @@ static int parse_bool(const char *s, int *out)
         return -1;
 }
 
-static void free_list(char **v, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                free(v[i]);
-        free(v);
-}
-
-/* Splits a comma list; elements are trimmed and must be non-empty and
- * distinct. */
-static int parse_list(const char *value, char ***out, size_t *out_cnt,
-                      char *why, size_t why_size)
-{
-        char *copy = strdup(value);
-        char **v = NULL;
-        size_t n = 0;
-        int rc = -1;
-        if (!copy) {
-                lb_why(why, why_size, "out of memory");
-                goto out;
-        }
-        size_t cap = 1;
-        for (const char *p = value; *p; p++)
-                cap += *p == ',';
-        v = calloc(cap, sizeof(*v));
-        if (!v) {
-                lb_why(why, why_size, "out of memory");
-                goto out;
-        }
-        char *save = copy;
-        for (size_t i = 0; i < cap; i++) {
-                char *comma = strchr(save, ',');
-                if (comma)
-                        *comma = '\0';
-                char *elem = trim(save);
-                save = comma ? comma + 1 : save + strlen(save);
-                if (!*elem) {
-                        lb_why(why, why_size,
-                               "must be a comma-separated list of non-empty "
-                               "names (element %zu is empty)",
-                               i + 1);
-                        goto out;
-                }
-                for (size_t j = 0; j < n; j++) {
-                        if (!strcmp(v[j], elem)) {
-                                lb_why(why, why_size, "lists '%s' twice", elem);
-                                goto out;
-                        }
-                }
-                if (!(v[n] = strdup(elem))) {
-                        lb_why(why, why_size, "out of memory");
-                        goto out;
-                }
-                n++;
-        }
-        *out = v;
-        *out_cnt = n;
-        v = NULL;
-        rc = 0;
-out:
-        if (v)
-                free_list(v, n);
-        free(copy);
-        return rc;
-}
-
 /* ------------------------------------------------------------------ */
 /* apps                                                               */
 
@@ -655,6 +581,37 @@ static void free_setting(lb_app_setting_t *st)
 {
         free(st->app_id);
         lb_names_free(&st->value.names);
+}
+
+/* Whether st sets key of app id[0..id_len). */
+static int setting_is(const lb_app_setting_t *st, int key, const char *id,
+                      size_t id_len)
+{
+        return (int)st->key == key && strlen(st->app_id) == id_len &&
+               !memcmp(st->app_id, id, id_len);
+}
+
+/* @returns the index of app id[0..len) in apps[0..n) (sorted by id: it
+ *          bisects), or -1. */
+static int app_find(const lb_app_t *apps, size_t n, const char *app_id,
+                    size_t len)
+{
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const char *id = apps[mid].id;
+                size_t id_len = strlen(id);
+                int c = memcmp(id, app_id, id_len < len ? id_len : len);
+                if (!c)
+                        c = id_len < len ? -1 : id_len > len;
+                if (!c)
+                        return (int)mid;
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return -1;
 }
 
 /* @returns the per-app key of "app.APPID.KEY" with *id, *id_len set to
@@ -742,8 +699,7 @@ static int app_setting_set(lb_config_t *conf, const char *id, size_t id_len,
                 return -1;
         for (size_t j = 0; j < conf->app_setting_cnt; j++) {
                 lb_app_setting_t *st = &conf->app_settings[j];
-                if (st->key == key && strlen(st->app_id) == id_len &&
-                    !memcmp(st->app_id, id, id_len)) {
+                if (setting_is(st, key, id, id_len)) {
                         lb_names_free(&st->value.names);
                         st->value = v;
                         return 0;
@@ -770,22 +726,21 @@ static int file_setting_add(app_list_t *l, char *s, char *eq, unsigned line,
                             const char *what, char *why, size_t why_size)
 {
         *eq = '\0';
-        const char *name = trim(s), *id;
+        const char *name = lb_trim(s), *id;
         size_t id_len;
         int key = app_key_split(name, &id, &id_len);
         if (key < 0)
                 return not_app_key(why, why_size, what, name);
         for (size_t j = 0; j < l->set_n; j++)
-                if ((int)l->set[j].set.key == key &&
-                    strlen(l->set[j].set.app_id) == id_len &&
-                    !memcmp(l->set[j].set.app_id, id, id_len))
+                if (setting_is(&l->set[j].set, key, id, id_len))
                         return lb_why(why, why_size,
                                       "%s sets '%s' again (line %u)", what,
                                       name, l->set[j].line);
         file_setting_t fs = {.line = line};
         fs.set.key = key;
         char bad[256];
-        if (app_value_parse(key, trim(eq + 1), &fs.set.value, bad, sizeof(bad)))
+        if (app_value_parse(key, lb_trim(eq + 1), &fs.set.value, bad,
+                            sizeof(bad)))
                 return lb_why(why, why_size, "%s: '%s' %s", what, name, bad);
         if (l->set_n == l->set_cap) {
                 size_t cap = l->set_cap ? l->set_cap * 2 : 8;
@@ -832,8 +787,8 @@ static int app_add(app_list_t *l, char *entry, size_t where, const char *what,
                 return lb_why(why, why_size,
                               "%s: expected APPID:CLIENTKEY (no ':')", what);
         *colon = '\0';
-        char *id = trim(entry);
-        char *key = trim(colon + 1);
+        char *id = lb_trim(entry);
+        char *key = lb_trim(colon + 1);
         if (!*id)
                 return lb_why(why, why_size, "%s: empty app id", what);
         if (!*key)
@@ -870,7 +825,7 @@ static int apps_parse_inline(app_list_t *l, char *value, char *why,
                         *comma = '\0';
                 char what[32];
                 snprintf(what, sizeof(what), "entry %zu", entry);
-                char *e = trim(p);
+                char *e = lb_trim(p);
                 if (!*e)
                         return lb_why(why, why_size, "%s is empty", what);
                 if (app_add(l, e, entry, what, why, why_size))
@@ -905,7 +860,7 @@ static int apps_parse_file(app_list_t *l, const char *path, int *world_readable,
         errno = 0;
         while (getline(&line, &line_cap, f) != -1) {
                 lineno++;
-                char *s = trim(line);
+                char *s = lb_trim(line);
                 if (!*s || *s == '#')
                         continue;
                 char what[64 + 32];
@@ -948,7 +903,7 @@ static int app_entry_id_cmp(const void *a, const void *b)
 static int app_entry_cmp(const void *a, const void *b)
 {
         const app_entry_t *x = a, *y = b;
-        int c = strcmp(x->app.id, y->app.id);
+        int c = app_entry_id_cmp(a, b);
         if (c)
                 return c;
         return x->where < y->where ? -1 : x->where > y->where;
@@ -1011,7 +966,7 @@ static int set_apps(lb_config_t *conf, const char *value, char *why,
         }
         int from_file = copy[0] == '@';
         if (from_file) {
-                if (apps_parse_file(&l, trim(copy + 1), &world_readable, why,
+                if (apps_parse_file(&l, lb_trim(copy + 1), &world_readable, why,
                                     why_size))
                         goto out;
         } else if (apps_parse_inline(&l, copy, why, why_size)) {
@@ -1021,7 +976,7 @@ static int set_apps(lb_config_t *conf, const char *value, char *why,
         if (apps_finish(&l, from_file, &apps, why, why_size))
                 goto out;
         char *path = NULL;
-        if (from_file && !(path = strdup(trim(copy + 1)))) {
+        if (from_file && !(path = strdup(lb_trim(copy + 1)))) {
                 free_apps(apps, n);
                 lb_why(why, why_size, "out of memory");
                 goto out;
@@ -1061,24 +1016,21 @@ static int apps_check(const lb_config_t *conf, const lb_app_t *apps, size_t n,
         }
         for (size_t j = 0; j < conf->app_setting_cnt; j++) {
                 const lb_app_setting_t *st = &conf->app_settings[j];
-                const lb_app_t *a = NULL;
-                for (size_t i = 0; i < n && !a; i++)
-                        if (!strcmp(apps[i].id, st->app_id))
-                                a = &apps[i];
-                if (!a)
+                int i = app_find(apps, n, st->app_id, strlen(st->app_id));
+                if (i < 0)
                         return lb_why(why, why_size,
                                       "'app.%.64s.%s' names app '%.64s', which "
                                       "is not in 'apps'",
                                       st->app_id, app_key_names[st->key],
                                       st->app_id);
-                if (a->file_line[st->key])
+                if (apps[i].file_line[st->key])
                         return lb_why(
                             why, why_size,
                             "'app.%.64s.%s' is set both in the apps "
                             "file (line %u) and in the configuration: "
                             "set it in one place",
                             st->app_id, app_key_names[st->key],
-                            a->file_line[st->key]);
+                            apps[i].file_line[st->key]);
         }
         return 0;
 }
@@ -1153,8 +1105,8 @@ static void app_value_origin(const lb_config_t *conf, const lb_app_t *a, int k,
                 return;
         }
         for (size_t j = 0; j < conf->app_setting_cnt; j++) {
-                const lb_app_setting_t *st = &conf->app_settings[j];
-                if ((int)st->key == k && !strcmp(st->app_id, a->id)) {
+                if (setting_is(&conf->app_settings[j], k, a->id,
+                               strlen(a->id))) {
                         snprintf(buf, size, "app.%.64s.%s", a->id,
                                  app_key_names[k]);
                         return;
@@ -1181,22 +1133,7 @@ void lb_config_describe_app(const lb_config_t *conf, size_t app, char *buf,
 
 int lb_config_app_index(const lb_config_t *conf, const char *app_id, size_t len)
 {
-        size_t lo = 0, hi = conf->app_cnt;
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                const char *id = conf->apps[mid].id;
-                size_t id_len = strlen(id);
-                int c = memcmp(id, app_id, id_len < len ? id_len : len);
-                if (!c)
-                        c = id_len < len ? -1 : id_len > len;
-                if (!c)
-                        return (int)mid;
-                if (c < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return -1;
+        return app_find(conf->apps, conf->app_cnt, app_id, len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1346,11 +1283,11 @@ static int set_value(lb_config_t *conf, const cfg_key_t *k, const char *value,
         case CT_LIST: {
                 char **v;
                 size_t n;
-                if (parse_list(value, &v, &n, why, why_size))
+                if (lb_list_parse(value, 0, &v, &n, why, why_size))
                         return -1;
                 char ***field = (char ***)(base + k->off);
                 size_t *cnt = (size_t *)(base + k->cnt_off);
-                free_list(*field, *cnt);
+                lb_list_free(*field, *cnt);
                 *field = v;
                 *cnt = n;
                 return 0;
@@ -1394,17 +1331,7 @@ int lb_config_set(lb_config_t *conf, const char *key, const char *value,
         const char *id;
         size_t id_len;
         int app_key = app_key_split(key, &id, &id_len);
-        if (app_key >= 0) {
-                if (app_setting_set(conf, id, id_len, app_key, value, why,
-                                    sizeof(why)))
-                        return lb_why(errstr, errstr_size,
-                                      "invalid value for '%s'%s: %s, got "
-                                      "'%.100s'",
-                                      key, from, why, value);
-                apps_resolve(conf);
-                return 0;
-        }
-        if (!k && has_prefix(key, app_prefix)) {
+        if (!k && app_key < 0 && has_prefix(key, app_prefix)) {
                 not_app_key(why, sizeof(why), "configuration key", key);
                 return lb_why(errstr, errstr_size, "%s%s", why, from);
         }
@@ -1423,7 +1350,7 @@ int lb_config_set(lb_config_t *conf, const char *key, const char *value,
                                       "cannot set '%s'%s: %s", key, from, why);
                 return 0;
         }
-        if (!k) {
+        if (!k && app_key < 0) {
                 const char *near = suggest_key(key);
                 if (near)
                         return lb_why(errstr, errstr_size,
@@ -1433,8 +1360,10 @@ int lb_config_set(lb_config_t *conf, const char *key, const char *value,
                 return lb_why(errstr, errstr_size,
                               "unknown configuration key '%s'%s", key, from);
         }
-        if (set_value(conf, k, value, why, sizeof(why))) {
-                if (k->flags & KF_SECRET)
+        if (app_key >= 0 ? app_setting_set(conf, id, id_len, app_key, value,
+                                           why, sizeof(why))
+                         : set_value(conf, k, value, why, sizeof(why))) {
+                if (k && (k->flags & KF_SECRET))
                         return lb_why(errstr, errstr_size,
                                       "invalid value for '%s'%s: %s", key, from,
                                       why);
@@ -1477,7 +1406,7 @@ void lb_config_destroy(lb_config_t *conf)
                 free_secret(conf->kafka[i].value);
         }
         free(conf->kafka);
-        free_list(conf->topics, conf->topic_cnt);
+        lb_list_free(conf->topics, conf->topic_cnt);
         free_apps(conf->apps, conf->app_cnt);
         free(conf->apps_path);
         free(conf->memory_limit_source);
@@ -1515,7 +1444,7 @@ int lb_config_load_file(lb_config_t *conf, const char *path, char *errstr,
                 char *s = line;
                 if (lineno == 1 && !strncmp(s, "\xEF\xBB\xBF", 3))
                         s += 3; /* UTF-8 byte order mark */
-                s = trim(s);
+                s = lb_trim(s);
                 if (!*s || *s == '#')
                         continue;
                 char *eq = strchr(s, '=');
@@ -1526,8 +1455,8 @@ int lb_config_load_file(lb_config_t *conf, const char *path, char *errstr,
                         goto out;
                 }
                 *eq = '\0';
-                char *key = trim(s);
-                char *value = trim(eq + 1);
+                char *key = lb_trim(s);
+                char *value = lb_trim(eq + 1);
                 if (!*key) {
                         lb_why(errstr, errstr_size,
                                "%s:%u: expected 'key = value' (no key before "

@@ -4,11 +4,11 @@
  */
 #include "policy.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "list.h"
 #include "why.h"
 
 static const char event_prefix[] = "event:";
@@ -22,46 +22,32 @@ void lb_names_free(lb_names_t *names)
         names->cnt = 0;
 }
 
-/* Trims s[0..*len) in place of its pointer. */
-static const char *trim(const char *s, size_t *len)
-{
-        while (*len && isspace((unsigned char)*s)) {
-                s++;
-                (*len)--;
-        }
-        while (*len && isspace((unsigned char)s[*len - 1]))
-                (*len)--;
-        return s;
-}
-
-/* Adds one trimmed, non-empty entry s[0..len) to l. */
-static int entry_add(lb_names_t *l, const char *s, size_t len, size_t pos,
-                     char *why, size_t why_size)
+/* Adds one entry of a list (trimmed, non-empty) to l, at position pos. */
+static int entry_add(lb_names_t *l, char *s, size_t pos, char *why,
+                     size_t why_size)
 {
         lb_match_t m = {.field = LB_MATCH_ACTION};
         size_t plen = sizeof(event_prefix) - 1;
-        if (len >= plen && !memcmp(s, event_prefix, plen)) {
+        if (!strncmp(s, event_prefix, plen)) {
                 m.field = LB_MATCH_EVENT;
-                len -= plen;
-                s = trim(s + plen, &len);
-                if (!len)
+                s = lb_trim(s + plen);
+                if (!*s)
                         return lb_why(why, why_size,
                                       "element %zu names no event after "
                                       "'event:'",
                                       pos);
         }
+        size_t len = strlen(s);
         if (len > LB_POLICY_NAME_MAX)
                 return lb_why(why, why_size,
                               "element %zu is %zu bytes, more than %d", pos,
                               len, LB_POLICY_NAME_MAX);
         for (size_t i = 0; i < l->cnt; i++)
-                if (l->v[i].field == m.field && l->v[i].len == len &&
-                    !memcmp(l->v[i].name, s, len))
-                        return lb_why(why, why_size, "lists '%s%.*s' twice",
-                                      m.field == LB_MATCH_EVENT ? event_prefix
-                                                                : "",
-                                      (int)len, s);
-        if (!(m.name = strndup(s, len)))
+                if (l->v[i].field == m.field && !strcmp(l->v[i].name, s))
+                        return lb_why(
+                            why, why_size, "lists '%s%s' twice",
+                            m.field == LB_MATCH_EVENT ? event_prefix : "", s);
+        if (!(m.name = strdup(s)))
                 return lb_why(why, why_size, "out of memory");
         m.len = len;
         l->v[l->cnt++] = m;
@@ -71,35 +57,20 @@ static int entry_add(lb_names_t *l, const char *s, size_t len, size_t pos,
 int lb_names_parse(const char *value, lb_names_t *out, char *why,
                    size_t why_size)
 {
+        char **v;
+        size_t n;
+        if (lb_list_parse(value, 1, &v, &n, why, why_size))
+                return -1;
         lb_names_t l = {0};
-        size_t all = strlen(value);
-        trim(value, &all);
-        if (!all) {
-                lb_names_free(out);
-                return 0;
-        }
-        size_t cap = 1;
-        for (const char *p = value; *p; p++)
-                cap += *p == ',';
-        if (!(l.v = calloc(cap, sizeof(*l.v))))
-                return lb_why(why, why_size, "out of memory");
-        const char *p = value;
-        for (size_t i = 1; i <= cap; i++) {
-                const char *comma = strchr(p, ',');
-                size_t len = comma ? (size_t)(comma - p) : strlen(p);
-                const char *s = trim(p, &len);
-                if (!len) {
-                        lb_names_free(&l);
-                        return lb_why(why, why_size,
-                                      "must be a comma-separated list of "
-                                      "names (element %zu is empty)",
-                                      i);
-                }
-                if (entry_add(&l, s, len, i, why, why_size)) {
-                        lb_names_free(&l);
-                        return -1;
-                }
-                p = comma ? comma + 1 : p + len;
+        int rc = 0;
+        if (n && !(l.v = calloc(n, sizeof(*l.v))))
+                rc = lb_why(why, why_size, "out of memory");
+        for (size_t i = 0; i < n && !rc; i++)
+                rc = entry_add(&l, v[i], i + 1, why, why_size);
+        lb_list_free(v, n);
+        if (rc) {
+                lb_names_free(&l);
+                return -1;
         }
         lb_names_free(out);
         *out = l;
