@@ -397,26 +397,34 @@ void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *))
         free(b);
 }
 
+/* The end of a span counted from an action's Kafka write (age_ms before
+ * its arrival; a negative age, a producer clock ahead, counts as 0), but
+ * at least floor_ms after its arrival. */
+static int64_t after_write(int64_t arrival_ms, int64_t age_ms, int64_t span_ms,
+                           int64_t floor_ms)
+{
+        int64_t left = span_ms - (age_ms > 0 ? age_ms : 0);
+        return arrival_ms + (left > floor_ms ? left : floor_ms);
+}
+
 int64_t lb_batcher_due_ms(const lb_batcher_t *b, int app, int64_t arrival_ms,
                           int64_t age_ms)
 {
         const app_t *ap = &b->apps[app];
-        int64_t left = ap->max_wait_ms - (age_ms > 0 ? age_ms : 0);
-        if (left < ap->linger_ms)
-                left = ap->linger_ms;
-        return arrival_ms + left;
+        return after_write(arrival_ms, age_ms, ap->max_wait_ms, ap->linger_ms);
 }
 
 /* a (queued last, written to Kafka age_ms before it arrived) closes u's
  * window: every queued action due later than linger_ms after a was written
  * (at the latest when a arrives) is due then. Deadlines stay non-decreasing
  * along the queue (a suffix is lowered to one value), so only a queue
- * whose last deadline is later has anything to lower. */
-static void close_window(const lb_batcher_t *b, lb_user_t *u, lb_action_t *a,
+ * whose last deadline is later has anything to lower. A ready user's
+ * heap key follows its head. */
+static void close_window(lb_batcher_t *b, lb_user_t *u, lb_action_t *a,
                          int64_t age_ms)
 {
-        int64_t left = b->apps[a->app].linger_ms - (age_ms > 0 ? age_ms : 0);
-        int64_t due = a->arrival_ms + (left > 0 ? left : 0);
+        app_t *ap = &b->apps[a->app];
+        int64_t due = after_write(a->arrival_ms, age_ms, ap->linger_ms, 0);
         if (a->due_ms <= due)
                 return;
         for (lb_action_t *x = u->head; x; x = x->next) {
@@ -424,6 +432,10 @@ static void close_window(const lb_batcher_t *b, lb_user_t *u, lb_action_t *a,
                         x->due_ms = due;
                         x->closed_by = a->closes;
                 }
+        }
+        if (u->heap_idx != NOT_IN_HEAP) {
+                ap->heap[u->heap_idx].key = u->head->due_ms;
+                heap_up(ap, u->heap_idx);
         }
 }
 
@@ -458,7 +470,6 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
         u->bytes += a->body_len;
         b->pending++;
         b->pending_bytes += a->body_len;
-        int64_t head_due = u->head->due_ms;
         if (a->closes)
                 close_window(b, u, a, age_ms);
         if (u->busy)
@@ -467,10 +478,6 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
                 ready_insert(b, u);
         else if (!u->in_full && user_fills(b, ap, u))
                 full_insert(ap, u);
-        if (u->head->due_ms < head_due && u->heap_idx != NOT_IN_HEAP) {
-                ap->heap[u->heap_idx].key = u->head->due_ms;
-                heap_up(ap, u->heap_idx);
-        }
         return 0;
 }
 
