@@ -6,11 +6,13 @@
  * be exactly one JSON object (json_scan checks syntax, UTF-8, duplicate keys
  * and trailing bytes as jansson does, without building a tree). Never looks
  * at a client key except to measure it. Allocates nothing (json_scan only
- * does for objects with more than LB_JSON_KEYS_INLINE keys open at once).
+ * does for objects with more than LB_JSON_KEYS_INLINE keys open at once);
+ * the contract's names are prepared for the scanner once per process.
  */
 #include "event.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +66,25 @@ enum {
         F_EVENT,
         F__CNT
 };
+
+static const lb_json_field_t contract_fields[F__CNT] = {
+    [F_APP_ID] = {.name = "appId", .name_len = 5},
+    [F_ACTION] = {.name = "action", .name_len = 6},
+    [F_USER_ID] = {.name = "userId", .name_len = 6},
+    [F_DEVICE_ID] = {.name = "deviceId", .name_len = 8},
+    [F_TIME] = {.name = "time", .name_len = 4},
+    [F_CLIENT_KEY] = {.name = "clientKey", .name_len = 9},
+    [F_EVENT] = {.name = "event", .name_len = 5},
+};
+
+/* The names prepared once for the scanner (it compares keys with them). */
+static lb_json_names_t contract;
+static pthread_once_t contract_once = PTHREAD_ONCE_INIT;
+
+static void contract_init(void)
+{
+        lb_json_names_init(&contract, contract_fields, F__CNT);
+}
 
 static const char *type_name(lb_json_type_t t)
 {
@@ -241,20 +262,13 @@ lb_stage_t lb_event_parse(const lb_config_t *conf, const size_t *app_overhead,
                               "limit %lld)",
                               len, (long long)conf->batch_max_bytes);
 
-        lb_json_field_t f[F__CNT] = {
-            [F_APP_ID] = {.name = "appId", .name_len = 5},
-            [F_ACTION] = {.name = "action", .name_len = 6},
-            [F_USER_ID] = {.name = "userId", .name_len = 6},
-            [F_DEVICE_ID] = {.name = "deviceId", .name_len = 8},
-            [F_TIME] = {.name = "time", .name_len = 4},
-            [F_CLIENT_KEY] = {.name = "clientKey", .name_len = 9},
-            [F_EVENT] = {.name = "event", .name_len = 5},
-        };
+        lb_json_field_t f[F__CNT]; /* values only: names in contract */
         lb_json_result_t res;
+        pthread_once(&contract_once, contract_init);
         /* The reason is jansson's message without its " near '<token>'"
          * tail: the token could be anything from the event (even a secret);
          * the byte position and the DLQ copy of the value locate it. */
-        if (lb_json_scan(value, len, f, F__CNT, &res))
+        if (lb_json_scan_names(value, len, &contract, f, &res))
                 return reject(LB_STAGE_PARSE, errstr, errstr_size,
                               "invalid JSON at byte %zu: %s", res.err_pos,
                               res.err_text);

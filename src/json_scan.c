@@ -67,12 +67,10 @@ typedef struct {
         /* Keys of all open objects, innermost last. */
         skey_t *keys;
         size_t key_cnt, key_cap;
-        /* Top-level object: wanted fields, and the one being filled. */
-        lb_json_field_t *fields;
-        size_t field_cnt;
-        /* Bit n: a field's name is n bytes (bit 63: 63 or more), so most
-         * keys are passed over without comparing names. */
-        uint64_t name_lens;
+        /* Top-level object: the wanted names, their values (out), and
+         * the one being filled. */
+        const lb_json_names_t *names;
+        lb_json_field_t *out;
         lb_json_value_t *slot;
         lb_json_result_t *res;
         skey_t inline_keys[LB_JSON_KEYS_INLINE];
@@ -782,16 +780,16 @@ static int member(scan_t *s, int tok)
                 s->res->members++;
                 s->slot = NULL;
                 size_t bit = s->str_dlen < 63 ? s->str_dlen : 63;
+                const lb_json_names_t *nm = s->names;
                 for (size_t i = 0;
-                     i < s->field_cnt && !s->slot && (s->name_lens >> bit & 1);
-                     i++) {
+                     i < nm->cnt && !s->slot && (nm->lens >> bit & 1); i++) {
                         const unsigned char *name =
-                            (const unsigned char *)s->fields[i].name;
-                        size_t n = s->fields[i].name_len;
+                            (const unsigned char *)nm->fields[i].name;
+                        size_t n = nm->fields[i].name_len;
                         if (n != s->str_dlen || (!esc && n && *key != *name))
                                 continue;
                         if (!body_cmp(key, s->str_len, esc, name, n, 0))
-                                s->slot = &s->fields[i].value;
+                                s->slot = &s->out[i].value;
                 }
         }
         tok = lex(s);
@@ -1129,35 +1127,21 @@ typedef struct {
         size_t off, len;
 } fkey_t;
 
-/* The sig of k[0..n), read in (overlapping) loads of n's size class. */
+/* The sig of k[0..n); wide: 8 bytes are readable at k, taken in one load
+ * with those past n masked off. */
 static inline __attribute__((always_inline)) uint64_t
-key_sig(const unsigned char *k, size_t n)
+key_sig(const unsigned char *k, size_t n, int wide)
 {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        uint64_t v;
-        uint32_t lo, hi;
-        uint16_t lo2, hi2;
-        if (n >= 8) {
-                memcpy(&v, k, sizeof(v));
-                return v;
-        }
-        if (n >= 4) {
-                memcpy(&lo, k, sizeof(lo));
-                memcpy(&hi, k + n - 4, sizeof(hi));
-                return lo | (uint64_t)hi << 8 * (n - 4);
-        }
-        if (n >= 2) {
-                memcpy(&lo2, k, sizeof(lo2));
-                memcpy(&hi2, k + n - 2, sizeof(hi2));
-                return lo2 | (uint64_t)hi2 << 8 * (n - 2);
-        }
-        return n ? k[0] : 0;
-#else
         uint64_t v = 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (wide) {
+                memcpy(&v, k, sizeof(v));
+                return n >= 8 ? v : v & ~(~(uint64_t)0 << 8 * n);
+        }
+#endif
         for (size_t i = 0; i < n && i < sizeof(v); i++)
                 v |= (uint64_t)k[i] << 8 * i;
         return v;
-#endif
 }
 
 /* A key's bucket of 64 (duplicates, wanted names). */
@@ -1179,17 +1163,17 @@ typedef struct {
         fkey_t key[LB_JSON_KEYS_INLINE];
 } keys_t;
 
-/* Takes key k[0..n) at p + off into the object whose keys are
- * ks->key[first..], whose buckets are *seen. @returns 0, or -1 for a
- * duplicate or too many keys (the exact path decides). */
+/* Takes key p[off..off + n) (of an input of len bytes) into the object
+ * whose keys are ks->key[first..], whose buckets are *seen. @returns 0, or
+ * -1 for a duplicate or too many keys (the exact path decides). */
 static inline __attribute__((always_inline)) int
-key_add(keys_t *ks, const unsigned char *p, size_t off, size_t n, size_t first,
-        uint64_t *seen, unsigned *hash)
+key_add(keys_t *ks, const unsigned char *p, size_t len, size_t off, size_t n,
+        size_t first, uint64_t *seen, unsigned *hash)
 {
         if (ks->cnt == LB_JSON_KEYS_INLINE)
                 return -1;
         fkey_t *k = &ks->key[ks->cnt];
-        k->sig = key_sig(p + off, n);
+        k->sig = key_sig(p + off, n, off + 8 <= len);
         k->off = off;
         k->len = n;
         *hash = key_hash(k->sig, n);
@@ -1203,127 +1187,28 @@ key_add(keys_t *ks, const unsigned char *p, size_t off, size_t n, size_t first,
         return 0;
 }
 
-/* The container at p[pos] ('{' or '['), walked with a stack of its own.
- * @returns its end (*type set), or 0 (the exact path decides). */
-__attribute__((noinline)) static size_t fast_container(pass_t *w, size_t pos,
-                                                       lb_json_type_t *type)
+void lb_json_names_init(lb_json_names_t *nm, const lb_json_field_t *fields,
+                        size_t cnt)
 {
-        const unsigned char *p = w->p;
-        size_t len = w->len, depth = 0, esc, end;
-        uint64_t obj = 0;             /* bit d: depth d is an object */
-        uint64_t seen[FAST_DEPTH];    /* buckets of each object's keys */
-        size_t first_key[FAST_DEPTH]; /* each object's first key */
-        keys_t ks;
-        unsigned h;
-        unsigned char c = p[pos];
-
-        ks.cnt = 0;
-open:
-        if (depth == FAST_DEPTH)
-                return 0;
-        if (c == '{') {
-                obj |= (uint64_t)1 << depth;
-                seen[depth] = 0;
-                first_key[depth] = ks.cnt;
-        } else {
-                obj &= ~((uint64_t)1 << depth);
-        }
-        depth++;
-        pos++;
-        while (cls[p[pos]] & C_WS)
-                pos++;
-        if (p[pos] == c + 2) { /* '}' or ']' */
-                pos++;
-                goto close;
-        }
-        if (c == '{')
-                goto key;
-value:
-        c = p[pos];
-        if (c == '"') {
-                end = fast_string(w, pos + 1, 1, &esc);
-                if (!end)
-                        return 0;
-                pos = end + 1;
-        } else if (is_digit(c) || c == '-') {
-                pos = fast_number(p, pos, type);
-        } else if (c == '{' || c == '[') {
-                goto open;
-        } else if (c == 't' || c == 'f' || c == 'n') {
-                pos = fast_word(p, len, pos, type);
-        } else if (cls[c] & C_WS) {
-                pos++;
-                goto value;
-        } else {
-                return 0;
-        }
-        if (!pos)
-                return 0;
-after:
-        c = p[pos++];
-        if (c == ',') {
-                if (obj >> (depth - 1) & 1)
-                        goto key;
-                goto value;
-        }
-        if (cls[c] & C_WS)
-                goto after;
-        if (c != ((obj >> (depth - 1) & 1) ? '}' : ']'))
-                return 0;
-close:
-        if (obj >> (depth - 1) & 1)
-                ks.cnt = first_key[depth - 1];
-        if (--depth == 0) {
-                *type = obj & 1 ? LB_JSON_OBJECT : LB_JSON_ARRAY;
-                return pos;
-        }
-        if (pos == len) /* the last bracket, with containers open */
-                return 0;
-        goto after;
-key:
-        while (p[pos] != '"') {
-                if (!(cls[p[pos]] & C_WS))
-                        return 0;
-                pos++;
-        }
-        end = fast_string(w, pos + 1, 0, &esc);
-        if (!end || key_add(&ks, p, pos + 1, end - pos - 1,
-                            first_key[depth - 1], &seen[depth - 1], &h))
-                return 0;
-        pos = end + 1;
-        while (p[pos] != ':') {
-                if (!(cls[p[pos]] & C_WS))
-                        return 0;
-                pos++;
-        }
-        pos++;
-        goto value;
-}
-
-/* The wanted fields of a scan: their names' sigs and buckets. */
-#define FAST_FIELDS 32
-
-typedef struct {
-        uint64_t names;            /* buckets of the names */
-        uint64_t shared;           /* ... of two names or more */
-        unsigned char first[64];   /* by bucket: the first field's index */
-        uint64_t sig[FAST_FIELDS]; /* each name's */
-} wanted_t;
-
-static void wanted_init(wanted_t *wt, const lb_json_field_t *fields, size_t cnt)
-{
-        wt->names = wt->shared = 0;
+        nm->fields = fields;
+        nm->cnt = cnt;
+        nm->lens = nm->buckets = nm->shared = 0;
+        memset(nm->first, 0, sizeof(nm->first));
         for (size_t i = 0; i < cnt; i++) {
                 const lb_json_field_t *f = &fields[i];
-                wt->sig[i] =
-                    key_sig((const unsigned char *)f->name, f->name_len);
-                unsigned h = key_hash(wt->sig[i], f->name_len);
+                nm->lens |= (uint64_t)1
+                            << (f->name_len < 63 ? f->name_len : 63);
+                if (i >= LB_JSON_NAMES_FAST)
+                        continue;
+                nm->sig[i] =
+                    key_sig((const unsigned char *)f->name, f->name_len, 0);
+                unsigned h = key_hash(nm->sig[i], f->name_len);
                 uint64_t bit = (uint64_t)1 << h;
-                if (wt->names & bit)
-                        wt->shared |= bit;
+                if (nm->buckets & bit)
+                        nm->shared |= bit;
                 else
-                        wt->first[h] = (unsigned char)i;
-                wt->names |= bit;
+                        nm->first[h] = (unsigned char)i;
+                nm->buckets |= bit;
         }
 }
 
@@ -1335,135 +1220,195 @@ static int wanted_is(const lb_json_field_t *f, uint64_t sig,
                 !memcmp(f->name + 8, p + k->off + 8, k->len - 8));
 }
 
-/* The fields after the first of bucket h whose name is key k. */
+/* The names after the first of bucket h: the value slot of the one that is
+ * key k, or NULL. */
 __attribute__((noinline)) static lb_json_value_t *
-wanted_shared(scan_t *s, const wanted_t *wt, const unsigned char *p,
-              const fkey_t *k, unsigned h)
+wanted_shared(const lb_json_names_t *nm, lb_json_field_t *out,
+              const unsigned char *p, const fkey_t *k, unsigned h)
 {
-        for (size_t i = wt->first[h] + 1u; i < s->field_cnt; i++)
-                if (wanted_is(&s->fields[i], wt->sig[i], p, k))
-                        return &s->fields[i].value;
+        for (size_t i = nm->first[h] + 1u; i < nm->cnt; i++)
+                if (wanted_is(&nm->fields[i], nm->sig[i], p, k))
+                        return &out[i].value;
         return NULL;
 }
 
-/* @returns the value slot of the wanted field whose name is key k, in
- * bucket h, or NULL. */
+/* @returns the value slot of the wanted name that is key k, in bucket h,
+ * or NULL. */
 static inline __attribute__((always_inline)) lb_json_value_t *
-wanted(scan_t *s, const wanted_t *wt, const unsigned char *p, const fkey_t *k,
-       unsigned h)
+wanted(const lb_json_names_t *nm, lb_json_field_t *out, const unsigned char *p,
+       const fkey_t *k, unsigned h)
 {
         uint64_t bit = (uint64_t)1 << h;
-        if (!(wt->names & bit))
+        if (!(nm->buckets & bit))
                 return NULL;
-        size_t i = wt->first[h];
-        if (wanted_is(&s->fields[i], wt->sig[i], p, k))
-                return &s->fields[i].value;
-        return wt->shared & bit ? wanted_shared(s, wt, p, k, h) : NULL;
+        size_t i = nm->first[h];
+        if (wanted_is(&nm->fields[i], nm->sig[i], p, k))
+                return &out[i].value;
+        return nm->shared & bit ? wanted_shared(nm, out, p, k, h) : NULL;
 }
 
-/* The structural walk (see above) of a top-level object, member by
- * member; containers in it go to fast_container. Its input, less trailing
- * whitespace, ends with a bracket that no token runs past: it reads up to
- * that without bounds checks. @returns 0 when the value is accepted
- * (s->res and s->fields filled), -1 when the exact path must decide. */
+/* The structural walk (see above) of the top-level object or array at
+ * p[pos], over an explicit stack; the top-level object's wanted members
+ * go to s->out. Its input, less trailing whitespace, ends with a bracket
+ * that no token runs past: it reads up to that without bounds checks.
+ * @returns 0 when the value is accepted (s->res and s->out filled), -1
+ * when the exact path must decide. */
+static int fast_walk(scan_t *s, pass_t *w, size_t pos)
+{
+        const unsigned char *p = w->p;
+        size_t len = w->len, depth = 0, esc = 0, end, tok;
+        /* The innermost open container: whether an object, its keys'
+         * buckets and its first key; those of the ones around it are
+         * kept at their depths. */
+        int in_obj = 0;
+        uint64_t seen = 0;
+        size_t first = 0;
+        uint64_t obj_at = 0; /* bit d: depth d is an object */
+        uint64_t seen_at[FAST_DEPTH];
+        size_t first_at[FAST_DEPTH];
+        keys_t ks;
+        lb_json_value_t *slot = NULL;      /* the member being read */
+        lb_json_value_t *open_slot = NULL; /* ... when it is a container */
+        lb_json_type_t type;
+        unsigned h;
+        unsigned char c = p[pos];
+
+        ks.cnt = 0;
+open:
+        if (depth == FAST_DEPTH)
+                return -1;
+        if (slot) {
+                slot->type = c == '{' ? LB_JSON_OBJECT : LB_JSON_ARRAY;
+                slot->off = pos;
+                open_slot = slot;
+                slot = NULL;
+        }
+        obj_at = (obj_at & ~((uint64_t)1 << depth)) | (uint64_t)in_obj << depth;
+        seen_at[depth] = seen;
+        first_at[depth] = first;
+        in_obj = c == '{';
+        seen = 0;
+        first = ks.cnt;
+        depth++;
+        pos++;
+        while (cls[p[pos]] & C_WS)
+                pos++;
+        if (p[pos] == c + 2) { /* '}' or ']' */
+                pos++;
+                goto close;
+        }
+        if (in_obj)
+                goto key;
+value:
+        c = p[pos];
+        tok = pos;
+        if (c == '"') {
+                end = fast_string(w, pos + 1, 1, &esc);
+                if (!end)
+                        return -1;
+                pos = end + 1;
+                type = LB_JSON_STRING;
+        } else if (is_digit(c) || c == '-') {
+                pos = fast_number(p, pos, &type);
+        } else if (c == '{' || c == '[') {
+                goto open;
+        } else if (c == 't' || c == 'f' || c == 'n') {
+                pos = fast_word(p, len, pos, &type);
+        } else if (cls[c] & C_WS) {
+                pos++;
+                goto value;
+        } else {
+                return -1;
+        }
+        if (!pos)
+                return -1;
+        if (slot) {
+                slot->type = type;
+                if (type == LB_JSON_STRING) {
+                        slot->off = tok + 1;
+                        slot->len = pos - tok - 2;
+                        slot->dlen = slot->len - esc;
+                } else {
+                        slot->off = tok;
+                        slot->len = pos - tok;
+                }
+                slot = NULL;
+        }
+after:
+        c = p[pos++];
+        if (c == ',') {
+                if (in_obj)
+                        goto key;
+                goto value;
+        }
+        if (cls[c] & C_WS)
+                goto after;
+        if (c != (in_obj ? '}' : ']'))
+                return -1;
+close:
+        if (in_obj) {
+                if (depth == 1)
+                        s->res->members = ks.cnt;
+                ks.cnt = first;
+        }
+        if (--depth == 0) {
+                s->res->type = in_obj ? LB_JSON_OBJECT : LB_JSON_ARRAY;
+                return pos == len ? 0 : -1;
+        }
+        in_obj = obj_at >> depth & 1;
+        seen = seen_at[depth];
+        first = first_at[depth];
+        if (depth == 1 && open_slot) {
+                open_slot->len = pos - open_slot->off;
+                open_slot = NULL;
+        }
+        if (pos == len) /* the last bracket, with containers open */
+                return -1;
+        goto after;
+key:
+        while (p[pos] != '"') {
+                if (!(cls[p[pos]] & C_WS))
+                        return -1;
+                pos++;
+        }
+        end = fast_string(w, pos + 1, 0, &esc);
+        if (!end ||
+            key_add(&ks, p, len, pos + 1, end - pos - 1, first, &seen, &h))
+                return -1;
+        if (depth == 1)
+                slot = wanted(s->names, s->out, p, &ks.key[ks.cnt - 1], h);
+        pos = end + 1;
+        while (p[pos] != ':') {
+                if (!(cls[p[pos]] & C_WS))
+                        return -1;
+                pos++;
+        }
+        pos++;
+        goto value;
+}
+
+/* The structural walk's way in: an object or an array at the top (then
+ * only whitespace), and no more names than it looks for. */
 static int fast_scan(scan_t *s, lb_json_masks_fn masks)
 {
         const unsigned char *p = s->p;
-        size_t len = s->len, pos = 0, esc, end, tok;
-        uint64_t seen = 0;
-        keys_t ks;
-        wanted_t wt;
+        size_t len = s->len, pos = 0;
         pass_t w;
-        lb_json_type_t type;
-        lb_json_value_t *slot;
-        unsigned h;
-        unsigned char c;
 
         while (len && (cls[p[len - 1]] & C_WS))
                 len--;
         if (!len || (p[len - 1] != '}' && p[len - 1] != ']') ||
-            s->field_cnt > FAST_FIELDS)
+            s->names->cnt > LB_JSON_NAMES_FAST)
+                return -1;
+        while (cls[p[pos]] & C_WS)
+                pos++;
+        if (p[pos] != '{' && p[pos] != '[')
                 return -1;
         w.p = p;
         w.len = len;
         w.masks = masks;
         pass_window(&w, 0);
-        while (cls[p[pos]] & C_WS)
-                pos++;
-        if (p[pos] != '{') {
-                if (p[pos] != '[' || fast_container(&w, pos, &type) != len)
-                        return -1;
-                s->res->type = type;
-                return 0;
-        }
-        s->res->type = LB_JSON_OBJECT;
-        wanted_init(&wt, s->fields, s->field_cnt);
-        ks.cnt = 0;
-        pos++;
-        while (cls[p[pos]] & C_WS)
-                pos++;
-        if (p[pos] == '}')
-                return pos + 1 == len ? 0 : -1;
-        for (;;) {
-                while (p[pos] != '"') {
-                        if (!(cls[p[pos]] & C_WS))
-                                return -1;
-                        pos++;
-                }
-                end = fast_string(&w, pos + 1, 0, &esc);
-                if (!end ||
-                    key_add(&ks, p, pos + 1, end - pos - 1, 0, &seen, &h))
-                        return -1;
-                slot = wanted(s, &wt, p, &ks.key[ks.cnt - 1], h);
-                pos = end + 1;
-                while (p[pos] != ':') {
-                        if (!(cls[p[pos]] & C_WS))
-                                return -1;
-                        pos++;
-                }
-                do
-                        c = p[++pos];
-                while (cls[c] & C_WS);
-                tok = pos;
-                if (c == '"') {
-                        end = fast_string(&w, pos + 1, 1, &esc);
-                        if (!end)
-                                return -1;
-                        pos = end + 1;
-                        if (slot) {
-                                slot->type = LB_JSON_STRING;
-                                slot->off = tok + 1;
-                                slot->len = end - tok - 1;
-                                slot->dlen = slot->len - esc;
-                        }
-                } else {
-                        if (is_digit(c) || c == '-')
-                                pos = fast_number(p, pos, &type);
-                        else if (c == '{' || c == '[')
-                                pos = fast_container(&w, pos, &type);
-                        else if (c == 't' || c == 'f' || c == 'n')
-                                pos = fast_word(p, len, pos, &type);
-                        else
-                                return -1;
-                        if (!pos || pos == len)
-                                return -1;
-                        if (slot) {
-                                slot->type = type;
-                                slot->off = tok;
-                                slot->len = pos - tok;
-                        }
-                }
-                while (p[pos] != ',') {
-                        if (p[pos] == '}') {
-                                s->res->members = ks.cnt;
-                                return pos + 1 == len ? 0 : -1;
-                        }
-                        if (!(cls[p[pos]] & C_WS))
-                                return -1;
-                        pos++;
-                }
-                pos++;
-        }
+        return fast_walk(s, &w, pos);
 }
 
 static void scan_init(scan_t *s, lb_json_result_t *res)
@@ -1472,18 +1417,19 @@ static void scan_init(scan_t *s, lb_json_result_t *res)
         res->members = 0;
         res->err_pos = 0;
         res->err_text[0] = '\0';
-        for (size_t i = 0; i < s->field_cnt; i++)
-                memset(&s->fields[i].value, 0, sizeof(s->fields[i].value));
+        for (size_t i = 0; i < s->names->cnt; i++)
+                s->out[i].value = (lb_json_value_t){0};
 }
 
-int lb_json_scan(const char *buf, size_t len, lb_json_field_t *fields,
-                 size_t field_cnt, lb_json_result_t *res)
+int lb_json_scan_names(const char *buf, size_t len,
+                       const lb_json_names_t *names, lb_json_field_t *out,
+                       lb_json_result_t *res)
 {
         scan_t s;
         s.p = (const unsigned char *)buf;
         s.len = len;
-        s.fields = fields;
-        s.field_cnt = field_cnt;
+        s.names = names;
+        s.out = out;
         s.res = res;
         scan_init(&s, res);
         lb_json_masks_fn masks = lb_json_masks();
@@ -1498,11 +1444,6 @@ int lb_json_scan(const char *buf, size_t len, lb_json_field_t *fields,
         s.key_cnt = 0;
         s.key_cap = LB_JSON_KEYS_INLINE;
         s.slot = NULL;
-        s.name_lens = 0;
-        for (size_t i = 0; i < field_cnt; i++)
-                s.name_lens |=
-                    (uint64_t)1
-                    << (fields[i].name_len < 63 ? fields[i].name_len : 63);
 
         int rc = parse(&s);
         if (rc)
@@ -1510,6 +1451,14 @@ int lb_json_scan(const char *buf, size_t len, lb_json_field_t *fields,
         if (s.keys != s.inline_keys)
                 free(s.keys);
         return rc ? -1 : 0;
+}
+
+int lb_json_scan(const char *buf, size_t len, lb_json_field_t *fields,
+                 size_t field_cnt, lb_json_result_t *res)
+{
+        lb_json_names_t names;
+        lb_json_names_init(&names, fields, field_cnt);
+        return lb_json_scan_names(buf, len, &names, fields, res);
 }
 
 size_t lb_json_decoded_len(const char *raw, size_t raw_len)

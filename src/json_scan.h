@@ -18,6 +18,7 @@
 #define LB_JSON_SCAN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /** jansson 2.14's JSON_PARSER_MAX_DEPTH: values nest at most this deep. */
 #define LB_JSON_MAX_DEPTH 2048
@@ -59,6 +60,41 @@ typedef struct {
         char err_text[80];   /* on error: jansson's message */
         int exact; /* 1: decided byte by byte, not by the structural walk */
 } lb_json_result_t;
+
+/** Most names the structural walk looks for; a scan for more is decided
+ *  byte by byte (same result, slower). */
+#define LB_JSON_NAMES_FAST 32
+
+/**
+ * The top-level member names a scan reports, prepared once
+ * (lb_json_names_init) for any number of scans: what the walk compares
+ * keys with (a name's first 8 bytes and a bucket of 64 per name).
+ */
+typedef struct {
+        const lb_json_field_t *fields; /* the names (values unused) */
+        size_t cnt;
+        uint64_t lens;           /* bit n: a name of n bytes (63: 63 or more) */
+        uint64_t buckets;        /* the names' buckets */
+        uint64_t shared;         /* ... those of two names or more */
+        unsigned char first[64]; /* by bucket: its first name's index */
+        uint64_t sig[LB_JSON_NAMES_FAST]; /* each name's first 8 bytes */
+} lb_json_names_t;
+
+/**
+ * @brief Prepares the names of fields[0..cnt) (name, name_len; values are
+ *        not read) for lb_json_scan_names. fields must outlive names.
+ */
+void lb_json_names_init(lb_json_names_t *names, const lb_json_field_t *fields,
+                        size_t cnt);
+
+/**
+ * @brief lb_json_scan with names prepared once: out[0..names->cnt) get
+ *        the values (only their value members are written; their names
+ *        are not read).
+ */
+int lb_json_scan_names(const char *buf, size_t len,
+                       const lb_json_names_t *names, lb_json_field_t *out,
+                       lb_json_result_t *res);
 
 /**
  * @brief Scans buf[0..len) as one JSON value (any type at the top, then

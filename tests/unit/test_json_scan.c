@@ -53,6 +53,21 @@ static int scan(const char *v, size_t n, lb_json_field_t *f, size_t cnt,
         for (size_t i = 0; i < cnt && !rc; i++)
                 assert_memory_equal(&f[i].value, &g[i].value,
                                     sizeof(g[i].value));
+        /* Names prepared once, values into another array: the same. */
+        lb_json_names_t names;
+        lb_json_names_init(&names, f, cnt);
+        lb_json_field_t *out = cnt ? malloc(cnt * sizeof(*out)) : NULL;
+        lb_json_result_t again;
+        assert_int_equal(lb_json_scan_names(v, n, &names, out, &again), rc);
+        assert_int_equal(again.type, res->type);
+        assert_int_equal(again.exact, res->exact);
+        assert_int_equal(again.members, res->members);
+        assert_int_equal(again.err_pos, res->err_pos);
+        assert_string_equal(again.err_text, res->err_text);
+        for (size_t i = 0; i < cnt && !rc; i++)
+                assert_memory_equal(&out[i].value, &f[i].value,
+                                    sizeof(f[i].value));
+        free(out);
         free(g);
         return rc;
 }
