@@ -4,9 +4,9 @@
  * (its one-byte lookahead, where it validates UTF-8, which error it sets
  * first and at which position) so that verdicts, messages and positions
  * match; the differential fuzzer fuzz_json_diff holds it to that. Before
- * that exact path, a structural walk over the first pass's masks
- * (json_struct.h) decides the values events are made of, several times
- * cheaper; whatever it does not know (every error included) goes the exact
+ * that exact path, a structural walk that finds the end of each string
+ * many bytes at a time (json_struct.h) decides the values events are made
+ * of, several times cheaper; whatever it does not know (every error included) goes the exact
  * way, so both give one result. Nothing here allocates except the key
  * index of huge objects, and nothing writes to the input.
  */
@@ -946,7 +946,7 @@ static int parse(scan_t *s)
  * digits and a 2-digit exponent; at most FAST_DEPTH open containers and
  * LB_JSON_KEYS_INLINE open keys) with the same result, and leaves anything
  * else, every error included, to the exact path. String bodies are passed
- * over with the first pass's masks (json_struct.h), not byte by byte. */
+ * over 16 or 32 bytes at a time (json_struct.h), not byte by byte. */
 
 /* Containers open at once on the fast path: one bit each in a word. */
 #define FAST_DEPTH 64
@@ -967,96 +967,35 @@ static const unsigned char short_esc[256] = {
     ['f'] = 1, ['n'] = 1,  ['r'] = 1, ['t'] = 1,
 };
 
-/* The first pass's masks of one window of the input. */
-typedef struct {
-        const unsigned char *p;
-        size_t len;
-        lb_json_masks_fn masks;
-        size_t base;   /* the window's first byte (a block's) */
-        size_t blocks; /* blocks in mask[] */
-        uint64_t mask[LB_JSON_WINDOW];
-} pass_t;
-
-/* Masks the window that starts with the block of q. */
-static void pass_window(pass_t *w, size_t q)
-{
-        w->base = q & ~(size_t)(LB_JSON_BLOCK - 1);
-        size_t n = w->len - w->base;
-        w->masks(w->p + w->base, n, w->mask);
-        n = (n + LB_JSON_BLOCK - 1) / LB_JSON_BLOCK;
-        w->blocks = n < LB_JSON_WINDOW ? n : LB_JSON_WINDOW;
-}
-
-/* @returns the first string-stopping byte at or after q, or len. */
-static size_t next_stop(pass_t *w, size_t q)
-{
-        for (; q < w->len; q = (q | (LB_JSON_BLOCK - 1)) + 1) {
-                size_t k = (q - w->base) / LB_JSON_BLOCK;
-                if (k >= w->blocks) {
-                        pass_window(w, q);
-                        k = 0;
-                }
-                uint64_t m = w->mask[k] >> (q % LB_JSON_BLOCK);
-                if (m) {
-                        q += (size_t)__builtin_ctzll(m);
-                        return q < w->len ? q : w->len;
-                }
-        }
-        return w->len;
-}
-
-/* A string body from q (after its opening quote); escapes only if esc_ok.
- * @returns the position of the closing quote, or 0 (the exact path
- * decides); *escapes counts the escapes taken. */
-__attribute__((noinline)) static size_t string_rest(pass_t *w, size_t q,
+/* The rest of a string body from q, the first byte the probe stopped at
+ * in it; escapes only if esc_ok. @returns the position of the closing
+ * quote, or 0 (the exact path decides); *escapes counts the escapes. */
+__attribute__((noinline)) static size_t string_rest(lb_json_pass_t pass,
+                                                    const unsigned char *p,
+                                                    size_t len, size_t q,
                                                     int esc_ok, size_t *escapes)
 {
-        const unsigned char *p = w->p;
         size_t n = 0;
-        for (;;) {
-                q = next_stop(w, q);
-                if (q == w->len)
+        for (;; q += lb_json_stop(pass, p + q, len - q)) {
+                if (q >= len)
                         return 0;
                 unsigned char c = p[q];
                 if (c == '"')
                         break;
                 if (c == '\\') {
-                        if (!esc_ok || q + 1 == w->len || !short_esc[p[q + 1]])
+                        if (!esc_ok || q + 1 == len || !short_esc[p[q + 1]])
                                 return 0;
                         q += 2;
                         n++;
                         continue;
                 }
-                size_t u = c >= 0x80 ? lb_utf8_len(p + q, w->len - q) : 0;
+                size_t u = c >= 0x80 ? lb_utf8_len(p + q, len - q) : 0;
                 if (!u)
                         return 0;
                 q += u;
         }
         *escapes = n;
         return q;
-}
-
-/* string_rest, with the common case (the closing quote is the first byte
- * the window's masks stop at, in this block or the next) inline. */
-static inline __attribute__((always_inline)) size_t
-fast_string(pass_t *w, size_t q, int esc_ok, size_t *escapes)
-{
-        size_t k = (q - w->base) / LB_JSON_BLOCK;
-        if (k < w->blocks) {
-                uint64_t m = w->mask[k] >> (q % LB_JSON_BLOCK);
-                if (!m && ++k < w->blocks) {
-                        q = w->base + k * LB_JSON_BLOCK;
-                        m = w->mask[k];
-                }
-                if (m) {
-                        q += (size_t)__builtin_ctzll(m);
-                        if (q < w->len && w->p[q] == '"') {
-                                *escapes = 0;
-                                return q;
-                        }
-                }
-        }
-        return string_rest(w, q, esc_ok, escapes);
 }
 
 /* Digits from q. The walk's input ends with a bracket: no bound needed. */
@@ -1127,6 +1066,12 @@ typedef struct {
         size_t off, len;
 } fkey_t;
 
+/* The low n bytes of a word, by n (8 and more: all). */
+static const uint64_t low_bytes[9] = {
+    0,           0xff,         0xffff,         0xffffff,
+    0xffffffff,  0xffffffffff, 0xffffffffffff, 0xffffffffffffff,
+    ~(uint64_t)0};
+
 /* The sig of k[0..n); wide: 8 bytes are readable at k, taken in one load
  * with those past n masked off. */
 static inline __attribute__((always_inline)) uint64_t
@@ -1136,7 +1081,7 @@ key_sig(const unsigned char *k, size_t n, int wide)
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         if (wide) {
                 memcpy(&v, k, sizeof(v));
-                return n >= 8 ? v : v & ~(~(uint64_t)0 << 8 * n);
+                return v & low_bytes[n < 8 ? n : 8];
         }
 #endif
         for (size_t i = 0; i < n && i < sizeof(v); i++)
@@ -1155,36 +1100,6 @@ static int fkey_eq(const unsigned char *p, const fkey_t *a, const fkey_t *b)
         return a->len == b->len && a->sig == b->sig &&
                (a->len <= 8 ||
                 !memcmp(p + a->off + 8, p + b->off + 8, a->len - 8));
-}
-
-/* The keys of the open objects of a walk, and which bucket each holds. */
-typedef struct {
-        size_t cnt;
-        fkey_t key[LB_JSON_KEYS_INLINE];
-} keys_t;
-
-/* Takes key p[off..off + n) (of an input of len bytes) into the object
- * whose keys are ks->key[first..], whose buckets are *seen. @returns 0, or
- * -1 for a duplicate or too many keys (the exact path decides). */
-static inline __attribute__((always_inline)) int
-key_add(keys_t *ks, const unsigned char *p, size_t len, size_t off, size_t n,
-        size_t first, uint64_t *seen, unsigned *hash)
-{
-        if (ks->cnt == LB_JSON_KEYS_INLINE)
-                return -1;
-        fkey_t *k = &ks->key[ks->cnt];
-        k->sig = key_sig(p + off, n, off + 8 <= len);
-        k->off = off;
-        k->len = n;
-        *hash = key_hash(k->sig, n);
-        uint64_t bit = (uint64_t)1 << *hash;
-        if (*seen & bit)
-                for (size_t i = first; i < ks->cnt; i++)
-                        if (fkey_eq(p, &ks->key[i], k))
-                                return -1;
-        *seen |= bit;
-        ks->cnt++;
-        return 0;
 }
 
 void lb_json_names_init(lb_json_names_t *nm, const lb_json_field_t *fields,
@@ -1232,19 +1147,16 @@ wanted_shared(const lb_json_names_t *nm, lb_json_field_t *out,
         return NULL;
 }
 
-/* @returns the value slot of the wanted name that is key k, in bucket h,
- * or NULL. */
+/* @returns the value slot of the wanted name that is key k, in bucket h
+ * (which holds a name), or NULL. */
 static inline __attribute__((always_inline)) lb_json_value_t *
 wanted(const lb_json_names_t *nm, lb_json_field_t *out, const unsigned char *p,
        const fkey_t *k, unsigned h)
 {
-        uint64_t bit = (uint64_t)1 << h;
-        if (!(nm->buckets & bit))
-                return NULL;
         size_t i = nm->first[h];
         if (wanted_is(&nm->fields[i], nm->sig[i], p, k))
                 return &out[i].value;
-        return nm->shared & bit ? wanted_shared(nm, out, p, k, h) : NULL;
+        return nm->shared >> h & 1 ? wanted_shared(nm, out, p, k, h) : NULL;
 }
 
 /* The structural walk (see above) of the top-level object or array at
@@ -1253,27 +1165,26 @@ wanted(const lb_json_names_t *nm, lb_json_field_t *out, const unsigned char *p,
  * that no token runs past: it reads up to that without bounds checks.
  * @returns 0 when the value is accepted (s->res and s->out filled), -1
  * when the exact path must decide. */
-static int fast_walk(scan_t *s, pass_t *w, size_t pos)
+static int fast_walk(scan_t *s, lb_json_pass_t pass, size_t len, size_t pos)
 {
-        const unsigned char *p = w->p;
-        size_t len = w->len, depth = 0, esc = 0, end, tok;
+        const unsigned char *p = s->p;
+        const lb_json_names_t *nm = s->names;
+        size_t depth = 0, esc = 0, esc_rest, end, tok, q, n;
         /* The innermost open container: whether an object, its keys'
          * buckets and its first key; those of the ones around it are
          * kept at their depths. */
         int in_obj = 0;
-        uint64_t seen = 0;
-        size_t first = 0;
+        uint64_t seen = 0, sig, bit;
+        size_t first = 0, nkeys = 0;
         uint64_t obj_at = 0; /* bit d: depth d is an object */
         uint64_t seen_at[FAST_DEPTH];
         size_t first_at[FAST_DEPTH];
-        keys_t ks;
+        fkey_t keys[LB_JSON_KEYS_INLINE];  /* those of the open objects */
         lb_json_value_t *slot = NULL;      /* the member being read */
         lb_json_value_t *open_slot = NULL; /* ... when it is a container */
         lb_json_type_t type;
-        unsigned h;
         unsigned char c = p[pos];
 
-        ks.cnt = 0;
 open:
         if (depth == FAST_DEPTH)
                 return -1;
@@ -1288,7 +1199,7 @@ open:
         first_at[depth] = first;
         in_obj = c == '{';
         seen = 0;
-        first = ks.cnt;
+        first = nkeys;
         depth++;
         pos++;
         while (cls[p[pos]] & C_WS)
@@ -1303,9 +1214,15 @@ value:
         c = p[pos];
         tok = pos;
         if (c == '"') {
-                end = fast_string(w, pos + 1, 1, &esc);
-                if (!end)
-                        return -1;
+                end = pos + 1 + lb_json_stop(pass, p + pos + 1, len - pos - 1);
+                if (end < len && p[end] == '"') {
+                        esc = 0;
+                } else {
+                        end = string_rest(pass, p, len, end, 1, &esc_rest);
+                        if (!end)
+                                return -1;
+                        esc = esc_rest;
+                }
                 pos = end + 1;
                 type = LB_JSON_STRING;
         } else if (is_digit(c) || c == '-') {
@@ -1348,8 +1265,8 @@ after:
 close:
         if (in_obj) {
                 if (depth == 1)
-                        s->res->members = ks.cnt;
-                ks.cnt = first;
+                        s->res->members = nkeys;
+                nkeys = first;
         }
         if (--depth == 0) {
                 s->res->type = in_obj ? LB_JSON_OBJECT : LB_JSON_ARRAY;
@@ -1371,12 +1288,27 @@ key:
                         return -1;
                 pos++;
         }
-        end = fast_string(w, pos + 1, 0, &esc);
-        if (!end ||
-            key_add(&ks, p, len, pos + 1, end - pos - 1, first, &seen, &h))
+        /* Keys with escapes go the exact way. */
+        q = pos + 1;
+        end = q + lb_json_stop(pass, p + q, len - q);
+        if ((end >= len || p[end] != '"') &&
+            !(end = string_rest(pass, p, len, end, 0, &esc_rest)))
                 return -1;
-        if (depth == 1)
-                slot = wanted(s->names, s->out, p, &ks.key[ks.cnt - 1], h);
+        if (nkeys == LB_JSON_KEYS_INLINE)
+                return -1;
+        n = end - q;
+        sig = key_sig(p + q, n, q + 8 <= len);
+        unsigned h = key_hash(sig, n);
+        bit = (uint64_t)1 << h;
+        keys[nkeys] = (fkey_t){.sig = sig, .off = q, .len = n};
+        if (seen & bit)
+                for (size_t i = first; i < nkeys; i++)
+                        if (fkey_eq(p, &keys[i], &keys[nkeys]))
+                                return -1;
+        seen |= bit;
+        if (depth == 1 && (nm->buckets & bit))
+                slot = wanted(nm, s->out, p, &keys[nkeys], h);
+        nkeys++;
         pos = end + 1;
         while (p[pos] != ':') {
                 if (!(cls[p[pos]] & C_WS))
@@ -1389,11 +1321,10 @@ key:
 
 /* The structural walk's way in: an object or an array at the top (then
  * only whitespace), and no more names than it looks for. */
-static int fast_scan(scan_t *s, lb_json_masks_fn masks)
+static int fast_scan(scan_t *s, lb_json_pass_t pass)
 {
         const unsigned char *p = s->p;
         size_t len = s->len, pos = 0;
-        pass_t w;
 
         while (len && (cls[p[len - 1]] & C_WS))
                 len--;
@@ -1404,11 +1335,7 @@ static int fast_scan(scan_t *s, lb_json_masks_fn masks)
                 pos++;
         if (p[pos] != '{' && p[pos] != '[')
                 return -1;
-        w.p = p;
-        w.len = len;
-        w.masks = masks;
-        pass_window(&w, 0);
-        return fast_walk(s, &w, pos);
+        return fast_walk(s, pass, len, pos);
 }
 
 static void scan_init(scan_t *s, lb_json_result_t *res)
@@ -1432,8 +1359,8 @@ int lb_json_scan_names(const char *buf, size_t len,
         s.out = out;
         s.res = res;
         scan_init(&s, res);
-        lb_json_masks_fn masks = lb_json_masks();
-        res->exact = !masks || fast_scan(&s, masks) != 0;
+        lb_json_pass_t pass = lb_json_pass();
+        res->exact = pass == LB_JSON_PASS_EXACT || fast_scan(&s, pass) != 0;
         if (!res->exact)
                 return 0;
         scan_init(&s, res);

@@ -4,8 +4,8 @@
  * depth, duplicate keys (nested, escaped, large objects) and the members it
  * reports. Every verdict, message and position is also checked against
  * jansson itself, except where json_scan.h documents the one difference.
- * The whole group runs once for each first pass (json_struct.h) this
- * machine has, and every scan is also compared with the byte-by-byte path
+ * The whole group runs once for each string-stop finder (json_struct.h)
+ * this machine has, and every scan is also compared with the byte-by-byte path
  * alone (LB_JSON_PASS_EXACT): the structural walk must give its result.
  */
 #include <setjmp.h>
@@ -715,14 +715,16 @@ static void test_fast_path(void **state)
         assert_int_equal(res.exact, 1); /* more names than the walk takes */
 }
 
-/* Strings that cross the first pass's blocks and windows, with a byte that
- * stops a string (an escape, UTF-8, a control byte) at every place. */
-static void test_windows(void **state)
+/* Strings and keys of every length up to 2,300 bytes, so that their end
+ * falls at every place of the probe's 16 bytes and the 32-byte steps after
+ * it, with a byte that stops a string (an escape, UTF-8, a control byte)
+ * at every place too. Keys take no escape on the walk. */
+static void test_long_strings(void **state)
 {
         (void)state;
         static const char *const stops[] = {"", "\\n", "\xc3\xa9", "\x01",
                                             "\\u00e9"};
-        char *v = malloc(2400);
+        char *v = malloc(4800);
         assert_non_null(v);
         for (size_t len = 0; len < 2300; len += len < 300 ? 1 : 61) {
                 for (size_t k = 0; k < sizeof(stops) / sizeof(stops[0]); k++) {
@@ -735,6 +737,18 @@ static void test_windows(void **state)
                         n += len - at;
                         n += (size_t)sprintf(v + n, "\",\"action\":\"z\"}");
                         walked(v, n, k != 3, k < 3);
+
+                        n = (size_t)sprintf(v, "{\"a\":1,\"");
+                        memset(v + n, 'k', at);
+                        n += at;
+                        n += (size_t)sprintf(v + n, "%s", stops[k]);
+                        memset(v + n, 'q', len - at);
+                        n += len - at;
+                        n += (size_t)sprintf(v + n, "\":[\"");
+                        memset(v + n, 'x', len);
+                        n += len;
+                        n += (size_t)sprintf(v + n, "\"]}");
+                        walked(v, n, k != 3, k == 0 || k == 2);
                 }
         }
         free(v);
@@ -755,7 +769,7 @@ int main(void)
             cmocka_unit_test(test_duplicates),
             cmocka_unit_test(test_fields),
             cmocka_unit_test(test_fast_path),
-            cmocka_unit_test(test_windows),
+            cmocka_unit_test(test_long_strings),
         };
         static const struct {
                 const char *name;
