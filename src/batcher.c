@@ -29,8 +29,12 @@
 /* One a user (of one app) with actions queued, in a batch or parked. The
  * bridge holds one per user active within the wait budget: kept small. */
 struct lb_user_s {
-        struct lb_user_s *hnext;         /* hash chain */
-        lb_action_t *head, *tail;        /* queued actions, consumed order */
+        struct lb_user_s *hnext;  /* hash chain */
+        lb_action_t *head, *tail; /* queued actions, consumed order */
+        /* The first action queued since the last close_window (NULL: none);
+         * those before it are due at or before closed_due. */
+        lb_action_t *open;
+        int64_t closed_due;
         struct lb_user_s *fprev, *fnext; /* circular full list */
         uint64_t hash;
         size_t bytes; /* sum of the queued actions' body_len */
@@ -425,15 +429,21 @@ static void close_window(lb_batcher_t *b, lb_user_t *u, lb_action_t *a,
 {
         app_t *ap = &b->apps[a->app];
         int64_t due = after_write(a->arrival_ms, age_ms, ap->linger_ms, 0);
-        if (a->due_ms <= due)
-                return;
-        for (lb_action_t *x = u->head; x; x = x->next) {
+        int lower = a->due_ms > due; /* a is due last: is anything later? */
+        /* What an earlier close left is due by then already, unless this
+         * one is due earlier (Kafka timestamps that go back): a user's
+         * closes look at each of its actions once, not its whole queue
+         * each time (a backlog's busy user queues thousands). */
+        lb_action_t *x = due >= u->closed_due && u->open ? u->open : u->head;
+        for (; lower && x; x = x->next) {
                 if (x->due_ms > due) {
                         x->due_ms = due;
                         x->closed_by = a->closes;
                 }
         }
-        if (u->heap_idx != NOT_IN_HEAP) {
+        u->open = NULL; /* everything queued is due by then */
+        u->closed_due = due;
+        if (lower && u->heap_idx != NOT_IN_HEAP) {
                 ap->heap[u->heap_idx].key = u->head->due_ms;
                 heap_up(ap, u->heap_idx);
         }
@@ -466,6 +476,8 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
         else
                 u->head = a;
         u->tail = a;
+        if (!u->open)
+                u->open = a;
         u->count++;
         u->bytes += a->body_len;
         b->pending++;
@@ -500,6 +512,8 @@ static int take(lb_batcher_t *b, lb_batch_t *batch, lb_user_t *u)
         u->busy = 1;
         batch->users[batch->n_users++] = u;
         do {
+                if (u->open == a) /* what stays came after it */
+                        u->open = a->next;
                 u->head = a->next;
                 a->next = NULL;
                 batch->user_of[batch->n] = u;
@@ -709,6 +723,8 @@ static size_t user_abandon(lb_batcher_t *b, lb_user_t *u,
                         pp = &a->next;
                         continue;
                 }
+                if (u->open == a)
+                        u->open = a->next;
                 *pp = a->next;
                 a->next = NULL;
                 u->count--;
