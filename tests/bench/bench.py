@@ -180,10 +180,12 @@ def _parse_args(argv=None):
                          "of the same backlog (fresh groups, no profiler), each followed "
                          "by a consume-only kcat run: medians of CPU per event, and the "
                          "issue 26 target (bridge median <= 2.5x kcat's)")
-    ap.add_argument("--profile", choices=("none", "perf", "callgrind"), default="none",
+    ap.add_argument("--profile", choices=("none", "perf", "callgrind", "strace"),
+                    default="none",
                     help="profile the backlog run's bridge: perf (perf record -e cpu-clock "
-                         "attached to it) or callgrind (the bridge runs under valgrind, "
-                         "~50x slower: use --events 100000); prints the top functions")
+                         "attached to it), callgrind (the bridge runs under valgrind, "
+                         "~50x slower: use --events 100000), prints the top functions; or "
+                         "strace (strace -c -f: system calls per event, every thread)")
     ap.add_argument("-X", dest="bridge_x", action="append", default=[], metavar="KEY=VALUE",
                     help="extra bridge setting for every run (default: built-in defaults)")
     ap.add_argument("--build-dir", default=None,
@@ -1029,6 +1031,8 @@ def backlog(rep, kafka, wl, wd, topic, apps, smoke):
     if ARGS.profile == "callgrind":
         wrapper = ["valgrind", "--tool=callgrind",
                    f"--callgrind-out-file={wd}/callgrind.out.%p"]
+    if ARGS.profile == "strace":
+        wrapper = ["strace", "-c", "-f", "-o", f"{wd}/strace.txt"]
     perf_out = os.path.join(wd, "perf.data") if ARGS.profile == "perf" else None
     r = run_bridge(kafka, sandbox, apps, wd, topic, "bench-backlog", N, "backlog",
                    wrapper=wrapper, watch_pids=(sandbox.proc.pid, kafka.pid),
@@ -1184,6 +1188,8 @@ def backlog(rep, kafka, wl, wd, topic, apps, smoke):
         callgrind_report(rep, wd)
     if ARGS.profile == "perf":
         perf_report(rep, perf_out)
+    if ARGS.profile == "strace":
+        strace_report(rep, f"{wd}/strace.txt", N)
     return r
 
 
@@ -1415,6 +1421,29 @@ def perf_report(rep, path):
         parts = line.split()
         if len(parts) >= 3 and parts[0].endswith("%") and len(rows) < 15:
             rows.append((f"{parts[1]} / {' '.join(parts[2:])}", parts[0], ""))
+
+
+def strace_report(rep, path, n):
+    """strace -c's table (every thread, start to exit): calls per event."""
+    rows = rep.section(f"strace -c -f: system calls per event ({n:,} events, every thread, "
+                       "start to exit)")
+    calls = []
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                # % time, seconds, usecs/call, calls, [errors,] syscall
+                if len(parts) >= 5 and parts[0][0].isdigit() and parts[3].isdigit():
+                    calls.append((int(parts[3]), parts[-1]))
+    except OSError as e:
+        rows.append(("no output", "", str(e)))
+        return
+    total = sum(c for c, name in calls if name != "total")
+    rows.append(("all", f"{total / n:.3f}", f"{total:,} calls"))
+    for c, name in sorted(calls, reverse=True)[:12]:
+        if name != "total":
+            rows.append((name, f"{c / n:.3f}", f"{c:,} calls"))
+    rep.data["strace"] = {name: c for c, name in calls}
 
 
 def steady(rep, kafka, wd, apps, topic):
