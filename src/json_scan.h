@@ -6,9 +6,10 @@
  * reports the type and raw span of chosen members of a top-level object.
  * It never copies, modifies or keeps the input and allocates nothing unless
  * more than LB_JSON_KEYS_INLINE object keys are open at once. Valid objects
- * and arrays of the common kinds are decided by a structural walk over a
- * vector first pass (json_struct.h), anything else byte by byte: the
- * result is the same either way (res->exact says which decided).
+ * and arrays of the common kinds are decided by a structural walk that
+ * finds each string's end 16 or 32 bytes at a time (json_struct.h),
+ * anything else byte by byte: the result is the same either way
+ * (res->exact says which decided).
  *
  * One deliberate difference: jansson drops a raw NUL byte that directly
  * follows a number or a literal ("[1\0]" loads); here every raw NUL byte is
