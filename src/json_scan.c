@@ -6,9 +6,10 @@
  * match; the differential fuzzer fuzz_json_diff holds it to that. Before
  * that exact path, a structural walk that finds the end of each string
  * many bytes at a time (json_struct.h) decides the values events are made
- * of, several times cheaper; whatever it does not know (every error included) goes the exact
- * way, so both give one result. Nothing here allocates except the key
- * index of huge objects, and nothing writes to the input.
+ * of, several times cheaper; whatever it does not know (every error
+ * included) goes the exact way, so both give one result. Nothing here
+ * allocates except the key index of huge objects, and nothing writes to
+ * the input.
  */
 #include "json_scan.h"
 #include "json_struct.h"
