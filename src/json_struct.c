@@ -24,29 +24,19 @@ static size_t stop_portable(const unsigned char *p, size_t n)
 }
 
 #if defined(__x86_64__)
-static inline unsigned stops16(const unsigned char *p)
-{
-        __m128i v = _mm_loadu_si128((const __m128i *)p);
-        __m128i s =
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                         _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-        return (unsigned)_mm_movemask_epi8(s);
-}
-
 /* From i on, 16 bytes a step; the last < 16 are read as the input's last
  * 16 (those before i are known not to stop) when it has 16. */
 static inline size_t stop_sse2_from(const unsigned char *p, size_t n, size_t i)
 {
         unsigned m;
         for (; n - i >= 16; i += 16)
-                if ((m = stops16(p + i)))
+                if ((m = lb_json_stops16(p + i)))
                         return i + (size_t)__builtin_ctz(m);
         if (i == n)
                 return n;
         if (n < 16)
                 return i + stop_portable(p + i, n - i);
-        m = stops16(p + n - 16) >> (16 - (n - i));
+        m = lb_json_stops16(p + n - 16) >> (16 - (n - i));
         return m ? i + (size_t)__builtin_ctz(m) : n;
 }
 

@@ -715,6 +715,18 @@ static void test_fast_path(void **state)
         assert_int_equal(res.exact, 1); /* more names than the walk takes */
 }
 
+/* v[n..) gets `at` copies of a, then stop, then `rest` copies of b.
+ * @returns the new length. */
+static size_t spell(char *v, size_t n, char a, size_t at, const char *stop,
+                    char b, size_t rest)
+{
+        memset(v + n, a, at);
+        n += at;
+        n += (size_t)sprintf(v + n, "%s", stop);
+        memset(v + n, b, rest);
+        return n + rest;
+}
+
 /* Strings and keys of every length up to 2,300 bytes, so that their end
  * falls at every place of the probe's 16 bytes and the 32-byte steps after
  * it, with a byte that stops a string (an escape, UTF-8, a control byte)
@@ -728,25 +740,16 @@ static void test_long_strings(void **state)
         assert_non_null(v);
         for (size_t len = 0; len < 2300; len += len < 300 ? 1 : 61) {
                 for (size_t k = 0; k < sizeof(stops) / sizeof(stops[0]); k++) {
-                        size_t at = len / 2, n = 0;
-                        n += (size_t)sprintf(v, "{\"appId\":\"");
-                        memset(v + n, 'x', at);
-                        n += at;
-                        n += (size_t)sprintf(v + n, "%s", stops[k]);
-                        memset(v + n, 'y', len - at);
-                        n += len - at;
+                        size_t at = len / 2;
+                        size_t n = (size_t)sprintf(v, "{\"appId\":\"");
+                        n = spell(v, n, 'x', at, stops[k], 'y', len - at);
                         n += (size_t)sprintf(v + n, "\",\"action\":\"z\"}");
                         walked(v, n, k != 3, k < 3);
 
                         n = (size_t)sprintf(v, "{\"a\":1,\"");
-                        memset(v + n, 'k', at);
-                        n += at;
-                        n += (size_t)sprintf(v + n, "%s", stops[k]);
-                        memset(v + n, 'q', len - at);
-                        n += len - at;
+                        n = spell(v, n, 'k', at, stops[k], 'q', len - at);
                         n += (size_t)sprintf(v + n, "\":[\"");
-                        memset(v + n, 'x', len);
-                        n += len;
+                        n = spell(v, n, 'x', len, "", 'x', 0);
                         n += (size_t)sprintf(v + n, "\"]}");
                         walked(v, n, k != 3, k == 0 || k == 2);
                 }
