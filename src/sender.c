@@ -36,7 +36,7 @@
 struct lb_sender_s {
         CURLM *multi;
         struct curl_slist *headers;
-        char *url;
+        CURLU *url; /* parsed once: CURLOPT_URL parses it every transfer */
         char *ca_file;
         int insecure;
         long timeout_ms;
@@ -137,7 +137,7 @@ lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
         if (!s)
                 goto oom;
         s->multi = curl_multi_init();
-        s->url = strdup(conf->api_url);
+        s->url = curl_url();
         s->ca_file = conf->api_ca_file && *conf->api_ca_file
                          ? strdup(conf->api_ca_file)
                          : NULL;
@@ -150,6 +150,18 @@ lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
         s->headers = curl_slist_append(s->headers, "Expect:");
         if (!s->multi || !s->url || !s->headers)
                 goto oom;
+        /* the flags libcurl parses CURLOPT_URL with */
+        CURLUcode uc =
+            curl_url_set(s->url, CURLUPART_URL, conf->api_url,
+                         CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME);
+        if (uc == CURLUE_OUT_OF_MEMORY)
+                goto oom;
+        if (uc != CURLUE_OK) {
+                snprintf(errstr, errstr_size, "api.url: %s",
+                         curl_url_strerror(uc));
+                lb_sender_destroy(s);
+                return NULL;
+        }
         curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                           (long)conf->sender_max_inflight);
         curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS,
@@ -168,7 +180,7 @@ static CURL *take_handle(lb_sender_t *s)
         CURL *h = curl_easy_init();
         if (!h)
                 return NULL;
-        curl_easy_setopt(h, CURLOPT_URL, s->url);
+        curl_easy_setopt(h, CURLOPT_CURLU, s->url);
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, s->headers);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -293,7 +305,7 @@ void lb_sender_destroy(lb_sender_t *s)
                 curl_easy_cleanup(s->pool[i]);
         free(s->pool);
         curl_slist_free_all(s->headers);
-        free(s->url);
+        curl_url_cleanup(s->url);
         free(s->ca_file);
         free(s);
 }

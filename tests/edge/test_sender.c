@@ -6,7 +6,7 @@
  * failed exchanges may still run at the API (lb_sender_unknown()); and
  * libcurl's silent resend on a reused connection that died after the body
  * went out is refused: the exchange fails as unknown, and the server never
- * sees a second copy.
+ * sees a second copy. A URL libcurl cannot parse stops the start.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -236,6 +236,24 @@ static void test_no_silent_resend(void **state)
         lb_buf_free(&second.response);
 }
 
+/* The URL is parsed once, at start: one libcurl cannot parse stops the
+ * start with libcurl's reason (it would fail every request). */
+static void test_bad_url_refused(void **state)
+{
+        (void)state;
+        static const char *const bad[] = {"http://", "http://exa mple/api"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char err[256] = "";
+                lb_config_t *conf = lb_config_new();
+                assert_int_equal(lb_config_set(conf, "api.url", bad[i], "test",
+                                               err, sizeof(err)),
+                                 0);
+                assert_null(lb_sender_new(conf, err, sizeof(err)));
+                assert_non_null(strstr(err, "api.url: "));
+                lb_config_destroy(conf);
+        }
+}
+
 static void test_unknown_rule(void **state)
 {
         (void)state;
@@ -264,6 +282,7 @@ int main(void)
             cmocka_unit_test(test_error_body_is_capped),
             cmocka_unit_test(test_gateway_answer_is_unknown),
             cmocka_unit_test(test_no_silent_resend),
+            cmocka_unit_test(test_bad_url_refused),
             cmocka_unit_test(test_unknown_rule),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
