@@ -130,6 +130,40 @@ static size_t header_cb(char *p, size_t size, size_t n, void *opaque)
         return len;
 }
 
+/* The headers of every request. Accept-Encoding is in the list rather
+ * than left to CURLOPT_ACCEPT_ENCODING: libcurl prints that line afresh for
+ * every transfer unless the list has it. CURLOPT_ACCEPT_ENCODING stays
+ * set, so answers are still decoded; the value names the decoders this
+ * libcurl has, as the line libcurl would print does (without one, that
+ * line is left to libcurl). User-Agent stays CURLOPT_USERAGENT: libcurl
+ * also sends it on a CONNECT to a proxy, which the list's headers do not
+ * reach. @returns NULL when out of memory. */
+static struct curl_slist *headers_new(void)
+{
+        unsigned features = curl_version_info(CURLVERSION_NOW)->features;
+        char enc[32] = "", line[64];
+        if (features & CURL_VERSION_LIBZ)
+                strcat(enc, ", deflate, gzip");
+        if (features & CURL_VERSION_BROTLI)
+                strcat(enc, ", br");
+        if (features & CURL_VERSION_ZSTD)
+                strcat(enc, ", zstd");
+        snprintf(line, sizeof(line), "Accept-Encoding: %s", enc + 2);
+        const char *const lines[] = {"Content-Type: application/json",
+                                     "Expect:", enc[0] ? line : NULL};
+        struct curl_slist *h = NULL;
+        for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+                struct curl_slist *t =
+                    lines[i] ? curl_slist_append(h, lines[i]) : h;
+                if (!t) {
+                        curl_slist_free_all(h);
+                        return NULL;
+                }
+                h = t;
+        }
+        return h;
+}
+
 lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
                            size_t errstr_size)
 {
@@ -146,8 +180,7 @@ lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
                 lb_warn("sender", "api.url is http://: client keys go to the "
                                   "API in clear text");
         s->timeout_ms = (long)conf->api_timeout_ms;
-        s->headers = curl_slist_append(NULL, "Content-Type: application/json");
-        s->headers = curl_slist_append(s->headers, "Expect:");
+        s->headers = headers_new();
         if (!s->multi || !s->url || !s->headers)
                 goto oom;
         /* the flags libcurl parses CURLOPT_URL with */
