@@ -178,7 +178,8 @@ typedef struct {
 } secs_cache_t;
 
 /* Writes [-]whole to c->text, built from its end two digits a step. */
-static void format_secs(secs_cache_t *c, uint64_t whole, int neg)
+static __attribute__((noinline, cold)) void format_secs(secs_cache_t *c,
+                                                        uint64_t whole, int neg)
 {
         char tmp[LB_MULTI_TIME_MAX + 1];
         char *end = tmp + sizeof(tmp), *s = end;
