@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "hash.h"
 #include "list.h"
 #include "log.h"
 #include "why.h"
@@ -909,8 +910,9 @@ static int app_entry_cmp(const void *a, const void *b)
         return x->where < y->where ? -1 : x->where > y->where;
 }
 
-/* Sorts by id (lb_config_app_index bisects), rejects duplicates naming the
- * two entries by position, and moves the apps into a plain array. */
+/* Sorts by id (app_find bisects, a reload pairs ids by position), rejects
+ * duplicates naming the two entries by position, and moves the apps into a
+ * plain array. */
 static int apps_finish(app_list_t *l, int from_file, lb_app_t **out, char *why,
                        size_t why_size)
 {
@@ -953,6 +955,38 @@ static int apps_finish(app_list_t *l, int from_file, lb_app_t **out, char *why,
         return 0;
 }
 
+/* One slot of conf->app_slots: app -1 is empty. */
+struct lb_app_slot_s {
+        uint64_t hash;
+        size_t len;
+        int app;
+};
+
+/* @returns a new index of apps[0..n) for lb_config_app_index, *mask set;
+ *          NULL when out of memory. */
+static struct lb_app_slot_s *app_slots_new(const lb_app_t *apps, size_t n,
+                                           size_t *mask)
+{
+        size_t cap = 4;
+        while (cap < 2 * n)
+                cap *= 2;
+        struct lb_app_slot_s *slots = malloc(cap * sizeof(*slots));
+        if (!slots)
+                return NULL;
+        for (size_t i = 0; i < cap; i++)
+                slots[i].app = -1;
+        for (size_t a = 0; a < n; a++) {
+                size_t len = strlen(apps[a].id);
+                uint64_t h = lb_fnv1a(LB_FNV1A_SEED, apps[a].id, len);
+                size_t i = h & (cap - 1);
+                while (slots[i].app >= 0)
+                        i = (i + 1) & (cap - 1);
+                slots[i] = (struct lb_app_slot_s){h, len, (int)a};
+        }
+        *mask = cap - 1;
+        return slots;
+}
+
 static int set_apps(lb_config_t *conf, const char *value, char *why,
                     size_t why_size)
 {
@@ -976,15 +1010,21 @@ static int set_apps(lb_config_t *conf, const char *value, char *why,
         if (apps_finish(&l, from_file, &apps, why, why_size))
                 goto out;
         char *path = NULL;
-        if (from_file && !(path = strdup(lb_trim(copy + 1)))) {
+        size_t mask;
+        struct lb_app_slot_s *slots = app_slots_new(apps, n, &mask);
+        if (!slots || (from_file && !(path = strdup(lb_trim(copy + 1))))) {
+                free(slots);
                 free_apps(apps, n);
                 lb_why(why, why_size, "out of memory");
                 goto out;
         }
         free_apps(conf->apps, conf->app_cnt);
         free(conf->apps_path);
+        free(conf->app_slots);
         conf->apps = apps;
         conf->app_cnt = n;
+        conf->app_slots = slots;
+        conf->app_slot_mask = mask;
         conf->apps_file_world_readable = world_readable;
         conf->apps_path = path;
         rc = 0;
@@ -1133,7 +1173,18 @@ void lb_config_describe_app(const lb_config_t *conf, size_t app, char *buf,
 
 int lb_config_app_index(const lb_config_t *conf, const char *app_id, size_t len)
 {
-        return app_find(conf->apps, conf->app_cnt, app_id, len);
+        if (!conf->app_slots) /* apps set by hand, as tests do */
+                return app_find(conf->apps, conf->app_cnt, app_id, len);
+        uint64_t h = lb_fnv1a(LB_FNV1A_SEED, app_id, len);
+        for (size_t i = h & conf->app_slot_mask;;
+             i = (i + 1) & conf->app_slot_mask) {
+                const struct lb_app_slot_s *s = &conf->app_slots[i];
+                if (s->app < 0)
+                        return -1;
+                if (s->hash == h && s->len == len &&
+                    !memcmp(conf->apps[s->app].id, app_id, len))
+                        return s->app;
+        }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1408,6 +1459,7 @@ void lb_config_destroy(lb_config_t *conf)
         free(conf->kafka);
         lb_list_free(conf->topics, conf->topic_cnt);
         free_apps(conf->apps, conf->app_cnt);
+        free(conf->app_slots);
         free(conf->apps_path);
         free(conf->memory_limit_source);
         for (size_t i = 0; i < conf->app_setting_cnt; i++)

@@ -71,8 +71,14 @@ typedef struct lb_config_s {
         size_t topic_cnt;
         char *dlq_topic;
         int64_t input_max_age_ms; /* 0 = off */
-        lb_app_t *apps; /* sorted by id (lb_config_app_index bisects) */
+        lb_app_t *apps;           /* sorted by id */
         size_t app_cnt;
+        /* apps by id hash, for lb_config_app_index (every event asks):
+         * open addressing, a power of two of slots, at most half full.
+         * Rebuilt with apps; a reload keeps the ids and their order.
+         * NULL with apps set by hand (tests): those are bisected. */
+        struct lb_app_slot_s *app_slots;
+        size_t app_slot_mask;
         int apps_file_world_readable; /* apps=@PATH readable by others */
         char *apps_path; /* apps=@PATH: the file, for reloads; else NULL */
         char *api_url;

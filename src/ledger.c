@@ -14,7 +14,13 @@
 typedef struct {
         lb_ledger_entry_t *e; /* the user's entry, which names this slot */
         int64_t hold_until;   /* an unanswered request may run until then */
-        uint64_t *tags;
+        /* The tags: in one while they fit (tags_cap <= 1), which spares an
+         * allocation for the usual user (its actions share a partition);
+         * else in many. */
+        union {
+                uint64_t one;
+                uint64_t *many;
+        } tags;
         uint32_t ntags, tags_cap;
         int32_t on_wire; /* requests carrying the user, not yet ended */
 } slot_t;
@@ -25,6 +31,27 @@ struct lb_ledger_s {
         size_t held;         /* slots with hold_until set */
         int64_t next_expiry; /* no hold ends before this */
 };
+
+/* s's tags (writable when s is). */
+static uint64_t *tags_of(const slot_t *s)
+{
+        return s->tags_cap > 1 ? s->tags.many : (uint64_t *)&s->tags.one;
+}
+
+static void tags_free(slot_t *s)
+{
+        if (s->tags_cap > 1)
+                free(s->tags.many);
+}
+
+static int has_tag(const slot_t *s, uint64_t tag)
+{
+        const uint64_t *v = tags_of(s);
+        for (size_t j = 0; j < s->ntags; j++)
+                if (v[j] == tag)
+                        return 1;
+        return 0;
+}
 
 lb_ledger_t *lb_ledger_new(void)
 {
@@ -39,7 +66,7 @@ void lb_ledger_destroy(lb_ledger_t *l)
         if (!l)
                 return;
         for (size_t i = 0; i < l->n; i++)
-                free(l->slots[i].tags);
+                tags_free(&l->slots[i]);
         free(l->slots);
         free(l);
 }
@@ -52,21 +79,22 @@ static slot_t *slot_of(const lb_ledger_t *l, const lb_ledger_entry_t *e)
 /* Adds the tags s lacks. @returns 0, or -1 (s unchanged). */
 static int add_tags(slot_t *s, const uint64_t *tags, size_t ntags)
 {
-        size_t need = s->ntags + ntags;
-        if (need > s->tags_cap) {
-                uint64_t *t = realloc(s->tags, need * sizeof(*t));
+        size_t need = s->ntags;
+        for (size_t i = 0; i < ntags; i++)
+                need += !has_tag(s, tags[i]);
+        if (need > 1 && need > s->tags_cap) {
+                uint64_t *t = realloc(s->tags_cap > 1 ? s->tags.many : NULL,
+                                      need * sizeof(*t));
                 if (!t)
                         return -1;
-                s->tags = t;
+                if (s->tags_cap <= 1 && s->ntags)
+                        t[0] = s->tags.one;
+                s->tags.many = t;
                 s->tags_cap = (uint32_t)need;
         }
-        for (size_t i = 0; i < ntags; i++) {
-                size_t j = 0;
-                while (j < s->ntags && s->tags[j] != tags[i])
-                        j++;
-                if (j == s->ntags)
-                        s->tags[s->ntags++] = tags[i];
-        }
+        for (size_t i = 0; i < ntags; i++)
+                if (!has_tag(s, tags[i]))
+                        tags_of(s)[s->ntags++] = tags[i];
         return 0;
 }
 
@@ -84,7 +112,7 @@ static void release(lb_ledger_t *l, size_t i)
 {
         slot_t *s = &l->slots[i];
         set_hold(l, s, 0);
-        free(s->tags);
+        tags_free(s);
         s->e->slot = 0;
         if (i != --l->n) {
                 *s = l->slots[l->n];
@@ -186,7 +214,7 @@ int lb_ledger_busy_tagged(const lb_ledger_t *l, int64_t now,
                 if (!busy(s, now))
                         continue;
                 for (size_t t = 0; t < s->ntags; t++)
-                        if (match(s->tags[t], arg))
+                        if (match(tags_of(s)[t], arg))
                                 return 1;
         }
         return 0;

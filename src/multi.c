@@ -168,24 +168,21 @@ static const char digit_pairs[] = "0001020304050607080910111213141516171819"
                                   "6061626364656667686970717273747576777879"
                                   "8081828384858687888990919293949596979899";
 
-/* Writes ms/1000 as a JSON number with up to 3 decimals (trailing zeros
- * dropped) into buf (LB_MULTI_TIME_MAX + 1 bytes). Exact for every int64.
- * Built from its end, two digits a step: it runs for every action. */
-static size_t format_ms(char *buf, int64_t ms)
+/* The whole seconds of the last number format_ms wrote, as text: the
+ * actions of a request mostly share their second. len 0: none yet. */
+typedef struct {
+        uint64_t whole;
+        int neg;
+        size_t len;
+        char text[LB_MULTI_TIME_MAX];
+} secs_cache_t;
+
+/* Writes [-]whole to c->text, built from its end two digits a step. */
+static __attribute__((noinline, cold)) void format_secs(secs_cache_t *c,
+                                                        uint64_t whole, int neg)
 {
-        uint64_t mag = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
-        uint64_t whole = mag / 1000;
-        unsigned frac = (unsigned)(mag % 1000);
         char tmp[LB_MULTI_TIME_MAX + 1];
         char *end = tmp + sizeof(tmp), *s = end;
-        if (frac) { /* no trailing zeros: .5, .25, .125 */
-                unsigned digits = 3;
-                for (; frac % 10 == 0; frac /= 10)
-                        digits--;
-                for (unsigned i = 0; i < digits; i++, frac /= 10)
-                        *--s = (char)('0' + frac % 10);
-                *--s = '.';
-        }
         for (; whole >= 100; whole /= 100) {
                 s -= 2;
                 memcpy(s, digit_pairs + whole % 100 * 2, 2);
@@ -196,12 +193,37 @@ static size_t format_ms(char *buf, int64_t ms)
         } else {
                 *--s = (char)('0' + whole);
         }
-        if (ms < 0)
+        if (neg)
                 *--s = '-';
-        size_t n = (size_t)(end - s);
-        memcpy(buf, s, n);
-        buf[n] = '\0';
-        return n;
+        c->len = (size_t)(end - s);
+        memcpy(c->text, s, c->len);
+}
+
+/* Writes ms/1000 as a JSON number with up to 3 decimals (trailing zeros
+ * dropped) at out, which has room for LB_MULTI_TIME_MAX bytes (all may be
+ * written); returns its length. Exact for every int64. It runs for every
+ * action: the seconds come from c when they are the last call's, copied
+ * whole (a fixed size copies without a call). */
+static size_t format_ms(char *out, int64_t ms, secs_cache_t *c)
+{
+        uint64_t mag = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
+        uint64_t whole = mag / 1000;
+        unsigned frac = (unsigned)(mag % 1000);
+        int neg = ms < 0;
+        if (!c->len || c->whole != whole || c->neg != neg) {
+                format_secs(c, whole, neg);
+                c->whole = whole;
+                c->neg = neg;
+        }
+        memcpy(out, c->text, sizeof(c->text));
+        if (!frac)
+                return c->len;
+        /* no trailing zeros: .5, .25, .125 */
+        char *d = out + c->len;
+        d[0] = '.';
+        d[1] = (char)('0' + frac / 100);
+        memcpy(d + 2, digit_pairs + frac % 100 * 2, 2);
+        return c->len + (frac % 10 ? 4 : frac % 100 ? 3 : 2);
 }
 
 static size_t str_len(const char *s)
@@ -230,8 +252,10 @@ static int is_json_ws(char c)
 }
 
 /* Appends one action: verbatim, or with "time" spliced before its final
- * '}' (room reserved by the caller). */
-static void encode_action(lb_buf_t *out, const lb_action_t *a)
+ * '}' (room reserved by the caller: LB_EVENT_TIME_SPLICE_MAX covers the
+ * LB_MULTI_TIME_MAX bytes format_ms may write). */
+static void encode_action(lb_buf_t *out, const lb_action_t *a,
+                          secs_cache_t *secs)
 {
         const char *value = lb_action_value(a);
         if (!a->time_missing) {
@@ -250,7 +274,7 @@ static void encode_action(lb_buf_t *out, const lb_action_t *a)
                 out->data[out->len++] = ',';
         memcpy(out->data + out->len, "\"time\":", 7);
         out->len += 7;
-        out->len += format_ms(out->data + out->len, a->timestamp_ms);
+        out->len += format_ms(out->data + out->len, a->timestamp_ms, secs);
         out->data[out->len++] = '}';
 }
 
@@ -280,8 +304,9 @@ int lb_multi_encode(lb_buf_t *out, const char *app_id, const char *client_key,
                 now_s = -9e15;
         else if (now_s > 9e15)
                 now_s = 9e15;
-        char num[LB_MULTI_TIME_MAX + 1];
-        size_t num_len = format_ms(num, llround(now_s * 1000.0));
+        secs_cache_t secs = {0};
+        char num[LB_MULTI_TIME_MAX];
+        size_t num_len = format_ms(num, llround(now_s * 1000.0), &secs);
 
         /* Room is reserved: the writes below cannot fail. */
         put_lit(out, KEY_APP, LIT_LEN(KEY_APP));
@@ -298,7 +323,7 @@ int lb_multi_encode(lb_buf_t *out, const char *app_id, const char *client_key,
         for (size_t i = 0; i < n; i++) {
                 if (i)
                         out->data[out->len++] = ',';
-                encode_action(out, actions[i]);
+                encode_action(out, actions[i], &secs);
         }
         put_lit(out, TAIL, LIT_LEN(TAIL));
         out->data[out->len] = '\0';
@@ -439,9 +464,11 @@ static const char *expect(const char *p, const char *end, const char *tok)
 /* 1 when body is exactly {"response":[{"success":true}, ...]} with n
  * entries (any JSON whitespace between tokens): the answer to nearly every
  * request, decided without building a tree. Anything else, even valid and
- * equivalent JSON, returns 0 and goes through jansson. */
+ * equivalent JSON, returns 0 and goes through jansson. An entry without
+ * blanks inside is matched whole (one fixed-size compare an action). */
 static int all_plain_successes(const char *body, size_t len, size_t n)
 {
+        static const char entry[] = "{\"success\":true}";
         const char *end = body + len;
         const char *p = expect(body, end, "{");
         p = expect(p, end, "\"response\"");
@@ -450,6 +477,12 @@ static int all_plain_successes(const char *body, size_t len, size_t n)
         for (size_t i = 0; i < n && p; i++) {
                 if (i)
                         p = expect(p, end, ",");
+                p = p ? skip_ws(p, end) : NULL;
+                if (p && (size_t)(end - p) >= LIT_LEN(entry) &&
+                    !memcmp(p, entry, LIT_LEN(entry))) {
+                        p += LIT_LEN(entry);
+                        continue;
+                }
                 p = expect(p, end, "{");
                 p = expect(p, end, "\"success\"");
                 p = expect(p, end, ":");

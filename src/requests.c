@@ -61,24 +61,27 @@ uint64_t lb_requests_partition_tag(const char *topic, int32_t partition)
                ((uint64_t)(uint32_t)partition * 0x9e3779b97f4a7c15ULL);
 }
 
-static uint64_t action_tag(const lb_action_t *a)
-{
-        return lb_requests_partition_tag(lb_partition_topic(a->partition),
-                                         lb_partition_id(a->partition));
-}
-
 /* Puts the users of acts[lo..hi) (a user's actions are adjacent) in the
- * ledger as on the wire, and remembers them for the answer. */
+ * ledger as on the wire, and remembers them for the answer. An action's
+ * tag is its partition's: hashed once for a run of actions of one
+ * partition (a user's usually are, and a topic name is hashed bytewise). */
 static void wire_sent(lb_bridge_t *b, flight_t *f, size_t lo, size_t hi)
 {
         lb_action_t **acts = f->batch->actions;
         uint64_t tags[hi - lo];
+        const lb_partition_t *last = NULL;
+        uint64_t t = 0;
         f->wire_n = 0;
         for (size_t i = lo, j; i < hi; i = j) {
                 lb_user_t *u = lb_batch_user(f->batch, i);
                 size_t nt = 0;
                 for (j = i; j < hi && lb_batch_user(f->batch, j) == u; j++) {
-                        uint64_t t = action_tag(acts[j]);
+                        if (acts[j]->partition != last) {
+                                last = acts[j]->partition;
+                                t = lb_requests_partition_tag(
+                                    lb_partition_topic(last),
+                                    lb_partition_id(last));
+                        }
                         size_t k = 0;
                         while (k < nt && tags[k] != t)
                                 k++;

@@ -36,7 +36,7 @@
 struct lb_sender_s {
         CURLM *multi;
         struct curl_slist *headers;
-        char *url;
+        CURLU *url; /* parsed once: CURLOPT_URL parses it every transfer */
         char *ca_file;
         int insecure;
         long timeout_ms;
@@ -130,6 +130,40 @@ static size_t header_cb(char *p, size_t size, size_t n, void *opaque)
         return len;
 }
 
+/* The headers of every request. Accept-Encoding is in the list rather
+ * than left to CURLOPT_ACCEPT_ENCODING: libcurl prints that line afresh for
+ * every transfer unless the list has it. CURLOPT_ACCEPT_ENCODING stays
+ * set, so answers are still decoded; the value names the decoders this
+ * libcurl has, as the line libcurl would print does (without one, that
+ * line is left to libcurl). User-Agent stays CURLOPT_USERAGENT: libcurl
+ * also sends it on a CONNECT to a proxy, which the list's headers do not
+ * reach. @returns NULL when out of memory. */
+static struct curl_slist *headers_new(void)
+{
+        unsigned features = curl_version_info(CURLVERSION_NOW)->features;
+        char enc[32] = "", line[64];
+        if (features & CURL_VERSION_LIBZ)
+                strcat(enc, ", deflate, gzip");
+        if (features & CURL_VERSION_BROTLI)
+                strcat(enc, ", br");
+        if (features & CURL_VERSION_ZSTD)
+                strcat(enc, ", zstd");
+        snprintf(line, sizeof(line), "Accept-Encoding: %s", enc + 2);
+        const char *const lines[] = {"Content-Type: application/json",
+                                     "Expect:", enc[0] ? line : NULL};
+        struct curl_slist *h = NULL;
+        for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+                struct curl_slist *t =
+                    lines[i] ? curl_slist_append(h, lines[i]) : h;
+                if (!t) {
+                        curl_slist_free_all(h);
+                        return NULL;
+                }
+                h = t;
+        }
+        return h;
+}
+
 lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
                            size_t errstr_size)
 {
@@ -137,7 +171,7 @@ lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
         if (!s)
                 goto oom;
         s->multi = curl_multi_init();
-        s->url = strdup(conf->api_url);
+        s->url = curl_url();
         s->ca_file = conf->api_ca_file && *conf->api_ca_file
                          ? strdup(conf->api_ca_file)
                          : NULL;
@@ -146,10 +180,21 @@ lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
                 lb_warn("sender", "api.url is http://: client keys go to the "
                                   "API in clear text");
         s->timeout_ms = (long)conf->api_timeout_ms;
-        s->headers = curl_slist_append(NULL, "Content-Type: application/json");
-        s->headers = curl_slist_append(s->headers, "Expect:");
+        s->headers = headers_new();
         if (!s->multi || !s->url || !s->headers)
                 goto oom;
+        /* the flags libcurl parses CURLOPT_URL with */
+        CURLUcode uc =
+            curl_url_set(s->url, CURLUPART_URL, conf->api_url,
+                         CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME);
+        if (uc == CURLUE_OUT_OF_MEMORY)
+                goto oom;
+        if (uc != CURLUE_OK) {
+                snprintf(errstr, errstr_size, "api.url: %s",
+                         curl_url_strerror(uc));
+                lb_sender_destroy(s);
+                return NULL;
+        }
         curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                           (long)conf->sender_max_inflight);
         curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS,
@@ -168,7 +213,7 @@ static CURL *take_handle(lb_sender_t *s)
         CURL *h = curl_easy_init();
         if (!h)
                 return NULL;
-        curl_easy_setopt(h, CURLOPT_URL, s->url);
+        curl_easy_setopt(h, CURLOPT_CURLU, s->url);
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, s->headers);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -293,7 +338,7 @@ void lb_sender_destroy(lb_sender_t *s)
                 curl_easy_cleanup(s->pool[i]);
         free(s->pool);
         curl_slist_free_all(s->headers);
-        free(s->url);
+        curl_url_cleanup(s->url);
         free(s->ca_file);
         free(s);
 }

@@ -6,7 +6,8 @@
  * failed exchanges may still run at the API (lb_sender_unknown()); and
  * libcurl's silent resend on a reused connection that died after the body
  * went out is refused: the exchange fails as unknown, and the server never
- * sees a second copy.
+ * sees a second copy. A URL libcurl cannot parse stops the start; the
+ * headers are sent once each, and compressed answers are decoded.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -34,17 +35,21 @@ typedef struct {
         int listen_fd;
         const char *head; /* status line and headers, without the blank line */
         size_t body_len;  /* bytes of 'x' answered */
+        const char *body; /* else these body_len bytes */
+        char request[8192]; /* the last request's start */
 } server_t;
 
-/* Reads one request from fd: headers, then Content-Length bytes.
- * @returns the bytes read (0: the peer sent nothing). */
-static size_t read_request(int fd)
+/* Reads one request from fd into sv->request: headers, then Content-Length
+ * bytes. @returns the bytes read (0: the peer sent nothing). */
+static size_t read_request(server_t *sv, int fd)
 {
-        char buf[8192];
+        char *buf = sv->request;
+        size_t size = sizeof(sv->request);
         size_t got = 0;
         char *end = NULL;
-        while (!end && got < sizeof(buf) - 1) {
-                ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+        buf[0] = '\0';
+        while (!end && got < size - 1) {
+                ssize_t n = read(fd, buf + got, size - 1 - got);
                 if (n <= 0)
                         break;
                 got += (size_t)n;
@@ -55,7 +60,8 @@ static size_t read_request(int fd)
         size_t want = cl ? strtoul(cl + 16, NULL, 10) : 0;
         size_t have = end ? got - (size_t)(end + 4 - buf) : 0;
         while (have < want) {
-                ssize_t n = read(fd, buf, sizeof(buf));
+                char rest[4096];
+                ssize_t n = read(fd, rest, sizeof(rest));
                 if (n <= 0)
                         break;
                 have += (size_t)n;
@@ -68,7 +74,7 @@ static void *serve_once(void *opaque)
 {
         server_t *sv = opaque;
         int fd = accept(sv->listen_fd, NULL, NULL);
-        read_request(fd);
+        read_request(sv, fd);
         char head[512];
         int hl =
             snprintf(head, sizeof(head),
@@ -77,7 +83,10 @@ static void *serve_once(void *opaque)
         if (write(fd, head, (size_t)hl) != hl)
                 fail_msg("write");
         char *body = malloc(sv->body_len + 1);
-        memset(body, 'x', sv->body_len);
+        if (sv->body)
+                memcpy(body, sv->body, sv->body_len);
+        else
+                memset(body, 'x', sv->body_len);
         for (size_t off = 0; off < sv->body_len;) {
                 ssize_t n = write(fd, body + off, sv->body_len - off);
                 if (n <= 0)
@@ -98,17 +107,17 @@ static void *serve_then_die(void *opaque)
         static const char ok[] =
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
         int fd = accept(sv->listen_fd, NULL, NULL);
-        read_request(fd);
+        read_request(sv, fd);
         if (write(fd, ok, sizeof(ok) - 1) != (ssize_t)sizeof(ok) - 1)
                 fail_msg("write");
-        read_request(fd);
+        read_request(sv, fd);
         close(fd);
         struct pollfd p = {.fd = sv->listen_fd, .events = POLLIN};
         while (poll(&p, 1, 1000) > 0) {
                 /* libcurl may connect afresh, then give up before sending
                  * (the refused rewind): only a request counts */
                 fd = accept(sv->listen_fd, NULL, NULL);
-                sv->body_len += read_request(fd) > 0;
+                sv->body_len += read_request(sv, fd) > 0;
                 close(fd);
         }
         return NULL;
@@ -236,6 +245,88 @@ static void test_no_silent_resend(void **state)
         lb_buf_free(&second.response);
 }
 
+/* The header lines of a request head that start with name. */
+static int header_lines(const char *req, const char *name)
+{
+        char key[64];
+        int n = 0;
+        snprintf(key, sizeof(key), "\r\n%s", name);
+        for (const char *p = strstr(req, key); p; p = strstr(p + 1, key))
+                n++;
+        return n;
+}
+
+/* Whether the request head has exactly one header line starting with
+ * name, and it is line. */
+static int header_is(const char *req, const char *name, const char *line)
+{
+        char whole[128];
+        snprintf(whole, sizeof(whole), "\r\n%s\r\n", line);
+        return header_lines(req, name) == 1 && strstr(req, whole) != NULL;
+}
+
+/* User-Agent and Accept-Encoding are sent once each, the latter naming
+ * this libcurl's decoders (it is in the header list); a gzip answer is
+ * decoded. */
+static void test_headers_and_decoding(void **state)
+{
+        (void)state;
+        static const char gz[] =
+            "\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xab\x56\x2a\x4a\x2d"
+            "\x2e\xc8\xcf\x2b\x4e\x55\xb2\x8a\xae\x56\x2a\x2e\x4d\x4e\x4e"
+            "\x2d\x2e\x56\xb2\x2a\x29\x2a\x4d\xad\x8d\xad\x05\x00\x79\xe7"
+            "\x28\xfe\x1f\x00\x00\x00";
+        server_t sv = {.head = "HTTP/1.1 200 OK\r\nContent-Encoding: gzip",
+                       .body = gz,
+                       .body_len = sizeof(gz) - 1};
+        pthread_t th;
+        lb_config_t *conf;
+        lb_sender_t *s = serve(&sv, serve_once, &th, &conf);
+        lb_request_t req = {0};
+        post(s, &req);
+        lb_sender_destroy(s);
+        lb_config_destroy(conf);
+        pthread_join(th, NULL);
+        close(sv.listen_fd);
+        assert_int_equal(req.http_status, 200);
+        assert_string_equal(req.response.data,
+                            "{\"response\":[{\"success\":true}]}");
+        const char *r = sv.request;
+        assert_true(header_is(r, "User-Agent:", "User-Agent: leanbridge"));
+        assert_true(header_is(r, "Accept:", "Accept: */*"));
+        assert_true(
+            header_is(r, "Content-Type:", "Content-Type: application/json"));
+        assert_int_equal(header_lines(r, "Expect:"), 0);
+        char enc[64] = "Accept-Encoding: deflate, gzip";
+        unsigned features = curl_version_info(CURLVERSION_NOW)->features;
+        assert_true(features & CURL_VERSION_LIBZ); /* gzip decoded above */
+        if (features & CURL_VERSION_BROTLI)
+                strcat(enc, ", br");
+        if (features & CURL_VERSION_ZSTD)
+                strcat(enc, ", zstd");
+        assert_true(header_is(r, "Accept-Encoding:", enc));
+        lb_buf_free(&req.body);
+        lb_buf_free(&req.response);
+}
+
+/* The URL is parsed once, at start: one libcurl cannot parse stops the
+ * start with libcurl's reason (it would fail every request). */
+static void test_bad_url_refused(void **state)
+{
+        (void)state;
+        static const char *const bad[] = {"http://", "http://exa mple/api"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char err[256] = "";
+                lb_config_t *conf = lb_config_new();
+                assert_int_equal(lb_config_set(conf, "api.url", bad[i], "test",
+                                               err, sizeof(err)),
+                                 0);
+                assert_null(lb_sender_new(conf, err, sizeof(err)));
+                assert_non_null(strstr(err, "api.url: "));
+                lb_config_destroy(conf);
+        }
+}
+
 static void test_unknown_rule(void **state)
 {
         (void)state;
@@ -264,6 +355,8 @@ int main(void)
             cmocka_unit_test(test_error_body_is_capped),
             cmocka_unit_test(test_gateway_answer_is_unknown),
             cmocka_unit_test(test_no_silent_resend),
+            cmocka_unit_test(test_bad_url_refused),
+            cmocka_unit_test(test_headers_and_decoding),
             cmocka_unit_test(test_unknown_rule),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -749,6 +749,35 @@ static void test_app_index(void **state)
         /* no apps at all */
         c = lb_config_new();
         assert_int_equal(lb_config_app_index(c, "app", 3), -1);
+
+        /* many apps (the hash index's slots collide): every one is found
+         * at its sorted position, near misses are not */
+        char list[8192] = "", id[32];
+        size_t used = 0;
+        for (int i = 0; i < 300; i++)
+                used += (size_t)snprintf(list + used, sizeof(list) - used,
+                                         "%sid%d:k%d", i ? "," : "", i, i);
+        set_ok(c, "apps", list);
+        assert_int_equal(c->app_cnt, 300);
+        for (size_t i = 0; i < c->app_cnt; i++)
+                assert_int_equal(lb_config_app_index(c, c->apps[i].id,
+                                                     strlen(c->apps[i].id)),
+                                 (int)i);
+        for (int i = 300; i < 1000; i++) {
+                int n = snprintf(id, sizeof(id), "id%d", i);
+                assert_int_equal(lb_config_app_index(c, id, (size_t)n), -1);
+        }
+        assert_int_equal(lb_config_app_index(c, "id", 2), -1);
+        assert_int_equal(lb_config_app_index(c, "id1x", 4), -1);
+
+        /* new apps replace the index: the old ids are gone */
+        set_ok(c, "apps", "x:1,id7:2");
+        assert_int_equal(lb_config_app_index(c, "id7", 3), 0);
+        assert_int_equal(lb_config_app_index(c, "x", 1), 1);
+        assert_int_equal(lb_config_app_index(c, "id8", 3), -1);
+        /* a failed set keeps the apps and their index */
+        set_bad(c, "apps", "a:k,a:k");
+        assert_int_equal(lb_config_app_index(c, "x", 1), 1);
         lb_config_destroy(c);
 }
 
@@ -844,6 +873,8 @@ static void test_apps_reload(void **state)
         assert_string_equal(c->apps[0].client_key, "1");
         assert_string_equal(c->apps[1].id, "b");
         assert_string_equal(c->apps[1].client_key, "2-new");
+        assert_int_equal(lb_config_app_index(c, "a", 1), 0);
+        assert_int_equal(lb_config_app_index(c, "b", 1), 1);
 
         /* bad files keep the keys, and say why */
         write_file("reload.conf", "a:1-x\nb\n", 0600);

@@ -225,6 +225,42 @@ static void test_tags(void **state)
         ledger_destroy(l);
 }
 
+/* A user's tags grow from the first (kept in its slot) to many, and stay
+ * its own when slots move (a user going idle makes room with the last). */
+static void test_tags_grow_and_move(void **state)
+{
+        (void)state;
+        lb_ledger_t *l = ledger_new();
+        const uint64_t many[] = {10, 11, 12, 13, 14}, last[] = {99};
+        uint64_t t;
+        sent(l, 0, "one", T2, 1);
+        sent(l, 0, "grows", T1, 1);
+        sent(l, 0, "grows", T12, 2); /* 1 known: only 2 added */
+        sent(l, 0, "grows", many, 5);
+        sent(l, 0, "last", last, 1);
+        for (t = 1; t <= 14; t++)
+                assert_int_equal(lb_ledger_busy_tagged(l, 0, match_eq, &t),
+                                 t <= 2 || t >= 10);
+        answered(l, 0, "one", 0, 0); /* idle: "last" moves to its slot */
+        t = 99;
+        assert_int_equal(lb_ledger_busy_tagged(l, 0, match_eq, &t), 1);
+        for (int i = 0; i < 3; i++)
+                answered(l, 0, "grows", 0, 0);
+        for (t = 1; t <= 14; t++) /* only "last" is busy */
+                assert_int_equal(lb_ledger_busy_tagged(l, 0, match_eq, &t), 0);
+        t = 99;
+        assert_int_equal(lb_ledger_busy_tagged(l, 0, match_eq, &t), 1);
+        answered(l, 0, "last", 0, 0);
+        assert_int_equal(lb_ledger_busy_tagged(l, 0, match_eq, &t), 0);
+        /* sent again, a user starts from no tags */
+        sent(l, 0, "grows", T1, 1);
+        t = 2;
+        assert_int_equal(lb_ledger_busy_tagged(l, 0, match_eq, &t), 0);
+        t = 1;
+        assert_int_equal(lb_ledger_busy_tagged(l, 0, match_eq, &t), 1);
+        ledger_destroy(l);
+}
+
 /* Many users: holds expire in one pass at their ends, and the cached next
  * expiry is never after one. */
 static void test_many(void **state)
@@ -269,6 +305,7 @@ int main(void)
             cmocka_unit_test(test_two_requests_longest_hold),
             cmocka_unit_test(test_resend_after_hold),
             cmocka_unit_test(test_tags),
+            cmocka_unit_test(test_tags_grow_and_move),
             cmocka_unit_test(test_many),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

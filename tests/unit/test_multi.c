@@ -256,6 +256,38 @@ static void test_time_splice(void **state)
         free(got);
 }
 
+/* The actions of one request written one after another: a second shared
+ * with the previous action (or the request's own time), or not, and the
+ * sign of a second that is 0. */
+static void test_time_splice_in_turn(void **state)
+{
+        (void)state;
+        const int64_t ts[] = {1500, 1250,  1000, 2001, -500, 500,
+                              -500, -1500, 0,    999,  1999, 1999000};
+        const char *want = "{\"time\":1.5},{\"time\":1.25},{\"time\":1},"
+                           "{\"time\":2.001},{\"time\":-0.5},{\"time\":0.5},"
+                           "{\"time\":-0.5},{\"time\":-1.5},{\"time\":0},"
+                           "{\"time\":0.999},{\"time\":1.999},"
+                           "{\"time\":1999}";
+        size_t n = sizeof(ts) / sizeof(ts[0]);
+        lb_action_t *acts[sizeof(ts) / sizeof(ts[0])];
+        size_t need = lb_multi_overhead("a", "k", "v");
+        for (size_t i = 0; i < n; i++) {
+                acts[i] = action("{}", 1, ts[i]);
+                need += lb_event_body_len(acts[i]->value_len, 1);
+        }
+        lb_buf_t b = {0};
+        assert_int_equal(lb_multi_encode(&b, "a", "k", "v", 1.5, acts, n), 0);
+        assert_non_null(strstr(b.data, "\"time\":1.5,\"data\":["));
+        const char *start = strstr(b.data, "\"data\":[") + 8;
+        assert_int_equal(strlen(start), strlen(want) + 2);
+        assert_memory_equal(start, want, strlen(want));
+        assert_true(b.len <= need);
+        lb_buf_free(&b);
+        for (size_t i = 0; i < n; i++)
+                lb_action_destroy(acts[i]);
+}
+
 static void test_request_time_clamped(void **state)
 {
         (void)state;
@@ -957,6 +989,7 @@ int main(void)
             cmocka_unit_test(test_encode_exact),
             cmocka_unit_test(test_encode_escapes_ids),
             cmocka_unit_test(test_time_splice),
+            cmocka_unit_test(test_time_splice_in_turn),
             cmocka_unit_test(test_request_time_clamped),
             cmocka_unit_test(test_size_bound_property),
             cmocka_unit_test(test_classify_done),
