@@ -420,15 +420,22 @@ int64_t lb_batcher_due_ms(const lb_batcher_t *b, int app, int64_t arrival_ms,
 
 /* a (queued last, written to Kafka age_ms before it arrived) closes u's
  * window: every queued action due later than linger_ms after a was written
- * (at the latest when a arrives) is due then. Deadlines stay non-decreasing
- * along the queue (a suffix is lowered to one value), so only a queue
- * whose last deadline is later has anything to lower. A ready user's
- * heap key follows its head. */
+ * (at the latest when a arrives) is due then. A session end that arrives
+ * with its budget spent (a backlog) keeps the floor every such action has,
+ * linger_ms after it arrives: a backlog brings the user's next sessions
+ * right behind it, and they share the request instead of paying another
+ * lookup. Deadlines stay non-decreasing along the queue (a suffix is
+ * lowered to one value), so only a queue whose last deadline is later has
+ * anything to lower. A ready user's heap key follows its head. */
 static void close_window(lb_batcher_t *b, lb_user_t *u, lb_action_t *a,
                          int64_t age_ms)
 {
         app_t *ap = &b->apps[a->app];
-        int64_t due = after_write(a->arrival_ms, age_ms, ap->linger_ms, 0);
+        int64_t floor =
+            a->closes == LB_CLOSE_SESSION_END && age_ms >= ap->max_wait_ms
+                ? ap->linger_ms
+                : 0;
+        int64_t due = after_write(a->arrival_ms, age_ms, ap->linger_ms, floor);
         int lower = a->due_ms > due; /* a is due last: is anything later? */
         /* What an earlier close left is due by then already, unless this
          * one is due earlier (Kafka timestamps that go back): a user's

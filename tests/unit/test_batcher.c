@@ -490,6 +490,27 @@ static void test_close_linger_from_write(void **state)
         assert_int_equal(lb_batcher_add(b, a2, "A", 1, 5000), 0);
         assert_int_equal(a2->due_ms, 20);
         assert_int_equal(a0->due_ms, 20);
+        /* A session end from a backlog (older than the budget) keeps the
+         * linger after its arrival that any action from it has: the
+         * user's next sessions, right behind it, share the request. */
+        lb_action_t *d0 = add_age(b, 0, "D", 100, 10, 0, 5000);
+        lb_action_t *d1 = mk(0, "D", 120, 10, 1);
+        d1->closes = LB_CLOSE_SESSION_END;
+        assert_int_equal(lb_batcher_add(b, d1, "D", 1, 5000), 0);
+        assert_int_equal(d0->due_ms, 150);
+        assert_int_equal(d1->due_ms, 170);
+        assert_int_equal(d1->closed_by, LB_CLOSE_NONE);
+        lb_action_t *d2 = add_age(b, 0, "D", 130, 10, 2, 5000);
+        assert_int_equal(d2->due_ms, 180);
+        /* One arriving within its budget, but later than the linger after
+         * its write, goes at once as before. */
+        lb_action_t *e0 = add(b, 0, "E", 200, 10, 0);
+        lb_action_t *e1 = mk(0, "E", 210, 10, 1);
+        e1->closes = LB_CLOSE_SESSION_END;
+        assert_int_equal(lb_batcher_add(b, e1, "E", 1, 400), 0);
+        assert_int_equal(e0->due_ms, 210);
+        assert_int_equal(e1->due_ms, 210);
+        assert_int_equal(e1->closed_by, LB_CLOSE_SESSION_END);
         /* A producer clock ahead of ours cannot stretch it past the
          * linger after its arrival. */
         lb_action_t *b0 = mk(0, "B", 40, 10, 0);
@@ -1571,7 +1592,10 @@ static void model_close(model_t *m, muser_t *u, int64_t arrival, int64_t age,
                         int closes)
 {
         int64_t left = m->c->lin - (age > 0 ? age : 0);
-        int64_t due = arrival + (left > 0 ? left : 0);
+        /* A session end with its budget spent keeps the linger floor. */
+        int64_t floor =
+            closes == LB_CLOSE_SESSION_END && age >= m->c->wait ? m->c->lin : 0;
+        int64_t due = arrival + (left > floor ? left : floor);
         m_head(m, u);
         for (size_t s = u->head; s < u->n_seq; s++) {
                 mact_t *x = &m->acts[u->gids[s]];
