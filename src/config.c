@@ -234,7 +234,8 @@ static const cfg_key_t keys[] = {
      .desc = "Actions that end a session, named as in batch.urgent: the "
              "user's window closes and it is sent within batch.linger.ms "
              "instead of at the end of the budget (a user whose session "
-             "ended rarely sends more soon). Empty: off. Per app: "
+             "ended rarely sends more soon; from a backlog, within "
+             "batch.linger.ms of its arrival). Empty: off. Per app: "
              "app.APPID.batch.session.end."},
     {.name = "sender.max.inflight",
      .type = CT_INT,
