@@ -5,13 +5,15 @@ run, with a 0.5 s one. Before the offset map, the 30 s budget redid about
 7x what the 0.5 s one did (its commit point trailed by the budget); with the
 map a crash redoes about one commit interval of delivered work whatever
 the budget. Checks: nothing lost, per-user order, no overlap; the 30 s
-run redoes at most 1.2x the 0.5 s run plus one commit interval of the
-offered load (the kill lands anywhere in an interval, so either run redoes
-between none and about an interval's deliveries: 8 to 122 with 0.5 s and
-0 to 490 with 30 s in runs of the same build; without the map the 30 s
-run's commit point trailed by the budget, longer than the 20 s before the
-kill, so it would redo about all it delivered, here over 5,000). Skips
-(77) without a broker, unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
+run redoes at most 1.2x the 0.5 s run plus two commit intervals of the
+offered load. The kill lands anywhere in an interval, and on a loaded
+machine the last commit acknowledged before it can be an interval older,
+so either run redoes between none and about two intervals' deliveries: 8
+to 122 with 0.5 s and 0 to 540 with 30 s in runs of this and the previous
+build, the high ones with both cores busy. Without the map the 30 s run's
+commit point trailed by the budget, longer than the 20 s before the kill,
+so it would redo about all it delivered, here over 5,000. Skips (77)
+without a broker, unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
 import os
 import signal
 import subprocess
@@ -86,7 +88,7 @@ def main():
         long = run(broker, wd, 30.0, 11)
     h.log(f"redone after a crash: {long} with a 30 s budget, {short} with 0.5 s "
           f"({long / max(1, short):.2f}x)")
-    slack = RATE * COMMIT_INTERVAL_S
+    slack = 2 * RATE * COMMIT_INTERVAL_S
     h.check(long <= 1.2 * short + slack,
             f"the 30 s budget redoes {long}, the 0.5 s one {short} (slack {slack:.0f})")
     print("1 passed, 0 failed")
