@@ -407,14 +407,22 @@ static void test_add_sets_due(void **state)
         lb_batcher_destroy(b, lb_action_destroy);
 }
 
-/* Queues an action that closes its user's window (lb_close_t). */
-static lb_action_t *add_closing(lb_batcher_t *b, int app, const char *user,
-                                int64_t arrival, int64_t seq, lb_close_t close)
+/* Queues an action that closes its user's window (lb_close_t), written to
+ * Kafka age ms before it arrived. */
+static lb_action_t *add_closing_age(lb_batcher_t *b, int app, const char *user,
+                                    int64_t arrival, int64_t seq,
+                                    lb_close_t close, int64_t age)
 {
         lb_action_t *a = mk(app, user, arrival, 10, seq);
         a->closes = close;
-        assert_int_equal(lb_batcher_add(b, a, user, strlen(user), 0), 0);
+        assert_int_equal(lb_batcher_add(b, a, user, strlen(user), age), 0);
         return a;
+}
+
+static lb_action_t *add_closing(lb_batcher_t *b, int app, const char *user,
+                                int64_t arrival, int64_t seq, lb_close_t close)
+{
+        return add_closing_age(b, app, user, arrival, seq, close, 0);
 }
 
 static void test_urgent_closes_window(void **state)
@@ -478,25 +486,22 @@ static void test_close_linger_from_write(void **state)
         /* Its linger counts from the Kafka write: written 30 ms before it
          * arrived, it is due 20 ms after. */
         lb_action_t *a0 = add(b, 0, "A", 0, 10, 0);
-        lb_action_t *a1 = mk(0, "A", 10, 10, 1);
-        a1->closes = LB_CLOSE_URGENT;
-        assert_int_equal(lb_batcher_add(b, a1, "A", 1, 30), 0);
+        lb_action_t *a1 =
+            add_closing_age(b, 0, "A", 10, 1, LB_CLOSE_URGENT, 30);
         assert_int_equal(a1->due_ms, 30);
         assert_int_equal(a0->due_ms, 30);
         assert_int_equal(a0->closed_by, LB_CLOSE_URGENT);
         /* From a backlog (older than the linger): it goes at once. */
-        lb_action_t *a2 = mk(0, "A", 20, 10, 2);
-        a2->closes = LB_CLOSE_URGENT;
-        assert_int_equal(lb_batcher_add(b, a2, "A", 1, 5000), 0);
+        lb_action_t *a2 =
+            add_closing_age(b, 0, "A", 20, 2, LB_CLOSE_URGENT, 5000);
         assert_int_equal(a2->due_ms, 20);
         assert_int_equal(a0->due_ms, 20);
         /* A session end from a backlog (older than the budget) keeps the
          * linger after its arrival that any action from it has: the
          * user's next sessions, right behind it, share the request. */
         lb_action_t *d0 = add_age(b, 0, "D", 100, 10, 0, 5000);
-        lb_action_t *d1 = mk(0, "D", 120, 10, 1);
-        d1->closes = LB_CLOSE_SESSION_END;
-        assert_int_equal(lb_batcher_add(b, d1, "D", 1, 5000), 0);
+        lb_action_t *d1 =
+            add_closing_age(b, 0, "D", 120, 1, LB_CLOSE_SESSION_END, 5000);
         assert_int_equal(d0->due_ms, 150);
         assert_int_equal(d1->due_ms, 170);
         assert_int_equal(d1->closed_by, LB_CLOSE_NONE);
@@ -505,17 +510,15 @@ static void test_close_linger_from_write(void **state)
         /* One arriving within its budget, but later than the linger after
          * its write, goes at once as before. */
         lb_action_t *e0 = add(b, 0, "E", 200, 10, 0);
-        lb_action_t *e1 = mk(0, "E", 210, 10, 1);
-        e1->closes = LB_CLOSE_SESSION_END;
-        assert_int_equal(lb_batcher_add(b, e1, "E", 1, 400), 0);
+        lb_action_t *e1 =
+            add_closing_age(b, 0, "E", 210, 1, LB_CLOSE_SESSION_END, 400);
         assert_int_equal(e0->due_ms, 210);
         assert_int_equal(e1->due_ms, 210);
         assert_int_equal(e1->closed_by, LB_CLOSE_SESSION_END);
         /* A producer clock ahead of ours cannot stretch it past the
          * linger after its arrival. */
-        lb_action_t *b0 = mk(0, "B", 40, 10, 0);
-        b0->closes = LB_CLOSE_SESSION_END;
-        assert_int_equal(lb_batcher_add(b, b0, "B", 1, -700), 0);
+        lb_action_t *b0 =
+            add_closing_age(b, 0, "B", 40, 0, LB_CLOSE_SESSION_END, -700);
         assert_int_equal(b0->due_ms, 90);
         /* A close lowers nothing already due before it. */
         lb_action_t *c0 = add_age(b, 0, "C", 0, 10, 0, 5000);
