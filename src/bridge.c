@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "apps_watch.h"
+#include "event.h"
 #include "log.h"
 #include "loop.h"
 #include "version.h"
@@ -228,7 +229,7 @@ lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
         lb_health_beat(&b->health);
 
         b->app_overhead = calloc(conf->app_cnt, sizeof(*b->app_overhead));
-        if (!b->app_overhead)
+        if (!b->app_overhead || !(b->shapes = lb_event_shapes_new()))
                 goto oom;
         apps_apply(b);
         lb_batcher_conf_t bc = {
@@ -316,6 +317,7 @@ void lb_bridge_destroy(lb_bridge_t *b)
         free(b->revocation.ltags);
         free(b->assigned);
         free(b->app_overhead);
+        free(b->shapes);
         free(b->map);
         free(b->ranges);
         free(b);

@@ -7,7 +7,8 @@
  * and trailing bytes as jansson does, without building a tree). Never looks
  * at a client key except to measure it. Allocates nothing (json_scan only
  * does for objects with more than LB_JSON_KEYS_INLINE keys open at once);
- * the contract's names are prepared for the scanner once per process.
+ * the contract's names are prepared for the scanner once per process, and
+ * the shapes of accepted events are kept by the caller (lb_json_shapes_t).
  */
 #include "event.h"
 
@@ -245,9 +246,20 @@ static lb_stage_t validate(const lb_config_t *conf, const size_t *app_overhead,
         return LB_STAGE_NONE;
 }
 
+lb_json_shapes_t *lb_event_shapes_new(void)
+{
+        lb_json_shapes_t *sh = malloc(sizeof(*sh));
+        if (sh) {
+                pthread_once(&contract_once, contract_init);
+                lb_json_shapes_init(sh, &contract);
+        }
+        return sh;
+}
+
 lb_stage_t lb_event_parse(const lb_config_t *conf, const size_t *app_overhead,
-                          const char *value, size_t len, lb_event_t *out,
-                          char *errstr, size_t errstr_size)
+                          lb_json_shapes_t *shapes, const char *value,
+                          size_t len, lb_event_t *out, char *errstr,
+                          size_t errstr_size)
 {
         if (errstr && errstr_size)
                 errstr[0] = '\0';
@@ -268,7 +280,8 @@ lb_stage_t lb_event_parse(const lb_config_t *conf, const size_t *app_overhead,
         /* The reason is jansson's message without its " near '<token>'"
          * tail: the token could be anything from the event (even a secret);
          * the byte position and the DLQ copy of the value locate it. */
-        if (lb_json_scan_names(value, len, &contract, f, &res))
+        if (shapes ? lb_json_scan_shaped(value, len, shapes, f, &res)
+                   : lb_json_scan_names(value, len, &contract, f, &res))
                 return reject(LB_STAGE_PARSE, errstr, errstr_size,
                               "invalid JSON at byte %zu: %s", res.err_pos,
                               res.err_text);

@@ -10,6 +10,7 @@
 
 #include "action.h"
 #include "config.h"
+#include "json_scan.h"
 
 typedef struct {
         int app;           /* index into conf->apps */
@@ -43,12 +44,24 @@ typedef struct {
  *        could not fit batch.max.bytes whatever its app is rejected (stage
  *        validate) before it is parsed, so oversized input costs no parse.
  *        Values echoed in errstr are cut to 64 bytes and made printable.
+ *        shapes (lb_event_shapes_new, or NULL) only makes it faster.
  * @returns LB_STAGE_NONE on success (out filled), else LB_STAGE_PARSE or
  *          LB_STAGE_VALIDATE with a one-line reason in errstr.
  */
 lb_stage_t lb_event_parse(const lb_config_t *conf, const size_t *app_overhead,
-                          const char *value, size_t len, lb_event_t *out,
-                          char *errstr, size_t errstr_size);
+                          lb_json_shapes_t *shapes, const char *value,
+                          size_t len, lb_event_t *out, char *errstr,
+                          size_t errstr_size);
+
+/**
+ * @brief The shapes lb_event_parse learns from the events it has accepted
+ *        (json_scan.h, lb_json_shapes_t), so that it checks the next ones
+ *        of a known shape with fewer instructions; the result is the same
+ *        with them or without them (shapes NULL). One per thread that
+ *        parses; free() it.
+ * @returns them, or NULL when out of memory.
+ */
+lb_json_shapes_t *lb_event_shapes_new(void);
 
 /**
  * @brief The "time" member of a value that is one JSON object (UNIX

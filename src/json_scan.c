@@ -7,9 +7,11 @@
  * that exact path, a structural walk that finds the end of each string
  * many bytes at a time (json_struct.h) decides the values events are made
  * of, several times cheaper; whatever it does not know (every error
- * included) goes the exact way, so both give one result. Nothing here
- * allocates except the key index of huge objects, and nothing writes to
- * the input.
+ * included) goes the exact way, so both give one result. Before both, a
+ * tree of the shapes of objects accepted so far (lb_json_shapes_t) lets a
+ * document of a known shape be accepted by comparing the bytes between its
+ * scalars and checking only the scalars. Nothing here allocates except the
+ * key index of huge objects, and nothing writes to the input.
  */
 #include "json_scan.h"
 #include "json_struct.h"
@@ -75,7 +77,19 @@ typedef struct {
         lb_json_value_t *slot;
         lb_json_result_t *res;
         skey_t inline_keys[LB_JSON_KEYS_INLINE];
+        /* The structural walk's scalars, for a shape to learn (spans
+         * NULL: none is); SPANS_NONE: the document has no shape to learn. */
+        struct span *spans;
+        size_t span_cnt;
 } scan_t;
+
+/* A scalar value of a document whose shape is learned. */
+typedef struct span {
+        size_t tok, end;    /* its bytes */
+        unsigned char slot; /* the wanted name it is the value of, or NONE */
+} span_t;
+
+#define SPANS_NONE SIZE_MAX
 
 #define R16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
 
@@ -953,13 +967,19 @@ static int parse(scan_t *s)
 #define FAST_DEPTH 64
 
 /* What may follow a number or a literal, and what whitespace is. */
-#define C_END 1 /* whitespace, ',', ']', '}' */
-#define C_WS  2
+#define C_END    1 /* whitespace, ',', ']', '}' */
+#define C_WS     2
+#define C_SCALAR 4 /* what a string, number or literal starts with */
 
 static const unsigned char cls[256] = {
     ['\t'] = C_END | C_WS, ['\n'] = C_END | C_WS, ['\r'] = C_END | C_WS,
     [' '] = C_END | C_WS,  [','] = C_END,         [']'] = C_END,
-    ['}'] = C_END,
+    ['}'] = C_END,         ['"'] = C_SCALAR,      ['-'] = C_SCALAR,
+    ['0'] = C_SCALAR,      ['1'] = C_SCALAR,      ['2'] = C_SCALAR,
+    ['3'] = C_SCALAR,      ['4'] = C_SCALAR,      ['5'] = C_SCALAR,
+    ['6'] = C_SCALAR,      ['7'] = C_SCALAR,      ['8'] = C_SCALAR,
+    ['9'] = C_SCALAR,      ['t'] = C_SCALAR,      ['f'] = C_SCALAR,
+    ['n'] = C_SCALAR,
 };
 
 /* The single-character escapes: each decodes to one byte. */
@@ -999,9 +1019,39 @@ __attribute__((noinline)) static size_t string_rest(lb_json_pass_t pass,
         return q;
 }
 
-/* Digits from q. The walk's input ends with a bracket: no bound needed. */
-static size_t digits_end(const unsigned char *p, size_t q)
+/* 8 bytes at p, in the machine's order. */
+static inline __attribute__((always_inline)) uint64_t load8(const void *p)
 {
+        uint64_t w;
+        memcpy(&w, p, sizeof(w));
+        return w;
+}
+
+/* Digits from q: the first two one by one (most numbers in events are
+ * short), then 8 at a time while 8 bytes are left before len. The walk's
+ * input ends with a bracket: the last few need no bound. */
+static inline __attribute__((always_inline)) size_t
+digits_end(const unsigned char *p, size_t len, size_t q)
+{
+        if (!is_digit(p[q]))
+                return q;
+        if (!is_digit(p[++q]))
+                return q;
+        q++;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        for (; q + 8 <= len; q += 8) {
+                /* Byte by byte, x = b ^ '0' is 0..9 for a digit: x + 0x76
+                 * then stays below 0x80 and carries nothing to the next
+                 * byte; any other byte sets the top bit of x or x + 0x76. */
+                uint64_t x = load8(p + q) ^ 0x3030303030303030u;
+                uint64_t stop =
+                    (x | (x + 0x7676767676767676u)) & 0x8080808080808080u;
+                if (stop)
+                        return q + (size_t)(__builtin_ctzll(stop) >> 3);
+        }
+#else
+        (void)len;
+#endif
         while (is_digit(p[q]))
                 q++;
         return q;
@@ -1010,10 +1060,11 @@ static size_t digits_end(const unsigned char *p, size_t q)
 /* A number at p[pos] ('-' or a digit). @returns its end (*type set), or 0
  * (the exact path decides). */
 static inline __attribute__((always_inline)) size_t
-fast_number(const unsigned char *p, size_t pos, lb_json_type_t *type)
+fast_number(const unsigned char *p, size_t len, size_t pos,
+            lb_json_type_t *type)
 {
         size_t d = pos + (p[pos] == '-');
-        size_t q = digits_end(p, d);
+        size_t q = digits_end(p, len, d);
         if (q == d || (p[d] == '0' && q - d > 1))
                 return 0;
         *type = LB_JSON_INTEGER;
@@ -1023,7 +1074,7 @@ fast_number(const unsigned char *p, size_t pos, lb_json_type_t *type)
                         return 0;
                 if (p[q] == '.') {
                         size_t f = ++q;
-                        q = digits_end(p, q);
+                        q = digits_end(p, len, q);
                         if (q == f)
                                 return 0;
                 }
@@ -1032,7 +1083,7 @@ fast_number(const unsigned char *p, size_t pos, lb_json_type_t *type)
                         if (p[q] == '+' || p[q] == '-')
                                 q++;
                         size_t e = q;
-                        q = digits_end(p, q);
+                        q = digits_end(p, len, q);
                         if (q == e || q - e > 2)
                                 return 0;
                 }
@@ -1160,6 +1211,72 @@ wanted(const lb_json_names_t *nm, lb_json_field_t *out, const unsigned char *p,
         return nm->shared >> h & 1 ? wanted_shared(nm, out, p, k, h) : NULL;
 }
 
+/* The end of the string, number or literal at p[pos] (*type and *esc, the
+ * escapes of a string, set), or 0 (the exact path decides). */
+static inline __attribute__((always_inline)) size_t
+scalar_end(lb_json_pass_t pass, const unsigned char *p, size_t len, size_t pos,
+           lb_json_type_t *type, size_t *esc)
+{
+        unsigned char c = p[pos];
+        *esc = 0;
+        if (c == '"') {
+                size_t end =
+                    pos + 1 + lb_json_stop(pass, p + pos + 1, len - pos - 1);
+                if (end >= len || p[end] != '"') {
+                        end = string_rest(pass, p, len, end, 1, esc);
+                        if (!end)
+                                return 0;
+                }
+                *type = LB_JSON_STRING;
+                return end + 1;
+        }
+        if (is_digit(c) || c == '-')
+                return fast_number(p, len, pos, type);
+        if (c == 't' || c == 'f' || c == 'n')
+                return fast_word(p, len, pos, type);
+        return 0;
+}
+
+/* A scalar p[tok..end) of the given type and escapes, as a member's value. */
+static inline __attribute__((always_inline)) void
+put_value(lb_json_value_t *v, lb_json_type_t type, size_t tok, size_t end,
+          size_t esc)
+{
+        v->type = type;
+        if (type == LB_JSON_STRING) {
+                v->off = tok + 1;
+                v->len = end - tok - 2;
+                v->dlen = v->len - esc;
+        } else {
+                v->off = tok;
+                v->len = end - tok;
+                v->dlen = 0;
+        }
+}
+
+/* The field whose value v is. */
+static const lb_json_field_t *field_of(const lb_json_value_t *v)
+{
+        return (const lb_json_field_t *)((const char *)v -
+                                         offsetof(lb_json_field_t, value));
+}
+
+/* Records the scalar p[tok..end) (the value of wanted member slot, or
+ * NULL) for the shape the walk is learning. */
+static void note_span(scan_t *s, size_t tok, size_t end,
+                      const lb_json_value_t *slot)
+{
+        if (s->span_cnt >= LB_JSON_SHAPE_VALUES) {
+                s->span_cnt = SPANS_NONE;
+                return;
+        }
+        s->spans[s->span_cnt++] =
+            (span_t){.tok = tok,
+                     .end = end,
+                     .slot = slot ? (unsigned char)(field_of(slot) - s->out)
+                                  : LB_JSON_SHAPE_NONE};
+}
+
 /* The structural walk (see above) of the top-level object or array at
  * p[pos], over an explicit stack; the top-level object's wanted members
  * go to s->out. Its input, less trailing whitespace, ends with a bracket
@@ -1194,6 +1311,7 @@ open:
                 slot->off = pos;
                 open_slot = slot;
                 slot = NULL;
+                s->span_cnt = SPANS_NONE; /* no shape: a wanted container */
         }
         obj_at = (obj_at & ~((uint64_t)1 << depth)) | (uint64_t)in_obj << depth;
         seen_at[depth] = seen;
@@ -1213,45 +1331,21 @@ open:
                 goto key;
 value:
         c = p[pos];
-        tok = pos;
-        if (c == '"') {
-                end = pos + 1 + lb_json_stop(pass, p + pos + 1, len - pos - 1);
-                if (end < len && p[end] == '"') {
-                        esc = 0;
-                } else {
-                        end = string_rest(pass, p, len, end, 1, &esc_rest);
-                        if (!end)
-                                return -1;
-                        esc = esc_rest;
-                }
-                pos = end + 1;
-                type = LB_JSON_STRING;
-        } else if (is_digit(c) || c == '-') {
-                pos = fast_number(p, pos, &type);
-        } else if (c == '{' || c == '[') {
+        if (c == '{' || c == '[')
                 goto open;
-        } else if (c == 't' || c == 'f' || c == 'n') {
-                pos = fast_word(p, len, pos, &type);
-        } else if (cls[c] & C_WS) {
+        if (cls[c] & C_WS) {
                 pos++;
                 goto value;
-        } else {
-                return -1;
         }
+        tok = pos;
+        pos = scalar_end(pass, p, len, pos, &type, &esc);
         if (!pos)
                 return -1;
-        if (slot) {
-                slot->type = type;
-                if (type == LB_JSON_STRING) {
-                        slot->off = tok + 1;
-                        slot->len = pos - tok - 2;
-                        slot->dlen = slot->len - esc;
-                } else {
-                        slot->off = tok;
-                        slot->len = pos - tok;
-                }
-                slot = NULL;
-        }
+        if (slot)
+                put_value(slot, type, tok, pos, esc);
+        if (s->spans)
+                note_span(s, tok, pos, slot);
+        slot = NULL;
 after:
         c = p[pos++];
         if (c == ',') {
@@ -1345,13 +1439,16 @@ static void scan_init(scan_t *s, lb_json_result_t *res)
         res->members = 0;
         res->err_pos = 0;
         res->err_text[0] = '\0';
+        res->shaped = 0;
         for (size_t i = 0; i < s->names->cnt; i++)
                 s->out[i].value = (lb_json_value_t){0};
 }
 
-int lb_json_scan_names(const char *buf, size_t len,
-                       const lb_json_names_t *names, lb_json_field_t *out,
-                       lb_json_result_t *res)
+/* lb_json_scan_names; the structural walk's scalars go to spans (unless
+ * NULL), and how many to *span_cnt (SPANS_NONE: no shape to learn). */
+static int scan(const char *buf, size_t len, const lb_json_names_t *names,
+                lb_json_field_t *out, lb_json_result_t *res, span_t *spans,
+                size_t *span_cnt)
 {
         scan_t s;
         s.p = (const unsigned char *)buf;
@@ -1359,9 +1456,13 @@ int lb_json_scan_names(const char *buf, size_t len,
         s.names = names;
         s.out = out;
         s.res = res;
+        s.spans = spans;
+        s.span_cnt = 0;
         scan_init(&s, res);
         lb_json_pass_t pass = lb_json_pass();
         res->exact = pass == LB_JSON_PASS_EXACT || fast_scan(&s, pass) != 0;
+        if (span_cnt)
+                *span_cnt = res->exact ? SPANS_NONE : s.span_cnt;
         if (!res->exact)
                 return 0;
         scan_init(&s, res);
@@ -1379,6 +1480,263 @@ int lb_json_scan_names(const char *buf, size_t len,
         if (s.keys != s.inline_keys)
                 free(s.keys);
         return rc ? -1 : 0;
+}
+
+int lb_json_scan_names(const char *buf, size_t len,
+                       const lb_json_names_t *names, lb_json_field_t *out,
+                       lb_json_result_t *res)
+{
+        return scan(buf, len, names, out, res, NULL, NULL);
+}
+
+/* Known shapes (lb_json_shapes_t). */
+
+void lb_json_shapes_init(lb_json_shapes_t *sh, const lb_json_names_t *names)
+{
+        sh->names = names;
+        sh->gap[0] = (lb_json_gap_t){.slot = LB_JSON_SHAPE_NONE};
+        sh->gap_cnt = 1;
+        sh->bytes_used = 0;
+        sh->hits = sh->misses = 0;
+}
+
+#if defined(__x86_64__)
+/* Whether the 16 bytes at q are those at w where mask m has a bit. */
+static inline __attribute__((always_inline)) int
+bytes16_are(const unsigned char *q, const unsigned char *w, unsigned m)
+{
+        unsigned eq = (unsigned)_mm_movemask_epi8(
+            _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)q),
+                           _mm_load_si128((const __m128i *)w)));
+        return (~eq & m) == 0;
+}
+#endif
+
+/* Whether gap g fits at p[pos..len): it ends the document if it is the
+ * last, and else leaves a byte for a scalar. */
+static inline __attribute__((always_inline)) int
+gap_fits(const lb_json_gap_t *g, size_t pos, size_t len)
+{
+        return g->last ? g->len == len - pos : g->len < len - pos;
+}
+
+/* With SSE2 (words: 1), whether gap at (which fits) is at p[pos..len) by
+ * 16-byte words: one of at most 16 bytes as the 16 that end with it (or,
+ * at the document's start, begin with it), one of 17 to 32 as its first
+ * and last 16. @returns 1 (it is), 0 (it is not) or -1 (not compared so:
+ * longer, or in a document too short). */
+static inline __attribute__((always_inline)) int
+gap_words(const lb_json_shapes_t *sh, unsigned at, int words,
+          const unsigned char *p, size_t pos, size_t len)
+{
+#if defined(__x86_64__)
+        size_t n = sh->gap[at].len;
+        const unsigned char *q = p + pos;
+        if (!words || n > 32)
+                return -1;
+        if (pos + n >= 16)
+                return bytes16_are(q + n - 16, sh->tail[at],
+                                   sh->gap[at].tail_mask) &&
+                       (n <= 16 || bytes16_are(q, sh->head[at], 0xffff));
+        if (len - pos >= 16)
+                return bytes16_are(q, sh->head[at], (1u << n) - 1);
+#else
+        (void)sh;
+        (void)at;
+        (void)words;
+        (void)p;
+        (void)pos;
+        (void)len;
+#endif
+        return -1;
+}
+
+/* Whether gap at is the one at p[pos..len): it fits there, has its bytes,
+ * and ends the document or has a scalar after it (one gap may be the
+ * start of another). */
+static inline __attribute__((always_inline)) int
+gap_here(const lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned at,
+         const unsigned char *p, size_t pos, size_t len)
+{
+        const lb_json_gap_t *g = &sh->gap[at];
+        size_t n = g->len;
+        if (!gap_fits(g, pos, len))
+                return 0;
+        int is = gap_words(sh, at, pass != LB_JSON_PASS_PORTABLE, p, pos, len);
+        if (is < 0)
+                is = !memcmp(p + pos, sh->bytes + g->off, n);
+        return is && (g->last || (cls[p[pos + n]] & C_SCALAR));
+}
+
+/* The child of gap parent that is at p[pos..len), but its first (not
+ * there); it becomes the first, so that the commonest shapes are found
+ * first. @returns its index, or 0. */
+__attribute__((noinline)) static unsigned
+gap_find(lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned parent,
+         const unsigned char *p, size_t pos, size_t len)
+{
+        unsigned prev = sh->gap[parent].child;
+        for (unsigned at = sh->gap[prev].sibling; at;
+             prev = at, at = sh->gap[at].sibling) {
+                if (!gap_here(sh, pass, at, p, pos, len))
+                        continue;
+                sh->gap[prev].sibling = sh->gap[at].sibling;
+                sh->gap[at].sibling = sh->gap[parent].child;
+                sh->gap[parent].child = (uint8_t)at;
+                return at;
+        }
+        return 0;
+}
+
+/* The document p[0..len) (a '}' last) by the known shapes: 0 with out and
+ * res filled, or -1 when it has none of them (out then half filled). */
+__attribute__((noinline)) static int
+shape_match(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
+            size_t len, lb_json_field_t *out, lb_json_result_t *res)
+{
+        const lb_json_gap_t *gap = sh->gap;
+        size_t pos = 0, end, esc;
+        lb_json_type_t type;
+        unsigned parent = 0;
+        for (;;) {
+                unsigned at = gap[parent].child;
+                if (!at)
+                        return -1;
+                if (!gap_here(sh, pass, at, p, pos, len) &&
+                    !(at = gap_find(sh, pass, parent, p, pos, len)))
+                        return -1;
+                const lb_json_gap_t *g = &gap[at];
+                pos += g->len;
+                if (g->last) {
+                        for (uint32_t a = sh->ends[at].absent; a; a &= a - 1)
+                                out[__builtin_ctz(a)].value =
+                                    (lb_json_value_t){0};
+                        res->type = LB_JSON_OBJECT;
+                        res->members = sh->ends[at].members;
+                        return 0;
+                }
+                end = scalar_end(pass, p, len, pos, &type, &esc);
+                if (!end)
+                        return -1;
+                if (g->slot != LB_JSON_SHAPE_NONE)
+                        put_value(&out[g->slot].value, type, pos, end, esc);
+                pos = end;
+                parent = at;
+        }
+}
+
+/* The child of gap at with bytes g[0..n), slot and last, added unless it
+ * is there. @returns its index, or 0 when the shapes are full. */
+static unsigned shape_child(lb_json_shapes_t *sh, unsigned at,
+                            const unsigned char *g, size_t n, unsigned slot,
+                            int last)
+{
+        for (unsigned c = sh->gap[at].child; c; c = sh->gap[c].sibling) {
+                const lb_json_gap_t *x = &sh->gap[c];
+                if (x->len == n && x->last == last && x->slot == slot &&
+                    !memcmp(sh->bytes + x->off, g, n))
+                        return c;
+        }
+        size_t padded = (n + 15) & ~(size_t)15;
+        if (sh->gap_cnt > LB_JSON_SHAPE_GAPS ||
+            padded > LB_JSON_SHAPE_BYTES - sh->bytes_used)
+                return 0;
+        unsigned c = (unsigned)sh->gap_cnt++;
+        unsigned char *b = sh->bytes + sh->bytes_used;
+        memcpy(b, g, n);
+        memset(b + n, 0, padded - n);
+        size_t k = n < 16 ? n : 16;
+        memset(sh->head[c], 0, 16);
+        memset(sh->tail[c], 0, 16);
+        memcpy(sh->head[c], g, k);
+        memcpy(sh->tail[c] + 16 - k, g + n - k, k);
+        sh->gap[c] =
+            (lb_json_gap_t){.off = (uint16_t)sh->bytes_used,
+                            .len = (uint16_t)n,
+                            .tail_mask = (uint16_t)(0xffffu << (16 - k)),
+                            .sibling = sh->gap[at].child,
+                            .slot = (uint8_t)slot,
+                            .last = (uint8_t)last};
+        sh->gap[at].child = (uint8_t)c;
+        sh->bytes_used += padded;
+        return c;
+}
+
+/* Adds the shape of p[0..len) (an accepted object, trailing whitespace
+ * cut off) whose scalars are spans[0..cnt). @returns 0, or -1 when full. */
+static int shape_add(lb_json_shapes_t *sh, const unsigned char *p, size_t len,
+                     const span_t *spans, size_t cnt, size_t members)
+{
+        unsigned at = 0;
+        size_t from = 0;
+        uint32_t absent = (uint32_t)((uint64_t)1 << sh->names->cnt) - 1;
+        for (size_t i = 0; i <= cnt; i++) {
+                if (i < cnt && spans[i].slot != LB_JSON_SHAPE_NONE)
+                        absent &= ~((uint32_t)1 << spans[i].slot);
+                size_t to = i < cnt ? spans[i].tok : len;
+                at = shape_child(sh, at, p + from, to - from,
+                                 i < cnt ? spans[i].slot : LB_JSON_SHAPE_NONE,
+                                 i == cnt);
+                if (!at)
+                        return -1;
+                if (i < cnt)
+                        from = spans[i].end;
+        }
+        sh->ends[at].members = (uint32_t)members;
+        sh->ends[at].absent = absent;
+        return 0;
+}
+
+/* A miss (an accepted object of no known shape): whether to learn its
+ * shape. Yes while the known shapes pay (at most two misses a hit, after
+ * the first 16), and at every 16th miss in any case, so that traffic of a
+ * few shapes is learned again after traffic of no repeated shape. The
+ * counts halve now and then: recent scans weigh most. */
+static int shape_worth_learning(lb_json_shapes_t *sh)
+{
+        if (++sh->misses == 1024) {
+                sh->misses /= 2;
+                sh->hits /= 2;
+        }
+        return sh->misses <= 2 * sh->hits + 16 || sh->misses % 16 == 0;
+}
+
+int lb_json_scan_shaped(const char *buf, size_t len, lb_json_shapes_t *sh,
+                        lb_json_field_t *out, lb_json_result_t *res)
+{
+        const unsigned char *p = (const unsigned char *)buf;
+        const lb_json_names_t *names = sh->names;
+        lb_json_pass_t pass = lb_json_pass();
+        size_t n = len;
+        while (n && (cls[p[n - 1]] & C_WS))
+                n--;
+        int object = n && p[n - 1] == '}';
+        if (object && pass != LB_JSON_PASS_EXACT) {
+                if (!shape_match(sh, pass, p, n, out, res)) {
+                        res->err_pos = 0;
+                        res->err_text[0] = '\0';
+                        res->exact = 0;
+                        res->shaped = 1;
+                        if (++sh->hits == 1u << 20) {
+                                sh->hits /= 2;
+                                sh->misses /= 2;
+                        }
+                        return 0;
+                }
+        }
+        if (!object)
+                return scan(buf, len, names, out, res, NULL, NULL);
+        span_t spans[LB_JSON_SHAPE_VALUES];
+        size_t cnt;
+        int rc = scan(buf, len, names, out, res, spans, &cnt);
+        if (rc || res->type != LB_JSON_OBJECT || cnt == SPANS_NONE ||
+            !shape_worth_learning(sh))
+                return rc;
+        if (shape_add(sh, p, n, spans, cnt, res->members)) {
+                lb_json_shapes_init(sh, names);
+                (void)shape_add(sh, p, n, spans, cnt, res->members);
+        }
+        return 0;
 }
 
 int lb_json_scan(const char *buf, size_t len, lb_json_field_t *fields,

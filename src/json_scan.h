@@ -9,7 +9,9 @@
  * and arrays of the common kinds are decided by a structural walk that
  * finds each string's end 16 or 32 bytes at a time (json_struct.h),
  * anything else byte by byte: the result is the same either way
- * (res->exact says which decided).
+ * (res->exact says which decided). With shapes (lb_json_scan_shaped), an
+ * object of a shape seen before is decided by that shape, again with the
+ * same result.
  *
  * One deliberate difference: jansson drops a raw NUL byte that directly
  * follows a number or a literal ("[1\0]" loads); here every raw NUL byte is
@@ -59,7 +61,8 @@ typedef struct {
         size_t members;      /* members of the top-level object */
         size_t err_pos;      /* on error: jansson's error position */
         char err_text[80];   /* on error: jansson's message */
-        int exact; /* 1: decided byte by byte, not by the structural walk */
+        int exact;  /* 1: decided byte by byte, not by the structural walk */
+        int shaped; /* 1: decided by a known shape (lb_json_scan_shaped) */
 } lb_json_result_t;
 
 /** Most names the structural walk looks for; a scan for more is decided
@@ -80,6 +83,73 @@ typedef struct {
         unsigned char first[64]; /* by bucket: its first name's index */
         uint64_t sig[LB_JSON_NAMES_FAST]; /* each name's first 8 bytes */
 } lb_json_names_t;
+
+/** Most gaps (the bytes between two scalar values) in lb_json_shapes_t. */
+#define LB_JSON_SHAPE_GAPS 255
+/** Most bytes of all its gaps. */
+#define LB_JSON_SHAPE_BYTES 8192
+/** Most scalar values of a document whose shape is learned. */
+#define LB_JSON_SHAPE_VALUES 128
+/** A gap's slot when the value after it is not a wanted member's. */
+#define LB_JSON_SHAPE_NONE 0xff
+
+/** One gap of a learned shape: a node of the tree of shapes (index 0 is
+ *  the root, which has no bytes; 0 as a link: none). */
+typedef struct {
+        uint16_t off;       /* its bytes: bytes[off..off+len) */
+        uint16_t len;       /* at most LB_JSON_SHAPE_BYTES */
+        uint8_t child;      /* the first gap that may follow it */
+        uint8_t sibling;    /* another gap that may follow its parent */
+        uint8_t slot;       /* the name index of the value after it, or NONE */
+        uint8_t last;       /* 1: it ends the document (no value after it) */
+        uint16_t tail_mask; /* bit i: byte i of its tail[] is the gap's */
+} lb_json_gap_t;
+
+/**
+ * The shapes of the top-level objects a scanner has accepted, to accept
+ * the next ones of a known shape quickly (lb_json_scan_shaped). A shape
+ * is the sequence of gaps between a document's scalar values (strings,
+ * numbers, literals): its keys, brackets, colons, commas and whitespace,
+ * byte for byte. Two documents with the same gaps and valid scalars in
+ * between have the same structure, keys and wanted members, so only the
+ * scalars are checked. Shapes share their common first gaps (a tree);
+ * when it is full, it is emptied and learned again. Owned by one thread.
+ */
+typedef struct {
+        const lb_json_names_t *names;
+        lb_json_gap_t gap[LB_JSON_SHAPE_GAPS + 1];
+        /* By gap of at most 32 bytes: its last 16 bytes, and its first
+         * 16, of which those past a short gap (before, for the last 16)
+         * are zeros. */
+        _Alignas(16) unsigned char tail[LB_JSON_SHAPE_GAPS + 1][16];
+        _Alignas(16) unsigned char head[LB_JSON_SHAPE_GAPS + 1][16];
+        /* By last gap: its document's top-level members and the names it
+         * lacks (bit i: names->fields[i]). */
+        struct {
+                uint32_t members, absent;
+        } ends[LB_JSON_SHAPE_GAPS + 1];
+        size_t gap_cnt;    /* root included */
+        size_t bytes_used; /* of bytes[], gaps padded to 16 */
+        /* Scans a known shape decided, and those it did not, lately: a
+         * shape is learned when they say learning pays, and every 16th
+         * miss in any case. */
+        uint64_t hits, misses;
+        _Alignas(16) unsigned char bytes[LB_JSON_SHAPE_BYTES];
+} lb_json_shapes_t;
+
+/**
+ * @brief An empty set of shapes for scans of names (which must outlive it).
+ */
+void lb_json_shapes_init(lb_json_shapes_t *shapes,
+                         const lb_json_names_t *names);
+
+/**
+ * @brief lb_json_scan_names(buf, len, shapes->names, out, res), the same
+ *        result in every way, decided by a known shape when buf has one
+ *        (res->shaped) and else by a scan, whose shape may be learned.
+ */
+int lb_json_scan_shaped(const char *buf, size_t len, lb_json_shapes_t *shapes,
+                        lb_json_field_t *out, lb_json_result_t *res);
 
 /**
  * @brief Prepares the names of fields[0..cnt) (name, name_len; values are

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "dlq.h"
 #include "flight.h"
+#include "json_scan.h"
 #include "kafka_in.h"
 #include "ledger.h"
 #include "metrics.h"
@@ -98,6 +99,7 @@ struct lb_bridge_s {
         lb_arena_t *arena; /* where actions live (arena.h) */
         lb_admin_t *admin;
         size_t *app_overhead;
+        lb_json_shapes_t *shapes; /* the events' shapes (lb_event_parse) */
         lb_metrics_t metrics;
         lb_health_t health;
         lb_summary_t summary;

@@ -3,7 +3,9 @@
  * lb_event_parse must be accepted or rejected without a crash; a rejection
  * carries a printable one-line reason; an accepted value, encoded by
  * lb_multi_encode (twice in one request), must give valid JSON within the
- * size bound the batcher packs against.
+ * size bound the batcher packs against. The same parse with the shapes
+ * learned from every input so far (lb_event_shapes_new) gives the same
+ * result, reason and event.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -96,11 +98,28 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-        lb_event_t ev;
-        char err[256];
+        static lb_json_shapes_t *shapes;
+        if (!shapes && !(shapes = lb_event_shapes_new()))
+                abort();
+        lb_event_t ev, again;
+        char err[256], why[256];
         lb_stage_t stage =
-            lb_event_parse(&conf, app_overhead, (const char *)data, size, &ev,
-                           err, sizeof(err));
+            lb_event_parse(&conf, app_overhead, NULL, (const char *)data, size,
+                           &ev, err, sizeof(err));
+        for (int i = 0; i < 2; i++)
+                if (lb_event_parse(&conf, app_overhead, shapes,
+                                   (const char *)data, size, &again, why,
+                                   sizeof(why)) != stage ||
+                    strcmp(why, err) ||
+                    (stage == LB_STAGE_NONE &&
+                     (again.app != ev.app ||
+                      again.time_missing != ev.time_missing ||
+                      memcmp(&again.time_s, &ev.time_s, sizeof(ev.time_s)) ||
+                      again.object_empty != ev.object_empty ||
+                      again.closes != ev.closes ||
+                      again.user_len != ev.user_len ||
+                      memcmp(again.user, ev.user, ev.user_len + 1))))
+                        abort();
         if (stage == LB_STAGE_PARSE || stage == LB_STAGE_VALIDATE) {
                 check_reason(err);
                 return 0;

@@ -11,7 +11,10 @@
  * given the same input with each NUL turned into 0x01, which jansson treats
  * the way the scanner treats NUL. Each input is scanned under every first
  * pass this machine has (json_struct.h: portable, SSE2, AVX2) and under the
- * byte-by-byte path alone, and all must agree on everything they report.
+ * byte-by-byte path alone, and all must agree on everything they report;
+ * under each first pass it is also scanned twice with the shapes learned
+ * from every input so far (lb_json_scan_shaped: the second scan may be
+ * decided by the shape the first learned), with the same result.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -187,6 +190,51 @@ static void check_rejected(const uint8_t *data, size_t size,
         }
 }
 
+/* Whether a and b report the same (values compared member by member). */
+static int same_fields(const lb_json_field_t *a, const lb_json_field_t *b)
+{
+        for (size_t i = 0; i < NAME_CNT; i++) {
+                const lb_json_value_t *x = &a[i].value, *y = &b[i].value;
+                if (x->type != y->type || x->off != y->off ||
+                    x->len != y->len || x->dlen != y->dlen)
+                        return 0;
+        }
+        return 1;
+}
+
+/* buf scanned with the shapes learned so far, twice, under pass p: the
+ * result of the scan without them (rc, res, f). */
+static void check_shaped(const char *buf, size_t size, int rc,
+                         const lb_json_result_t *res, const lb_json_field_t *f)
+{
+        static lb_json_field_t fields[NAME_CNT];
+        static lb_json_names_t nm;
+        static lb_json_shapes_t sh;
+        if (!nm.fields) {
+                for (size_t i = 0; i < NAME_CNT; i++) {
+                        fields[i].name = names[i];
+                        fields[i].name_len = strlen(names[i]);
+                }
+                lb_json_names_init(&nm, fields, NAME_CNT);
+                lb_json_shapes_init(&sh, &nm);
+        }
+        lb_json_field_t g[NAME_CNT];
+        lb_json_result_t r;
+        for (int k = 0; k < 2; k++) {
+                memset(g, 0x5a, sizeof(g)); /* stale values must not show */
+                check(lb_json_scan_shaped(buf, size, &sh, g, &r) == rc &&
+                          r.type == res->type,
+                      "shaped: verdict");
+                if (rc)
+                        check(r.err_pos == res->err_pos &&
+                                  !strcmp(r.err_text, res->err_text),
+                              "shaped: error");
+                else
+                        check(r.members == res->members && same_fields(g, f),
+                              "shaped: members and fields");
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -222,6 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         rc = c;
                         continue;
                 }
+                check_shaped(buf, size, rc, &res, f);
                 check(c == rc && r->type == res.type, "pass: verdict");
                 if (rc)
                         check(r->err_pos == res.err_pos &&

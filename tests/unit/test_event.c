@@ -58,7 +58,36 @@ static lb_stage_t parse_n(void **state, const char *v, size_t n, lb_event_t *ev,
         for (size_t i = 0; i < c->app_cnt; i++)
                 overhead[i] = lb_multi_overhead(
                     c->apps[i].id, c->apps[i].client_key, c->api_version);
-        return lb_event_parse(c, overhead, v, n, ev, err, err_size);
+        lb_stage_t stage =
+            lb_event_parse(c, overhead, NULL, v, n, ev, err, err_size);
+        /* The same with the shapes learned from every value so far, twice:
+         * the second parse may be decided by the shape the first learned. */
+        static lb_json_shapes_t *shapes;
+        if (!shapes)
+                assert_non_null(shapes = lb_event_shapes_new());
+        for (int i = 0; i < 2; i++) {
+                lb_event_t again;
+                char why[512];
+                assert_true(err_size <= sizeof(why));
+                assert_int_equal(lb_event_parse(c, overhead, shapes, v, n,
+                                                &again, err ? why : NULL,
+                                                err_size),
+                                 stage);
+                if (stage != LB_STAGE_NONE) {
+                        if (err && err_size)
+                                assert_string_equal(why, err);
+                        continue;
+                }
+                assert_int_equal(again.app, ev->app);
+                assert_int_equal(again.time_missing, ev->time_missing);
+                assert_memory_equal(&again.time_s, &ev->time_s,
+                                    sizeof(again.time_s));
+                assert_int_equal(again.object_empty, ev->object_empty);
+                assert_int_equal(again.closes, ev->closes);
+                assert_int_equal(again.user_len, ev->user_len);
+                assert_memory_equal(again.user, ev->user, ev->user_len + 1);
+        }
+        return stage;
 }
 
 /* Parses a C string; asserts the stage and that errstr contains want. */

@@ -6,7 +6,10 @@
  * jansson itself, except where json_scan.h documents the one difference.
  * The whole group runs once for each string-stop finder (json_struct.h)
  * this machine has, and every scan is also compared with the byte-by-byte path
- * alone (LB_JSON_PASS_EXACT): the structural walk must give its result.
+ * alone (LB_JSON_PASS_EXACT): the structural walk must give its result,
+ * and with shapes (lb_json_scan_shaped), once learning and once by the
+ * shape learned: they must too. test_shapes holds the shapes to the scan
+ * over documents of many shapes, and checks that known ones decide.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -67,6 +70,24 @@ static int scan(const char *v, size_t n, lb_json_field_t *f, size_t cnt,
         for (size_t i = 0; i < cnt && !rc; i++)
                 assert_memory_equal(&out[i].value, &f[i].value,
                                     sizeof(f[i].value));
+        /* With shapes: the first scan may learn the shape, the second may
+         * be decided by it. Both the same. */
+        lb_json_shapes_t *sh = malloc(sizeof(*sh));
+        assert_non_null(sh);
+        lb_json_shapes_init(sh, &names);
+        for (int k = 0; k < 2; k++) {
+                assert_int_equal(lb_json_scan_shaped(v, n, sh, out, &again),
+                                 rc);
+                assert_int_equal(again.type, res->type);
+                assert_int_equal(again.members, res->members);
+                assert_int_equal(again.err_pos, res->err_pos);
+                assert_string_equal(again.err_text, res->err_text);
+                assert_true(!again.shaped || (k == 1 && !rc));
+                for (size_t i = 0; i < cnt && !rc; i++)
+                        assert_memory_equal(&out[i].value, &f[i].value,
+                                            sizeof(f[i].value));
+        }
+        free(sh);
         free(out);
         free(g);
         return rc;
@@ -757,6 +778,156 @@ static void test_long_strings(void **state)
         free(v);
 }
 
+/* The contract's names, as event.c has them. */
+static const lb_json_field_t contract[] = {
+    {.name = "appId", .name_len = 5},  {.name = "action", .name_len = 6},
+    {.name = "userId", .name_len = 6}, {.name = "deviceId", .name_len = 8},
+    {.name = "time", .name_len = 4},   {.name = "clientKey", .name_len = 9},
+    {.name = "event", .name_len = 5},
+};
+#define CONTRACT_CNT (sizeof(contract) / sizeof(contract[0]))
+
+/* Scans v[0..n) (copied to a buffer of exactly n bytes, so that a read
+ * past it is caught) with sh and without, asserts the same result, and
+ * returns whether sh decided it. */
+static int shaped(lb_json_shapes_t *sh, const char *v, size_t n)
+{
+        char *buf = malloc(n ? n : 1);
+        assert_non_null(buf);
+        memcpy(buf, v, n);
+        lb_json_field_t want[CONTRACT_CNT], got[CONTRACT_CNT];
+        lb_json_result_t wr, gr;
+        int rc = lb_json_scan_names(buf, n, sh->names, want, &wr);
+        memset(got, 0x5a, sizeof(got)); /* stale values must not show */
+        if (lb_json_scan_shaped(buf, n, sh, got, &gr) != rc)
+                fail_msg("'%.80s': shaped %s", v, rc ? "accepts" : "rejects");
+        assert_int_equal(gr.type, wr.type);
+        assert_int_equal(gr.err_pos, wr.err_pos);
+        assert_string_equal(gr.err_text, wr.err_text);
+        if (!rc) {
+                assert_int_equal(gr.members, wr.members);
+                for (size_t i = 0; i < CONTRACT_CNT; i++) {
+                        const lb_json_value_t *a = &got[i].value;
+                        const lb_json_value_t *b = &want[i].value;
+                        if (a->type != b->type || a->off != b->off ||
+                            a->len != b->len || a->dlen != b->dlen)
+                                fail_msg("'%.80s': %s differs", v,
+                                         contract[i].name);
+                }
+        }
+        free(buf);
+        return gr.shaped;
+}
+
+#define SHAPED(sh, lit) shaped(sh, lit, sizeof(lit) - 1)
+
+static void test_shapes(void **state)
+{
+        (void)state;
+        lb_json_names_t names;
+        lb_json_names_init(&names, contract, CONTRACT_CNT);
+        lb_json_shapes_t *sh = malloc(sizeof(*sh));
+        assert_non_null(sh);
+        lb_json_shapes_init(sh, &names);
+        int known = pass != LB_JSON_PASS_EXACT; /* shapes decide at all */
+
+        /* Learned, then any scalars in between: strings of every length
+         * (past the 16-byte probe too), escapes (the short ones: "\\u" goes
+         * the exact way), UTF-8, numbers, literals. */
+        assert_false(SHAPED(sh, "{\"appId\":\"a\",\"userId\":\"u1\","
+                                "\"action\":\"track\",\"n\":1}"));
+        static const char *const same[] = {
+            "{\"appId\":\"app_2\",\"userId\":\"a-much-longer-user-id-"
+            "0123456789\","
+            "\"action\":\"t\",\"n\":-12.5e+3}",
+            "{\"appId\":\"\",\"userId\":\"\\\"\\n\",\"action\":\"\xc3\xa9\","
+            "\"n\":true}",
+            "{\"appId\":1,\"userId\":null,\"action\":false,\"n\":\"x\"}",
+            "{\"appId\":123456789012345678,\"userId\":0,\"action\":1e5,"
+            "\"n\":0.5}",
+        };
+        for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+                assert_int_equal(shaped(sh, same[i], strlen(same[i])), known);
+
+        /* The same gaps around bad scalars: the scan's verdict, never a
+         * known shape's. */
+        static const char *const bad[] = {
+            "{\"appId\":\"a\x01\",\"userId\":\"u\",\"action\":\"t\",\"n\":1}",
+            "{\"appId\":\"a\",\"userId\":\"\xff\",\"action\":\"t\",\"n\":1}",
+            "{\"appId\":\"a\",\"userId\":\"u\",\"action\":01,\"n\":1}",
+            "{\"appId\":\"a\",\"userId\":\"u\",\"action\":\"t\",\"n\":1.}",
+            "{\"appId\":\"a\",\"userId\":\"u\",\"action\":\"t\",\"n\":tru}",
+            "{\"appId\":\"a\",\"userId\":\"u\",\"action\":\"t\",\"n\":"
+            "1234567890123456789012}",
+            "{\"appId\":\"a\",\"userId\":\"u\",\"action\":\"t\",\"n\":1e999}",
+            "{\"appId\":\"a\",\"userId\":\"u\\u0000\",\"action\":\"t\",\"n\":"
+            "1}",
+            "{\"appId\":\"a\",\"userId\":\"u\",\"action\":\"t\",\"n\":1",
+            "{\"appId\":\"a\",\"userId\":\"u\",\"action\":\"t\",\"n\":",
+            "{\"appId\":\"a\",\"userId\":\"u\",\"action\":\"t\",\"n\":1}}",
+            "{\"appId\":\"a\",\"userId\":\"u\",\"action\":\"t\",\"n\":{}}",
+            "{\"appId\":\"a\",\"userId\":\"u\",\"action\":\"t\",\"n\":[1]}",
+            "{\"appId\":\"a\",\"userId\":\"u\",\"action\":\"t\",\"n\": 1}",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_false(shaped(sh, bad[i], strlen(bad[i])));
+
+        /* Gaps that begin other gaps: each shape is found, whichever was
+         * learned last. */
+        static const char *const prefixes[] = {
+            "{\"appId\":\"a\",\"e\":1}",
+            "{\"appId\":\"a\",\"e\":1,\"f\":2}",
+            "{\"appId\":\"a\",\"e\":{\"f\":2}}",
+            "{\"appId\":\"a\",\"e\":1}  \n",
+            "{\"appId\":\"a\",\"e\":[1,\"x\",[true]],\"f\":{\"g\":[]}}",
+            "{\"appId\":\"a\",\"e\":[]}",
+            "{\"appId\":\"a\",\"e\" : 1 }",
+        };
+        size_t np = sizeof(prefixes) / sizeof(prefixes[0]);
+        for (size_t i = 0; i < np; i++)
+                SHAPED(sh, "{}"), shaped(sh, prefixes[i], strlen(prefixes[i]));
+        for (int round = 0; round < 3; round++)
+                for (size_t i = 0; i < np; i++)
+                        if (shaped(sh, prefixes[i], strlen(prefixes[i])) !=
+                            known)
+                                fail_msg("'%s': shape %s (%zu gaps, %d "
+                                         "hits, %d misses)",
+                                         prefixes[i],
+                                         known ? "unknown" : "known",
+                                         sh->gap_cnt, (int)sh->hits,
+                                         (int)sh->misses);
+
+        /* Documents shorter than 16 bytes and keys longer than 32: the
+         * byte-by-byte comparison. */
+        assert_false(SHAPED(sh, "{\"time\":1}"));
+        assert_int_equal(SHAPED(sh, "{\"time\":2}"), known);
+        char key[200];
+        memset(key, 'k', sizeof(key));
+        char doc[300];
+        int len = snprintf(doc, sizeof(doc), "{\"%.*s\":1,\"appId\":\"a\"}",
+                           (int)sizeof(key), key);
+        assert_false(shaped(sh, doc, (size_t)len));
+        doc[len - 3] = 'b';
+        assert_int_equal(shaped(sh, doc, (size_t)len), known);
+        doc[5] = 'j'; /* another key: not that shape */
+        assert_false(shaped(sh, doc, (size_t)len));
+
+        /* Full: emptied and learned again, still right. */
+        for (int i = 0; i < 600; i++) {
+                len = snprintf(doc, sizeof(doc), "{\"k%d\":%d,\"appId\":\"x\"}",
+                               i, i);
+                shaped(sh, doc, (size_t)len);
+                assert_true(sh->gap_cnt <= LB_JSON_SHAPE_GAPS + 1);
+        }
+        /* After many documents of no repeated shape, one that repeats is
+         * learned again within 16 misses. */
+        int hits = 0;
+        for (int i = 0; i < 40; i++)
+                hits += SHAPED(sh, "{\"appId\":\"a\",\"userId\":\"u\"}");
+        assert_true(known ? hits >= 20 : hits == 0);
+        free(sh);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -773,6 +944,7 @@ int main(void)
             cmocka_unit_test(test_fields),
             cmocka_unit_test(test_fast_path),
             cmocka_unit_test(test_long_strings),
+            cmocka_unit_test(test_shapes),
         };
         static const struct {
                 const char *name;
