@@ -1,9 +1,9 @@
 /*
  * hash.h: the tree's hash functions. FNV-1a (64 bit) for keys that tell
  * two encodings apart or are hashed now and then; for a key hashed per
- * event, eight bytes a step (lb_hash_words). A user's key: its id so
- * hashed, with its app mixed in, then murmur3's finaliser so the low bits
- * used as a table index depend on every input byte.
+ * event, eight bytes a step (lb_hash_words, a user's key with its app
+ * mixed in, an app id's), then murmur3's finaliser so the low bits used
+ * as a table index depend on every input byte.
  */
 #ifndef LB_HASH_H
 #define LB_HASH_H
@@ -23,10 +23,22 @@ static inline uint64_t lb_fnv1a(uint64_t h, const void *s, size_t n)
         return h;
 }
 
+/** @returns murmur3's 64-bit finaliser of h: every bit of h reaches every
+ *           bit of the result, the low ones a table index takes included. */
+static inline uint64_t lb_hash_fmix(uint64_t h)
+{
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+        h *= 0xc4ceb9fe1a85ec53ULL;
+        h ^= h >> 33;
+        return h;
+}
+
 /** @returns a table key of s[0..n), from h (LB_FNV1A_SEED to start): eight
- *           bytes a step, each step's product folded so that every input
- *           bit reaches the low bits a table index takes. Not FNV-1a: for
- *           keys hashed per event, never stored. */
+ *           bytes a step, each step's product folded so the next step sees
+ *           its high bits, then lb_hash_fmix(). Not FNV-1a: for keys hashed
+ *           per event, never stored. */
 static inline uint64_t lb_hash_words(uint64_t h, const void *s, size_t n)
 {
         const unsigned char *p = s;
@@ -52,22 +64,17 @@ static inline uint64_t lb_hash_words(uint64_t h, const void *s, size_t n)
                                 w |= (uint64_t)p[i] << (8 * i);
                 }
                 h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-                h ^= h >> 32;
         }
-        return h;
+        return lb_hash_fmix(h);
 }
 
-/** @returns the table key of an app's user id. */
+/** @returns the table key of an app's user id: its app mixed into the
+ *           start. */
 static inline uint64_t lb_user_hash(int app, const char *id, size_t len)
 {
-        uint64_t h = lb_hash_words(LB_FNV1A_SEED, id, len);
-        h ^= (uint64_t)(unsigned)app * 0x9e3779b97f4a7c15ULL;
-        h ^= h >> 33;
-        h *= 0xff51afd7ed558ccdULL;
-        h ^= h >> 33;
-        h *= 0xc4ceb9fe1a85ec53ULL;
-        h ^= h >> 33;
-        return h;
+        return lb_hash_words(LB_FNV1A_SEED ^ (uint64_t)(unsigned)app *
+                                                 0x9e3779b97f4a7c15ULL,
+                             id, len);
 }
 
 #endif
