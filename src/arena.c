@@ -115,15 +115,27 @@ static size_t class_of(size_t n)
         return need > LB_ARENA_SMALL_MAX ? 0 : (need + GRAIN - 1) / GRAIN;
 }
 
+/* lb_arena_cost of a small block, per size class: a chunk shared by the
+ * blocks that fit in it, its header and the rest too short for one more
+ * included. Two divisions a class, done once before main rather than on
+ * every call (the bridge asks for every action it takes and frees). */
+static uint32_t class_cost[CLASSES];
+
+__attribute__((constructor)) static void class_cost_init(void)
+{
+        for (size_t cls = 1; cls < CLASSES; cls++) {
+                size_t per_chunk = (LB_ARENA_CHUNK - HEADER) / (cls * GRAIN);
+                class_cost[cls] =
+                    (uint32_t)((LB_ARENA_CHUNK + per_chunk - 1) / per_chunk);
+        }
+}
+
 size_t lb_arena_cost(size_t n)
 {
         size_t cls = class_of(n);
         if (!cls)
                 return lb_malloc_cost(sizeof(large_t) + n);
-        /* a chunk shared by the blocks that fit in it, its header and the
-         * rest too short for one more included */
-        size_t per_chunk = (LB_ARENA_CHUNK - HEADER) / (cls * GRAIN);
-        return (LB_ARENA_CHUNK + per_chunk - 1) / per_chunk;
+        return class_cost[cls];
 }
 
 void lb_arena_tune_malloc(void)

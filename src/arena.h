@@ -1,15 +1,15 @@
 /*
- * arena.h: where held actions live, and what their memory costs. The bridge
- * holds rate x budget of them, each allocated once and freed once, in an
- * order the API decides: a malloc per small action costs a header and
- * size-class rounding, and freeing a request's hundreds of actions at once
- * takes the allocator's slow path. An arena is a slab allocator for small
- * blocks: chunks of one size class each, blocks that carry no header (a
- * block finds its chunk by masking its address), freed blocks reused first.
- * Larger blocks come from the system allocator. lb_arena_cost() is what a
- * block costs the process once resident, so that pending.max.bytes bounds
- * memory for events of every size. Not thread-safe: one thread allocates
- * and frees.
+ * arena.h: where held actions (and the batcher's user records) live, and
+ * what their memory costs. The bridge holds rate x budget of them, each
+ * allocated once and freed once, in an order the API decides: a malloc per
+ * small action costs a header and size-class rounding, and freeing a request's
+ * hundreds of actions at once takes the allocator's slow path. An arena is a
+ * slab allocator for small blocks: chunks of one size class each, blocks that
+ * carry no header (a block finds its chunk by masking its address), freed
+ * blocks reused first. Larger blocks come from the system allocator.
+ * lb_arena_cost() is what a block costs the process once resident, so that
+ * pending.max.bytes bounds memory for events of every size. Not thread-safe:
+ * one thread allocates and frees.
  */
 #ifndef LB_ARENA_H
 #define LB_ARENA_H

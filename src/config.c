@@ -978,7 +978,7 @@ static struct lb_app_slot_s *app_slots_new(const lb_app_t *apps, size_t n,
                 slots[i].app = -1;
         for (size_t a = 0; a < n; a++) {
                 size_t len = strlen(apps[a].id);
-                uint64_t h = lb_fnv1a(LB_FNV1A_SEED, apps[a].id, len);
+                uint64_t h = lb_hash_words(LB_FNV1A_SEED, apps[a].id, len);
                 size_t i = h & (cap - 1);
                 while (slots[i].app >= 0)
                         i = (i + 1) & (cap - 1);
@@ -1176,7 +1176,7 @@ int lb_config_app_index(const lb_config_t *conf, const char *app_id, size_t len)
 {
         if (!conf->app_slots) /* apps set by hand, as tests do */
                 return app_find(conf->apps, conf->app_cnt, app_id, len);
-        uint64_t h = lb_fnv1a(LB_FNV1A_SEED, app_id, len);
+        uint64_t h = lb_hash_words(LB_FNV1A_SEED, app_id, len);
         for (size_t i = h & conf->app_slot_mask;;
              i = (i + 1) & conf->app_slot_mask) {
                 const struct lb_app_slot_s *s = &conf->app_slots[i];

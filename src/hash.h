@@ -1,7 +1,8 @@
 /*
- * hash.h: the one hash function of the tree. FNV-1a (64 bit) for keys
- * that index a table or tell two encodings apart, and a user's key: its
- * id with its app mixed in, then murmur3's finaliser so the low bits used
+ * hash.h: the tree's hash functions. FNV-1a (64 bit) for keys that tell
+ * two encodings apart or are hashed now and then; for a key hashed per
+ * event, eight bytes a step (lb_hash_words, a user's key with its app
+ * mixed in, an app id's), then murmur3's finaliser so the low bits used
  * as a table index depend on every input byte.
  */
 #ifndef LB_HASH_H
@@ -9,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define LB_FNV1A_SEED 0xcbf29ce484222325ULL
 
@@ -21,17 +23,58 @@ static inline uint64_t lb_fnv1a(uint64_t h, const void *s, size_t n)
         return h;
 }
 
-/** @returns the table key of an app's user id. */
-static inline uint64_t lb_user_hash(int app, const char *id, size_t len)
+/** @returns murmur3's 64-bit finaliser of h: every bit of h reaches every
+ *           bit of the result, the low ones a table index takes included. */
+static inline uint64_t lb_hash_fmix(uint64_t h)
 {
-        uint64_t h = lb_fnv1a(LB_FNV1A_SEED, id, len);
-        h ^= (uint64_t)(unsigned)app * 0x9e3779b97f4a7c15ULL;
         h ^= h >> 33;
         h *= 0xff51afd7ed558ccdULL;
         h ^= h >> 33;
         h *= 0xc4ceb9fe1a85ec53ULL;
         h ^= h >> 33;
         return h;
+}
+
+/** @returns a table key of s[0..n), from h (LB_FNV1A_SEED to start): eight
+ *           bytes a step, each step's product folded so the next step sees
+ *           its high bits, then lb_hash_fmix(). Not FNV-1a: for keys hashed
+ *           per event, never stored. */
+static inline uint64_t lb_hash_words(uint64_t h, const void *s, size_t n)
+{
+        const unsigned char *p = s;
+        size_t len = n;
+        h ^= n;
+        for (; n >= 8; p += 8, n -= 8) {
+                uint64_t w;
+                memcpy(&w, p, 8);
+                h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+                h ^= h >> 32;
+        }
+        if (n) {
+                uint64_t w = 0;
+                uint32_t lo, hi;
+                if (len >= 8) { /* the last 8, some of them seen already */
+                        memcpy(&w, p + n - 8, 8);
+                } else if (n >= 4) { /* the first 4 and the last 4 */
+                        memcpy(&lo, p, 4);
+                        memcpy(&hi, p + n - 4, 4);
+                        w = (uint64_t)hi << 32 | lo;
+                } else {
+                        for (size_t i = 0; i < n; i++)
+                                w |= (uint64_t)p[i] << (8 * i);
+                }
+                h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        }
+        return lb_hash_fmix(h);
+}
+
+/** @returns the table key of an app's user id: its app mixed into the
+ *           start. */
+static inline uint64_t lb_user_hash(int app, const char *id, size_t len)
+{
+        return lb_hash_words(LB_FNV1A_SEED ^ (uint64_t)(unsigned)app *
+                                                 0x9e3779b97f4a7c15ULL,
+                             id, len);
 }
 
 #endif

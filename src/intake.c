@@ -198,7 +198,8 @@ static void handle_message(lb_bridge_t *b, lb_assigned_t *e,
         if (e->start >= 0)
                 check_retention(b, e, topic, m);
         atomic_fetch_add(&b->metrics.events_consumed, 1);
-        e->last_ts_ms = rd_kafka_message_timestamp(m, NULL);
+        int64_t ts_ms = rd_kafka_message_timestamp(m, NULL);
+        e->last_ts_ms = ts_ms;
         e->caught_up = 0;
         if (lb_partition_already_done(e->p, m->offset)) {
                 /* done before a crash or a handover: the offset map said so */
@@ -211,9 +212,8 @@ static void handle_message(lb_bridge_t *b, lb_assigned_t *e,
                 atomic_fetch_add(&b->metrics.events_skipped, 1);
                 return;
         }
-        lb_action_t *a =
-            action_of(b, e, m->offset, rd_kafka_message_timestamp(m, NULL),
-                      m->key, m->key_len, m->payload, m->len);
+        lb_action_t *a = action_of(b, e, m->offset, ts_ms, m->key, m->key_len,
+                                   m->payload, m->len);
         if (!a)
                 return;
         /* Its own headers go into its dead letter. librdkafka hands an

@@ -226,6 +226,8 @@ void lb_partition_set_already_done(lb_partition_t *p, lb_range_t *ranges,
 
 int lb_partition_already_done(lb_partition_t *p, int64_t offset)
 {
+        if (!p->already) /* the common case: nothing left to skip */
+                return 0;
         while (p->already_at < p->already_n &&
                p->already[p->already_at].end <= offset)
                 p->already_at++;
