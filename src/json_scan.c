@@ -91,6 +91,11 @@ typedef struct span {
 
 #define SPANS_NONE SIZE_MAX
 
+/* What follows a gap of a shape (lb_json_gap_t.kind). */
+#define GAP_LAST   0 /* nothing: it ends the document */
+#define GAP_STRING 1 /* a string, whose opening quote ends the gap */
+#define GAP_OTHER  2 /* a number or a literal */
+
 #define R16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
 
 /* String bytes taken as they are: printable ASCII but '"' and '\\'. */
@@ -967,19 +972,13 @@ static int parse(scan_t *s)
 #define FAST_DEPTH 64
 
 /* What may follow a number or a literal, and what whitespace is. */
-#define C_END    1 /* whitespace, ',', ']', '}' */
-#define C_WS     2
-#define C_SCALAR 4 /* what a string, number or literal starts with */
+#define C_END 1 /* whitespace, ',', ']', '}' */
+#define C_WS  2
 
 static const unsigned char cls[256] = {
     ['\t'] = C_END | C_WS, ['\n'] = C_END | C_WS, ['\r'] = C_END | C_WS,
     [' '] = C_END | C_WS,  [','] = C_END,         [']'] = C_END,
-    ['}'] = C_END,         ['"'] = C_SCALAR,      ['-'] = C_SCALAR,
-    ['0'] = C_SCALAR,      ['1'] = C_SCALAR,      ['2'] = C_SCALAR,
-    ['3'] = C_SCALAR,      ['4'] = C_SCALAR,      ['5'] = C_SCALAR,
-    ['6'] = C_SCALAR,      ['7'] = C_SCALAR,      ['8'] = C_SCALAR,
-    ['9'] = C_SCALAR,      ['t'] = C_SCALAR,      ['f'] = C_SCALAR,
-    ['n'] = C_SCALAR,
+    ['}'] = C_END,
 };
 
 /* The single-character escapes: each decodes to one byte. */
@@ -1489,7 +1488,9 @@ int lb_json_scan_names(const char *buf, size_t len,
         return scan(buf, len, names, out, res, NULL, NULL);
 }
 
-/* Known shapes (lb_json_shapes_t). */
+/* Known shapes (lb_json_shapes_t). A gap before a string value ends with
+ * its opening quote, so that the string is read without a look at its
+ * first byte; one before a number or a literal ends before it. */
 
 void lb_json_shapes_init(lb_json_shapes_t *sh, const lb_json_names_t *names)
 {
@@ -1512,73 +1513,91 @@ bytes16_are(const unsigned char *q, const unsigned char *w, unsigned m)
 }
 #endif
 
-/* Whether gap g fits at p[pos..len): it ends the document if it is the
- * last, and else leaves a byte for a scalar. */
+/* Whether gap at, n bytes, is at p[pos..pos+n) (n <= len - pos). With
+ * SSE2 (simd), one of at most 32 bytes is compared by 16-byte words: the
+ * 16 that end with it (and its first 16 when longer), or at the
+ * document's start the 16 that start with it; others byte by byte. */
 static inline __attribute__((always_inline)) int
-gap_fits(const lb_json_gap_t *g, size_t pos, size_t len)
+gap_is(const lb_json_shapes_t *sh, unsigned at, size_t n,
+       const unsigned char *p, size_t pos, size_t len, int simd)
 {
-        return g->last ? g->len == len - pos : g->len < len - pos;
+        const unsigned char *q = p + pos;
+#if defined(__x86_64__)
+        if (simd && n <= 32) {
+                if (pos + n >= 16)
+                        return bytes16_are(q + n - 16, sh->tail[at],
+                                           sh->gap[at].tail_mask) &&
+                               (n <= 16 ||
+                                bytes16_are(q, sh->head[at], 0xffff));
+                if (len - pos >= 16)
+                        return bytes16_are(q, sh->head[at], (1u << n) - 1);
+        }
+#else
+        (void)len;
+        (void)simd;
+#endif
+        return !memcmp(q, sh->bytes + sh->gap[at].off, n);
 }
 
-/* With SSE2 (words: 1), whether gap at (which fits) is at p[pos..len) by
- * 16-byte words: one of at most 16 bytes as the 16 that end with it (or,
- * at the document's start, begin with it), one of 17 to 32 as its first
- * and last 16. @returns 1 (it is), 0 (it is not) or -1 (not compared so:
- * longer, or in a document too short). */
-static inline __attribute__((always_inline)) int
-gap_words(const lb_json_shapes_t *sh, unsigned at, int words,
-          const unsigned char *p, size_t pos, size_t len)
+/* The value of kind k that starts at p[pos] (past the quote of a string):
+ * its end (*type and *esc set), or 0 when there is none. */
+static inline __attribute__((always_inline)) size_t
+value_end(unsigned k, lb_json_pass_t pass, const unsigned char *p, size_t len,
+          size_t pos, lb_json_type_t *type, size_t *esc)
 {
-#if defined(__x86_64__)
-        size_t n = sh->gap[at].len;
-        const unsigned char *q = p + pos;
-        if (!words || n > 32)
-                return -1;
-        if (pos + n >= 16)
-                return bytes16_are(q + n - 16, sh->tail[at],
-                                   sh->gap[at].tail_mask) &&
-                       (n <= 16 || bytes16_are(q, sh->head[at], 0xffff));
-        if (len - pos >= 16)
-                return bytes16_are(q, sh->head[at], (1u << n) - 1);
-#else
-        (void)sh;
-        (void)at;
-        (void)words;
-        (void)p;
-        (void)pos;
-        (void)len;
-#endif
-        return -1;
+        if (k == GAP_STRING) {
+                size_t end = pos + lb_json_stop(pass, p + pos, len - pos);
+                *esc = 0;
+                if (end >= len || p[end] != '"') {
+                        end = string_rest(pass, p, len, end, 1, esc);
+                        if (!end)
+                                return 0;
+                }
+                *type = LB_JSON_STRING;
+                return end + 1;
+        }
+        *esc = 0;
+        if (is_digit(p[pos]) || p[pos] == '-')
+                return fast_number(p, len, pos, type);
+        if (p[pos] == 't' || p[pos] == 'f' || p[pos] == 'n')
+                return fast_word(p, len, pos, type);
+        return 0;
 }
 
 /* Whether gap at is the one at p[pos..len): it fits there, has its bytes,
- * and ends the document or has a scalar after it (one gap may be the
- * start of another). */
+ * and ends the document (*end = len) or has a value of its kind after it
+ * (*end, *type, *esc: that value's). One gap may be the start of
+ * another: the value is what tells them apart. */
 static inline __attribute__((always_inline)) int
 gap_here(const lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned at,
-         const unsigned char *p, size_t pos, size_t len)
+         const unsigned char *p, size_t pos, size_t len, int simd, size_t *end,
+         lb_json_type_t *type, size_t *esc)
 {
         const lb_json_gap_t *g = &sh->gap[at];
-        size_t n = g->len;
-        if (!gap_fits(g, pos, len))
+        size_t n = g->len, rem = len - pos;
+        if (n > rem || !gap_is(sh, at, n, p, pos, len, simd))
                 return 0;
-        int is = gap_words(sh, at, pass != LB_JSON_PASS_PORTABLE, p, pos, len);
-        if (is < 0)
-                is = !memcmp(p + pos, sh->bytes + g->off, n);
-        return is && (g->last || (cls[p[pos + n]] & C_SCALAR));
+        if (g->kind == GAP_LAST) {
+                *end = len;
+                return n == rem;
+        }
+        return n < rem &&
+               (*end = value_end(g->kind, pass, p, len, pos + n, type, esc));
 }
 
-/* The child of gap parent that is at p[pos..len), but its first (not
- * there); it becomes the first, so that the commonest shapes are found
- * first. @returns its index, or 0. */
+/* The child of gap parent that is at p[pos..len) (gap_here), when its
+ * first is not; it becomes the first, so that the commonest shapes are
+ * found first. @returns its index, or 0. */
 __attribute__((noinline)) static unsigned
 gap_find(lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned parent,
-         const unsigned char *p, size_t pos, size_t len)
+         const unsigned char *p, size_t pos, size_t len, size_t *end,
+         lb_json_type_t *type, size_t *esc)
 {
+        int simd = pass != LB_JSON_PASS_PORTABLE;
         unsigned prev = sh->gap[parent].child;
         for (unsigned at = sh->gap[prev].sibling; at;
              prev = at, at = sh->gap[at].sibling) {
-                if (!gap_here(sh, pass, at, p, pos, len))
+                if (!gap_here(sh, pass, at, p, pos, len, simd, end, type, esc))
                         continue;
                 sh->gap[prev].sibling = sh->gap[at].sibling;
                 sh->gap[at].sibling = sh->gap[parent].child;
@@ -1588,11 +1607,10 @@ gap_find(lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned parent,
         return 0;
 }
 
-/* The document p[0..len) (a '}' last) by the known shapes: 0 with out and
- * res filled, or -1 when it has none of them (out then half filled). */
-__attribute__((noinline)) static int
-shape_match(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
-            size_t len, lb_json_field_t *out, lb_json_result_t *res)
+/* shape_match, with SSE2 or without (simd, a constant where inlined). */
+static inline __attribute__((always_inline)) int
+shape_walk(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
+           size_t len, lb_json_field_t *out, lb_json_result_t *res, int simd)
 {
         const lb_json_gap_t *gap = sh->gap;
         size_t pos = 0, end, esc;
@@ -1602,12 +1620,13 @@ shape_match(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
                 unsigned at = gap[parent].child;
                 if (!at)
                         return -1;
-                if (!gap_here(sh, pass, at, p, pos, len) &&
-                    !(at = gap_find(sh, pass, parent, p, pos, len)))
+                if (!gap_here(sh, pass, at, p, pos, len, simd, &end, &type,
+                              &esc) &&
+                    !(at = gap_find(sh, pass, parent, p, pos, len, &end, &type,
+                                    &esc)))
                         return -1;
                 const lb_json_gap_t *g = &gap[at];
-                pos += g->len;
-                if (g->last) {
+                if (g->kind == GAP_LAST) {
                         for (uint32_t a = sh->ends[at].absent; a; a &= a - 1)
                                 out[__builtin_ctz(a)].value =
                                     (lb_json_value_t){0};
@@ -1615,25 +1634,35 @@ shape_match(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
                         res->members = sh->ends[at].members;
                         return 0;
                 }
-                end = scalar_end(pass, p, len, pos, &type, &esc);
-                if (!end)
-                        return -1;
                 if (g->slot != LB_JSON_SHAPE_NONE)
-                        put_value(&out[g->slot].value, type, pos, end, esc);
+                        put_value(&out[g->slot].value, type,
+                                  pos + g->len - (g->kind == GAP_STRING), end,
+                                  esc);
                 pos = end;
                 parent = at;
         }
 }
 
-/* The child of gap at with bytes g[0..n), slot and last, added unless it
+/* The document p[0..len) (a '}' last) by the known shapes: 0 with out and
+ * res filled, or -1 when it has none of them (out then half filled). */
+__attribute__((noinline)) static int
+shape_match(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
+            size_t len, lb_json_field_t *out, lb_json_result_t *res)
+{
+        if (pass == LB_JSON_PASS_PORTABLE)
+                return shape_walk(sh, pass, p, len, out, res, 0);
+        return shape_walk(sh, pass, p, len, out, res, 1);
+}
+
+/* The child of gap at with bytes g[0..n), slot and kind, added unless it
  * is there. @returns its index, or 0 when the shapes are full. */
 static unsigned shape_child(lb_json_shapes_t *sh, unsigned at,
                             const unsigned char *g, size_t n, unsigned slot,
-                            int last)
+                            unsigned kind)
 {
         for (unsigned c = sh->gap[at].child; c; c = sh->gap[c].sibling) {
                 const lb_json_gap_t *x = &sh->gap[c];
-                if (x->len == n && x->last == last && x->slot == slot &&
+                if (x->len == n && x->kind == kind && x->slot == slot &&
                     !memcmp(sh->bytes + x->off, g, n))
                         return c;
         }
@@ -1656,7 +1685,7 @@ static unsigned shape_child(lb_json_shapes_t *sh, unsigned at,
                             .tail_mask = (uint16_t)(0xffffu << (16 - k)),
                             .sibling = sh->gap[at].child,
                             .slot = (uint8_t)slot,
-                            .last = (uint8_t)last};
+                            .kind = (uint8_t)kind};
         sh->gap[at].child = (uint8_t)c;
         sh->bytes_used += padded;
         return c;
@@ -1671,12 +1700,16 @@ static int shape_add(lb_json_shapes_t *sh, const unsigned char *p, size_t len,
         size_t from = 0;
         uint32_t absent = (uint32_t)((uint64_t)1 << sh->names->cnt) - 1;
         for (size_t i = 0; i <= cnt; i++) {
-                if (i < cnt && spans[i].slot != LB_JSON_SHAPE_NONE)
-                        absent &= ~((uint32_t)1 << spans[i].slot);
-                size_t to = i < cnt ? spans[i].tok : len;
-                at = shape_child(sh, at, p + from, to - from,
-                                 i < cnt ? spans[i].slot : LB_JSON_SHAPE_NONE,
-                                 i == cnt);
+                unsigned kind = GAP_LAST, slot = LB_JSON_SHAPE_NONE;
+                size_t to = len;
+                if (i < cnt) {
+                        slot = spans[i].slot;
+                        if (slot != LB_JSON_SHAPE_NONE)
+                                absent &= ~((uint32_t)1 << slot);
+                        kind = p[spans[i].tok] == '"' ? GAP_STRING : GAP_OTHER;
+                        to = spans[i].tok + (kind == GAP_STRING);
+                }
+                at = shape_child(sh, at, p + from, to - from, slot, kind);
                 if (!at)
                         return -1;
                 if (i < cnt)

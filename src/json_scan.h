@@ -101,7 +101,8 @@ typedef struct {
         uint8_t child;      /* the first gap that may follow it */
         uint8_t sibling;    /* another gap that may follow its parent */
         uint8_t slot;       /* the name index of the value after it, or NONE */
-        uint8_t last;       /* 1: it ends the document (no value after it) */
+        uint8_t kind;       /* what follows it: nothing (0, the document's
+                               end), a string (1) or another scalar (2) */
         uint16_t tail_mask; /* bit i: byte i of its tail[] is the gap's */
 } lb_json_gap_t;
 
@@ -110,10 +111,12 @@ typedef struct {
  * the next ones of a known shape quickly (lb_json_scan_shaped). A shape
  * is the sequence of gaps between a document's scalar values (strings,
  * numbers, literals): its keys, brackets, colons, commas and whitespace,
- * byte for byte. Two documents with the same gaps and valid scalars in
- * between have the same structure, keys and wanted members, so only the
- * scalars are checked. Shapes share their common first gaps (a tree);
- * when it is full, it is emptied and learned again. Owned by one thread.
+ * byte for byte, and which values are strings (a gap before one ends with
+ * its opening quote). Two documents with the same gaps and valid scalars
+ * of those kinds in between have the same structure, keys and wanted
+ * members, so only the scalars are checked. Shapes share their common
+ * first gaps (a tree); when it is full, it is emptied and learned again.
+ * Owned by one thread.
  */
 typedef struct {
         const lb_json_names_t *names;

@@ -831,23 +831,32 @@ static void test_shapes(void **state)
         lb_json_shapes_init(sh, &names);
         int known = pass != LB_JSON_PASS_EXACT; /* shapes decide at all */
 
-        /* Learned, then any scalars in between: strings of every length
-         * (past the 16-byte probe too), escapes (the short ones: "\\u" goes
-         * the exact way), UTF-8, numbers, literals. */
+        /* Learned, then strings of any length (past the 16-byte probe
+         * too) with escapes (the short ones: "\\u" goes the exact way) or
+         * UTF-8, and numbers and literals of any kind, in between. */
         assert_false(SHAPED(sh, "{\"appId\":\"a\",\"userId\":\"u1\","
                                 "\"action\":\"track\",\"n\":1}"));
         static const char *const same[] = {
             "{\"appId\":\"app_2\",\"userId\":\"a-much-longer-user-id-"
-            "0123456789\","
-            "\"action\":\"t\",\"n\":-12.5e+3}",
+            "0123456789\",\"action\":\"t\",\"n\":-12.5e+3}",
             "{\"appId\":\"\",\"userId\":\"\\\"\\n\",\"action\":\"\xc3\xa9\","
             "\"n\":true}",
-            "{\"appId\":1,\"userId\":null,\"action\":false,\"n\":\"x\"}",
-            "{\"appId\":123456789012345678,\"userId\":0,\"action\":1e5,"
-            "\"n\":0.5}",
+            "{\"appId\":\"1\",\"userId\":\"null\",\"action\":\"\",\"n\":null}",
+            "{\"appId\":\"a\",\"userId\":\"b\",\"action\":\"c\",\"n\":false}",
+            "{\"appId\":\"a\",\"userId\":\"b\",\"action\":\"c\",\"n\":0}",
         };
         for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
                 assert_int_equal(shaped(sh, same[i], strlen(same[i])), known);
+        /* A string where a number was (or the other way round) is another
+         * shape: learned, then known. */
+        static const char *const kinds[] = {
+            "{\"appId\":1,\"userId\":null,\"action\":false,\"n\":\"x\"}",
+            "{\"appId\":123456789012345678,\"userId\":0,\"action\":1e5,"
+            "\"n\":\"\"}",
+        };
+        assert_false(shaped(sh, kinds[0], strlen(kinds[0])));
+        assert_int_equal(shaped(sh, kinds[0], strlen(kinds[0])), known);
+        assert_int_equal(shaped(sh, kinds[1], strlen(kinds[1])), known);
 
         /* The same gaps around bad scalars: the scan's verdict, never a
          * known shape's. */
