@@ -240,8 +240,12 @@ static lb_stage_t validate(const lb_config_t *conf, const size_t *app_overhead,
         out->closes =
             lb_policy_classify(&conf->apps[app].policy, policy_field_eq, &pv);
         out->user[0] = has_uid ? 'u' : 'd';
-        out->user_len = 1 + lb_json_unescape(value + id->off, id->len,
-                                             out->user + 1, id->dlen);
+        if (id->dlen == id->len) /* no escapes: the bytes themselves */
+                memcpy(out->user + 1, value + id->off, id->len);
+        else
+                lb_json_unescape(value + id->off, id->len, out->user + 1,
+                                 id->dlen);
+        out->user_len = 1 + id->dlen;
         out->user[out->user_len] = '\0';
         return LB_STAGE_NONE;
 }
@@ -276,7 +280,8 @@ lb_stage_t lb_event_parse(const lb_config_t *conf, const size_t *app_overhead,
 
         lb_json_field_t f[F__CNT]; /* values only: names in contract */
         lb_json_result_t res;
-        pthread_once(&contract_once, contract_init);
+        if (!shapes) /* shapes hold the contract's names, prepared */
+                pthread_once(&contract_once, contract_init);
         /* The reason is jansson's message without its " near '<token>'"
          * tail: the token could be anything from the event (even a secret);
          * the byte position and the DLQ copy of the value locate it. */
