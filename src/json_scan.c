@@ -1607,51 +1607,102 @@ gap_find(lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned parent,
         return 0;
 }
 
-/* shape_match, with SSE2 or without (simd, a constant where inlined). */
-static inline __attribute__((always_inline)) int
-shape_walk(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
-           size_t len, lb_json_field_t *out, lb_json_result_t *res, int simd)
+/* The document's end, at gap at: what it lacks, and res. */
+static void shape_end(const lb_json_shapes_t *sh, unsigned at,
+                      lb_json_field_t *out, lb_json_result_t *res)
 {
-        const lb_json_gap_t *gap = sh->gap;
-        size_t pos = 0, end, esc;
+        for (uint32_t a = sh->ends[at].absent; a; a &= a - 1)
+                out[__builtin_ctz(a)].value = (lb_json_value_t){0};
+        res->type = LB_JSON_OBJECT;
+        res->members = sh->ends[at].members;
+}
+
+/* One step of shape_match, the general way: the child of gap *parent that
+ * is at p[*pos..len) (gap_here, then gap_find), and its value put in out.
+ * @returns 1 (*parent and *pos moved on), 0 (the document's end: res
+ * filled) or -1 (no known shape). */
+__attribute__((noinline)) static int
+shape_step(lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned *parent,
+           const unsigned char *p, size_t *pos, size_t len,
+           lb_json_field_t *out, lb_json_result_t *res)
+{
+        int simd = pass != LB_JSON_PASS_PORTABLE;
+        size_t end, esc;
         lb_json_type_t type;
-        unsigned parent = 0;
-        for (;;) {
-                unsigned at = gap[parent].child;
-                if (!at)
-                        return -1;
-                if (!gap_here(sh, pass, at, p, pos, len, simd, &end, &type,
-                              &esc) &&
-                    !(at = gap_find(sh, pass, parent, p, pos, len, &end, &type,
-                                    &esc)))
-                        return -1;
-                const lb_json_gap_t *g = &gap[at];
-                if (g->kind == GAP_LAST) {
-                        for (uint32_t a = sh->ends[at].absent; a; a &= a - 1)
-                                out[__builtin_ctz(a)].value =
-                                    (lb_json_value_t){0};
-                        res->type = LB_JSON_OBJECT;
-                        res->members = sh->ends[at].members;
-                        return 0;
-                }
-                if (g->slot != LB_JSON_SHAPE_NONE)
-                        put_value(&out[g->slot].value, type,
-                                  pos + g->len - (g->kind == GAP_STRING), end,
-                                  esc);
-                pos = end;
-                parent = at;
+        unsigned at = sh->gap[*parent].child;
+        if (!at)
+                return -1;
+        if (!gap_here(sh, pass, at, p, *pos, len, simd, &end, &type, &esc) &&
+            !(at =
+                  gap_find(sh, pass, *parent, p, *pos, len, &end, &type, &esc)))
+                return -1;
+        const lb_json_gap_t *g = &sh->gap[at];
+        if (g->kind == GAP_LAST) {
+                shape_end(sh, at, out, res);
+                return 0;
         }
+        if (g->slot != LB_JSON_SHAPE_NONE)
+                put_value(&out[g->slot].value, type,
+                          *pos + g->len - (g->kind == GAP_STRING), end, esc);
+        *pos = end;
+        *parent = at;
+        return 1;
 }
 
 /* The document p[0..len) (a '}' last) by the known shapes: 0 with out and
- * res filled, or -1 when it has none of them (out then half filled). */
+ * res filled, or -1 when it has none of them (out then half filled). With
+ * SSE2, the commonest step is taken inline: the first child of a gap when
+ * its bytes are there, then a string without escapes, a number or a
+ * literal, or the document's end; any other step (a sibling's, or a gap
+ * that is only the start of the one there, whose value then does not fit)
+ * is shape_step's. */
 __attribute__((noinline)) static int
 shape_match(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
             size_t len, lb_json_field_t *out, lb_json_result_t *res)
 {
-        if (pass == LB_JSON_PASS_PORTABLE)
-                return shape_walk(sh, pass, p, len, out, res, 0);
-        return shape_walk(sh, pass, p, len, out, res, 1);
+        const lb_json_gap_t *gap = sh->gap;
+        unsigned parent = 0;
+        size_t pos = 0;
+        for (;;) {
+#if defined(__x86_64__)
+                unsigned at = gap[parent].child;
+                const lb_json_gap_t *g = &gap[at];
+                size_t n = g->len, rem = len - pos;
+                if (pass != LB_JSON_PASS_PORTABLE && at && n <= rem &&
+                    gap_is(sh, at, n, p, pos, len, 1)) {
+                        size_t v = pos + n, e, esc;
+                        lb_json_type_t type = LB_JSON_STRING;
+                        if (g->kind == GAP_STRING && n < rem) {
+                                e = v + lb_json_stop(pass, p + v, len - v);
+                                esc = 0;
+                                if (e >= len || p[e] != '"')
+                                        e = 0;
+                                else
+                                        e++;
+                        } else if (g->kind == GAP_OTHER && n < rem) {
+                                e = value_end(GAP_OTHER, pass, p, len, v, &type,
+                                              &esc);
+                        } else if (g->kind == GAP_LAST && n == rem) {
+                                shape_end(sh, at, out, res);
+                                return 0;
+                        } else {
+                                e = 0;
+                        }
+                        if (e) {
+                                if (g->slot != LB_JSON_SHAPE_NONE)
+                                        put_value(&out[g->slot].value, type,
+                                                  v - (g->kind == GAP_STRING),
+                                                  e, 0);
+                                pos = e;
+                                parent = at;
+                                continue;
+                        }
+                }
+#endif
+                int r = shape_step(sh, pass, &parent, p, &pos, len, out, res);
+                if (r <= 0)
+                        return r;
+        }
 }
 
 /* The child of gap at with bytes g[0..n), slot and kind, added unless it
