@@ -1498,7 +1498,7 @@ void lb_json_shapes_init(lb_json_shapes_t *sh, const lb_json_names_t *names)
         sh->gap[0] = (lb_json_gap_t){.slot = LB_JSON_SHAPE_NONE};
         sh->gap_cnt = 1;
         sh->bytes_used = 0;
-        sh->hits = sh->misses = 0;
+        sh->hits = sh->misses = sh->passed = 0;
 }
 
 #if defined(__x86_64__)
@@ -1706,16 +1706,23 @@ shape_match(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
 }
 
 /* The child of gap at with bytes g[0..n), slot and kind, added unless it
- * is there. @returns its index, or 0 when the shapes are full. */
+ * is there: first, and when at has LB_JSON_SHAPE_SIBLINGS children, in
+ * place of the last (the least recently found: gap_find moves what it
+ * finds to the front), whose gaps then wait for the next emptying.
+ * @returns its index, or 0 when the shapes are full. */
 static unsigned shape_child(lb_json_shapes_t *sh, unsigned at,
                             const unsigned char *g, size_t n, unsigned slot,
                             unsigned kind)
 {
+        unsigned children = 0, before_last = 0;
         for (unsigned c = sh->gap[at].child; c; c = sh->gap[c].sibling) {
                 const lb_json_gap_t *x = &sh->gap[c];
                 if (x->len == n && x->kind == kind && x->slot == slot &&
                     !memcmp(sh->bytes + x->off, g, n))
                         return c;
+                if (x->sibling && !sh->gap[x->sibling].sibling)
+                        before_last = c;
+                children++;
         }
         size_t padded = (n + 15) & ~(size_t)15;
         if (sh->gap_cnt > LB_JSON_SHAPE_GAPS ||
@@ -1739,6 +1746,8 @@ static unsigned shape_child(lb_json_shapes_t *sh, unsigned at,
                             .kind = (uint8_t)kind};
         sh->gap[at].child = (uint8_t)c;
         sh->bytes_used += padded;
+        if (children >= LB_JSON_SHAPE_SIBLINGS)
+                sh->gap[before_last].sibling = 0;
         return c;
 }
 
@@ -1771,18 +1780,30 @@ static int shape_add(lb_json_shapes_t *sh, const unsigned char *p, size_t len,
         return 0;
 }
 
+/* Counts a hit or a miss. The counts halve every 256 or so: the last few
+ * hundred lookups decide, so that a change of traffic shows soon. */
+static void shape_count(lb_json_shapes_t *sh, int hit)
+{
+        if (hit)
+                sh->hits++;
+        else
+                sh->misses++;
+        if (sh->hits + sh->misses >= 256) {
+                sh->hits /= 2;
+                sh->misses /= 2;
+        }
+}
+
 /* A miss (an accepted object of no known shape): whether to learn its
- * shape. Yes while the known shapes pay (at most two misses a hit, after
- * the first 16), and at every 16th miss in any case, so that traffic of a
- * few shapes is learned again after traffic of no repeated shape. The
- * counts halve now and then: recent scans weigh most. */
+ * shape. Yes for the first 16, then while the known shapes pay well (four
+ * hits a miss or more: a new shape among steady ones), and at every 16th
+ * miss in any case, so that shapes that repeat are learned among many
+ * that do not (keys in ever new orders, say), at a sixteenth of the cost. */
 static int shape_worth_learning(lb_json_shapes_t *sh)
 {
-        if (++sh->misses == 1024) {
-                sh->misses /= 2;
-                sh->hits /= 2;
-        }
-        return sh->misses <= 2 * sh->hits + 16 || sh->misses % 16 == 0;
+        shape_count(sh, 0);
+        return sh->misses <= 16 || sh->hits >= 4 * sh->misses ||
+               sh->misses % 16 == 0;
 }
 
 int lb_json_scan_shaped(const char *buf, size_t len, lb_json_shapes_t *sh,
@@ -1794,21 +1815,24 @@ int lb_json_scan_shaped(const char *buf, size_t len, lb_json_shapes_t *sh,
         size_t n = len;
         while (n && (cls[p[n - 1]] & C_WS))
                 n--;
-        int object = n && p[n - 1] == '}';
-        if (object && pass != LB_JSON_PASS_EXACT) {
+        /* A hit saves about two thirds of a scan and a miss costs about
+         * two thirds more: while the known shapes do not pay (fewer than
+         * two hits a miss, after the first 16: keys in ever new orders,
+         * say), only every 16th document is looked up and may be learned;
+         * the others go straight to the scan. */
+        int look = n && p[n - 1] == '}' && pass != LB_JSON_PASS_EXACT &&
+                   (2 * sh->misses <= sh->hits + 16 || ++sh->passed % 16 == 0);
+        if (look) {
                 if (!shape_match(sh, pass, p, n, out, res)) {
                         res->err_pos = 0;
                         res->err_text[0] = '\0';
                         res->exact = 0;
                         res->shaped = 1;
-                        if (++sh->hits == 1u << 20) {
-                                sh->hits /= 2;
-                                sh->misses /= 2;
-                        }
+                        shape_count(sh, 1);
                         return 0;
                 }
         }
-        if (!object)
+        if (!look)
                 return scan(buf, len, names, out, res, NULL, NULL);
         span_t spans[LB_JSON_SHAPE_VALUES];
         size_t cnt;

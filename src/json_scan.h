@@ -90,6 +90,10 @@ typedef struct {
 #define LB_JSON_SHAPE_BYTES 8192
 /** Most scalar values of a document whose shape is learned. */
 #define LB_JSON_SHAPE_VALUES 128
+/** Most gaps that may follow one gap: a new one there replaces the least
+ *  recently found (keys in varying orders, say), which bounds what a
+ *  document of no known shape costs to look up. */
+#define LB_JSON_SHAPE_SIBLINGS 8
 /** A gap's slot when the value after it is not a wanted member's. */
 #define LB_JSON_SHAPE_NONE 0xff
 
@@ -134,9 +138,10 @@ typedef struct {
         size_t gap_cnt;    /* root included */
         size_t bytes_used; /* of bytes[], gaps padded to 16 */
         /* Scans a known shape decided, and those it did not, lately: a
-         * shape is learned when they say learning pays, and every 16th
-         * miss in any case. */
-        uint64_t hits, misses;
+         * shape is learned when they say learning pays, and at every 16th
+         * miss in any case; while shapes do not pay, only every 16th
+         * document is looked up (passed counts the others). */
+        uint64_t hits, misses, passed;
         _Alignas(16) unsigned char bytes[LB_JSON_SHAPE_BYTES];
 } lb_json_shapes_t;
 

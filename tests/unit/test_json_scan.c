@@ -921,6 +921,34 @@ static void test_shapes(void **state)
         doc[5] = 'j'; /* another key: not that shape */
         assert_false(shaped(sh, doc, (size_t)len));
 
+        /* Keys in varying orders: no gap gets more than
+         * LB_JSON_SHAPE_SIBLINGS children (a new one replaces the least
+         * recently found), the latest shapes are known, and every
+         * document is still scanned right. */
+        lb_json_shapes_init(sh, &names);
+        for (int round = 0; round < 2; round++)
+                for (int i = 0; i < 40; i++) {
+                        len = snprintf(doc, sizeof(doc),
+                                       "{\"appId\":\"a\",\"k%d\":1,\"userId\":"
+                                       "\"u\",\"action\":\"t\"}",
+                                       i);
+                        /* learned, then known: shapes that pay */
+                        for (int k = 0; k < 8; k++)
+                                shaped(sh, doc, (size_t)len);
+                        size_t children = 0;
+                        for (unsigned c = sh->gap[sh->gap[0].child].child; c;
+                             c = sh->gap[c].sibling)
+                                children++;
+                        assert_true(children <= LB_JSON_SHAPE_SIBLINGS);
+                }
+        for (int i = 40 - LB_JSON_SHAPE_SIBLINGS; i < 40; i++) {
+                len = snprintf(doc, sizeof(doc),
+                               "{\"appId\":\"a\",\"k%d\":1,\"userId\":\"u\","
+                               "\"action\":\"t\"}",
+                               i);
+                assert_int_equal(shaped(sh, doc, (size_t)len), known);
+        }
+
         /* Full: emptied and learned again, still right. */
         for (int i = 0; i < 600; i++) {
                 len = snprintf(doc, sizeof(doc), "{\"k%d\":%d,\"appId\":\"x\"}",
@@ -928,12 +956,13 @@ static void test_shapes(void **state)
                 shaped(sh, doc, (size_t)len);
                 assert_true(sh->gap_cnt <= LB_JSON_SHAPE_GAPS + 1);
         }
-        /* After many documents of no repeated shape, one that repeats is
-         * learned again within 16 misses. */
+        /* After many documents of no repeated shape (looked up one in
+         * 16, then), one that repeats is learned and looked up at every
+         * document again within a few thousand. */
         int hits = 0;
-        for (int i = 0; i < 40; i++)
+        for (int i = 0; i < 8000; i++)
                 hits += SHAPED(sh, "{\"appId\":\"a\",\"userId\":\"u\"}");
-        assert_true(known ? hits >= 20 : hits == 0);
+        assert_true(known ? hits >= 4000 : hits == 0);
         free(sh);
 }
 
