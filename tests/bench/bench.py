@@ -94,6 +94,10 @@ def _parse_args(argv=None):
     ap.add_argument("--apps", type=int, default=20)
     ap.add_argument("--users", type=int, default=100000)
     ap.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent s")
+    ap.add_argument("--shuffle-keys", type=float, default=0.0, metavar="SHARE",
+                    help="backlog events whose top-level members come in a random "
+                    "order (0 to 1): what a serialiser that does not keep key order "
+                    "sends; every such event is a shape of its own (json_scan.h)")
     ap.add_argument("--partitions", type=int, default=12)
     ap.add_argument("--seed", type=int, default=20240501)
     ap.add_argument("--kafka", choices=("auto", "real", "mock"), default=None,
@@ -249,9 +253,10 @@ class Workload:
     ACTIONS = ("start", "track", "setUserAttributes", "stop")
     WEIGHTS = (10, 70, 12, 8)
 
-    def __init__(self, n, apps, users, s, seed, tag="e"):
+    def __init__(self, n, apps, users, s, seed, tag="e", shuffle_keys=0.0):
         t0 = time.monotonic()
         rnd = random.Random(seed)
+        krnd = random.Random(seed + 7)  # its own: the events stay the same
         cum = list(itertools.accumulate(1.0 / (k ** s) for k in range(1, users + 1)))
         perm = list(range(users))
         rnd.shuffle(perm)
@@ -283,6 +288,10 @@ class Workload:
             else:
                 body = '"params":{"reason":"background","sessionLength":%d},' % (i % 3600)
             value = '%s%s"eid":"%s%07d","seq":%d}' % (head, body, tag, i, sq)
+            if shuffle_keys and krnd.random() < shuffle_keys:
+                members = json.loads(value, object_pairs_hook=list)
+                krnd.shuffle(members)
+                value = json.dumps(dict(members), separators=(",", ":"))
             vbytes += len(value)
             put(uid + "\t" + value + "\n")
         self.data = "".join(out).encode()
@@ -2494,7 +2503,8 @@ def main():
     wl = None
     need_backlog = a.mode in ("all", "backlog", "slow", "smoke")
     if need_backlog:
-        wl = Workload(a.events, a.apps, a.users, a.zipf, a.seed)
+        wl = Workload(a.events, a.apps, a.users, a.zipf, a.seed,
+                      shuffle_keys=a.shuffle_keys)
         LOG(f"generated {wl.n:,} events in {wl.gen_s:.1f} s "
             f"({wl.bytes_values / wl.n:.0f} bytes/value)")
     parts = a.partitions
@@ -2563,6 +2573,8 @@ def main():
                    f"s={a.zipf} ({wl.distinct_pairs():,} distinct seen; the hottest has "
                    f"{wl.hottest()[0]:,} events, in {wl.hottest()[1]}), "
                    f"{wl.bytes_values / wl.n:.0f} bytes/value, keyed by user, no time field, "
+                   + (f"{a.shuffle_keys:.0%} with their keys in a random order, "
+                      if a.shuffle_keys else "") +
                    f"Kafka timestamps {a.backlog_age_s:g} s in the past"),
                   ("topic", f"{topics['bench.events']} partitions",
                    f"generated in {wl.gen_s:.1f} s (Python), produced in {secs:.1f} s")]
