@@ -64,10 +64,9 @@ static void take_action(lb_bridge_t *b, lb_action_t *a)
         lb_event_t ev;
         char reason[256];
         ev.app = -1;
-        lb_stage_t stage =
-            lb_event_parse(b->conf, b->app_overhead, b->shapes,
-                           lb_action_value(a), a->value_len, &ev, reason,
-                           sizeof(reason));
+        lb_stage_t stage = lb_event_parse(b->conf, b->app_overhead, b->shapes,
+                                          lb_action_value(a), a->value_len, &ev,
+                                          reason, sizeof(reason));
         a->app = ev.app;
         if (stage != LB_STAGE_NONE) {
                 lb_dead_letter(b, a, stage, 0, reason);

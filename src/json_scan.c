@@ -1210,17 +1210,15 @@ wanted(const lb_json_names_t *nm, lb_json_field_t *out, const unsigned char *p,
         return nm->shared >> h & 1 ? wanted_shared(nm, out, p, k, h) : NULL;
 }
 
-/* The end of the string, number or literal at p[pos] (*type and *esc, the
- * escapes of a string, set), or 0 (the exact path decides). */
+/* The value of kind k that starts at p[pos] (past the quote of a string):
+ * its end (*type and *esc set), or 0 when there is none. */
 static inline __attribute__((always_inline)) size_t
-scalar_end(lb_json_pass_t pass, const unsigned char *p, size_t len, size_t pos,
-           lb_json_type_t *type, size_t *esc)
+value_end(unsigned k, lb_json_pass_t pass, const unsigned char *p, size_t len,
+          size_t pos, lb_json_type_t *type, size_t *esc)
 {
-        unsigned char c = p[pos];
-        *esc = 0;
-        if (c == '"') {
-                size_t end =
-                    pos + 1 + lb_json_stop(pass, p + pos + 1, len - pos - 1);
+        if (k == GAP_STRING) {
+                size_t end = pos + lb_json_stop(pass, p + pos, len - pos);
+                *esc = 0;
                 if (end >= len || p[end] != '"') {
                         end = string_rest(pass, p, len, end, 1, esc);
                         if (!end)
@@ -1229,11 +1227,23 @@ scalar_end(lb_json_pass_t pass, const unsigned char *p, size_t len, size_t pos,
                 *type = LB_JSON_STRING;
                 return end + 1;
         }
-        if (is_digit(c) || c == '-')
+        *esc = 0;
+        if (is_digit(p[pos]) || p[pos] == '-')
                 return fast_number(p, len, pos, type);
-        if (c == 't' || c == 'f' || c == 'n')
+        if (p[pos] == 't' || p[pos] == 'f' || p[pos] == 'n')
                 return fast_word(p, len, pos, type);
         return 0;
+}
+
+/* The end of the string, number or literal at p[pos] (*type and *esc, the
+ * escapes of a string, set), or 0 (the exact path decides). */
+static inline __attribute__((always_inline)) size_t
+scalar_end(lb_json_pass_t pass, const unsigned char *p, size_t len, size_t pos,
+           lb_json_type_t *type, size_t *esc)
+{
+        if (p[pos] == '"')
+                return value_end(GAP_STRING, pass, p, len, pos + 1, type, esc);
+        return value_end(GAP_OTHER, pass, p, len, pos, type, esc);
 }
 
 /* A scalar p[tok..end) of the given type and escapes, as a member's value. */
@@ -1537,31 +1547,6 @@ gap_is(const lb_json_shapes_t *sh, unsigned at, size_t n,
         (void)simd;
 #endif
         return !memcmp(q, sh->bytes + sh->gap[at].off, n);
-}
-
-/* The value of kind k that starts at p[pos] (past the quote of a string):
- * its end (*type and *esc set), or 0 when there is none. */
-static inline __attribute__((always_inline)) size_t
-value_end(unsigned k, lb_json_pass_t pass, const unsigned char *p, size_t len,
-          size_t pos, lb_json_type_t *type, size_t *esc)
-{
-        if (k == GAP_STRING) {
-                size_t end = pos + lb_json_stop(pass, p + pos, len - pos);
-                *esc = 0;
-                if (end >= len || p[end] != '"') {
-                        end = string_rest(pass, p, len, end, 1, esc);
-                        if (!end)
-                                return 0;
-                }
-                *type = LB_JSON_STRING;
-                return end + 1;
-        }
-        *esc = 0;
-        if (is_digit(p[pos]) || p[pos] == '-')
-                return fast_number(p, len, pos, type);
-        if (p[pos] == 't' || p[pos] == 'f' || p[pos] == 'n')
-                return fast_word(p, len, pos, type);
-        return 0;
 }
 
 /* Whether gap at is the one at p[pos..len): it fits there, has its bytes,
