@@ -68,6 +68,8 @@ static int64_t next_due(lb_bridge_t *b, int64_t now, int64_t cap)
                 t = lb_dlq_next_retry(b->dlq);
         if (lb_handover_next_due(b) < t)
                 t = lb_handover_next_due(b);
+        if (lb_kafka_in_read_deadline(b->in) < t)
+                t = lb_kafka_in_read_deadline(b->in);
         return t;
 }
 

@@ -322,7 +322,10 @@ static const cfg_key_t keys[] = {
      .desc = "How long a partition revocation waits for the partition's "
              "in-flight work before giving it up (it is then redelivered "
              "to the next owner). Requests already at the API are still "
-             "waited for, so the next owner cannot overlap them."},
+             "waited for, so the next owner cannot overlap them. Also how "
+             "long new partitions wait for their committed offset maps "
+             "(then they go on without them: what the maps mark done is "
+             "redone)."},
     {.name = "handover.flush",
      .type = CT_BOOL,
      .def = "false",

@@ -3,12 +3,12 @@
  * Owns the rebalance callback, which only records: an assignment is taken
  * at once (eager: assign; cooperative: incremental) and its partitions stay
  * paused until the group's committed offsets for them are read (an admin
- * request served from the loop); a revocation's answer (assign(NULL), or
- * the incremental unassign) is given later, from the loop, tagged so a
- * stale one is dropped (rebalance.h), and at once while closing. Owns the
- * pause state too (which partitions wait for their offsets or their
- * revocation) and the queue wake-ups, and counts a poll made from within a
- * callback. Never decides what is handled: the bridge does.
+ * request served from the loop) or the read's deadline passes; a revocation's
+ * answer (assign(NULL), or the incremental unassign) is given later, from the
+ * loop, tagged so a stale one is dropped (rebalance.h), and at once while
+ * closing. Owns the pause state too (which partitions wait for their offsets or
+ * their revocation) and the queue wake-ups, and counts a poll made from within
+ * a callback. Never decides what is handled: the bridge does.
  */
 #include "kafka_in.h"
 
@@ -36,7 +36,8 @@ struct lb_kafka_in_s {
         uint64_t reentries;
         lb_rebalance_t rb;
         /* the partitions of the owed revocation; new ones paused until
-         * their committed offsets are read (.opaque: the rebalance tag) */
+         * their committed offsets are read (.opaque: the rebalance tag,
+         * .offset: the read's deadline, lb_admin_now_ms()) */
         rd_kafka_topic_partition_list_t *owed, *waiting;
 };
 
@@ -97,6 +98,17 @@ static void list_remove(rd_kafka_topic_partition_list_t *l,
         }
 }
 
+/*
+ * librdkafka's own timeout of a read of the group's commits. librdkafka
+ * 2.0.2 (and its master still) frees an admin request that times out while
+ * its coordinator is being looked up, then uses it when the lookup answers:
+ * an abort, or a deadlock of librdkafka's main thread (tests/edge
+ * test_kafka_in). So the request is given the most librdkafka takes, and
+ * the read's own deadline (rebalance.timeout.ms) is kept here: past it the
+ * partitions go on without their maps, and the late answer is dropped.
+ */
+#define LB_READ_REQUEST_TIMEOUT_MS (3600 * 1000)
+
 /* Reads the group's committed offsets (and metadata) of parts without
  * waiting: the result comes to in->reads, served by lb_kafka_in_serve(). */
 static void read_committed(lb_kafka_in_t *in,
@@ -108,8 +120,8 @@ static void read_committed(lb_kafka_in_t *in,
             in->rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
         rd_kafka_ListConsumerGroupOffsets_t *req =
             rd_kafka_ListConsumerGroupOffsets_new(in->group, parts);
-        if (rd_kafka_AdminOptions_set_request_timeout(o, in->read_timeout_ms,
-                                                      err, sizeof(err)))
+        if (rd_kafka_AdminOptions_set_request_timeout(
+                o, LB_READ_REQUEST_TIMEOUT_MS, err, sizeof(err)))
                 lb_warn("offsets", "reading the group's commits: %s", err);
         rd_kafka_AdminOptions_set_opaque(o, (void *)(uintptr_t)tag);
         rd_kafka_ListConsumerGroupOffsets(in->rk, &req, 1, o, in->reads);
@@ -172,12 +184,16 @@ static void on_assign(lb_kafka_in_t *in, rd_kafka_topic_partition_list_t *parts,
                 /* Paused until their committed offset maps are read (and so
                  * that librdkafka's pause flag, kept across an unassign, is
                  * ours). */
+                int64_t deadline = lb_admin_now_ms() + in->read_timeout_ms;
                 pause_list(in, parts, 1);
-                for (int i = 0; i < parts->cnt; i++)
-                        rd_kafka_topic_partition_list_add(
-                            in->waiting, parts->elems[i].topic,
-                            parts->elems[i].partition)
-                            ->opaque = (void *)(uintptr_t)tag;
+                for (int i = 0; i < parts->cnt; i++) {
+                        rd_kafka_topic_partition_t *w =
+                            rd_kafka_topic_partition_list_add(
+                                in->waiting, parts->elems[i].topic,
+                                parts->elems[i].partition);
+                        w->opaque = (void *)(uintptr_t)tag;
+                        w->offset = deadline;
+                }
                 read_committed(in, parts, tag);
         }
         if (in->cbs.assigned) /* an empty assignment too: joined */
@@ -407,9 +423,34 @@ uint64_t lb_kafka_in_reentries(const lb_kafka_in_t *in)
         return in->reentries;
 }
 
-/* The committed offsets of one rebalance's new partitions: handed to the
- * bridge (an error: NULL, their maps are not used), then the partitions
- * are resumed unless input is paused. */
+/* The end of the read of the commits of the partitions assigned with tag:
+ * those still waiting get offs (NULL: not read, their maps are not used)
+ * and are resumed unless input is paused. @returns 0 when none waited (a
+ * late answer: they went on without it at the read's deadline, or left). */
+static int read_over(lb_kafka_in_t *in, uint64_t tag,
+                     const rd_kafka_topic_partition_list_t *offs)
+{
+        rd_kafka_topic_partition_list_t *ready =
+            rd_kafka_topic_partition_list_new(in->waiting->cnt + 1);
+        list_remove(in->waiting, NULL, tag, ready);
+        int waited = ready->cnt > 0;
+        if (waited && in->cbs.committed_read)
+                in->cbs.committed_read(in->cbs.opaque, offs, tag);
+        resume_ready(in, ready);
+        rd_kafka_topic_partition_list_destroy(ready);
+        return waited;
+}
+
+static int waits(const lb_kafka_in_t *in, uint64_t tag)
+{
+        for (int i = 0; i < in->waiting->cnt; i++)
+                if ((uint64_t)(uintptr_t)in->waiting->elems[i].opaque == tag)
+                        return 1;
+        return 0;
+}
+
+/* The committed offsets of one rebalance's new partitions (an error: their
+ * maps are not used). */
 static void committed_read(lb_kafka_in_t *in, rd_kafka_event_t *ev)
 {
         uint64_t tag = (uint64_t)(uintptr_t)rd_kafka_event_opaque(ev);
@@ -422,6 +463,8 @@ static void committed_read(lb_kafka_in_t *in, rd_kafka_event_t *ev)
                 : NULL;
         const rd_kafka_error_t *gerr =
             n == 1 ? rd_kafka_group_result_error(g[0]) : NULL;
+        if (!waits(in, tag))
+                return; /* given up at its deadline */
         if (rd_kafka_event_error(ev) || n != 1 || gerr)
                 lb_warn("offsets",
                         "reading the group's commits: %s; offset maps not "
@@ -432,27 +475,50 @@ static void committed_read(lb_kafka_in_t *in, rd_kafka_event_t *ev)
                                : "no result");
         else
                 offs = rd_kafka_group_result_partitions(g[0]);
-        if (in->cbs.committed_read)
-                in->cbs.committed_read(in->cbs.opaque, offs, tag);
-        rd_kafka_topic_partition_list_t *ready =
-            rd_kafka_topic_partition_list_new(in->waiting->cnt + 1);
-        list_remove(in->waiting, NULL, tag, ready);
-        resume_ready(in, ready);
-        rd_kafka_topic_partition_list_destroy(ready);
+        read_over(in, tag, offs);
+}
+
+/* Reads past their deadline: their partitions go on without maps. */
+static void give_up_late_reads(lb_kafka_in_t *in)
+{
+        int64_t now = lb_admin_now_ms();
+        for (int i = 0; i < in->waiting->cnt; i++) {
+                if (in->waiting->elems[i].offset > now)
+                        continue;
+                uint64_t tag =
+                    (uint64_t)(uintptr_t)in->waiting->elems[i].opaque;
+                lb_warn("offsets",
+                        "reading the group's commits: no answer within %d ms "
+                        "(rebalance.timeout.ms); offset maps not used (what "
+                        "they mark done is redone)",
+                        in->read_timeout_ms);
+                read_over(in, tag, NULL);
+                i = -1; /* the list changed */
+        }
+}
+
+int64_t lb_kafka_in_read_deadline(const lb_kafka_in_t *in)
+{
+        int64_t t = INT64_MAX;
+        for (int i = 0; i < in->waiting->cnt; i++)
+                if (in->waiting->elems[i].offset < t)
+                        t = in->waiting->elems[i].offset;
+        return t;
 }
 
 void lb_kafka_in_serve(lb_kafka_in_t *in)
 {
         rd_kafka_event_t *ev;
         check_nesting(in);
+        in->in_callback++;
         while ((ev = rd_kafka_queue_poll(in->reads, 0))) {
-                in->in_callback++;
                 if (rd_kafka_event_type(ev) ==
                     RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT)
                         committed_read(in, ev);
-                in->in_callback--;
                 rd_kafka_event_destroy(ev);
         }
+        give_up_late_reads(in);
+        in->in_callback--;
 }
 
 void lb_kafka_in_pause_all(lb_kafka_in_t *in, int pause)

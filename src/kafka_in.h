@@ -87,8 +87,14 @@ int lb_kafka_in_paused(const lb_kafka_in_t *in);
 int lb_kafka_in_commit_interval_ms(const lb_kafka_in_t *in);
 
 /** @brief Serves what the consumer's own poll does not: the committed
- *         offsets read for new partitions (the committed_read callback). */
+ *         offsets read for new partitions (the committed_read callback),
+ *         and the reads past their deadline (rebalance.timeout.ms: then
+ *         with NULL, and a late answer is dropped). */
 void lb_kafka_in_serve(lb_kafka_in_t *in);
+
+/** @returns when lb_kafka_in_serve() gives up the next read of committed
+ *           offsets (lb_admin_now_ms()), or INT64_MAX when none is due. */
+int64_t lb_kafka_in_read_deadline(const lb_kafka_in_t *in);
 
 /** @brief Answers revocation tag: the partitions leave the assignment,
  *         unless a newer rebalance made the answer stale (then nothing). */

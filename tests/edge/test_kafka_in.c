@@ -31,7 +31,7 @@
 #define MSGS  2000
 
 typedef struct {
-        int assigned, read, revoking, at_once;
+        int assigned, read, unread, revoking, at_once;
         uint64_t assign_tag;
         int64_t committed; /* the offset read for partition 0 */
         char metadata[64];
@@ -61,6 +61,21 @@ static void on_read(void *opaque, const rd_kafka_topic_partition_list_t *offs,
                                 memcpy(s->metadata, offs->elems[i].metadata,
                                        offs->elems[i].metadata_size);
                 }
+}
+
+/* A read that may fail (offs NULL: counted in unread). */
+static void on_read_any(void *opaque,
+                        const rd_kafka_topic_partition_list_t *offs,
+                        uint64_t tag)
+{
+        seen_t *s = opaque;
+        if (offs) {
+                on_read(opaque, offs, tag);
+                return;
+        }
+        assert_true(tag == s->assign_tag);
+        s->read++;
+        s->unread++;
 }
 
 static void on_revoking(void *opaque,
@@ -129,8 +144,10 @@ static void commit(const char *bootstrap, const char *group, int64_t offset,
         rd_kafka_destroy(rk);
 }
 
-static lb_kafka_in_t *consumer(const char *bootstrap, const char *group,
-                               seen_t *s)
+/* A consumer of TOPIC in group; extra: NULL or "key=value" settings. */
+static lb_kafka_in_t *consumer_with(
+    const char *bootstrap, const char *group, seen_t *s, const char *extra,
+    void (*read)(void *, const rd_kafka_topic_partition_list_t *, uint64_t))
 {
         char err[512];
         lb_config_t *conf = lb_config_new();
@@ -150,12 +167,26 @@ static lb_kafka_in_t *consumer(const char *bootstrap, const char *group,
                                  0);
         lb_kafka_in_cbs_t cbs = {.opaque = s,
                                  .assigned = on_assigned,
-                                 .committed_read = on_read,
+                                 .committed_read = read,
                                  .revoking = on_revoking};
+        if (extra) {
+                char key[128];
+                const char *eq = strchr(extra, '=');
+                assert_non_null(eq);
+                snprintf(key, sizeof(key), "%.*s", (int)(eq - extra), extra);
+                assert_int_equal(
+                    lb_config_set(conf, key, eq + 1, "t", err, sizeof(err)), 0);
+        }
         lb_kafka_in_t *in = lb_kafka_in_new(conf, &cbs, -1, err, sizeof(err));
         assert_non_null(in);
         lb_config_destroy(conf);
         return in;
+}
+
+static lb_kafka_in_t *consumer(const char *bootstrap, const char *group,
+                               seen_t *s)
+{
+        return consumer_with(bootstrap, group, s, NULL, on_read);
 }
 
 /* Polls (and, with serve, serves the committed offsets read) for up to ms
@@ -213,6 +244,75 @@ static void test_paused_until_read(void **state)
         got = poll_for(in, 3000, NULL, &s, 1);
         assert_int_equal(got, MSGS - 10);
         assert_int_equal(lb_kafka_in_reentries(in), 0);
+        lb_kafka_in_destroy(in);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(host);
+}
+
+/* The next n answers of broker 1 to requests of kind api come ms late. */
+static void answer_late(rd_kafka_mock_cluster_t *mc, int16_t api, int n, int ms)
+{
+        for (int i = 0; i < n; i++)
+                assert_int_equal(
+                    rd_kafka_mock_broker_push_request_error_rtts(
+                        mc, 1, api, 1, RD_KAFKA_RESP_ERR_NO_ERROR, ms),
+                    0);
+}
+
+#define API_OFFSET_FETCH     9
+#define API_FIND_COORDINATOR 10
+
+/* The group's commits are read while the coordinator is still being
+ * looked up, for longer than the read may take (rebalance.timeout.ms):
+ * the partitions go on without their maps when it is over, and the late
+ * lookup then harms nothing. (librdkafka 2.0.2 frees an admin request
+ * timed out during its coordinator lookup, then uses it when the lookup
+ * answers: an abort, seen in the churn test under load.) */
+static void test_read_outlasts_lookup(void **state)
+{
+        (void)state;
+        rd_kafka_t *host;
+        rd_kafka_mock_cluster_t *mc = cluster(&host);
+        const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
+        produce(bs, MSGS);
+        commit(bs, "g4", 10, "lb1:map");
+        answer_late(mc, API_FIND_COORDINATOR, 8, 1500);
+        seen_t s = {.committed = -2};
+        lb_kafka_in_t *in = consumer_with(
+            bs, "g4", &s, "rebalance.timeout.ms=300", on_read_any);
+        poll_for(in, 20000, was_read, &s, 1);
+        assert_int_equal(s.read, 1);
+        /* the lookups answer meanwhile; every message comes once */
+        int got = poll_for(in, 5000, NULL, &s, 1);
+        assert_int_equal(got, MSGS - 10);
+        assert_int_equal(s.read, 1);
+        lb_kafka_in_destroy(in);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(host);
+}
+
+/* The group's commits answered later than the read may take: the
+ * partitions go on without their maps at its deadline, and the late
+ * answer is dropped. */
+static void test_read_answered_late(void **state)
+{
+        (void)state;
+        rd_kafka_t *host;
+        rd_kafka_mock_cluster_t *mc = cluster(&host);
+        const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
+        produce(bs, MSGS);
+        commit(bs, "g5", 10, "lb1:map");
+        answer_late(mc, API_OFFSET_FETCH, 8, 2000);
+        seen_t s = {.committed = -2};
+        lb_kafka_in_t *in = consumer_with(
+            bs, "g5", &s, "rebalance.timeout.ms=300", on_read_any);
+        poll_for(in, 20000, was_read, &s, 1);
+        assert_int_equal(s.read, 1);
+        assert_int_equal(s.unread, 1);
+        int got = poll_for(in, 5000, NULL, &s, 1);
+        assert_int_equal(got, MSGS - 10);
+        assert_int_equal(s.read, 1); /* the late answer: dropped */
+        assert_int_equal(s.committed, -2);
         lb_kafka_in_destroy(in);
         rd_kafka_mock_cluster_destroy(mc);
         rd_kafka_destroy(host);
@@ -338,6 +438,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_paused_until_read),
             cmocka_unit_test(test_close_with_prefetch),
+            cmocka_unit_test(test_read_outlasts_lookup),
+            cmocka_unit_test(test_read_answered_late),
             cmocka_unit_test(test_headerless),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
