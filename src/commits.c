@@ -199,6 +199,8 @@ void lb_commits_on_read(void *opaque,
                         uint64_t tag)
 {
         lb_bridge_t *b = opaque;
+        if (!offs)
+                atomic_fetch_add(&b->metrics.offset_map_reads_failed, 1);
         for (int i = 0; offs && i < offs->cnt; i++) {
                 const rd_kafka_topic_partition_t *t = &offs->elems[i];
                 lb_assigned_t *e = lb_commits_find(b, t->topic, t->partition);

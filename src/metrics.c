@@ -451,6 +451,12 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                 "Committed offset maps found on assignment that could not be "
                 "read (another version, corrupt): their offsets are redone.",
                 LOAD(m->offset_maps_ignored));
+        counter(&sb, "leanbridge_offset_map_reads_failed_total",
+                "Reads of the group's committed offsets and maps on "
+                "assignment that failed or got no answer within "
+                "rebalance.timeout.ms: those partitions went on without "
+                "their maps (what the maps mark done is redone).",
+                LOAD(m->offset_map_reads_failed));
         counter(&sb, "leanbridge_events_already_done_total",
                 "Consumed events skipped because the committed offset map "
                 "marks them done (after a crash or a handover).",

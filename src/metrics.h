@@ -56,6 +56,8 @@ typedef struct lb_metrics_s {
         atomic_uint_fast64_t offsets_committed;
         atomic_uint_fast64_t offset_maps_truncated; /* commits with part */
         atomic_uint_fast64_t offset_maps_ignored;   /* unreadable maps */
+        /* reads of the group's commits failed or unanswered in time */
+        atomic_uint_fast64_t offset_map_reads_failed;
         /* deleted by retention before the group consumed them */
         atomic_uint_fast64_t events_lost_retention;
         atomic_uint_fast64_t events_already_done;  /* skipped by a map */

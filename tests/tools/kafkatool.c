@@ -112,6 +112,16 @@ static void mock_command(rd_kafka_mock_cluster_t *mc, char *line)
                 fprintf(stderr, "kafkatool: mock: %s", line);
                 return;
         }
+        int c = 0;
+        if (sscanf(line, "late %d %d %d", &a, &b, &c) == 3) {
+                /* broker 1's next b answers to API key a come c ms late */
+                for (int i = 0; i < b; i++)
+                        rd_kafka_mock_broker_push_request_error_rtts(
+                            mc, 1, (int16_t)a, 1, RD_KAFKA_RESP_ERR_NO_ERROR,
+                            c);
+                fprintf(stderr, "kafkatool: mock: %s", line);
+                return;
+        }
         int n = sscanf(line, "%63s %d %d", cmd, &a, &b);
         if (n < 2)
                 return;
