@@ -105,7 +105,9 @@ static void list_remove(rd_kafka_topic_partition_list_t *l,
  * an abort, or a deadlock of librdkafka's main thread (tests/edge
  * test_kafka_in). So the request is given the most librdkafka takes, and
  * the read's own deadline (rebalance.timeout.ms) is kept here: past it the
- * partitions go on without their maps, and the late answer is dropped.
+ * partitions go on without their maps, and the late answer is dropped. A
+ * coordinator that cannot be found for longer than this still meets the
+ * bug when it is found again.
  */
 #define LB_READ_REQUEST_TIMEOUT_MS (3600 * 1000)
 
@@ -423,22 +425,19 @@ uint64_t lb_kafka_in_reentries(const lb_kafka_in_t *in)
         return in->reentries;
 }
 
-/* The end of the read of the commits of the partitions assigned with tag:
- * those still waiting get offs (NULL: not read, their maps are not used)
- * and are resumed unless input is paused. @returns 0 when none waited (a
- * late answer: they went on without it at the read's deadline, or left). */
-static int read_over(lb_kafka_in_t *in, uint64_t tag,
-                     const rd_kafka_topic_partition_list_t *offs)
+/* The end of the read of the commits of the partitions assigned with tag
+ * (some still waiting): they get offs (NULL: not read, their maps are not
+ * used) and are resumed unless input is paused. */
+static void read_over(lb_kafka_in_t *in, uint64_t tag,
+                      const rd_kafka_topic_partition_list_t *offs)
 {
         rd_kafka_topic_partition_list_t *ready =
             rd_kafka_topic_partition_list_new(in->waiting->cnt + 1);
         list_remove(in->waiting, NULL, tag, ready);
-        int waited = ready->cnt > 0;
-        if (waited && in->cbs.committed_read)
+        if (in->cbs.committed_read)
                 in->cbs.committed_read(in->cbs.opaque, offs, tag);
         resume_ready(in, ready);
         rd_kafka_topic_partition_list_destroy(ready);
-        return waited;
 }
 
 static int waits(const lb_kafka_in_t *in, uint64_t tag)
@@ -464,7 +463,7 @@ static void committed_read(lb_kafka_in_t *in, rd_kafka_event_t *ev)
         const rd_kafka_error_t *gerr =
             n == 1 ? rd_kafka_group_result_error(g[0]) : NULL;
         if (!waits(in, tag))
-                return; /* given up at its deadline */
+                return; /* given up at its deadline, or its partitions left */
         if (rd_kafka_event_error(ev) || n != 1 || gerr)
                 lb_warn("offsets",
                         "reading the group's commits: %s; offset maps not "
