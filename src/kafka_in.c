@@ -22,6 +22,12 @@
 #include "log.h"
 #include "rebalance.h"
 
+/* A read of the group's commits librdkafka has not answered yet. */
+typedef struct {
+        uint64_t tag;
+        int64_t sent_ms; /* lb_admin_now_ms() */
+} read_sent_t;
+
 struct lb_kafka_in_s {
         rd_kafka_t *rk;
         rd_kafka_queue_t *queue;
@@ -39,6 +45,11 @@ struct lb_kafka_in_s {
          * their committed offsets are read (.opaque: the rebalance tag,
          * .offset: the read's deadline, lb_admin_now_ms()) */
         rd_kafka_topic_partition_list_t *owed, *waiting;
+        /* the reads librdkafka has not answered, oldest first; one
+         * unanswered for read_stuck_ms is fatal (LB_READ_REQUEST_TIMEOUT_MS) */
+        read_sent_t *sent;
+        size_t sent_cnt, sent_cap;
+        int read_request_ms, read_stuck_ms;
 };
 
 static void pause_list(lb_kafka_in_t *in,
@@ -106,10 +117,42 @@ static void list_remove(rd_kafka_topic_partition_list_t *l,
  * test_kafka_in). So the request is given the most librdkafka takes, and
  * the read's own deadline (rebalance.timeout.ms) is kept here: past it the
  * partitions go on without their maps, and the late answer is dropped. A
- * coordinator that cannot be found for longer than this still meets the
- * bug when it is found again.
+ * read still unanswered LB_READ_STUCK_MS after it was sent (the coordinator
+ * not found for 55 minutes) is a fatal error before librdkafka's timeout
+ * can arm the bug: the bridge exits (1) for a clean restart.
  */
 #define LB_READ_REQUEST_TIMEOUT_MS (3600 * 1000)
+#define LB_READ_STUCK_MS           (LB_READ_REQUEST_TIMEOUT_MS - 300 * 1000)
+
+/* Notes the read sent for tag, until librdkafka answers it. */
+static void read_sent(lb_kafka_in_t *in, uint64_t tag)
+{
+        if (in->sent_cnt == in->sent_cap) {
+                size_t cap = in->sent_cap ? 2 * in->sent_cap : 8;
+                read_sent_t *s = realloc(in->sent, cap * sizeof(*s));
+                if (!s) {
+                        lb_warn("offsets", "out of memory: a read of the "
+                                           "group's commits is not watched");
+                        return;
+                }
+                in->sent = s;
+                in->sent_cap = cap;
+        }
+        in->sent[in->sent_cnt++] =
+            (read_sent_t){.tag = tag, .sent_ms = lb_admin_now_ms()};
+}
+
+/* librdkafka answered the read sent for tag. */
+static void read_answered(lb_kafka_in_t *in, uint64_t tag)
+{
+        for (size_t i = 0; i < in->sent_cnt; i++)
+                if (in->sent[i].tag == tag) {
+                        memmove(&in->sent[i], &in->sent[i + 1],
+                                (in->sent_cnt - i - 1) * sizeof(in->sent[0]));
+                        in->sent_cnt--;
+                        return;
+                }
+}
 
 /* Reads the group's committed offsets (and metadata) of parts without
  * waiting: the result comes to in->reads, served by lb_kafka_in_serve(). */
@@ -122,11 +165,12 @@ static void read_committed(lb_kafka_in_t *in,
             in->rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
         rd_kafka_ListConsumerGroupOffsets_t *req =
             rd_kafka_ListConsumerGroupOffsets_new(in->group, parts);
-        if (rd_kafka_AdminOptions_set_request_timeout(
-                o, LB_READ_REQUEST_TIMEOUT_MS, err, sizeof(err)))
+        if (rd_kafka_AdminOptions_set_request_timeout(o, in->read_request_ms,
+                                                      err, sizeof(err)))
                 lb_warn("offsets", "reading the group's commits: %s", err);
         rd_kafka_AdminOptions_set_opaque(o, (void *)(uintptr_t)tag);
         rd_kafka_ListConsumerGroupOffsets(in->rk, &req, 1, o, in->reads);
+        read_sent(in, tag);
         rd_kafka_ListConsumerGroupOffsets_destroy(req);
         rd_kafka_AdminOptions_destroy(o);
 }
@@ -334,6 +378,8 @@ lb_kafka_in_t *lb_kafka_in_new(const lb_config_t *conf,
                 goto fail;
         }
         in->read_timeout_ms = (int)conf->rebalance_timeout_ms;
+        in->read_request_ms = LB_READ_REQUEST_TIMEOUT_MS;
+        in->read_stuck_ms = LB_READ_STUCK_MS;
         in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errstr_size);
         if (!in->rk)
                 goto fail; /* kc is still ours */
@@ -462,6 +508,7 @@ static void committed_read(lb_kafka_in_t *in, rd_kafka_event_t *ev)
                 : NULL;
         const rd_kafka_error_t *gerr =
             n == 1 ? rd_kafka_group_result_error(g[0]) : NULL;
+        read_answered(in, tag);
         if (!waits(in, tag))
                 return; /* given up at its deadline, or its partitions left */
         if (rd_kafka_event_error(ev) || n != 1 || gerr)
@@ -549,7 +596,25 @@ int lb_kafka_in_commit_interval_ms(const lb_kafka_in_t *in)
 
 int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr, size_t errstr_size)
 {
-        return rd_kafka_fatal_error(in->rk, errstr, errstr_size) != 0;
+        if (rd_kafka_fatal_error(in->rk, errstr, errstr_size))
+                return 1;
+        if (!in->sent_cnt ||
+            lb_admin_now_ms() - in->sent[0].sent_ms < in->read_stuck_ms)
+                return 0;
+        snprintf(errstr, errstr_size,
+                 "a read of the group's commits is unanswered after %d s "
+                 "(the group's coordinator cannot be found): librdkafka "
+                 "2.0.2 would misuse it once its own timeout passes (%d s); "
+                 "exiting for a clean restart",
+                 in->read_stuck_ms / 1000, in->read_request_ms / 1000);
+        return 1;
+}
+
+void lb_kafka_in_set_read_limits(lb_kafka_in_t *in, int request_ms,
+                                 int stuck_ms)
+{
+        in->read_request_ms = request_ms;
+        in->read_stuck_ms = stuck_ms;
 }
 
 /* The partition's log start (end: its end) as last seen in a fetch, or -1
@@ -690,6 +755,7 @@ void lb_kafka_in_destroy(lb_kafka_in_t *in)
         rd_kafka_topic_partition_list_destroy(in->waiting);
         if (in->owed)
                 rd_kafka_topic_partition_list_destroy(in->owed);
+        free(in->sent);
         free(in->group);
         rd_kafka_destroy_flags(
             in->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);

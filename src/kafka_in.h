@@ -104,9 +104,18 @@ void lb_kafka_in_revoked(lb_kafka_in_t *in, uint64_t tag);
  *           within one of its own callbacks (a bug: always 0). */
 uint64_t lb_kafka_in_reentries(const lb_kafka_in_t *in);
 
-/** @returns nonzero once the consumer hit a fatal error (restart needed). */
+/** @returns nonzero once the consumer hit a fatal error (restart needed),
+ *           or a read of the group's commits stayed unanswered so long that
+ *           librdkafka 2.0.2's own timeout of it would arm a use after free
+ *           (kafka_in.c, LB_READ_REQUEST_TIMEOUT_MS). */
 int lb_kafka_in_fatal(const lb_kafka_in_t *in, char *errstr,
                       size_t errstr_size);
+
+/** @brief Tests: librdkafka's timeout of the next reads of the group's
+ *         commits (1 h by default), and how long one may stay unanswered
+ *         before lb_kafka_in_fatal() says so (55 min by default). */
+void lb_kafka_in_set_read_limits(lb_kafka_in_t *in, int request_ms,
+                                 int stuck_ms);
 
 /** @returns the partition's log start offset as last seen in a fetch (no
  *           request), or -1 when none is known yet. */

@@ -4,7 +4,8 @@
  * until the group's committed offsets (with their metadata, the offset
  * map) are read, which the loop serves without blocking, or until the
  * read's deadline (rebalance.timeout.ms), after which a late answer, or a
- * late coordinator lookup, harms nothing; leaving the group
+ * late coordinator lookup, harms nothing, and a read unanswered for too
+ * long is a fatal error; leaving the group
  * with fetched messages still queued does not abort, and its revocation is
  * answered at once (librdkafka 2.0.2 asserts when a queue served with
  * callbacks holds a fetched message, and the close forwards the consumer's
@@ -310,6 +311,37 @@ static void test_read_answered_late(void **state)
         read_late("g5", API_OFFSET_FETCH, 2000);
 }
 
+/* A read of the commits unanswered for longer than the bridge lets one
+ * be (limits shortened here: 3 s, librdkafka's own timeout 8 s, every
+ * OffsetFetch answered 10 s late) is a fatal error before librdkafka's
+ * timeout can arm its bug: the bridge exits for a clean restart. */
+static void test_read_unanswered_fatal(void **state)
+{
+        (void)state;
+        rd_kafka_t *host;
+        rd_kafka_mock_cluster_t *mc = cluster(&host);
+        const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
+        produce(bs, 10);
+        answer_late(mc, API_OFFSET_FETCH, 8, 10000);
+        seen_t s = {.committed = -2};
+        lb_kafka_in_t *in = consumer_with(
+            bs, "g6", &s, "rebalance.timeout.ms=300", on_read_any);
+        lb_kafka_in_set_read_limits(in, 8000, 3000);
+        char err[512] = "";
+        poll_for(in, 20000, was_read, &s, 1);
+        assert_int_equal(s.unread, 1); /* given up at 300 ms */
+        assert_false(lb_kafka_in_fatal(in, err, sizeof(err)));
+        for (int64_t end = lb_admin_now_ms() + 8000;
+             lb_admin_now_ms() < end &&
+             !lb_kafka_in_fatal(in, err, sizeof(err));)
+                poll_for(in, 50, NULL, &s, 1);
+        assert_true(lb_kafka_in_fatal(in, err, sizeof(err)));
+        assert_non_null(strstr(err, "unanswered after 3 s"));
+        lb_kafka_in_destroy(in);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(host);
+}
+
 /* Leaving the group with a prefetch still queued: no abort, and the close's
  * revocation is answered at once. */
 static void test_close_with_prefetch(void **state)
@@ -432,6 +464,7 @@ int main(void)
             cmocka_unit_test(test_close_with_prefetch),
             cmocka_unit_test(test_read_outlasts_lookup),
             cmocka_unit_test(test_read_answered_late),
+            cmocka_unit_test(test_read_unanswered_fatal),
             cmocka_unit_test(test_headerless),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
