@@ -63,13 +63,13 @@ static void check_fatal(lb_bridge_t *b)
 /* The earliest time something is due, capped at now + cap. */
 static int64_t next_due(lb_bridge_t *b, int64_t now, int64_t cap)
 {
-        int64_t t = lb_requests_next_due(b, now, cap);
-        if (lb_dlq_next_retry(b->dlq) < t)
-                t = lb_dlq_next_retry(b->dlq);
-        if (lb_handover_next_due(b) < t)
-                t = lb_handover_next_due(b);
-        if (lb_kafka_in_read_deadline(b->in) < t)
-                t = lb_kafka_in_read_deadline(b->in);
+        int64_t due[] = {lb_requests_next_due(b, now, cap),
+                         lb_dlq_next_retry(b->dlq), lb_handover_next_due(b),
+                         lb_kafka_in_read_deadline(b->in)};
+        int64_t t = due[0];
+        for (size_t i = 1; i < sizeof(due) / sizeof(due[0]); i++)
+                if (due[i] < t)
+                        t = due[i];
         return t;
 }
 

@@ -91,6 +91,12 @@ static void resume_ready(lb_kafka_in_t *in,
         rd_kafka_topic_partition_list_destroy(a);
 }
 
+/* The rebalance tag a waiting entry carries. */
+static uint64_t tag_of(const rd_kafka_topic_partition_t *t)
+{
+        return (uint64_t)(uintptr_t)t->opaque;
+}
+
 /* Removes from *l the entries of parts (or, parts NULL, those whose
  * .opaque is tag), adding them to out when not NULL. */
 static void list_remove(rd_kafka_topic_partition_list_t *l,
@@ -99,8 +105,7 @@ static void list_remove(rd_kafka_topic_partition_list_t *l,
 {
         for (int i = l->cnt - 1; i >= 0; i--) {
                 rd_kafka_topic_partition_t *t = &l->elems[i];
-                if (parts ? !listed(parts, t)
-                          : (uint64_t)(uintptr_t)t->opaque != tag)
+                if (parts ? !listed(parts, t) : tag_of(t) != tag)
                         continue;
                 if (out)
                         rd_kafka_topic_partition_list_add(out, t->topic,
@@ -489,7 +494,7 @@ static void read_over(lb_kafka_in_t *in, uint64_t tag,
 static int waits(const lb_kafka_in_t *in, uint64_t tag)
 {
         for (int i = 0; i < in->waiting->cnt; i++)
-                if ((uint64_t)(uintptr_t)in->waiting->elems[i].opaque == tag)
+                if (tag_of(&in->waiting->elems[i]) == tag)
                         return 1;
         return 0;
 }
@@ -531,8 +536,7 @@ static void give_up_late_reads(lb_kafka_in_t *in)
         for (int i = 0; i < in->waiting->cnt; i++) {
                 if (in->waiting->elems[i].offset > now)
                         continue;
-                uint64_t tag =
-                    (uint64_t)(uintptr_t)in->waiting->elems[i].opaque;
+                uint64_t tag = tag_of(&in->waiting->elems[i]);
                 lb_warn("offsets",
                         "reading the group's commits: no answer within %d ms "
                         "(rebalance.timeout.ms); offset maps not used (what "
