@@ -182,7 +182,8 @@ def _parse_args(argv=None):
     ap.add_argument("--cpu-runs", type=int, default=0,
                     help="backlog mode: after the backlog run, this many more bridge runs "
                          "of the same backlog (fresh groups, no profiler), each followed "
-                         "by a consume-only kcat run: medians of CPU per event, and the "
+                         "by a consume-only kcat run: medians of CPU per event, where it "
+                         "went (user, system, page faults, context switches), and the "
                          "issue 26 target (bridge median <= 2.5x kcat's)")
     ap.add_argument("--profile", choices=("none", "perf", "callgrind", "strace"),
                     default="none",
@@ -342,14 +343,31 @@ class Workload:
 # Processes
 
 
-def cpu_s(pid):
-    """utime + stime of a process (all threads), seconds; None if gone."""
+def usage(pid):
+    """Where a live process's CPU went (all threads): {"user", "sys"}
+    seconds, minor page "faults" and context "switches" (voluntary and
+    not, summed over its threads); None if gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        switches = 0
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/status") as f:
+                    switches += sum(int(line.split()[1]) for line in f
+                                    if "ctxt_switches:" in line)
+            except OSError:
+                pass  # the thread ended meanwhile
+        return {"user": int(fields[11]) / CLK_TCK, "sys": int(fields[12]) / CLK_TCK,
+                "faults": int(fields[7]), "switches": switches}
     except (OSError, IndexError, ValueError):
         return None
+
+
+def cpu_s(pid):
+    """utime + stime of a process (all threads), seconds; None if gone."""
+    u = usage(pid)
+    return u["user"] + u["sys"] if u else None
 
 
 def busy_s():
@@ -380,15 +398,23 @@ def proc_status(pid, key):
 
 def run_timed(args, **kw):
     """subprocess.run(args, **kw), its wall seconds (process start to exit)
-    and the CPU seconds (utime + stime) the child used: RUSAGE_CHILDREN
-    deltas, so nothing else may be reaped meanwhile (the ceiling runs
-    alone)."""
+    and the CPU seconds (utime + stime) the child used."""
+    p, secs, u = run_usage(args, **kw)
+    return p, secs, u["user"] + u["sys"]
+
+
+def run_usage(args, **kw):
+    """subprocess.run(args, **kw), its wall seconds and where its CPU went,
+    as usage() says it: RUSAGE_CHILDREN deltas, so nothing else may be
+    reaped meanwhile (the ceiling and kcat runs run alone)."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     p = subprocess.run(args, **kw)
     secs = time.monotonic() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return p, secs, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+    return p, secs, {"user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime,
+                     "faults": r1.ru_minflt - r0.ru_minflt,
+                     "switches": r1.ru_nvcsw - r0.ru_nvcsw + r1.ru_nivcsw - r0.ru_nivcsw}
 
 
 class MemoryCgroup:
@@ -779,7 +805,8 @@ def run_bridge(kafka, sandbox, apps, wd, topic, group, expect, name, extra=None,
         time.sleep(0.1)
     t_committed = time.monotonic()
     r["peak_rss_mb"] = (proc_status(b.proc.pid, "VmHWM") or 0) / 1024
-    r["bridge_cpu_s"] = cpu_s(b.proc.pid)
+    r["bridge_usage"] = usage(b.proc.pid)
+    r["bridge_cpu_s"] = r["bridge_usage"]["user"] + r["bridge_usage"]["sys"]
     r["other_cpu_s"] = {p: (cpu_s(p) or 0) - (c0 or 0) for p, c0 in others0.items()}
     r["machine_busy_s"] = busy_s() - busy0
     r["self_cpu_s"] = self_cpu_s() - self0
@@ -1224,19 +1251,22 @@ def cpu_runs(rep, kafka, wl, wd, topic, apps, k):
     (wall-clock CPU moves with the machine's load: one run says little)."""
     N = wl.n
     bridge, kcat, eps, stack = [], [], [], []
+    split = {"bridge": [], "kcat": []}  # usage() per run
     for i in range(k):
         sandbox = h.Sandbox(apps, wd, name=f"cpu{i}", action_log=False, req_log=False)
         r = run_bridge(kafka, sandbox, apps, wd, topic, f"bench-cpu-{i}", N, f"cpu{i}",
                        watch_pids=(sandbox.proc.pid, kafka.pid))
         sandbox.stop()
         bridge.append(r["bridge_cpu_s"] / N * 1e6)
+        split["bridge"].append(r["bridge_usage"])
         eps.append(N / r["run_committed_s"])
         stack.append((r["bridge_cpu_s"] + sum(r["other_cpu_s"].values())) / N * 1e6)
         if shutil.which("kcat"):
-            p, _, cpu = run_timed(kcat_args(kafka, topic), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, timeout=900)
+            p, _, u = run_usage(kcat_args(kafka, topic), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, timeout=900)
             if p.returncode == 0:
-                kcat.append(cpu / N * 1e6)
+                kcat.append((u["user"] + u["sys"]) / N * 1e6)
+                split["kcat"].append(u)
         LOG(f"cpu run {i + 1}/{k}: bridge {bridge[-1]:.2f} µs/event"
             + (f", kcat {kcat[-1]:.2f}" if kcat else ""))
     t = rep.section(f"CPU per event: {k} backlog runs of {N:,} events, each then kcat")
@@ -1267,6 +1297,22 @@ def cpu_runs(rep, kafka, wl, wd, topic, apps, k):
                             f"{med_b / med_k:.2f}x",
                             verdict(med_b <= 2.5 * med_k, f"bridge {med_b:.2f} vs kcat "
                                     f"{med_k:.2f} µs/event")))
+    for tool, runs in split.items():
+        if runs:
+            t.append(usage_row(f"  {tool}: where it went", runs, N))
+    rep.data["cpu_runs"]["usage"] = split
+
+
+def usage_row(name, runs, n):
+    """A report row: the medians over `runs` (usage() dicts) of user and
+    system CPU per event, minor page faults and context switches per 1,000
+    events: what a CPU ratio is made of (page faults are the memory a
+    process touches the first time; switches its threads' wake-ups)."""
+    def med(key, scale):
+        return statistics.median(u[key] for u in runs) / n * scale
+    return (name, f"user {med('user', 1e6):.2f} + sys {med('sys', 1e6):.2f} µs/event",
+            f"medians; {med('faults', 1e3):.1f} page faults and {med('switches', 1e3):.1f} "
+            "context switches per 1,000 events")
 
 
 def tail(reqs):
