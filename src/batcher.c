@@ -19,6 +19,7 @@
 #include "batcher.h"
 
 #include "arena.h"
+#include "grow.h"
 #include "hash.h"
 #include "ledger.h"
 
@@ -133,32 +134,26 @@ static int table_grow(lb_batcher_t *b)
 
 static int heap_reserve(lb_batcher_t *b, app_t *ap, size_t need)
 {
-        if (need <= ap->heap_cap)
-                return 0;
-        size_t cap = ap->heap_cap ? ap->heap_cap * 2 : HEAP_INIT_CAP;
-        if (cap < need)
-                cap = need;
-        slot_t *heap = realloc(ap->heap, cap * sizeof(*heap));
+        size_t old = ap->heap_cap;
+        slot_t *heap = lb_grow(ap->heap, &ap->heap_cap, need, sizeof(*heap),
+                               HEAP_INIT_CAP);
         if (!heap)
                 return -1;
-        b->bytes += regrow_cost(ap->heap_cap, cap, sizeof(*heap));
+        b->bytes += regrow_cost(old, ap->heap_cap, sizeof(*heap));
         ap->heap = heap;
-        ap->heap_cap = cap;
         return 0;
 }
 
 /* Keeps room to park every user, so release() cannot fail. */
 static int parked_reserve(lb_batcher_t *b, size_t need)
 {
-        if (need <= b->parked_cap)
-                return 0;
-        size_t cap = b->parked_cap ? b->parked_cap * 2 : HEAP_INIT_CAP;
-        lb_user_t **p = realloc(b->parked, cap * sizeof(*p));
+        size_t old = b->parked_cap;
+        lb_user_t **p =
+            lb_grow(b->parked, &b->parked_cap, need, sizeof(*p), HEAP_INIT_CAP);
         if (!p)
                 return -1;
-        b->bytes += regrow_cost(b->parked_cap, cap, sizeof(*p));
+        b->bytes += regrow_cost(old, b->parked_cap, sizeof(*p));
         b->parked = p;
-        b->parked_cap = cap;
         return 0;
 }
 

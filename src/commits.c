@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "hash.h"
 #include "log.h"
 #include "loop.h"
@@ -41,14 +42,11 @@ lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
                               int32_t partition, uint64_t tag)
 {
         b->last_of = NULL;
-        if (b->assigned_cnt == b->assigned_cap) {
-                size_t cap = b->assigned_cap ? b->assigned_cap * 2 : 16;
-                lb_assigned_t *n = realloc(b->assigned, cap * sizeof(*n));
-                if (!n)
-                        return NULL;
-                b->assigned = n;
-                b->assigned_cap = cap;
-        }
+        lb_assigned_t *n = lb_grow(b->assigned, &b->assigned_cap,
+                                   b->assigned_cnt + 1, sizeof(*n), 16);
+        if (!n)
+                return NULL;
+        b->assigned = n;
         lb_partition_t *p = lb_partition_new(topic, partition);
         if (!p)
                 return NULL;

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "grow.h"
 #include "hash.h"
 #include "list.h"
 #include "log.h"
@@ -747,16 +748,13 @@ static int file_setting_add(app_list_t *l, char *s, char *eq, unsigned line,
         if (app_value_parse(key, lb_trim(eq + 1), &fs.set.value, bad,
                             sizeof(bad)))
                 return lb_why(why, why_size, "%s: '%s' %s", what, name, bad);
-        if (l->set_n == l->set_cap) {
-                size_t cap = l->set_cap ? l->set_cap * 2 : 8;
-                file_setting_t *v = realloc(l->set, cap * sizeof(*v));
-                if (!v) {
-                        lb_names_free(&fs.set.value.names);
-                        return lb_why(why, why_size, "out of memory");
-                }
-                l->set = v;
-                l->set_cap = cap;
+        file_setting_t *v =
+            lb_grow(l->set, &l->set_cap, l->set_n + 1, sizeof(*v), 8);
+        if (!v) {
+                lb_names_free(&fs.set.value.names);
+                return lb_why(why, why_size, "out of memory");
         }
+        l->set = v;
         if (!(fs.set.app_id = strndup(id, id_len))) {
                 lb_names_free(&fs.set.value.names);
                 return lb_why(why, why_size, "out of memory");
@@ -798,14 +796,10 @@ static int app_add(app_list_t *l, char *entry, size_t where, const char *what,
                 return lb_why(why, why_size, "%s: empty app id", what);
         if (!*key)
                 return lb_why(why, why_size, "%s: empty client key", what);
-        if (l->n == l->cap) {
-                size_t cap = l->cap ? l->cap * 2 : 8;
-                app_entry_t *v = realloc(l->v, cap * sizeof(*v));
-                if (!v)
-                        return lb_why(why, why_size, "out of memory");
-                l->v = v;
-                l->cap = cap;
-        }
+        app_entry_t *v = lb_grow(l->v, &l->cap, l->n + 1, sizeof(*v), 8);
+        if (!v)
+                return lb_why(why, why_size, "out of memory");
+        l->v = v;
         app_entry_t *e = &l->v[l->n];
         memset(&e->app, 0, sizeof(e->app));
         e->app.id = strdup(id);

@@ -7,18 +7,14 @@
 
 #include <stdlib.h>
 
+#include "grow.h"
+
 static int reserve(lb_flight_t *f, size_t entries)
 {
-        if (entries <= f->range_cap)
-                return 0;
-        size_t cap = f->range_cap ? f->range_cap * 2 : 8;
-        while (cap < entries)
-                cap *= 2;
-        size_t *r = realloc(f->ranges, cap * sizeof(*r));
+        size_t *r = lb_grow(f->ranges, &f->range_cap, entries, sizeof(*r), 8);
         if (!r)
                 return -1;
         f->ranges = r;
-        f->range_cap = cap;
         return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "grow.h"
 #include "kafka_conf.h"
 #include "log.h"
 #include "rebalance.h"
@@ -132,17 +133,14 @@ static void list_remove(rd_kafka_topic_partition_list_t *l,
 /* Notes the read sent for tag, until librdkafka answers it. */
 static void read_sent(lb_kafka_in_t *in, uint64_t tag)
 {
-        if (in->sent_cnt == in->sent_cap) {
-                size_t cap = in->sent_cap ? 2 * in->sent_cap : 8;
-                read_sent_t *s = realloc(in->sent, cap * sizeof(*s));
-                if (!s) {
-                        lb_warn("offsets", "out of memory: a read of the "
-                                           "group's commits is not watched");
-                        return;
-                }
-                in->sent = s;
-                in->sent_cap = cap;
+        read_sent_t *s =
+            lb_grow(in->sent, &in->sent_cap, in->sent_cnt + 1, sizeof(*s), 8);
+        if (!s) {
+                lb_warn("offsets", "out of memory: a read of the "
+                                   "group's commits is not watched");
+                return;
         }
+        in->sent = s;
         in->sent[in->sent_cnt++] =
             (read_sent_t){.tag = tag, .sent_ms = lb_admin_now_ms()};
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
+
 typedef struct {
         lb_ledger_entry_t *e; /* the user's entry, which names this slot */
         int64_t hold_until;   /* an unanswered request may run until then */
@@ -125,14 +127,11 @@ int lb_ledger_sent(lb_ledger_t *l, lb_ledger_entry_t *e, const uint64_t *tags,
 {
         slot_t *s = slot_of(l, e);
         if (!s) {
-                if (l->n == l->cap) {
-                        size_t cap = l->cap ? l->cap * 2 : 64;
-                        slot_t *n = realloc(l->slots, cap * sizeof(*n));
-                        if (!n)
-                                return -1;
-                        l->slots = n;
-                        l->cap = cap;
-                }
+                slot_t *n =
+                    lb_grow(l->slots, &l->cap, l->n + 1, sizeof(*n), 64);
+                if (!n)
+                        return -1;
+                l->slots = n;
                 s = &l->slots[l->n];
                 memset(s, 0, sizeof(*s));
                 s->e = e;

@@ -17,6 +17,8 @@
 
 #include <jansson.h>
 
+#include "grow.h"
+
 #define LOAD(x)   atomic_load_explicit(&(x), memory_order_relaxed)
 #define ADD(x, v) atomic_fetch_add_explicit(&(x), (v), memory_order_relaxed)
 
@@ -209,23 +211,16 @@ typedef struct {
 
 static int sb_reserve(sb_t *sb, size_t more)
 {
-        size_t cap;
         char *p;
 
         if (sb->oom)
                 return -1;
-        if (sb->len + more + 1 <= sb->cap)
-                return 0;
-        cap = sb->cap ? sb->cap : 4096;
-        while (cap < sb->len + more + 1)
-                cap *= 2;
-        p = realloc(sb->buf, cap);
+        p = lb_grow(sb->buf, &sb->cap, sb->len + more + 1, 1, 4096);
         if (!p) {
                 sb->oom = 1;
                 return -1;
         }
         sb->buf = p;
-        sb->cap = cap;
         return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "event.h"
+#include "grow.h"
 #include "json_scan.h"
 
 /* ',"time":' plus a number must fit the splice bound the batcher counts. */
@@ -29,17 +30,10 @@ int lb_buf_reserve(lb_buf_t *b, size_t n)
 {
         if (n > SIZE_MAX - 1 - b->len)
                 return -1;
-        size_t need = b->len + n + 1; /* + NUL */
-        if (need <= b->cap)
-                return 0;
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < need)
-                cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-        char *p = realloc(b->data, cap);
+        char *p = lb_grow(b->data, &b->cap, b->len + n + 1 /* + NUL */, 1, 256);
         if (!p)
                 return -1;
         b->data = p;
-        b->cap = cap;
         return 0;
 }
 

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "grow.h"
+
 void lb_replay_opts_init(lb_replay_opts_t *o)
 {
         memset(o, 0, sizeof(*o));
@@ -350,14 +352,10 @@ int lb_tally_add(lb_tally_t *t, const char *name, size_t len)
                 else
                         hi = mid;
         }
-        if (t->n == t->cap) {
-                size_t cap = t->cap ? t->cap * 2 : 16;
-                lb_tally_entry_t *v = realloc(t->v, cap * sizeof(*v));
-                if (!v)
-                        return -1;
-                t->v = v;
-                t->cap = cap;
-        }
+        lb_tally_entry_t *v = lb_grow(t->v, &t->cap, t->n + 1, sizeof(*v), 16);
+        if (!v)
+                return -1;
+        t->v = v;
         char *copy = malloc(len + 1);
         if (!copy)
                 return -1;

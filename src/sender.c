@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "grow.h"
 #include "log.h"
 
 /* A 2xx response larger than this is cut off (then retried as malformed);
@@ -49,14 +50,10 @@ struct lb_sender_s {
 /* Appends h to a growable handle array. */
 static int push_handle(CURL ***arr, size_t *cnt, size_t *cap, CURL *h)
 {
-        if (*cnt == *cap) {
-                size_t ncap = *cap ? *cap * 2 : 16;
-                CURL **p = realloc(*arr, ncap * sizeof(*p));
-                if (!p)
-                        return -1;
-                *arr = p;
-                *cap = ncap;
-        }
+        CURL **p = lb_grow(*arr, cap, *cnt + 1, sizeof(*p), 16);
+        if (!p)
+                return -1;
+        *arr = p;
         (*arr)[(*cnt)++] = h;
         return 0;
 }

@@ -1,0 +1,21 @@
+/*
+ * grow.h: growing an array by doubling, the one way the bridge's tables,
+ * lists and buffers make room. Pure.
+ */
+#ifndef LB_GROW_H
+#define LB_GROW_H
+
+#include <stddef.h>
+
+/**
+ * @brief Makes room for at least need elements of size bytes in arr, whose
+ *        room is *cap elements: unchanged when it has it, else reallocated
+ *        to first elements (an empty array) or twice its room, doubled
+ *        again until need fits.
+ * @returns the array (moved or not) with *cap its new room; NULL when out
+ *          of memory or when the room would not fit in a size_t, with arr
+ *          and *cap untouched (arr still owned by the caller). need >= 1.
+ */
+void *lb_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first);
+
+#endif
