@@ -509,12 +509,18 @@ static int fits(const lb_batcher_t *b, const lb_batch_t *batch,
 }
 
 /* Moves u into the batch with its queued actions that fit, from the head.
- * @returns 0 (u untouched) if its first action does not fit: the request
- *          is full. */
+ * The first action of an empty batch always goes: it fitted when it was
+ * queued (lb_batcher_add), so only a longer client key since
+ * (lb_batcher_set_overhead) makes it not fit now. Refused, it would be
+ * refused on every turn, an empty request each time, and hold up every
+ * user due after it; taken, its request exceeds the byte cap by that
+ * growth, with nothing else in it.
+ * @returns 0 (u untouched) if its first action does not fit a batch that
+ *          has actions: the request is full. */
 static int take(lb_batcher_t *b, lb_batch_t *batch, lb_user_t *u)
 {
         lb_action_t *a = u->head;
-        if (!fits(b, batch, a))
+        if (batch->n && !fits(b, batch, a))
                 return 0;
         ready_remove(b, u);
         u->busy = 1;

@@ -571,6 +571,37 @@ static void test_budget_per_app(void **state)
         lb_batcher_destroy(b, lb_action_destroy);
 }
 
+/* A longer client key (lb_batcher_set_overhead, on an apps reload) after
+ * an action was queued near the byte cap: the action goes alone, over the
+ * cap by the growth, rather than never. Refused, it came back as an empty
+ * batch every turn (sent as "data":[] forever) and held up every user due
+ * after it. */
+static void test_overhead_grows_after_queued(void **state)
+{
+        (void)state;
+        const size_t ov[1] = {100};
+        lb_batcher_t *b = mkb(1, ov, 50, 500, 1024, 0, 1000);
+        add(b, 0, "X", 0, 900, 0);
+        add(b, 0, "Y", 10, 10, 0);
+        lb_batcher_set_overhead(b, 0, 200);
+        lim.ov[0] = 200;
+        lim.bytes = 1024 + 100; /* the growth, for X alone */
+        lb_batch_t *bt = due(b, 1000);
+        assert_string_equal(users_of(bt), "X");
+        assert_int_equal(bt->n, 1);
+        assert_int_equal(bt->bytes, 200 + 900);
+        finish(b, bt);
+        /* What was queued with room to spare goes within the cap. */
+        add(b, 0, "Z", 10, 814, 0);
+        lim.bytes = 1024;
+        bt = due(b, 1010);
+        assert_string_equal(users_of(bt), "Y,Z");
+        assert_int_equal(bt->bytes, 200 + 10 + 814);
+        finish(b, bt);
+        assert_int_equal(lb_batcher_pending(b), 0);
+        lb_batcher_destroy(b, lb_action_destroy);
+}
+
 static void test_due_waits_for_deadline(void **state)
 {
         (void)state;
@@ -2356,6 +2387,7 @@ int main(void)
             cmocka_unit_test(test_close_waits_for_busy_user),
             cmocka_unit_test(test_close_linger_from_write),
             cmocka_unit_test(test_budget_per_app),
+            cmocka_unit_test(test_overhead_grows_after_queued),
             cmocka_unit_test(test_property_with_capacity),
             cmocka_unit_test(test_property_limited_inflight),
             cmocka_unit_test(test_window_one_user_sent_once),
