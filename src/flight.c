@@ -144,12 +144,14 @@ void lb_flight_resolved(lb_flight_t *f)
 
 int lb_flight_split(lb_flight_t *f)
 {
-        size_t lo, hi;
+        size_t lo, hi, cnt = f->range_cnt;
         if (reserve(f, f->range_cnt + 2))
                 return -1;
         compact(f);
-        if (!lb_flight_range(f, &lo, &hi) || hi - lo < 2)
-                return 0; /* emptied (popped), or one left: sent again */
+        /* Emptied (popped): the next range was never sent, it goes on as
+         * it is. One left: sent again. */
+        if (f->range_cnt != cnt || !lb_flight_range(f, &lo, &hi) || hi - lo < 2)
+                return 0;
         size_t mid = lo + (hi - lo) / 2;
         f->range_cnt -= 2;
         push(f, mid, hi); /* the second half below the first: in order */

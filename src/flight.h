@@ -91,7 +91,8 @@ void lb_flight_resolved(lb_flight_t *f);
  * @brief Replaces the current range by its halves, the first half current,
  *        the second next, after closing the gaps of given-up actions (a
  *        range left with one action stays, to be sent again; an emptied one
- *        is popped).
+ *        is popped and the next range goes on whole, never having been
+ *        sent).
  * @returns 0, or -1 on allocation failure (the flight is unchanged).
  */
 int lb_flight_split(lb_flight_t *f);

@@ -188,6 +188,11 @@ static int odd(const lb_action_t *a)
         return a->offset % 2;
 }
 
+static int below_3(const lb_action_t *a)
+{
+        return a->offset < 3;
+}
+
 static int every(const lb_action_t *a)
 {
         (void)a;
@@ -281,6 +286,33 @@ static void test_give_up_then_retry_or_split(void **state)
         lb_flight_clear(&f);
 }
 
+/* A half answered 403 after every action in it was given up on the wire:
+ * the next half goes on whole, as it is; it was never sent, and nothing
+ * says the API would refuse it (split, it cost a request and a billed user
+ * each more). */
+static void test_split_of_emptied_half(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        unsigned dropped = 0;
+        start(&f, 6);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f);
+        assert_int_equal(lb_flight_split(&f), 0); /* [0,3) then [3,6) */
+        lb_flight_sent(&f);
+        assert_int_equal(lb_flight_give_up(&f, below_3, count_drop, &dropped),
+                         3);
+        lb_flight_answered(&f);
+        assert_int_equal(lb_flight_split(&f), 0); /* its 403 */
+        expect_range(&f, 3, 6);
+        assert_int_equal(f.range_cnt, 2);
+        assert_int_equal(f.attempt, 0);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_SEND);
+        assert_int_equal(resolve(&f), 0x38);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
+        lb_flight_clear(&f);
+}
+
 static void test_attempts_per_range(void **state)
 {
         (void)state;
@@ -331,6 +363,7 @@ int main(void)
             cmocka_unit_test(test_hasten_shortens_a_wait_only),
             cmocka_unit_test(test_give_up_while_sending),
             cmocka_unit_test(test_give_up_then_retry_or_split),
+            cmocka_unit_test(test_split_of_emptied_half),
             cmocka_unit_test(test_attempts_per_range),
             cmocka_unit_test(test_abandon),
         };
