@@ -662,6 +662,21 @@ int lb_kafka_in_cooperative(const lb_kafka_in_t *in)
         return !strcmp(rd_kafka_rebalance_protocol(in->rk), "COOPERATIVE");
 }
 
+/* Named in a commit that waits, and never called: its result comes as an
+ * event on the commit's own queue. A commit that names no callback of its
+ * own also has its result posted to the configured one (commit_cb) in
+ * librdkafka 2.0.2 (rd_kafka_cgrp_propagate_commit_result), where it would
+ * be counted, and warned about, a second time. */
+static void waited_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets,
+                             void *opaque)
+{
+        (void)rk;
+        (void)err;
+        (void)offsets;
+        (void)opaque;
+}
+
 rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in,
                                        rd_kafka_topic_partition_list_t *offsets,
                                        int async)
@@ -680,7 +695,7 @@ rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in,
         if (!q)
                 return RD_KAFKA_RESP_ERR__CRIT_SYS_RESOURCE;
         rd_kafka_resp_err_t err =
-            rd_kafka_commit_queue(in->rk, offsets, q, NULL, NULL);
+            rd_kafka_commit_queue(in->rk, offsets, q, waited_commit_cb, NULL);
         rd_kafka_event_t *ev =
             err ? NULL : rd_kafka_queue_poll(q, LB_COMMIT_WAIT_MS);
         if (!err && !ev)

@@ -34,7 +34,7 @@
 #define MSGS  2000
 
 typedef struct {
-        int assigned, read, unread, revoking, at_once;
+        int assigned, read, unread, revoking, at_once, commits;
         uint64_t assign_tag;
         int64_t committed; /* the offset read for partition 0 */
         char metadata[64];
@@ -91,6 +91,14 @@ static void on_revoking(void *opaque,
         (void)tag;
         s->revoking++;
         s->at_once += at_once;
+}
+
+static void on_committed(void *opaque, rd_kafka_resp_err_t err,
+                         const rd_kafka_topic_partition_list_t *offsets)
+{
+        seen_t *s = opaque;
+        assert_int_equal(err, 0);
+        s->commits += offsets->cnt;
 }
 
 static rd_kafka_mock_cluster_t *cluster(rd_kafka_t **host)
@@ -171,7 +179,8 @@ static lb_kafka_in_t *consumer_with(
         lb_kafka_in_cbs_t cbs = {.opaque = s,
                                  .assigned = on_assigned,
                                  .committed_read = read,
-                                 .revoking = on_revoking};
+                                 .revoking = on_revoking,
+                                 .committed = on_committed};
         if (extra) {
                 char key[128];
                 const char *eq = strchr(extra, '=');
@@ -344,6 +353,38 @@ static void test_read_unanswered_fatal(void **state)
 
 /* Leaving the group with a prefetch still queued: no abort, and the close's
  * revocation is answered at once. */
+/* A commit that waits returns its result to its caller only; one that
+ * does not wait gives it to the committed callback, once. (librdkafka 2.0.2
+ * also posts a waited commit's result to the configured commit callback
+ * when the request names none: every such commit was counted twice.) */
+static void test_commit_results_once(void **state)
+{
+        (void)state;
+        rd_kafka_t *host;
+        rd_kafka_mock_cluster_t *mc = cluster(&host);
+        const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
+        produce(bs, 20);
+        seen_t s = {.committed = -2};
+        lb_kafka_in_t *in = consumer(bs, "g5", &s);
+        poll_for(in, 15000, was_read, &s, 1);
+        assert_int_equal(poll_for(in, 3000, NULL, &s, 1), 20);
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, TOPIC, 0)->offset = 5;
+        assert_int_equal(lb_kafka_in_commit(in, l, 0), 0);
+        assert_int_equal(l->elems[0].err, 0);
+        poll_for(in, 2000, NULL, &s, 1);
+        assert_int_equal(s.commits, 0);
+        l->elems[0].offset = 7;
+        assert_int_equal(lb_kafka_in_commit(in, l, 1), 0);
+        poll_for(in, 2000, NULL, &s, 1);
+        assert_int_equal(s.commits, 1);
+        rd_kafka_topic_partition_list_destroy(l);
+        lb_kafka_in_destroy(in);
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(host);
+}
+
 static void test_close_with_prefetch(void **state)
 {
         (void)state;
@@ -462,6 +503,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_paused_until_read),
             cmocka_unit_test(test_close_with_prefetch),
+            cmocka_unit_test(test_commit_results_once),
             cmocka_unit_test(test_read_outlasts_lookup),
             cmocka_unit_test(test_read_answered_late),
             cmocka_unit_test(test_read_unanswered_fatal),
