@@ -76,9 +76,12 @@ static uint64_t map_hash(const char *s, size_t n)
 }
 
 /* Adds e's committable offset, with the map of the done offsets above it,
- * to l when either changed since e's last commit. */
+ * to l: when either changed since e's last commit, and always when waited
+ * (at a revocation, at shutdown: the last commit this instance makes of
+ * the partition, while one sent earlier without waiting may still be on
+ * its way, to fail where nothing retries it). */
 void lb_commits_add_to(lb_bridge_t *b, lb_assigned_t *e,
-                       rd_kafka_topic_partition_list_t *l)
+                       rd_kafka_topic_partition_list_t *l, int waited)
 {
         int64_t off = lb_partition_committable(e->p);
         size_t len = 0;
@@ -95,7 +98,7 @@ void lb_commits_add_to(lb_bridge_t *b, lb_assigned_t *e,
                 truncated |= n > w;
         }
         uint64_t h = map_hash(b->map, len);
-        if (off == e->committed && h == e->committed_map)
+        if (!waited && off == e->committed && h == e->committed_map)
                 return;
         rd_kafka_topic_partition_t *t = rd_kafka_topic_partition_list_add(
             l, lb_partition_topic(e->p), lb_partition_id(e->p));
@@ -167,14 +170,14 @@ void lb_commits_send(lb_bridge_t *b, rd_kafka_topic_partition_list_t *l,
                 lb_commits_on_committed(b, err, l);
 }
 
-/* Commits every assigned partition whose offset or map changed: every
+/* Commits the assigned partitions (lb_commits_add_to): every
  * auto.commit.interval.ms without waiting, and at the end waiting. */
 void lb_commits_all(lb_bridge_t *b, int async)
 {
         rd_kafka_topic_partition_list_t *l =
             rd_kafka_topic_partition_list_new((int)b->assigned_cnt + 1);
         for (size_t i = 0; i < b->assigned_cnt; i++)
-                lb_commits_add_to(b, &b->assigned[i], l);
+                lb_commits_add_to(b, &b->assigned[i], l, !async);
         lb_commits_send(b, l, async);
         rd_kafka_topic_partition_list_destroy(l);
 }

@@ -141,7 +141,7 @@ static size_t release_partitions(lb_bridge_t *b, const lb_revocation_t *r)
                 dropped +=
                     lb_batcher_abandon(b->batcher, e->p, lb_action_drop, b);
                 if (!r->lost)
-                        lb_commits_add_to(b, e, l);
+                        lb_commits_add_to(b, e, l, 1);
         }
         lb_commits_send(b, l, 0);
         rd_kafka_topic_partition_list_destroy(l);

@@ -192,13 +192,14 @@ lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
 /* Removes e from the table (its tracker is revoked). */
 void lb_commits_remove(lb_bridge_t *b, lb_assigned_t *e);
 /* Adds e's committable offset and map to l when changed since its last
- * commit. */
+ * commit, or always when waited. */
 void lb_commits_add_to(lb_bridge_t *b, lb_assigned_t *e,
-                       rd_kafka_topic_partition_list_t *l);
+                       rd_kafka_topic_partition_list_t *l, int waited);
 /* Commits l: async, or waiting (bounded, LB_COMMIT_WAIT_MS). */
 void lb_commits_send(lb_bridge_t *b, rd_kafka_topic_partition_list_t *l,
                      int async);
-/* Commits every partition whose offset or map changed. */
+/* Commits every partition whose offset or map changed (every one when
+ * waiting). */
 void lb_commits_all(lb_bridge_t *b, int async);
 /* Every auto.commit.interval.ms. */
 void lb_commits_due(lb_bridge_t *b, int64_t now);

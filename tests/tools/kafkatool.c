@@ -97,7 +97,8 @@ static void create_topic(rd_kafka_mock_cluster_t *mc, const char *spec)
  * "fetch-errors N [ERR]" (the next N requests fail with the broker error
  * code ERR, default NOT_LEADER_FOR_PARTITION),
  * "broker-down ID", "broker-up ID", "rtt ID MS", "leader TOPIC PART ID",
- * "coordinator GROUP ID". */
+ * "coordinator GROUP ID", "late API N MS [ERR]" (broker 1's next N answers
+ * to API key API come MS late, with broker error code ERR, default none). */
 static void mock_command(rd_kafka_mock_cluster_t *mc, char *line)
 {
         char cmd[64], name[256];
@@ -112,13 +113,13 @@ static void mock_command(rd_kafka_mock_cluster_t *mc, char *line)
                 fprintf(stderr, "kafkatool: mock: %s", line);
                 return;
         }
-        int c = 0;
-        if (sscanf(line, "late %d %d %d", &a, &b, &c) == 3) {
-                /* broker 1's next b answers to API key a come c ms late */
+        int c = 0, err = 0;
+        if (sscanf(line, "late %d %d %d %d", &a, &b, &c, &err) >= 3) {
+                /* broker 1's next b answers to API key a come c ms late,
+                 * with error code err (default none) */
                 for (int i = 0; i < b; i++)
                         rd_kafka_mock_broker_push_request_error_rtts(
-                            mc, 1, (int16_t)a, 1, RD_KAFKA_RESP_ERR_NO_ERROR,
-                            c);
+                            mc, 1, (int16_t)a, 1, (rd_kafka_resp_err_t)err, c);
                 fprintf(stderr, "kafkatool: mock: %s", line);
                 return;
         }
