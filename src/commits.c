@@ -86,7 +86,10 @@ void lb_commits_add_to(lb_bridge_t *b, lb_assigned_t *e,
         int64_t off = lb_partition_committable(e->p);
         size_t len = 0;
         int truncated = 0;
-        if (off < 0)
+        /* A partition being revoked as lost is never committed: its new
+         * owner may be ahead. The periodic commit may run in the turn
+         * that learns of the loss, before the revocation releases it. */
+        if (off < 0 || (e->revoking && b->revocation.lost))
                 return;
         if (b->map_room.room > 0) {
                 size_t n =
