@@ -206,16 +206,24 @@ static void count_drop(lb_action_t *a, void *opaque)
         *dropped |= 1u << a->offset;
 }
 
+/* A flight over n actions whose first attempt was answered 403: split in
+ * halves, [0, n/2) then [n/2, n), the first half on the wire. */
+static void first_half_sent(lb_flight_t *f, size_t n)
+{
+        start(f, n);
+        lb_flight_sent(f);
+        lb_flight_answered(f);
+        assert_int_equal(lb_flight_split(f), 0);
+        expect_range(f, 0, n / 2);
+        lb_flight_sent(f);
+}
+
 static void test_give_up_while_sending(void **state)
 {
         (void)state;
         lb_flight_t f;
         unsigned dropped = 0;
-        start(&f, 8);
-        lb_flight_sent(&f);
-        lb_flight_answered(&f);
-        assert_int_equal(lb_flight_split(&f), 0); /* [0,4) then [4,8) */
-        lb_flight_sent(&f);
+        first_half_sent(&f, 8);
         assert_int_equal(lb_flight_give_up(&f, odd, count_drop, &dropped), 4);
         assert_int_equal(dropped, 0xaa);
         /* The running range keeps its positions (its answer matches by
@@ -295,11 +303,7 @@ static void test_split_of_emptied_half(void **state)
         (void)state;
         lb_flight_t f;
         unsigned dropped = 0;
-        start(&f, 6);
-        lb_flight_sent(&f);
-        lb_flight_answered(&f);
-        assert_int_equal(lb_flight_split(&f), 0); /* [0,3) then [3,6) */
-        lb_flight_sent(&f);
+        first_half_sent(&f, 6);
         assert_int_equal(lb_flight_give_up(&f, below_3, count_drop, &dropped),
                          3);
         lb_flight_answered(&f);
