@@ -39,6 +39,7 @@ struct lb_kafka_in_s {
         int commit_interval_ms;
         int read_timeout_ms;
         int closing;     /* a revocation is answered on return */
+        int cooperative; /* the group's protocol, as last named */
         int in_callback; /* callbacks running (nested polls are bugs) */
         uint64_t reentries;
         lb_rebalance_t rb;
@@ -657,9 +658,16 @@ void lb_kafka_in_seek(lb_kafka_in_t *in, const char *topic, int32_t partition,
         rd_kafka_topic_partition_list_destroy(l);
 }
 
-int lb_kafka_in_cooperative(const lb_kafka_in_t *in)
+/* librdkafka answers NULL when its group cannot be asked any more (it is
+ * terminating: a revocation served while the consumer closes, after the
+ * broker forgot the member). The partitions let go of then were assigned
+ * under the protocol it last named. */
+int lb_kafka_in_cooperative(lb_kafka_in_t *in)
 {
-        return !strcmp(rd_kafka_rebalance_protocol(in->rk), "COOPERATIVE");
+        const char *protocol = rd_kafka_rebalance_protocol(in->rk);
+        if (protocol)
+                in->cooperative = !strcmp(protocol, "COOPERATIVE");
+        return in->cooperative;
 }
 
 /* Named in a commit that waits, and never called: its result comes as an

@@ -132,8 +132,9 @@ int64_t lb_kafka_in_log_end(lb_kafka_in_t *in, const char *topic,
 void lb_kafka_in_seek(lb_kafka_in_t *in, const char *topic, int32_t partition,
                       int64_t offset);
 
-/** @returns nonzero when the group uses the cooperative protocol. */
-int lb_kafka_in_cooperative(const lb_kafka_in_t *in);
+/** @returns nonzero when the group uses the cooperative protocol (as
+ *           librdkafka last named it, when it cannot be asked any more). */
+int lb_kafka_in_cooperative(lb_kafka_in_t *in);
 
 /* The longest a waited-for commit waits (at revocation and shutdown):
  * part of the exit bound's margin. */
