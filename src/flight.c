@@ -75,10 +75,12 @@ void lb_flight_sent(lb_flight_t *f)
 
 /* Closes the gaps of cleared slots in every range not being sent, keeping
  * the order, and removes emptied ranges. A new current range starts its
- * attempts from zero. */
-static void compact(lb_flight_t *f)
+ * attempts from zero. @returns 1 when the current range was emptied (the
+ * next one, never sent, is current now), else 0. */
+static int compact(lb_flight_t *f)
 {
         size_t w = 0, top = f->range_cnt;
+        int emptied = 0;
         for (size_t r = 0; r < f->range_cnt; r += 2) {
                 size_t lo = f->ranges[r], hi = f->ranges[r + 1];
                 if (!(f->sending && r + 2 == f->range_cnt)) {
@@ -94,8 +96,10 @@ static void compact(lb_flight_t *f)
                                 f->acts[i] = NULL;
                         hi = k;
                         if (hi == lo) {
-                                if (r + 2 == top)
+                                if (r + 2 == top) {
                                         f->attempt = 0;
+                                        emptied = 1;
+                                }
                                 continue;
                         }
                 }
@@ -103,6 +107,7 @@ static void compact(lb_flight_t *f)
                 f->ranges[w++] = hi;
         }
         f->range_cnt = w;
+        return emptied;
 }
 
 void lb_flight_answered(lb_flight_t *f)
@@ -144,13 +149,12 @@ void lb_flight_resolved(lb_flight_t *f)
 
 int lb_flight_split(lb_flight_t *f)
 {
-        size_t lo, hi, cnt = f->range_cnt;
+        size_t lo, hi;
         if (reserve(f, f->range_cnt + 2))
                 return -1;
-        compact(f);
         /* Emptied (popped): the next range was never sent, it goes on as
          * it is. One left: sent again. */
-        if (f->range_cnt != cnt || !lb_flight_range(f, &lo, &hi) || hi - lo < 2)
+        if (compact(f) || !lb_flight_range(f, &lo, &hi) || hi - lo < 2)
                 return 0;
         size_t mid = lo + (hi - lo) / 2;
         f->range_cnt -= 2;
@@ -162,9 +166,7 @@ int lb_flight_split(lb_flight_t *f)
 
 void lb_flight_retry_at(lb_flight_t *f, int64_t due_ms)
 {
-        size_t cnt = f->range_cnt;
-        compact(f);
-        if (f->range_cnt == cnt) /* else it was emptied: the next goes on */
+        if (!compact(f)) /* else it was emptied: the next goes on */
                 f->due_ms = due_ms;
 }
 
