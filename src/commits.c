@@ -51,8 +51,12 @@ lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
         if (!p)
                 return NULL;
         lb_assigned_t *e = &b->assigned[b->assigned_cnt++];
-        *e = (lb_assigned_t){
-            .p = p, .committed = -1, .tag = tag, .start = -1, .first = -1};
+        *e = (lb_assigned_t){.p = p,
+                             .committed = -1,
+                             .tag = tag,
+                             .start = -1,
+                             .resumed = -1,
+                             .first = -1};
         lb_skip_init(&e->skip);
         atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
         return e;

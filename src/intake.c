@@ -100,34 +100,61 @@ static void take_action(lb_bridge_t *b, lb_action_t *a)
         }
 }
 
-/* The first messages of a partition after its assignment: when they come
- * past the group's committed offset and the log now starts past it too,
- * retention deleted events the group never consumed. The bridge cannot
- * bring them back; the operator must hear of it from it, not from users.
- * The log start is librdkafka's last seen (fetches, statistics): until it
- * is known, the next message checks again. */
+/* The first messages of a partition after its assignment, or after a
+ * jump in its offsets: when they come past the group's committed offset
+ * (or the one after the last consumed) and the log now starts past it
+ * too, retention deleted events the group never consumed. The bridge
+ * cannot bring them back; the operator must hear of it from it, not from
+ * users. The log start is librdkafka's last seen (fetches, statistics):
+ * until it is known, the next message checks again. */
 static void check_retention(lb_bridge_t *b, lb_assigned_t *e, const char *topic,
                             const rd_kafka_message_t *m)
 {
-        if (e->first <= e->start) {
+        if (e->resumed < 0)
+                e->resumed = m->offset;
+        if (e->resumed <= e->start) {
                 e->start = -1;
                 return;
         }
         int64_t log_start = lb_kafka_in_log_start(b->in, topic, m->partition);
         if (log_start < 0)
                 return;
-        int64_t committed = e->start;
+        int64_t from = e->start;
         e->start = -1;
-        int64_t lost = lb_retention_lost(committed, e->first, log_start);
+        int64_t lost = lb_retention_lost(from, e->resumed, log_start);
         if (!lost)
                 return;
         atomic_fetch_add(&b->metrics.events_lost_retention, (uint64_t)lost);
-        lb_error("consumer",
-                 "%s[%d]: %" PRId64 " event(s) lost to retention: the group "
-                 "committed offset %" PRId64 " but the log now starts at "
-                 "%" PRId64 "; they were deleted before being consumed "
-                 "(raise the topic's retention or the bridge's capacity)",
-                 topic, m->partition, lost, committed, log_start);
+        if (e->fell_behind)
+                lb_error("consumer",
+                         "%s[%d]: %" PRId64 " event(s) lost to retention: "
+                         "offsets %" PRId64 "..%" PRId64 " were deleted "
+                         "before the bridge consumed them (the log now "
+                         "starts at %" PRId64 "; raise the topic's retention "
+                         "or the bridge's capacity)",
+                         topic, m->partition, lost, from, from + lost - 1,
+                         log_start);
+        else
+                lb_error("consumer",
+                         "%s[%d]: %" PRId64 " event(s) lost to retention: "
+                         "the group committed offset %" PRId64 " but the log "
+                         "now starts at %" PRId64 "; they were deleted before "
+                         "being consumed (raise the topic's retention or the "
+                         "bridge's capacity)",
+                         topic, m->partition, lost, from, log_start);
+}
+
+/* A message that jumps past the offset after the last consumed (next):
+ * retention may have overtaken the consumer (librdkafka then resets its
+ * fetch, by auto.offset.reset, and logs a warning), or the gap is one of
+ * compaction or transaction markers: check_retention tells. */
+static void note_jump(lb_assigned_t *e, int64_t next, int64_t offset)
+{
+        if (next < 0 || offset <= next || e->start >= 0)
+                return;
+        e->start = next;
+        e->resumed = offset;
+        e->fell_behind = 1;
 }
 
 /* Whether m's offset is to be taken in its partition e: not being
@@ -192,8 +219,10 @@ static void handle_message(lb_bridge_t *b, lb_assigned_t *e,
                            rd_kafka_message_t *m)
 {
         const char *topic = lb_partition_topic(e->p);
+        int64_t next = lb_partition_next(e->p);
         if (!track(b, e, m))
                 return;
+        note_jump(e, next, m->offset);
         if (e->start >= 0)
                 check_retention(b, e, topic, m);
         atomic_fetch_add(&b->metrics.events_consumed, 1);

@@ -52,10 +52,15 @@ typedef struct {
         uint64_t tag;           /* the rebalance that assigned it */
         lb_skip_t skip;         /* crossing an unreadable batch (skip.h) */
         char *skip_error;       /* ... and the consumer's error for it */
-        /* the group's committed offset when assigned here, until the
-         * messages after it are checked against the log start; -1: nothing
-         * to check. first: the first offset consumed since (-1: none). */
-        int64_t start, first;
+        /* Where events may have been lost to retention, until checked
+         * against the log start (-1: nothing to check): from start, the
+         * group's committed offset when assigned here or, when a message
+         * jumps past the one after the last consumed (librdkafka reset a
+         * fetch that retention overtook: fell_behind), that one; to
+         * resumed, the first offset consumed past it (-1: none yet).
+         * first: the first offset consumed since assigned (-1: none). */
+        int64_t start, resumed, first;
+        int fell_behind;
 } lb_assigned_t;
 
 /* The loop's state. Running: consuming and sending. Draining (SIGTERM):

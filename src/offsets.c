@@ -181,6 +181,11 @@ int64_t lb_partition_committable(const lb_partition_t *p)
 {
         if (p->len > 0)
                 return entry_offset(*entry_at(p, 0));
+        return lb_partition_next(p);
+}
+
+int64_t lb_partition_next(const lb_partition_t *p)
+{
         return p->last < 0 ? -1 : p->last + 1;
 }
 

@@ -50,6 +50,10 @@ int lb_partition_done(lb_partition_t *p, int64_t offset);
  *           was ever tracked. */
 int64_t lb_partition_committable(const lb_partition_t *p);
 
+/** @returns the offset after the last tracked, or -1 if nothing was ever
+ *           tracked. */
+int64_t lb_partition_next(const lb_partition_t *p);
+
 /** @returns tracked offsets not yet done. */
 size_t lb_partition_outstanding(const lb_partition_t *p);
 

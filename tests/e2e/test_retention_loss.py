@@ -7,7 +7,13 @@ partition, the count and the offsets, and
 leanbridge_events_lost_to_retention_total counts 30 (the alert
 LeanbridgeEventsLostToRetention fires on it); events 40..99 are delivered.
 A group whose committed offset is past the deleted part (offset 60) reports
-nothing. Skips (77) without a broker, unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
+nothing. And retention can overtake a bridge that holds the partition: it
+has taken the first events of another topic and paused (pending.max.actions,
+a slow API) when the records before offset 60 are deleted; librdkafka then
+resets its fetch to the new log start, and the bridge counts the offsets
+it jumped over that the log no longer has (60 less those it took), names
+them in an error, and delivers everything else. Skips (77) without a
+broker, unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
 import os
 import subprocess
 import sys
@@ -21,8 +27,8 @@ import kafka_broker as kb  # noqa: E402
 TOPIC, DLQ, N = "ret.events", "ret.dlq", 100
 
 
-def lose(broker, group, commit, before):
-    p = subprocess.run([h.KAFKATOOL, "lose", "-b", broker.bootstrap, "-t", TOPIC, "-g", group,
+def lose(broker, group, commit, before, topic=TOPIC):
+    p = subprocess.run([h.KAFKATOOL, "lose", "-b", broker.bootstrap, "-t", topic, "-g", group,
                         "-p", "0", "-c", str(commit), "-o", str(before)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     h.check(p.returncode == 0, f"lb-kafkatool lose: {p.stderr.decode()[-1000:]}")
@@ -42,6 +48,39 @@ def run(broker, wd, group, events):
     got = {a["action"]["eid"] for a in sandbox.actions()}
     sandbox.stop()
     return lost, log, got
+
+
+def fell_behind(broker, wd):
+    """Records deleted past the fetch position of the partition's owner."""
+    topic, n, cut = "ret.behind", 100, 60
+    broker.create_topic(topic, 1)
+    lines, events = h.make_events(n, users=20, seed=10)
+    h.produce(broker.bootstrap, topic, lines)
+    sandbox = h.Sandbox(h.APPS, wd, extra=["--delay-ms", "4000"], name="sandbox-fell-behind")
+    port = h.free_port()
+    bridge = h.Bridge(wd, h.bridge_settings(
+        broker.bootstrap, sandbox, topic, DLQ, group="fell-behind",
+        metrics_listen=f"127.0.0.1:{port}", batch_max_actions=10, pending_max_actions=10,
+        api_timeout_ms=30000), name="bridge-fell-behind")
+    h.wait_for(lambda: h.metric(port, "leanbridge_partitions_paused") == 1, 60,
+               "the bridge paused at pending.max.actions")
+    lose(broker, "ret.bystander", 0, cut, topic=topic)
+    h.wait_for(lambda: h.all_committed(broker.bootstrap, "fell-behind", topic), 180,
+               "fell-behind: committed to the end")
+    lost = int(h.metric(port, "leanbridge_events_lost_to_retention_total"))
+    log = bridge.log_text()
+    h.check(bridge.stop() == 0, "fell-behind: bridge exit code")
+    got = {a["action"]["eid"] for a in sandbox.actions()}
+    sandbox.stop()
+    taken = cut - lost
+    h.log(f"fell behind: took {taken}, lost {lost}; " + next(
+        (ln for ln in log.splitlines() if "lost to retention" in ln), "no error line"))
+    h.check(0 < taken < cut, f"lost {lost}: the bridge took {taken} before the deletion")
+    h.check(got == {e["eid"] for e in events[:taken] + events[cut:]},
+            f"delivered {len(got)} events, want offsets 0..{taken - 1} and {cut}..{n - 1}")
+    h.check(f"{topic}[0]: {lost} event(s) lost to retention: offsets {taken}..{cut - 1} "
+            "were deleted before the bridge consumed them" in log,
+            "no error line naming the partition, the count and the offsets")
 
 
 def main():
@@ -67,6 +106,7 @@ def main():
         h.check(lost == 0 and "lost to retention" not in log,
                 f"a group past the deleted records reported {lost} lost")
         h.check(got == {e["eid"] for e in events[60:]}, "ahead: offsets 60..99 delivered")
+        fell_behind(broker, wd)
     print("1 passed, 0 failed")
 
 

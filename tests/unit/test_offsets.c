@@ -35,6 +35,7 @@ static void test_new(void **state)
         assert_string_equal(lb_partition_topic(p), "events");
         assert_int_equal(lb_partition_id(p), 7);
         assert_int_equal(lb_partition_committable(p), -1);
+        assert_int_equal(lb_partition_next(p), -1);
         assert_int_equal(lb_partition_outstanding(p), 0);
         assert_int_equal(lb_partition_revoked(p), 0);
         /* Nothing tracked: any done() is for an unknown offset. */
@@ -112,7 +113,9 @@ static void test_gaps(void **state)
         lb_partition_t *p = lb_partition_new("t", 0);
         assert_int_equal(lb_partition_track(p, 10), 0);
         assert_int_equal(lb_partition_track(p, 12), 0);
+        assert_int_equal(lb_partition_next(p), 13); /* 15 jumps past it */
         assert_int_equal(lb_partition_track(p, 15), 0);
+        assert_int_equal(lb_partition_next(p), 16);
         assert_int_equal(lb_partition_committable(p), 10);
         assert_int_equal(lb_partition_done(p, 11), -1); /* a hole */
         assert_int_equal(lb_partition_done(p, 12), 0);
@@ -125,6 +128,10 @@ static void test_gaps(void **state)
         assert_int_equal(lb_partition_committable(p), 40);
         assert_int_equal(lb_partition_done(p, 40), 1);
         assert_int_equal(lb_partition_committable(p), 41);
+        /* Done or not, the next offset is the one after the last tracked. */
+        assert_int_equal(lb_partition_next(p), 41);
+        assert_int_equal(lb_partition_track(p, 39), 1);
+        assert_int_equal(lb_partition_next(p), 41);
         lb_partition_unref(p);
 }
 
