@@ -56,7 +56,8 @@ lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
                              .tag = tag,
                              .start = -1,
                              .resumed = -1,
-                             .first = -1};
+                             .first = -1,
+                             .sought = -1};
         lb_skip_init(&e->skip);
         atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
         return e;

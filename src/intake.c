@@ -144,12 +144,16 @@ static void check_retention(lb_bridge_t *b, lb_assigned_t *e, const char *topic,
                          topic, m->partition, lost, from, log_start);
 }
 
-/* A message that jumps past the offset after the last consumed (next):
- * retention may have overtaken the consumer (librdkafka then resets its
- * fetch, by auto.offset.reset, and logs a warning), or the gap is one of
- * compaction or transaction markers: check_retention tells. */
+/* A message that jumps past the offset expected (after the last consumed,
+ * or where the bridge's own seek resumed the partition): retention may
+ * have overtaken the consumer (librdkafka then resets its fetch, by
+ * auto.offset.reset, and logs a warning), or the gap is one of compaction
+ * or transaction markers: check_retention tells. */
 static void note_jump(lb_assigned_t *e, int64_t next, int64_t offset)
 {
+        if (e->sought > next)
+                next = e->sought;
+        e->sought = -1;
         if (next < 0 || offset <= next || e->start >= 0)
                 return;
         e->start = next;
@@ -157,8 +161,9 @@ static void note_jump(lb_assigned_t *e, int64_t next, int64_t offset)
         e->fell_behind = 1;
 }
 
-/* Whether m's offset is to be taken in its partition e: not being
- * revoked, and after the last offset tracked (0 otherwise, said why). */
+/* Tracks m's offset in its partition e unless it is being revoked or the
+ * offset is not after the last tracked. @returns whether it was (0: said
+ * why). */
 static int track(lb_bridge_t *b, lb_assigned_t *e, const rd_kafka_message_t *m)
 {
         const char *topic = lb_partition_topic(e->p);
@@ -182,6 +187,22 @@ static int track(lb_bridge_t *b, lb_assigned_t *e, const rd_kafka_message_t *m)
         }
         if (e->first < 0)
                 e->first = m->offset; /* a map read later is not used */
+        return 1;
+}
+
+/* Whether m's offset is to be taken in its partition e: not being
+ * revoked, and after the last offset tracked (0 otherwise, said why).
+ * What it jumped over, and after an assignment what the group had
+ * committed, is checked against the log start (check_retention). */
+static int take_offset(lb_bridge_t *b, lb_assigned_t *e,
+                       const rd_kafka_message_t *m)
+{
+        int64_t next = lb_partition_next(e->p);
+        if (!track(b, e, m))
+                return 0;
+        note_jump(e, next, m->offset);
+        if (e->start >= 0)
+                check_retention(b, e, lb_partition_topic(e->p), m);
         return 1;
 }
 
@@ -218,13 +239,8 @@ static void count_in(lb_bridge_t *b, const lb_action_t *a)
 static void handle_message(lb_bridge_t *b, lb_assigned_t *e,
                            rd_kafka_message_t *m)
 {
-        const char *topic = lb_partition_topic(e->p);
-        int64_t next = lb_partition_next(e->p);
-        if (!track(b, e, m))
+        if (!take_offset(b, e, m))
                 return;
-        note_jump(e, next, m->offset);
-        if (e->start >= 0)
-                check_retention(b, e, topic, m);
         atomic_fetch_add(&b->metrics.events_consumed, 1);
         int64_t ts_ms = rd_kafka_message_timestamp(m, NULL);
         e->last_ts_ms = ts_ms;
@@ -295,6 +311,7 @@ static void cross(lb_bridge_t *b, lb_assigned_t *e, int64_t pos)
                 free(e->skip_error);
                 e->skip_error = NULL;
                 lb_skip_init(&e->skip);
+                e->sought = pos; /* the batch's offsets are no jump */
                 lb_action_t *a =
                     action_of(b, e, first, lb_loop_wall_ms(), NULL, 0, "", 0);
                 if (a) {
@@ -325,7 +342,7 @@ static void consumer_error(lb_bridge_t *b, rd_kafka_message_t *m,
                 cross(b, e, lb_skip_error(&e->skip, m->offset, end));
                 return;
         }
-        if (!track(b, e, m))
+        if (!take_offset(b, e, m))
                 return;
         lb_warn("consumer",
                 "%s[%d]@%" PRId64 " cannot be read (%s): finding where its "

@@ -58,8 +58,10 @@ typedef struct {
          * jumps past the one after the last consumed (librdkafka reset a
          * fetch that retention overtook: fell_behind), that one; to
          * resumed, the first offset consumed past it (-1: none yet).
-         * first: the first offset consumed since assigned (-1: none). */
-        int64_t start, resumed, first;
+         * first: the first offset consumed since assigned (-1: none).
+         * sought: where crossing an unreadable batch resumed it (-1:
+         * nowhere since the last message). */
+        int64_t start, resumed, first, sought;
         int fell_behind;
 } lb_assigned_t;
 

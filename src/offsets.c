@@ -257,7 +257,7 @@ int lb_partition_revoked(const lb_partition_t *p)
 
 int64_t lb_retention_lost(int64_t committed, int64_t first, int64_t log_start)
 {
-        if (first <= committed || log_start <= committed)
+        if (first <= committed || log_start <= committed || first < log_start)
                 return 0;
-        return (log_start < first ? log_start : first) - committed;
+        return log_start - committed;
 }

@@ -87,11 +87,14 @@ int lb_partition_revoked(const lb_partition_t *p);
 
 /**
  * @brief Events retention deleted before the group consumed them: the
- *        group committed `committed`, the first offset consumed since is
- *        `first` (past it), and the log now starts at log_start.
- * @returns how many, or 0 when none were (the gap past `committed` is one
+ *        group committed `committed` (or the consumer expected it next),
+ *        the first offset consumed since is `first` (past it), and the log
+ *        now starts at log_start.
+ * @returns how many, or 0 when none were: the gap past `committed` is one
  *          of compaction or transaction markers when the log still starts
- *          at or below it).
+ *          at or below it, and so is one whose `first` the log no longer
+ *          has (it was fetched before retention moved the start past it;
+ *          a fetch reset by retention starts at the log start).
  */
 int64_t lb_retention_lost(int64_t committed, int64_t first, int64_t log_start);
 
