@@ -58,6 +58,15 @@ static const kv_t consumer_forced[] = {
 static const kv_t producer_forced[] = {
     {"enable.idempotence", "true"},
     {"acks", "all"},
+    /* a dead letter is done when its success is reported */
+    {"delivery.report.only.error", "false"},
+};
+
+/* Properties the bridge cannot run with, and why: refused at startup. */
+static const kv_t refused[] = {
+    {"transactional.id",
+     "the dead-letter producer is not transactional: a transactional "
+     "producer refuses every record sent outside a transaction"},
 };
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
@@ -103,15 +112,20 @@ rd_kafka_conf_t *lb_kafka_conf_new(const lb_config_t *conf,
                 const lb_kafka_prop_t *p = &conf->kafka[i];
                 if (p->side != LB_KAFKA_BOTH && p->side != side)
                         continue;
-                if (rd_kafka_conf_set(kc, p->name, p->value, err,
-                                      sizeof(err)) != RD_KAFKA_CONF_OK) {
+                const char *why = NULL;
+                for (size_t r = 0; r < sizeof(refused) / sizeof(refused[0]);
+                     r++)
+                        if (!consumer && !strcmp(p->name, refused[r].name))
+                                why = refused[r].value;
+                if (why || rd_kafka_conf_set(kc, p->name, p->value, err,
+                                             sizeof(err)) != RD_KAFKA_CONF_OK) {
                         const char *prefix =
                             p->side == LB_KAFKA_CONSUMER   ? "kafka.consumer."
                             : p->side == LB_KAFKA_PRODUCER ? "kafka.producer."
                                                            : "kafka.";
                         snprintf(errstr, errstr_size,
                                  "invalid configuration key '%s%s': %s", prefix,
-                                 p->name, err);
+                                 p->name, why ? why : err);
                         goto fail;
                 }
         }

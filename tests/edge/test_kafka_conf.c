@@ -2,7 +2,8 @@
  * test_kafka_conf.c: the kafka.* -> rd_kafka_conf_t adapter
  * (src/kafka_conf.c): a user's properties reach the side they name, the
  * bridge's defaults can be overridden, the settings the delivery guarantee
- * depends on cannot, and librdkafka's refusal names the key as given.
+ * depends on cannot (a transactional dead-letter producer is refused), and
+ * librdkafka's refusal names the key as given.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -67,15 +68,11 @@ static void test_forced_producer_settings_win(void **state)
 {
         (void)state;
         static const char *const kv[] = {
-            "kafka.producer.enable.idempotence",
-            "false",
-            "kafka.producer.acks",
-            "1",
-            "kafka.producer.linger.ms",
-            "50",
-            "kafka.consumer.auto.commit.interval.ms",
-            "250",
-            NULL};
+            "kafka.producer.enable.idempotence", "false", "kafka.producer.acks",
+            "1", "kafka.producer.linger.ms", "50",
+            "kafka.consumer.auto.commit.interval.ms", "250",
+            /* no report of a success: a dead letter never acknowledged */
+            "kafka.producer.delivery.report.only.error", "true", NULL};
         lb_config_t *c = conf_with(kv);
         rd_kafka_conf_t *kc =
             lb_kafka_conf_new(c, LB_KAFKA_PRODUCER, err, sizeof(err));
@@ -84,8 +81,26 @@ static void test_forced_producer_settings_win(void **state)
         expect(kc, "acks", "-1"); /* all */
         expect(kc, "linger.ms", "50");
         expect(kc, "auto.commit.interval.ms", "5000"); /* consumer's only */
+        expect(kc, "delivery.report.only.error", "false");
         rd_kafka_conf_destroy(kc);
         lb_config_destroy(c);
+}
+
+/* A transactional producer refuses every record produced outside a
+ * transaction: each dead letter would be retried for ever. */
+static void test_transactional_producer_refused(void **state)
+{
+        (void)state;
+        static const char *const names[] = {"kafka.producer.transactional.id",
+                                            "kafka.transactional.id"};
+        for (size_t i = 0; i < 2; i++) {
+                const char *const kv[] = {names[i], "tx-1", NULL};
+                lb_config_t *c = conf_with(kv);
+                assert_null(
+                    lb_kafka_conf_new(c, LB_KAFKA_PRODUCER, err, sizeof(err)));
+                assert_non_null(strstr(err, names[i]));
+                lb_config_destroy(c);
+        }
 }
 
 static void test_refused_key_is_named(void **state)
@@ -109,6 +124,7 @@ int main(void)
             cmocka_unit_test(test_forced_consumer_settings_win),
             cmocka_unit_test(test_forced_producer_settings_win),
             cmocka_unit_test(test_refused_key_is_named),
+            cmocka_unit_test(test_transactional_producer_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
