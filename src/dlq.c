@@ -2,7 +2,8 @@
  * dlq.c: the dead-letter producer over librdkafka. Owns the header layout
  * (a contract: the original message's own headers, then
  * leanbridge.error.stage, .error.message, .error.http.status,
- * .source.topic, .source.partition, .source.offset, .app.id, .attempts,
+ * .source.topic, .source.partition, .source.offset, .source.timestamp,
+ * .app.id, .attempts,
  * and .value.truncated/.key.truncated on a record written cut because it
  * can never be written whole, which carries no original headers) and the
  * mapping of delivery reports back to actions, and the retry of records
@@ -205,6 +206,10 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
         add_header(h, "leanbridge.source.partition", num);
         snprintf(num, sizeof(num), "%" PRId64, a->offset);
         add_header(h, "leanbridge.source.offset", num);
+        if (a->timestamp_ms > 0) {
+                snprintf(num, sizeof(num), "%" PRId64, a->timestamp_ms);
+                add_header(h, "leanbridge.source.timestamp", num);
+        }
         if (app_id)
                 add_header(h, "leanbridge.app.id", app_id);
         snprintf(num, sizeof(num), "%d", a->attempts);
@@ -218,9 +223,10 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
         rd_kafka_resp_err_t err = rd_kafka_producev(
             d->rk, RD_KAFKA_V_TOPIC(d->topic), RD_KAFKA_V_KEY(key, key_len),
             RD_KAFKA_V_VALUE(a->data, value_len),
-            RD_KAFKA_V_TIMESTAMP(a->timestamp_ms > 0 ? a->timestamp_ms : 0),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(a),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            /* now: the topic's retention counts from the write */
+            RD_KAFKA_V_TIMESTAMP(0), RD_KAFKA_V_HEADERS(h),
+            RD_KAFKA_V_OPAQUE(a), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_END);
         if (err) /* the headers belong to the message only on success */
                 rd_kafka_headers_destroy(h);
         return err;

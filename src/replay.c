@@ -462,8 +462,12 @@ static void handle(replay_t *r, const rd_kafka_message_t *m)
         /* A record written cut is never the event: the whole original
          * goes back, or nothing (the cut copy stays in the DLQ). */
         rd_kafka_message_t *orig = NULL;
-        source_t src = {m->key, m->key_len,       m->payload,
-                        m->len, rec.timestamp_ms, hdrs};
+        source_t src = {m->key,
+                        m->key_len,
+                        m->payload,
+                        m->len,
+                        lb_replay_event_timestamp(&rec),
+                        hdrs};
         if (rec.cut) {
                 orig = fetch_original(r, m, &rec);
                 if (!orig) {

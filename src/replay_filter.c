@@ -196,6 +196,13 @@ void lb_replay_record_init(lb_dlq_record_t *r, int64_t timestamp_ms)
         r->source_partition = -1;
         r->source_offset = -1;
         r->timestamp_ms = timestamp_ms;
+        r->source_timestamp_ms = -1;
+}
+
+int64_t lb_replay_event_timestamp(const lb_dlq_record_t *r)
+{
+        return r->source_timestamp_ms >= 0 ? r->source_timestamp_ms
+                                           : r->timestamp_ms;
 }
 
 /* A decimal count of at most 18 digits (no sign, no spaces). */
@@ -233,6 +240,8 @@ void lb_replay_record_header(lb_dlq_record_t *r, const char *name,
                                                                  : -1;
         else if (!strcmp(name, "leanbridge.source.offset"))
                 r->source_offset = !parse_count(v, b.len, &n) ? n : -1;
+        else if (!strcmp(name, "leanbridge.source.timestamp"))
+                r->source_timestamp_ms = !parse_count(v, b.len, &n) ? n : -1;
         else if (!strcmp(name, "leanbridge.value.truncated") ||
                  !strcmp(name, "leanbridge.key.truncated"))
                 r->cut = 1;

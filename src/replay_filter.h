@@ -85,13 +85,21 @@ typedef struct {
         int64_t source_offset;    /* leanbridge.source.offset; -1 none */
         int cut; /* leanbridge.value.truncated or .key.truncated: written
                     cut, its key and value are not the event's */
-        int64_t replayed;     /* leanbridge.replayed; 0 when absent */
-        int replayed_bad;     /* that header is there but not a count */
-        int64_t timestamp_ms; /* the record's time; -1 = none */
+        int64_t replayed;            /* leanbridge.replayed; 0 when absent */
+        int replayed_bad;            /* that header is there but not a count */
+        int64_t timestamp_ms;        /* the record's time (when it was written,
+                                        or an older bridge's: the event's); -1 =
+                                        none */
+        int64_t source_timestamp_ms; /* leanbridge.source.timestamp: the
+                                        event's; -1 none */
 } lb_dlq_record_t;
 
 /** @brief An empty record view with the record's timestamp (-1: none). */
 void lb_replay_record_init(lb_dlq_record_t *r, int64_t timestamp_ms);
+
+/** @returns the event's Kafka timestamp: its header's, else the record's
+ *           (dead letters of older bridges kept the event's). */
+int64_t lb_replay_event_timestamp(const lb_dlq_record_t *r);
 
 /**
  * @brief Takes one header into the view (the last one of a name wins);

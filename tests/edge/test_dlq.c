@@ -2,7 +2,8 @@
  * test_dlq.c: the dead-letter producer (src/dlq.c) against librdkafka's
  * mock cluster in this process: the header contract (stage, message, HTTP
  * status only when there was a response, source, app id only when known,
- * attempts), the original message's own headers carried (not its
+ * attempts, the source's timestamp: the record's own is when it was
+ * written), the original message's own headers carried (not its
  * leanbridge.* ones), key and value unchanged, and a record too large for
  * the producer written cut with the original length in a header. Each record is
  * reported exactly once, acknowledged.
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
@@ -138,6 +140,7 @@ static void test_headers_and_cut_record(void **state)
                                                sizeof(err)),
                                  0);
         reports_t r = {0};
+        int64_t written_from = (int64_t)time(NULL) * 1000 - 1000;
         lb_dlq_t *d = lb_dlq_new(conf, on_report, &r, -1, err, sizeof(err));
         assert_non_null(d);
         lb_partition_t *p = lb_partition_new("events", 3);
@@ -184,6 +187,11 @@ static void test_headers_and_cut_record(void **state)
         assert_string_equal(header(m[0], "leanbridge.app.id"), "app1");
         assert_string_equal(header(m[0], "leanbridge.attempts"), "1");
         assert_null(header(m[0], "leanbridge.value.truncated"));
+        /* Stamped when written, so that the topic's retention counts from
+         * then, not from the event's (2023) time; that one is a header. */
+        assert_string_equal(header(m[0], "leanbridge.source.timestamp"),
+                            "1700000000010");
+        assert_true(rd_kafka_message_timestamp(m[0], NULL) >= written_from);
         /* The original's headers, first and unchanged; not its stale
          * leanbridge.* one. */
         rd_kafka_headers_t *h0;

@@ -228,6 +228,16 @@ static void test_headers(void **state)
         assert_int_equal(r.replayed, 0);
         assert_int_equal(r.replayed_bad, 0);
         assert_int_equal(r.timestamp_ms, 77);
+        assert_int_equal(r.source_timestamp_ms, -1);
+        /* A dead letter without the header (an older bridge's) has the
+         * event's own timestamp. */
+        assert_int_equal(lb_replay_event_timestamp(&r), 77);
+        hdr(&r, "leanbridge.source.timestamp", "1700000000000");
+        assert_int_equal(r.source_timestamp_ms, 1700000000000);
+        assert_int_equal(lb_replay_event_timestamp(&r), 1700000000000);
+        hdr(&r, "leanbridge.source.timestamp", "x");
+        assert_int_equal(r.source_timestamp_ms, -1);
+        assert_int_equal(lb_replay_event_timestamp(&r), 77);
 
         r = record("validate", "app_b", "unknown app", 5);
         assert_int_equal(r.stage.len, 8);
