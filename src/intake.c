@@ -43,7 +43,6 @@ void lb_dead_letter(lb_bridge_t *b, lb_action_t *a, lb_stage_t stage,
                     int http_status, const char *reason)
 {
         lb_action_set_error(a, stage, http_status, reason);
-        atomic_fetch_add(&b->metrics.dead_lettered[stage], 1);
         lb_debug("dlq", "%s[%d]@%" PRId64 " -> %s: %s",
                  lb_partition_topic(a->partition),
                  lb_partition_id(a->partition), a->offset, lb_stage_name(stage),
@@ -51,11 +50,16 @@ void lb_dead_letter(lb_bridge_t *b, lb_action_t *a, lb_stage_t stage,
         lb_dlq_send(b->dlq, a);
 }
 
+/* A dead letter counts once the topic has acknowledged it: one given up at
+ * shutdown or revocation is the next owner's to write. */
 void lb_intake_dlq_report(void *opaque, lb_action_t *a, int err,
                           const char *errstr)
 {
+        lb_bridge_t *b = opaque;
         (void)errstr;
-        lb_action_finish(opaque, a, !err);
+        if (!err)
+                atomic_fetch_add(&b->metrics.dead_lettered[a->stage], 1);
+        lb_action_finish(b, a, !err);
 }
 
 /* A consumed action: parsed, then queued in the batcher or dead-lettered. */

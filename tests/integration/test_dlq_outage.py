@@ -1,7 +1,8 @@
 """The dead-letter topic's broker goes down while events are being
 dead-lettered: records time out, the bridge keeps retrying them and does not
-commit past them; when the broker returns every dead letter lands and the
-offsets reach the end. Nothing is dropped."""
+commit past them, nor count them as dead-lettered; when the broker returns
+every dead letter lands, counted once, and the offsets reach the end.
+Nothing is dropped."""
 import time
 
 import harness as h
@@ -26,8 +27,11 @@ lines = [f"{e['userId']}\t" + h.json.dumps(e, separators=(",", ":")) for e in ev
 h.produce(kafka.bootstrap, TOPIC, lines)
 
 kafka.command("broker-down 3")
+port = h.free_port()
 bridge = h.Bridge(wd, h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ,
-                                        kafka_producer_message_timeout_ms=2000))
+                                        kafka_producer_message_timeout_ms=2000,
+                                        metrics_listen=f"127.0.0.1:{port}"))
+DEAD = 'leanbridge_actions_dead_lettered_total{stage="api"}'
 h.wait_for(lambda: sandbox.accepted_count() >= N - len(rejected), 120, "good events delivered")
 # Dead-letter records time out (message.timeout.ms=2000) and are produced
 # again; how soon the first timeout is reported depends on the producer's
@@ -39,10 +43,14 @@ rows = h.committed(kafka.bootstrap, "lbtest", TOPIC)
 h.check(all(off < high for _, off, high in rows),
         f"offsets were committed past unacknowledged dead letters: {rows}")
 h.check("retrying" in bridge.log_text(), "the bridge should report dead-letter retries")
+# Nothing is written yet: the metric says what the topic acknowledged.
+h.check(not h.metric(port, DEAD), f"{DEAD} = {h.metric(port, DEAD)} with the DLQ broker down")
 h.log(f"DLQ broker down: committed {rows} (held back as expected)")
 kafka.command("broker-up 3")
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 120,
            "offsets at the end after the DLQ broker returned")
+h.check(h.metric(port, DEAD) == len(rejected),
+        f"{DEAD} = {h.metric(port, DEAD)}, want {len(rejected)}")
 rc = bridge.stop()
 h.check(rc == 0, f"bridge exit code {rc}")
 dlq = h.read_topic(kafka.bootstrap, DLQ)
