@@ -42,7 +42,7 @@ struct lb_dlq_s {
         int stopping; /* a failed record is reported, not retried */
 };
 
-/* Queues a for another try after LB_DLQ_RETRY_MS (a report after
+/* Queues a for another try after LB_DLQ_RETRY_MS, counted (a report after
  * stopping: given up, its offset stays uncommitted). */
 static void retry_push(lb_dlq_t *d, lb_action_t *a)
 {
@@ -50,6 +50,7 @@ static void retry_push(lb_dlq_t *d, lb_action_t *a)
                 d->report(d->opaque, a, RD_KAFKA_RESP_ERR__DESTROY, "stopping");
                 return;
         }
+        d->retries++;
         a->next = NULL;
         if (d->retry_tail)
                 d->retry_tail->next = a;
@@ -85,7 +86,6 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                 "retrying",
                 lb_partition_topic(a->partition), lb_partition_id(a->partition),
                 a->offset, rd_kafka_err2str(m->err));
-        d->retries++;
         retry_push(d, a);
 }
 
@@ -280,7 +280,7 @@ static void retry_due(lb_dlq_t *d, int64_t now)
                                 d->retry_tail->next = a;
                         else
                                 d->retry_head = a;
-                        while (a->next)
+                        for (d->retries++; a->next; d->retries++)
                                 a = a->next;
                         d->retry_tail = a;
                         d->retry_at = now + LB_DLQ_RETRY_MS;

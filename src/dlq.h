@@ -55,7 +55,8 @@ void lb_dlq_poll(lb_dlq_t *d);
 /** @returns when a record is next produced again (INT64_MAX: none). */
 int64_t lb_dlq_next_retry(const lb_dlq_t *d);
 
-/** @returns how many records failed and were queued again. */
+/** @returns how many times a record waited for another try: its delivery
+ *           failed, or the producer refused it or had no room for it. */
 uint64_t lb_dlq_retries(const lb_dlq_t *d);
 
 /** @brief From now on a record that fails is reported failed, not

@@ -113,36 +113,60 @@ static rd_kafka_t *read_back(const char *bootstrap, rd_kafka_message_t **out,
         return rk;
 }
 
+/* A dead-letter producer on a mock cluster of its own, with topic "dlq". */
+typedef struct {
+        rd_kafka_t *host;
+        rd_kafka_mock_cluster_t *mc;
+        lb_config_t *conf;
+        lb_dlq_t *d;
+        reports_t r;
+} fixture_t;
+
+/* Starts f with the producer setting name = value (a kafka.producer.*). */
+static void fixture_start(fixture_t *f, const char *name, const char *value)
+{
+        char err[512];
+        memset(f, 0, sizeof(*f));
+        rd_kafka_conf_t *mc_conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(mc_conf, "log_level", "3", err, sizeof(err));
+        f->host = rd_kafka_new(RD_KAFKA_PRODUCER, mc_conf, err, sizeof(err));
+        assert_non_null(f->host);
+        f->mc = rd_kafka_mock_cluster_new(f->host, 1);
+        assert_non_null(f->mc);
+        assert_int_equal(rd_kafka_mock_topic_create(f->mc, "dlq", 1, 1), 0);
+        f->conf = lb_config_new();
+        const char *kv[] = {"kafka.bootstrap.servers",
+                            rd_kafka_mock_cluster_bootstraps(f->mc),
+                            "dlq.topic",
+                            "dlq",
+                            "apps",
+                            "app1:k1",
+                            name,
+                            value};
+        for (size_t i = 0; i < 8; i += 2)
+                assert_int_equal(lb_config_set(f->conf, kv[i], kv[i + 1], "t",
+                                               err, sizeof(err)),
+                                 0);
+        f->d = lb_dlq_new(f->conf, on_report, &f->r, -1, err, sizeof(err));
+        assert_non_null(f->d);
+}
+
+static void fixture_stop(fixture_t *f)
+{
+        lb_dlq_destroy(f->d, 1000);
+        lb_config_destroy(f->conf);
+        rd_kafka_mock_cluster_destroy(f->mc);
+        rd_kafka_destroy(f->host);
+}
+
 static void test_headers_and_cut_record(void **state)
 {
         (void)state;
-        char err[512];
-        rd_kafka_conf_t *mc_conf = rd_kafka_conf_new();
-        rd_kafka_conf_set(mc_conf, "log_level", "3", err, sizeof(err));
-        rd_kafka_t *host =
-            rd_kafka_new(RD_KAFKA_PRODUCER, mc_conf, err, sizeof(err));
-        assert_non_null(host);
-        rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(host, 1);
-        assert_non_null(mc);
-        assert_int_equal(rd_kafka_mock_topic_create(mc, "dlq", 1, 1), 0);
-
-        lb_config_t *conf = lb_config_new();
-        const char *kv[] = {"kafka.bootstrap.servers",
-                            rd_kafka_mock_cluster_bootstraps(mc),
-                            "dlq.topic",
-                            "dlq",
-                            "kafka.producer.message.max.bytes",
-                            "2000",
-                            "apps",
-                            "app1:k1"};
-        for (size_t i = 0; i < 8; i += 2)
-                assert_int_equal(lb_config_set(conf, kv[i], kv[i + 1], "t", err,
-                                               sizeof(err)),
-                                 0);
-        reports_t r = {0};
+        fixture_t f;
         int64_t written_from = (int64_t)time(NULL) * 1000 - 1000;
-        lb_dlq_t *d = lb_dlq_new(conf, on_report, &r, -1, err, sizeof(err));
-        assert_non_null(d);
+        fixture_start(&f, "kafka.producer.message.max.bytes", "2000");
+        lb_dlq_t *d = f.d;
+        rd_kafka_mock_cluster_t *mc = f.mc;
         lb_partition_t *p = lb_partition_new("events", 3);
         char *big = malloc(BIG);
         memset(big, 'b', BIG);
@@ -167,9 +191,9 @@ static void test_headers_and_cut_record(void **state)
         lb_dlq_send(d, cut);
         assert_int_equal(cut->dlq_cut, 1);
         assert_int_equal(lb_dlq_outstanding(d), 3);
-        while (r.reported < 3)
+        while (f.r.reported < 3)
                 lb_dlq_poll(d);
-        assert_int_equal(r.failed, 0);
+        assert_int_equal(f.r.failed, 0);
         assert_int_equal(lb_dlq_outstanding(d), 0);
 
         rd_kafka_message_t *m[3];
@@ -233,17 +257,37 @@ static void test_headers_and_cut_record(void **state)
         rd_kafka_destroy(consumer);
 
         free(big);
-        lb_dlq_destroy(d, 1000);
         lb_partition_unref(p);
-        lb_config_destroy(conf);
-        rd_kafka_mock_cluster_destroy(mc);
-        rd_kafka_destroy(host);
+        fixture_stop(&f);
+}
+
+/* Records the producer's queue has no room for wait their turn, counted as
+ * retries (the metric an operator watches when the DLQ cannot be written),
+ * and every one is written in the end. */
+static void test_queue_full_counted(void **state)
+{
+        (void)state;
+        fixture_t f;
+        fixture_start(&f, "kafka.producer.queue.buffering.max.messages", "1");
+        lb_partition_t *p = lb_partition_new("events", 3);
+        for (int64_t o = 0; o < 3; o++)
+                lb_dlq_send(f.d, action(p, "k", "{}", 2, o, LB_STAGE_PARSE, 0,
+                                        "not JSON", 0));
+        assert_int_equal(lb_dlq_outstanding(f.d), 1);
+        assert_int_equal(lb_dlq_retries(f.d), 2);
+        while (f.r.reported < 3)
+                lb_dlq_poll(f.d);
+        assert_int_equal(f.r.failed, 0);
+        assert_true(lb_dlq_retries(f.d) >= 2);
+        lb_partition_unref(p);
+        fixture_stop(&f);
 }
 
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_headers_and_cut_record),
+            cmocka_unit_test(test_queue_full_counted),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
