@@ -27,6 +27,9 @@
 
 /* Delay before re-producing a dead-letter record that failed. */
 #define LB_DLQ_RETRY_MS 1000
+/* A failed record is warned about at most this often (a topic that
+ * refuses every record would otherwise log each one every retry). */
+#define LB_DLQ_WARN_MS 10000
 
 struct lb_dlq_s {
         rd_kafka_t *rk;
@@ -39,6 +42,7 @@ struct lb_dlq_s {
         lb_action_t *retry_head, *retry_tail; /* to produce again, in order */
         int64_t retry_at;
         uint64_t retries;
+        lb_log_throttle_t failed_warn;
         int stopping; /* a failed record is reported, not retried */
 };
 
@@ -81,11 +85,16 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                           m->err ? rd_kafka_err2str(m->err) : NULL);
                 return;
         }
-        lb_warn("dlq",
-                "dead-letter record for %s[%d]@%" PRId64 " failed (%s); "
-                "retrying",
-                lb_partition_topic(a->partition), lb_partition_id(a->partition),
-                a->offset, rd_kafka_err2str(m->err));
+        uint64_t held;
+        if (lb_log_throttle(&d->failed_warn, lb_admin_now_ms(), LB_DLQ_WARN_MS,
+                            &held))
+                lb_warn("dlq",
+                        "dead-letter record for %s[%d]@%" PRId64
+                        " failed (%s); retrying (%" PRIu64
+                        " other failure(s) since the last warning)",
+                        lb_partition_topic(a->partition),
+                        lb_partition_id(a->partition), a->offset,
+                        rd_kafka_err2str(m->err), held);
         retry_push(d, a);
 }
 

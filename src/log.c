@@ -240,3 +240,16 @@ void lb_log(int level, const char *component, const char *fmt, ...)
                 free(msg);
         errno = saved_errno;
 }
+
+int lb_log_throttle(lb_log_throttle_t *t, int64_t now_ms, int64_t period_ms,
+                    uint64_t *held)
+{
+        if (t->said_ms && now_ms - t->said_ms < period_ms) {
+                t->held++;
+                return 0;
+        }
+        *held = t->held;
+        t->held = 0;
+        t->said_ms = now_ms > 0 ? now_ms : 1;
+        return 1;
+}

@@ -338,6 +338,27 @@ static void test_threads(void **state)
         }
 }
 
+static void test_throttle(void **state)
+{
+        (void)state;
+        lb_log_throttle_t t = {0};
+        uint64_t held = 99;
+        /* The first at once, whatever the clock says. */
+        assert_true(lb_log_throttle(&t, 0, 10000, &held));
+        assert_int_equal(held, 0);
+        /* Then held back for the period, counted. */
+        assert_false(lb_log_throttle(&t, 1, 10000, &held));
+        assert_false(lb_log_throttle(&t, 9999, 10000, &held));
+        assert_true(lb_log_throttle(&t, 10001, 10000, &held));
+        assert_int_equal(held, 2);
+        assert_false(lb_log_throttle(&t, 20000, 10000, &held));
+        assert_true(lb_log_throttle(&t, 20001, 10000, &held));
+        assert_int_equal(held, 1);
+        /* A quiet spell: said again at once, nothing held. */
+        assert_true(lb_log_throttle(&t, 90000, 10000, &held));
+        assert_int_equal(held, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -350,6 +371,7 @@ int main(void)
             cmocka_unit_test_setup(test_long_message, reset),
             cmocka_unit_test_setup(test_errno_preserved, reset),
             cmocka_unit_test_setup(test_threads, reset),
+            cmocka_unit_test(test_throttle),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
