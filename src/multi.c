@@ -586,7 +586,10 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
         int split = n > 1 && !about_key_or_app(msg);
         json_decref(root);
 
-        if (http_status == 403)
+        /* Refused whole: over the API's limits (403), or a body over a
+         * cap, the API's or a proxy's in front of it (413); halves may
+         * pass. */
+        if (http_status == 403 || http_status == 413)
                 return split ? LB_OUTCOME_SPLIT : LB_OUTCOME_DEAD;
         if ((http_status >= 300 && http_status <= 399) || http_status == 408 ||
             http_status == 429 || (http_status >= 500 && http_status <= 599))

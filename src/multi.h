@@ -78,7 +78,7 @@ int lb_multi_encode(lb_buf_t *out, const char *app_id, const char *client_key,
 typedef enum {
         LB_OUTCOME_DONE,  /* per-action verdicts are in results[] */
         LB_OUTCOME_RETRY, /* send again after backoff (same actions) */
-        LB_OUTCOME_SPLIT, /* 403 on several actions: split in two halves */
+        LB_OUTCOME_SPLIT, /* 403 or 413 on several actions: split in halves */
         LB_OUTCOME_DEAD,  /* dead-letter every action: stage http */
 } lb_outcome_t;
 
