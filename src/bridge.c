@@ -197,6 +197,7 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop,
                         reload_apps(b, cause);
         }
         lb_handover_shutdown(b);
+        b->margin_from_ms = lb_loop_now_ms();
         lb_commits_all(b, 0);
         summary(b, 1);
         return b->fatal ? 1 : 0;
@@ -291,6 +292,21 @@ static void free_queued(lb_action_t *a)
         lb_action_destroy(a);
 }
 
+/* The dead-letter producer's last flush: LB_DLQ_CLOSE_FLUSH_MS, or what
+ * the exit bound's margin has left after the final commit and leaving the
+ * group, less a second for the purge after it (their records are given up
+ * anyway: their offsets were not in the final commit). */
+static int dlq_flush_ms(const lb_bridge_t *b)
+{
+        if (!b->margin_from_ms)
+                return LB_DLQ_CLOSE_FLUSH_MS;
+        int64_t left =
+            b->margin_from_ms + LB_EXIT_MARGIN_MS - 1000 - lb_loop_now_ms();
+        return left < 0                       ? 0
+               : left > LB_DLQ_CLOSE_FLUSH_MS ? LB_DLQ_CLOSE_FLUSH_MS
+                                              : (int)left;
+}
+
 void lb_bridge_destroy(lb_bridge_t *b)
 {
         if (!b)
@@ -305,7 +321,7 @@ void lb_bridge_destroy(lb_bridge_t *b)
         lb_sender_destroy(b->sender);
         lb_requests_abandon_all(b);
         /* Reports free their actions. */
-        lb_dlq_destroy(b->dlq, LB_DLQ_CLOSE_FLUSH_MS);
+        lb_dlq_destroy(b->dlq, dlq_flush_ms(b));
         if (b->batcher)
                 lb_batcher_destroy(b->batcher, free_queued);
         lb_ledger_destroy(b->ledger);

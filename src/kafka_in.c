@@ -13,6 +13,7 @@
 #include "kafka_in.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -769,6 +770,27 @@ static int close_bounded(lb_kafka_in_t *in)
         return closed;
 }
 
+static void *destroy_unclosed(void *rk)
+{
+        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        return NULL;
+}
+
+/* A consumer that could not leave its group: librdkafka's destroy joins
+ * threads that wait for requests the unreachable coordinator never
+ * answers, until they time out (the session timeout: 45 s by default),
+ * which would break the exit bound. It runs on a thread of its own that
+ * the process does not wait for (only at exit is a consumer destroyed). */
+static void destroy_detached(rd_kafka_t *rk)
+{
+        pthread_t t;
+        if (pthread_create(&t, NULL, destroy_unclosed, rk)) {
+                destroy_unclosed(rk);
+                return;
+        }
+        pthread_detach(t);
+}
+
 void lb_kafka_in_destroy(lb_kafka_in_t *in)
 {
         if (!in)
@@ -782,7 +804,9 @@ void lb_kafka_in_destroy(lb_kafka_in_t *in)
                 rd_kafka_topic_partition_list_destroy(in->owed);
         free(in->sent);
         free(in->group);
-        rd_kafka_destroy_flags(
-            in->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        if (closed)
+                rd_kafka_destroy(in->rk);
+        else
+                destroy_detached(in->rk);
         free(in);
 }

@@ -157,7 +157,8 @@ rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in,
 #define LB_CLOSE_WAIT_MS 3000
 
 /** @brief Leaves the group (revoke callbacks run) within LB_CLOSE_WAIT_MS,
- *         and frees. NULL ok. */
+ *         and frees; a consumer that could not leave is destroyed on a
+ *         thread of its own, not waited for (at exit). NULL ok. */
 void lb_kafka_in_destroy(lb_kafka_in_t *in);
 
 #endif

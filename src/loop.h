@@ -139,6 +139,9 @@ struct lb_bridge_s {
         lb_assigned_t *last_of;
         const rd_kafka_topic_t *last_rkt;
         int64_t next_commit_ms;
+        /* when the drain ended and the exit bound's margin began (0: not
+         * run), for what is left of it to the dead-letter flush */
+        int64_t margin_from_ms;
         lb_map_room_t map_room; /* what an offset map may take now */
         char *map; /* an encoded map, commit.metadata.max.bytes + 1 bytes */
         lb_range_t *ranges; /* a partition's done ranges, ranges_cap */

@@ -7,7 +7,10 @@ answers, as behind a network partition). Its shutdown commits what is done and l
 each of those waits for a broker that will not answer: the bridge must
 still exit within the exit bound it printed at startup (`exit bound N ms`,
 what the compose file's stop_grace_period and the chart's
-terminationGracePeriodSeconds are sized from). Skips (77) without a broker,
+terminationGracePeriodSeconds are sized from). Also with the tightest
+bound (no drain, no wait for the API: 10 s) and SIGTERM 1.5 s after the
+broker froze, when requests to it are on the wire with no answer to come:
+librdkafka's destroy then waits for them to time out (about 40 s). Skips (77) without a broker,
 unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
 import os
 import re
@@ -24,7 +27,18 @@ import kafka_broker as kb  # noqa: E402
 TOPIC, DLQ, PARTS = "gone.events", "gone.dlq", 4
 
 
+# The tightest bound: no drain, no wait for the API: the 10 s margin alone;
+# and librdkafka's default session timeout (45 s), which its requests to the
+# group's coordinator wait for.
+TIGHT = {"shutdown_timeout_ms": 0, "api_timeout_ms": 1, "api_timeout_hold_ms": 0,
+         "kafka_consumer_session_timeout_ms": 45000,
+         "kafka_consumer_max_poll_interval_ms": 300000}
+
+
 def run(mode):
+    """mode: killed, frozen (SIGTERM right after), or frozen-mid (SIGTERM
+    1.5 s after, with the tightest bound: requests to the broker, a
+    heartbeat at least, are then on the wire with no answer to come)."""
     wd = h.workdir()
     broker = kb.Broker().start()
     try:
@@ -34,7 +48,8 @@ def run(mode):
         port = h.free_port()
         bridge = h.Bridge(wd, h.bridge_settings(
             broker.bootstrap, sandbox, TOPIC, DLQ, group="gone",
-            metrics_listen=f"127.0.0.1:{port}", batch_max_wait_ms=30000), name=f"bridge-{mode}")
+            metrics_listen=f"127.0.0.1:{port}", batch_max_wait_ms=30000,
+            **(TIGHT if mode == "frozen-mid" else {})), name=f"bridge-{mode}")
         h.wait_for(lambda: h.metric(port, "leanbridge_partitions_assigned") == PARTS, 90,
                    "the assignment")
         m = re.search(r"exit bound (\d+) ms", bridge.log_text())
@@ -52,6 +67,8 @@ def run(mode):
             broker.shutdown(graceful=False)
         else:
             broker._signal(signal.SIGSTOP)
+            if mode == "frozen-mid":
+                time.sleep(1.5)
         t0 = time.monotonic()
         bridge.proc.send_signal(signal.SIGTERM)
         try:
@@ -67,14 +84,14 @@ def run(mode):
                 f"exit bound {bound_s:.0f} s")
         return took, bound_s
     finally:
-        if mode == "frozen" and broker.proc:
+        if mode.startswith("frozen") and broker.proc:
             broker._signal(signal.SIGCONT)
         broker.stop()
 
 
 def main():
     kb.skip_unless_available(h.fail)
-    res = {mode: run(mode) for mode in ("killed", "frozen")}
+    res = {mode: run(mode) for mode in ("killed", "frozen", "frozen-mid")}
     h.log("exit after SIGTERM with the broker gone: " + ", ".join(
         f"{mode} {took:.1f} s of {bound:.0f} s" for mode, (took, bound) in res.items()))
     print("1 passed, 0 failed")
