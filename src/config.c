@@ -735,6 +735,12 @@ static int file_setting_add(app_list_t *l, char *s, char *eq, unsigned line,
         const char *name = lb_trim(s), *id;
         size_t id_len;
         int key = app_key_split(name, &id, &id_len);
+        if (key < 0 && strncmp(name, "app.", 4))
+                /* not quoted: it may be a key (base64 ends with '=') */
+                return lb_why(why, why_size,
+                              "%s is no APPID:CLIENTKEY entry and no "
+                              "per-app key (app.APPID.KEY = VALUE)",
+                              what);
         if (key < 0)
                 return not_app_key(why, why_size, what, name);
         for (size_t j = 0; j < l->set_n; j++)

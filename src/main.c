@@ -107,8 +107,11 @@ static lb_config_t *load_config(const char *file, char **xs, size_t xcnt)
         for (size_t i = 0; i < xcnt; i++) {
                 char *eq = strchr(xs[i], '=');
                 if (!eq) {
+                        /* not quoted: it may be a mistyped secret */
                         snprintf(errstr, sizeof(errstr),
-                                 "-X needs key=value, got '%s'", xs[i]);
+                                 "-X needs key=value: argument %zu of -X has "
+                                 "no '='",
+                                 i + 1);
                         goto fail;
                 }
                 *eq = '\0';

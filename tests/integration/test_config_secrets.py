@@ -33,6 +33,8 @@ def expect_error(args, key, env=None):
 
 rc, out = run([*BASE, "--check-config"])
 h.check(rc == 0 and "configuration OK" in out, f"--check-config on a good config: {rc} {out}")
+# An -X without '=' (a mistyped key=value) is not quoted back: it may hold a key.
+expect_error([*BASE, "-X", f"app1:{SECRET}"], "-X needs key=value")
 rc, out = run(["--help"])
 h.check(rc == 0 and "batch.max.users" in out and "kafka.bootstrap.servers" in out, "--help lists keys")
 rc, out = run(["--version"])

@@ -1047,6 +1047,14 @@ static void test_app_policy_file(void **state)
              "line 3: 'app.a.batch.max.wait.ms' must be an integer"},
             {"a:1\nb:2\napp.a.batch.urgent=x\napp.a.batch.urgent=y\n",
              "line 4 sets 'app.a.batch.urgent' again (line 3)"},
+            /* A line with '=' and no ':' that is no setting at all (a
+             * base64 key pasted alone, or without its app id): quoted
+             * back, it would print the key. */
+            {"a:1\nb:2\n" SECRET "==\n",
+             "line 3 is no APPID:CLIENTKEY entry and no per-app key "
+             "(app.APPID.KEY = VALUE)"},
+            {"a:1\nb:2\nc " SECRET "=\n",
+             "line 3 is no APPID:CLIENTKEY entry and no per-app key"},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 write_file("policy.conf", bad[i].text, 0600);
