@@ -45,17 +45,18 @@ static void on_signal(int sig)
         errno = saved;
 }
 
-/* SIGTERM and SIGINT ask for a clean stop; the bridge (hup) also takes
- * SIGHUP, for the apps file's keys. A closed socket is an error return,
- * not a signal. */
-static void install_signals(int hup)
+/* SIGTERM and SIGINT ask for a clean stop; SIGHUP reloads the apps file's
+ * keys (replay has none: it takes no notice). A closed socket is an error
+ * return, not a signal. */
+static void install_signals(void)
 {
-        struct sigaction sa = {.sa_handler = on_signal};
+        /* SA_RESTART: reading the configuration goes on; the loop's waits
+         * end by the wake pipe the handler writes to. */
+        struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
-        if (hup)
-                sigaction(SIGHUP, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
 }
 
@@ -290,7 +291,6 @@ static int replay_main(int argc, char **argv)
                 goto out;
         }
         lb_log_setup(conf->log_level, conf->log_json);
-        install_signals(0);
         rc = lb_replay_run(conf, &ro, &stop_requested);
 out:
         lb_config_destroy(conf);
@@ -332,7 +332,6 @@ static int bridge_run(lb_config_t *conf)
                 goto out;
         }
         signal_wake_fd = wake[1];
-        install_signals(1);
         char memory[1024];
         lb_config_describe_memory(conf, memory, sizeof(memory));
         lb_info("main", "%s", memory);
@@ -364,6 +363,9 @@ out:
 int main(int argc, char **argv)
 {
         lb_arena_tune_malloc();
+        /* First: a signal while the configuration is read (from a slow
+         * file, say) is taken then, not the default action's death. */
+        install_signals();
         if (argc > 1 && !strcmp(argv[1], "replay"))
                 return replay_main(argc - 1, argv + 1);
         static const struct option opts[] = {

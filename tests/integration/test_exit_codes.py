@@ -1,10 +1,14 @@
-"""Exit codes the README promises: 2 on a stray argument; SIGINT stops like
+"""Exit codes the README promises: 2 on a stray argument; signals before the
+configuration is read are handled (SIGHUP does not kill, SIGTERM exits 0
+once started); SIGINT stops like
 SIGTERM (drain, commit, exit 0); 1 on a fatal error of the dead-letter
 producer, with nothing committed past the record it could not write."""
 import json
+import os
 import re
 import signal
 import subprocess
+import time
 
 import harness as h
 
@@ -16,6 +20,26 @@ p = subprocess.run([h.BRIDGE, *BASE, "stray"], stdout=subprocess.PIPE,
                    stderr=subprocess.STDOUT, timeout=60)
 h.check(p.returncode == 2, f"a stray argument: exit {p.returncode}")
 h.check(b"stray" in p.stdout, f"the stray argument is not named: {p.stdout!r}")
+
+# Signals that come before the configuration is read (here: a FIFO nobody
+# writes yet) are the bridge's too: SIGHUP does not kill it (its default
+# action would, exit 129), and a SIGTERM then stops it cleanly, exit 0,
+# once it can start.
+fifo_dir = h.workdir()
+fifo = f"{fifo_dir}/leanbridge.conf"
+os.mkfifo(fifo)
+early = subprocess.Popen([h.BRIDGE, "-c", fifo, *BASE], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+time.sleep(0.5)
+early.send_signal(signal.SIGHUP)
+early.send_signal(signal.SIGTERM)
+time.sleep(0.5)
+h.check(early.poll() is None, f"a signal before the configuration: exit {early.poll()}")
+with open(fifo, "w") as f:
+    f.write("log.level = info\n")
+rc = early.wait(timeout=60)
+out = early.stdout.read().decode()
+h.check(rc == 0, f"SIGHUP and SIGTERM before the configuration: exit {rc}: {out[-500:]}")
 
 wd = h.workdir()
 kafka = h.MockKafka({TOPIC: 1, DLQ: 1})
