@@ -102,7 +102,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
         (void)rk;
         (void)opaque;
-        lb_warn("dlq", "%s: %s", rd_kafka_err2name(err), reason);
+        lb_kafka_warn("dlq", err, reason);
 }
 
 int lb_dlq_check_conf(const lb_config_t *conf, char *errstr, size_t errstr_size)

@@ -5,7 +5,9 @@
  */
 #include "kafka_conf.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -69,15 +71,86 @@ static const kv_t refused[] = {
      "producer refuses every record sent outside a transaction"},
 };
 
+/* The secret kafka.* properties whose values librdkafka's messages may
+ * echo (a parse error of sasl.oauthbearer.config quotes it from where it
+ * failed), taken from the first configuration a client is made from: the
+ * kafka.* properties never change after startup. */
+#define SECRETS_MAX 16
+static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
+static lb_kafka_prop_t secrets[SECRETS_MAX]; /* copies, kept to exit */
+static size_t secret_cnt;
+static int secrets_known;
+
+static void secrets_take(const lb_config_t *conf)
+{
+        char key[256];
+        pthread_mutex_lock(&secrets_lock);
+        for (size_t i = 0; !secrets_known && i < conf->kafka_cnt; i++) {
+                const lb_kafka_prop_t *p = &conf->kafka[i];
+                snprintf(key, sizeof(key), "kafka.%s", p->name);
+                if (!lb_config_key_is_secret(key) || secret_cnt == SECRETS_MAX)
+                        continue;
+                lb_kafka_prop_t *c = &secrets[secret_cnt];
+                c->name = strdup(p->name);
+                c->value = strdup(p->value);
+                if (c->name && c->value) {
+                        secret_cnt++;
+                } else {
+                        free(c->name);
+                        free(c->value);
+                }
+        }
+        secrets_known = 1;
+        pthread_mutex_unlock(&secrets_lock);
+}
+
+/* Where msg must be cut: at a secret's value (4 bytes or more), or right
+ * after a secret property's name (what follows may quote its value);
+ * NULL: nowhere. */
+static const char *secret_cut(const char *msg)
+{
+        const char *cut = NULL, *at;
+        for (size_t i = 0; i < secret_cnt; i++) {
+                const lb_kafka_prop_t *p = &secrets[i];
+                if (strlen(p->value) >= 4 && (at = strstr(msg, p->value)) &&
+                    (!cut || at < cut))
+                        cut = at;
+                if ((at = strstr(msg, p->name)) &&
+                    (at += strlen(p->name), !cut || at < cut))
+                        cut = at;
+        }
+        return cut;
+}
+
+const char *lb_kafka_redact(const char *msg, char *buf, size_t cap)
+{
+        pthread_mutex_lock(&secrets_lock);
+        const char *cut = msg ? secret_cut(msg) : NULL;
+        pthread_mutex_unlock(&secrets_lock);
+        if (!cut)
+                return msg;
+        snprintf(buf, cap, "%.*s [redacted]", (int)(cut - msg), msg);
+        return buf;
+}
+
+void lb_kafka_warn(const char *component, int err, const char *reason)
+{
+        char buf[1024];
+        lb_warn(component, "%s: %s", rd_kafka_err2name(err),
+                lb_kafka_redact(reason, buf, sizeof(buf)));
+}
+
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf)
 {
         (void)rk;
+        char clean[1024];
         int lvl = level <= 3   ? LB_LOG_ERROR
                   : level <= 4 ? LB_LOG_WARN
                   : level <= 6 ? LB_LOG_INFO
                                : LB_LOG_DEBUG;
-        lb_log(lvl, "kafka", "%s: %s", fac, buf);
+        lb_log(lvl, "kafka", "%s: %s", fac,
+               lb_kafka_redact(buf, clean, sizeof(clean)));
 }
 
 static int set_all(rd_kafka_conf_t *kc, const kv_t *kv, size_t n,
@@ -100,6 +173,7 @@ rd_kafka_conf_t *lb_kafka_conf_new(const lb_config_t *conf,
                                    size_t errstr_size)
 {
         int consumer = side == LB_KAFKA_CONSUMER;
+        secrets_take(conf);
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         char err[512];
 

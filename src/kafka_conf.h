@@ -1,7 +1,8 @@
 /*
  * kafka_conf.h: builds a librdkafka configuration for one side (consumer or
  * DLQ producer) from the bridge's kafka.* properties, with the bridge's
- * required settings forced, and librdkafka's logs routed to our sink.
+ * required settings forced, and librdkafka's logs and errors routed to our
+ * sink with the secret properties' values taken out.
  */
 #ifndef LB_KAFKA_CONF_H
 #define LB_KAFKA_CONF_H
@@ -22,5 +23,17 @@
 rd_kafka_conf_t *lb_kafka_conf_new(const lb_config_t *conf,
                                    lb_kafka_side_t side, char *errstr,
                                    size_t errstr_size);
+
+/**
+ * @returns msg, or buf (cap bytes) holding msg cut where a secret kafka.*
+ *          value (of the first configuration a client was made from) begins,
+ *          or right after a secret property's name, and marked [redacted]:
+ *          librdkafka's messages may quote them. Thread-safe.
+ */
+const char *lb_kafka_redact(const char *msg, char *buf, size_t cap);
+
+/** @brief Logs librdkafka's error callback (err, reason) as a warning of
+ *         component, redacted. */
+void lb_kafka_warn(const char *component, int err, const char *reason);
 
 #endif

@@ -318,11 +318,12 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
         (void)opaque;
         if (err == RD_KAFKA_RESP_ERR__FATAL) {
-                char buf[512];
+                char buf[512], clean[600];
                 rd_kafka_fatal_error(rk, buf, sizeof(buf));
-                lb_error("consumer", "fatal: %s", buf);
+                lb_error("consumer", "fatal: %s",
+                         lb_kafka_redact(buf, clean, sizeof(clean)));
         } else {
-                lb_warn("consumer", "%s: %s", rd_kafka_err2name(err), reason);
+                lb_kafka_warn("consumer", err, reason);
         }
 }
 

@@ -77,7 +77,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
         (void)rk;
         (void)opaque;
-        lb_warn("replay", "%s: %s", rd_kafka_err2name(err), reason);
+        lb_kafka_warn("replay", err, reason);
 }
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
