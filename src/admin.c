@@ -1,6 +1,6 @@
 /*
  * admin.c: the admin HTTP server on libmicrohttpd's internal thread. Owns
- * the listen address parsing, the three GET endpoints and the translation
+ * the three GET endpoints and the translation
  * of the loop's health flags into status codes. It only reads the metrics
  * and health state, never logs request contents, and binds exactly the
  * address metrics.listen names.
@@ -19,6 +19,7 @@
 
 #include <microhttpd.h>
 
+#include "listen.h"
 #include "log.h"
 
 /* Slow or idle clients are dropped after this long; scrapes are quick. */
@@ -66,109 +67,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
             !atomic_flag_test_and_set(&a->start_err_taken))
                 memcpy(a->start_err, msg, n + 1);
         lb_warn("admin", "libmicrohttpd: %s", msg);
-}
-
-static int is_port(const char *s)
-{
-        size_t i;
-
-        for (i = 0; s[i]; i++)
-                if (s[i] < '0' || s[i] > '9')
-                        return 0;
-        return i > 0 && i <= 5 && atoi(s) <= 65535;
-}
-
-/*
- * "host:port" -> a socket address. Only literals (and "localhost", which
- * means 127.0.0.1 and nothing else), so the bound address is exactly the
- * configured one and no resolver is consulted.
- */
-static int parse_listen(const char *listen, struct sockaddr_storage *ss,
-                        int *v6, char *errstr, size_t errstr_size)
-{
-        struct addrinfo hints, *res = NULL;
-        const char *colon, *port;
-        char host[INET6_ADDRSTRLEN + 64];
-        size_t hlen;
-        int rc;
-
-        colon = listen ? strrchr(listen, ':') : NULL;
-        if (!colon) {
-                snprintf(errstr, errstr_size,
-                         "metrics.listen \"%s\": expected host:port",
-                         listen ? listen : "");
-                return -1;
-        }
-        port = colon + 1;
-        if (!is_port(port)) {
-                snprintf(errstr, errstr_size,
-                         "metrics.listen \"%s\": port must be 0..65535",
-                         listen);
-                return -1;
-        }
-        hlen = (size_t)(colon - listen);
-        *v6 = listen[0] == '[';
-        if (*v6) {
-                if (hlen < 3 || listen[hlen - 1] != ']') {
-                        snprintf(errstr, errstr_size,
-                                 "metrics.listen \"%s\": expected [IPv6]:port",
-                                 listen);
-                        return -1;
-                }
-                listen++;
-                hlen -= 2;
-        } else if (memchr(listen, ':', hlen)) {
-                snprintf(errstr, errstr_size,
-                         "metrics.listen \"%s\": put an IPv6 address in "
-                         "brackets, e.g. [::1]:9100",
-                         listen);
-                return -1;
-        } else if (hlen == 0) {
-                snprintf(errstr, errstr_size,
-                         "metrics.listen \"%s\": host is empty (use 0.0.0.0 "
-                         "to listen on every interface)",
-                         listen);
-                return -1;
-        }
-        if (hlen >= sizeof(host)) {
-                snprintf(errstr, errstr_size,
-                         "metrics.listen: host is too long");
-                return -1;
-        }
-        memcpy(host, listen, hlen);
-        host[hlen] = '\0';
-        if (!*v6 && strcmp(host, "localhost") == 0)
-                strcpy(host, "127.0.0.1");
-
-        if (!*v6) {
-                /* getaddrinfo also takes "127.1" and hex; only dotted quads
-                 * say unambiguously where to bind. */
-                struct in_addr probe;
-
-                if (inet_pton(AF_INET, host, &probe) != 1) {
-                        snprintf(errstr, errstr_size,
-                                 "metrics.listen: \"%s\" is not an IPv4 "
-                                 "address, \"localhost\" or [IPv6]",
-                                 host);
-                        return -1;
-                }
-        }
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = *v6 ? AF_INET6 : AF_INET;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-        rc = getaddrinfo(host, port, &hints, &res);
-        if (rc != 0) {
-                snprintf(errstr, errstr_size,
-                         "metrics.listen: \"%s\" is not a valid %s address: "
-                         "%s",
-                         host, *v6 ? "IPv6" : "IPv4", gai_strerror(rc));
-                return -1;
-        }
-        memset(ss, 0, sizeof(*ss));
-        memcpy(ss, res->ai_addr, res->ai_addrlen);
-        freeaddrinfo(res);
-        return 0;
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status,
@@ -289,8 +187,11 @@ lb_admin_t *lb_admin_start(const char *listen, lb_metrics_t *m, lb_health_t *h,
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        if (parse_listen(listen, &a->addr, &v6, errstr, errstr_size) != 0)
+        char why[256];
+        if (lb_listen_parse(listen, &a->addr, &v6, why, sizeof(why))) {
+                snprintf(errstr, errstr_size, "metrics.listen: %s", why);
                 goto fail;
+        }
         if (v6) {
                 flags |= MHD_USE_DUAL_STACK;
                 port = ntohs(((struct sockaddr_in6 *)&a->addr)->sin6_port);

@@ -18,6 +18,7 @@
 #include "grow.h"
 #include "hash.h"
 #include "list.h"
+#include "listen.h"
 #include "log.h"
 #include "why.h"
 
@@ -488,35 +489,11 @@ static int check_nonempty(const char *value, char *why, size_t why_size)
 
 static int check_listen(const char *value, char *why, size_t why_size)
 {
-        const char *msg = "must be empty (off) or host:port, with a port from "
-                          "0 to 65535 ([addr]:port for IPv6)";
+        struct sockaddr_storage ss;
+        int v6;
         if (!*value)
-                return 0;
-        const char *colon = strrchr(value, ':');
-        if (!colon || colon == value)
-                return lb_why(why, why_size, "%s", msg);
-        if (value[0] == '[') {
-                /* [v6addr]:port: the bracket must close right before ':' */
-                if (colon - value < 3 || colon[-1] != ']')
-                        return lb_why(why, why_size, "%s", msg);
-        } else if (memchr(value, ':', (size_t)(colon - value))) {
-                return lb_why(why, why_size, "%s", msg);
-        }
-        const char *p = colon + 1;
-        long port = 0;
-        if (!*p || strlen(p) > 5)
-                return lb_why(why, why_size, "%s", msg);
-        for (; *p; p++) {
-                if (!isdigit((unsigned char)*p))
-                        return lb_why(why, why_size, "%s", msg);
-                port = port * 10 + (*p - '0');
-        }
-        if (port > 65535)
-                return lb_why(why, why_size, "%s", msg);
-        for (p = value; p < colon; p++)
-                if (isspace((unsigned char)*p))
-                        return lb_why(why, why_size, "%s", msg);
-        return 0;
+                return 0; /* off */
+        return lb_listen_parse(value, &ss, &v6, why, why_size);
 }
 
 /* ------------------------------------------------------------------ */

@@ -107,12 +107,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 int lb_dlq_check_conf(const lb_config_t *conf, char *errstr, size_t errstr_size)
 {
-        rd_kafka_conf_t *kc =
-            lb_kafka_conf_new(conf, LB_KAFKA_PRODUCER, errstr, errstr_size);
-        if (!kc)
-                return -1;
-        rd_kafka_conf_destroy(kc);
-        return 0;
+        return lb_kafka_conf_check(conf, LB_KAFKA_PRODUCER, errstr,
+                                   errstr_size);
 }
 
 lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,

@@ -214,3 +214,39 @@ fail:
         rd_kafka_conf_destroy(kc);
         return NULL;
 }
+
+static void silent_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                          const char *buf)
+{
+        (void)rk;
+        (void)level;
+        (void)fac;
+        (void)buf;
+}
+
+int lb_kafka_conf_check(const lb_config_t *conf, lb_kafka_side_t side,
+                        char *errstr, size_t errstr_size)
+{
+        char err[512];
+        rd_kafka_conf_t *kc =
+            lb_kafka_conf_new(conf, side, errstr, errstr_size);
+        if (!kc)
+                return -1;
+        /* librdkafka checks how the properties go together (the session
+         * timeout against max.poll.interval.ms, what idempotence needs) only
+         * when a client is made: one is, and let go at once, silent (it
+         * may have started to connect). */
+        rd_kafka_conf_set_log_cb(kc, silent_log_cb);
+        rd_kafka_t *rk = rd_kafka_new(
+            side == LB_KAFKA_CONSUMER ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER,
+            kc, err, sizeof(err));
+        if (!rk) {
+                rd_kafka_conf_destroy(kc);
+                snprintf(errstr, errstr_size, "kafka.%s properties: %s",
+                         side == LB_KAFKA_CONSUMER ? "consumer" : "producer",
+                         err);
+                return -1;
+        }
+        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        return 0;
+}

@@ -25,6 +25,15 @@ rd_kafka_conf_t *lb_kafka_conf_new(const lb_config_t *conf,
                                    size_t errstr_size);
 
 /**
+ * @brief What making a client for side from conf would refuse, checked
+ *        before startup: each property, then how they go together (a
+ *        client is made and let go at once).
+ * @returns 0, or -1 with errstr saying why.
+ */
+int lb_kafka_conf_check(const lb_config_t *conf, lb_kafka_side_t side,
+                        char *errstr, size_t errstr_size);
+
+/**
  * @returns msg, or buf (cap bytes) holding msg cut where a secret kafka.*
  *          value (of the first configuration a client was made from) begins,
  *          or right after a secret property's name, and marked [redacted]:

@@ -341,12 +341,8 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 int lb_kafka_in_check_conf(const lb_config_t *conf, char *errstr,
                            size_t errstr_size)
 {
-        rd_kafka_conf_t *kc =
-            lb_kafka_conf_new(conf, LB_KAFKA_CONSUMER, errstr, errstr_size);
-        if (!kc)
-                return -1;
-        rd_kafka_conf_destroy(kc);
-        return 0;
+        return lb_kafka_conf_check(conf, LB_KAFKA_CONSUMER, errstr,
+                                   errstr_size);
 }
 
 lb_kafka_in_t *lb_kafka_in_new(const lb_config_t *conf,

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "memlimit.h"
 #include "replay.h"
+#include "sender.h"
 #include "version.h"
 
 extern char **environ;
@@ -311,7 +312,8 @@ static int bridge_check(lb_config_t *conf)
                 return config_error("out of memory");
         if (lb_config_validate(conf, errstr, sizeof(errstr)) ||
             lb_kafka_in_check_conf(conf, errstr, sizeof(errstr)) ||
-            lb_dlq_check_conf(conf, errstr, sizeof(errstr)))
+            lb_dlq_check_conf(conf, errstr, sizeof(errstr)) ||
+            lb_sender_check_conf(conf, errstr, sizeof(errstr)))
                 return config_error(errstr);
         lb_log_setup(conf->log_level, conf->log_json);
         if (conf->apps_file_world_readable)

@@ -21,11 +21,13 @@
 #include "sender.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "grow.h"
 #include "log.h"
@@ -161,6 +163,46 @@ static struct curl_slist *headers_new(void)
         return h;
 }
 
+/* Parses api.url into u as libcurl would parse CURLOPT_URL.
+ * @returns 0, -1 (errstr says why) or -2 (out of memory). */
+static int parse_url(CURLU *u, const char *url, char *errstr,
+                     size_t errstr_size)
+{
+        CURLUcode uc =
+            curl_url_set(u, CURLUPART_URL, url,
+                         CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME);
+        if (uc == CURLUE_OUT_OF_MEMORY)
+                return -2;
+        if (uc != CURLUE_OK) {
+                snprintf(errstr, errstr_size, "api.url: %s",
+                         curl_url_strerror(uc));
+                return -1;
+        }
+        return 0;
+}
+
+int lb_sender_check_conf(const lb_config_t *conf, char *errstr,
+                         size_t errstr_size)
+{
+        CURLU *u = curl_url();
+        int rc = -2;
+        if (u)
+                rc = parse_url(u, conf->api_url, errstr, errstr_size);
+        curl_url_cleanup(u);
+        if (rc == -2)
+                snprintf(errstr, errstr_size, "out of memory");
+        if (rc)
+                return -1;
+        if (conf->api_ca_file && *conf->api_ca_file &&
+            access(conf->api_ca_file, R_OK)) {
+                snprintf(errstr, errstr_size,
+                         "api.ca.file: cannot read '%s': %s", conf->api_ca_file,
+                         strerror(errno));
+                return -1;
+        }
+        return 0;
+}
+
 lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
                            size_t errstr_size)
 {
@@ -180,15 +222,10 @@ lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
         s->headers = headers_new();
         if (!s->multi || !s->url || !s->headers)
                 goto oom;
-        /* the flags libcurl parses CURLOPT_URL with */
-        CURLUcode uc =
-            curl_url_set(s->url, CURLUPART_URL, conf->api_url,
-                         CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME);
-        if (uc == CURLUE_OUT_OF_MEMORY)
+        int rc = parse_url(s->url, conf->api_url, errstr, errstr_size);
+        if (rc == -2)
                 goto oom;
-        if (uc != CURLUE_OK) {
-                snprintf(errstr, errstr_size, "api.url: %s",
-                         curl_url_strerror(uc));
+        if (rc) {
                 lb_sender_destroy(s);
                 return NULL;
         }

@@ -50,6 +50,14 @@ typedef void(lb_sender_done_cb)(void *opaque, lb_request_t *req);
  */
 int lb_sender_unknown(int curl_code, int body_sent, int http_status);
 
+/**
+ * @brief What lb_sender_new would refuse, checked before startup: api.url
+ *        as libcurl parses it, and api.ca.file readable.
+ * @returns 0, or -1 with errstr naming the key.
+ */
+int lb_sender_check_conf(const lb_config_t *conf, char *errstr,
+                         size_t errstr_size);
+
 lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
                            size_t errstr_size);
 

@@ -1,6 +1,7 @@
 """Configuration errors stop startup with exit 2 and a one-line message
 naming the key (from -X, the environment, a file, librdkafka's own
-properties); --check-config accepts a good configuration; no client key
+properties, and what only making a client, parsing the URL as libcurl does
+or binding the metrics address would refuse); --check-config accepts a good configuration; no client key
 appears in --help, --check-config, error messages or the logs; an apps file
 readable by others is warned about."""
 import os
@@ -59,6 +60,13 @@ expect_error([*BASE, "-X", "batch.max.user=5", "--check-config"], "batch.max.use
 expect_error([*BASE, "-X", "batch.max.users=51", "--check-config"], "batch.max.users")
 expect_error([*BASE, "-X", "batch.max.actions=abc", "--check-config"], "batch.max.actions")
 expect_error([*BASE, "-X", "kafka.no.such.property=1", "--check-config"], "kafka.no.such.property")
+# What only the running bridge used to find (exit 1 after "configuration OK").
+expect_error([*BASE, "-X", "api.url=https://exa mple.com/", "--check-config"], "api.url")
+expect_error([*BASE, "-X", "api.ca.file=/nonexistent/ca.pem", "--check-config"], "api.ca.file")
+expect_error([*BASE, "-X", "metrics.listen=myhost:9464", "--check-config"], "metrics.listen")
+expect_error([*BASE, "-X", "kafka.consumer.session.timeout.ms=300001", "--check-config"],
+             "session.timeout.ms")
+expect_error([*BASE, "-X", "kafka.producer.max.in.flight=10", "--check-config"], "max.in.flight")
 expect_error([*BASE, "-X", "kafka.producer.acks=maybe", "--check-config"], "kafka.producer.acks")
 expect_error([*BASE, "--check-config"], "batch.max.users", env={"LEANBRIDGE_BATCH_MAX_USERS": "0"})
 expect_error([*BASE, "--check-config"], "LEANBRIDGE_NO_SUCH_KEY", env={"LEANBRIDGE_NO_SUCH_KEY": "1"})

@@ -541,13 +541,28 @@ static void test_strings(void **state)
                 set_ok(c, "metrics.listen", good_listen[i]);
                 assert_string_equal(c->metrics_listen, good_listen[i]);
         }
-        const char *bad_listen[] = {
-            "9100",     ":9100",    "host:",      "host:65536",
-            "host:12a", "::1:9100", "[::1]9100",  "[]:80",
-            "host :80", "host:-1",  "host:123456"};
+        /* What the admin server would refuse to bind (listen.c), at
+         * startup: a host name too (it binds literals only). */
+        const struct {
+                const char *value, *why;
+        } bad_listen[] = {{"9100", "expected host:port"},
+                          {":9100", "the host is empty"},
+                          {"host:", "the port must be 0..65535"},
+                          {"host:65536", "the port must be 0..65535"},
+                          {"host:12a", "the port must be 0..65535"},
+                          {"::1:9100", "put an IPv6 address in brackets"},
+                          {"[::1]9100", "the port must be 0..65535"},
+                          {"[]:80", "expected [IPv6]:port"},
+                          {"host :80", "not an IPv4 address"},
+                          {"host:-1", "the port must be 0..65535"},
+                          {"host:123456", "the port must be 0..65535"},
+                          {"myhost:9464", "not an IPv4 address"},
+                          {"127.1:9464", "not an IPv4 address"},
+                          {"[fe80::zz]:80", "not a valid IPv6 address"}};
         for (size_t i = 0; i < sizeof(bad_listen) / sizeof(bad_listen[0]); i++)
-                assert_contains(set_bad(c, "metrics.listen", bad_listen[i]),
-                                "must be empty (off) or host:port");
+                assert_contains(
+                    set_bad(c, "metrics.listen", bad_listen[i].value),
+                    bad_listen[i].why);
         lb_config_destroy(c);
 }
 
