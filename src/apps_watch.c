@@ -33,8 +33,16 @@ const char *lb_apps_watch_due(lb_apps_watch_t *w, int sighup, int64_t now)
         if (!w->path || now - w->checked_ms < LB_APPS_WATCH_MS)
                 return NULL;
         w->checked_ms = now;
-        if (stat(w->path, &st) || lb_apps_same_file(&st, &w->st))
+        if (stat(w->path, &st) || lb_apps_same_file(&st, &w->st)) {
+                w->seen_valid = 0;
                 return NULL;
+        }
+        if (!w->seen_valid || !lb_apps_same_file(&st, &w->seen)) {
+                w->seen = st; /* changed since: wait for it to settle */
+                w->seen_valid = 1;
+                return NULL;
+        }
+        w->seen_valid = 0;
         w->st = st;
         return "apps file changed";
 }

@@ -1,8 +1,10 @@
 /*
  * apps_watch.h: when the apps file's client keys are read again: on SIGHUP,
  * or when the file is another one than when last read (a Kubernetes Secret
- * volume swaps a symlink: a new inode; an edit: a new size or mtime),
- * looked at every LB_APPS_WATCH_MS. Decides only; the reload itself is
+ * volume swaps a symlink: a new inode; an edit: a new size or mtime) and
+ * was the same at the look before, looked at every LB_APPS_WATCH_MS: a
+ * file caught while it is written in place (a key cut short) waits until
+ * it has stopped changing. Decides only; the reload itself is
  * lb_config_reload_apps().
  */
 #ifndef LB_APPS_WATCH_H
@@ -17,6 +19,8 @@
 typedef struct {
         const char *path; /* NULL: no apps file, only SIGHUP */
         struct stat st;   /* the file when last read */
+        struct stat seen; /* a changed file at the last look ... */
+        int seen_valid;   /* ... if there was one */
         int64_t checked_ms;
 } lb_apps_watch_t;
 

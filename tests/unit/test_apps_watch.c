@@ -1,7 +1,9 @@
 /*
  * test_apps_watch.c: when the apps file's keys are read again: always on
  * SIGHUP; on a change only once LB_APPS_WATCH_MS passed since the last
- * look; a change is a new inode (a swapped Secret symlink), size or mtime;
+ * look and the file was the same at the look before (one written in place
+ * is not read half-written); a change is a new inode (a swapped Secret
+ * symlink), size or mtime;
  * an unchanged or missing file is no reason; without a path only SIGHUP.
  */
 #include <setjmp.h>
@@ -48,14 +50,40 @@ static void test_change_seen_after_interval(void **state)
         write_file(tmp, "{\"a\":2}");
         assert_int_equal(rename(tmp, path), 0);
         assert_null(lb_apps_watch_due(&w, 0, 1000 + LB_APPS_WATCH_MS + 1));
+        /* seen changed: read at the next look if it is the same then */
+        assert_null(lb_apps_watch_due(&w, 0, 1000 + 2 * LB_APPS_WATCH_MS));
         assert_string_equal(
-            lb_apps_watch_due(&w, 0, 1000 + 2 * LB_APPS_WATCH_MS),
+            lb_apps_watch_due(&w, 0, 1000 + 3 * LB_APPS_WATCH_MS),
             "apps file changed");
         /* read: the same file is no reason any more */
-        assert_null(lb_apps_watch_due(&w, 0, 1000 + 3 * LB_APPS_WATCH_MS));
+        assert_null(lb_apps_watch_due(&w, 0, 1000 + 4 * LB_APPS_WATCH_MS));
         /* a missing file keeps the keys as they are */
         assert_int_equal(unlink(path), 0);
-        assert_null(lb_apps_watch_due(&w, 0, 1000 + 4 * LB_APPS_WATCH_MS));
+        assert_null(lb_apps_watch_due(&w, 0, 1000 + 5 * LB_APPS_WATCH_MS));
+}
+
+/* A file written in place while it is looked at (a key cut short) is not
+ * read until it is the same at two looks in a row. */
+static void test_change_read_once_settled(void **state)
+{
+        (void)state;
+        char path[128];
+        snprintf(path, sizeof(path), "%s/apps.txt", tmpdir);
+        write_file(path, "a1:KEY1\n");
+        lb_apps_watch_t w;
+        lb_apps_watch_init(&w, path, 0);
+        int64_t t = 0;
+        write_file(path, "a1:KEY1\na2:KE"); /* caught mid-write */
+        assert_null(lb_apps_watch_due(&w, 0, t += LB_APPS_WATCH_MS));
+        write_file(path, "a1:KEY1\na2:KEY2\n"); /* done */
+        assert_null(lb_apps_watch_due(&w, 0, t += LB_APPS_WATCH_MS));
+        assert_string_equal(lb_apps_watch_due(&w, 0, t += LB_APPS_WATCH_MS),
+                            "apps file changed");
+        assert_null(lb_apps_watch_due(&w, 0, t += LB_APPS_WATCH_MS));
+        /* SIGHUP reads it at once, settled or not */
+        write_file(path, "a1:KEY9\n");
+        assert_string_equal(lb_apps_watch_due(&w, 1, t + 1), "SIGHUP");
+        assert_null(lb_apps_watch_due(&w, 0, t += LB_APPS_WATCH_MS));
 }
 
 static void test_same_file(void **state)
@@ -81,6 +109,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_sighup_always),
             cmocka_unit_test(test_change_seen_after_interval),
+            cmocka_unit_test(test_change_read_once_settled),
             cmocka_unit_test(test_same_file),
         };
         return cmocka_run_group_tests(tests, tmpdir_make, tmpdir_remove);
