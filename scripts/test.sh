@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 if [ "$*" = "-L unit" ]; then
   extra="prometheus" fuzz=OFF
 else
-  extra="clang libclang-rt-14-dev prometheus python3-venv python3-yaml" fuzz=ON
+  extra="clang libclang-rt-14-dev prometheus python3-venv python3-yaml openssl" fuzz=ON
   command -v java >/dev/null 2>&1 || extra="$extra openjdk-17-jre-headless"
   command -v mvn >/dev/null 2>&1 || extra="$extra maven"
 fi

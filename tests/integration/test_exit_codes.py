@@ -29,7 +29,7 @@ fifo_dir = h.workdir()
 fifo = f"{fifo_dir}/leanbridge.conf"
 os.mkfifo(fifo)
 early = subprocess.Popen([h.BRIDGE, "-c", fifo, *BASE], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT)
+                         stderr=subprocess.STDOUT, env={"PATH": os.environ["PATH"]})
 time.sleep(0.5)
 early.send_signal(signal.SIGHUP)
 early.send_signal(signal.SIGTERM)

@@ -153,12 +153,17 @@ def check_config(env, tmp):
         f.write("app_x:stand-in-key\n")
     os.chmod(apps, 0o440)
     env["LEANBRIDGE_APPS"] = "@" + apps
-    for k in list(env):
-        if k.endswith("_LOCATION"):  # TLS files mounted from Secrets
-            path = os.path.join(tmp, k.lower())
-            with open(path, "w") as f:
-                f.write("")
-            env[k] = path
+    # TLS files mounted from Secrets: a self-signed certificate and its key
+    # stand in (librdkafka loads them when --check-config makes a client).
+    tls = [k for k in env if k.endswith("_LOCATION")]
+    if tls:
+        cert, key = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+        p = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                 "-subj", "/CN=stand-in", "-keyout", key, "-out", cert])
+        if p.returncode != 0:
+            return None, f"openssl could not make a stand-in certificate: {p.stdout}"
+        for k in tls:
+            env[k] = key if "_KEY_" in k else cert
     p = run([binary, "--check-config"], env=dict(env, PATH="/usr/bin:/bin"))
     return p.returncode, p.stdout
 
