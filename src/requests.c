@@ -406,9 +406,15 @@ static void flight_retry(lb_bridge_t *b, flight_t *f, const lb_request_t *req,
                               req->http_status, reason);
                 return;
         }
+        /* In outage mode no later than the probes' cap: the attempts
+         * counted before it began would otherwise keep their backoff, and
+         * the API's recovery would be seen that much later. */
+        int64_t cap = lb_outage_active(&b->outage)
+                          ? probe_cap(b)
+                          : b->conf->retry_backoff_max_ms;
         int64_t delay = lb_backoff_delay_ms(
-            f->fl.attempt, b->conf->retry_backoff_initial_ms,
-            b->conf->retry_backoff_max_ms, rand01(b), retry_after(b, req));
+            f->fl.attempt, b->conf->retry_backoff_initial_ms, cap, rand01(b),
+            retry_after(b, req));
         atomic_fetch_add(&b->metrics.request_retries, 1);
         lb_info("sender", "%s; retry %d in %" PRId64 " ms", reason,
                 f->fl.attempt, delay);
