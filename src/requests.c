@@ -527,8 +527,7 @@ void lb_requests_dispatch(lb_bridge_t *b, int64_t now)
                 early = early > batch->n ? early - batch->n : 0;
                 start_batch(b, batch);
         }
-        atomic_store(&b->metrics.pending_actions,
-                     (int64_t)lb_batcher_pending(b->batcher));
+        atomic_store(&b->metrics.pending_actions, (int64_t)b->live_actions);
         atomic_store(&b->metrics.held_bytes, (int64_t)lb_intake_held_bytes(b));
 }
 

@@ -49,6 +49,10 @@ warned = bridge.log_text().count("dead-letter record for")
 h.check(1 <= warned <= 3, f"{warned} warnings for {h.metric(port, RETRIES)} retries")
 # Nothing is written yet: the metric says what the topic acknowledged.
 h.check(not h.metric(port, DEAD), f"{DEAD} = {h.metric(port, DEAD)} with the DLQ broker down")
+# ... and the actions waiting for it are pending: consumed, not yet done.
+pending = h.metric(port, "leanbridge_pending_actions")
+h.check(pending >= len(rejected), f"leanbridge_pending_actions = {pending} with "
+        f"{len(rejected)} dead letters waiting for the DLQ")
 h.log(f"DLQ broker down: committed {rows} (held back as expected)")
 kafka.command("broker-up 3")
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 120,
