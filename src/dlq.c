@@ -285,7 +285,8 @@ static void retry_due(lb_dlq_t *d, int64_t now)
                                 d->retry_tail->next = a;
                         else
                                 d->retry_head = a;
-                        for (d->retries++; a->next; d->retries++)
+                        d->retries++; /* a: the rest were not tried */
+                        while (a->next)
                                 a = a->next;
                         d->retry_tail = a;
                         d->retry_at = now + LB_DLQ_RETRY_MS;
