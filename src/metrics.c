@@ -414,7 +414,8 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                 "API requests sent again after a retryable failure.",
                 LOAD(m->request_retries));
         counter(&sb, "leanbridge_request_splits_total",
-                "Requests split in two after a 403 on several actions.",
+                "Requests split in two after a 403 or 413 on several "
+                "actions.",
                 LOAD(m->request_splits));
         counter(
             &sb, "leanbridge_billable_user_lookups_total",
