@@ -220,6 +220,8 @@ void lb_handover_on_revoking(void *opaque,
 {
         lb_bridge_t *b = opaque;
         lb_revocation_t *r = &b->revocation;
+        if (lost) /* out of the group until the next assignment */
+                atomic_store(&b->health.joined, 0);
         if (r->phase != LB_REVOKE_NONE) /* kafka_in settles it first */
                 let_go_now(b, 0);
         r->parts = rd_kafka_topic_partition_list_copy(parts);
