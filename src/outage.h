@@ -38,6 +38,14 @@ void lb_outage_init(lb_outage_t *o, int64_t window_ms, int min_failures);
  */
 int lb_outage_observe(lb_outage_t *o, uintptr_t id, int failed, int64_t now);
 
+/**
+ * @brief Leaves outage mode without an answer: nothing is left to probe
+ *        with (every request given up, a quiet input); the next requests
+ *        tell anew.
+ * @returns 1 if it was in outage mode.
+ */
+int lb_outage_leave(lb_outage_t *o);
+
 /** @returns 1 in outage mode. */
 int lb_outage_active(const lb_outage_t *o);
 

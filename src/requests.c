@@ -527,6 +527,12 @@ void lb_requests_dispatch(lb_bridge_t *b, int64_t now)
                 early = early > batch->n ? early - batch->n : 0;
                 start_batch(b, batch);
         }
+        if (!b->flights && !lb_batcher_pending(b->batcher) &&
+            lb_outage_leave(&b->outage)) {
+                lb_info("sender", "outage mode left: nothing is left to probe "
+                                  "the API with (the next requests tell)");
+                atomic_store(&b->metrics.api_outage, 0);
+        }
         atomic_store(&b->metrics.pending_actions, (int64_t)b->live_actions);
         atomic_store(&b->metrics.held_bytes, (int64_t)lb_intake_held_bytes(b));
 }

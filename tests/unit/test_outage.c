@@ -75,6 +75,26 @@ static void test_lone_request_never(void **state)
         assert_int_equal(lb_outage_observe(&o, 8, 1, 600000), 1);
 }
 
+static void test_leave_without_answer(void **state)
+{
+        (void)state;
+        lb_outage_t o;
+        lb_outage_init(&o, 2000, 3);
+        assert_int_equal(lb_outage_leave(&o), 0); /* not in it */
+        lb_outage_observe(&o, 1, 1, 0);
+        lb_outage_observe(&o, 2, 1, 1000);
+        assert_int_equal(lb_outage_observe(&o, 1, 1, 2000), 1);
+        assert_true(lb_outage_active(&o));
+        lb_outage_observe(&o, 1, 1, 3000); /* a probe failed */
+        assert_int_equal(lb_outage_leave(&o), 1);
+        assert_false(lb_outage_active(&o));
+        assert_int_equal(lb_outage_probes(&o), 0);
+        /* the next failures start a new run: a window again to enter */
+        assert_int_equal(lb_outage_observe(&o, 1, 1, 4000), 0);
+        assert_int_equal(lb_outage_observe(&o, 2, 1, 4500), 0);
+        assert_int_equal(lb_outage_observe(&o, 1, 1, 6000), 1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -82,6 +102,7 @@ int main(void)
             cmocka_unit_test(test_needs_enough_failures),
             cmocka_unit_test(test_success_resets_the_run),
             cmocka_unit_test(test_lone_request_never),
+            cmocka_unit_test(test_leave_without_answer),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
