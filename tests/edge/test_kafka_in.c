@@ -351,8 +351,6 @@ static void test_read_unanswered_fatal(void **state)
         rd_kafka_destroy(host);
 }
 
-/* Leaving the group with a prefetch still queued: no abort, and the close's
- * revocation is answered at once. */
 /* A commit that waits returns its result to its caller only; one that
  * does not wait gives it to the committed callback, once. (librdkafka 2.0.2
  * also posts a waited commit's result to the configured commit callback
@@ -385,6 +383,8 @@ static void test_commit_results_once(void **state)
         rd_kafka_destroy(host);
 }
 
+/* Leaving the group with a prefetch still queued: no abort, and the close's
+ * revocation is answered at once. */
 static void test_close_with_prefetch(void **state)
 {
         (void)state;
