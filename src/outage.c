@@ -41,7 +41,7 @@ int lb_outage_observe(lb_outage_t *o, uintptr_t id, int failed, int64_t now)
 
 int lb_outage_leave(lb_outage_t *o)
 {
-        return success(o);
+        return o->active && success(o);
 }
 
 int lb_outage_active(const lb_outage_t *o)

@@ -41,7 +41,7 @@ int lb_outage_observe(lb_outage_t *o, uintptr_t id, int failed, int64_t now);
 /**
  * @brief Leaves outage mode without an answer: nothing is left to probe
  *        with (every request given up, a quiet input); the next requests
- *        tell anew.
+ *        tell anew. Outside outage mode a run of failures is kept.
  * @returns 1 if it was in outage mode.
  */
 int lb_outage_leave(lb_outage_t *o);

@@ -83,6 +83,8 @@ static void test_leave_without_answer(void **state)
         assert_int_equal(lb_outage_leave(&o), 0); /* not in it */
         lb_outage_observe(&o, 1, 1, 0);
         lb_outage_observe(&o, 2, 1, 1000);
+        /* outside outage mode the run of failures is kept */
+        assert_int_equal(lb_outage_leave(&o), 0);
         assert_int_equal(lb_outage_observe(&o, 1, 1, 2000), 1);
         assert_true(lb_outage_active(&o));
         lb_outage_observe(&o, 1, 1, 3000); /* a probe failed */
