@@ -105,12 +105,6 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         lb_kafka_warn("dlq", err, reason);
 }
 
-int lb_dlq_check_conf(const lb_config_t *conf, char *errstr, size_t errstr_size)
-{
-        return lb_kafka_conf_check(conf, LB_KAFKA_PRODUCER, errstr,
-                                   errstr_size);
-}
-
 lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,
                      void *opaque, int wake_fd, char *errstr,
                      size_t errstr_size)

@@ -27,10 +27,6 @@ lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,
                      void *opaque, int wake_fd, char *errstr,
                      size_t errstr_size);
 
-/** @brief Checks that librdkafka accepts every producer-side property. */
-int lb_dlq_check_conf(const lb_config_t *conf, char *errstr,
-                      size_t errstr_size);
-
 /** Largest key and value bytes of a record written cut (a->dlq_cut). */
 #define LB_DLQ_CUT_KEY   128
 #define LB_DLQ_CUT_VALUE 256

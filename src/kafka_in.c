@@ -338,13 +338,6 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         in->in_callback--;
 }
 
-int lb_kafka_in_check_conf(const lb_config_t *conf, char *errstr,
-                           size_t errstr_size)
-{
-        return lb_kafka_conf_check(conf, LB_KAFKA_CONSUMER, errstr,
-                                   errstr_size);
-}
-
 lb_kafka_in_t *lb_kafka_in_new(const lb_config_t *conf,
                                const lb_kafka_in_cbs_t *cbs, int wake_fd,
                                char *errstr, size_t errstr_size)

@@ -59,10 +59,6 @@ lb_kafka_in_t *lb_kafka_in_new(const lb_config_t *conf,
                                const lb_kafka_in_cbs_t *cbs, int wake_fd,
                                char *errstr, size_t errstr_size);
 
-/** @brief Checks that librdkafka accepts every consumer-side property. */
-int lb_kafka_in_check_conf(const lb_config_t *conf, char *errstr,
-                           size_t errstr_size);
-
 /** @returns the next message (caller destroys), or NULL. Serves callbacks. */
 rd_kafka_message_t *lb_kafka_in_poll(lb_kafka_in_t *in, int timeout_ms);
 

@@ -18,6 +18,7 @@
 #include "bridge.h"
 #include "config.h"
 #include "dlq.h"
+#include "kafka_conf.h"
 #include "kafka_in.h"
 #include "log.h"
 #include "memlimit.h"
@@ -311,8 +312,10 @@ static int bridge_check(lb_config_t *conf)
         if (lb_config_resolve_memory(conf, found.bytes, found.source))
                 return config_error("out of memory");
         if (lb_config_validate(conf, errstr, sizeof(errstr)) ||
-            lb_kafka_in_check_conf(conf, errstr, sizeof(errstr)) ||
-            lb_dlq_check_conf(conf, errstr, sizeof(errstr)) ||
+            lb_kafka_conf_check(conf, LB_KAFKA_CONSUMER, errstr,
+                                sizeof(errstr)) ||
+            lb_kafka_conf_check(conf, LB_KAFKA_PRODUCER, errstr,
+                                sizeof(errstr)) ||
             lb_sender_check_conf(conf, errstr, sizeof(errstr)))
                 return config_error(errstr);
         lb_log_setup(conf->log_level, conf->log_json);
