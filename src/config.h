@@ -229,8 +229,10 @@ void lb_config_print_example(FILE *out);
 const char *lb_config_kafka_get(const lb_config_t *conf, const char *name,
                                 lb_kafka_side_t side);
 
-/* How long closing the dead-letter producer waits for its last records. */
+/* How long closing the dead-letter producer waits for its last records,
+ * and then for the reports of those it purges. */
 #define LB_DLQ_CLOSE_FLUSH_MS 5000
+#define LB_DLQ_PURGE_MS       1000
 /* The part of the exit bound after the waits: that flush, plus the final
  * commit and leaving the group (LB_COMMIT_WAIT_MS and LB_CLOSE_WAIT_MS in
  * kafka_in.h, whether the broker answers or not). */

@@ -347,7 +347,7 @@ void lb_dlq_destroy(lb_dlq_t *d, int timeout_ms)
                  * actions are handed back to the caller to free. */
                 rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE |
                                           RD_KAFKA_PURGE_F_INFLIGHT);
-                for (int i = 0; i < 100 && d->outstanding; i++)
+                for (int i = 0; i < LB_DLQ_PURGE_MS / 10 && d->outstanding; i++)
                         rd_kafka_poll(d->rk, 10);
         }
         rd_kafka_queue_destroy(d->queue);
