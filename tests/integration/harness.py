@@ -339,7 +339,9 @@ def replay(bootstrap, dlq, group, *opts, xs=(), wait=True):
         return p
     out, err = p.communicate(timeout=300)
     out, err = out.decode(), err.decode()
-    log(f"replay {' '.join(opts)} -> exit {p.returncode}\n{out}{err[-800:]}")
+    # its first lines say why it stopped; its last ones, what came after
+    shown = err if len(err) <= 1600 else f"{err[:800]}\n[...]\n{err[-800:]}"
+    log(f"replay {' '.join(opts)} -> exit {p.returncode}\n{out}{shown}")
     check("SECRET" not in out + err, "a client key in replay's output")
     return p.returncode, out, err
 
