@@ -1570,6 +1570,21 @@ gap_here(const lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned at,
                (*end = value_end(g->kind, pass, p, len, pos + n, type, esc));
 }
 
+/* Gap parent's child at, first (gap_find's order: the commonest shapes
+ * are tried first). */
+static void to_front(lb_json_shapes_t *sh, unsigned parent, unsigned at)
+{
+        lb_json_gap_t *gap = sh->gap;
+        unsigned prev = gap[parent].child;
+        if (prev == at)
+                return;
+        while (gap[prev].sibling != at)
+                prev = gap[prev].sibling;
+        gap[prev].sibling = gap[at].sibling;
+        gap[at].sibling = gap[parent].child;
+        gap[parent].child = (uint8_t)at;
+}
+
 /* The child of gap parent that is at p[pos..len) (gap_here), when its
  * first is not; it becomes the first, so that the commonest shapes are
  * found first. @returns its index, or 0. */
@@ -1579,17 +1594,72 @@ gap_find(lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned parent,
          lb_json_type_t *type, size_t *esc)
 {
         int simd = pass != LB_JSON_PASS_PORTABLE;
-        unsigned prev = sh->gap[parent].child;
-        for (unsigned at = sh->gap[prev].sibling; at;
-             prev = at, at = sh->gap[at].sibling) {
+        for (unsigned at = sh->gap[sh->gap[parent].child].sibling; at;
+             at = sh->gap[at].sibling) {
                 if (!gap_here(sh, pass, at, p, pos, len, simd, end, type, esc))
                         continue;
-                sh->gap[prev].sibling = sh->gap[at].sibling;
-                sh->gap[at].sibling = sh->gap[parent].child;
-                sh->gap[parent].child = (uint8_t)at;
+                to_front(sh, parent, at);
                 return at;
         }
         return 0;
+}
+
+/* The child of gap parent (whose fork is set) that may be at
+ * p[pos..len): the one whose byte at the fork is there (forks[] hold
+ * each child's, all different), or 0 when none can be. */
+static inline __attribute__((always_inline)) unsigned
+fork_pick(const lb_json_shapes_t *sh, unsigned parent, const unsigned char *p,
+          size_t pos, size_t len)
+{
+        const lb_json_fork_t *f = &sh->forks[parent];
+        size_t at = sh->gap[parent].fork - 1u;
+        if (at >= len - pos)
+                return 0;
+        /* The byte of f->bytes that is p's is the one that is zero in x:
+         * the lowest byte the subtraction borrows through (a borrow only
+         * sets bytes above a zero one, and no two of f's bytes are equal). */
+        uint64_t x = f->bytes ^ 0x0101010101010101u * p[pos + at];
+        uint64_t z = (x - 0x0101010101010101u) & ~x & f->mask;
+        return z ? f->child[__builtin_ctzll(z) >> 3] : 0;
+}
+
+/* Sets gap parent's fork after its children changed: the first offset
+ * within all of them at which they are not all the same byte, when there
+ * each has its own; else none (one of them is the start of another up to
+ * where the shortest ends: the values tell them apart, gap_find). */
+static void fork_update(lb_json_shapes_t *sh, unsigned parent)
+{
+        const lb_json_gap_t *gap = sh->gap;
+        unsigned first = gap[parent].child, cnt = 0;
+        size_t shortest = SIZE_MAX;
+        sh->gap[parent].fork = 0;
+        for (unsigned c = first; c; c = gap[c].sibling, cnt++)
+                if (gap[c].len < shortest)
+                        shortest = gap[c].len;
+        if (cnt < 2)
+                return;
+        const unsigned char *a = sh->bytes + gap[first].off;
+        size_t at = 0;
+        for (int same = 1; same; at += same) {
+                if (at >= shortest || at >= UINT8_MAX)
+                        return;
+                for (unsigned c = gap[first].sibling; c && same;
+                     c = gap[c].sibling)
+                        same = sh->bytes[gap[c].off + at] == a[at];
+        }
+        lb_json_fork_t *f = &sh->forks[parent];
+        f->bytes = 0;
+        unsigned i = 0;
+        for (unsigned c = first; c; c = gap[c].sibling, i++) {
+                uint64_t b = sh->bytes[gap[c].off + at];
+                for (unsigned k = 0; k < i; k++)
+                        if ((f->bytes >> 8 * k & 0xff) == b)
+                                return;
+                f->bytes |= b << 8 * i;
+                f->child[i] = (uint8_t)c;
+        }
+        f->mask = 0x8080808080808080u & low_bytes[cnt];
+        sh->gap[parent].fork = (uint8_t)(at + 1);
 }
 
 /* The document's end, at gap at: what it lacks, and res. */
@@ -1603,26 +1673,32 @@ static void shape_end(const lb_json_shapes_t *sh, unsigned at,
 }
 
 /* One step of shape_match, the general way: the child of gap *parent that
- * is at p[*pos..len) (gap_here, then gap_find; only gap_find when
- * first_absent: the first child's bytes are known not to be there), and
- * its value put in out. @returns 1 (*parent and *pos moved on), 0 (the
- * document's end: res filled) or -1 (no known shape). */
+ * is at p[*pos..len), first trying at (gap_here; not when first_absent:
+ * its bytes are known not to be there), then, unless at is the only one
+ * that can be (only: picked by the fork), its siblings (gap_find; at is
+ * then the first child), and its value put in out. @returns 1 (*parent
+ * and *pos moved on), 0 (the document's end: res filled) or -1 (no known
+ * shape). */
 __attribute__((noinline)) static int
 shape_step(lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned *parent,
-           const unsigned char *p, size_t *pos, size_t len,
-           lb_json_field_t *out, lb_json_result_t *res, int first_absent)
+           unsigned at, const unsigned char *p, size_t *pos, size_t len,
+           lb_json_field_t *out, lb_json_result_t *res, int first_absent,
+           int only)
 {
         int simd = pass != LB_JSON_PASS_PORTABLE;
         size_t end, esc;
         lb_json_type_t type;
-        unsigned at = sh->gap[*parent].child;
         if (!at)
                 return -1;
-        if ((first_absent ||
-             !gap_here(sh, pass, at, p, *pos, len, simd, &end, &type, &esc)) &&
-            !(at =
-                  gap_find(sh, pass, *parent, p, *pos, len, &end, &type, &esc)))
-                return -1;
+        if (first_absent ||
+            !gap_here(sh, pass, at, p, *pos, len, simd, &end, &type, &esc)) {
+                if (only)
+                        return -1;
+                at = gap_find(sh, pass, *parent, p, *pos, len, &end, &type,
+                              &esc);
+                if (!at)
+                        return -1;
+        }
         const lb_json_gap_t *g = &sh->gap[at];
         if (g->kind == GAP_LAST) {
                 shape_end(sh, at, out, res);
@@ -1636,63 +1712,93 @@ shape_step(lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned *parent,
         return 1;
 }
 
+/* The commonest step of shape_match, inline: child at of the gap the walk
+ * is at, when its bytes are at p[*pos..len) (else *absent set), followed by
+ * a string without escapes, a number or a literal (its value put in out,
+ * *pos moved past it: 1), or ending the document (res filled: 0).
+ * @returns -1 for any other step (shape_step's). */
+static inline __attribute__((always_inline)) int
+step_inline(const lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned at,
+            const unsigned char *p, size_t *pos, size_t len,
+            lb_json_field_t *out, lb_json_result_t *res, int *absent)
+{
+        const lb_json_gap_t *g = &sh->gap[at];
+        size_t n = g->len, rem = len - *pos, v = *pos + n, e, esc;
+        lb_json_type_t type = LB_JSON_STRING;
+        if (!at)
+                return -1;
+        if (n > rem || !gap_is(sh, at, n, p, *pos, len, 1)) {
+                *absent = 1;
+                return -1;
+        }
+        if (g->kind == GAP_STRING && n < rem) {
+                e = v + lb_json_stop(pass, p + v, len - v);
+                if (e >= len || p[e] != '"')
+                        return -1;
+                e++;
+        } else if (g->kind == GAP_OTHER && n < rem) {
+                e = value_end(GAP_OTHER, pass, p, len, v, &type, &esc);
+                if (!e)
+                        return -1;
+        } else if (g->kind == GAP_LAST && n == rem) {
+                shape_end(sh, at, out, res);
+                return 0;
+        } else {
+                return -1;
+        }
+        if (g->slot != LB_JSON_SHAPE_NONE)
+                put_value(&out[g->slot].value, type,
+                          v - (g->kind == GAP_STRING), e, 0);
+        *pos = e;
+        return 1;
+}
+
 /* The document p[0..len) (a '}' last) by the known shapes: 0 with out and
- * res filled, or -1 when it has none of them (out then half filled). With
- * SSE2, the commonest step is taken inline: the first child of a gap when
- * its bytes are there, then a string without escapes, a number or a
- * literal, or the document's end; any other step (a sibling's, or a gap
- * that is only the start of the one there, whose value then does not fit)
- * is shape_step's, told when the first child's bytes were not there (a
- * sibling's step, one event in two on the bench's mix of actions: not
- * comparing them again saves about 70 instructions each). */
+ * res filled, or -1 when it has none of them (out then half filled). Each
+ * step tries the first child of the gap the walk is at: with SSE2 inline
+ * (step_inline), the commonest step. When that is not the one there and
+ * one byte tells the children apart (a fork: after a value the keys that
+ * follow differ by action, say), that byte picks the only one that can
+ * be, tried the same way; any other step (a sibling's, or a gap that is
+ * only the start of the one there, whose value then does not fit) is
+ * shape_step's, told when the child's bytes were not there (not comparing
+ * them again saves about 70 instructions). */
 __attribute__((noinline)) static int
 shape_match(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
             size_t len, lb_json_field_t *out, lb_json_result_t *res)
 {
-        const lb_json_gap_t *gap = sh->gap;
+#if defined(__x86_64__)
+        int simd = pass != LB_JSON_PASS_PORTABLE;
+#else
+        int simd = 0;
+#endif
         unsigned parent = 0;
         size_t pos = 0;
         for (;;) {
-                int first_absent = 0;
-#if defined(__x86_64__)
-                unsigned at = gap[parent].child;
-                const lb_json_gap_t *g = &gap[at];
-                size_t n = g->len, rem = len - pos;
-                if (pass != LB_JSON_PASS_PORTABLE && at)
-                        first_absent =
-                            n > rem || !gap_is(sh, at, n, p, pos, len, 1);
-                if (pass != LB_JSON_PASS_PORTABLE && at && !first_absent) {
-                        size_t v = pos + n, e, esc;
-                        lb_json_type_t type = LB_JSON_STRING;
-                        if (g->kind == GAP_STRING && n < rem) {
-                                e = v + lb_json_stop(pass, p + v, len - v);
-                                esc = 0;
-                                if (e >= len || p[e] != '"')
-                                        e = 0;
-                                else
-                                        e++;
-                        } else if (g->kind == GAP_OTHER && n < rem) {
-                                e = value_end(GAP_OTHER, pass, p, len, v, &type,
-                                              &esc);
-                        } else if (g->kind == GAP_LAST && n == rem) {
-                                shape_end(sh, at, out, res);
-                                return 0;
-                        } else {
-                                e = 0;
-                        }
-                        if (e) {
-                                if (g->slot != LB_JSON_SHAPE_NONE)
-                                        put_value(&out[g->slot].value, type,
-                                                  v - (g->kind == GAP_STRING),
-                                                  e, 0);
-                                pos = e;
-                                parent = at;
-                                continue;
+                unsigned at = sh->gap[parent].child;
+                int absent = 0, only = 0, r = -1;
+                if (simd)
+                        r = step_inline(sh, pass, at, p, &pos, len, out, res,
+                                        &absent);
+                if (r < 0 && sh->gap[parent].fork) {
+                        unsigned pick = fork_pick(sh, parent, p, pos, len);
+                        if (!pick)
+                                return -1;
+                        only = 1;
+                        if (pick != at) {
+                                to_front(sh, parent, pick);
+                                at = pick;
+                                absent = 0;
+                                if (simd)
+                                        r = step_inline(sh, pass, at, p, &pos,
+                                                        len, out, res, &absent);
                         }
                 }
-#endif
-                int r = shape_step(sh, pass, &parent, p, &pos, len, out, res,
-                                   first_absent);
+                if (r < 0)
+                        r = shape_step(sh, pass, &parent, at, p, &pos, len, out,
+                                       res, absent, only);
+                else if (r > 0)
+                        parent = at;
                 if (r <= 0)
                         return r;
         }
@@ -1741,6 +1847,7 @@ static unsigned shape_child(lb_json_shapes_t *sh, unsigned at,
         sh->bytes_used += padded;
         if (children >= LB_JSON_SHAPE_SIBLINGS)
                 sh->gap[before_last].sibling = 0;
+        fork_update(sh, at);
         return c;
 }
 

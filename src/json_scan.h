@@ -107,8 +107,18 @@ typedef struct {
         uint8_t slot;       /* the name index of the value after it, or NONE */
         uint8_t kind;       /* what follows it: nothing (0, the document's
                                end), a string (1) or another scalar (2) */
+        uint8_t fork;       /* 1 + the offset of the byte that tells its
+                               children apart (forks[]), or 0: none does */
         uint16_t tail_mask; /* bit i: byte i of its tail[] is the gap's */
 } lb_json_gap_t;
+
+/** The children of a gap that one byte, at the same offset in each, tells
+ *  apart: that byte of each (byte i of bytes: child[i]'s) and which of
+ *  bytes' bytes are children's (0x80 in each). */
+typedef struct {
+        uint64_t bytes, mask;
+        uint8_t child[LB_JSON_SHAPE_SIBLINGS];
+} lb_json_fork_t;
 
 /**
  * The shapes of the top-level objects a scanner has accepted, to accept
@@ -135,6 +145,8 @@ typedef struct {
         struct {
                 uint32_t members, absent;
         } ends[LB_JSON_SHAPE_GAPS + 1];
+        /* By gap whose fork is set: the byte that picks its child. */
+        lb_json_fork_t forks[LB_JSON_SHAPE_GAPS + 1];
         size_t gap_cnt;    /* root included */
         size_t bytes_used; /* of bytes[], gaps padded to 16 */
         /* Scans a known shape decided, and those it did not, lately: a

@@ -966,6 +966,61 @@ static void test_shapes(void **state)
         free(sh);
 }
 
+/* Shapes that part after a value by the key that follows (by action, say):
+ * one byte picks the child (a fork), whatever order they come in; a
+ * document with a byte no child has there, or the picked child's bytes
+ * past it, or a bad value after it, is the scan's, with its verdict. */
+static void test_shape_forks(void **state)
+{
+        (void)state;
+        lb_json_names_t names;
+        lb_json_names_init(&names, contract, CONTRACT_CNT);
+        lb_json_shapes_t *sh = malloc(sizeof(*sh));
+        assert_non_null(sh);
+        lb_json_shapes_init(sh, &names);
+        int known = pass != LB_JSON_PASS_EXACT;
+        static const char *const kinds[] = {
+            "{\"appId\":\"a\",\"action\":\"track\",\"event\":\"e\",\"n\":1}",
+            "{\"appId\":\"a\",\"action\":\"start\",\"deviceId\":\"d\",\"n\":2}",
+            "{\"appId\":\"a\",\"action\":\"stop\",\"x\":true}",
+            "{\"appId\":\"a\",\"action\":\"set\",\"userId\":\"u\",\"m\":[1]}",
+        };
+        size_t nk = sizeof(kinds) / sizeof(kinds[0]);
+        for (size_t i = 0; i < nk; i++)
+                assert_false(shaped(sh, kinds[i], strlen(kinds[i])));
+        if (known) {
+                /* root -> '{"appId":"' -> '","action":"', whose
+                 * children (',"event":"', ...) part at their third
+                 * byte */
+                unsigned g = sh->gap[sh->gap[0].child].child;
+                assert_int_equal(sh->gap[g].fork, 3); /* e, d, x, u */
+        }
+        for (int round = 0; round < 3; round++)
+                for (size_t i = 0; i < nk; i++) {
+                        size_t k =
+                            (i * (size_t)(round + 1) + (size_t)round) % nk;
+                        assert_int_equal(shaped(sh, kinds[k], strlen(kinds[k])),
+                                         known);
+                }
+        /* Escapes in the picked child's string: its general step. */
+        assert_int_equal(SHAPED(sh, "{\"appId\":\"a\",\"action\":\"start\","
+                                    "\"deviceId\":\"d\\n\\\"\",\"n\":2}"),
+                         known);
+        static const char *const not_known[] = {
+            "{\"appId\":\"a\",\"action\":\"x\",\"zzz\":1}",
+            "{\"appId\":\"a\",\"action\":\"start\",\"deviceIx\":\"d\",\"n\":2}",
+            "{\"appId\":\"a\",\"action\":\"start\",\"deviceId\":\"d\",\"n\":"
+            "01}",
+            "{\"appId\":\"a\",\"action\":\"start\",\"deviceId\":\"d\",\"n\":2,"
+            "\"n\":3}",
+            "{\"appId\":\"a\",\"action\":\"stop\",\"x\":tru}",
+            "{\"appId\":\"a\",\"action\":\"t\",\"e\"}",
+        };
+        for (size_t i = 0; i < sizeof(not_known) / sizeof(not_known[0]); i++)
+                assert_false(shaped(sh, not_known[i], strlen(not_known[i])));
+        free(sh);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -983,6 +1038,7 @@ int main(void)
             cmocka_unit_test(test_fast_path),
             cmocka_unit_test(test_long_strings),
             cmocka_unit_test(test_shapes),
+            cmocka_unit_test(test_shape_forks),
         };
         static const struct {
                 const char *name;
