@@ -1679,11 +1679,10 @@ static void shape_end(const lb_json_shapes_t *sh, unsigned at,
  * then the first child), and its value put in out. @returns 1 (*parent
  * and *pos moved on), 0 (the document's end: res filled) or -1 (no known
  * shape). */
-__attribute__((noinline)) static int
-shape_step(lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned *parent,
-           unsigned at, const unsigned char *p, size_t *pos, size_t len,
-           lb_json_field_t *out, lb_json_result_t *res, int first_absent,
-           int only)
+static int shape_step(lb_json_shapes_t *sh, lb_json_pass_t pass,
+                      unsigned *parent, unsigned at, const unsigned char *p,
+                      size_t *pos, size_t len, lb_json_field_t *out,
+                      lb_json_result_t *res, int first_absent, int only)
 {
         int simd = pass != LB_JSON_PASS_PORTABLE;
         size_t end, esc;
@@ -1753,16 +1752,43 @@ step_inline(const lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned at,
         return 1;
 }
 
+/* Every step of shape_match but its commonest (step_inline's on the first
+ * child, whose bytes were not there when absent): where one byte tells the
+ * children apart (a fork), the child it picks (the only one that can be
+ * there), tried inline then the general way; else the general way from
+ * the first child (shape_step). Apart from shape_match's loop, so that
+ * the loop keeps its state in registers. @returns as shape_step. */
+__attribute__((noinline, cold)) static int
+step_slow(lb_json_shapes_t *sh, lb_json_pass_t pass, int simd, unsigned *parent,
+          unsigned at, const unsigned char *p, size_t *pos, size_t len,
+          lb_json_field_t *out, lb_json_result_t *res, int absent)
+{
+        int only = sh->gap[*parent].fork != 0;
+        if (only) {
+                unsigned pick = fork_pick(sh, *parent, p, *pos, len);
+                if (!pick)
+                        return -1;
+                if (pick != at) {
+                        to_front(sh, *parent, pick);
+                        at = pick;
+                        absent = 0;
+                        int r = simd ? step_inline(sh, pass, at, p, pos, len,
+                                                   out, res, &absent)
+                                     : -1;
+                        if (r > 0)
+                                *parent = at;
+                        if (r >= 0)
+                                return r;
+                }
+        }
+        return shape_step(sh, pass, parent, at, p, pos, len, out, res, absent,
+                          only);
+}
+
 /* The document p[0..len) (a '}' last) by the known shapes: 0 with out and
  * res filled, or -1 when it has none of them (out then half filled). Each
- * step tries the first child of the gap the walk is at: with SSE2 inline
- * (step_inline), the commonest step. When that is not the one there and
- * one byte tells the children apart (a fork: after a value the keys that
- * follow differ by action, say), that byte picks the only one that can
- * be, tried the same way; any other step (a sibling's, or a gap that is
- * only the start of the one there, whose value then does not fit) is
- * shape_step's, told when the child's bytes were not there (not comparing
- * them again saves about 70 instructions). */
+ * step tries the first child of the gap the walk is at, with SSE2 inline
+ * (step_inline, the commonest step); any other step is step_slow's. */
 __attribute__((noinline)) static int
 shape_match(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
             size_t len, lb_json_field_t *out, lb_json_result_t *res)
@@ -1776,31 +1802,25 @@ shape_match(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
         size_t pos = 0;
         for (;;) {
                 unsigned at = sh->gap[parent].child;
-                int absent = 0, only = 0, r = -1;
+                int absent = 0, r = -1;
                 if (simd)
                         r = step_inline(sh, pass, at, p, &pos, len, out, res,
                                         &absent);
-                if (r < 0 && sh->gap[parent].fork) {
-                        unsigned pick = fork_pick(sh, parent, p, pos, len);
-                        if (!pick)
-                                return -1;
-                        only = 1;
-                        if (pick != at) {
-                                to_front(sh, parent, pick);
-                                at = pick;
-                                absent = 0;
-                                if (simd)
-                                        r = step_inline(sh, pass, at, p, &pos,
-                                                        len, out, res, &absent);
-                        }
-                }
-                if (r < 0)
-                        r = shape_step(sh, pass, &parent, at, p, &pos, len, out,
-                                       res, absent, only);
-                else if (r > 0)
+                if (__builtin_expect(r > 0, 1)) {
                         parent = at;
+                        continue;
+                }
+                if (!r)
+                        return 0;
+                /* copies: pos and parent stay in registers */
+                size_t step_pos = pos;
+                unsigned step_parent = parent;
+                r = step_slow(sh, pass, simd, &step_parent, at, p, &step_pos,
+                              len, out, res, absent);
                 if (r <= 0)
                         return r;
+                pos = step_pos;
+                parent = step_parent;
         }
 }
 
