@@ -1926,11 +1926,31 @@ static int shape_worth_learning(lb_json_shapes_t *sh)
                sh->misses % 16 == 0;
 }
 
+/* A document of no known shape p[0..len) (n without trailing whitespace):
+ * scanned, and its shape learned when that is worth it. Apart, so that a
+ * hit does not set up its spans. */
+__attribute__((noinline)) static int
+scan_and_learn(lb_json_shapes_t *sh, const char *buf, size_t len, size_t n,
+               lb_json_field_t *out, lb_json_result_t *res)
+{
+        const unsigned char *p = (const unsigned char *)buf;
+        span_t spans[LB_JSON_SHAPE_VALUES];
+        size_t cnt;
+        int rc = scan(buf, len, sh->names, out, res, spans, &cnt);
+        if (rc || res->type != LB_JSON_OBJECT || cnt == SPANS_NONE ||
+            !shape_worth_learning(sh))
+                return rc;
+        if (shape_add(sh, p, n, spans, cnt, res->members)) {
+                lb_json_shapes_init(sh, sh->names);
+                (void)shape_add(sh, p, n, spans, cnt, res->members);
+        }
+        return 0;
+}
+
 int lb_json_scan_shaped(const char *buf, size_t len, lb_json_shapes_t *sh,
                         lb_json_field_t *out, lb_json_result_t *res)
 {
         const unsigned char *p = (const unsigned char *)buf;
-        const lb_json_names_t *names = sh->names;
         lb_json_pass_t pass = lb_json_pass();
         size_t n = len;
         while (n && (cls[p[n - 1]] & C_WS))
@@ -1940,30 +1960,16 @@ int lb_json_scan_shaped(const char *buf, size_t len, lb_json_shapes_t *sh,
          * two hits a miss, after the first 16: keys in ever new orders,
          * say), only every 16th document is looked up and may be learned;
          * the others go straight to the scan. */
-        int look = n && p[n - 1] == '}' && pass != LB_JSON_PASS_EXACT &&
-                   (2 * sh->misses <= sh->hits + 16 || ++sh->passed % 16 == 0);
-        if (look) {
-                if (!shape_match(sh, pass, p, n, out, res)) {
-                        res->err_pos = 0;
-                        res->err_text[0] = '\0';
-                        res->exact = 0;
-                        res->shaped = 1;
-                        shape_count(sh, 1);
-                        return 0;
-                }
-        }
-        if (!look)
-                return scan(buf, len, names, out, res, NULL, NULL);
-        span_t spans[LB_JSON_SHAPE_VALUES];
-        size_t cnt;
-        int rc = scan(buf, len, names, out, res, spans, &cnt);
-        if (rc || res->type != LB_JSON_OBJECT || cnt == SPANS_NONE ||
-            !shape_worth_learning(sh))
-                return rc;
-        if (shape_add(sh, p, n, spans, cnt, res->members)) {
-                lb_json_shapes_init(sh, names);
-                (void)shape_add(sh, p, n, spans, cnt, res->members);
-        }
+        if (!n || p[n - 1] != '}' || pass == LB_JSON_PASS_EXACT ||
+            (2 * sh->misses > sh->hits + 16 && ++sh->passed % 16 != 0))
+                return scan(buf, len, sh->names, out, res, NULL, NULL);
+        if (shape_match(sh, pass, p, n, out, res))
+                return scan_and_learn(sh, buf, len, n, out, res);
+        res->err_pos = 0;
+        res->err_text[0] = '\0';
+        res->exact = 0;
+        res->shaped = 1;
+        shape_count(sh, 1);
         return 0;
 }
 
