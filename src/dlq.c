@@ -173,14 +173,25 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
         size_t size;
         /* The original's own headers (trace context, producers' metadata),
          * not its leanbridge.* ones: this record says its own. A record
-         * written cut is not the event; replay reads the original. */
+         * written cut is not the event: it says how many it left out, so
+         * that replay reads the original even when its key and value were
+         * whole (the headers made it too large). */
+        size_t dropped = 0;
         for (size_t i = 0;
-             hdrs && !a->dlq_cut &&
-             !rd_kafka_header_get_all(hdrs, i, &name, &value, &size);
-             i++)
-                if (lb_replay_header_carried(name))
+             hdrs && !rd_kafka_header_get_all(hdrs, i, &name, &value, &size);
+             i++) {
+                if (!lb_replay_header_carried(name))
+                        continue;
+                if (a->dlq_cut)
+                        dropped++;
+                else
                         rd_kafka_header_add(h, name, -1, value,
                                             value ? (ssize_t)size : -1);
+        }
+        if (dropped) {
+                snprintf(num, sizeof(num), "%zu", dropped);
+                add_header(h, "leanbridge.headers.dropped", num);
+        }
         if (a->dlq_cut && key_len > LB_DLQ_CUT_KEY) {
                 snprintf(num, sizeof(num), "%zu", key_len);
                 add_header(h, "leanbridge.key.truncated", num);

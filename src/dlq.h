@@ -39,7 +39,9 @@ lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,
  *        before the report) is written cut: key and value cut to
  *        LB_DLQ_CUT_KEY and LB_DLQ_CUT_VALUE bytes, with
  *        leanbridge.key.truncated and leanbridge.value.truncated giving the
- *        original lengths (the source headers point at the whole message).
+ *        original lengths, without the original's headers
+ *        (leanbridge.headers.dropped: how many); the source headers point
+ *        at the whole message.
  *        Exactly one report follows: acknowledged, or failed after
  *        lb_dlq_stop_retrying().
  */

@@ -243,7 +243,8 @@ void lb_replay_record_header(lb_dlq_record_t *r, const char *name,
         else if (!strcmp(name, "leanbridge.source.timestamp"))
                 r->source_timestamp_ms = !parse_count(v, b.len, &n) ? n : -1;
         else if (!strcmp(name, "leanbridge.value.truncated") ||
-                 !strcmp(name, "leanbridge.key.truncated"))
+                 !strcmp(name, "leanbridge.key.truncated") ||
+                 !strcmp(name, "leanbridge.headers.dropped"))
                 r->cut = 1;
         else if (!strcmp(name, LB_REPLAY_HEADER)) {
                 r->replayed_bad = parse_count(v, b.len, &n) != 0;

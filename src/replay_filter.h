@@ -83,13 +83,13 @@ typedef struct {
         lb_bytes_t source_topic;  /* leanbridge.source.topic */
         int32_t source_partition; /* leanbridge.source.partition; -1 none */
         int64_t source_offset;    /* leanbridge.source.offset; -1 none */
-        int cut; /* leanbridge.value.truncated or .key.truncated: written
-                    cut, its key and value are not the event's */
-        int64_t replayed;            /* leanbridge.replayed; 0 when absent */
-        int replayed_bad;            /* that header is there but not a count */
-        int64_t timestamp_ms;        /* the record's time (when it was written,
-                                        or an older bridge's: the event's); -1 =
-                                        none */
+        int cut;              /* leanbridge.value.truncated, .key.truncated or
+                                 .headers.dropped: written cut, not the event */
+        int64_t replayed;     /* leanbridge.replayed; 0 when absent */
+        int replayed_bad;     /* that header is there but not a count */
+        int64_t timestamp_ms; /* the record's time (when it was written,
+                                 or an older bridge's: the event's); -1 =
+                                 none */
         int64_t source_timestamp_ms; /* leanbridge.source.timestamp: the
                                         event's; -1 none */
 } lb_dlq_record_t;

@@ -211,6 +211,7 @@ static void test_headers_and_cut_record(void **state)
         assert_string_equal(header(m[0], "leanbridge.app.id"), "app1");
         assert_string_equal(header(m[0], "leanbridge.attempts"), "1");
         assert_null(header(m[0], "leanbridge.value.truncated"));
+        assert_null(header(m[0], "leanbridge.headers.dropped"));
         /* Stamped when written, so that the topic's retention counts from
          * then, not from the event's (2023) time; that one is a header. */
         assert_string_equal(header(m[0], "leanbridge.source.timestamp"),
@@ -251,6 +252,7 @@ static void test_headers_and_cut_record(void **state)
         assert_string_equal(header(m[2], "leanbridge.source.offset"), "12");
         assert_string_equal(header(m[2], "leanbridge.error.stage"), "parse");
         assert_null(header(m[2], "traceparent")); /* a cut copy: none */
+        assert_string_equal(header(m[2], "leanbridge.headers.dropped"), "1");
         for (int i = 0; i < 3; i++)
                 rd_kafka_message_destroy(m[i]);
         rd_kafka_consumer_close(consumer);

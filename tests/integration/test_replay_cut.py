@@ -6,6 +6,11 @@
     validate` sends back the whole original from its source offset
     (byte-identical value, same key, timestamp and headers), so a bridge with
     the default batch.max.bytes applies it;
+  - an event whose key and value are small but whose headers make its dead
+    letter too large is written cut too, saying how many headers it left
+    out (leanbridge.headers.dropped), and replay sends back the original
+    with them (before, the record looked whole and its copy went back
+    without the original's headers);
   - a cut dead letter whose original is gone (its offset is past the end) is
     skipped and counted, never produced;
   - a poison event's headers (trace context) are in its dead letter, beside
@@ -45,6 +50,9 @@ big_ev["pad"] = "p" * (3098 - len(json.dumps(big_ev, separators=(",", ":"))) - 9
 BIG = json.dumps(big_ev, separators=(",", ":")).encode()
 h.check(len(BIG) == 3098, f"big event is {len(BIG)} bytes")
 h.kcat_produce(bs, EV, [(b"k-big", BIG), (b"k-poison", b"not json at all")], HDRS, partition=0)
+HEAVY = b'{"appId":"app_unknown","userId":"u-heavy","action":"track"}'
+HEAVY_HDRS = HDRS + [("x-big", "b" * 2000)]
+h.kcat_produce(bs, EV, [(b"k-heavy", HEAVY)], HEAVY_HDRS, partition=0)
 lines, events = h.make_events(200, users=20, seed=33)
 h.produce(bs, EV, lines)
 
@@ -60,6 +68,13 @@ h.check(len(cut) == 1, f"{len(cut)} dead letters of the big event")
 cut = cut[0]
 h.check(cut["headers"].get("leanbridge.value.truncated") == "3098", f"not cut: {cut['headers']}")
 h.check(cut["headers"].get("leanbridge.error.stage") == "validate", f"{cut['headers']}")
+heavy = by_key(dlq, "k-heavy")
+h.check(len(heavy) == 1, f"{len(heavy)} dead letters of the heavy-headed event")
+heavy = heavy[0]
+h.check(heavy["headers"].get("leanbridge.headers.dropped") == str(len(HEAVY_HDRS)),
+        f"no mark of the dropped headers: {heavy['headers']}")
+h.check(heavy["value"].encode() == HEAVY and "x-big" not in heavy["headers"],
+        f"heavy dead letter: {heavy}")
 poison = by_key(dlq, "k-poison")
 h.check(len(poison) == 1, f"{len(poison)} dead letters of the poison event")
 for name, value in HDRS:
@@ -76,14 +91,19 @@ h.kcat_produce(bs, DLQ, [(b"k-gone", b"x" * 256)],
 
 rc, out, err = h.replay(bs, DLQ, "lbtest", "--stage", "validate")
 h.check(rc == 0, f"replay exit {rc}")
-h.check(count(out, "replayed") == 1, f"replayed:\n{out}")
-h.check(count(out, "cut, original replayed") == 1, f"refetched:\n{out}")
+h.check(count(out, "replayed") == 2, f"replayed:\n{out}")
+h.check(count(out, "cut, original replayed") == 2, f"refetched:\n{out}")
 h.check(count(out, "cut, original gone") == 1, f"gone:\n{out}")
 ev = h.read_topic(bs, EV)
 copies = [r for r in ev if "leanbridge.replayed" in r["headers"]]
-h.check(len(copies) == 1, f"{len(copies)} replayed copies, want 1 (never the cut or gone one)")
-c = copies[0]
-h.check(c["key"] == "k-big", f"copy key {c['key']}")
+h.check(len(copies) == 2, f"{len(copies)} replayed copies, want 2 (never a cut or gone one)")
+heavy_copy = [r for r in copies if r["key"] == "k-heavy"]
+h.check(len(heavy_copy) == 1 and heavy_copy[0]["value"].encode() == HEAVY,
+        f"heavy copy: {heavy_copy}")
+for name, value in HEAVY_HDRS:
+    h.check(heavy_copy[0]["headers"].get(name) == value,
+            f"the heavy copy lacks header {name}: {list(heavy_copy[0]['headers'])}")
+c = [r for r in copies if r["key"] == "k-big"][0]
 h.check(c["value"].encode() == BIG, f"copy value is {len(c['value'])} bytes, not the original")
 h.check(c["timestamp"] == src["timestamp"], f"copy timestamp {c['timestamp']} != {src['timestamp']}")
 for name, value in HDRS:

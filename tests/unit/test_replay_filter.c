@@ -283,6 +283,9 @@ static void test_headers(void **state)
         lb_replay_record_init(&r, 1);
         hdr(&r, "leanbridge.value.truncated", "3098");
         assert_int_equal(r.cut, 1);
+        lb_replay_record_init(&r, 1);
+        hdr(&r, "leanbridge.headers.dropped", "2"); /* key, value whole */
+        assert_int_equal(r.cut, 1);
 
         static const struct {
                 const char *v;
