@@ -46,12 +46,27 @@ struct lb_dlq_s {
         int stopping; /* a failed record is reported, not retried */
 };
 
-/* Queues a for another try after LB_DLQ_RETRY_MS, counted (a report after
- * stopping: given up, its offset stays uncommitted). */
+/* Whether a's dead letter is no longer this instance's to write: stopping,
+ * or its partition was revoked (the next owner reads the event again and
+ * writes its own). */
+static int not_ours(const lb_dlq_t *d, const lb_action_t *a)
+{
+        return d->stopping || lb_partition_revoked(a->partition);
+}
+
+/* Reports a as failed, given up: its offset stays uncommitted. */
+static void give_up(lb_dlq_t *d, lb_action_t *a)
+{
+        d->report(d->opaque, a, RD_KAFKA_RESP_ERR__DESTROY,
+                  d->stopping ? "stopping" : "partition revoked");
+}
+
+/* Queues a for another try after LB_DLQ_RETRY_MS, counted; or gives it up
+ * when it is not ours to write any more. */
 static void retry_push(lb_dlq_t *d, lb_action_t *a)
 {
-        if (d->stopping) {
-                d->report(d->opaque, a, RD_KAFKA_RESP_ERR__DESTROY, "stopping");
+        if (not_ours(d, a)) {
+                give_up(d, a);
                 return;
         }
         d->retries++;
@@ -319,17 +334,35 @@ uint64_t lb_dlq_retries(const lb_dlq_t *d)
         return d->retries;
 }
 
-/* Stopping: records that fail, and those waiting to be produced again, are
- * reported as failed (their offsets stay uncommitted). */
+size_t lb_dlq_give_up_revoked(lb_dlq_t *d)
+{
+        size_t n = 0;
+        lb_action_t *a = d->retry_head;
+        d->retry_head = d->retry_tail = NULL;
+        while (a) {
+                lb_action_t *next = a->next;
+                if (not_ours(d, a)) {
+                        give_up(d, a);
+                        n++;
+                } else {
+                        a->next = NULL; /* the others, in order */
+                        if (d->retry_tail)
+                                d->retry_tail->next = a;
+                        else
+                                d->retry_head = a;
+                        d->retry_tail = a;
+                }
+                a = next;
+        }
+        if (!d->retry_head)
+                d->retry_at = 0;
+        return n;
+}
+
 void lb_dlq_stop_retrying(lb_dlq_t *d)
 {
         d->stopping = 1;
-        while (d->retry_head) {
-                lb_action_t *a = d->retry_head;
-                d->retry_head = a->next;
-                d->report(d->opaque, a, RD_KAFKA_RESP_ERR__DESTROY, "stopping");
-        }
-        d->retry_tail = NULL;
+        (void)lb_dlq_give_up_revoked(d);
 }
 
 size_t lb_dlq_outstanding(const lb_dlq_t *d)

@@ -61,6 +61,15 @@ uint64_t lb_dlq_retries(const lb_dlq_t *d);
  *         retried; those waiting are reported now. */
 void lb_dlq_stop_retrying(lb_dlq_t *d);
 
+/**
+ * @brief Reports the records waiting to be produced again whose partitions
+ *        were revoked as failed, now (as one that fails later is): their
+ *        events are the next owner's, which reads them again and writes
+ *        its own dead letters.
+ * @returns how many.
+ */
+size_t lb_dlq_give_up_revoked(lb_dlq_t *d);
+
 /** @returns records produced and not yet reported. */
 size_t lb_dlq_outstanding(const lb_dlq_t *d);
 

@@ -177,6 +177,7 @@ static void release(lb_bridge_t *b)
         r->flushing = 0;
         r->queued = release_partitions(b, r);
         r->given_up = lb_requests_give_up(b, partition_revoked);
+        r->dead_letters = lb_dlq_give_up_revoked(b->dlq);
         r->phase = LB_REVOKE_WAITING;
         r->deadline = revocation_deadline(
             b, b->conf->api_timeout_ms + b->conf->api_timeout_hold_ms, 1);
@@ -187,12 +188,13 @@ static void release(lb_bridge_t *b)
 static void finish(lb_bridge_t *b, int answer)
 {
         lb_revocation_t *r = &b->revocation;
-        if (r->held || r->queued || r->given_up)
+        if (r->held || r->queued || r->given_up || r->dead_letters)
                 lb_info("consumer",
                         "revoked partitions: %zu held action(s) handed over "
-                        "unsent, %zu queued and %zu in-flight given up; the "
-                        "next owner reads them again",
-                        r->held, r->queued, r->given_up);
+                        "unsent, %zu queued and %zu in-flight given up, %zu "
+                        "dead letter(s) not written yet given up; the next "
+                        "owner reads them again",
+                        r->held, r->queued, r->given_up, r->dead_letters);
         if (answer) {
                 lb_info("consumer",
                         "revocation answered from the loop after %" PRId64

@@ -91,7 +91,7 @@ typedef struct {
         int64_t began, deadline;
         uint64_t *ltags; /* the ledger's tags of its partitions */
         size_t ltag_cnt;
-        size_t held, queued, given_up; /* for its log line */
+        size_t held, queued, given_up, dead_letters; /* for its log line */
 } lb_revocation_t;
 
 typedef struct flight_s flight_t;
