@@ -194,6 +194,20 @@ size_t lb_partition_outstanding(const lb_partition_t *p)
         return p->outstanding;
 }
 
+/* Appends [start, end) to the n ranges of out (cap written at most),
+ * joined to the last when it begins where that ends. @returns the new n. */
+static size_t range_put(lb_range_t *out, size_t cap, size_t n, int64_t start,
+                        int64_t end)
+{
+        if (n && n <= cap && out[n - 1].end == start) {
+                out[n - 1].end = end;
+                return n;
+        }
+        if (n < cap) /* else out of room: only counted */
+                out[n] = (lb_range_t){start, end};
+        return n + 1;
+}
+
 size_t lb_partition_done_ranges(const lb_partition_t *p, lb_range_t *out,
                                 size_t cap)
 {
@@ -212,10 +226,19 @@ size_t lb_partition_done_ranges(const lb_partition_t *p, lb_range_t *out,
                                 out[n - 1].end = o + 1;
                 } else {
                         in_run = 1;
-                        if (n < cap)
-                                out[n] = (lb_range_t){o, o + 1};
-                        n++;
+                        n = range_put(out, cap, n, o, o + 1);
                 }
+        }
+        /* Then what the last owner's map said was done and this one has
+         * not consumed yet: past the last tracked offset, and never the
+         * committable one (a map does not hold it). */
+        int64_t from = p->last + 1 + (p->len == 0);
+        for (size_t i = p->already_at; p->already && i < p->already_n; i++) {
+                int64_t start = p->already[i].start, end = p->already[i].end;
+                if (start < from)
+                        start = from;
+                if (start < end)
+                        n = range_put(out, cap, n, start, end);
         }
         return n;
 }

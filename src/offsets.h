@@ -59,7 +59,9 @@ size_t lb_partition_outstanding(const lb_partition_t *p);
 
 /**
  * @brief The done offsets above the committable one, as ranges (the offset
- *        map of the next commit), nearest first. Writes at most cap.
+ *        map of the next commit), nearest first: those done here, and past
+ *        the last tracked offset those the last owner's map said were done
+ *        (lb_partition_set_already_done()). Writes at most cap.
  * @returns how many ranges there are (may exceed cap: then the farthest
  *          were left out).
  */

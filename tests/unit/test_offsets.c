@@ -408,6 +408,59 @@ static void test_already_done(void **state)
         lb_partition_unref(p);
 }
 
+/* What an owner inherited from the last one's map and has not consumed yet
+ * stays in its own map: its first commits must not erase it (a new owner
+ * committing after a few messages, then revoked, would have the one after
+ * it redo them all). */
+static void test_done_ranges_inherited(void **state)
+{
+        (void)state;
+        lb_range_t r[8];
+        lb_partition_t *p = lb_partition_new("t", 0);
+        lb_range_t *a = malloc(3 * sizeof(*a));
+        a[0] = (lb_range_t){5, 7};
+        a[1] = (lb_range_t){9, 10};
+        a[2] = (lb_range_t){20, 30};
+        lb_partition_set_already_done(p, a, 3);
+        /* 0 held, 1 done: the ring's run, then all that was inherited */
+        for (int64_t o = 0; o <= 1; o++) {
+                assert_int_equal(lb_partition_already_done(p, o), 0);
+                assert_int_equal(lb_partition_track(p, o), 0);
+        }
+        lb_partition_done(p, 1);
+        assert_int_equal(lb_partition_committable(p), 0);
+        assert_int_equal(lb_partition_done_ranges(p, r, 8), 4);
+        assert_true(r[0].start == 1 && r[0].end == 2);
+        assert_true(r[1].start == 5 && r[1].end == 7);
+        assert_true(r[2].start == 9 && r[2].end == 10);
+        assert_true(r[3].start == 20 && r[3].end == 30);
+        /* consumed into an inherited range (5 and 6 skipped as done): one
+         * run with what is left of it; room for two: the count says more */
+        for (int64_t o = 2; o <= 6; o++) {
+                assert_int_equal(lb_partition_already_done(p, o), o >= 5);
+                assert_int_equal(lb_partition_track(p, o), 0);
+                lb_partition_done(p, o);
+        }
+        assert_int_equal(lb_partition_done_ranges(p, r, 2), 3);
+        assert_true(r[0].start == 1 && r[0].end == 7);
+        assert_true(r[1].start == 9 && r[1].end == 10);
+        /* all done: the committable offset is never in the map */
+        lb_partition_done(p, 0);
+        assert_int_equal(lb_partition_committable(p), 7);
+        assert_int_equal(lb_partition_done_ranges(p, r, 8), 2);
+        assert_true(r[0].start == 9 && r[1].start == 20 && r[1].end == 30);
+        for (int64_t o = 7; o <= 20; o++) {
+                assert_int_equal(lb_partition_already_done(p, o),
+                                 o == 9 || o == 20);
+                assert_int_equal(lb_partition_track(p, o), 0);
+                lb_partition_done(p, o);
+        }
+        assert_int_equal(lb_partition_committable(p), 21);
+        assert_int_equal(lb_partition_done_ranges(p, r, 8), 1);
+        assert_true(r[0].start == 22 && r[0].end == 30);
+        lb_partition_unref(p);
+}
+
 /* What one owner commits, the next owner reads: every offset the first
  * had done above its committable one is skipped, no other. */
 static void test_map_hand_over(void **state)
@@ -480,6 +533,7 @@ int main(void)
             cmocka_unit_test(test_refcount),
             cmocka_unit_test(test_random_model),
             cmocka_unit_test(test_done_ranges),
+            cmocka_unit_test(test_done_ranges_inherited),
             cmocka_unit_test(test_already_done),
             cmocka_unit_test(test_map_hand_over),
         };
