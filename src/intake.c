@@ -281,15 +281,6 @@ static void handle_message(lb_bridge_t *b, lb_assigned_t *e,
         take_action(b, a);
 }
 
-/* Whether err says a record batch cannot be read (corrupt, or
- * undecompressable): librdkafka reports it at the batch's first offset and
- * fetches it again for ever. */
-static int unreadable(rd_kafka_resp_err_t err)
-{
-        return err == RD_KAFKA_RESP_ERR__BAD_COMPRESSION ||
-               err == RD_KAFKA_RESP_ERR__BAD_MSG;
-}
-
 /* Moves e's consumer position on while crossing an unreadable batch; once
  * its end is known, dead-letters it as one record saying what was lost
  * (the error, the source topic, partition and first offset, and the
@@ -336,7 +327,7 @@ static void consumer_error(lb_bridge_t *b, rd_kafka_message_t *m,
         const char *why = rd_kafka_message_errstr(m);
         const char *topic = lb_partition_topic(e->p);
         int64_t end = lb_kafka_in_log_end(b->in, topic, m->partition);
-        if (!unreadable(m->err) || m->offset < 0 ||
+        if (!lb_skip_unreadable(m->err) || m->offset < 0 ||
             (end >= 0 && m->offset >= end) || b->state != LB_RUNNING ||
             b->fatal || e->revoking) {
                 lb_warn("consumer", "%s", why);

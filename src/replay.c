@@ -20,6 +20,7 @@
 #include "event.h"
 #include "kafka_conf.h"
 #include "log.h"
+#include "skip.h"
 
 /* A checkpoint (flush, commit) after this many records or this long. */
 #define CHECKPOINT_RECORDS 1000
@@ -36,18 +37,20 @@ typedef struct {
         rd_kafka_t *producer; /* NULL in a dry run */
         rd_kafka_t *fetcher;  /* reads originals of cut records; lazy */
         int32_t nparts;
-        int64_t *high; /* per partition: high watermark at start */
-        int64_t *next; /* per partition: offset to commit; -1 = none */
-        uint8_t *done; /* per partition: reached its high watermark */
+        int64_t *high;   /* per partition: high watermark at start */
+        int64_t *next;   /* per partition: offset to commit; -1 = none */
+        uint8_t *done;   /* per partition: reached its high watermark */
+        lb_skip_t *skip; /* per partition: an unreadable batch crossed */
         int32_t parts_done;
         int64_t todo; /* records up to the high watermarks at start */
         size_t batch; /* records consumed since the last checkpoint */
         size_t outstanding;
         uint64_t read, replayed, skip_filter, skip_max, skip_target;
         uint64_t skip_unreadable;
-        uint64_t skip_old;  /* older than input.max.age.ms */
-        uint64_t skip_gone; /* written cut, the original is gone */
-        uint64_t refetched; /* written cut, the original replayed */
+        uint64_t unreadable_batch; /* offsets of batches that cannot be read */
+        uint64_t skip_old;         /* older than input.max.age.ms */
+        uint64_t skip_gone;        /* written cut, the original is gone */
+        uint64_t refetched;        /* written cut, the original replayed */
         uint64_t failed;
         char failure[512]; /* the first failed produce */
         int fatal;
@@ -195,11 +198,12 @@ static void progress(replay_t *r, int final)
                 "%sreplay: read %" PRIu64 "%s, %s %" PRIu64 ", skipped %" PRIu64
                 " by filter, %" PRIu64 " at --max-replays, %" PRIu64
                 " without target, %" PRIu64 " unreadable, %" PRIu64
-                " too old, %" PRIu64 " cut with the original gone; %.0f/s%s",
+                " too old, %" PRIu64 " cut with the original gone, %" PRIu64
+                " unreadable in the topic; %.0f/s%s",
                 r->tty ? "\r" : "", r->read, of,
                 r->o->dry_run ? "would replay" : "replayed", r->replayed,
                 r->skip_filter, r->skip_max, r->skip_target, r->skip_unreadable,
-                r->skip_old, r->skip_gone,
+                r->skip_old, r->skip_gone, r->unreadable_batch,
                 secs > 0 ? (double)r->read / secs : 0.0,
                 r->tty && !final ? "" : "\n");
         fflush(stderr);
@@ -402,16 +406,88 @@ static int tally(lb_tally_t *t, lb_bytes_t b)
                      : lb_tally_add(t, "(none)", 6);
 }
 
+/* Where partition p's log ends, as far as a crossing may look: the high
+ * watermark at the start (a run stops there), or following, the last one
+ * the consumer saw; -1 when not known. */
+static int64_t log_end(replay_t *r, int32_t p)
+{
+        int64_t lo, hi;
+        if (!r->o->follow)
+                return r->high[p];
+        if (rd_kafka_get_watermark_offsets(r->consumer, r->conf->dlq_topic, p,
+                                           &lo, &hi))
+                return -1;
+        return hi > r->high[p] ? hi : r->high[p];
+}
+
+/* Moves partition p's position on while crossing a record batch that
+ * cannot be read (skip.h: librdkafka reports it at its first offset and
+ * fetches it again for ever); once its end is known, says which offsets
+ * were lost, counts them and reads on after them (committed past at the
+ * next checkpoint: the next run does not stop there again). */
+static void cross(replay_t *r, int32_t p, int64_t pos)
+{
+        lb_skip_t *s = &r->skip[p];
+        if (lb_skip_done(s)) {
+                lb_error("replay",
+                         "%s[%d]: offsets %" PRId64 "..%" PRId64
+                         " (one record batch) cannot be read: not replayed, "
+                         "reading on at %" PRId64,
+                         r->conf->dlq_topic, p, s->base, s->hi - 1, s->hi);
+                r->unreadable_batch += (uint64_t)(s->hi - s->base);
+                r->next[p] = s->hi;
+                r->batch++;
+                lb_skip_init(s);
+                if (!r->o->follow && pos >= r->high[p]) {
+                        mark_done(r, p);
+                        return;
+                }
+        }
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, r->conf->dlq_topic, p)->offset =
+            pos;
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(r->consumer, l, 0);
+        if (error) {
+                lb_warn("replay", "seek %s[%d] to %" PRId64 ": %s",
+                        r->conf->dlq_topic, p, pos,
+                        rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void handle(replay_t *r, const rd_kafka_message_t *m)
 {
         int32_t p = m->partition;
+        int ours = p >= 0 && p < r->nparts;
+        if (ours && lb_skip_active(&r->skip[p]) &&
+            (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
+                /* past the batch: read again once its end is known */
+                cross(r, p,
+                      lb_skip_message(&r->skip[p], m->offset, log_end(r, p)));
+                return;
+        }
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                if (p >= 0 && p < r->nparts && m->offset >= r->high[p])
+                if (ours && m->offset >= r->high[p])
                         mark_done(r, p);
                 return;
         }
         if (m->err) {
-                lb_warn("replay", "%s", rd_kafka_message_errstr(m));
+                int64_t end = ours ? log_end(r, p) : -1;
+                if (!ours || !lb_skip_unreadable(m->err) || m->offset < 0 ||
+                    (end >= 0 && m->offset >= end)) {
+                        lb_warn("replay", "%s", rd_kafka_message_errstr(m));
+                        return;
+                }
+                if (!lb_skip_active(&r->skip[p]))
+                        lb_warn("replay",
+                                "%s[%d]@%" PRId64 " cannot be read (%s): "
+                                "finding where its record batch ends, to "
+                                "read on after it",
+                                r->conf->dlq_topic, p, m->offset,
+                                rd_kafka_message_errstr(m));
+                cross(r, p, lb_skip_error(&r->skip[p], m->offset, end));
                 return;
         }
         if (p < 0 || p >= r->nparts)
@@ -577,15 +653,17 @@ static int start(replay_t *r)
         r->high = calloc((size_t)r->nparts + 1, sizeof(*r->high));
         r->next = calloc((size_t)r->nparts + 1, sizeof(*r->next));
         r->done = calloc((size_t)r->nparts + 1, 1);
+        r->skip = calloc((size_t)r->nparts + 1, sizeof(*r->skip));
         rd_kafka_topic_partition_list_t *l =
             rd_kafka_topic_partition_list_new((int)r->nparts);
-        if (!r->high || !r->next || !r->done) {
+        if (!r->high || !r->next || !r->done || !r->skip) {
                 fatal(r, "%s", "out of memory");
                 goto out;
         }
         for (int32_t p = 0; p < r->nparts; p++) {
                 int64_t lo;
                 r->next[p] = -1;
+                lb_skip_init(&r->skip[p]);
                 err = rd_kafka_query_watermark_offsets(
                     r->consumer, dlq, p, &lo, &r->high[p], KAFKA_TIMEOUT_MS);
                 if (err) {
@@ -658,6 +736,8 @@ static void summary(replay_t *r)
         printf("  skipped at --max-replays  %" PRIu64 "\n", r->skip_max);
         printf("  skipped, no target topic  %" PRIu64 "\n", r->skip_target);
         printf("  skipped, unreadable event %" PRIu64 "\n", r->skip_unreadable);
+        printf("  unreadable in the topic   %" PRIu64 "\n",
+               r->unreadable_batch);
         printf("  skipped, too old          %" PRIu64 "\n", r->skip_old);
         printf("  cut, original replayed    %" PRIu64 "\n", r->refetched);
         printf("  cut, original gone        %" PRIu64 "\n", r->skip_gone);
@@ -771,6 +851,7 @@ int lb_replay_run(const lb_config_t *conf, const lb_replay_opts_t *o,
         lb_tally_free(&r.by_app);
         lb_tally_free(&r.by_message);
         free(r.high);
+        free(r.skip);
         free(r.next);
         free(r.done);
         return rc;

@@ -14,7 +14,17 @@
 #ifndef LB_SKIP_H
 #define LB_SKIP_H
 
+#include <librdkafka/rdkafka.h>
 #include <stdint.h>
+
+/** @returns whether err says a record batch cannot be read (corrupt, or
+ *           undecompressable): librdkafka reports it at the batch's first
+ *           offset and fetches it again for ever. */
+static inline int lb_skip_unreadable(rd_kafka_resp_err_t err)
+{
+        return err == RD_KAFKA_RESP_ERR__BAD_COMPRESSION ||
+               err == RD_KAFKA_RESP_ERR__BAD_MSG;
+}
 
 typedef struct {
         int64_t base;  /* the unreadable batch's first offset (-1: none) */

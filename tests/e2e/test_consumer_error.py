@@ -63,7 +63,6 @@ What is asserted:
 Skips (77) without a broker, unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
 import glob
 import os
-import struct
 import subprocess
 import sys
 import time
@@ -92,31 +91,12 @@ def produce(bootstrap, lines, *props):
     h.check(p.returncode == 0, f"produce {props}: {p.stderr.decode()[-1000:]}")
 
 
-def batches(path):
-    """The record batches (magic 2) of a segment file: dicts with pos, base,
-    last, count, attributes, payload (start, end) in the file."""
-    with open(path, "rb") as f:
-        d = f.read()
-    out, pos = [], 0
-    while pos + 61 <= len(d):
-        base, length = struct.unpack(">qi", d[pos:pos + 12])
-        magic = d[pos + 16]
-        attrs, last_delta = struct.unpack(">hi", d[pos + 21:pos + 27])
-        count = struct.unpack(">i", d[pos + 57:pos + 61])[0]
-        h.check(magic == 2, f"{path}: batch at byte {pos} has magic {magic}")
-        out.append({"pos": pos, "base": base, "last": base + last_delta, "count": count,
-                    "attributes": attrs, "payload": (pos + 61, pos + 12 + length)})
-        pos += 12 + length
-    h.check(pos == len(d), f"{path}: {len(d) - pos} trailing bytes after the last batch")
-    return out
-
-
 def corrupt_gzip_batch(broker):
     """Inverts 16 bytes in the middle of the one gzip batch's compressed
     payload, in place in the live segment file. Returns the batch."""
     segs = sorted(glob.glob(os.path.join(broker.log_dirs, f"{TOPIC}-0", "*.log")))
     h.check(len(segs) == 1, f"want one segment of {TOPIC}-0, found {segs}")
-    bs = batches(segs[0])
+    bs = kb.record_batches(segs[0])
     h.log("segment " + os.path.basename(segs[0]) + ": " + ", ".join(
         f"[{b['base']}..{b['last']}] attrs {b['attributes']:#x}" for b in bs))
     h.check(bs and bs[0]["base"] == 0 and bs[-1]["last"] == N_BEFORE + N_BAD + N_AFTER - 1
@@ -128,18 +108,9 @@ def corrupt_gzip_batch(broker):
             f"want one gzip batch of offsets {N_BEFORE}..{N_BEFORE + N_BAD - 1}, got {gz}")
     h.check(all(b["attributes"] & 7 == 0 for b in bs if b is not gz[0]),
             "the events before and after are not all in uncompressed batches")
-    start, end = gz[0]["payload"]
-    h.check(end - start >= 64, f"gzip payload of {end - start} bytes is too small to cut into")
-    at = start + (end - start) // 2 - 8
-    fd = os.open(segs[0], os.O_RDWR)
-    try:
-        old = os.pread(fd, 16, at)
-        os.pwrite(fd, bytes(c ^ 0xFF for c in old), at)
-    finally:
-        os.close(fd)
-    h.log(f"inverted bytes {at}..{at + 15} of the gzip batch's {end - start}-byte payload "
-          f"(file bytes {start}..{end - 1})")
-    gz[0]["payload_len"] = end - start
+    gz[0]["payload_len"] = kb.corrupt_batch(segs[0], gz[0])
+    h.log(f"inverted 16 bytes in the middle of the gzip batch's {gz[0]['payload_len']}-byte "
+          "payload")
     return gz[0]
 
 

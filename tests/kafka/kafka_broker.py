@@ -305,6 +305,50 @@ def _pdeathsig():
 
 
 # --------------------------------------------------------------------------
+# Segment files (to corrupt a record batch in place: the broker serves
+# fetches from the file as it is and checks no CRC on fetch)
+
+
+def record_batches(path: str) -> list[dict]:
+    """The record batches (magic 2) of a segment file: dicts with pos, base,
+    last, count, attributes (& 7: the codec) and payload (start, end) in the
+    file."""
+    import struct
+    with open(path, "rb") as f:
+        d = f.read()
+    out, pos = [], 0
+    while pos + 61 <= len(d):
+        base, length = struct.unpack(">qi", d[pos:pos + 12])
+        magic = d[pos + 16]
+        attrs, last_delta = struct.unpack(">hi", d[pos + 21:pos + 27])
+        count = struct.unpack(">i", d[pos + 57:pos + 61])[0]
+        if magic != 2:
+            raise BrokerError(f"{path}: batch at byte {pos} has magic {magic}")
+        out.append({"pos": pos, "base": base, "last": base + last_delta, "count": count,
+                    "attributes": attrs, "payload": (pos + 61, pos + 12 + length)})
+        pos += 12 + length
+    if pos != len(d):
+        raise BrokerError(f"{path}: {len(d) - pos} trailing bytes after the last batch")
+    return out
+
+
+def corrupt_batch(path: str, batch: dict, n: int = 16) -> int:
+    """Inverts n bytes in the middle of batch's payload (one of
+    record_batches(path)), in place. Returns the payload's length."""
+    start, end = batch["payload"]
+    if end - start < 4 * n:
+        raise BrokerError(f"payload of {end - start} bytes is too small to cut into")
+    at = start + (end - start) // 2 - n // 2
+    fd = os.open(path, os.O_RDWR)
+    try:
+        old = os.pread(fd, n, at)
+        os.pwrite(fd, bytes(c ^ 0xFF for c in old), at)
+    finally:
+        os.close(fd)
+    return end - start
+
+
+# --------------------------------------------------------------------------
 # Broker
 
 
