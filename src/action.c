@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "arena.h"
-#include "offsets.h"
 
 static const char *const stage_names[LB_STAGE__COUNT] = {
     [LB_STAGE_NONE] = "none",
@@ -85,8 +84,7 @@ headers_cost(const rd_kafka_headers_t *h)
 size_t lb_action_footprint(const lb_action_t *a)
 {
         size_t n =
-            lb_arena_cost(block_size(a->value_len, a->has_key, a->key_len)) +
-            LB_PARTITION_ENTRY_BYTES;
+            lb_arena_cost(block_size(a->value_len, a->has_key, a->key_len));
         /* The same from consume to free: headers come before it is
          * counted; a dead-letter reason, short-lived, is not counted. Few
          * actions have headers: their cost is a call of its own, so the

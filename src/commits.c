@@ -50,6 +50,7 @@ lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
         lb_partition_t *p = lb_partition_new(topic, partition);
         if (!p)
                 return NULL;
+        lb_partition_count_ring(p, &b->ring_bytes);
         lb_assigned_t *e = &b->assigned[b->assigned_cnt++];
         *e = (lb_assigned_t){.p = p,
                              .committed = -1,

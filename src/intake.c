@@ -361,7 +361,8 @@ static void crossing_read(lb_bridge_t *b, lb_assigned_t *e, int64_t offset)
 
 size_t lb_intake_held_bytes(const lb_bridge_t *b)
 {
-        return b->live_bytes + lb_batcher_bytes(b->batcher) + b->body_bytes;
+        return b->live_bytes + lb_batcher_bytes(b->batcher) + b->body_bytes +
+               b->ring_bytes;
 }
 
 static int over_limit(const lb_bridge_t *b)

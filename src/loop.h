@@ -128,6 +128,7 @@ struct lb_bridge_s {
         int64_t probe_at;      /* outage mode: no request before this */
         flight_t *flights;     /* every batch on its way */
         size_t body_bytes;     /* room of the request bodies of the flights */
+        size_t ring_bytes;     /* the offset trackers' rings (offsets.h) */
         int flushes;           /* flushing waits running (handover.flush) */
 
         /* commits.c */

@@ -43,6 +43,7 @@ struct lb_partition_s {
         int64_t last;        /* last tracked offset, -1 before the first */
         lb_range_t *already; /* done per the committed offset map */
         size_t already_n, already_at;
+        size_t *ring_total; /* counts the ring's bytes; NULL: none */
 };
 
 lb_partition_t *lb_partition_new(const char *topic, int32_t partition)
@@ -66,11 +67,28 @@ void lb_partition_ref(lb_partition_t *p)
         p->refcnt++;
 }
 
+void lb_partition_count_ring(lb_partition_t *p, size_t *total)
+{
+        p->ring_total = total;
+        *total += p->cap * sizeof(entry_t);
+}
+
+/* Frees the ring (its offsets are all done, or the tracker goes). */
+static void ring_free(lb_partition_t *p)
+{
+        if (p->ring_total)
+                *p->ring_total -= p->cap * sizeof(entry_t);
+        free(p->ring);
+        p->ring = NULL;
+        p->cap = 0;
+        p->head = 0;
+}
+
 void lb_partition_unref(lb_partition_t *p)
 {
         if (!p || --p->refcnt > 0)
                 return;
-        free(p->ring);
+        ring_free(p);
         free(p->already);
         free(p->topic);
         free(p);
@@ -108,6 +126,8 @@ static int ring_grow(lb_partition_t *p)
         for (size_t i = 0; i < p->len; i++)
                 ring[i] = *entry_at(p, i);
         free(p->ring);
+        if (p->ring_total)
+                *p->ring_total += (cap - p->cap) * sizeof(entry_t);
         p->ring = ring;
         p->cap = cap;
         p->head = 0;
@@ -168,12 +188,8 @@ int lb_partition_done(lb_partition_t *p, int64_t offset)
                 p->head = (p->head + 1) & (p->cap - 1);
                 p->len--;
         }
-        if (p->len == 0 && p->cap > RING_KEEP_CAP) {
-                free(p->ring);
-                p->ring = NULL;
-                p->cap = 0;
-                p->head = 0;
-        }
+        if (p->len == 0 && p->cap > RING_KEEP_CAP)
+                ring_free(p);
         return 1;
 }
 

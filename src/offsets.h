@@ -13,12 +13,16 @@
 
 typedef struct lb_partition_s lb_partition_t;
 
-/** Bytes a tracked offset costs in its tracker's ring (at most twice this
- *  while the ring is not full: it grows by doubling). */
-#define LB_PARTITION_ENTRY_BYTES 8
-
 /** @brief A tracker for topic/partition, refcount 1. */
 lb_partition_t *lb_partition_new(const char *topic, int32_t partition);
+
+/**
+ * @brief From now on the bytes of p's ring of tracked offsets (8 a slot,
+ *        done ones included until every offset before them is done too)
+ *        are added to *total as it grows and taken back when it goes;
+ *        total must outlive p's ring.
+ */
+void lb_partition_count_ring(lb_partition_t *p, size_t *total);
 
 /** @brief Takes one more reference (each tracked action holds one). */
 void lb_partition_ref(lb_partition_t *p);

@@ -461,6 +461,33 @@ static void test_done_ranges_inherited(void **state)
         lb_partition_unref(p);
 }
 
+/* The ring's bytes count in the memory bound: one offset held at the head
+ * keeps every later one in the ring, done or not (100,000 here: 1 MiB). */
+static void test_ring_counted(void **state)
+{
+        (void)state;
+        size_t total = 0;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        lb_partition_count_ring(p, &total);
+        assert_int_equal(total, 0);
+        assert_int_equal(lb_partition_track(p, 0), 0);
+        assert_int_equal(total, 16 * 8);
+        for (int64_t o = 1; o <= 100000; o++) {
+                assert_int_equal(lb_partition_track(p, o), 0);
+                assert_int_equal(lb_partition_done(p, o), 0);
+        }
+        assert_int_equal(total, 131072 * 8); /* doubled to fit 100,001 */
+        /* the head done: all of it is, and the ring goes */
+        assert_int_equal(lb_partition_done(p, 0), 1);
+        assert_int_equal(total, 0);
+        /* a small one is kept while empty; the tracker's end takes it back */
+        assert_int_equal(lb_partition_track(p, 100001), 0);
+        assert_int_equal(lb_partition_done(p, 100001), 1);
+        assert_int_equal(total, 16 * 8);
+        lb_partition_unref(p);
+        assert_int_equal(total, 0);
+}
+
 /* What one owner commits, the next owner reads: every offset the first
  * had done above its committable one is skipped, no other. */
 static void test_map_hand_over(void **state)
@@ -534,6 +561,7 @@ int main(void)
             cmocka_unit_test(test_random_model),
             cmocka_unit_test(test_done_ranges),
             cmocka_unit_test(test_done_ranges_inherited),
+            cmocka_unit_test(test_ring_counted),
             cmocka_unit_test(test_already_done),
             cmocka_unit_test(test_map_hand_over),
         };
