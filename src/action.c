@@ -86,12 +86,40 @@ size_t lb_action_footprint(const lb_action_t *a)
         size_t n =
             lb_arena_cost(block_size(a->value_len, a->has_key, a->key_len));
         /* The same from consume to free: headers come before it is
-         * counted; a dead-letter reason, short-lived, is not counted. Few
-         * actions have headers: their cost is a call of its own, so the
-         * bridge's two calls per action stay short. */
+         * counted; a dead letter's reason is lb_action_dead_letter_cost's.
+         * Few actions have headers: their cost is a call of its own, so
+         * the bridge's two calls per action stay short. */
         if (lb_action_headers(a))
                 n += lb_malloc_cost(sizeof(*a->extra)) +
                      headers_cost(lb_action_headers(a));
+        return n;
+}
+
+/* librdkafka 2.0.2's message struct (rd_kafka_msg_t, with its key and
+ * value after it when copied), at most; and the leanbridge.* headers of
+ * a dead letter (dlq.c): how many, and their name and value bytes
+ * besides the reason, at most. */
+#define DLQ_MSG_STRUCT   256
+#define DLQ_HEADERS      10
+#define DLQ_HEADER_BYTES 32
+
+size_t lb_action_dead_letter_cost(const lb_action_t *a)
+{
+        const char *error = lb_action_error(a);
+        const rd_kafka_headers_t *own = lb_action_headers(a);
+        size_t reason = error ? strlen(error) + 1 : 0;
+        size_t own_cnt = own ? rd_kafka_header_cnt(own) : 0;
+        size_t n =
+            lb_malloc_cost(DLQ_MSG_STRUCT + a->key_len + a->value_len) +
+            lb_malloc_cost(HEADERS_STRUCT) +
+            lb_malloc_cost((DLQ_HEADERS + own_cnt) * sizeof(void *)) +
+            DLQ_HEADERS * lb_malloc_cost(HEADER_STRUCT + DLQ_HEADER_BYTES) +
+            reason + lb_malloc_cost(reason); /* in its header, and in a */
+        /* the producer's copy of a's headers; else the record that holds
+         * the reason (lb_action_footprint counts it with the headers) */
+        n += own ? headers_cost(own) - lb_malloc_cost(HEADERS_STRUCT) -
+                       lb_malloc_cost(own_cnt * sizeof(void *))
+                 : lb_malloc_cost(sizeof(*a->extra));
         return n;
 }
 

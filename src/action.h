@@ -140,11 +140,21 @@ static inline const char *lb_action_error(const lb_action_t *a)
 int lb_action_take_headers(lb_action_t *a, struct rd_kafka_headers_s *headers);
 
 /** @returns the bytes the bridge holds for a while it is alive: its block
- *           (the record with its key and value), its headers and its entry
- *           in the offset tracker (what pending.max.bytes counts). Constant
- *           once its headers are taken: the bridge adds it when it takes
- *           the action and subtracts it when it frees it. */
+ *           (the record with its key and value) and its headers (what
+ *           pending.max.bytes counts; its offset's slot is its tracker's,
+ *           offsets.h). Constant once its headers are taken: the bridge
+ *           adds it when it takes the action and subtracts it when it
+ *           frees it. */
 size_t lb_action_footprint(const lb_action_t *a);
+
+/** @returns what a's dead letter holds besides a, from the moment it is
+ *           handed to the dead-letter producer (its error set) until its
+ *           report, however long the topic takes (down, say): the
+ *           producer's copy (the message with its key and value, its
+ *           headers: a's own and about ten leanbridge.* ones) and the
+ *           reason a keeps. Constant meanwhile: the bridge adds it to the
+ *           bound with the dead letter and subtracts it at the report. */
+size_t lb_action_dead_letter_cost(const lb_action_t *a);
 
 /**
  * @brief Allocates an action holding copies of key and value, in one block

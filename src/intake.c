@@ -43,6 +43,7 @@ void lb_dead_letter(lb_bridge_t *b, lb_action_t *a, lb_stage_t stage,
                     int http_status, const char *reason)
 {
         lb_action_set_error(a, stage, http_status, reason);
+        b->live_bytes += lb_action_dead_letter_cost(a);
         lb_debug("dlq", "%s[%d]@%" PRId64 " -> %s: %s",
                  lb_partition_topic(a->partition),
                  lb_partition_id(a->partition), a->offset, lb_stage_name(stage),
@@ -57,6 +58,7 @@ void lb_intake_dlq_report(void *opaque, lb_action_t *a, int err,
 {
         lb_bridge_t *b = opaque;
         (void)errstr;
+        b->live_bytes -= lb_action_dead_letter_cost(a);
         if (!err)
                 atomic_fetch_add(&b->metrics.dead_lettered[a->stage], 1);
         lb_action_finish(b, a, !err);
