@@ -81,16 +81,6 @@ SERIES = f'leanbridge_actions_dead_lettered_total{{stage="{STAGE}"}}'
 GZIP = 1  # record batch attributes & 7
 
 
-def produce(bootstrap, lines, *props):
-    data = b"".join(l.encode() + b"\n" for l in lines)
-    args = [h.KAFKATOOL, "produce", "-b", bootstrap, "-t", TOPIC]
-    for p in props:
-        args += ["-X", p]
-    p = subprocess.run(args, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=120)
-    h.check(p.returncode == 0, f"produce {props}: {p.stderr.decode()[-1000:]}")
-
-
 def corrupt_gzip_batch(broker):
     """Inverts 16 bytes in the middle of the one gzip batch's compressed
     payload, in place in the live segment file. Returns the batch."""
@@ -147,9 +137,9 @@ def main():
     with kb.Broker(extra_props={"auto.create.topics.enable": "false"}) as broker:
         boot = broker.bootstrap
         broker.create_topic(TOPIC, 1)
-        produce(boot, lines[:N_BEFORE])
-        produce(boot, lines[N_BEFORE:N_BEFORE + N_BAD], "compression.codec=gzip")
-        produce(boot, lines[N_BEFORE + N_BAD:])
+        h.produce(boot, TOPIC, lines[:N_BEFORE])
+        h.produce(boot, TOPIC, lines[N_BEFORE:N_BEFORE + N_BAD], ["compression.codec=gzip"])
+        h.produce(boot, TOPIC, lines[N_BEFORE + N_BAD:])
         gz = corrupt_gzip_batch(broker)
         base = gz["base"]
         want_msg = (f"Decompression (codec 0x1) of message at {base} of {gz['payload_len']} "

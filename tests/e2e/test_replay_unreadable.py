@@ -28,14 +28,8 @@ DLQ, TARGET, GROUP = "runr.dlq", "runr.target", "runr"
 N = 10
 
 
-def produce(bootstrap, keys, *props):
-    data = b"".join(f"{k}\t{{\"dead\":\"{k}\"}}\n".encode() for k in keys)
-    args = [h.KAFKATOOL, "produce", "-b", bootstrap, "-t", DLQ]
-    for p in props:
-        args += ["-X", p]
-    p = subprocess.run(args, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=120)
-    h.check(p.returncode == 0, f"produce {props}: {p.stderr.decode()[-1000:]}")
+def dead_letters(keys):
+    return [f"{k}\t{{\"dead\":\"{k}\"}}" for k in keys]
 
 
 def count(out, what):
@@ -68,9 +62,9 @@ def main():
         boot = broker.bootstrap
         broker.create_topic(DLQ, 1)
         broker.create_topic(TARGET, 1)
-        produce(boot, before)
-        produce(boot, bad, "compression.codec=gzip")
-        produce(boot, after)
+        h.produce(boot, DLQ, dead_letters(before))
+        h.produce(boot, DLQ, dead_letters(bad), ["compression.codec=gzip"])
+        h.produce(boot, DLQ, dead_letters(after))
         segs = sorted(glob.glob(os.path.join(broker.log_dirs, f"{DLQ}-0", "*.log")))
         h.check(len(segs) == 1, f"want one segment of {DLQ}-0, found {segs}")
         gz = [b for b in kb.record_batches(segs[0]) if b["attributes"] & 7 == 1]

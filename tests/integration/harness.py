@@ -241,13 +241,42 @@ class SteadyProducer:
         self._thread.join()
 
 
-def produce(bootstrap, topic, lines):
-    """lines: "key<TAB>value" (str or bytes); value \\N is a tombstone."""
+def produce(bootstrap, topic, lines, props=()):
+    """lines: "key<TAB>value" (str or bytes); value \\N is a tombstone.
+    props: producer settings ("compression.codec=gzip": one batch)."""
     data = b"".join((l if isinstance(l, bytes) else l.encode()) + b"\n" for l in lines)
-    p = subprocess.run([KAFKATOOL, "produce", "-b", bootstrap, "-t", topic],
-                       input=data,
+    args = [KAFKATOOL, "produce", "-b", bootstrap, "-t", topic]
+    for prop in props:
+        args += ["-X", prop]
+    p = subprocess.run(args, input=data,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
-    check(p.returncode == 0, f"produce failed: {p.stderr.decode()[-2000:]}")
+    check(p.returncode == 0, f"produce {list(props)} failed: {p.stderr.decode()[-2000:]}")
+
+
+def mock_with_dlq_apart(topic, partitions, dlq):
+    """A mock cluster of 3 brokers where the DLQ topic's one partition is led
+    by broker 3 alone (`broker-down 3` takes only it down) and topic's
+    partitions by brokers 1 and 2, the group's coordinator by broker 1."""
+    kafka = MockKafka({topic: partitions, dlq: 1}, brokers=3)
+    for p in range(partitions):
+        kafka.command(f"leader {topic} {p} {1 + p % 2}")
+    kafka.command(f"leader {dlq} 0 3")
+    kafka.command("coordinator lbtest 1")
+    time.sleep(0.5)
+    return kafka
+
+
+def rejected_events(n, users, seed):
+    """make_events(n, users, seed) with every 10th event a track "Rejected"
+    (the sandbox's --fail-event refuses it): (lines, events, the rejected
+    events' eids)."""
+    _, events = make_events(n, users=users, seed=seed)
+    rejected = set()
+    for i in range(0, n, 10):
+        events[i].update(action="track", event="Rejected")
+        rejected.add(events[i]["eid"])
+    lines = [f"{e['userId']}\t" + json.dumps(e, separators=(",", ":")) for e in events]
+    return lines, events, rejected
 
 
 def committed(bootstrap, group, topic):

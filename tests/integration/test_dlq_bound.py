@@ -22,11 +22,7 @@ LIMIT = 1024 * 1024
 RECORD = 1121  # librdkafka 2.0.2's queued dead-letter record, measured
 
 wd = h.workdir()
-kafka = h.MockKafka({TOPIC: 1, DLQ: 1}, brokers=3)
-kafka.command(f"leader {TOPIC} 0 1")
-kafka.command(f"leader {DLQ} 0 3")
-kafka.command("coordinator lbtest 1")
-time.sleep(0.5)
+kafka = h.mock_with_dlq_apart(TOPIC, 1, DLQ)
 sandbox = h.Sandbox(h.APPS, wd)
 h.produce(kafka.bootstrap, TOPIC, [f"k{i}\tnot json {i}" for i in range(N)])
 

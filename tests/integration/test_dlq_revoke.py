@@ -24,19 +24,9 @@ PENDING, ASSIGNED = "leanbridge_pending_actions", "leanbridge_partitions_assigne
 RETRIES = "leanbridge_dlq_produce_retries_total"
 
 wd = h.workdir()
-kafka = h.MockKafka({TOPIC: 2, DLQ: 1}, brokers=3)
-kafka.command(f"leader {TOPIC} 0 1")
-kafka.command(f"leader {TOPIC} 1 2")
-kafka.command(f"leader {DLQ} 0 3")
-kafka.command("coordinator lbtest 1")
-time.sleep(0.5)
+kafka = h.mock_with_dlq_apart(TOPIC, 2, DLQ)
 sandbox = h.Sandbox(h.APPS, wd, extra=["--fail-event", "Rejected"])
-lines, events = h.make_events(N, users=200, seed=21)
-rejected = set()
-for i in range(0, N, 10):
-    events[i].update(action="track", event="Rejected")
-    rejected.add(events[i]["eid"])
-lines = [f"{e['userId']}\t" + h.json.dumps(e, separators=(",", ":")) for e in events]
+lines, events, rejected = h.rejected_events(N, users=200, seed=21)
 h.produce(kafka.bootstrap, TOPIC, lines)
 
 kafka.command("broker-down 3")

@@ -20,11 +20,7 @@ N = 20000
 LIMIT = 128 * 1024
 
 wd = h.workdir()
-kafka = h.MockKafka({TOPIC: 1, DLQ: 1}, brokers=3)
-kafka.command(f"leader {TOPIC} 0 1")
-kafka.command(f"leader {DLQ} 0 3")
-kafka.command("coordinator lbtest 1")
-time.sleep(0.5)
+kafka = h.mock_with_dlq_apart(TOPIC, 1, DLQ)
 sandbox = h.Sandbox(h.APPS, wd)
 lines, events = h.make_events(N, users=500, seed=5)
 h.produce(kafka.bootstrap, TOPIC, ["k-poison\tnot json"] + lines)
