@@ -10,9 +10,10 @@ Two instances' worth of churn: a second instance joins (eager: both
 partitions are revoked from the first and one comes back), then crashes
 (kill -9: its own dead letters go with it) and the first takes both
 partitions again; twice. Asserted: the first instance's pending actions
-do not grow with the rebalances, its log says the dead letters were given
-up, and when the broker returns the DLQ holds every rejected event's dead
-letter, not one per rebalance; the offsets reach the end."""
+do not grow with the rebalances (the dead letters are given up at the
+revocation, or when their write fails after it), and when the broker
+returns the DLQ holds every rejected event's dead letter, not one per
+rebalance; the offsets reach the end."""
 import collections
 import time
 
@@ -61,8 +62,6 @@ for k in range(2):
             f"round {k}: {PENDING} grew from {before} to {now}: dead letters of revoked "
             "partitions still held")
 
-h.check("dead letter(s) not written yet given up" in a.log_text(),
-        "a's log does not say its dead letters were given up at revocation")
 time.sleep(3)  # the last given-up records' own timeouts (2 s) have passed
 kafka.command("broker-up 3")
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 120,
