@@ -1,7 +1,9 @@
 /*
  * multi.c: the multi call's codec: growable buffers and JSON string
  * escaping, request body encoding (with the size bound the batcher packs
- * against), the outcome classifier of issue 3 and Retry-After parsing.
+ * against), the outcome classifier of issue 3 (2xx answers checked with
+ * json_scan.h, entry by entry, without a tree; other statuses' small bodies
+ * with jansson) and Retry-After parsing.
  * Pure: no I/O, no clock (times are passed in), no globals. Server text that
  * reaches a reason or a result is cut and made printable here, once.
  */
@@ -369,58 +371,114 @@ static json_t *body_message(json_t *root)
         return NULL;
 }
 
+/* A server's message, decoded: at most its first LB_MULTI_MESSAGE_MAX
+ * bytes (all a reason or a result keeps). */
+typedef struct {
+        char text[LB_MULTI_MESSAGE_MAX];
+        size_t len;
+        int set;
+} message_t;
+
+static message_t *message_of_json(json_t *m, message_t *out)
+{
+        if (!m)
+                return NULL;
+        out->len = json_string_length(m);
+        if (out->len > LB_MULTI_MESSAGE_MAX)
+                out->len = LB_MULTI_MESSAGE_MAX;
+        memcpy(out->text, json_string_value(m), out->len);
+        out->set = 1;
+        return out;
+}
+
 /* reason = "HTTP <status>[: <what>][: <server message>]", printable. */
 static void set_reason(char *reason, size_t size, int status, const char *what,
-                       json_t *msg)
+                       const message_t *msg)
 {
         if (!reason || !size)
                 return;
         char clean[LB_MULTI_MESSAGE_MAX + 1] = "";
         if (msg) {
-                size_t n = json_string_length(msg);
-                const char *s = json_string_value(msg);
-                if (n > LB_MULTI_MESSAGE_MAX)
-                        n = LB_MULTI_MESSAGE_MAX;
-                for (size_t i = 0; i < n; i++)
-                        clean[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-                clean[n] = '\0';
+                for (size_t i = 0; i < msg->len; i++)
+                        clean[i] = (msg->text[i] >= 0x20 && msg->text[i] < 0x7f)
+                                       ? msg->text[i]
+                                       : '?';
+                clean[msg->len] = '\0';
         }
         snprintf(reason, size, "HTTP %d%s%s%s%s", status, what ? ": " : "",
                  what ? what : "", msg ? ": " : "", clean);
 }
 
-/* A present "error" or "warning": any value but null. */
-static json_t *present(json_t *e, const char *key)
+/* The message of an "error" or "warning" value v of body: its "message"
+ * when it is an object, or itself when a string (decoded, cut to
+ * LB_MULTI_MESSAGE_MAX). @returns out, or NULL when there is none. */
+static message_t *scanned_message(const char *body, const lb_json_value_t *v,
+                                  message_t *out)
 {
-        json_t *v = json_object_get(e, key);
-        return v && !json_is_null(v) ? v : NULL;
+        lb_json_value_t str = *v;
+        if (v->type == LB_JSON_OBJECT) {
+                lb_json_field_t f = {.name = "message", .name_len = 7};
+                lb_json_result_t res;
+                /* a member of a valid document: valid itself */
+                if (lb_json_scan(body + v->off, v->len, &f, 1, &res) ||
+                    f.value.type != LB_JSON_STRING)
+                        return NULL;
+                str = f.value;
+                str.off += v->off;
+        } else if (v->type != LB_JSON_STRING) {
+                return NULL;
+        }
+        out->len = lb_json_unescape(body + str.off, str.len, out->text,
+                                    sizeof(out->text));
+        out->set = 1;
+        return out;
 }
 
-/* One response entry -> one result: delivered only when the API applied
- * it (success:true, no error, no warning). @returns 0, or -1 (no memory). */
-static int classify_entry(json_t *e, unsigned flags, lb_action_result_t *r)
+/* A present "error" or "warning": any value but null. */
+static int present(const lb_json_value_t *v)
 {
-        json_t *success = json_object_get(e, "success");
-        json_t *error = present(e, "error"), *warning = present(e, "warning");
-        json_t *m = NULL;
+        return v->type != LB_JSON_ABSENT && v->type != LB_JSON_NULL;
+}
+
+/* One response entry, body[off..off+len) (a valid JSON value) -> one
+ * result: delivered only when the API applied it (success:true, no
+ * error, no warning). @returns 0, or -1 (no memory). */
+static int classify_entry(const char *body, size_t off, size_t len,
+                          unsigned flags, lb_action_result_t *r)
+{
+        enum { SUCCESS, ERROR, WARNING };
+        lb_json_field_t f[] = {{.name = "success", .name_len = 7},
+                               {.name = "error", .name_len = 5},
+                               {.name = "warning", .name_len = 7}};
+        lb_json_result_t res;
+        if (lb_json_scan(body + off, len, f, 3, &res) ||
+            res.type != LB_JSON_OBJECT) /* not an object: none of them */
+                for (size_t i = 0; i < 3; i++)
+                        f[i].value.type = LB_JSON_ABSENT;
+        for (size_t i = 0; i < 3; i++)
+                f[i].value.off += off;
+        lb_json_type_t success = f[SUCCESS].value.type;
+        const lb_json_value_t *error = &f[ERROR].value;
+        const lb_json_value_t *warning = &f[WARNING].value;
+        message_t buf, *m = NULL;
         const char *fallback = NULL;
-        r->warning = warning != NULL;
+        r->warning = present(warning);
         r->stage = LB_STAGE_API;
-        if (!json_is_boolean(success)) {
+        if (success != LB_JSON_TRUE && success != LB_JSON_FALSE) {
                 fallback = "malformed response entry";
-        } else if (!json_is_true(success)) {
-                m = message_of(error);
+        } else if (success == LB_JSON_FALSE) {
+                m = present(error) ? scanned_message(body, error, &buf) : NULL;
                 if (!m)
                         fallback = "success false without error message";
-        } else if (error) {
+        } else if (present(error)) {
                 r->stage = LB_STAGE_API_SKIPPED;
-                m = message_of(error);
+                m = scanned_message(body, error, &buf);
                 if (!m)
                         fallback = "success true with an error: skipped";
-        } else if (warning) {
+        } else if (present(warning)) {
                 r->ok = (flags & LB_MULTI_ACCEPT_WARNINGS) != 0;
                 r->stage = r->ok ? LB_STAGE_NONE : LB_STAGE_API_WARNING;
-                m = message_of(warning);
+                m = scanned_message(body, warning, &buf);
                 if (!m && !r->ok)
                         fallback = "success true with a warning: probably "
                                    "skipped";
@@ -429,11 +487,105 @@ static int classify_entry(json_t *e, unsigned flags, lb_action_result_t *r)
                 r->stage = LB_STAGE_NONE;
         }
         if (m)
-                r->message =
-                    message_dup(json_string_value(m), json_string_length(m));
+                r->message = message_dup(m->text, m->len);
         else if (fallback)
                 r->message = message_dup(fallback, strlen(fallback));
         return (m || fallback) && !r->message ? -1 : 0;
+}
+
+/* The end of the JSON value at p[i] (valid: the document was scanned). */
+static size_t value_end(const char *p, size_t i, size_t end)
+{
+        size_t depth = 0;
+        do {
+                char c = p[i];
+                if (c == '"') {
+                        for (i++; p[i] != '"'; i++)
+                                if (p[i] == '\\')
+                                        i++;
+                        i++;
+                } else if (c == '{' || c == '[') {
+                        depth++;
+                        i++;
+                } else if (c == '}' || c == ']') {
+                        depth--;
+                        i++;
+                } else if (!depth) { /* a number or a literal */
+                        while (i < end && p[i] != ',' && p[i] != ']' &&
+                               p[i] != '}' && !is_json_ws(p[i]))
+                                i++;
+                } else {
+                        i++;
+                }
+        } while (depth && i < end);
+        return i;
+}
+
+/* The elements of the valid array body[a.off..a.off+a.len): calls each
+ * (when not NULL) with one's span, in order, until it returns nonzero.
+ * @returns how many were visited. */
+static size_t array_each(const char *body, const lb_json_value_t *a,
+                         int (*each)(const char *body, size_t off, size_t len,
+                                     void *arg),
+                         void *arg)
+{
+        size_t end = a->off + a->len - 1, i = a->off + 1, n = 0; /* ']' */
+        for (;;) {
+                while (i < end && is_json_ws(body[i]))
+                        i++;
+                if (i >= end)
+                        return n;
+                size_t e = value_end(body, i, end);
+                n++;
+                if (each && each(body, i, e - i, arg))
+                        return n;
+                i = e;
+                while (i < end && (is_json_ws(body[i]) || body[i] == ','))
+                        i++;
+        }
+}
+
+/* array_each: the first entry with an error message. */
+static int entry_message(const char *body, size_t off, size_t len, void *arg)
+{
+        lb_json_field_t f = {.name = "error", .name_len = 5};
+        lb_json_result_t res;
+        if (lb_json_scan(body + off, len, &f, 1, &res) ||
+            res.type != LB_JSON_OBJECT)
+                return 0;
+        f.value.off += off;
+        return scanned_message(body, &f.value, arg) != NULL;
+}
+
+/* The server's own words in a valid 2xx body: error.message at the top
+ * (top: its top-level error and response members), or the first response
+ * entry's error.message. NULL when there are none. */
+static message_t *scanned_body_message(const char *body,
+                                       const lb_json_field_t *top,
+                                       message_t *out)
+{
+        if (scanned_message(body, &top[0].value, out))
+                return out;
+        out->set = 0;
+        if (top[1].value.type == LB_JSON_ARRAY)
+                array_each(body, &top[1].value, entry_message, out);
+        return out->set ? out : NULL;
+}
+
+/* array_each: classifies entry i of the answer into its result. */
+typedef struct {
+        unsigned flags;
+        lb_action_result_t *results;
+        size_t i;
+        int failed; /* out of memory */
+} classify_t;
+
+static int classify_next(const char *body, size_t off, size_t len, void *arg)
+{
+        classify_t *c = arg;
+        c->failed =
+            classify_entry(body, off, len, c->flags, &c->results[c->i++]);
+        return c->failed;
 }
 
 /* Whitespace at p, skipped. */
@@ -457,9 +609,10 @@ static const char *expect(const char *p, const char *end, const char *tok)
 
 /* 1 when body is exactly {"response":[{"success":true}, ...]} with n
  * entries (any JSON whitespace between tokens): the answer to nearly every
- * request, decided without building a tree. Anything else, even valid and
- * equivalent JSON, returns 0 and goes through jansson. An entry without
- * blanks inside is matched whole (one fixed-size compare an action). */
+ * request, decided in one pass. Anything else, even valid and equivalent
+ * JSON, returns 0 and goes through the scanner, entry by entry. An entry
+ * without blanks inside is matched whole (one fixed-size compare an
+ * action). */
 static int all_plain_successes(const char *body, size_t len, size_t n)
 {
         static const char entry[] = "{\"success\":true}";
@@ -510,44 +663,51 @@ static lb_outcome_t classify_2xx(int status, const char *body, size_t len,
                         reason[0] = '\0';
                 return LB_OUTCOME_DONE;
         }
-        json_error_t jerr;
-        json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root) {
-                snprintf(what, sizeof(what), "invalid JSON at byte %d",
-                         jerr.position);
+        /* Checked without building a tree (json_scan.h: jansson's verdict,
+         * allocating nothing for answers of this shape): a 16 MiB body of
+         * small entries would take jansson over a GiB. */
+        lb_json_field_t top[] = {{.name = "error", .name_len = 5},
+                                 {.name = "response", .name_len = 8}};
+        lb_json_result_t res;
+        message_t buf;
+        if (lb_json_scan(body, len, top, 2, &res)) {
+                snprintf(what, sizeof(what), "invalid JSON at byte %zu",
+                         res.err_pos);
                 set_reason(reason, reason_size, status, what, NULL);
                 return LB_OUTCOME_RETRY;
         }
-        lb_outcome_t outcome = LB_OUTCOME_RETRY;
-        json_t *resp = json_object_get(root, "response");
-        if (!json_is_array(resp)) {
-                set_reason(reason, reason_size, status, "no response array",
-                           body_message(root));
-                goto out;
+        if (res.type != LB_JSON_OBJECT && res.type != LB_JSON_ARRAY) {
+                /* jansson without JSON_DECODE_ANY, as before */
+                set_reason(reason, reason_size, status,
+                           "invalid JSON: '[' or '{' expected", NULL);
+                return LB_OUTCOME_RETRY;
         }
-        if (json_array_size(resp) != n) {
+        if (res.type != LB_JSON_OBJECT)
+                top[0].value.type = top[1].value.type = LB_JSON_ABSENT;
+        if (top[1].value.type != LB_JSON_ARRAY) {
+                set_reason(reason, reason_size, status, "no response array",
+                           scanned_body_message(body, top, &buf));
+                return LB_OUTCOME_RETRY;
+        }
+        size_t got = array_each(body, &top[1].value, NULL, NULL);
+        if (got != n) {
                 snprintf(what, sizeof(what), "%zu responses for %zu actions",
-                         json_array_size(resp), n);
+                         got, n);
                 set_reason(reason, reason_size, status, what,
-                           body_message(root));
-                goto out;
+                           scanned_body_message(body, top, &buf));
+                return LB_OUTCOME_RETRY;
         }
         memset(results, 0, n * sizeof(*results));
-        for (size_t i = 0; i < n; i++) {
-                if (classify_entry(json_array_get(resp, i), flags,
-                                   &results[i])) {
-                        lb_multi_results_clear(results, n);
-                        set_reason(reason, reason_size, status, "out of memory",
-                                   NULL);
-                        goto out;
-                }
+        classify_t c = {.flags = flags, .results = results};
+        array_each(body, &top[1].value, classify_next, &c);
+        if (c.failed) {
+                lb_multi_results_clear(results, n);
+                set_reason(reason, reason_size, status, "out of memory", NULL);
+                return LB_OUTCOME_RETRY;
         }
-        outcome = LB_OUTCOME_DONE;
         if (reason && reason_size)
                 reason[0] = '\0';
-out:
-        json_decref(root);
-        return outcome;
+        return LB_OUTCOME_DONE;
 }
 
 /* Whole-request errors that no smaller request would escape: the key or
@@ -581,9 +741,11 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
         json_t *root = NULL;
         if (body && len && len <= LB_MULTI_ERROR_BODY_MAX)
                 root = json_loadb(body, len, 0, NULL);
-        json_t *msg = body_message(root);
+        message_t buf;
+        json_t *m = body_message(root);
+        const message_t *msg = message_of_json(m, &buf);
         set_reason(reason, reason_size, http_status, NULL, msg);
-        int split = n > 1 && !about_key_or_app(msg);
+        int split = n > 1 && !about_key_or_app(m);
         json_decref(root);
 
         /* Refused whole: over the API's limits (403), or a body over a

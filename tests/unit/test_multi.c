@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -753,6 +754,42 @@ static void test_classify_2xx_wrong_shape(void **state)
         expect_retry_2xx("{\"response\":[]}", 1, "0 responses for 1 actions");
 }
 
+/* A 2xx answer of the largest size taken (16 MiB), made of the smallest
+ * entries, is counted and refused without a tree: jansson's took over a
+ * GiB for it (an OOM kill in any container the bound is sized for, and
+ * the request retried after the restart: a crash loop). Its peak RSS, the
+ * body aside, stays small. First in the list: the high-water mark is the
+ * process's. */
+static void test_classify_2xx_huge_answer(void **state)
+{
+        (void)state;
+        static const char head[] = "{\"response\":[", tail[] = "{}]}";
+        size_t entries =
+            (LB_MULTI_RESPONSE_MAX - sizeof(head) - sizeof(tail)) / 3;
+        size_t len = sizeof(head) - 1 + 3 * entries + sizeof(tail) - 1;
+        char *body = malloc(len);
+        assert_non_null(body);
+        memcpy(body, head, sizeof(head) - 1);
+        for (size_t k = 0; k < entries; k++)
+                memcpy(body + sizeof(head) - 1 + 3 * k, "{},", 3);
+        memcpy(body + len - (sizeof(tail) - 1), tail, sizeof(tail) - 1);
+        struct rusage before, after;
+        getrusage(RUSAGE_SELF, &before);
+        lb_action_result_t r[500];
+        char reason[256];
+        assert_int_equal(lb_multi_classify(200, body, len, 500, 0, r, reason,
+                                           sizeof(reason)),
+                         LB_OUTCOME_RETRY);
+        if (!strstr(reason, "responses for 500 actions"))
+                fail_msg("reason: %s", reason);
+        getrusage(RUSAGE_SELF, &after);
+        long grew_kb = after.ru_maxrss - before.ru_maxrss;
+        if (grew_kb > 64 * 1024)
+                fail_msg("classifying a 16 MiB answer took %ld MiB more",
+                         grew_kb / 1024);
+        free(body);
+}
+
 static char *nested(size_t depth)
 {
         char *p = malloc(2 * depth + 1);
@@ -987,6 +1024,7 @@ static void test_retry_after(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_classify_2xx_huge_answer),
             cmocka_unit_test(test_buf),
             cmocka_unit_test(test_json_string_escaping),
             cmocka_unit_test(test_encode_exact),
