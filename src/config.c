@@ -1705,6 +1705,24 @@ int lb_config_validate(const lb_config_t *conf, char *errstr,
                              conf->batch_max_bytes) ||
             apps_check(conf, conf->apps, conf->app_cnt, errstr, errstr_size))
                 return -1;
+        /* The consumer's prefetch comes on top of the bound (which is at
+         * least 20% of the limit) and the process itself: over half the
+         * limit, they cannot all fit, and the bridge would be killed for
+         * its memory instead of told. */
+        int64_t prefetch = lb_config_prefetch_bytes(conf);
+        if (conf->memory_limit_bytes && prefetch > conf->memory_limit_bytes / 2)
+                return lb_why(
+                    errstr, errstr_size,
+                    "the memory limit (%" PRId64 " bytes, %.300s) leaves no "
+                    "room for the consumer's prefetch "
+                    "('kafka.consumer.queued.max.messages.kbytes': %" PRId64
+                    " bytes, at most half the limit) besides the actions "
+                    "held: raise the limit (memory.limit.bytes, or the "
+                    "container's) or lower "
+                    "'kafka.consumer.queued.max.messages.kbytes'",
+                    conf->memory_limit_bytes,
+                    conf->memory_limit_source ? conf->memory_limit_source : "",
+                    prefetch);
         return 0;
 }
 

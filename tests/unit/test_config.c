@@ -439,6 +439,26 @@ static void test_resolve_memory(void **state)
         assert_contains(validate_bad(c), "'pending.max.actions' (51, auto "
                                          "from the memory limit 16384 bytes");
         lb_config_destroy(c);
+
+        /* the consumer's prefetch (32 MiB by default) takes at most half
+         * the limit: 64 MiB passes, 48 MiB is refused naming the key,
+         * unless the prefetch is lowered */
+        c = valid_config();
+        assert_int_equal(lb_config_resolve_memory(c, INT64_C(67108864), "x"),
+                         0);
+        validate_ok(c);
+        assert_int_equal(
+            lb_config_resolve_memory(c, INT64_C(50331648), "cgroup v2 /m"), 0);
+        assert_contains(validate_bad(c),
+                        "the memory limit (50331648 bytes, cgroup v2 /m) "
+                        "leaves no room for the consumer's prefetch "
+                        "('kafka.consumer.queued.max.messages.kbytes': "
+                        "33554432 bytes");
+        set_ok(c, "kafka.consumer.queued.max.messages.kbytes", "8192");
+        assert_int_equal(
+            lb_config_resolve_memory(c, INT64_C(50331648), "cgroup v2 /m"), 0);
+        validate_ok(c);
+        lb_config_destroy(c);
 }
 
 static void test_int_forever(void **state)
