@@ -406,18 +406,19 @@ static int tally(lb_tally_t *t, lb_bytes_t b)
                      : lb_tally_add(t, "(none)", 6);
 }
 
-/* Where partition p's log ends, as far as a crossing may look: the high
+/* Where partition p's log ends, as far as a crossing may look (never
+ * past it: the consumer would reset to the earliest offset): the high
  * watermark at the start (a run stops there), or following, the last one
- * the consumer saw; -1 when not known. */
+ * the consumer saw when it is later. */
 static int64_t log_end(replay_t *r, int32_t p)
 {
         int64_t lo, hi;
-        if (!r->o->follow)
-                return r->high[p];
-        if (rd_kafka_get_watermark_offsets(r->consumer, r->conf->dlq_topic, p,
-                                           &lo, &hi))
-                return -1;
-        return hi > r->high[p] ? hi : r->high[p];
+        if (r->o->follow &&
+            !rd_kafka_get_watermark_offsets(r->consumer, r->conf->dlq_topic, p,
+                                            &lo, &hi) &&
+            hi > r->high[p])
+                return hi;
+        return r->high[p];
 }
 
 /* Moves partition p's position on while crossing a record batch that
@@ -476,7 +477,7 @@ static void handle(replay_t *r, const rd_kafka_message_t *m)
         if (m->err) {
                 int64_t end = ours ? log_end(r, p) : -1;
                 if (!ours || !lb_skip_unreadable(m->err) || m->offset < 0 ||
-                    (end >= 0 && m->offset >= end)) {
+                    m->offset >= end) {
                         lb_warn("replay", "%s", rd_kafka_message_errstr(m));
                         return;
                 }
