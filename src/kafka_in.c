@@ -634,19 +634,25 @@ int64_t lb_kafka_in_log_end(lb_kafka_in_t *in, const char *topic,
         return watermark(in, topic, partition, 1);
 }
 
-void lb_kafka_in_seek(lb_kafka_in_t *in, const char *topic, int32_t partition,
-                      int64_t offset)
+void lb_kafka_seek(rd_kafka_t *rk, const char *component, const char *topic,
+                   int32_t partition, int64_t offset)
 {
         rd_kafka_topic_partition_list_t *l =
             rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
-        rd_kafka_error_t *error = rd_kafka_seek_partitions(in->rk, l, 0);
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(rk, l, 0);
         if (error) {
-                lb_warn("consumer", "seek %s[%d] to %" PRId64 ": %s", topic,
+                lb_warn(component, "seek %s[%d] to %" PRId64 ": %s", topic,
                         partition, offset, rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
         }
         rd_kafka_topic_partition_list_destroy(l);
+}
+
+void lb_kafka_in_seek(lb_kafka_in_t *in, const char *topic, int32_t partition,
+                      int64_t offset)
+{
+        lb_kafka_seek(in->rk, "consumer", topic, partition, offset);
 }
 
 /* librdkafka answers NULL when its group cannot be asked any more (it is

@@ -123,6 +123,13 @@ int64_t lb_kafka_in_log_start(lb_kafka_in_t *in, const char *topic,
 int64_t lb_kafka_in_log_end(lb_kafka_in_t *in, const char *topic,
                             int32_t partition);
 
+/** @brief Moves consumer rk's position in topic[partition] to offset
+ *         (without waiting): what was fetched before is dropped. A failure
+ *         is logged as component's. Any consumer: the bridge's (through
+ *         lb_kafka_in_seek()) and replay's. */
+void lb_kafka_seek(rd_kafka_t *rk, const char *component, const char *topic,
+                   int32_t partition, int64_t offset);
+
 /** @brief Moves the partition's consume position to offset (without
  *         waiting): what was fetched before is dropped. */
 void lb_kafka_in_seek(lb_kafka_in_t *in, const char *topic, int32_t partition,

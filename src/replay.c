@@ -19,6 +19,7 @@
 
 #include "event.h"
 #include "kafka_conf.h"
+#include "kafka_in.h"
 #include "log.h"
 #include "skip.h"
 
@@ -444,18 +445,7 @@ static void cross(replay_t *r, int32_t p, int64_t pos)
                         return;
                 }
         }
-        rd_kafka_topic_partition_list_t *l =
-            rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, r->conf->dlq_topic, p)->offset =
-            pos;
-        rd_kafka_error_t *error = rd_kafka_seek_partitions(r->consumer, l, 0);
-        if (error) {
-                lb_warn("replay", "seek %s[%d] to %" PRId64 ": %s",
-                        r->conf->dlq_topic, p, pos,
-                        rd_kafka_error_string(error));
-                rd_kafka_error_destroy(error);
-        }
-        rd_kafka_topic_partition_list_destroy(l);
+        lb_kafka_seek(r->consumer, "replay", r->conf->dlq_topic, p, pos);
 }
 
 static void handle(replay_t *r, const rd_kafka_message_t *m)
@@ -491,7 +481,7 @@ static void handle(replay_t *r, const rd_kafka_message_t *m)
                 cross(r, p, lb_skip_error(&r->skip[p], m->offset, end));
                 return;
         }
-        if (p < 0 || p >= r->nparts)
+        if (!ours)
                 return;
         /* The stopping point: what came after the start waits for the
          * next run (it may be a replayed record that failed again). */
