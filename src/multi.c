@@ -328,18 +328,24 @@ int lb_multi_encode(lb_buf_t *out, const char *app_id, const char *client_key,
 
 /* --- classification ------------------------------------------------------ */
 
-/* Copies at most LB_MULTI_MESSAGE_MAX bytes of s into a new string, bytes
- * outside printable ASCII replaced by '?'. */
+/* Writes s[0..n) to dst as a string, bytes outside printable ASCII
+ * replaced by '?' (dst holds n + 1). */
+static void printable(char *dst, const char *s, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                dst[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+        dst[n] = '\0';
+}
+
+/* Copies at most LB_MULTI_MESSAGE_MAX bytes of s into a new string, made
+ * printable. */
 static char *message_dup(const char *s, size_t n)
 {
         if (n > LB_MULTI_MESSAGE_MAX)
                 n = LB_MULTI_MESSAGE_MAX;
         char *m = malloc(n + 1);
-        if (!m)
-                return NULL;
-        for (size_t i = 0; i < n; i++)
-                m[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-        m[n] = '\0';
+        if (m)
+                printable(m, s, n);
         return m;
 }
 
@@ -398,13 +404,8 @@ static void set_reason(char *reason, size_t size, int status, const char *what,
         if (!reason || !size)
                 return;
         char clean[LB_MULTI_MESSAGE_MAX + 1] = "";
-        if (msg) {
-                for (size_t i = 0; i < msg->len; i++)
-                        clean[i] = (msg->text[i] >= 0x20 && msg->text[i] < 0x7f)
-                                       ? msg->text[i]
-                                       : '?';
-                clean[msg->len] = '\0';
-        }
+        if (msg)
+                printable(clean, msg->text, msg->len);
         snprintf(reason, size, "HTTP %d%s%s%s%s", status, what ? ": " : "",
                  what ? what : "", msg ? ": " : "", clean);
 }
