@@ -305,8 +305,8 @@ static const cfg_key_t keys[] = {
              "key, value and headers; their users' records; their request "
              "bodies) and resumes at half; above 75% the nearest deadlines "
              "are sent early. 0 (auto): 40% of memory.limit.bytes less the "
-             "consumer's prefetch (queued.max.messages.kbytes), at least "
-             "20%. Must be >= batch.max.bytes."},
+             "consumer's prefetch (its queue and one fetch, sized from the "
+             "limit), at least 20%. Must be >= batch.max.bytes."},
     {.name = "shutdown.timeout.ms",
      .type = CT_INT,
      .def = "10000",
@@ -1708,21 +1708,26 @@ int lb_config_validate(const lb_config_t *conf, char *errstr,
         /* The consumer's prefetch comes on top of the bound (which is at
          * least 20% of the limit) and the process itself: over half the
          * limit, they cannot all fit, and the bridge would be killed for
-         * its memory instead of told. */
+         * its memory instead of told. Sized from the limit, it fits: only
+         * kafka.* keys set can make it too large. */
         int64_t prefetch = lb_config_prefetch_bytes(conf);
         if (conf->memory_limit_bytes && prefetch > conf->memory_limit_bytes / 2)
                 return lb_why(
                     errstr, errstr_size,
                     "the memory limit (%" PRId64 " bytes, %.300s) leaves no "
-                    "room for the consumer's prefetch "
-                    "('kafka.consumer.queued.max.messages.kbytes': %" PRId64
-                    " bytes, at most half the limit) besides the actions "
-                    "held: raise the limit (memory.limit.bytes, or the "
-                    "container's) or lower "
-                    "'kafka.consumer.queued.max.messages.kbytes'",
+                    "room for the consumer's prefetch (%" PRId64 " bytes, at "
+                    "most half the limit: "
+                    "'kafka.consumer.queued.max.messages.kbytes' %" PRId64
+                    ", 'kafka.consumer.queued.min.messages' %" PRId64
+                    ", 'kafka.consumer.fetch.max.bytes' %" PRId64
+                    ") besides the actions held: raise the limit "
+                    "(memory.limit.bytes, or the container's) or lower the "
+                    "kafka.consumer keys set",
                     conf->memory_limit_bytes,
                     conf->memory_limit_source ? conf->memory_limit_source : "",
-                    prefetch);
+                    prefetch, lb_config_prefetch_kbytes(conf),
+                    lb_config_prefetch_messages(conf),
+                    lb_config_prefetch_fetch(conf));
         return 0;
 }
 
@@ -1745,14 +1750,71 @@ static int64_t share(int64_t n, int pct)
         return n / 100 * pct + n % 100 * pct / 100;
 }
 
-/* What the consumer may prefetch, in bytes: its queued.max.messages.kbytes
- * (librdkafka keeps it within 1..2097151). */
+/* A kafka.consumer property as a number: its value when a kafka.* key
+ * sets it (0 if not a positive number: librdkafka refuses it at startup),
+ * else dflt. */
+static int64_t consumer_number(const lb_config_t *conf, const char *name,
+                               int64_t dflt)
+{
+        const char *v = lb_config_kafka_get(conf, name, LB_KAFKA_CONSUMER);
+        if (!v)
+                return dflt;
+        long long n = atoll(v); /* librdkafka refuses what is cut here */
+        return n > 0 ? (int64_t)min64(n, INT64_C(1) << 40) : 0;
+}
+
+int64_t lb_config_prefetch_kbytes(const lb_config_t *conf)
+{
+        return consumer_number(conf, "queued.max.messages.kbytes",
+                               conf->prefetch_kbytes ? conf->prefetch_kbytes
+                                                     : LB_PREFETCH_KBYTES);
+}
+
+int64_t lb_config_prefetch_messages(const lb_config_t *conf)
+{
+        return consumer_number(conf, "queued.min.messages",
+                               conf->prefetch_messages ? conf->prefetch_messages
+                                                       : LB_PREFETCH_MESSAGES);
+}
+
+int64_t lb_config_prefetch_fetch(const lb_config_t *conf)
+{
+        /* librdkafka refuses a fetch.max.bytes under message.max.bytes */
+        int64_t floor = consumer_number(conf, "message.max.bytes", 1000000);
+        return consumer_number(
+            conf, "fetch.max.bytes",
+            max64(lb_config_prefetch_kbytes(conf) * 1024 / 4, floor));
+}
+
 int64_t lb_config_prefetch_bytes(const lb_config_t *conf)
 {
-        const char *v = lb_config_kafka_get(conf, "queued.max.messages.kbytes",
-                                            LB_KAFKA_CONSUMER);
-        long long kb = v ? atoll(v) : LB_PREFETCH_KBYTES;
-        return kb > 0 && kb <= 2097151 ? (int64_t)kb * 1024 : 0;
+        int64_t fetch = lb_config_prefetch_fetch(conf);
+        return lb_config_prefetch_kbytes(conf) * 1024 + fetch +
+               (lb_config_prefetch_messages(conf) +
+                fetch / LB_PREFETCH_RECORD_BYTES) *
+                   LB_QUEUED_MESSAGE_BYTES;
+}
+
+/* Shrinks the prefetch settings no kafka.* key sets, together, until the
+ * prefetch takes at most LB_PREFETCH_MAX_PCT % of limit (fetch.max.bytes'
+ * floor makes it a few steps at small limits), never under 1 MiB and
+ * 1,000 messages. */
+static void size_prefetch(lb_config_t *conf, int64_t limit)
+{
+        int64_t budget = share(limit, LB_PREFETCH_MAX_PCT), bytes;
+        conf->prefetch_kbytes = conf->prefetch_messages = 0;
+        for (int step = 0;
+             step < 4 && (bytes = lb_config_prefetch_bytes(conf)) > budget;
+             step++) {
+                double scale = (double)budget / (double)bytes;
+                conf->prefetch_kbytes = max64(
+                    (int64_t)((double)lb_config_prefetch_kbytes(conf) * scale),
+                    1024);
+                conf->prefetch_messages =
+                    max64((int64_t)((double)lb_config_prefetch_messages(conf) *
+                                    scale),
+                          1000);
+        }
 }
 
 int lb_config_resolve_memory(lb_config_t *conf, int64_t found_bytes,
@@ -1773,6 +1835,7 @@ int lb_config_resolve_memory(lb_config_t *conf, int64_t found_bytes,
         const cfg_key_t *kb = find_key("pending.max.bytes");
         const cfg_key_t *ka = find_key("pending.max.actions");
         int64_t limit = conf->memory_limit_bytes; /* < 2^62: no overflow */
+        size_prefetch(conf, limit);
         int64_t auto_bytes = max64(share(limit, LB_PENDING_AUTO_PCT) -
                                        lb_config_prefetch_bytes(conf),
                                    share(limit, LB_PENDING_AUTO_FLOOR_PCT));
@@ -1794,18 +1857,23 @@ void lb_config_describe_memory(const lb_config_t *conf, char *buf, size_t size)
         char bytes_from[96] = "set";
         if (conf->pending_max_bytes_auto)
                 snprintf(bytes_from, sizeof(bytes_from),
-                         "auto: %d%% less the consumer's prefetch of "
-                         "%" PRId64 ", at least %d%%",
-                         LB_PENDING_AUTO_PCT, lb_config_prefetch_bytes(conf),
-                         LB_PENDING_AUTO_FLOOR_PCT);
-        snprintf(buf, size,
-                 "memory limit %" PRId64 " bytes (%s); pending.max.bytes "
-                 "%" PRId64 " (%s), pending.max.actions %" PRId64 " (%s)",
-                 conf->memory_limit_bytes,
-                 conf->memory_limit_source ? conf->memory_limit_source
-                                           : "not resolved",
-                 conf->pending_max_bytes, bytes_from, conf->pending_max_actions,
-                 conf->pending_max_actions_auto ? "auto" : "set");
+                         "auto: %d%% less the consumer's prefetch, at least "
+                         "%d%%",
+                         LB_PENDING_AUTO_PCT, LB_PENDING_AUTO_FLOOR_PCT);
+        snprintf(
+            buf, size,
+            "memory limit %" PRId64 " bytes (%s); consumer prefetch "
+            "%" PRId64 " bytes (queued.max.messages.kbytes %" PRId64
+            ", queued.min.messages %" PRId64 ", fetch.max.bytes %" PRId64
+            "); pending.max.bytes %" PRId64 " (%s), pending.max.actions "
+            "%" PRId64 " (%s)",
+            conf->memory_limit_bytes,
+            conf->memory_limit_source ? conf->memory_limit_source
+                                      : "not resolved",
+            lb_config_prefetch_bytes(conf), lb_config_prefetch_kbytes(conf),
+            lb_config_prefetch_messages(conf), lb_config_prefetch_fetch(conf),
+            conf->pending_max_bytes, bytes_from, conf->pending_max_actions,
+            conf->pending_max_actions_auto ? "auto" : "set");
 }
 
 /* ------------------------------------------------------------------ */

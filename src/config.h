@@ -115,6 +115,10 @@ typedef struct lb_config_s {
         int memory_limit_auto;
         int pending_max_actions_auto;
         int pending_max_bytes_auto;
+        /* The consumer's prefetch as lb_config_resolve_memory() sized it;
+         * 0 = the full size (LB_PREFETCH_*). A kafka.* key set wins. */
+        int64_t prefetch_kbytes;   /* queued.max.messages.kbytes */
+        int64_t prefetch_messages; /* queued.min.messages */
         int64_t shutdown_timeout_ms;
         int64_t rebalance_timeout_ms;
         int64_t commit_metadata_max_bytes; /* room for the offset map */
@@ -172,27 +176,54 @@ int lb_config_validate(const lb_config_t *conf, char *errstr,
                        size_t errstr_size);
 
 /* The auto pending bounds: this share (in percent) of the memory limit
- * holds the events' data: the consumer's prefetch (its
- * queued.max.messages.kbytes) and pending.max.bytes, the rest; never less
- * than the floor share for pending.max.bytes. pending.max.actions is that
- * many bytes / the per-action figure below, so the bytes bound is the one
- * that binds. */
+ * holds the events' data: the consumer's prefetch and pending.max.bytes,
+ * the rest; never less than the floor share for pending.max.bytes.
+ * pending.max.actions is that many bytes / the per-action figure below, so
+ * the bytes bound is the one that binds. */
 #define LB_PENDING_AUTO_PCT              40
 #define LB_PENDING_AUTO_FLOOR_PCT        20
 #define LB_PENDING_AUTO_BYTES_PER_ACTION 64
-/* The consumer's queued.max.messages.kbytes unless kafka.* sets it. */
-#define LB_PREFETCH_KBYTES 32768
+/* The consumer's prefetch at its full size, for memory limits of about
+ * 560 MiB and more: queued.max.messages.kbytes and queued.min.messages
+ * (about a second of consumption: docs/performance.md); fetch.max.bytes,
+ * the most one fetch response brings past them, is a quarter of the
+ * former (at least message.max.bytes). Below, those the kafka.* keys do
+ * not set shrink together until the prefetch takes LB_PREFETCH_MAX_PCT %
+ * of the limit. */
+#define LB_PREFETCH_KBYTES   32768
+#define LB_PREFETCH_MESSAGES 150000
+#define LB_PREFETCH_MAX_PCT  20
+/* What librdkafka 2.0.2 takes for a message in the consumer's queue
+ * besides its key and value: 296 to 325 bytes measured (RSS over 34,000 to
+ * 286,000 queued messages of 100 and 1,000 bytes), and the smallest record
+ * the prefetch is sized for (key and value): smaller ones (tombstones)
+ * cost more per byte of fetch than it plans. */
+#define LB_QUEUED_MESSAGE_BYTES  320
+#define LB_PREFETCH_RECORD_BYTES 100
 
-/** @returns the bytes the consumer may prefetch: its effective
- *           queued.max.messages.kbytes (LB_PREFETCH_KBYTES by default). */
+/** @returns the bytes the consumer's prefetch may take at most: its queue
+ *           (queued.max.messages.kbytes of keys and values, and
+ *           LB_QUEUED_MESSAGE_BYTES for each of at most queued.min.messages
+ *           messages) and one fetch response past it (fetch.max.bytes, of
+ *           records of LB_PREFETCH_RECORD_BYTES or more), each setting as
+ *           the kafka.* keys, lb_config_resolve_memory() or the defaults
+ *           make it. */
 int64_t lb_config_prefetch_bytes(const lb_config_t *conf);
+
+/** @returns the consumer's effective queued.max.messages.kbytes,
+ *           queued.min.messages and fetch.max.bytes, as above. */
+int64_t lb_config_prefetch_kbytes(const lb_config_t *conf);
+int64_t lb_config_prefetch_messages(const lb_config_t *conf);
+int64_t lb_config_prefetch_fetch(const lb_config_t *conf);
 
 /**
  * @brief Sizes what is auto (0): memory.limit.bytes becomes found_bytes
  *        with found_source (the cgroup limit or the default, as
- *        lb_memlimit_find() found them); pending.max.bytes becomes
- *        LB_PENDING_AUTO_PCT % of the memory limit less the consumer's
- *        prefetch (at least LB_PENDING_AUTO_FLOOR_PCT %) and
+ *        lb_memlimit_find() found them); the consumer's prefetch settings
+ *        not set by kafka.* keys shrink together from their full size
+ *        until the prefetch takes at most LB_PREFETCH_MAX_PCT % of it;
+ *        pending.max.bytes becomes LB_PENDING_AUTO_PCT % of the memory
+ *        limit less the prefetch (at least LB_PENDING_AUTO_FLOOR_PCT %) and
  *        pending.max.actions that / LB_PENDING_AUTO_BYTES_PER_ACTION, each
  *        capped at its key's maximum. Explicit values stay; the *_auto
  *        fields say which were sized. No I/O: main() reads the limit.

@@ -5,16 +5,13 @@
  */
 #include "kafka_conf.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-
-/* A number as a string literal. */
-#define STR(x)  STR_(x)
-#define STR_(x) #x
 
 typedef struct {
         const char *name;
@@ -25,17 +22,12 @@ typedef struct {
 static const kv_t consumer_defaults[] = {
     {"auto.commit.interval.ms", "1000"},
     {"partition.assignment.strategy", "range,roundrobin"},
-    /* Prefetch. librdkafka 2.0.2 counts queued.min.messages over the one
-     * consumer queue all partitions forward to, and once over it stops
-     * fetching until its broker thread next wakes (up to 1 s later): the
-     * queue must hold about a second of the bridge's consumption or a
-     * backlog drains in bursts. Smaller per-partition fetches keep the
-     * overshoot past it, and so the memory, small. Measured in
-     * docs/performance.md (1M-event backlog: 100000 / 1 MB gave 124k
-     * events/s and 99 MB RSS; these, 170k events/s and 104 MB). */
+    /* Smaller per-partition fetches keep the overshoot past the prefetch
+     * thresholds (config.h's LB_PREFETCH_*, sized from the memory limit),
+     * and so the memory, small. Measured in docs/performance.md
+     * (1M-event backlog: 100000 / 1 MB gave 124k events/s and 99 MB RSS;
+     * 150000 / 256 KiB, 170k events/s and 104 MB). */
     {"max.partition.fetch.bytes", "262144"},
-    {"queued.max.messages.kbytes", STR(LB_PREFETCH_KBYTES)},
-    {"queued.min.messages", "150000"},
     {"statistics.interval.ms", "5000"},
 };
 static const kv_t producer_defaults[] = {
@@ -168,6 +160,26 @@ static int set_all(rd_kafka_conf_t *kc, const kv_t *kv, size_t n,
         return 0;
 }
 
+/* The consumer's prefetch as the memory limit sized it (config.h). */
+static int set_prefetch(rd_kafka_conf_t *kc, const lb_config_t *conf,
+                        char *errstr, size_t errstr_size)
+{
+        char kbytes[24], messages[24], fetch[24];
+        snprintf(kbytes, sizeof(kbytes), "%" PRId64,
+                 lb_config_prefetch_kbytes(conf));
+        snprintf(messages, sizeof(messages), "%" PRId64,
+                 lb_config_prefetch_messages(conf));
+        snprintf(fetch, sizeof(fetch), "%" PRId64,
+                 lb_config_prefetch_fetch(conf));
+        const kv_t prefetch[] = {
+            {"queued.max.messages.kbytes", kbytes},
+            {"queued.min.messages", messages},
+            {"fetch.max.bytes", fetch},
+        };
+        return set_all(kc, prefetch, sizeof(prefetch) / sizeof(kv_t), "default",
+                       errstr, errstr_size);
+}
+
 rd_kafka_conf_t *lb_kafka_conf_new(const lb_config_t *conf,
                                    lb_kafka_side_t side, char *errstr,
                                    size_t errstr_size)
@@ -180,7 +192,8 @@ rd_kafka_conf_t *lb_kafka_conf_new(const lb_config_t *conf,
         if (set_all(kc, consumer ? consumer_defaults : producer_defaults,
                     consumer ? sizeof(consumer_defaults) / sizeof(kv_t)
                              : sizeof(producer_defaults) / sizeof(kv_t),
-                    "default", errstr, errstr_size))
+                    "default", errstr, errstr_size) ||
+            (consumer && set_prefetch(kc, conf, errstr, errstr_size)))
                 goto fail;
         for (size_t i = 0; i < conf->kafka_cnt; i++) {
                 const lb_kafka_prop_t *p = &conf->kafka[i];

@@ -325,10 +325,11 @@ def run_tier(stack: Stack, work: str) -> None:
     # its pending bound (the startup log line of lb_config_describe_memory).
     started = stack.run("logs", "--no-color", "leanbridge").stdout
     m = re.search(r"memory limit (\d+) bytes \(cgroup v[12] [^)]*\); "
+                  r"consumer prefetch (\d+) bytes \([^)]*\); "
                   r"pending\.max\.bytes (\d+) \(auto: 40% less the consumer's "
-                  r"prefetch of (\d+)", started)
+                  r"prefetch", started)
     check(m is not None and int(m.group(1)) == 1024 ** 3 and
-          int(m.group(2)) == 1024 ** 3 * 40 // 100 - int(m.group(3)),
+          int(m.group(3)) == 1024 ** 3 * 40 // 100 - int(m.group(2)),
           "the bridge found the 1 GiB cgroup limit (mem_limit) and sized "
           "pending.max.bytes from it", m.group(0) if m else started[-1500:])
 

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,35 @@ static void test_forced_consumer_settings_win(void **state)
         expect(kc, "auto.commit.interval.ms", "250"); /* a default: theirs */
         expect(kc, "linger.ms",
                "5"); /* librdkafka's: the producer's is not here */
+        rd_kafka_conf_destroy(kc);
+        lb_config_destroy(c);
+}
+
+/* The consumer's prefetch is what the memory limit sized; a key set wins */
+static void test_prefetch_sized(void **state)
+{
+        (void)state;
+        static const char *const kv[] = {"kafka.consumer.queued.min.messages",
+                                         "7000", NULL};
+        lb_config_t *c = conf_with(kv);
+        lb_config_resolve_memory(c, INT64_C(134217728), "test");
+        rd_kafka_conf_t *kc =
+            lb_kafka_conf_new(c, LB_KAFKA_CONSUMER, err, sizeof(err));
+        assert_non_null(kc);
+        char want[24];
+        snprintf(want, sizeof(want), "%lld",
+                 (long long)lb_config_prefetch_kbytes(c));
+        expect(kc, "queued.max.messages.kbytes", want);
+        assert_true(lb_config_prefetch_kbytes(c) < 32768);
+        expect(kc, "queued.min.messages", "7000");
+        snprintf(want, sizeof(want), "%lld",
+                 (long long)lb_config_prefetch_fetch(c));
+        expect(kc, "fetch.max.bytes", want);
+        rd_kafka_conf_destroy(kc);
+        /* the producer has none of it */
+        kc = lb_kafka_conf_new(c, LB_KAFKA_PRODUCER, err, sizeof(err));
+        assert_non_null(kc);
+        expect(kc, "queued.min.messages", "100000");
         rd_kafka_conf_destroy(kc);
         lb_config_destroy(c);
 }
@@ -156,6 +186,7 @@ int main(void)
             cmocka_unit_test(test_secrets_redacted),
             cmocka_unit_test(test_forced_consumer_settings_win),
             cmocka_unit_test(test_forced_producer_settings_win),
+            cmocka_unit_test(test_prefetch_sized),
             cmocka_unit_test(test_refused_key_is_named),
             cmocka_unit_test(test_transactional_producer_refused),
         };

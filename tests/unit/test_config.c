@@ -328,6 +328,9 @@ static void test_int_auto(void **state)
         lb_config_destroy(c);
 }
 
+/* The consumer's prefetch at its full size (config.h) */
+#define FULL_PREFETCH INT64_C(116786560)
+
 static void test_resolve_memory(void **state)
 {
         (void)state;
@@ -342,36 +345,84 @@ static void test_resolve_memory(void **state)
         assert_int_equal(c->memory_limit_bytes, INT64_C(1073741824));
         assert_string_equal(c->memory_limit_source,
                             "cgroup v1 /m/memory.limit_in_bytes");
-        /* 40% less the consumer's prefetch (32 MiB by default) */
-        assert_int_equal(c->pending_max_bytes, 429496729 - 33554432);
-        assert_int_equal(c->pending_max_actions, (429496729 - 33554432) / 64);
+        /* 40% less the consumer's prefetch at its full size: 32 MiB
+         * queued, 8 MiB fetched past it, 320 bytes for each of 150,000
+         * queued messages and of the 83,886 100-byte records of a fetch */
+        assert_int_equal(lb_config_prefetch_bytes(c), FULL_PREFETCH);
+        assert_int_equal(c->pending_max_bytes, 429496729 - FULL_PREFETCH);
+        assert_int_equal(c->pending_max_actions,
+                         (429496729 - FULL_PREFETCH) / 64);
         assert_true(c->memory_limit_auto && c->pending_max_bytes_auto &&
                     c->pending_max_actions_auto);
         validate_ok(c);
         lb_config_describe_memory(c, line, sizeof(line));
-        assert_string_equal(line, "memory limit 1073741824 bytes (cgroup v1 "
-                                  "/m/memory.limit_in_bytes); "
-                                  "pending.max.bytes 395942297 (auto: 40% "
-                                  "less the consumer's prefetch of 33554432, "
-                                  "at least 20%), "
-                                  "pending.max.actions 6186598 (auto)");
+        assert_string_equal(
+            line, "memory limit 1073741824 bytes (cgroup v1 "
+                  "/m/memory.limit_in_bytes); consumer prefetch 116786560 "
+                  "bytes (queued.max.messages.kbytes 32768, "
+                  "queued.min.messages 150000, fetch.max.bytes 8388608); "
+                  "pending.max.bytes 312710169 (auto: 40% less the "
+                  "consumer's prefetch, at least 20%), "
+                  "pending.max.actions 4886096 (auto)");
 
-        /* resolved again (another limit): the auto ones follow it */
+        /* resolved again (another limit): the auto ones follow it, the
+         * prefetch shrinks to 20% of it, each setting in proportion */
         assert_int_equal(
             lb_config_resolve_memory(c, INT64_C(536870912), "default 1 GiB"),
             0);
-        assert_int_equal(c->pending_max_bytes, 214748364 - 33554432);
-        assert_int_equal(c->pending_max_actions, (214748364 - 33554432) / 64);
+        int64_t prefetch = lb_config_prefetch_bytes(c);
+        assert_in_range(prefetch, 107374182 - 1000000, 107374182);
+        assert_in_range(lb_config_prefetch_kbytes(c), 29000, 31000);
+        assert_in_range(lb_config_prefetch_messages(c), 130000, 145000);
+        assert_int_equal(lb_config_prefetch_fetch(c),
+                         lb_config_prefetch_kbytes(c) * 1024 / 4);
+        assert_int_equal(c->pending_max_bytes, 214748364 - prefetch);
+        assert_int_equal(c->pending_max_actions, (214748364 - prefetch) / 64);
+        /* ... and grows back with a larger one */
+        assert_int_equal(lb_config_resolve_memory(c, INT64_C(1073741824), "x"),
+                         0);
+        assert_int_equal(lb_config_prefetch_bytes(c), FULL_PREFETCH);
         lb_config_destroy(c);
 
-        /* a prefetch set by the user is what is left out */
+        /* small limits: the prefetch takes 20% of them, fetch.max.bytes
+         * no less than librdkafka allows (message.max.bytes) */
+        static const int64_t small[] = {33554432, 67108864, 134217728};
+        for (size_t i = 0; i < sizeof(small) / sizeof(small[0]); i++) {
+                c = valid_config();
+                assert_int_equal(lb_config_resolve_memory(c, small[i], "x"), 0);
+                int64_t budget = small[i] / 5;
+                assert_in_range(lb_config_prefetch_bytes(c), budget * 9 / 10,
+                                budget * 11 / 10);
+                assert_true(lb_config_prefetch_fetch(c) >= 1000000);
+                assert_true(lb_config_prefetch_messages(c) >= 1000);
+                assert_true(lb_config_prefetch_kbytes(c) >= 1024);
+                assert_in_range(c->pending_max_bytes, budget, budget * 11 / 10);
+                validate_ok(c);
+                lb_config_destroy(c);
+        }
+        c = valid_config();
+        set_ok(c, "kafka.message.max.bytes", "4000000");
+        assert_int_equal(lb_config_resolve_memory(c, INT64_C(134217728), "x"),
+                         0);
+        assert_int_equal(lb_config_prefetch_fetch(c), 4000000);
+        lb_config_destroy(c);
+
+        /* a prefetch setting set by the user is what counts; the others
+         * are still sized */
         c = valid_config();
         set_ok(c, "kafka.consumer.queued.max.messages.kbytes", "1024");
-        assert_int_equal(lb_config_prefetch_bytes(c), 1048576);
+        assert_int_equal(lb_config_prefetch_kbytes(c), 1024);
+        assert_int_equal(lb_config_prefetch_fetch(c), 1000000);
+        assert_int_equal(lb_config_prefetch_bytes(c),
+                         1048576 + 1000000 + (150000 + 10000) * 320);
         assert_int_equal(
             lb_config_resolve_memory(c, INT64_C(536870912), "cgroup v2 /m"), 0);
-        assert_int_equal(c->pending_max_bytes, 214748364 - 1048576);
-        /* ... but never below 20% of the limit */
+        assert_int_equal(c->pending_max_bytes, 214748364 - 53248576);
+        set_ok(c, "kafka.consumer.fetch.max.bytes", "2000000");
+        set_ok(c, "kafka.consumer.queued.min.messages", "5000");
+        assert_int_equal(lb_config_prefetch_bytes(c),
+                         1048576 + 2000000 + (5000 + 20000) * 320);
+        /* ... but the bound is never below 20% of the limit */
         set_ok(c, "kafka.consumer.queued.max.messages.kbytes", "1000000");
         assert_int_equal(
             lb_config_resolve_memory(c, INT64_C(536870912), "cgroup v2 /m"), 0);
@@ -383,26 +434,29 @@ static void test_resolve_memory(void **state)
         c = valid_config();
         set_ok(c, "pending.max.bytes", "2000000");
         assert_int_equal(
-            lb_config_resolve_memory(c, INT64_C(536870912), "cgroup v2 /m"), 0);
+            lb_config_resolve_memory(c, INT64_C(1073741824), "cgroup v2 /m"),
+            0);
         assert_int_equal(c->pending_max_bytes, 2000000);
         assert_int_equal(c->pending_max_bytes_auto, 0);
-        assert_int_equal(c->pending_max_actions, (214748364 - 33554432) / 64);
+        assert_int_equal(c->pending_max_actions,
+                         (429496729 - FULL_PREFETCH) / 64);
         lb_config_describe_memory(c, line, sizeof(line));
         assert_contains(line, "pending.max.bytes 2000000 (set), "
-                              "pending.max.actions 2831155 (auto)");
+                              "pending.max.actions 4886096 (auto)");
         lb_config_destroy(c);
 
         /* an explicit pending.max.actions wins */
         c = valid_config();
         set_ok(c, "pending.max.actions", "5000");
         assert_int_equal(
-            lb_config_resolve_memory(c, INT64_C(536870912), "cgroup v2 /m"), 0);
+            lb_config_resolve_memory(c, INT64_C(1073741824), "cgroup v2 /m"),
+            0);
         assert_int_equal(c->pending_max_actions, 5000);
-        assert_int_equal(c->pending_max_bytes, 214748364 - 33554432);
+        assert_int_equal(c->pending_max_bytes, 429496729 - FULL_PREFETCH);
         lb_config_describe_memory(c, line, sizeof(line));
-        assert_contains(line, "pending.max.bytes 181193932 (auto: 40% less "
-                              "the consumer's prefetch of 33554432, at least "
-                              "20%), pending.max.actions 5000 (set)");
+        assert_contains(line, "pending.max.bytes 312710169 (auto: 40% less "
+                              "the consumer's prefetch, at least 20%), "
+                              "pending.max.actions 5000 (set)");
         lb_config_destroy(c);
 
         /* an explicit memory.limit.bytes wins over what was found */
@@ -413,7 +467,7 @@ static void test_resolve_memory(void **state)
         assert_int_equal(c->memory_limit_bytes, INT64_C(2147483648));
         assert_int_equal(c->memory_limit_auto, 0);
         assert_string_equal(c->memory_limit_source, "memory.limit.bytes");
-        assert_int_equal(c->pending_max_bytes, 858993459 - 33554432);
+        assert_int_equal(c->pending_max_bytes, 858993459 - FULL_PREFETCH);
         lb_config_destroy(c);
 
         /* a large machine: each bound capped at its key's maximum */
@@ -440,20 +494,19 @@ static void test_resolve_memory(void **state)
                                          "from the memory limit 16384 bytes");
         lb_config_destroy(c);
 
-        /* the consumer's prefetch (32 MiB by default) takes at most half
-         * the limit: 64 MiB passes, 48 MiB is refused naming the key,
-         * unless the prefetch is lowered */
+        /* a prefetch set larger than half the limit is refused, naming
+         * the keys; one set smaller passes */
         c = valid_config();
-        assert_int_equal(lb_config_resolve_memory(c, INT64_C(67108864), "x"),
-                         0);
-        validate_ok(c);
+        set_ok(c, "kafka.consumer.queued.max.messages.kbytes", "32768");
         assert_int_equal(
             lb_config_resolve_memory(c, INT64_C(50331648), "cgroup v2 /m"), 0);
         assert_contains(validate_bad(c),
                         "the memory limit (50331648 bytes, cgroup v2 /m) "
-                        "leaves no room for the consumer's prefetch "
-                        "('kafka.consumer.queued.max.messages.kbytes': "
-                        "33554432 bytes");
+                        "leaves no room for the consumer's prefetch (");
+        assert_contains(validate_bad(c),
+                        "'kafka.consumer.queued.max.messages.kbytes' 32768, "
+                        "'kafka.consumer.queued.min.messages' 1000, "
+                        "'kafka.consumer.fetch.max.bytes' 8388608)");
         set_ok(c, "kafka.consumer.queued.max.messages.kbytes", "8192");
         assert_int_equal(
             lb_config_resolve_memory(c, INT64_C(50331648), "cgroup v2 /m"), 0);
