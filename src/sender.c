@@ -251,6 +251,12 @@ static CURL *take_handle(lb_sender_t *s)
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, s->headers);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        /* A transfer that times out in the middle of a name lookup leaves
+         * the lookup's thread to end (and free itself) alone: without
+         * this, libcurl waits for it, and the loop with it, as long as the
+         * system's resolver takes (40 s with a pod's search domains and a
+         * silent name server: test_dns_stall.py). */
+        curl_easy_setopt(h, CURLOPT_QUICK_EXIT, 1L);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                          s->timeout_ms < 10000 ? s->timeout_ms : 10000L);
