@@ -257,6 +257,11 @@ static CURL *take_handle(lb_sender_t *s)
          * system's resolver takes (40 s with a pod's search domains and a
          * silent name server: test_dns_stall.py). */
         curl_easy_setopt(h, CURLOPT_QUICK_EXIT, 1L);
+        /* What may still run at the API after a failed exchange
+         * (lb_sender_unknown) and the refused resend (seek_cb) are
+         * HTTP/1.1's reasoning: over HTTP/2 a stream the server refused,
+         * never processed, would count as unknown and hold its users. */
+        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                          s->timeout_ms < 10000 ? s->timeout_ms : 10000L);
