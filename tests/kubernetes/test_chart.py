@@ -210,6 +210,12 @@ def invariants(name, docs, tmp):
     check(csc.get("allowPrivilegeEscalation") is False, f"{name}: no privilege escalation")
     check(csc.get("capabilities", {}).get("drop") == ["ALL"], f"{name}: every capability dropped")
     check(pod.get("automountServiceAccountToken") is False, f"{name}: no service account token")
+    # A Service named leanbridge-* would inject LEANBRIDGE_*_SERVICE_HOST,
+    # which the bridge refuses as an unknown variable (exit 2, a crash loop).
+    check(pod.get("enableServiceLinks") is False, f"{name}: no service links in the environment")
+    rc, out = check_config({**env, "LEANBRIDGE_SANDBOX_SERVICE_HOST": "10.0.0.5"}, tmp)
+    check(rc != 0 and "LEANBRIDGE_SANDBOX_SERVICE_HOST" in out,
+          f"{name}: (why) the bridge refuses an unknown LEANBRIDGE_ variable: {out[-200:]}")
     limit = memory_bytes(c.get("resources", {}).get("limits", {}).get("memory"))
     check(limit is not None and limit >= 1024 ** 3,
           f"{name}: a memory limit of at least 1Gi (the bridge sizes its pending bound "
@@ -232,9 +238,17 @@ def invariants(name, docs, tmp):
     if env.get("LEANBRIDGE_KAFKA_CONSUMER_GROUP_INSTANCE_ID") is not None:
         check(env["LEANBRIDGE_KAFKA_CONSUMER_GROUP_INSTANCE_ID"] == "lb-leanbridge-0",
               f"{name}: group.instance.id is the pod's name")
-    check("PodDisruptionBudget" in kinds, f"{name}: a PodDisruptionBudget")
+    pdb = kinds.get("PodDisruptionBudget")
+    check(pdb is not None and pdb["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow",
+          f"{name}: a PodDisruptionBudget that lets unready members be evicted")
     so = kinds.get("ScaledObject")
+    check((so is None) == ("replicas" in sts["spec"]),
+          f"{name}: replicas set by the chart unless KEDA scales the StatefulSet")
     if so is not None:
+        down = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+        check(down["stabilizationWindowSeconds"] >= 300 and
+              down["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 300}],
+              f"{name}: KEDA scales in one pod at a time after a quiet window: {down}")
         trig = so["spec"]["triggers"][0]
         check(trig["type"] == "prometheus" and
               "leanbridge_consume_delay_seconds" in trig["metadata"]["query"],
@@ -292,6 +306,11 @@ def main():
               "a grace period under the exit bound fails to render")
         p = render(helm, [], ["terminationGracePeriodSeconds=120"])
         check(p.returncode == 0, "an explicit grace period above the exit bound renders")
+        # The timeouts the grace period follows cannot come in through config:.
+        for key in ("shutdown\\.timeout\\.ms", "api\\.timeout\\.ms", "metrics\\.listen"):
+            p = render(helm, [], [f"config.{key}=60000"])
+            check(p.returncode != 0 and "the grace period and the probes" in p.stdout,
+                  f"config.{key} fails to render")
         # Raising the API timeout raises the computed grace period with it.
         p = render(helm, [], ["api.timeoutMs=90000"])
         if check(p.returncode == 0, "api.timeoutMs=90000 renders"):
