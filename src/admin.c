@@ -8,6 +8,7 @@
 #include "admin.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -22,9 +23,16 @@
 #include "listen.h"
 #include "log.h"
 
-/* Slow or idle clients are dropped after this long; scrapes are quick. */
+/* Slow or idle clients are dropped after this long; scrapes are quick. One
+ * address (a scraper, a prober) needs a connection or two: at most
+ * ADMIN_CONN_PER_IP each, so no one client can take every connection and
+ * leave the orchestrator's probes waiting. */
 #define ADMIN_CONN_TIMEOUT_S 10
 #define ADMIN_CONN_LIMIT     64
+#define ADMIN_CONN_PER_IP    8
+/* libmicrohttpd warns about every broken connection: said at most once a
+ * period once serving, with how many were held back. */
+#define ADMIN_WARN_MS 10000
 
 struct lb_admin_s {
         struct MHD_Daemon *daemon;
@@ -36,6 +44,7 @@ struct lb_admin_s {
         atomic_int starting;
         atomic_flag start_err_taken;
         char start_err[256];
+        lb_log_throttle_t warn; /* libmicrohttpd's thread only */
 };
 
 int64_t lb_admin_now_ms(void)
@@ -63,10 +72,16 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         n = strlen(msg);
         while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
                 msg[--n] = '\0';
-        if (atomic_load(&a->starting) &&
-            !atomic_flag_test_and_set(&a->start_err_taken))
-                memcpy(a->start_err, msg, n + 1);
-        lb_warn("admin", "libmicrohttpd: %s", msg);
+        uint64_t held = 0;
+        if (atomic_load(&a->starting)) {
+                if (!atomic_flag_test_and_set(&a->start_err_taken))
+                        memcpy(a->start_err, msg, n + 1);
+        } else if (!lb_log_throttle(&a->warn, lb_admin_now_ms(), ADMIN_WARN_MS,
+                                    &held)) {
+                return;
+        }
+        lb_warn("admin", "libmicrohttpd: %s (%" PRIu64 " more held back)", msg,
+                held);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status,
@@ -205,6 +220,7 @@ lb_admin_t *lb_admin_start(const char *listen, lb_metrics_t *m, lb_health_t *h,
             mhd_log, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a->addr,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ADMIN_CONN_TIMEOUT_S,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)ADMIN_CONN_LIMIT,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)ADMIN_CONN_PER_IP,
             MHD_OPTION_END);
         atomic_store(&a->starting, 0);
         if (!a->daemon) {
