@@ -18,6 +18,10 @@ typedef struct lb_admin_s lb_admin_t;
 
 /** /healthz fails once the loop's heartbeat is this old. */
 #define LB_ADMIN_STALL_MS 10000
+/* How long the API must have answered no request, while one failed
+ * without an answer, for /readyz to say "API unreachable": one request cut
+ * among others answered is not. */
+#define LB_READY_API_SILENT_MS 10000
 
 /**
  * State the loop publishes for the health endpoints. Zero it (or use
@@ -27,8 +31,10 @@ typedef struct {
         /* lb_admin_now_ms() at the loop's last turn (lb_health_beat) */
         atomic_int_fast64_t loop_heartbeat_ms;
         atomic_int joined; /* had an assignment (an empty one counts) */
-        /* the last request got no HTTP answer (connect, DNS, TLS, reset);
-         * 0 until a request fails, so a quiet topic is never "unready" */
+        /* a request got no HTTP answer (connect, DNS, TLS, reset, timeout)
+         * and none has been answered for LB_READY_API_SILENT_MS; 0 until a
+         * request fails, and again once nothing is left to send, so a
+         * quiet topic is never "unready" */
         atomic_int api_unreachable;
         atomic_int stopping; /* shutting down */
 } lb_health_t;

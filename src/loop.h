@@ -122,14 +122,15 @@ struct lb_bridge_s {
         size_t live_bytes;
 
         /* requests.c */
-        lb_concurrency_t conc; /* adaptive limit on requests on the wire */
-        lb_ledger_t *ledger;   /* users the API may still be working on */
-        lb_outage_t outage;    /* whether the API fails for everyone */
-        int64_t probe_at;      /* outage mode: no request before this */
-        flight_t *flights;     /* every batch on its way */
-        size_t body_bytes;     /* room of the request bodies of the flights */
-        size_t ring_bytes;     /* the offset trackers' rings (offsets.h) */
-        int flushes;           /* flushing waits running (handover.flush) */
+        lb_concurrency_t conc;   /* adaptive limit on requests on the wire */
+        lb_ledger_t *ledger;     /* users the API may still be working on */
+        lb_outage_t outage;      /* whether the API fails for everyone */
+        int64_t probe_at;        /* outage mode: no request before this */
+        int64_t api_answered_ms; /* the last attempt the API answered */
+        flight_t *flights;       /* every batch on its way */
+        size_t body_bytes;       /* room of the request bodies of the flights */
+        size_t ring_bytes;       /* the offset trackers' rings (offsets.h) */
+        int flushes;             /* flushing waits running (handover.flush) */
 
         /* commits.c */
         lb_assigned_t *assigned;

@@ -369,14 +369,19 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
         atomic_fetch_sub(&b->metrics.inflight_requests, 1);
         lb_metrics_count_request(&b->metrics, req->http_status);
         lb_hist_observe(&b->metrics.request_duration, req->duration_s);
-        atomic_store(&b->health.api_unreachable, req->http_status == 0);
+        int64_t now = lb_loop_now_ms();
+        if (req->http_status)
+                b->api_answered_ms = now;
+        atomic_store(&b->health.api_unreachable,
+                     req->http_status == 0 &&
+                         now - b->api_answered_ms >= LB_READY_API_SILENT_MS);
         int overload = req->http_status == 0 || req->http_status == 429 ||
                        req->http_status >= 500;
         outage_observe(b, f, req, overload);
         if (!req->unknown)
                 lb_concurrency_observe(&b->conc,
                                        overload ? LB_CONC_OVERLOAD : LB_CONC_OK,
-                                       req->duration_s, lb_loop_now_ms());
+                                       req->duration_s, now);
         atomic_store(&b->metrics.concurrency_limit,
                      lb_concurrency_limit(&b->conc));
         if (req->http_status >= 200 && req->http_status < 300)
@@ -527,11 +532,15 @@ void lb_requests_dispatch(lb_bridge_t *b, int64_t now)
                 early = early > batch->n ? early - batch->n : 0;
                 start_batch(b, batch);
         }
-        if (!b->flights && !lb_batcher_pending(b->batcher) &&
-            lb_outage_leave(&b->outage)) {
-                lb_info("sender", "outage mode left: nothing is left to probe "
-                                  "the API with (the next requests tell)");
-                atomic_store(&b->metrics.api_outage, 0);
+        if (!b->flights && !lb_batcher_pending(b->batcher)) {
+                /* nothing left to ask the API: the next requests tell */
+                atomic_store(&b->health.api_unreachable, 0);
+                if (lb_outage_leave(&b->outage)) {
+                        lb_info("sender",
+                                "outage mode left: nothing is left to probe "
+                                "the API with (the next requests tell)");
+                        atomic_store(&b->metrics.api_outage, 0);
+                }
         }
         atomic_store(&b->metrics.pending_actions, (int64_t)b->live_actions);
         atomic_store(&b->metrics.held_bytes, (int64_t)lb_intake_held_bytes(b));
