@@ -410,10 +410,11 @@ int main(int argc, char **argv)
             bridge_check(conf))
                 goto out;
         if (check) {
+                char url[2048];
+                lb_sender_printable_url(conf->api_url, url, sizeof(url));
                 printf("configuration OK: %zu app(s), %zu input topic(s), "
                        "dead-letter topic %s, API %s\n",
-                       conf->app_cnt, conf->topic_cnt, conf->dlq_topic,
-                       conf->api_url);
+                       conf->app_cnt, conf->topic_cnt, conf->dlq_topic, url);
                 printf("exit bound: %" PRId64 " ms (shutdown.timeout.ms + "
                        "api.timeout.ms + api.timeout.hold.ms + %d); a stop "
                        "grace period must exceed it\n",

@@ -181,6 +181,20 @@ static int parse_url(CURLU *u, const char *url, char *errstr,
         return 0;
 }
 
+void lb_sender_printable_url(const char *url, char *buf, size_t size)
+{
+        char why[128], *clean = NULL;
+        CURLU *u = curl_url();
+        if (u && !parse_url(u, url, why, sizeof(why)) &&
+            curl_url_set(u, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+            curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_URL, &clean, 0) == CURLUE_OK)
+                url = clean;
+        snprintf(buf, size, "%s", url);
+        curl_free(clean);
+        curl_url_cleanup(u);
+}
+
 int lb_sender_check_conf(const lb_config_t *conf, char *errstr,
                          size_t errstr_size)
 {

@@ -51,6 +51,13 @@ typedef void(lb_sender_done_cb)(void *opaque, lb_request_t *req);
 int lb_sender_unknown(int curl_code, int body_sent, int http_status);
 
 /**
+ * @brief Writes api.url as it may be printed: without the user name and
+ *        password it may carry (a gateway's basic auth); the URL as given
+ *        when libcurl cannot parse it (lb_sender_check_conf refuses it).
+ */
+void lb_sender_printable_url(const char *url, char *buf, size_t size);
+
+/**
  * @brief What lb_sender_new would refuse, checked before startup: api.url
  *        as libcurl parses it, and api.ca.file readable.
  * @returns 0, or -1 with errstr naming the key.

@@ -35,6 +35,11 @@ def expect_error(args, key, env=None):
 
 rc, out = run([*BASE, "--check-config"])
 h.check(rc == 0 and "configuration OK" in out, f"--check-config on a good config: {rc} {out}")
+# Credentials in api.url (a gateway's basic auth) are not printed back.
+rc, out = run([*BASE, "-X", f"api.url=https://svc:{SECRET}@api.example.com/api?action=multi",
+               "--check-config"])
+h.check(rc == 0 and "API https://api.example.com/api?action=multi" in out,
+        f"--check-config with credentials in api.url: {rc} {out}")
 # An -X without '=' (a mistyped key=value) is not quoted back: it may hold a key.
 expect_error([*BASE, "-X", f"app1:{SECRET}"], "-X needs key=value")
 # librdkafka quotes a secret property it cannot parse (its error callback,
