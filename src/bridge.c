@@ -190,9 +190,11 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop,
         lb_apps_watch_init(&watch, b->conf->apps_path, b->summary.last_ms);
         while (!b->fatal && !*stop) {
                 lb_loop_turn(b, 1000);
-                int hup = *reload; /* taken before it is cleared: a SIGHUP
-                                    * in between is the next turn's */
-                *reload = 0;
+                /* cleared only once seen: a SIGHUP between the two
+                 * lines is merged into this reload, never lost */
+                int hup = *reload;
+                if (hup)
+                        *reload = 0;
                 const char *cause =
                     lb_apps_watch_due(&watch, hup, lb_loop_now_ms());
                 if (cause)

@@ -320,7 +320,6 @@ static int api_busy(lb_bridge_t *b)
 static void shutdown_drain(lb_bridge_t *b)
 {
         b->state = LB_DRAINING;
-        atomic_store(&b->health.stopping, 1);
         b->stop_deadline = lb_loop_now_ms() + b->conf->shutdown_timeout_ms;
         lb_kafka_in_pause_all(b->in, 1);
         size_t held = b->conf->handover_flush ? 0 : hand_over_held(b, NULL);
@@ -382,6 +381,8 @@ static void shutdown_wait_api(lb_bridge_t *b)
 
 void lb_handover_shutdown(lb_bridge_t *b)
 {
+        /* not ready from here, on a fatal error too */
+        atomic_store(&b->health.stopping, 1);
         if (!b->fatal)
                 shutdown_drain(b);
         if (!b->fatal && b->live_actions)
