@@ -170,13 +170,18 @@ void lb_flight_retry_at(lb_flight_t *f, int64_t due_ms)
                 f->due_ms = due_ms;
 }
 
-size_t lb_flight_give_up(lb_flight_t *f, int (*give_up)(const lb_action_t *a),
-                         void (*drop)(lb_action_t *a, void *opaque),
-                         void *opaque)
+/* Gives up the actions give_up() picks (NULL: all) outside [keep_lo,
+ * keep_hi). */
+static size_t give_up_outside(lb_flight_t *f,
+                              int (*give_up)(const lb_action_t *a),
+                              size_t keep_lo, size_t keep_hi,
+                              void (*drop)(lb_action_t *a, void *opaque),
+                              void *opaque)
 {
         size_t n = 0;
         for (size_t i = 0; i < f->n; i++) {
-                if (f->acts[i] && give_up(f->acts[i])) {
+                if (f->acts[i] && (i < keep_lo || i >= keep_hi) &&
+                    (!give_up || give_up(f->acts[i]))) {
                         drop(lb_flight_take(f, i), opaque);
                         n++;
                 }
@@ -184,6 +189,23 @@ size_t lb_flight_give_up(lb_flight_t *f, int (*give_up)(const lb_action_t *a),
         if (n)
                 compact(f);
         return n;
+}
+
+size_t lb_flight_give_up(lb_flight_t *f, int (*give_up)(const lb_action_t *a),
+                         void (*drop)(lb_action_t *a, void *opaque),
+                         void *opaque)
+{
+        return give_up_outside(f, give_up, 0, 0, drop, opaque);
+}
+
+size_t lb_flight_give_up_waiting(lb_flight_t *f,
+                                 void (*drop)(lb_action_t *a, void *opaque),
+                                 void *opaque)
+{
+        size_t lo = 0, hi = 0;
+        if (!f->sending || !lb_flight_range(f, &lo, &hi))
+                lo = hi = 0;
+        return give_up_outside(f, NULL, lo, hi, drop, opaque);
 }
 
 void lb_flight_abandon(lb_flight_t *f,

@@ -113,6 +113,15 @@ size_t lb_flight_give_up(lb_flight_t *f, int (*give_up)(const lb_action_t *a),
                          void (*drop)(lb_action_t *a, void *opaque),
                          void *opaque);
 
+/**
+ * @brief Gives up every action but those of the attempt running (all of
+ *        them when none runs), as lb_flight_give_up() does: what is on the
+ *        wire waits for its answer.
+ * @returns how many were given up.
+ */
+size_t lb_flight_give_up_waiting(lb_flight_t *f,
+                                 void (*drop)(lb_action_t *a, void *opaque),
+                                 void *opaque);
 /** @brief Hands every unresolved action to drop() and clears its slot. */
 void lb_flight_abandon(lb_flight_t *f,
                        void (*drop)(lb_action_t *a, void *opaque),

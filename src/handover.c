@@ -335,24 +335,19 @@ static void shutdown_drain(lb_bridge_t *b)
         b->flushes -= b->conf->handover_flush;
 }
 
-static int any_action(const lb_action_t *a)
-{
-        (void)a;
-        return 1;
-}
-
 /* The shutdown drain ran out of time: the queued actions are dropped and
  * the flights' actions given up (their offsets stay uncommitted: the next
- * owner redoes them). */
+ * owner redoes them), but for those on the wire: the wait for the API
+ * that follows waits for their answers anyway, and those count. */
 static void shutdown_give_up(lb_bridge_t *b)
 {
+        size_t live = b->live_actions;
+        size_t given = hand_over_held(b, NULL) + lb_requests_last_attempts(b);
         lb_warn("bridge",
-                "%zu action(s) not finished within shutdown.timeout.ms: "
+                "%zu action(s) not finished within shutdown.timeout.ms: %zu "
                 "given up, their offsets are not committed (they will be "
-                "redone)",
-                b->live_actions);
-        hand_over_held(b, NULL);
-        lb_requests_give_up(b, any_action);
+                "redone); %zu on the wire or being dead-lettered still count",
+                live, given, b->live_actions);
 }
 
 /* Before leaving the group: waits, up to api.timeout.ms +

@@ -127,6 +127,8 @@ struct lb_bridge_s {
         lb_outage_t outage;      /* whether the API fails for everyone */
         int64_t probe_at;        /* outage mode: no request before this */
         int64_t api_answered_ms; /* the last attempt the API answered */
+        int last_attempts;       /* shutdown's drain ran out: no attempt after
+                                  * those on the wire */
         flight_t *flights;       /* every batch on its way */
         size_t body_bytes;       /* room of the request bodies of the flights */
         size_t ring_bytes;       /* the offset trackers' rings (offsets.h) */
@@ -186,6 +188,10 @@ int64_t lb_requests_next_due(lb_bridge_t *b, int64_t now, int64_t cap);
 /* Gives up the flights' actions that pred picks (never retried or
  * dead-lettered; their offsets stay uncommitted). @returns how many. */
 size_t lb_requests_give_up(lb_bridge_t *b, int (*pred)(const lb_action_t *a));
+/* Shutdown's drain ran out of time: gives up every flight's actions but
+ * those on the wire, whose answers still count, and no attempt follows
+ * theirs. @returns how many were given up. */
+size_t lb_requests_last_attempts(lb_bridge_t *b);
 /* Ends every flight without an outcome (teardown). */
 void lb_requests_abandon_all(lb_bridge_t *b);
 /* The ledger's tag of a partition: a revocation waits for the users whose

@@ -395,10 +395,12 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
  * dead-lettered once its attempts are exhausted. In outage mode (entered or
  * kept by this very failure) the attempt does not count. */
 static void flight_retry(lb_bridge_t *b, flight_t *f, const lb_request_t *req,
-                         const char *reason)
+                         const char *reason, size_t live)
 {
-        size_t lo, hi;
-        lb_flight_range(&f->fl, &lo, &hi);
+        if (!live) { /* all given up meanwhile: nothing to retry */
+                lb_flight_retry_at(&f->fl, 0);
+                return;
+        }
         int64_t max = b->conf->retry_max_attempts;
         if (lb_outage_active(&b->outage))
                 lb_flight_uncount(&f->fl);
@@ -406,7 +408,7 @@ static void flight_retry(lb_bridge_t *b, flight_t *f, const lb_request_t *req,
                 lb_warn("sender",
                         "%s; giving up after %d attempt(s), "
                         "dead-lettering %zu action(s)",
-                        reason, f->fl.attempt, hi - lo);
+                        reason, f->fl.attempt, live);
                 range_resolve(b, f, NULL, LB_STAGE_RETRIES_EXHAUSTED,
                               req->http_status, reason);
                 return;
@@ -434,7 +436,9 @@ void lb_requests_done(void *opaque, lb_request_t *req)
         flight_t *f = req->opaque;
         size_t lo, hi;
         lb_flight_range(&f->fl, &lo, &hi);
-        size_t n = hi - lo;
+        size_t n = hi - lo, live = 0; /* positions, and actions still ours */
+        for (size_t i = lo; i < hi; i++)
+                live += f->fl.acts[i] != NULL;
         char reason[512];
         lb_action_result_t results[n];
         int64_t now = lb_loop_now_ms();
@@ -452,6 +456,17 @@ void lb_requests_done(void *opaque, lb_request_t *req)
         if (req->http_status == 0 && req->error[0])
                 snprintf(reason, sizeof(reason), "transport: %s", req->error);
 
+        if (b->last_attempts &&
+            (out == LB_OUTCOME_SPLIT || out == LB_OUTCOME_RETRY)) {
+                size_t left =
+                    lb_flight_give_up_waiting(&f->fl, lb_action_drop, b);
+                lb_info("sender",
+                        "%s; shutting down: %zu action(s) given up, not sent "
+                        "again (they will be redone)",
+                        reason, left);
+                flight_step(b, f, now);
+                return;
+        }
         switch (out) {
         case LB_OUTCOME_DONE:
                 range_resolve(b, f, results, LB_STAGE_API, req->http_status,
@@ -460,7 +475,7 @@ void lb_requests_done(void *opaque, lb_request_t *req)
                 break;
         case LB_OUTCOME_SPLIT:
                 atomic_fetch_add(&b->metrics.request_splits, 1);
-                lb_info("sender", "%s; splitting %zu actions", reason, n);
+                lb_info("sender", "%s; splitting %zu actions", reason, live);
                 if (lb_flight_split(&f->fl)) {
                         lb_error("sender", "out of memory");
                         b->fatal = 1;
@@ -470,12 +485,12 @@ void lb_requests_done(void *opaque, lb_request_t *req)
         case LB_OUTCOME_DEAD:
                 lb_warn("sender",
                         "request refused: %s; dead-lettering %zu action(s)",
-                        reason, n);
+                        reason, live);
                 range_resolve(b, f, NULL, LB_STAGE_HTTP, req->http_status,
                               reason);
                 break;
         case LB_OUTCOME_RETRY:
-                flight_retry(b, f, req, reason);
+                flight_retry(b, f, req, reason, live);
                 break;
         }
         flight_step(b, f, lb_loop_now_ms());
@@ -574,6 +589,15 @@ size_t lb_requests_give_up(lb_bridge_t *b, int (*pred)(const lb_action_t *a))
         size_t dropped = 0;
         for (flight_t *f = b->flights; f; f = f->next)
                 dropped += lb_flight_give_up(&f->fl, pred, lb_action_drop, b);
+        return dropped;
+}
+
+size_t lb_requests_last_attempts(lb_bridge_t *b)
+{
+        size_t dropped = 0;
+        b->last_attempts = 1;
+        for (flight_t *f = b->flights; f; f = f->next)
+                dropped += lb_flight_give_up_waiting(&f->fl, lb_action_drop, b);
         return dropped;
 }
 

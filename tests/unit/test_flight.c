@@ -244,6 +244,34 @@ static void test_give_up_while_sending(void **state)
         lb_flight_clear(&f);
 }
 
+/* At shutdown's give-up, what is on the wire stays for its answer. */
+static void test_give_up_waiting(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        unsigned dropped = 0;
+        first_half_sent(&f, 8);
+        assert_int_equal(lb_flight_give_up_waiting(&f, count_drop, &dropped),
+                         4);
+        assert_int_equal(dropped, 0xf0);
+        expect_range(&f, 0, 4);
+        lb_flight_answered(&f);
+        assert_int_equal(resolve(&f), 0x0f);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
+        lb_flight_clear(&f);
+        /* nothing running (a retry's backoff): everything goes */
+        dropped = 0;
+        start(&f, 3);
+        lb_flight_sent(&f);
+        lb_flight_answered(&f);
+        lb_flight_retry_at(&f, 500);
+        assert_int_equal(lb_flight_give_up_waiting(&f, count_drop, &dropped),
+                         3);
+        assert_int_equal(dropped, 0x7);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
+        lb_flight_clear(&f);
+}
+
 static void test_give_up_then_retry_or_split(void **state)
 {
         (void)state;
@@ -366,6 +394,7 @@ int main(void)
             cmocka_unit_test(test_defer_then_end),
             cmocka_unit_test(test_hasten_shortens_a_wait_only),
             cmocka_unit_test(test_give_up_while_sending),
+            cmocka_unit_test(test_give_up_waiting),
             cmocka_unit_test(test_give_up_then_retry_or_split),
             cmocka_unit_test(test_split_of_emptied_half),
             cmocka_unit_test(test_attempts_per_range),
