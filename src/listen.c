@@ -4,11 +4,13 @@
 #include "listen.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "why.h"
 
@@ -75,4 +77,25 @@ int lb_listen_parse(const char *listen, struct sockaddr_storage *ss, int *v6,
         memcpy(ss, res->ai_addr, res->ai_addrlen);
         freeaddrinfo(res);
         return 0;
+}
+
+int lb_listen_try(const char *listen, char *why, size_t why_size)
+{
+        struct sockaddr_storage ss;
+        int v6;
+        if (lb_listen_parse(listen, &ss, &v6, why, why_size))
+                return -1;
+        int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+                return 0; /* no socket to try with: the server will tell */
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        int rc =
+            bind(fd, (struct sockaddr *)&ss,
+                 v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+        int err = errno;
+        close(fd);
+        if (rc == 0 || err == EADDRINUSE)
+                return 0;
+        return lb_why(why, why_size, "cannot be bound: %s", strerror(err));
 }

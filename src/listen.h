@@ -18,4 +18,13 @@
 int lb_listen_parse(const char *listen, struct sockaddr_storage *ss, int *v6,
                     char *why, size_t why_size);
 
+/**
+ * @brief Binds the address listen names and lets it go at once: whether
+ *        the admin server could bind it. A port in use passes (the
+ *        instance being replaced may hold it: the start tells).
+ * @returns 0, or -1 with why filled (the address does not belong to this
+ *          host, a privileged port, ...).
+ */
+int lb_listen_try(const char *listen, char *why, size_t why_size);
+
 #endif

@@ -20,6 +20,7 @@
 #include "dlq.h"
 #include "kafka_conf.h"
 #include "kafka_in.h"
+#include "listen.h"
 #include "log.h"
 #include "memlimit.h"
 #include "replay.h"
@@ -318,6 +319,13 @@ static int bridge_check(lb_config_t *conf)
                                 sizeof(errstr)) ||
             lb_sender_check_conf(conf, errstr, sizeof(errstr)))
                 return config_error(errstr);
+        char why[256];
+        if (conf->metrics_listen && *conf->metrics_listen &&
+            lb_listen_try(conf->metrics_listen, why, sizeof(why))) {
+                snprintf(errstr, sizeof(errstr), "metrics.listen \"%s\": %s",
+                         conf->metrics_listen, why);
+                return config_error(errstr);
+        }
         lb_log_setup(conf->log_level, conf->log_json);
         if (conf->apps_file_world_readable)
                 lb_warn("config", "the apps file is readable by other users; "

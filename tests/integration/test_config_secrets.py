@@ -69,6 +69,9 @@ expect_error([*BASE, "-X", "kafka.no.such.property=1", "--check-config"], "kafka
 expect_error([*BASE, "-X", "api.url=https://exa mple.com/", "--check-config"], "api.url")
 expect_error([*BASE, "-X", "api.ca.file=/nonexistent/ca.pem", "--check-config"], "api.ca.file")
 expect_error([*BASE, "-X", "metrics.listen=myhost:9464", "--check-config"], "metrics.listen")
+# an address of no interface here: a configuration error (2), not a failed start (1)
+expect_error([*BASE, "-X", "metrics.listen=192.0.2.77:9464", "--check-config"], "metrics.listen")
+expect_error([*BASE, "-X", "metrics.listen=192.0.2.77:9464"], "metrics.listen")
 expect_error([*BASE, "-X", "kafka.consumer.session.timeout.ms=300001", "--check-config"],
              "session.timeout.ms")
 expect_error([*BASE, "-X", "kafka.producer.max.in.flight=10", "--check-config"], "max.in.flight")
