@@ -750,8 +750,15 @@ static rd_kafka_t *client_new(replay_t *r, rd_kafka_type_t type,
         if (kc) {
                 rd_kafka_conf_set_opaque(kc, r);
                 rd_kafka_conf_set_error_cb(kc, error_cb);
-                if (type == RD_KAFKA_PRODUCER)
+                if (type == RD_KAFKA_PRODUCER) {
                         rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);
+                        /* It writes back records the input topics held:
+                         * only their limit (the broker's) applies, not the
+                         * dead-letter producer's, which may be why a dead
+                         * letter was cut. */
+                        rd_kafka_conf_set(kc, "message.max.bytes", "1000000000",
+                                          NULL, 0);
+                }
                 rk = rd_kafka_new(type, kc, errstr, size);
                 if (!rk)
                         rd_kafka_conf_destroy(kc);
