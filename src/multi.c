@@ -745,7 +745,11 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
         message_t buf;
         json_t *m = body_message(root);
         const message_t *msg = message_of_json(m, &buf);
-        set_reason(reason, reason_size, http_status, NULL, msg);
+        int misdirected = lb_multi_misdirected(http_status);
+        set_reason(reason, reason_size, http_status,
+                   misdirected ? "api.url or a proxy before the API is wrong?"
+                               : NULL,
+                   msg);
         int split = n > 1 && !about_key_or_app(m);
         json_decref(root);
 
@@ -754,10 +758,17 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
          * pass. */
         if (http_status == 403 || http_status == 413)
                 return split ? LB_OUTCOME_SPLIT : LB_OUTCOME_DEAD;
-        if ((http_status >= 300 && http_status <= 399) || http_status == 408 ||
-            http_status == 429 || (http_status >= 500 && http_status <= 599))
+        if (misdirected || http_status == 408 || http_status == 429 ||
+            (http_status >= 500 && http_status <= 599))
                 return LB_OUTCOME_RETRY;
         return LB_OUTCOME_DEAD;
+}
+
+int lb_multi_misdirected(int http_status)
+{
+        return (http_status >= 300 && http_status <= 399) ||
+               http_status == 401 || http_status == 404 || http_status == 405 ||
+               http_status == 407;
 }
 
 void lb_multi_results_clear(lb_action_result_t *results, size_t n)

@@ -109,8 +109,8 @@ typedef struct {
  *        the same). 2xx of any other shape, or larger than
  *        LB_MULTI_RESPONSE_MAX -> RETRY. 403 -> SPLIT when n > 1, unless
  *        its message says the key or the app is wrong ("access key", "app
- *        not found", "not permitted"); else DEAD. 3xx (never followed: the
- *        body carries the client key), 408, 429, 5xx and no response
+ *        not found", "not permitted"); else DEAD. What never reached the
+ *        API (lb_multi_misdirected), 408, 429, 5xx and no response
  *        (status < 100) -> RETRY. Any other status -> DEAD. Messages (reason
  * and results) are cut to LB_MULTI_MESSAGE_MAX bytes and made printable ASCII.
  * @param http_status  0 when the transport failed (no HTTP response)
@@ -125,6 +125,17 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
                                size_t n, unsigned flags,
                                lb_action_result_t *results, char *reason,
                                size_t reason_size);
+
+/**
+ * @returns 1 for the statuses that say the request never reached the API's
+ *          handler, so a setting is wrong and every request would get the
+ *          same (nothing about the actions): 3xx (a redirect, never
+ *          followed: the body carries the client key), 401 and 407 (a
+ *          gateway's or proxy's credentials), 404 and 405 (the URL). They
+ *          are retried and count as failures for outage mode: a wrong
+ *          api.url pauses the input instead of dead-lettering it all.
+ */
+int lb_multi_misdirected(int http_status);
 
 /** @brief Frees the results' messages and zeroes them; NULL is a no-op. */
 void lb_multi_results_clear(lb_action_result_t *results, size_t n);

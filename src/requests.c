@@ -376,7 +376,8 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
                      req->http_status == 0 &&
                          now - b->api_answered_ms >= LB_READY_API_SILENT_MS);
         int overload = req->http_status == 0 || req->http_status == 429 ||
-                       req->http_status >= 500;
+                       req->http_status >= 500 ||
+                       lb_multi_misdirected(req->http_status);
         outage_observe(b, f, req, overload);
         if (!req->unknown)
                 lb_concurrency_observe(&b->conc,

@@ -914,9 +914,12 @@ static void test_classify_status_table(void **state)
         /* 3xx: retried, never followed (the body carries the client key),
          * never dead-lettered at once (a redirecting proxy would take
          * everything to the DLQ). */
-        expect_status(301, 2, LB_OUTCOME_RETRY, NULL, "HTTP 301");
-        expect_status(307, 1, LB_OUTCOME_RETRY, NULL, "HTTP 307");
-        expect_status(399, 2, LB_OUTCOME_RETRY, NULL, "HTTP 399");
+        expect_status(301, 2, LB_OUTCOME_RETRY, NULL,
+                      "HTTP 301: api.url or a proxy before the API is wrong?");
+        expect_status(307, 1, LB_OUTCOME_RETRY, NULL,
+                      "HTTP 307: api.url or a proxy before the API is wrong?");
+        expect_status(399, 2, LB_OUTCOME_RETRY, NULL,
+                      "HTTP 399: api.url or a proxy before the API is wrong?");
         /* Retryable statuses. */
         expect_status(408, 2, LB_OUTCOME_RETRY, NULL, "HTTP 408");
         expect_status(429, 2, LB_OUTCOME_RETRY, "", "HTTP 429");
@@ -931,8 +934,18 @@ static void test_classify_status_table(void **state)
         expect_status(400, 2, LB_OUTCOME_DEAD,
                       "{\"error\":{\"message\":\"App not found\"}}",
                       "HTTP 400: App not found");
-        expect_status(401, 2, LB_OUTCOME_DEAD, NULL, "HTTP 401");
-        expect_status(404, 2, LB_OUTCOME_DEAD, NULL, "HTTP 404");
+        /* What never reached the API: a setting is wrong, every request
+         * would get it; retried (and outage mode pauses the input), never
+         * dead-lettered at once. */
+        expect_status(401, 2, LB_OUTCOME_RETRY, NULL,
+                      "HTTP 401: api.url or a proxy before the API is wrong?");
+        expect_status(404, 2, LB_OUTCOME_RETRY, "Not found",
+                      "HTTP 404: api.url or a proxy before the API is wrong?");
+        expect_status(405, 1, LB_OUTCOME_RETRY, NULL,
+                      "HTTP 405: api.url or a proxy before the API is wrong?");
+        expect_status(407, 2, LB_OUTCOME_RETRY, NULL,
+                      "HTTP 407: api.url or a proxy before the API is wrong?");
+        expect_status(406, 2, LB_OUTCOME_DEAD, NULL, "HTTP 406");
         /* A body over a cap (the API's, a proxy's): halves may pass. */
         expect_status(413, 2, LB_OUTCOME_SPLIT, "Request body too large",
                       "HTTP 413");
