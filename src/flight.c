@@ -171,7 +171,8 @@ void lb_flight_retry_at(lb_flight_t *f, int64_t due_ms)
 }
 
 /* Gives up the actions give_up() picks (NULL: all) outside [keep_lo,
- * keep_hi). */
+ * keep_hi), then compacts even when none was: a range another give-up
+ * emptied while it was sent is popped here, never sent empty. */
 static size_t give_up_outside(lb_flight_t *f,
                               int (*give_up)(const lb_action_t *a),
                               size_t keep_lo, size_t keep_hi,
@@ -186,8 +187,7 @@ static size_t give_up_outside(lb_flight_t *f,
                         n++;
                 }
         }
-        if (n)
-                compact(f);
+        compact(f);
         return n;
 }
 

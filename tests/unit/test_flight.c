@@ -259,6 +259,17 @@ static void test_give_up_waiting(void **state)
         assert_int_equal(resolve(&f), 0x0f);
         assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
         lb_flight_clear(&f);
+        /* everything on the wire given up meanwhile (a revocation): once
+         * answered, nothing is left to give up and the range is popped,
+         * never sent empty */
+        dropped = 0;
+        first_half_sent(&f, 8);
+        assert_int_equal(lb_flight_give_up(&f, every, count_drop, &dropped), 8);
+        lb_flight_answered(&f);
+        assert_int_equal(lb_flight_give_up_waiting(&f, count_drop, &dropped),
+                         0);
+        assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
+        lb_flight_clear(&f);
         /* nothing running (a retry's backoff): everything goes */
         dropped = 0;
         start(&f, 3);
