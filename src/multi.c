@@ -745,7 +745,9 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
         message_t buf;
         json_t *m = body_message(root);
         const message_t *msg = message_of_json(m, &buf);
-        int misdirected = lb_multi_misdirected(http_status);
+        /* unless the API itself answered about this app or its key */
+        int misdirected =
+            lb_multi_misdirected(http_status) && !about_key_or_app(m);
         set_reason(reason, reason_size, http_status,
                    misdirected ? "api.url or a proxy before the API is wrong?"
                                : NULL,

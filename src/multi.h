@@ -110,8 +110,10 @@ typedef struct {
  *        LB_MULTI_RESPONSE_MAX -> RETRY. 403 -> SPLIT when n > 1, unless
  *        its message says the key or the app is wrong ("access key", "app
  *        not found", "not permitted"); else DEAD. What never reached the
- *        API (lb_multi_misdirected), 408, 429, 5xx and no response
- *        (status < 100) -> RETRY. Any other status -> DEAD. Messages (reason
+ *        API (lb_multi_misdirected: unless its message says the key or
+ *        the app is wrong, as the API would of one app), 408, 429, 5xx
+ *        and no response (status < 100) -> RETRY. Any other status ->
+ *        DEAD. Messages (reason
  * and results) are cut to LB_MULTI_MESSAGE_MAX bytes and made printable ASCII.
  * @param http_status  0 when the transport failed (no HTTP response)
  * @param body,len     the response body (may be NULL)

@@ -364,7 +364,8 @@ static void outage_observe(lb_bridge_t *b, const flight_t *f,
  * never came (its hold takes no slot and does not shrink the others'
  * limit). */
 static void observe_attempt(lb_bridge_t *b, const flight_t *f,
-                            const lb_request_t *req, size_t lo, size_t n)
+                            const lb_request_t *req, lb_outcome_t out,
+                            size_t lo, size_t n)
 {
         atomic_fetch_sub(&b->metrics.inflight_requests, 1);
         lb_metrics_count_request(&b->metrics, req->http_status);
@@ -376,9 +377,13 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
                      req->http_status == 0 &&
                          now - b->api_answered_ms >= LB_READY_API_SILENT_MS);
         int overload = req->http_status == 0 || req->http_status == 429 ||
-                       req->http_status >= 500 ||
-                       lb_multi_misdirected(req->http_status);
-        outage_observe(b, f, req, overload);
+                       req->http_status >= 500;
+        /* a wrong api.url or proxy fails every request: outage mode
+         * pauses the input rather than dead-letter it all, but it says
+         * nothing about the API's load */
+        outage_observe(b, f, req,
+                       overload || (out == LB_OUTCOME_RETRY &&
+                                    lb_multi_misdirected(req->http_status)));
         if (!req->unknown)
                 lb_concurrency_observe(&b->conc,
                                        overload ? LB_CONC_OVERLOAD : LB_CONC_OK,
@@ -447,12 +452,12 @@ void lb_requests_done(void *opaque, lb_request_t *req)
         lb_flight_answered(&f->fl);
         wire_answered(
             b, f, req->unknown ? now + b->conf->api_timeout_hold_ms : 0, now);
-        observe_attempt(b, f, req, lo, n);
         memset(results, 0, sizeof(results));
         lb_outcome_t out = lb_multi_classify(
             req->http_status, req->response.data, req->response.len, n,
             b->conf->api_accept_warnings ? LB_MULTI_ACCEPT_WARNINGS : 0,
             results, reason, sizeof(reason));
+        observe_attempt(b, f, req, out, lo, n);
         lb_buf_free(&req->response); /* not kept across retries */
         if (req->http_status == 0 && req->error[0])
                 snprintf(reason, sizeof(reason), "transport: %s", req->error);

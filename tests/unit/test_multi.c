@@ -945,6 +945,14 @@ static void test_classify_status_table(void **state)
                       "HTTP 405: api.url or a proxy before the API is wrong?");
         expect_status(407, 2, LB_OUTCOME_RETRY, NULL,
                       "HTTP 407: api.url or a proxy before the API is wrong?");
+        /* ... but the API's own word about an app or its key is that
+         * app's: dead-lettered, as a 403 saying so is */
+        expect_status(404, 2, LB_OUTCOME_DEAD,
+                      "{\"response\":[{\"success\":false,\"error\":"
+                      "{\"message\":\"App not found\"}}]}",
+                      "HTTP 404: App not found");
+        expect_status(401, 1, LB_OUTCOME_DEAD, key_err,
+                      "HTTP 401: Invalid access key");
         expect_status(406, 2, LB_OUTCOME_DEAD, NULL, "HTTP 406");
         /* A body over a cap (the API's, a proxy's): halves may pass. */
         expect_status(413, 2, LB_OUTCOME_SPLIT, "Request body too large",
