@@ -1655,6 +1655,8 @@ static int pending_at_least(char *errstr, size_t errstr_size,
                       other, ov, key);
 }
 
+static int64_t fetch_floor(const lb_config_t *conf);
+
 int lb_config_validate(const lb_config_t *conf, char *errstr,
                        size_t errstr_size)
 {
@@ -1720,14 +1722,15 @@ int lb_config_validate(const lb_config_t *conf, char *errstr,
                     "'kafka.consumer.queued.max.messages.kbytes' %" PRId64
                     ", 'kafka.consumer.queued.min.messages' %" PRId64
                     ", 'kafka.consumer.fetch.max.bytes' %" PRId64
+                    ", at least 'kafka.consumer.message.max.bytes' %" PRId64
                     ") besides the actions held: raise the limit "
                     "(memory.limit.bytes, or the container's) or lower the "
-                    "kafka.consumer keys set",
+                    "keys set",
                     conf->memory_limit_bytes,
                     conf->memory_limit_source ? conf->memory_limit_source : "",
                     prefetch, lb_config_prefetch_kbytes(conf),
                     lb_config_prefetch_messages(conf),
-                    lb_config_prefetch_fetch(conf));
+                    lb_config_prefetch_fetch(conf), fetch_floor(conf));
         return 0;
 }
 
@@ -1759,7 +1762,9 @@ static int64_t consumer_number(const lb_config_t *conf, const char *name,
         const char *v = lb_config_kafka_get(conf, name, LB_KAFKA_CONSUMER);
         if (!v)
                 return dflt;
-        long long n = atoll(v); /* librdkafka refuses what is cut here */
+        /* as librdkafka reads it (hex and octal too); it refuses what is
+         * cut here */
+        long long n = strtoll(v, NULL, 0);
         return n > 0 ? (int64_t)min64(n, INT64_C(1) << 40) : 0;
 }
 
@@ -1777,13 +1782,17 @@ int64_t lb_config_prefetch_messages(const lb_config_t *conf)
                                                        : LB_PREFETCH_MESSAGES);
 }
 
+/* librdkafka refuses a fetch.max.bytes under message.max.bytes */
+static int64_t fetch_floor(const lb_config_t *conf)
+{
+        return consumer_number(conf, "message.max.bytes", 1000000);
+}
+
 int64_t lb_config_prefetch_fetch(const lb_config_t *conf)
 {
-        /* librdkafka refuses a fetch.max.bytes under message.max.bytes */
-        int64_t floor = consumer_number(conf, "message.max.bytes", 1000000);
-        return consumer_number(
-            conf, "fetch.max.bytes",
-            max64(lb_config_prefetch_kbytes(conf) * 1024 / 4, floor));
+        return consumer_number(conf, "fetch.max.bytes",
+                               max64(lb_config_prefetch_kbytes(conf) * 1024 / 4,
+                                     fetch_floor(conf)));
 }
 
 int64_t lb_config_prefetch_bytes(const lb_config_t *conf)

@@ -405,6 +405,15 @@ static void test_resolve_memory(void **state)
         assert_int_equal(lb_config_resolve_memory(c, INT64_C(134217728), "x"),
                          0);
         assert_int_equal(lb_config_prefetch_fetch(c), 4000000);
+        /* values as librdkafka reads them: hex and octal too */
+        set_ok(c, "kafka.consumer.queued.max.messages.kbytes", "0x8000");
+        assert_int_equal(lb_config_prefetch_kbytes(c), 32768);
+        /* a floor that leaves no room is named */
+        set_ok(c, "kafka.message.max.bytes", "10000000");
+        assert_int_equal(lb_config_resolve_memory(c, INT64_C(67108864), "x"),
+                         0);
+        assert_contains(validate_bad(c),
+                        "at least 'kafka.consumer.message.max.bytes' 10000000");
         lb_config_destroy(c);
 
         /* a prefetch setting set by the user is what counts; the others
@@ -506,7 +515,8 @@ static void test_resolve_memory(void **state)
         assert_contains(validate_bad(c),
                         "'kafka.consumer.queued.max.messages.kbytes' 32768, "
                         "'kafka.consumer.queued.min.messages' 1000, "
-                        "'kafka.consumer.fetch.max.bytes' 8388608)");
+                        "'kafka.consumer.fetch.max.bytes' 8388608, at least "
+                        "'kafka.consumer.message.max.bytes' 1000000)");
         set_ok(c, "kafka.consumer.queued.max.messages.kbytes", "8192");
         assert_int_equal(
             lb_config_resolve_memory(c, INT64_C(50331648), "cgroup v2 /m"), 0);
