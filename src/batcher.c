@@ -46,7 +46,7 @@ struct lb_user_s {
         uint32_t count; /* queued actions (pending.max.actions < 2^32) */
         /* Ready structures, valid while ready (!busy && count > 0). */
         uint32_t heap_idx;
-        uint16_t id_len;          /* at most LB_USER_ID_MAX + 1 */
+        uint16_t id_len;          /* at most LB_USER_ID_MAX */
         uint8_t busy : 1;         /* in an unreleased batch, or parked */
         uint8_t parked : 1;       /* released, busy in the ledger */
         uint8_t in_full : 1;      /* in the app's full list */

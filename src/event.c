@@ -239,13 +239,11 @@ static lb_stage_t validate(const lb_config_t *conf, const size_t *app_overhead,
         policy_view_t pv = {value, f};
         out->closes =
             lb_policy_classify(&conf->apps[app].policy, policy_field_eq, &pv);
-        out->user[0] = has_uid ? 'u' : 'd';
         if (id->dlen == id->len) /* no escapes: the bytes themselves */
-                memcpy(out->user + 1, value + id->off, id->len);
+                memcpy(out->user, value + id->off, id->len);
         else
-                lb_json_unescape(value + id->off, id->len, out->user + 1,
-                                 id->dlen);
-        out->user_len = 1 + id->dlen;
+                lb_json_unescape(value + id->off, id->len, out->user, id->dlen);
+        out->user_len = id->dlen;
         out->user[out->user_len] = '\0';
         return LB_STAGE_NONE;
 }

@@ -19,9 +19,11 @@ typedef struct {
         int object_empty;  /* the value is an empty object */
         lb_close_t closes; /* its app's policy: urgent, a session's end */
         size_t user_len;   /* bytes in user[] (without the NUL) */
-        /* The identity for limits and ordering: 'u' + userId, or 'd' +
-         * deviceId when there is no userId. NUL-terminated. */
-        char user[LB_USER_ID_MAX + 2];
+        /* The identity for limits and ordering: userId, or deviceId when
+         * there is no userId, as the API takes a deviceId alone for the
+         * user's id (so userId "X" and a deviceId-only "X" are one user
+         * to it, and must never be in two requests at once). NUL-ended. */
+        char user[LB_USER_ID_MAX + 1];
 } lb_event_t;
 
 /**

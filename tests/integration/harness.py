@@ -446,18 +446,23 @@ def check_invariants(events, sandbox, dlq_records, allow_dup=True, expect_dead=N
     dups = 0
     last_seq = {}
     order_breaks = 0
+    check(produced, "no event produced: nothing to check")
     for rec in sandbox.accepted():
         eid = rec["action"].get("eid")
         check(eid in produced, f"sandbox accepted an unknown action {rec['action']}")
+        # one app per call: the action's own appId is the request's
+        check(rec["action"].get("appId") == rec["appId"],
+              f"an action of {rec['action'].get('appId')} in a request of {rec['appId']}")
         if eid in delivered:
             dups += 1
             continue
         delivered[eid] = rec
-        uid = rec["action"].get("userId")
+        # the sandbox's identity: userId, else deviceId (as the API's)
+        user = (rec["appId"], rec["user"])
         seq = rec["action"]["params"]["seq"]
-        if uid in last_seq and seq < last_seq[uid]:
+        if user in last_seq and seq < last_seq[user]:
             order_breaks += 1
-        last_seq[uid] = max(seq, last_seq.get(uid, -1))
+        last_seq[user] = max(seq, last_seq.get(user, -1))
     dead = {}
     for r in dlq_records:
         try:

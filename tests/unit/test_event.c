@@ -142,8 +142,8 @@ static void test_valid_user_event(void **state)
         assert_int_equal(ev.app, 1);
         assert_int_equal(ev.time_missing, 0);
         assert_int_equal(ev.object_empty, 0);
-        assert_int_equal(ev.user_len, 6);
-        assert_string_equal(ev.user, "uuser1");
+        assert_int_equal(ev.user_len, 5);
+        assert_string_equal(ev.user, "user1");
 }
 
 static void test_device_fallback_and_precedence(void **state)
@@ -151,12 +151,20 @@ static void test_device_fallback_and_precedence(void **state)
         lb_event_t ev = parse_ok(state, "{\"appId\":\"app1\",\"action\":"
                                         "\"start\",\"deviceId\":\"dev9\"}");
         assert_int_equal(ev.app, 0);
-        assert_string_equal(ev.user, "ddev9");
-        assert_int_equal(ev.user_len, 5);
+        assert_string_equal(ev.user, "dev9");
+        assert_int_equal(ev.user_len, 4);
         ev = parse_ok(state, "{\"appId\":\"app1\",\"action\":\"start\","
                              "\"deviceId\":\"dev9\",\"userId\":\"u\"}");
-        assert_string_equal(ev.user, "uu");
-        assert_int_equal(ev.user_len, 2);
+        assert_string_equal(ev.user, "u");
+        assert_int_equal(ev.user_len, 1);
+        /* a deviceId alone is the user's id to the API: one identity with
+         * the same userId */
+        ev = parse_ok(state, "{\"appId\":\"app1\",\"action\":\"start\","
+                             "\"deviceId\":\"X\"}");
+        lb_event_t same = parse_ok(state, "{\"appId\":\"app1\",\"action\":"
+                                          "\"track\",\"userId\":\"X\"}");
+        assert_int_equal(ev.user_len, same.user_len);
+        assert_memory_equal(ev.user, same.user, ev.user_len + 1);
 }
 
 static void test_time(void **state)
@@ -299,7 +307,7 @@ static void test_invalid_utf8(void **state)
                                         "\"userId\":\"\xc3\xa9\xe2\x82\xac"
                                         "\xf0\x9f\x98\x80\","
                                         "\"e\":\"\\ud83d\\ude00\\u00e9\"}");
-        assert_string_equal(ev.user, "u\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+        assert_string_equal(ev.user, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
         expect(state,
                "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"u\","
                "\"e\":\"\\ud83d\"}",
@@ -392,11 +400,11 @@ static void test_escaped_fields(void **state)
                                         "\\u0049d\":\"a\\\"b\\u00e9\\ud83d"
                                         "\\ude00\\/\"}");
         assert_int_equal(ev.app, 1);
-        assert_string_equal(ev.user, "ua\"b\xc3\xa9\xf0\x9f\x98\x80/");
-        assert_int_equal(ev.user_len, 11);
+        assert_string_equal(ev.user, "a\"b\xc3\xa9\xf0\x9f\x98\x80/");
+        assert_int_equal(ev.user_len, 10);
         ev = parse_ok(state, "{\"appId\":\"app1\",\"action\":\"a\","
                              "\"device\\u0049d\":\"\\u0064ev\"}");
-        assert_string_equal(ev.user, "ddev");
+        assert_string_equal(ev.user, "dev");
         expect(state,
                "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"u\","
                "\"clie\\u006etKey\":\"k\"}",
@@ -414,8 +422,8 @@ static void test_escaped_fields(void **state)
         snprintf(v, sizeof(v),
                  "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"%s\"}", id);
         ev = parse_ok(state, v);
-        assert_int_equal(ev.user_len, 401);
-        assert_memory_equal(ev.user + 397, "\xf0\x9f\x98\x80", 4);
+        assert_int_equal(ev.user_len, 400);
+        assert_memory_equal(ev.user + 396, "\xf0\x9f\x98\x80", 4);
         snprintf(v, sizeof(v),
                  "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"%sx\"}",
                  id);
@@ -555,14 +563,13 @@ static void test_user_length(void **state)
         snprintf(v, sizeof(v),
                  "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"%s\"}", id);
         lb_event_t ev = parse_ok(state, v);
-        assert_int_equal(ev.user_len, LB_USER_ID_MAX + 1);
-        assert_int_equal(strlen(ev.user), LB_USER_ID_MAX + 1);
-        assert_int_equal(ev.user[0], 'u');
+        assert_int_equal(ev.user_len, LB_USER_ID_MAX);
+        assert_int_equal(strlen(ev.user), LB_USER_ID_MAX);
         snprintf(v, sizeof(v),
                  "{\"appId\":\"app1\",\"action\":\"a\",\"deviceId\":\"%s\"}",
                  id);
         ev = parse_ok(state, v);
-        assert_int_equal(ev.user_len, LB_USER_ID_MAX + 1);
+        assert_int_equal(ev.user_len, LB_USER_ID_MAX);
         free(id);
 
         id = repeat("a", LB_USER_ID_MAX + 1, "", "", 0);
@@ -580,7 +587,7 @@ static void test_user_length(void **state)
         snprintf(v, sizeof(v),
                  "{\"appId\":\"app1\",\"action\":\"a\",\"userId\":\"%s\"}", id);
         ev = parse_ok(state, v);
-        assert_int_equal(ev.user_len, 401);
+        assert_int_equal(ev.user_len, 400);
         free(id);
 }
 
