@@ -186,7 +186,8 @@ struct sbx_request {
         bool too_big;
         bool answered;
         uint64_t seq;
-        double recv_ms;
+        double start_ms; /* its headers arrived: the client had sent it */
+        double recv_ms;  /* its whole body had */
 };
 
 /* A growable byte buffer; allocation failure aborts (a test tool). */
@@ -1415,9 +1416,10 @@ static void sbx_record(struct sbx *sb, const struct sbx_request *rq,
                 sbx_buf_str(&line, "null");
         sbx_buf_fmt(&line,
                     ",\"status\":%u,\"actions\":%zu,\"users\":%zu,"
-                    "\"accepted\":%zu,\"recv_ms\":%.3f,\"reply_ms\":%.3f",
-                    status, m->n_actions, m->users.n, r->accepted, rq->recv_ms,
-                    sbx_now_ms());
+                    "\"accepted\":%zu,\"start_ms\":%.3f,\"recv_ms\":%.3f,"
+                    "\"reply_ms\":%.3f",
+                    status, m->n_actions, m->users.n, r->accepted, rq->start_ms,
+                    rq->recv_ms, sbx_now_ms());
         if (r->fault != SBX_F_NONE) {
                 sbx_buf_str(&line, ",\"fault\":");
                 sbx_buf_jstr(&line, sbx_fault_names[r->fault]);
@@ -1527,6 +1529,7 @@ static struct sbx_request *sbx_request_new(struct sbx *sb,
         /* Refuse a body announced too large before reading it. */
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)sb->opt.max_body)
                 rq->too_big = true;
+        rq->start_ms = sbx_now_ms();
         pthread_mutex_lock(&sb->lock);
         rq->seq = ++sb->next_req;
         pthread_mutex_unlock(&sb->lock);

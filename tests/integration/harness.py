@@ -437,6 +437,29 @@ def bridge_settings(bootstrap, sandbox, topic, dlq, group="lbtest", **extra):
     return s
 
 
+def request_overlaps(sandbox):
+    """Pairs of requests that applied actions of one (app, user) and were
+    at the sandbox at once: the later one's headers came before the earlier
+    one's answer was made (req log start_ms, reply_ms), so the bridge sent
+    it before it could have the answer. The sandbox's own busy set sees
+    only bodies that arrive while another is held (milliseconds with an
+    instant API); this sees every request that started in that window.
+    Returns [(user, earlier req, later req)]."""
+    if not sandbox.req_path or not os.path.exists(sandbox.req_path):
+        return []
+    span = {r["req"]: (r["start_ms"], r["reply_ms"]) for r in sandbox.requests()}
+    reqs = {}
+    for rec in sandbox.accepted():
+        reqs.setdefault((rec["appId"], rec["user"]), set()).add(rec["req"])
+    out = []
+    for user, ids in reqs.items():
+        ordered = sorted((span[i][0], span[i][1], i) for i in ids if i in span)
+        for (_, reply, a), (start, _, b) in zip(ordered, ordered[1:]):
+            if start < reply:
+                out.append((user, a, b))
+    return out
+
+
 def check_invariants(events, sandbox, dlq_records, allow_dup=True, expect_dead=None,
                      limit_403_ok=False):
     """delivered ∪ dead-lettered = produced; per-user order; API rules.
@@ -479,6 +502,9 @@ def check_invariants(events, sandbox, dlq_records, allow_dup=True, expect_dead=N
     check(order_breaks == 0, f"per-user order broken {order_breaks} time(s)")
     st = sandbox.stats()
     check(st.get("user_overlap", 0) == 0, f"concurrent requests for one user: {st}")
+    overlaps = request_overlaps(sandbox)
+    check(not overlaps, f"{len(overlaps)} request(s) sent for a user before the answer to "
+          f"its previous one existed, e.g. {overlaps[:3]}")
     if not limit_403_ok:
         check(st.get("limit_violations", 0) == 0, f"requests over the limits: {st}")
     check(st.get("max_users_seen", 0) <= 50, f"max users per request {st.get('max_users_seen')}")
