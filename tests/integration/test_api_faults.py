@@ -29,7 +29,7 @@ dlq = h.read_topic(kafka.bootstrap, DLQ)
 for r in dlq:
     h.check(r["headers"].get("leanbridge.error.stage") == "retries_exhausted",
             f"unexpected dead letter {r['headers']}")
-counts = h.check_invariants(events, sandbox, dlq)
+counts = h.check_invariants(events, sandbox, dlq, one_bridge=True)
 st = sandbox.stats()
 h.log(f"api faults: {counts}; sandbox: {st}")
 h.check(counts["delivered"] + counts["dead_lettered"] >= 4000, "all handled")
