@@ -178,6 +178,8 @@ static void reload_apps(lb_bridge_t *b, const char *cause)
         atomic_fetch_add(&b->metrics.apps_reloads, 1);
         lb_info("config", "%s: apps file reloaded, %d client key(s) changed",
                 cause, n);
+        if (b->conf->apps_file_world_readable)
+                lb_warn("config", LB_APPS_WORLD_READABLE);
 }
 
 /* ---- the lifecycle ---- */

@@ -201,6 +201,12 @@ int lb_config_validate(const lb_config_t *conf, char *errstr,
 #define LB_QUEUED_MESSAGE_BYTES  320
 #define LB_PREFETCH_RECORD_BYTES 100
 
+/* Said at startup and at every reload while the apps file holds client
+ * keys others may read. */
+#define LB_APPS_WORLD_READABLE                                                 \
+        "the apps file is readable by other users; it holds client keys "      \
+        "(chmod 600 it)"
+
 /** @returns the bytes the consumer's prefetch may take at most: its queue
  *           (queued.max.messages.kbytes of keys and values, and
  *           LB_QUEUED_MESSAGE_BYTES for each of at most queued.min.messages

@@ -328,8 +328,7 @@ static int bridge_check(lb_config_t *conf)
         }
         lb_log_setup(conf->log_level, conf->log_json);
         if (conf->apps_file_world_readable)
-                lb_warn("config", "the apps file is readable by other users; "
-                                  "it holds client keys (chmod 600 it)");
+                lb_warn("config", LB_APPS_WORLD_READABLE);
         return 0;
 }
 

@@ -3,7 +3,8 @@ when the file changes. New requests carry the new key (the sandbox, started
 again with only the new key, accepts every event sent after the reload);
 nothing is lost or dead-lettered; a bad file keeps the old keys, says why in
 the log and counts a failure; leanbridge_apps_reloads_total counts reloads;
-no key is ever printed."""
+a file reloaded readable by others is warned about, as at startup; no key
+is ever printed."""
 import os
 import re
 import signal
@@ -77,6 +78,15 @@ sandbox.stop()
 sandbox = h.Sandbox(keys(3), wd, name="sb3", extra=["--port", str(api_port)])
 send_and_wait(300, 4, sandbox, "after the file changed")
 
+# A reload of a file others may read says so, as the start does.
+h.check("readable by other users" not in bridge.log_text(), "a 0600 file warned about")
+write_apps(apps_file, keys(4))
+os.chmod(apps_file, 0o644)
+bridge.proc.send_signal(signal.SIGHUP)
+h.wait_for(lambda: h.metric(port, "leanbridge_apps_reloads_total") == 3, 20, "the fourth reload")
+h.wait_for(lambda: "readable by other users" in bridge.log_text(), 10,
+           "the warning about a world-readable apps file at its reload")
+
 h.check(bridge.stop() == 0, "exit 0")
 dead = h.read_topic(kafka.bootstrap, DLQ)
 h.check(not dead, f"{len(dead)} dead letters")
@@ -84,7 +94,7 @@ log = bridge.log_text()
 h.check("SIGHUP: apps file reloaded, 3 client key(s) changed" in log, "the reload is logged")
 h.check(re.search(r"not reloaded.*line 2", log) is not None, "a refused reload says why")
 h.check("apps file changed: apps file reloaded" in log, "a changed file is logged as the cause")
-for gen in (1, 2, 3):
+for gen in (1, 2, 3, 4):
     for k in keys(gen).values():
         h.check(k not in log, "a client key in the log")
 h.log(f"{total} events over three key generations: all delivered with the key of their time, 0 dead letters")
