@@ -140,8 +140,8 @@ void lb_loop_turn(lb_bridge_t *b, int wait_ms)
 /* ---- client keys ---- */
 
 /* Each app's request overhead, from its current key, and once the batcher
- * exists, its budget; each app's policy is logged. */
-static void apps_apply(lb_bridge_t *b)
+ * exists, its budget; each app's policy is logged when say is set. */
+static void apps_apply(lb_bridge_t *b, int say)
 {
         for (size_t i = 0; i < b->conf->app_cnt; i++) {
                 const lb_app_t *app = &b->conf->apps[i];
@@ -151,6 +151,8 @@ static void apps_apply(lb_bridge_t *b)
                         continue;
                 lb_batcher_set_overhead(b->batcher, i, b->app_overhead[i]);
                 lb_batcher_set_max_wait(b->batcher, i, app->policy.max_wait_ms);
+                if (!say)
+                        continue;
                 char line[1024];
                 lb_config_describe_app(b->conf, i, line, sizeof(line));
                 lb_info("config", "%s", line);
@@ -174,12 +176,31 @@ static void reload_apps(lb_bridge_t *b, const char *cause)
                         cause, why);
                 return;
         }
-        apps_apply(b);
+        apps_apply(b, 1);
         atomic_fetch_add(&b->metrics.apps_reloads, 1);
         lb_info("config", "%s: apps file reloaded, %d client key(s) changed",
                 cause, n);
         if (b->conf->apps_file_world_readable)
                 lb_warn("config", LB_APPS_WORLD_READABLE);
+}
+
+int lb_bridge_reread_keys(lb_bridge_t *b)
+{
+        char why[512];
+        if (!b->conf->apps_path)
+                return 0;
+        int n = lb_config_reload_apps(b->conf, why, sizeof(why));
+        if (n < 0)
+                return 0; /* the watch reads it again, and says why */
+        apps_apply(b, n > 0);
+        if (n > 0) {
+                atomic_fetch_add(&b->metrics.apps_reloads, 1);
+                lb_info("config",
+                        "a client key refused by the API: apps file "
+                        "reloaded, %d client key(s) changed",
+                        n);
+        }
+        return n;
 }
 
 /* ---- the lifecycle ---- */
@@ -240,7 +261,7 @@ lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
         b->app_overhead = calloc(conf->app_cnt, sizeof(*b->app_overhead));
         if (!b->app_overhead || !(b->shapes = lb_event_shapes_new()))
                 goto oom;
-        apps_apply(b);
+        apps_apply(b, 1);
         lb_batcher_conf_t bc = {
             .app_cnt = conf->app_cnt,
             .app_overhead = b->app_overhead,
@@ -253,7 +274,7 @@ lb_bridge_t *lb_bridge_new(lb_config_t *conf, int wake_fd, int wake_wfd,
         };
         if (!(b->batcher = lb_batcher_new(&bc)))
                 goto oom;
-        apps_apply(b);
+        apps_apply(b, 1);
         if (!(b->arena = lb_arena_new()))
                 goto oom;
         if (!(b->sender = lb_sender_new(conf, errstr, errstr_size)))

@@ -1102,6 +1102,7 @@ int lb_config_reload_apps(lb_config_t *conf, char *why, size_t why_size)
                         char *old = a->client_key;
                         a->client_key = b->client_key;
                         b->client_key = old;
+                        a->key_gen++;
                         changed++;
                 }
                 for (int k = 0; k < LB_APP_KEY_CNT; k++) {

@@ -32,6 +32,7 @@ typedef struct {
 typedef struct {
         char *id;
         char *client_key; /* secret: never logged */
+        unsigned key_gen; /* bumped by each reload that changes it */
         /* Its settings in the apps file; file_line[k] 0: k is not set. */
         unsigned file_line[LB_APP_KEY_CNT];
         lb_app_value_t file[LB_APP_KEY_CNT];

@@ -127,6 +127,7 @@ struct lb_bridge_s {
         lb_outage_t outage;      /* whether the API fails for everyone */
         int64_t probe_at;        /* outage mode: no request before this */
         int64_t api_answered_ms; /* the last attempt the API answered */
+        int64_t keys_reread_ms;  /* the apps file's last read for a key */
         int last_attempts;       /* shutdown's drain ran out: no attempt after
                                   * those on the wire */
         flight_t *flights;       /* every batch on its way */
@@ -162,6 +163,10 @@ int64_t lb_loop_wall_ms(void);
 /* bridge.c: one turn of the loop (take messages unless stopping, then
  * serve); wait_ms: how long it may wait for something to happen. */
 void lb_loop_turn(lb_bridge_t *b, int wait_ms);
+/* The API refused a client key: reads apps=@FILE now, without the watch's
+ * settle (a bad read changes nothing: the watch reads it again and says
+ * why); logs only when keys changed. @returns how many changed. */
+int lb_bridge_reread_keys(lb_bridge_t *b);
 
 /* intake.c */
 /* Takes a burst of messages. @returns nonzero when more may be waiting. */

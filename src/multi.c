@@ -724,6 +724,13 @@ static int about_key_or_app(json_t *msg)
         return 0;
 }
 
+/* Whether the server's message says the client key is wrong. */
+static int about_key(json_t *msg)
+{
+        const char *m = json_string_value(msg);
+        return m && strcasestr(m, "access key");
+}
+
 lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
                                size_t n, unsigned flags,
                                lb_action_result_t *results, char *reason,
@@ -753,8 +760,12 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
                                : NULL,
                    msg);
         int split = n > 1 && !about_key_or_app(m);
+        int key_refused =
+            (http_status == 401 || http_status == 403) && about_key(m);
         json_decref(root);
 
+        if (key_refused)
+                return LB_OUTCOME_KEY_REFUSED;
         /* Refused whole: over the API's limits (403), or a body over a
          * cap, the API's or a proxy's in front of it (413); halves may
          * pass. */

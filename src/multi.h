@@ -80,6 +80,10 @@ typedef enum {
         LB_OUTCOME_RETRY, /* send again after backoff (same actions) */
         LB_OUTCOME_SPLIT, /* 403 or 413 on several actions: split in halves */
         LB_OUTCOME_DEAD,  /* dead-letter every action: stage http */
+        /* 401 or 403 saying the client key is wrong ("access key"): DEAD,
+         * unless the caller has loaded a newer key for the app since it
+         * encoded the request (a rotation): then send it again */
+        LB_OUTCOME_KEY_REFUSED,
 } lb_outcome_t;
 
 /** lb_multi_classify flags. */
@@ -107,7 +111,9 @@ typedef struct {
  *        entry", stage api). An error wins over a warning; success:true
  *        with an error or warning is never retried (the API would answer
  *        the same). 2xx of any other shape, or larger than
- *        LB_MULTI_RESPONSE_MAX -> RETRY. 403 -> SPLIT when n > 1, unless
+ *        LB_MULTI_RESPONSE_MAX -> RETRY. 401 or 403 whose message says
+ *        the key is wrong ("access key") -> KEY_REFUSED. 403 -> SPLIT when
+ *        n > 1, unless
  *        its message says the key or the app is wrong ("access key", "app
  *        not found", "not permitted"); else DEAD. What never reached the
  *        API (lb_multi_misdirected: unless its message says the key or

@@ -40,6 +40,9 @@
  * deadline is the next millisecond goes now, or its request would reach
  * the API up to a millisecond past its budget. */
 #define LB_DUE_AHEAD_MS 1
+/* A refused client key reads the apps file again at most this often (a
+ * wrong key is refused for every request). */
+#define LB_KEY_REREAD_MS 1000
 
 /* A batch on its way (see flight.h for its states). Keeps its users in the
  * batcher's busy gate from its creation to its end (the ordering gate); the
@@ -52,6 +55,7 @@ struct flight_s {
         size_t wire_n;
         lb_request_t req;
         size_t body_counted; /* its body's room, in the bridge's body_bytes */
+        unsigned key_gen;    /* of the client key its last attempt carried */
 };
 
 uint64_t lb_requests_partition_tag(const char *topic, int32_t partition)
@@ -147,6 +151,7 @@ static void flight_send(lb_bridge_t *b, flight_t *f)
         size_t lo, hi;
         lb_flight_range(&f->fl, &lo, &hi);
         const lb_app_t *app = &b->conf->apps[f->batch->app];
+        f->key_gen = app->key_gen;
         lb_buf_reset(&f->req.body);
         if (lb_multi_encode(&f->req.body, app->id, app->client_key,
                             b->conf->api_version, lb_loop_wall_ms() / 1000.0,
@@ -434,6 +439,20 @@ static void flight_retry(lb_bridge_t *b, flight_t *f, const lb_request_t *req,
         lb_flight_retry_at(&f->fl, lb_loop_now_ms() + delay);
 }
 
+/* The API refused f's client key: whether a newer one for its app is
+ * loaded since the attempt was encoded (a rotation), reading the apps file
+ * for it at most once every LB_KEY_REREAD_MS. */
+static int newer_key(lb_bridge_t *b, const flight_t *f, int64_t now)
+{
+        const lb_app_t *app = &b->conf->apps[f->batch->app];
+        if (app->key_gen == f->key_gen &&
+            now - b->keys_reread_ms >= LB_KEY_REREAD_MS) {
+                b->keys_reread_ms = now;
+                lb_bridge_reread_keys(b);
+        }
+        return app->key_gen != f->key_gen;
+}
+
 /* An attempt ended: classify the answer, resolve, split or retry the
  * current range, then go on with the flight. */
 void lb_requests_done(void *opaque, lb_request_t *req)
@@ -488,6 +507,18 @@ void lb_requests_done(void *opaque, lb_request_t *req)
                         return;
                 }
                 break;
+        case LB_OUTCOME_KEY_REFUSED:
+                if (newer_key(b, f, now)) {
+                        lb_info("sender",
+                                "%s; %s has a new client key since: sending "
+                                "the request again with it",
+                                reason, b->conf->apps[f->batch->app].id);
+                        lb_flight_uncount(&f->fl);
+                        lb_flight_retry_at(&f->fl, now);
+                        break;
+                }
+                /* the key it has is refused */
+                __attribute__((fallthrough));
         case LB_OUTCOME_DEAD:
                 lb_warn("sender",
                         "request refused: %s; dead-lettering %zu action(s)",

@@ -88,6 +88,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (status != 403 || n < 2)
                         abort();
                 break;
+        case LB_OUTCOME_KEY_REFUSED:
+                if (status != 401 && status != 403)
+                        abort();
+                break;
         case LB_OUTCOME_RETRY:
         case LB_OUTCOME_DEAD:
                 break;

@@ -897,7 +897,7 @@ static void test_classify_status_table(void **state)
                       "HTTP 403: Too many users in one request (51 > 50)");
         expect_status(403, 2, LB_OUTCOME_SPLIT, "<html>Forbidden</html>",
                       "HTTP 403");
-        expect_status(403, 2, LB_OUTCOME_DEAD, key_err,
+        expect_status(403, 2, LB_OUTCOME_KEY_REFUSED, key_err,
                       "HTTP 403: Invalid access key");
         expect_status(403, 500, LB_OUTCOME_DEAD,
                       "{\"error\":{\"message\":\"app not found\"}}",
@@ -907,7 +907,7 @@ static void test_classify_status_table(void **state)
                       "requested but not permitted\"}}",
                       "HTTP 403: Development mode requested but not "
                       "permitted");
-        expect_status(403, 1, LB_OUTCOME_DEAD, key_err,
+        expect_status(403, 1, LB_OUTCOME_KEY_REFUSED, key_err,
                       "HTTP 403: Invalid access key");
         expect_status(403, 1, LB_OUTCOME_DEAD, "<html>Forbidden</html>",
                       "HTTP 403");
@@ -951,7 +951,7 @@ static void test_classify_status_table(void **state)
                       "{\"response\":[{\"success\":false,\"error\":"
                       "{\"message\":\"App not found\"}}]}",
                       "HTTP 404: App not found");
-        expect_status(401, 1, LB_OUTCOME_DEAD, key_err,
+        expect_status(401, 1, LB_OUTCOME_KEY_REFUSED, key_err,
                       "HTTP 401: Invalid access key");
         expect_status(406, 2, LB_OUTCOME_DEAD, NULL, "HTTP 406");
         /* A body over a cap (the API's, a proxy's): halves may pass. */

@@ -1,0 +1,84 @@
+"""A key rotation that reaches the API before the bridge has reloaded loses
+nothing to the dead-letter topic. The apps file is checked every 5 s and
+read once it is the same twice (so 5 to 10 s after a Secret update), and a
+request refused with "Invalid access key" was dead-lettered at its first
+attempt: in a review's run every event produced between the API's switch
+and the reload (100 of 100) went to the DLQ. Now a refused key reads the
+apps file at once (at most once a second) and, when the app's key has
+changed since the request was encoded, sends it again with the new key
+(the attempt not counted); with no newer key it is dead-lettered as
+before.
+
+The bridge starts with gen1 keys, the sandbox accepts gen1; the file is
+rewritten with gen2 and the sandbox restarted with gen2 only, and 100
+events are produced at once, before the watch could reload. Passes when
+every event is delivered and none dead-lettered; then, with the sandbox
+on gen3 keys the file does not have, an event is dead-lettered (stage
+http) after its one refused attempt."""
+import os
+
+import harness as h
+
+TOPIC, DLQ = "events", "events.dlq"
+
+
+def keys(gen):
+    return {a: f"{k}-gen{gen}" for a, k in h.APPS.items()}
+
+
+def write_apps(path, apps):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("".join(f"{a}:{k}\n" for a, k in apps.items()))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+wd = h.workdir()
+kafka = h.MockKafka({TOPIC: 1, DLQ: 1})
+api_port = h.free_port()
+apps_file = os.path.join(wd, "apps")
+write_apps(apps_file, keys(1))
+sandbox = h.Sandbox(keys(1), wd, name="gen1", extra=["--port", str(api_port)])
+port = h.free_port()
+settings = h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ,
+                             metrics_listen=f"127.0.0.1:{port}")
+settings["apps"] = "@" + apps_file
+bridge = h.Bridge(wd, settings)
+first, ev1 = h.make_events(20, users=10, seed=1)
+h.produce(kafka.bootstrap, TOPIC, first)
+h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 60, "gen1 delivered")
+
+# The rotation reaches the API and the file together; events right away.
+write_apps(apps_file, keys(2))
+sandbox.stop()
+sandbox = h.Sandbox(keys(2), wd, name="gen2", extra=["--port", str(api_port)])
+second, ev2 = h.make_events(100, users=30, seed=2)
+h.produce(kafka.bootstrap, TOPIC, second)
+h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 60, "gen2 committed")
+dead = h.read_topic(kafka.bootstrap, DLQ)
+log = bridge.log_text()
+h.log(f"after the rotation: {sandbox.accepted_count()} accepted, {len(dead)} dead-lettered; "
+      f"refused then sent again: {'sending the request again' in log}")
+h.check("Invalid access key" in log, "no request was refused for its key: nothing was tested")
+h.check(not dead, f"{len(dead)} events dead-lettered by a rotation the bridge had not "
+        "reloaded yet")
+h.check(sandbox.accepted_count() == 100, f"{sandbox.accepted_count()} of 100 accepted")
+
+# A key the file does not have: dead-lettered, as before.
+sandbox.stop()
+sandbox = h.Sandbox(keys(3), wd, name="gen3", extra=["--port", str(api_port)])
+third, ev3 = h.make_events(1, users=1, seed=3)
+h.produce(kafka.bootstrap, TOPIC, third)
+h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 60, "gen3 committed")
+dead = h.read_topic(kafka.bootstrap, DLQ)
+h.check(len(dead) == 1 and dead[0]["headers"].get("leanbridge.error.stage") == "http",
+        f"a refused key with no newer one: {[r['headers'] for r in dead]}")
+h.check(bridge.stop() == 0, "exit 0")
+log = bridge.log_text()
+for gen in (1, 2, 3):
+    for k in keys(gen).values():
+        h.check(k not in log, "a client key in the log")
+sandbox.stop()
+kafka.stop()
+print("1 passed, 0 failed")
