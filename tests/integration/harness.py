@@ -184,6 +184,21 @@ class Sandbox:
 APPS = {"app_alpha": "key-alpha-SECRET1", "app_beta": "key-beta-SECRET2",
         "app_gamma": "key-gamma-SECRET3"}
 
+
+def key_generation(gen):
+    """APPS with every client key of rotation number gen."""
+    return {a: f"{k}-gen{gen}" for a, k in APPS.items()}
+
+
+def write_apps(path, apps):
+    """An apps file (APPID:KEY lines, mode 0600) put in place at once, as a
+    Secret volume's update is: written aside, then renamed over path."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("# client keys\n" + "".join(f"{a}:{k}\n" for a, k in apps.items()))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
 ACTIONS = ["start", "track", "setUserAttributes", "track", "track", "stop"]
 
 

@@ -15,14 +15,6 @@ GROWTH = 600  # bytes the key grows by
 APP = sorted(h.APPS)[0]
 
 
-def write_apps(path, apps):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("".join(f"{a}:{k}\n" for a, k in apps.items()))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 def event(uid, eid, pad):
     return {"appId": APP, "userId": uid, "action": "track", "event": "Big",
             "eid": eid, "params": {"pad": "x" * pad}}
@@ -35,7 +27,7 @@ old_keys = dict(h.APPS)
 new_keys = {a: k + "-" + "k" * (GROWTH - 1) for a, k in h.APPS.items()}
 sandbox = h.Sandbox(old_keys, wd, name="sb1", extra=["--port", str(api_port)])
 apps_file = os.path.join(wd, "apps")
-write_apps(apps_file, old_keys)
+h.write_apps(apps_file, old_keys)
 port = h.free_port()
 settings = h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ,
                              metrics_listen=f"127.0.0.1:{port}")
@@ -54,7 +46,7 @@ h.produce(kafka.bootstrap, TOPIC, [f"user-big\t{line}",
                                    f"user-small\t{json.dumps(small, separators=(',', ':'))}"])
 h.wait_for(lambda: h.metric(port, "leanbridge_pending_actions") == 2, 30, "both events held")
 
-write_apps(apps_file, new_keys)
+h.write_apps(apps_file, new_keys)
 bridge.proc.send_signal(signal.SIGHUP)
 h.wait_for(lambda: h.metric(port, "leanbridge_apps_reloads_total") == 1, 20, "the SIGHUP reload")
 h.check(h.metric(port, "leanbridge_pending_actions") == 2, "both still held at the reload")

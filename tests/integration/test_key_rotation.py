@@ -22,24 +22,12 @@ import harness as h
 TOPIC, DLQ = "events", "events.dlq"
 
 
-def keys(gen):
-    return {a: f"{k}-gen{gen}" for a, k in h.APPS.items()}
-
-
-def write_apps(path, apps):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("".join(f"{a}:{k}\n" for a, k in apps.items()))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 wd = h.workdir()
 kafka = h.MockKafka({TOPIC: 1, DLQ: 1})
 api_port = h.free_port()
 apps_file = os.path.join(wd, "apps")
-write_apps(apps_file, keys(1))
-sandbox = h.Sandbox(keys(1), wd, name="gen1", extra=["--port", str(api_port)])
+h.write_apps(apps_file, h.key_generation(1))
+sandbox = h.Sandbox(h.key_generation(1), wd, name="gen1", extra=["--port", str(api_port)])
 port = h.free_port()
 settings = h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ,
                              metrics_listen=f"127.0.0.1:{port}")
@@ -50,9 +38,9 @@ h.produce(kafka.bootstrap, TOPIC, first)
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 60, "gen1 delivered")
 
 # The rotation reaches the API and the file together; events right away.
-write_apps(apps_file, keys(2))
+h.write_apps(apps_file, h.key_generation(2))
 sandbox.stop()
-sandbox = h.Sandbox(keys(2), wd, name="gen2", extra=["--port", str(api_port)])
+sandbox = h.Sandbox(h.key_generation(2), wd, name="gen2", extra=["--port", str(api_port)])
 second, ev2 = h.make_events(100, users=30, seed=2)
 h.produce(kafka.bootstrap, TOPIC, second)
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 60, "gen2 committed")
@@ -67,7 +55,7 @@ h.check(sandbox.accepted_count() == 100, f"{sandbox.accepted_count()} of 100 acc
 
 # A key the file does not have: dead-lettered, as before.
 sandbox.stop()
-sandbox = h.Sandbox(keys(3), wd, name="gen3", extra=["--port", str(api_port)])
+sandbox = h.Sandbox(h.key_generation(3), wd, name="gen3", extra=["--port", str(api_port)])
 third, ev3 = h.make_events(1, users=1, seed=3)
 h.produce(kafka.bootstrap, TOPIC, third)
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 60, "gen3 committed")
@@ -77,7 +65,7 @@ h.check(len(dead) == 1 and dead[0]["headers"].get("leanbridge.error.stage") == "
 h.check(bridge.stop() == 0, "exit 0")
 log = bridge.log_text()
 for gen in (1, 2, 3):
-    for k in keys(gen).values():
+    for k in h.key_generation(gen).values():
         h.check(k not in log, "a client key in the log")
 sandbox.stop()
 kafka.stop()

@@ -14,24 +14,12 @@ import harness as h
 TOPIC, DLQ = "events", "events.dlq"
 
 
-def keys(gen):
-    return {a: f"{k}-gen{gen}" for a, k in h.APPS.items()}
-
-
-def write_apps(path, apps):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("# rotated keys\n" + "".join(f"{a}:{k}\n" for a, k in apps.items()))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)  # as a Secret volume does: a new file at once
-
-
 wd = h.workdir()
 kafka = h.MockKafka({TOPIC: 3, DLQ: 1})
 api_port = h.free_port()
-sandbox = h.Sandbox(keys(1), wd, name="sb1", extra=["--port", str(api_port)])
+sandbox = h.Sandbox(h.key_generation(1), wd, name="sb1", extra=["--port", str(api_port)])
 apps_file = os.path.join(wd, "apps")
-write_apps(apps_file, keys(1))
+h.write_apps(apps_file, h.key_generation(1))
 
 port = h.free_port()
 settings = h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ, metrics_listen=f"127.0.0.1:{port}")
@@ -55,11 +43,11 @@ def send_and_wait(n, seed, sb, what):
 send_and_wait(300, 1, sandbox, "first keys")
 
 # SIGHUP after a rotation; then only the new keys work at the API.
-write_apps(apps_file, keys(2))
+h.write_apps(apps_file, h.key_generation(2))
 bridge.proc.send_signal(signal.SIGHUP)
 h.wait_for(lambda: h.metric(port, "leanbridge_apps_reloads_total") == 1, 20, "the SIGHUP reload")
 sandbox.stop()
-sandbox = h.Sandbox(keys(2), wd, name="sb2", extra=["--port", str(api_port)])
+sandbox = h.Sandbox(h.key_generation(2), wd, name="sb2", extra=["--port", str(api_port)])
 send_and_wait(300, 2, sandbox, "after SIGHUP")
 
 # A bad file: refused, the old keys stay.
@@ -72,15 +60,15 @@ h.check(h.metric(port, "leanbridge_apps_reloads_total") == 1, "a refused reload 
 send_and_wait(200, 3, sandbox, "after a bad file")
 
 # A changed file, no signal (a Secret update): picked up within seconds.
-write_apps(apps_file, keys(3))
+h.write_apps(apps_file, h.key_generation(3))
 h.wait_for(lambda: h.metric(port, "leanbridge_apps_reloads_total") == 2, 30, "the reload of a changed file")
 sandbox.stop()
-sandbox = h.Sandbox(keys(3), wd, name="sb3", extra=["--port", str(api_port)])
+sandbox = h.Sandbox(h.key_generation(3), wd, name="sb3", extra=["--port", str(api_port)])
 send_and_wait(300, 4, sandbox, "after the file changed")
 
 # A reload of a file others may read says so, as the start does.
 h.check("readable by other users" not in bridge.log_text(), "a 0600 file warned about")
-write_apps(apps_file, keys(4))
+h.write_apps(apps_file, h.key_generation(4))
 os.chmod(apps_file, 0o644)
 bridge.proc.send_signal(signal.SIGHUP)
 h.wait_for(lambda: h.metric(port, "leanbridge_apps_reloads_total") == 3, 20, "the fourth reload")
@@ -95,7 +83,7 @@ h.check("SIGHUP: apps file reloaded, 3 client key(s) changed" in log, "the reloa
 h.check(re.search(r"not reloaded.*line 2", log) is not None, "a refused reload says why")
 h.check("apps file changed: apps file reloaded" in log, "a changed file is logged as the cause")
 for gen in (1, 2, 3, 4):
-    for k in keys(gen).values():
+    for k in h.key_generation(gen).values():
         h.check(k not in log, "a client key in the log")
 h.log(f"{total} events over three key generations: all delivered with the key of their time, 0 dead letters")
 print("1 passed, 0 failed")
