@@ -160,24 +160,30 @@ static int set_all(rd_kafka_conf_t *kc, const kv_t *kv, size_t n,
         return 0;
 }
 
-/* The consumer's prefetch as the memory limit sized it (config.h). */
+/* The consumer's prefetch as the memory limit sized it (config.h): each
+ * setting no kafka.* key sets (one that does is the user's own line, which
+ * librdkafka judges and names). */
 static int set_prefetch(rd_kafka_conf_t *kc, const lb_config_t *conf,
                         char *errstr, size_t errstr_size)
 {
-        char kbytes[24], messages[24], fetch[24];
-        snprintf(kbytes, sizeof(kbytes), "%" PRId64,
-                 lb_config_prefetch_kbytes(conf));
-        snprintf(messages, sizeof(messages), "%" PRId64,
-                 lb_config_prefetch_messages(conf));
-        snprintf(fetch, sizeof(fetch), "%" PRId64,
-                 lb_config_prefetch_fetch(conf));
-        const kv_t prefetch[] = {
-            {"queued.max.messages.kbytes", kbytes},
-            {"queued.min.messages", messages},
-            {"fetch.max.bytes", fetch},
+        const struct {
+                const char *name;
+                int64_t (*value)(const lb_config_t *conf);
+        } sized[] = {
+            {"queued.max.messages.kbytes", lb_config_prefetch_kbytes},
+            {"queued.min.messages", lb_config_prefetch_messages},
+            {"fetch.max.bytes", lb_config_prefetch_fetch},
         };
-        return set_all(kc, prefetch, sizeof(prefetch) / sizeof(kv_t), "default",
-                       errstr, errstr_size);
+        for (size_t i = 0; i < sizeof(sized) / sizeof(sized[0]); i++) {
+                if (lb_config_kafka_get(conf, sized[i].name, LB_KAFKA_CONSUMER))
+                        continue;
+                char v[24];
+                snprintf(v, sizeof(v), "%" PRId64, sized[i].value(conf));
+                const kv_t kv = {sized[i].name, v};
+                if (set_all(kc, &kv, 1, "default", errstr, errstr_size))
+                        return -1;
+        }
+        return 0;
 }
 
 rd_kafka_conf_t *lb_kafka_conf_new(const lb_config_t *conf,

@@ -76,6 +76,9 @@ expect_error([*BASE, "-X", "kafka.consumer.session.timeout.ms=300001", "--check-
              "session.timeout.ms")
 expect_error([*BASE, "-X", "kafka.producer.max.in.flight=10", "--check-config"], "max.in.flight")
 expect_error([*BASE, "-X", "kafka.producer.acks=maybe", "--check-config"], "kafka.producer.acks")
+# a prefetch setting of the user's is the user's line: librdkafka names it
+expect_error([*BASE, "-X", "kafka.consumer.queued.min.messages=abc", "--check-config"],
+             "kafka.consumer.queued.min.messages")
 expect_error([*BASE, "--check-config"], "batch.max.users", env={"LEANBRIDGE_BATCH_MAX_USERS": "0"})
 expect_error([*BASE, "--check-config"], "LEANBRIDGE_NO_SUCH_KEY", env={"LEANBRIDGE_NO_SUCH_KEY": "1"})
 expect_error(["-X", "input.topics=in", "-X", "dlq.topic=dlq", "-X", f"apps=app1:{SECRET}",
