@@ -167,7 +167,7 @@ static void apps_apply(lb_bridge_t *b, int say)
 static void reload_apps(lb_bridge_t *b, const char *cause)
 {
         char why[512];
-        int n = lb_config_reload_apps(b->conf, why, sizeof(why));
+        int n = lb_config_reload_apps(b->conf, 0, why, sizeof(why));
         if (n < 0) {
                 atomic_fetch_add(&b->metrics.apps_reload_failures, 1);
                 lb_warn("config",
@@ -189,17 +189,15 @@ int lb_bridge_reread_keys(lb_bridge_t *b)
         char why[512];
         if (!b->conf->apps_path)
                 return 0;
-        int n = lb_config_reload_apps(b->conf, why, sizeof(why));
-        if (n < 0)
-                return 0; /* the watch reads it again, and says why */
-        apps_apply(b, n > 0);
-        if (n > 0) {
-                atomic_fetch_add(&b->metrics.apps_reloads, 1);
-                lb_info("config",
-                        "a client key refused by the API: apps file "
-                        "reloaded, %d client key(s) changed",
-                        n);
-        }
+        int n = lb_config_reload_apps(b->conf, 1, why, sizeof(why));
+        if (n <= 0) /* none changed, or a bad read the watch will tell */
+                return 0;
+        apps_apply(b, 0); /* the request overheads follow the keys */
+        lb_info("config",
+                "a client key refused by the API: %d client key(s) taken "
+                "from the apps file (its other settings at the watch's next "
+                "reload)",
+                n);
         return n;
 }
 

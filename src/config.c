@@ -1056,7 +1056,8 @@ static int apps_check(const lb_config_t *conf, const lb_app_t *apps, size_t n,
         return 0;
 }
 
-int lb_config_reload_apps(lb_config_t *conf, char *why, size_t why_size)
+int lb_config_reload_apps(lb_config_t *conf, int keys_only, char *why,
+                          size_t why_size)
 {
         app_list_t l = {0};
         lb_app_t *apps = NULL;
@@ -1105,15 +1106,17 @@ int lb_config_reload_apps(lb_config_t *conf, char *why, size_t why_size)
                         a->key_gen++;
                         changed++;
                 }
-                for (int k = 0; k < LB_APP_KEY_CNT; k++) {
+                for (int k = 0; !keys_only && k < LB_APP_KEY_CNT; k++) {
                         lb_app_value_t v = a->file[k];
                         a->file[k] = b->file[k];
                         b->file[k] = v;
                         a->file_line[k] = b->file_line[k];
                 }
         }
-        apps_resolve(conf);
-        conf->apps_file_world_readable = world_readable;
+        if (!keys_only) {
+                apps_resolve(conf);
+                conf->apps_file_world_readable = world_readable;
+        }
         free_apps(apps, n);
         return changed;
 }

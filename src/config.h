@@ -286,8 +286,9 @@ const char *lb_config_kafka_get(const lb_config_t *conf, const char *name,
 int64_t lb_config_exit_bound_ms(const lb_config_t *conf);
 
 /**
- * @brief Re-reads the apps file (apps=@PATH) and takes its client keys and
- *        per-app settings (the apps' policies follow). The file must list
+ * @brief Re-reads the apps file (apps=@PATH) and takes its client keys and,
+ *        unless keys_only, its per-app settings (the apps' policies
+ *        follow) and whether others may read it. The file must list
  *        the same app ids as before: adding or removing an app needs a
  *        restart (queued actions refer to apps by position). On any error
  *        nothing changes.
@@ -295,7 +296,8 @@ int64_t lb_config_exit_bound_ms(const lb_config_t *conf);
  *          set (no apps file, unreadable, malformed, other app ids, a
  *          setting lb_config_validate would refuse).
  */
-int lb_config_reload_apps(lb_config_t *conf, char *why, size_t why_size);
+int lb_config_reload_apps(lb_config_t *conf, int keys_only, char *why,
+                          size_t why_size);
 
 /**
  * @brief Writes app's effective policy and where each value comes from, as

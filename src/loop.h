@@ -163,9 +163,10 @@ int64_t lb_loop_wall_ms(void);
 /* bridge.c: one turn of the loop (take messages unless stopping, then
  * serve); wait_ms: how long it may wait for something to happen. */
 void lb_loop_turn(lb_bridge_t *b, int wait_ms);
-/* The API refused a client key: reads apps=@FILE now, without the watch's
- * settle (a bad read changes nothing: the watch reads it again and says
- * why); logs only when keys changed. @returns how many changed. */
+/* The API refused a client key: takes apps=@FILE's client keys now,
+ * without the watch's settle (a bad read changes nothing: the watch reads
+ * it again and says why) and nothing else of it (the watch takes the rest,
+ * and says so); logs only when keys changed. @returns how many changed. */
 int lb_bridge_reread_keys(lb_bridge_t *b);
 
 /* intake.c */

@@ -481,8 +481,10 @@ void lb_requests_done(void *opaque, lb_request_t *req)
         if (req->http_status == 0 && req->error[0])
                 snprintf(reason, sizeof(reason), "transport: %s", req->error);
 
-        if (b->last_attempts &&
-            (out == LB_OUTCOME_SPLIT || out == LB_OUTCOME_RETRY)) {
+        /* sent again: a retry, a split, a refused key a newer one replaces */
+        int again = out == LB_OUTCOME_SPLIT || out == LB_OUTCOME_RETRY ||
+                    (out == LB_OUTCOME_KEY_REFUSED && newer_key(b, f, now));
+        if (b->last_attempts && again) {
                 size_t left =
                     lb_flight_give_up_waiting(&f->fl, lb_action_drop, b);
                 lb_info("sender",
@@ -508,7 +510,7 @@ void lb_requests_done(void *opaque, lb_request_t *req)
                 }
                 break;
         case LB_OUTCOME_KEY_REFUSED:
-                if (newer_key(b, f, now)) {
+                if (again) {
                         lb_info("sender",
                                 "%s; %s has a new client key since: sending "
                                 "the request again with it",

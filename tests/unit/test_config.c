@@ -952,7 +952,7 @@ static void test_apps_reload(void **state)
         char why[512];
         lb_config_t *c = lb_config_new();
         set_ok(c, "apps", "a:1,b:2");
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), -1);
         assert_non_null(strstr(why, "not a file"));
 
         const char *path = write_file("reload.conf", "b:2\na:1\n", 0600);
@@ -961,11 +961,11 @@ static void test_apps_reload(void **state)
         set_ok(c, "apps", value);
         assert_string_equal(c->apps_path, path);
         /* unchanged file: nothing changes */
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), 0);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), 0);
 
         /* one key rotated, in another order: one change, ids kept */
         write_file("reload.conf", "a:1\n#rotated\nb:2-new\n", 0600);
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), 1);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), 1);
         assert_int_equal(c->app_cnt, 2);
         assert_string_equal(c->apps[0].id, "a");
         assert_string_equal(c->apps[0].client_key, "1");
@@ -976,26 +976,26 @@ static void test_apps_reload(void **state)
 
         /* bad files keep the keys, and say why */
         write_file("reload.conf", "a:1-x\nb\n", 0600);
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), -1);
         assert_non_null(strstr(why, "line 2"));
         write_file("reload.conf", "a:1-x\nb:2-x\nc:3\n", 0600);
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), -1);
         assert_non_null(strstr(why, "adds app 'c'"));
         write_file("reload.conf", "b:2-x\n", 0600);
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), -1);
         assert_non_null(strstr(why, "drops app 'a'"));
         write_file("reload.conf", "a:1-x\nc:2-x\n", 0600);
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), -1);
         assert_non_null(strstr(why, "adds app 'c'"));
         write_file("reload.conf", "a0:1-x\na:1-x\nb:2-x\n", 0600);
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), -1);
         assert_non_null(strstr(why, "adds app 'a0'"));
         write_file("reload.conf", "a:1-x\na:1-y\nb:2\n", 0600);
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), -1);
         assert_non_null(strstr(why, "same app id"));
         assert_null(strstr(why, "1-x")); /* never a key in a message */
         assert_int_equal(unlink(path), 0);
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), -1);
         assert_non_null(strstr(why, "cannot open"));
         assert_string_equal(c->apps[0].client_key, "1");
         assert_string_equal(c->apps[1].client_key, "2-new");
@@ -1114,6 +1114,26 @@ static void test_app_policy_file(void **state)
         set_ok(c, "apps", value);
         assert_string_equal(c->apps[0].client_key, SECRET "=");
         assert_int_equal(c->apps[0].policy.max_wait_ms, 5000);
+        /* keys only (a key the API refused): the settings wait */
+        unsigned gen = c->apps[0].key_gen;
+        write_file("policy.conf",
+                   "a:rotated\nb:2\napp.a.batch.max.wait.ms = 700\n", 0600);
+        assert_int_equal(lb_config_reload_apps(c, 1, why, sizeof(why)), 1);
+        assert_string_equal(c->apps[0].client_key, "rotated");
+        assert_int_equal(c->apps[0].key_gen, gen + 1);
+        assert_int_equal(c->apps[0].policy.max_wait_ms, 5000);
+        /* ... until a whole reload, which takes the same keys: no change */
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), 0);
+        assert_int_equal(c->apps[0].policy.max_wait_ms, 700);
+        assert_int_equal(c->apps[0].key_gen, gen + 1);
+        write_file("policy.conf",
+                   "# per-app settings may come before their app\n"
+                   "app.b.batch.urgent = event:Purchase Complete\n"
+                   "a:" SECRET "=\n"
+                   "b:2\n"
+                   "app.a.batch.max.wait.ms = 5000\n",
+                   0600);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), 1);
         assert_int_equal(c->apps[1].policy.max_wait_ms, 30000);
         assert_string_equal(c->apps[1].policy.urgent->v[0].name,
                             "Purchase Complete");
@@ -1125,7 +1145,7 @@ static void test_app_policy_file(void **state)
         write_file("policy.conf",
                    "a:" SECRET "=\nb:2\napp.b.batch.max.wait.ms = 1000\n",
                    0600);
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), 0);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), 0);
         assert_int_equal(c->apps[0].policy.max_wait_ms, 30000);
         assert_int_equal(c->apps[1].policy.max_wait_ms, 1000);
         assert_int_equal(c->apps[1].policy.urgent->cnt, 0);
@@ -1156,7 +1176,7 @@ static void test_app_policy_file(void **state)
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 write_file("policy.conf", bad[i].text, 0600);
-                assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)),
+                assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)),
                                  -1);
                 assert_contains(why, bad[i].why);
                 assert_lacks(why, SECRET);
@@ -1169,13 +1189,13 @@ static void test_app_policy_file(void **state)
                         "file (line 3) and in the configuration");
         write_file("policy.conf", "a:1\nb:2\napp.a.batch.max.wait.ms=900\n",
                    0600);
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), 1);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), 1);
         validate_ok(c);
         assert_int_equal(c->apps[0].policy.max_wait_ms, 900);
         assert_int_equal(c->apps[1].policy.max_wait_ms, 2000);
         write_file("policy.conf", "a:1\nb:2\napp.b.batch.max.wait.ms=900\n",
                    0600);
-        assert_int_equal(lb_config_reload_apps(c, why, sizeof(why)), -1);
+        assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), -1);
         assert_contains(why, "set both in the apps file");
         lb_config_destroy(c);
 }
