@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -48,6 +49,10 @@
 
 #define SBX_MAX_STATUS   600
 #define SBX_MAX_ID_CHARS 400
+/* The API's version the bridge speaks, and how far a request's time may be
+ * from the sandbox's clock (the time of sending, set again on a retry). */
+#define SBX_API_VERSION  "1.0.6"
+#define SBX_TIME_SLACK_S 600
 
 /* Injected faults; the index also picks the option's probability. */
 enum sbx_fault {
@@ -132,6 +137,7 @@ struct sbx_stats {
         uint64_t max_actions_seen;
         uint64_t user_overlap;
         uint64_t limit_violations;
+        uint64_t rule_violations; /* query, Content-Type, apiVersion, time */
         uint64_t faults[SBX_F_COUNT];
         uint64_t inflight;
         uint64_t max_inflight;
@@ -244,6 +250,7 @@ struct sbx_reply {
         long retry_after;  /* seconds; 0 = no header */
         const char *allow; /* Allow header for 405 */
         enum sbx_fault fault;
+        bool rule;  /* refused for breaking the request's form (rules) */
         bool cut;   /* send part of the body, then close */
         bool reset; /* the connection was closed after the body: no answer */
         size_t accepted;
@@ -621,6 +628,8 @@ static json_t *sbx_stats_json(struct sbx *sb)
                       "faults", faults, "inflight", (json_int_t)s->inflight,
                       "max_inflight", (json_int_t)s->max_inflight);
         json_object_set_new(o, "resets", json_integer((json_int_t)s->resets));
+        json_object_set_new(o, "rule_violations",
+                            json_integer((json_int_t)s->rule_violations));
         json_object_set_new(o, "window_refused",
                             json_integer((json_int_t)s->window_refused));
         pthread_mutex_unlock(&sb->lock);
@@ -952,9 +961,24 @@ static bool sbx_parse_multi(const struct sbx *sb, const struct sbx_request *rq,
                 sbx_reply_error(r, 400, "Missing argument apiVersion");
                 return false;
         }
+        if (!lb_json_string_eq(m->body, &f[F_VERSION].value, SBX_API_VERSION,
+                               strlen(SBX_API_VERSION))) {
+                sbx_reply_error(r, 400, "Unsupported apiVersion");
+                r->rule = true;
+                return false;
+        }
         when = f[F_TIME].value.type;
         if (when != LB_JSON_INTEGER && when != LB_JSON_REAL) {
                 sbx_reply_error(r, 400, "Missing or invalid argument time");
+                return false;
+        }
+        /* the time of sending: a retry carries its own (the API uses it to
+         * set the actions' times right) */
+        double sent = strtod(m->body + f[F_TIME].value.off, NULL);
+        if (sent < sbx_now_ms() / 1e3 - SBX_TIME_SLACK_S ||
+            sent > sbx_now_ms() / 1e3 + SBX_TIME_SLACK_S) {
+                sbx_reply_error(r, 400, "time is not the time of sending");
+                r->rule = true;
                 return false;
         }
         m->data = f[F_DATA].value;
@@ -1400,6 +1424,7 @@ static void sbx_record(struct sbx *sb, const struct sbx_request *rq,
         else if (status < SBX_MAX_STATUS)
                 sb->st.by_status[status]++;
         sb->st.faults[r->fault]++;
+        sb->st.rule_violations += r->rule;
         sb->st.actions_accepted += r->accepted;
         sb->st.actions_failed += r->failed;
         sb->st.actions_warned += r->warned;
@@ -1435,6 +1460,26 @@ static void sbx_record(struct sbx *sb, const struct sbx_request *rq,
         free(line.p);
 }
 
+/* The request's form outside its body: POST /api?action=multi with a JSON
+ * body. @returns false with @p r the error when it is not. */
+static bool sbx_form_ok(struct MHD_Connection *conn, struct sbx_reply *r)
+{
+        const char *action =
+            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "action");
+        const char *type = MHD_lookup_connection_value(
+            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!action || strcmp(action, "multi") != 0)
+                sbx_reply_error(r, 400, "action=multi expected in the query");
+        else if (!type || strncasecmp(type, "application/json", 16) != 0)
+                sbx_reply_error(r, 415,
+                                "Content-Type application/json "
+                                "expected");
+        else
+                return true;
+        r->rule = true;
+        return false;
+}
+
 static bool sbx_is_down(const struct sbx *sb)
 {
         return sb->opt.down_file && access(sb->opt.down_file, F_OK) == 0;
@@ -1467,6 +1512,8 @@ static enum MHD_Result sbx_handle_api(struct sbx *sb,
                         r.retry_after = sb->opt.retry_after;
         } else if (rq->too_big)
                 sbx_reply_error(&r, 413, "Request body too large");
+        else if (!sbx_form_ok(conn, &r))
+                ;
         else if (sbx_parse_multi(sb, rq, &m, &r)) {
                 sbx_collect(sb, &m);
                 if (sbx_check_limits(sb, &m, &r))

@@ -552,6 +552,8 @@ def check_invariants(events, sandbox, dlq_records, allow_dup=True, expect_dead=N
           f"its previous one existed, e.g. {overlaps[:3]}")
     if not limit_403_ok:
         check(st.get("limit_violations", 0) == 0, f"requests over the limits: {st}")
+    check(st.get("rule_violations", 0) == 0,
+          f"requests of the wrong form (query, Content-Type, apiVersion, time): {st}")
     check(st.get("max_users_seen", 0) <= 50, f"max users per request {st.get('max_users_seen')}")
     check(st.get("max_actions_seen", 0) <= 500, f"max actions per request {st.get('max_actions_seen')}")
     if expect_dead is not None:
