@@ -208,8 +208,10 @@ def check_compose(path):
     sc = cmd_list(sb)
     check("--bind" in sc and sc[sc.index("--bind") + 1] == "0.0.0.0",
           "sandbox listens on 0.0.0.0 inside the network (--bind 0.0.0.0)", str(sc))
-    check("--apps" in sc and sc[sc.index("--apps") + 1] != "",
-          "sandbox knows the apps (--apps from LEANBRIDGE_APPS)")
+    check("--apps" in sc and sc[sc.index("--apps") + 1] == "env:LEANBRIDGE_APPS"
+          and env_dict(sb).get("LEANBRIDGE_APPS"),
+          "sandbox knows the apps from its environment (--apps env:LEANBRIDGE_APPS), "
+          "not its arguments")
     check(cmd_list(sb, "entrypoint")[:1] == ["/usr/local/bin/leanbridge-sandbox"],
           "sandbox runs /usr/local/bin/leanbridge-sandbox from the bridge image")
 
@@ -247,9 +249,13 @@ def check_compose(path):
 
 
 def apps_of(doc):
-    """(the sandbox's --apps, the bridge's LEANBRIDGE_APPS)."""
-    sc = cmd_list(doc["services"]["sandbox"])
+    """(the sandbox's --apps, env:NAME resolved from its environment, the
+    bridge's LEANBRIDGE_APPS)."""
+    sb = doc["services"]["sandbox"]
+    sc = cmd_list(sb)
     sandbox = sc[sc.index("--apps") + 1] if "--apps" in sc else ""
+    if sandbox.startswith("env:"):
+        sandbox = env_dict(sb).get(sandbox[4:], "")
     return sandbox, env_dict(doc["services"]["leanbridge"]).get("LEANBRIDGE_APPS", "")
 
 

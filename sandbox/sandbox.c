@@ -1683,7 +1683,8 @@ static const struct sbx_opt_def sbx_opt_defs[] = {
     {"port-file", SBX_OT_STR, SBX_OFF(port_file), 0, 0, NULL, "FILE",
      "write the bound port here once listening (atomic rename)"},
     {"apps", SBX_OT_STR, SBX_OFF(apps_spec), 0, 0, NULL, "SPEC",
-     "required: APPID:KEY[,APPID:KEY...] or @FILE (one per line, # comments)"},
+     "required: APPID:KEY[,APPID:KEY...], @FILE (one per line, # "
+     "comments) or env:NAME (either, from that variable)"},
     {"max-users", SBX_OT_LONG, SBX_OFF(max_users), 1, 1000000, "50", "N",
      "distinct users per request; over -> 403"},
     {"max-actions", SBX_OT_LONG, SBX_OFF(max_actions), 1, 100000000, "500", "N",
@@ -1909,6 +1910,19 @@ static bool sbx_load_apps(struct sbx *sb, const char *spec)
         bool ok = true;
         FILE *f;
 
+        /* env:NAME: the spec is that variable's value, so that the keys are
+         * not in the process's arguments (ps shows those to every user) */
+        if (!strncmp(spec, "env:", 4)) {
+                const char *v = getenv(spec + 4);
+                if (!v || !*v || !strncmp(v, "env:", 4)) {
+                        fprintf(stderr,
+                                "leanbridge-sandbox: --apps %s: the variable "
+                                "is not set\n",
+                                spec);
+                        return false;
+                }
+                spec = v;
+        }
         if (spec[0] != '@') {
                 copy = strdup(spec);
                 if (!copy)
