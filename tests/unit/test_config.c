@@ -1097,19 +1097,20 @@ static void test_app_policy_env(void **state)
         lb_config_destroy(c);
 }
 
+/* An apps file with per-app settings, one before its app. */
+#define POLICY_FILE                                                            \
+        "# per-app settings may come before their app\n"                       \
+        "app.b.batch.urgent = event:Purchase Complete\n"                       \
+        "a:" SECRET "=\n"                                                      \
+        "b:2\n"                                                                \
+        "app.a.batch.max.wait.ms = 5000\n"
+
 static void test_app_policy_file(void **state)
 {
         (void)state;
         char why[512], value[256], line[1024];
         lb_config_t *c = valid_config();
-        const char *path =
-            write_file("policy.conf",
-                       "# per-app settings may come before their app\n"
-                       "app.b.batch.urgent = event:Purchase Complete\n"
-                       "a:" SECRET "=\n"
-                       "b:2\n"
-                       "app.a.batch.max.wait.ms = 5000\n",
-                       0600);
+        const char *path = write_file("policy.conf", POLICY_FILE, 0600);
         snprintf(value, sizeof(value), "@%s", path);
         set_ok(c, "apps", value);
         assert_string_equal(c->apps[0].client_key, SECRET "=");
@@ -1126,13 +1127,7 @@ static void test_app_policy_file(void **state)
         assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), 0);
         assert_int_equal(c->apps[0].policy.max_wait_ms, 700);
         assert_int_equal(c->apps[0].key_gen, gen + 1);
-        write_file("policy.conf",
-                   "# per-app settings may come before their app\n"
-                   "app.b.batch.urgent = event:Purchase Complete\n"
-                   "a:" SECRET "=\n"
-                   "b:2\n"
-                   "app.a.batch.max.wait.ms = 5000\n",
-                   0600);
+        write_file("policy.conf", POLICY_FILE, 0600);
         assert_int_equal(lb_config_reload_apps(c, 0, why, sizeof(why)), 1);
         assert_int_equal(c->apps[1].policy.max_wait_ms, 30000);
         assert_string_equal(c->apps[1].policy.urgent->v[0].name,
