@@ -89,6 +89,8 @@ typedef struct lb_action_s {
         uint8_t time_missing : 1;
         uint8_t object_empty : 1; /* value is "{}" (no comma before time) */
         uint8_t dlq_cut : 1;      /* the DLQ refused the whole record: cut it */
+        uint8_t dlq_alone : 1;    /* the DLQ refused a batch with it: write
+                                     it in a batch of its own */
         uint8_t has_key : 1;      /* the message had a key (maybe empty) */
         uint8_t closes : 2;       /* lb_close_t: what it does to the window */
         uint8_t closed_by : 2;    /* lb_close_t: its deadline was brought

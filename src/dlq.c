@@ -8,8 +8,10 @@
  * can never be written whole, which carries no original headers) and the
  * mapping of delivery reports back to actions, and the retry of records
  * that failed (every LB_DLQ_RETRY_MS, in order, never dropped until
- * stopping). Decides nothing about offsets: the bridge does, from the
- * reports.
+ * stopping). A record whose batch the topic refused as too large is
+ * written again alone, by a second producer that sends one record a batch
+ * (made on first need): only a record refused alone is cut. Decides
+ * nothing about offsets: the bridge does, from the reports.
  */
 #include "dlq.h"
 
@@ -34,6 +36,12 @@
 struct lb_dlq_s {
         rd_kafka_t *rk;
         rd_kafka_queue_t *queue;
+        rd_kafka_t *alone; /* one record a batch; NULL until first needed */
+        rd_kafka_queue_t *alone_queue;
+        int wake_fd;
+        int alone_failed; /* the second producer could not be made */
+        uint64_t written_alone;
+        lb_log_throttle_t alone_info;
         const lb_config_t *conf; /* the apps' ids */
         char *topic;
         lb_dlq_report_cb *report;
@@ -87,22 +95,46 @@ static int too_large(rd_kafka_resp_err_t err)
                err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
 }
 
+/* A record the broker refused as too large: the topic's max.message.bytes
+ * applies to a batch, so a record refused in a batch with others is
+ * written again alone; only one refused alone is cut (and it stays alone:
+ * cut records may still make too large a batch together). @returns 1 when
+ * a is to be written alone from now on (said, throttled), 0 when cut. */
+static int refused_too_large(lb_dlq_t *d, lb_action_t *a)
+{
+        uint64_t held;
+        if (a->dlq_alone) {
+                a->dlq_cut = 1;
+                return 0;
+        }
+        a->dlq_alone = 1;
+        d->written_alone++;
+        if (lb_log_throttle(&d->alone_info, lb_admin_now_ms(), LB_DLQ_WARN_MS,
+                            &held))
+                lb_info("dlq",
+                        "%s refused a batch of dead letters as too large "
+                        "(its max.message.bytes is below the producer's "
+                        "batch.size): each is written alone; %" PRIu64
+                        " written alone so far",
+                        d->topic, d->written_alone);
+        return 1;
+}
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         (void)rk;
         lb_dlq_t *d = opaque;
         lb_action_t *a = m->_private;
         d->outstanding--;
-        if (too_large(m->err))
-                a->dlq_cut = 1;
+        int alone_now = too_large(m->err) && refused_too_large(d, a);
         if (!m->err || d->stopping) {
                 d->report(d->opaque, a, m->err,
                           m->err ? rd_kafka_err2str(m->err) : NULL);
                 return;
         }
         uint64_t held;
-        if (lb_log_throttle(&d->failed_warn, lb_admin_now_ms(), LB_DLQ_WARN_MS,
-                            &held))
+        if (!alone_now && lb_log_throttle(&d->failed_warn, lb_admin_now_ms(),
+                                          LB_DLQ_WARN_MS, &held))
                 lb_warn("dlq",
                         "dead-letter record for %s[%d]@%" PRId64
                         " failed (%s); retrying (%" PRIu64
@@ -120,6 +152,63 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         lb_kafka_warn("dlq", err, reason);
 }
 
+/* A producer of dead letters, its reports served on *queue (which wakes
+ * the loop); alone: one record a batch. @returns NULL, errstr set. */
+static rd_kafka_t *producer_new(lb_dlq_t *d, int alone,
+                                rd_kafka_queue_t **queue, char *errstr,
+                                size_t errstr_size)
+{
+        rd_kafka_conf_t *kc =
+            lb_kafka_conf_new(d->conf, LB_KAFKA_PRODUCER, errstr, errstr_size);
+        if (!kc)
+                return NULL;
+        if (alone && (rd_kafka_conf_set(kc, "batch.num.messages", "1", errstr,
+                                        errstr_size) != RD_KAFKA_CONF_OK ||
+                      rd_kafka_conf_set(kc, "linger.ms", "0", errstr,
+                                        errstr_size) != RD_KAFKA_CONF_OK)) {
+                rd_kafka_conf_destroy(kc);
+                return NULL;
+        }
+        rd_kafka_conf_set_opaque(kc, d);
+        rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);
+        rd_kafka_conf_set_error_cb(kc, error_cb);
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, errstr_size);
+        if (!rk) {
+                rd_kafka_conf_destroy(kc);
+                return NULL;
+        }
+        *queue = rd_kafka_queue_get_main(rk);
+        if (d->wake_fd >= 0)
+                rd_kafka_queue_io_event_enable(*queue, d->wake_fd, "d", 1);
+        return rk;
+}
+
+/* The producer a's record goes to: the one-record-a-batch producer once a
+ * batch with a was refused as too large (made now; when it cannot be,
+ * said once, a is cut and goes to the first). */
+static rd_kafka_t *producer_of(lb_dlq_t *d, lb_action_t *a)
+{
+        char errstr[256];
+        if (!a->dlq_alone)
+                return d->rk;
+        if (!d->alone && !d->alone_failed) {
+                d->alone =
+                    producer_new(d, 1, &d->alone_queue, errstr, sizeof(errstr));
+                if (!d->alone) {
+                        d->alone_failed = 1;
+                        lb_error("dlq",
+                                 "no producer for dead letters written "
+                                 "alone (%s): they are written cut",
+                                 errstr);
+                }
+        }
+        if (d->alone)
+                return d->alone;
+        a->dlq_cut = 1;
+        return d->rk;
+}
+
 lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,
                      void *opaque, int wake_fd, char *errstr,
                      size_t errstr_size)
@@ -133,21 +222,10 @@ lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,
         d->report = report;
         d->opaque = opaque;
         d->conf = conf;
-        rd_kafka_conf_t *kc =
-            lb_kafka_conf_new(conf, LB_KAFKA_PRODUCER, errstr, errstr_size);
-        if (!kc)
+        d->wake_fd = wake_fd;
+        d->rk = producer_new(d, 0, &d->queue, errstr, errstr_size);
+        if (!d->rk)
                 goto fail;
-        rd_kafka_conf_set_opaque(kc, d);
-        rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);
-        rd_kafka_conf_set_error_cb(kc, error_cb);
-        d->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, errstr_size);
-        if (!d->rk) {
-                rd_kafka_conf_destroy(kc);
-                goto fail;
-        }
-        d->queue = rd_kafka_queue_get_main(d->rk);
-        if (wake_fd >= 0)
-                rd_kafka_queue_io_event_enable(d->queue, wake_fd, "d", 1);
         return d;
 fail:
         free(d->topic);
@@ -179,6 +257,7 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
                                    const char *app_id)
 {
         char num[32];
+        rd_kafka_t *rk = producer_of(d, a); /* may set a->dlq_cut */
         const char *key = lb_action_key(a);
         size_t key_len = a->key_len, value_len = a->value_len;
         rd_kafka_headers_t *h = rd_kafka_headers_new(12);
@@ -246,7 +325,7 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
         }
 
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            d->rk, RD_KAFKA_V_TOPIC(d->topic), RD_KAFKA_V_KEY(key, key_len),
+            rk, RD_KAFKA_V_TOPIC(d->topic), RD_KAFKA_V_KEY(key, key_len),
             RD_KAFKA_V_VALUE(a->data, value_len),
             /* now: the topic's retention counts from the write */
             RD_KAFKA_V_TIMESTAMP(0), RD_KAFKA_V_HEADERS(h),
@@ -321,6 +400,8 @@ static void retry_due(lb_dlq_t *d, int64_t now)
 void lb_dlq_poll(lb_dlq_t *d)
 {
         rd_kafka_poll(d->rk, 0);
+        if (d->alone)
+                rd_kafka_poll(d->alone, 0);
         retry_due(d, lb_admin_now_ms());
 }
 
@@ -372,7 +453,9 @@ size_t lb_dlq_outstanding(const lb_dlq_t *d)
 
 int lb_dlq_fatal(const lb_dlq_t *d, char *errstr, size_t errstr_size)
 {
-        return rd_kafka_fatal_error(d->rk, errstr, errstr_size) != 0;
+        return rd_kafka_fatal_error(d->rk, errstr, errstr_size) != 0 ||
+               (d->alone &&
+                rd_kafka_fatal_error(d->alone, errstr, errstr_size) != 0);
 }
 
 void lb_dlq_destroy(lb_dlq_t *d, int timeout_ms)
@@ -380,8 +463,12 @@ void lb_dlq_destroy(lb_dlq_t *d, int timeout_ms)
         if (!d)
                 return;
         lb_dlq_stop_retrying(d);
-        if (d->outstanding)
-                rd_kafka_flush(d->rk, timeout_ms);
+        int64_t until = lb_admin_now_ms() + timeout_ms;
+        while (d->outstanding && lb_admin_now_ms() < until) {
+                rd_kafka_flush(d->rk, d->alone ? 10 : timeout_ms);
+                if (d->alone)
+                        rd_kafka_flush(d->alone, 10);
+        }
         if (d->outstanding) {
                 lb_warn("dlq",
                         "%zu dead-letter record(s) unacknowledged at "
@@ -389,10 +476,21 @@ void lb_dlq_destroy(lb_dlq_t *d, int timeout_ms)
                         d->outstanding);
                 /* Purged records are reported (with an error), so their
                  * actions are handed back to the caller to free. */
-                rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE |
-                                          RD_KAFKA_PURGE_F_INFLIGHT);
-                for (int i = 0; i < LB_DLQ_PURGE_MS / 10 && d->outstanding; i++)
-                        rd_kafka_poll(d->rk, 10);
+                const int purge =
+                    RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT;
+                rd_kafka_purge(d->rk, purge);
+                if (d->alone)
+                        rd_kafka_purge(d->alone, purge);
+                for (int i = 0; i < LB_DLQ_PURGE_MS / 10 && d->outstanding;
+                     i++) {
+                        rd_kafka_poll(d->rk, d->alone ? 5 : 10);
+                        if (d->alone)
+                                rd_kafka_poll(d->alone, 5);
+                }
+        }
+        if (d->alone) {
+                rd_kafka_queue_destroy(d->alone_queue);
+                rd_kafka_destroy(d->alone);
         }
         rd_kafka_queue_destroy(d->queue);
         rd_kafka_destroy(d->rk);

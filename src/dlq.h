@@ -34,10 +34,12 @@ lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,
 /**
  * @brief Queues a's dead-letter record; one that fails is produced again
  *        (after a delay, in order) until it is acknowledged, or until
- *        stopping. A record too large for the producer (message.max.bytes
- *        locally, or refused so by the broker: then a->dlq_cut is set
- *        before the report) is written cut: key and value cut to
- *        LB_DLQ_CUT_KEY and LB_DLQ_CUT_VALUE bytes, with
+ *        stopping. A record whose batch the broker refused as too large
+ *        (the topic's max.message.bytes) is written again in a batch of
+ *        its own (a->dlq_alone). A record too large for the producer
+ *        (message.max.bytes locally, or refused so by the broker when
+ *        alone: then a->dlq_cut is set before the report) is written cut: key
+ * and value cut to LB_DLQ_CUT_KEY and LB_DLQ_CUT_VALUE bytes, with
  *        leanbridge.key.truncated and leanbridge.value.truncated giving the
  *        original lengths, without the original's headers
  *        (leanbridge.headers.dropped: how many); the source headers point

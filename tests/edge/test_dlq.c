@@ -5,8 +5,9 @@
  * attempts, the source's timestamp: the record's own is when it was
  * written), the original message's own headers carried (not its
  * leanbridge.* ones), key and value unchanged, and a record too large for
- * the producer written cut with the original length in a header. Each record is
- * reported exactly once, acknowledged.
+ * the producer written cut with the original length in a header; one in a
+ * batch the broker refused as too large written again alone, whole. Each
+ * record is reported exactly once, acknowledged.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -290,11 +291,61 @@ static void test_queue_full_counted(void **state)
         fixture_stop(&f);
 }
 
+/* The broker refuses a batch as too large (MESSAGE_TOO_LARGE: the topic's
+ * max.message.bytes applies to the batch) for each record in it, also for
+ * records that fit alone. Such a record is written again alone and whole;
+ * only one refused alone too is written cut. The refusals come from the
+ * mock cluster's next Produce requests: one for the first record (then
+ * accepted alone), two for the second (refused alone too). */
+static void test_refused_batch_written_alone(void **state)
+{
+        (void)state;
+        fixture_t f;
+        fixture_start(&f, "kafka.producer.linger.ms", "5");
+        lb_partition_t *p = lb_partition_new("events", 3);
+        char *big = malloc(BIG);
+        memset(big, 'w', BIG);
+        rd_kafka_mock_push_request_errors(f.mc, 0 /* Produce */, 1,
+                                          RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+        lb_action_t *whole =
+            action(p, "k1", big, BIG, 20, LB_STAGE_PARSE, 0, "not JSON", 0);
+        lb_dlq_send(f.d, whole);
+        while (f.r.reported < 1)
+                lb_dlq_poll(f.d);
+        rd_kafka_mock_push_request_errors(f.mc, 0 /* Produce */, 2,
+                                          RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+                                          RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+        lb_dlq_send(f.d, action(p, "k2", big, BIG, 21, LB_STAGE_PARSE, 0,
+                                "not JSON", 0));
+        while (f.r.reported < 2)
+                lb_dlq_poll(f.d);
+        assert_int_equal(f.r.failed, 0);
+
+        rd_kafka_message_t *m[2];
+        rd_kafka_t *consumer =
+            read_back(rd_kafka_mock_cluster_bootstraps(f.mc), m, 2);
+        assert_string_equal(header(m[0], "leanbridge.source.offset"), "20");
+        assert_int_equal(m[0]->len, BIG);
+        assert_memory_equal(m[0]->payload, big, BIG);
+        assert_null(header(m[0], "leanbridge.value.truncated"));
+        assert_string_equal(header(m[1], "leanbridge.source.offset"), "21");
+        assert_int_equal(m[1]->len, LB_DLQ_CUT_VALUE);
+        assert_string_equal(header(m[1], "leanbridge.value.truncated"), "3000");
+        for (int i = 0; i < 2; i++)
+                rd_kafka_message_destroy(m[i]);
+        rd_kafka_consumer_close(consumer);
+        rd_kafka_destroy(consumer);
+        free(big);
+        lb_partition_unref(p);
+        fixture_stop(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_headers_and_cut_record),
             cmocka_unit_test(test_queue_full_counted),
+            cmocka_unit_test(test_refused_batch_written_alone),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
