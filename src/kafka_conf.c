@@ -34,7 +34,8 @@ static const kv_t producer_defaults[] = {
     {"linger.ms", "5"},
     /* A dead-letter record carries the original value whole: allow what
      * the consumer may receive. The DLQ topic's max.message.bytes should
-     * be at least the input topics' (a record it refuses is written cut). */
+     * be at least the input topics' (a batch it refuses is written again
+     * one record a batch; a record it refuses alone is written cut). */
     {"message.max.bytes", "16777216"},
     {"message.timeout.ms", "120000"},
 };
