@@ -1401,8 +1401,10 @@ def event_level_checks(rep, wl, sandbox, kafka, topic):
 
 def _callgrind_rows(path, inclusive):
     """[(Ir, percent, function, object)] from callgrind_annotate."""
+    # --auto=no: a binary with debug information would otherwise have its
+    # sources annotated after the table, and those lines counted as rows.
     p = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}",
-                        "--threshold=100", path], capture_output=True, text=True)
+                        "--threshold=100", "--auto=no", path], capture_output=True, text=True)
     rows = []
     for line in p.stdout.splitlines():
         mt = re.match(r"^\s*([\d,]+)\s+\(\s*([\d.]+)%\)\s+(\S.*?)(?:\s+\[(.*)\])?$", line)
