@@ -29,6 +29,10 @@
 
 /* Delay before re-producing a dead-letter record that failed. */
 #define LB_DLQ_RETRY_MS 1000
+/* After a batch refused as too large, new records go alone for this long:
+ * each refused batch costs a request, a retry delay per record and the
+ * idempotent producer's epoch. */
+#define LB_DLQ_ALONE_MS 60000
 /* A failed record is warned about at most this often (a topic that
  * refuses every record would otherwise log each one every retry). */
 #define LB_DLQ_WARN_MS 10000
@@ -39,7 +43,8 @@ struct lb_dlq_s {
         rd_kafka_t *alone; /* one record a batch; NULL until first needed */
         rd_kafka_queue_t *alone_queue;
         int wake_fd;
-        int alone_failed; /* the second producer could not be made */
+        int64_t alone_until;            /* new records go alone until then */
+        lb_log_throttle_t alone_failed; /* the second could not be made */
         uint64_t written_alone;
         lb_log_throttle_t alone_info;
         const lb_config_t *conf; /* the apps' ids */
@@ -100,33 +105,34 @@ static int too_large(rd_kafka_resp_err_t err)
  * written again alone; only one refused alone is cut (and it stays alone:
  * cut records may still make too large a batch together). @returns 1 when
  * a is to be written alone from now on (said, throttled), 0 when cut. */
-static int refused_too_large(lb_dlq_t *d, lb_action_t *a)
+static int refused_too_large(lb_dlq_t *d, rd_kafka_t *rk, lb_action_t *a)
 {
         uint64_t held;
-        if (a->dlq_alone) {
+        int64_t now = lb_admin_now_ms();
+        if (rk == d->alone) {
                 a->dlq_cut = 1;
                 return 0;
         }
         a->dlq_alone = 1;
+        d->alone_until = now + LB_DLQ_ALONE_MS;
         d->written_alone++;
-        if (lb_log_throttle(&d->alone_info, lb_admin_now_ms(), LB_DLQ_WARN_MS,
-                            &held))
+        if (lb_log_throttle(&d->alone_info, now, LB_DLQ_WARN_MS, &held))
                 lb_info("dlq",
                         "%s refused a batch of dead letters as too large "
                         "(its max.message.bytes is below the producer's "
-                        "batch.size): each is written alone; %" PRIu64
-                        " written alone so far",
-                        d->topic, d->written_alone);
+                        "batch.size): each is written alone, and new ones "
+                        "for %d s; %" PRIu64 " refused in a batch so far",
+                        d->topic, LB_DLQ_ALONE_MS / 1000, d->written_alone);
         return 1;
 }
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-        (void)rk;
         lb_dlq_t *d = opaque;
         lb_action_t *a = m->_private;
         d->outstanding--;
-        int alone_now = too_large(m->err) && refused_too_large(d, a);
+        int alone_now =
+            too_large(m->err) && !d->stopping && refused_too_large(d, rk, a);
         if (!m->err || d->stopping) {
                 d->report(d->opaque, a, m->err,
                           m->err ? rd_kafka_err2str(m->err) : NULL);
@@ -184,29 +190,28 @@ static rd_kafka_t *producer_new(lb_dlq_t *d, int alone,
         return rk;
 }
 
-/* The producer a's record goes to: the one-record-a-batch producer once a
- * batch with a was refused as too large (made now; when it cannot be,
- * said once, a is cut and goes to the first). */
-static rd_kafka_t *producer_of(lb_dlq_t *d, lb_action_t *a)
+/* The producer a's record goes to: the one-record-a-batch producer when a
+ * batch with a was refused as too large, or one was less than
+ * LB_DLQ_ALONE_MS ago (made now; NULL when it cannot be: a waits for
+ * another try, whole). */
+static rd_kafka_t *producer_of(lb_dlq_t *d, lb_action_t *a, int64_t now)
 {
         char errstr[256];
-        if (!a->dlq_alone)
+        uint64_t held;
+        if (!a->dlq_alone && now >= d->alone_until)
                 return d->rk;
-        if (!d->alone && !d->alone_failed) {
+        a->dlq_alone = 1;
+        if (!d->alone) {
                 d->alone =
                     producer_new(d, 1, &d->alone_queue, errstr, sizeof(errstr));
-                if (!d->alone) {
-                        d->alone_failed = 1;
+                if (!d->alone && lb_log_throttle(&d->alone_failed, now,
+                                                 LB_DLQ_WARN_MS, &held))
                         lb_error("dlq",
                                  "no producer for dead letters written "
-                                 "alone (%s): they are written cut",
+                                 "alone (%s); retrying",
                                  errstr);
-                }
         }
-        if (d->alone)
-                return d->alone;
-        a->dlq_cut = 1;
-        return d->rk;
+        return d->alone;
 }
 
 lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,
@@ -257,7 +262,9 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
                                    const char *app_id)
 {
         char num[32];
-        rd_kafka_t *rk = producer_of(d, a); /* may set a->dlq_cut */
+        rd_kafka_t *rk = producer_of(d, a, lb_admin_now_ms());
+        if (!rk)
+                return RD_KAFKA_RESP_ERR__QUEUE_FULL; /* another try later */
         const char *key = lb_action_key(a);
         size_t key_len = a->key_len, value_len = a->value_len;
         rd_kafka_headers_t *h = rd_kafka_headers_new(12);
@@ -463,12 +470,13 @@ void lb_dlq_destroy(lb_dlq_t *d, int timeout_ms)
         if (!d)
                 return;
         lb_dlq_stop_retrying(d);
-        int64_t until = lb_admin_now_ms() + timeout_ms;
-        while (d->outstanding && lb_admin_now_ms() < until) {
-                rd_kafka_flush(d->rk, d->alone ? 10 : timeout_ms);
+        int64_t until = lb_admin_now_ms() + timeout_ms, left = timeout_ms;
+        do { /* at least one poll of each: acknowledgements already in */
+                rd_kafka_flush(d->rk, d->alone ? 0 : (int)left);
                 if (d->alone)
-                        rd_kafka_flush(d->alone, 10);
-        }
+                        rd_kafka_flush(d->alone, left < 10 ? (int)left : 10);
+                left = until - lb_admin_now_ms();
+        } while (d->outstanding && left > 0);
         if (d->outstanding) {
                 lb_warn("dlq",
                         "%zu dead-letter record(s) unacknowledged at "
