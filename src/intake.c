@@ -389,6 +389,11 @@ int lb_intake_consume(lb_bridge_t *b)
                     (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
                         crossing_read(b, e, m->offset);
                 } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        /* Every message before the end came before this:
+                         * what was not handed out (transaction markers,
+                         * aborted records) is committed past. */
+                        if (e && !e->revoking)
+                                lb_partition_read_to(e->p, m->offset);
                         if (e)
                                 e->caught_up = 1;
                 } else if (m->err) {

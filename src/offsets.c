@@ -193,6 +193,14 @@ int lb_partition_done(lb_partition_t *p, int64_t offset)
         return 1;
 }
 
+void lb_partition_read_to(lb_partition_t *p, int64_t end)
+{
+        /* As if end - 1 had been tracked and done: the ring keeps what is
+         * pending, and once it is empty the next offset is end. */
+        if (end - 1 > p->last)
+                p->last = end - 1;
+}
+
 int64_t lb_partition_committable(const lb_partition_t *p)
 {
         if (p->len > 0)

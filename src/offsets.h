@@ -50,6 +50,15 @@ int lb_partition_track(lb_partition_t *p, int64_t offset);
  */
 int lb_partition_done(lb_partition_t *p, int64_t offset);
 
+/**
+ * @brief Every offset below end was read (the partition's end was reached
+ *        there): those never tracked are gaps (transaction markers,
+ *        aborted or compacted records) that the committable offset passes
+ *        once the tracked ones before end are done. No-op when end is not
+ *        after the last tracked offset.
+ */
+void lb_partition_read_to(lb_partition_t *p, int64_t end);
+
 /** @returns the offset to commit (next to consume), or -1 if nothing
  *           was ever tracked. */
 int64_t lb_partition_committable(const lb_partition_t *p);

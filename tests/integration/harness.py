@@ -256,11 +256,15 @@ class SteadyProducer:
         self._thread.join()
 
 
-def produce(bootstrap, topic, lines, props=()):
+def produce(bootstrap, topic, lines, props=(), transactional_id=None):
     """lines: "key<TAB>value" (str or bytes); value \\N is a tombstone.
-    props: producer settings ("compression.codec=gzip": one batch)."""
+    props: producer settings ("compression.codec=gzip": one batch).
+    transactional_id: a transactional producer, lines \\BEGIN, \\COMMIT
+    and \\ABORT beginning, committing and aborting transactions."""
     data = b"".join((l if isinstance(l, bytes) else l.encode()) + b"\n" for l in lines)
     args = [KAFKATOOL, "produce", "-b", bootstrap, "-t", topic]
+    if transactional_id:
+        args += ["-T", transactional_id]
     for prop in props:
         args += ["-X", prop]
     p = subprocess.run(args, input=data,

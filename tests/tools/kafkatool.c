@@ -7,7 +7,9 @@
  *             -r RATE paces it at RATE messages/s (the benchmark's steady
  *             mode), -a AGE_MS dates each message AGE_MS in the past (a
  *             backlog written long ago), -X key=value sets any producer
- *             property
+ *             property, -T ID makes it transactional: the lines \BEGIN,
+ *             \COMMIT and \ABORT then begin, commit and abort a
+ *             transaction
  *   committed print a group's committed offset and high watermark per
  *             partition of a topic
  *   lose      what retention does to a group that fell behind: commits
@@ -251,6 +253,15 @@ static void pace(rd_kafka_t *rk, double rate, double t0, long count)
         }
 }
 
+/* Exits on a transaction API error (test code). */
+static void txn_check(rd_kafka_error_t *error, const char *what)
+{
+        if (!error)
+                return;
+        fprintf(stderr, "kafkatool: transaction %s: ", what);
+        die("%s", rd_kafka_error_string(error));
+}
+
 static int cmd_produce(int argc, char **argv)
 {
         const char *boot = NULL, *topic = NULL;
@@ -259,8 +270,11 @@ static int cmd_produce(int argc, char **argv)
         long failed = 0, count = 0;
         double rate = 0;
         int64_t age_ms = 0;
-        while ((opt = getopt(argc, argv, "b:t:r:a:X:")) != -1) {
-                if (opt == 'b')
+        const char *txn_id = NULL;
+        while ((opt = getopt(argc, argv, "b:t:r:a:X:T:")) != -1) {
+                if (opt == 'T')
+                        txn_id = optarg;
+                else if (opt == 'b')
                         boot = optarg;
                 else if (opt == 't')
                         topic = optarg;
@@ -284,9 +298,13 @@ static int cmd_produce(int argc, char **argv)
         conf_set(conf, "message.max.bytes", "20000000");
         for (int i = 0; i < nprops; i++)
                 conf_set_kv(conf, props[i]);
+        if (txn_id)
+                conf_set(conf, "transactional.id", txn_id);
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
         rd_kafka_conf_set_opaque(conf, &failed);
         rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, conf);
+        if (txn_id)
+                txn_check(rd_kafka_init_transactions(rk, 30000), "init");
 
         char *line = NULL;
         size_t cap = 0;
@@ -303,6 +321,23 @@ static int cmd_produce(int argc, char **argv)
                         klen = tab - line;
                         val = tab + 1;
                         vlen = len - klen - 1;
+                }
+                if (txn_id && !tab && !strcmp(line, "\\BEGIN")) {
+                        txn_check(rd_kafka_begin_transaction(rk), "begin");
+                        continue;
+                }
+                if (txn_id && !tab && !strcmp(line, "\\COMMIT")) {
+                        txn_check(rd_kafka_commit_transaction(rk, 30000),
+                                  "commit");
+                        continue;
+                }
+                if (txn_id && !tab && !strcmp(line, "\\ABORT")) {
+                        /* written first: the log holds the aborted records */
+                        if (rd_kafka_flush(rk, 30000))
+                                die("%s", "flush timed out");
+                        txn_check(rd_kafka_abort_transaction(rk, 30000),
+                                  "abort");
+                        continue;
                 }
                 if (vlen == 2 && !memcmp(val, "\\N", 2)) {
                         val = NULL;

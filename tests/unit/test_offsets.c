@@ -135,6 +135,41 @@ static void test_gaps(void **state)
         lb_partition_unref(p);
 }
 
+/* The end of a partition reached at an offset past the last tracked one
+ * (transaction markers, aborted records): once the tracked ones are done
+ * the committable offset is that end, not the one after the last tracked;
+ * an end at or before the last tracked changes nothing. */
+static void test_read_to(void **state)
+{
+        (void)state;
+        lb_partition_t *p = lb_partition_new("t", 0);
+        lb_partition_read_to(p, 0); /* an empty partition: nothing */
+        assert_int_equal(lb_partition_committable(p), -1);
+        lb_partition_read_to(p, 3); /* an aborted transaction only */
+        assert_int_equal(lb_partition_committable(p), 3);
+        lb_partition_unref(p);
+        p = lb_partition_new("t", 0);
+        assert_int_equal(lb_partition_track(p, 0), 0);
+        assert_int_equal(lb_partition_track(p, 1), 0);
+        lb_partition_read_to(p, 5); /* 2: a commit marker; 3, 4: aborted */
+        assert_int_equal(lb_partition_committable(p), 0);
+        assert_int_equal(lb_partition_next(p), 5);
+        assert_int_equal(lb_partition_done(p, 1), 0);
+        assert_int_equal(lb_partition_committable(p), 0);
+        assert_int_equal(lb_partition_done(p, 0), 1);
+        assert_int_equal(lb_partition_committable(p), 5);
+        lb_partition_read_to(p, 3); /* behind: nothing moves back */
+        assert_int_equal(lb_partition_committable(p), 5);
+        assert_int_equal(lb_partition_track(p, 4), 1); /* read already */
+        assert_int_equal(lb_partition_track(p, 6), 0);
+        assert_int_equal(lb_partition_committable(p), 6);
+        lb_partition_read_to(p, 7); /* the end right after: no gap */
+        assert_int_equal(lb_partition_committable(p), 6);
+        assert_int_equal(lb_partition_done(p, 6), 1);
+        assert_int_equal(lb_partition_committable(p), 7);
+        lb_partition_unref(p);
+}
+
 static void test_committable_before_done(void **state)
 {
         (void)state;
@@ -551,6 +586,7 @@ int main(void)
             cmocka_unit_test(test_reverse_order),
             cmocka_unit_test(test_gaps),
             cmocka_unit_test(test_committable_before_done),
+            cmocka_unit_test(test_read_to),
             cmocka_unit_test(test_double_and_unknown),
             cmocka_unit_test(test_track_rejects),
             cmocka_unit_test(test_track_out_of_memory),
