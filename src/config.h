@@ -273,7 +273,8 @@ const char *lb_config_kafka_get(const lb_config_t *conf, const char *name,
 #define LB_DLQ_PURGE_MS       1000
 /* The part of the exit bound after the waits: that flush, plus the final
  * commit and leaving the group (LB_COMMIT_WAIT_MS and LB_CLOSE_WAIT_MS in
- * kafka_in.h, whether the broker answers or not). */
+ * kafka_in.h, whether the broker answers or not; the wait for librdkafka's
+ * destroy after it, LB_DESTROY_WAIT_MS, comes out of the flush's share). */
 #define LB_EXIT_MARGIN_MS (LB_DLQ_CLOSE_FLUSH_MS + 5000)
 
 /**

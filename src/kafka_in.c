@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admin.h"
 #include "grow.h"
@@ -766,25 +767,53 @@ static int close_bounded(lb_kafka_in_t *in)
         return closed;
 }
 
+static void *destroy_closed(void *rk)
+{
+        rd_kafka_destroy(rk);
+        return NULL;
+}
+
 static void *destroy_unclosed(void *rk)
 {
         rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         return NULL;
 }
 
-/* A consumer that could not leave its group: librdkafka's destroy joins
- * threads that wait for requests the unreachable coordinator never
- * answers, until they time out (the session timeout: 45 s by default),
- * which would break the exit bound. It runs on a thread of its own that
- * the process does not wait for (only at exit is a consumer destroyed). */
-static void destroy_detached(rd_kafka_t *rk)
+/* Destroys rk by fn on a thread of its own, waiting for it at most
+ * wait_ms (only at exit is a consumer destroyed: the process does not wait
+ * for what is left). A consumer that could not leave its group is not
+ * waited for: librdkafka's destroy joins threads that wait for requests
+ * the unreachable coordinator never answers, until they time out (the
+ * session timeout: 45 s by default), which would break the exit bound.
+ * One that left is, briefly: its destroy joins its threads, and after an
+ * input topic was deleted and created again one of librdkafka 2.0.2's
+ * never ends (the final commit is made and the group left by then, so
+ * nothing is lost by going on without it). */
+static void destroy_within(void *(*fn)(void *), rd_kafka_t *rk, int wait_ms)
 {
         pthread_t t;
-        if (pthread_create(&t, NULL, destroy_unclosed, rk)) {
-                destroy_unclosed(rk);
+        struct timespec until;
+        if (pthread_create(&t, NULL, fn, rk)) {
+                fn(rk);
                 return;
         }
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += wait_ms / 1000;
+        until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        if (wait_ms > 0 && !pthread_timedjoin_np(t, NULL, &until))
+                return;
         pthread_detach(t);
+        if (wait_ms > 0)
+                lb_warn("consumer",
+                        "librdkafka's consumer did not finish its destroy "
+                        "within %d ms (a thread of it never ends, as after "
+                        "an input topic was deleted and created again); "
+                        "exiting without it: the group was left",
+                        wait_ms);
 }
 
 void lb_kafka_in_destroy(lb_kafka_in_t *in)
@@ -801,8 +830,8 @@ void lb_kafka_in_destroy(lb_kafka_in_t *in)
         free(in->sent);
         free(in->group);
         if (closed)
-                rd_kafka_destroy(in->rk);
+                destroy_within(destroy_closed, in->rk, LB_DESTROY_WAIT_MS);
         else
-                destroy_detached(in->rk);
+                destroy_within(destroy_unclosed, in->rk, 0);
         free(in);
 }

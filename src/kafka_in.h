@@ -159,9 +159,16 @@ rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in,
  * margin. */
 #define LB_CLOSE_WAIT_MS 3000
 
+/* The longest librdkafka's destroy of a consumer that left its group is
+ * waited for at exit (it takes a few ms; see lb_kafka_in_destroy): taken
+ * from what the exit bound's margin leaves the dead-letter flush. */
+#define LB_DESTROY_WAIT_MS 1000
+
 /** @brief Leaves the group (revoke callbacks run) within LB_CLOSE_WAIT_MS,
- *         and frees; a consumer that could not leave is destroyed on a
- *         thread of its own, not waited for (at exit). NULL ok. */
+ *         and frees; librdkafka's destroy runs on a thread of its own,
+ *         waited for at most LB_DESTROY_WAIT_MS after leaving the group,
+ *         and not at all when the consumer could not leave (at exit: the
+ *         process does not wait for the rest). NULL ok. */
 void lb_kafka_in_destroy(lb_kafka_in_t *in);
 
 #endif
