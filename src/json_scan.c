@@ -95,6 +95,7 @@ typedef struct span {
 #define GAP_LAST   0 /* nothing: it ends the document */
 #define GAP_STRING 1 /* a string, whose opening quote ends the gap */
 #define GAP_OTHER  2 /* a number or a literal */
+#define GAP_ROOT   3 /* none: gap 0, the root (no step takes it) */
 
 #define R16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
 
@@ -1026,27 +1027,40 @@ static inline __attribute__((always_inline)) uint64_t load8(const void *p)
         return w;
 }
 
-/* Digits from q: the first two one by one (most numbers in events are
- * short), then 8 at a time while 8 bytes are left before len. The walk's
- * input ends with a bracket: the last few need no bound. */
+/* The bytes of w (byte i: bit 8i+7) that are not digits. Byte by byte,
+ * x = b ^ '0' is 0..9 for a digit: x + 0x76 then stays below 0x80 and
+ * carries nothing to the next byte; any other byte sets the top bit of x
+ * or x + 0x76 (a carry out of it only reaches the bytes above it, past
+ * the first that is not a digit, so the lowest bit set is exact). */
+static inline __attribute__((always_inline)) uint64_t non_digits8(uint64_t w)
+{
+        uint64_t x = w ^ 0x3030303030303030u;
+        return (x | (x + 0x7676767676767676u)) & 0x8080808080808080u;
+}
+
+/* Digits from q (< len), 8 at a time: most numbers in events are short,
+ * so the first 8 are one load and one test, even when fewer than 8 bytes
+ * are left before len (then the last 8, shifted down to start at q: the
+ * zero bytes shifted in are not digits). The walk's input ends with a
+ * bracket: the byte by byte rest needs no bound. */
 static inline __attribute__((always_inline)) size_t
 digits_end(const unsigned char *p, size_t len, size_t q)
 {
-        if (!is_digit(p[q]))
-                return q;
-        if (!is_digit(p[++q]))
-                return q;
-        q++;
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        for (; q + 8 <= len; q += 8) {
-                /* Byte by byte, x = b ^ '0' is 0..9 for a digit: x + 0x76
-                 * then stays below 0x80 and carries nothing to the next
-                 * byte; any other byte sets the top bit of x or x + 0x76. */
-                uint64_t x = load8(p + q) ^ 0x3030303030303030u;
-                uint64_t stop =
-                    (x | (x + 0x7676767676767676u)) & 0x8080808080808080u;
+        if (len >= 8) {
+                uint64_t w = q + 8 <= len
+                                 ? load8(p + q)
+                                 : load8(p + len - 8) >> 8 * (q + 8 - len);
+                uint64_t stop = non_digits8(w);
                 if (stop)
-                        return q + (size_t)(__builtin_ctzll(stop) >> 3);
+                        return q + ((unsigned)__builtin_ctzll(stop) >> 3);
+                /* 8 digits: they were at p + q, 8 before len or more */
+                for (q += 8; q + 8 <= len; q += 8) {
+                        stop = non_digits8(load8(p + q));
+                        if (stop)
+                                return q +
+                                       ((unsigned)__builtin_ctzll(stop) >> 3);
+                }
         }
 #else
         (void)len;
@@ -1056,40 +1070,41 @@ digits_end(const unsigned char *p, size_t len, size_t q)
         return q;
 }
 
-/* A number at p[pos] ('-' or a digit). @returns its end (*type set), or 0
- * (the exact path decides). */
+/* A number at p[pos] whose digits start at d (pos, or pos + 1 after a
+ * '-'). @returns its end (*type set), or 0 (the exact path decides). */
 static inline __attribute__((always_inline)) size_t
-fast_number(const unsigned char *p, size_t len, size_t pos,
-            lb_json_type_t *type)
+fast_number(const unsigned char *p, size_t len, size_t d, lb_json_type_t *type)
 {
-        size_t d = pos + (p[pos] == '-');
         size_t q = digits_end(p, len, d);
         if (q == d || (p[d] == '0' && q - d > 1))
                 return 0;
-        *type = LB_JSON_INTEGER;
-        if (p[q] == '.' || (p[q] | 0x20) == 'e') {
-                /* At most 10^200 * 10^99: no overflow. */
-                if (q - d > 200)
-                        return 0;
-                if (p[q] == '.') {
-                        size_t f = ++q;
-                        q = digits_end(p, len, q);
-                        if (q == f)
-                                return 0;
-                }
-                if ((p[q] | 0x20) == 'e') {
-                        q++;
-                        if (p[q] == '+' || p[q] == '-')
-                                q++;
-                        size_t e = q;
-                        q = digits_end(p, len, q);
-                        if (q == e || q - e > 2)
-                                return 0;
-                }
-                *type = LB_JSON_REAL;
-        } else if (q - d > 18) {
-                return 0; /* may not fit long long */
+        /* An integer (the commonest) ends at a byte that ends values,
+         * which '.', 'e' and 'E' are not. */
+        if (cls[p[q]] & C_END) {
+                *type = LB_JSON_INTEGER;
+                return q - d > 18 ? 0 : q; /* else may not fit long long */
         }
+        if (p[q] != '.' && (p[q] | 0x20) != 'e')
+                return 0;
+        /* At most 10^200 * 10^99: no overflow. */
+        if (q - d > 200)
+                return 0;
+        if (p[q] == '.') {
+                size_t f = ++q;
+                q = digits_end(p, len, q);
+                if (q == f)
+                        return 0;
+        }
+        if ((p[q] | 0x20) == 'e') {
+                q++;
+                if (p[q] == '+' || p[q] == '-')
+                        q++;
+                size_t e = q;
+                q = digits_end(p, len, q);
+                if (q == e || q - e > 2)
+                        return 0;
+        }
+        *type = LB_JSON_REAL;
         return cls[p[q]] & C_END ? q : 0;
 }
 
@@ -1228,9 +1243,12 @@ value_end(unsigned k, lb_json_pass_t pass, const unsigned char *p, size_t len,
                 return end + 1;
         }
         *esc = 0;
-        if (is_digit(p[pos]) || p[pos] == '-')
+        unsigned char c = p[pos];
+        if (is_digit(c))
                 return fast_number(p, len, pos, type);
-        if (p[pos] == 't' || p[pos] == 'f' || p[pos] == 'n')
+        if (c == '-')
+                return fast_number(p, len, pos + 1, type);
+        if (c == 't' || c == 'f' || c == 'n')
                 return fast_word(p, len, pos, type);
         return 0;
 }
@@ -1505,7 +1523,8 @@ int lb_json_scan_names(const char *buf, size_t len,
 void lb_json_shapes_init(lb_json_shapes_t *sh, const lb_json_names_t *names)
 {
         sh->names = names;
-        sh->gap[0] = (lb_json_gap_t){.slot = LB_JSON_SHAPE_NONE};
+        sh->gap[0] =
+            (lb_json_gap_t){.slot = LB_JSON_SHAPE_NONE, .kind = GAP_ROOT};
         sh->gap_cnt = 1;
         sh->bytes_used = 0;
         sh->hits = sh->misses = sh->passed = 0;
@@ -1667,7 +1686,7 @@ static void shape_end(const lb_json_shapes_t *sh, unsigned at,
                       lb_json_field_t *out, lb_json_result_t *res)
 {
         for (uint32_t a = sh->ends[at].absent; a; a &= a - 1)
-                out[__builtin_ctz(a)].value = (lb_json_value_t){0};
+                out[(unsigned)__builtin_ctz(a)].value = (lb_json_value_t){0};
         res->type = LB_JSON_OBJECT;
         res->members = sh->ends[at].members;
 }
@@ -1711,43 +1730,79 @@ static int shape_step(lb_json_shapes_t *sh, lb_json_pass_t pass,
         return 1;
 }
 
+/* The end of the string whose body starts at p[v] (v < len), past its
+ * closing quote, when it has no escapes; else 0. pass: not PORTABLE (its
+ * first 16 bytes are probed inline, where most strings end). */
+static inline __attribute__((always_inline)) size_t
+plain_string_end(lb_json_pass_t pass, const unsigned char *p, size_t len,
+                 size_t v)
+{
+        size_t e;
+#if defined(__x86_64__)
+        if (len - v >= 16) {
+                unsigned m = lb_json_stops16(p + v);
+                if (m) { /* within p: no bound to check */
+                        e = v + (unsigned)__builtin_ctz(m);
+                        return p[e] == '"' ? e + 1 : 0;
+                }
+        }
+#endif
+        e = v + lb_json_stop(pass, p + v, len - v);
+        return e < len && p[e] == '"' ? e + 1 : 0;
+}
+
 /* The commonest step of shape_match, inline: child at of the gap the walk
  * is at, when its bytes are at p[*pos..len) (else *absent set), followed by
  * a string without escapes, a number or a literal (its value put in out,
  * *pos moved past it: 1), or ending the document (res filled: 0).
- * @returns -1 for any other step (shape_step's). */
+ * @returns -1 for any other step (shape_step's), the root's (at 0, no
+ * child: it matches nothing) included. p[len - 1] is '}' (shape_match):
+ * a gap before a value ends with a byte that may precede one (a quote,
+ * ':', ',', '[' or whitespace), so the value starts before len. */
 static inline __attribute__((always_inline)) int
 step_inline(const lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned at,
             const unsigned char *p, size_t *pos, size_t len,
             lb_json_field_t *out, lb_json_result_t *res, int *absent)
 {
         const lb_json_gap_t *g = &sh->gap[at];
-        size_t n = g->len, rem = len - *pos, v = *pos + n, e, esc;
-        lb_json_type_t type = LB_JSON_STRING;
-        if (!at)
-                return -1;
-        if (n > rem || !gap_is(sh, at, n, p, *pos, len, 1)) {
+        size_t n = g->len, v = *pos + n, e, esc;
+        lb_json_type_t type;
+        /* The commonest gap first: at most 16 bytes, 16 before its end
+         * (gap_is's first case, its own branch). */
+        if (v > len ||
+            !(n <= 16 && v >= 16
+                  ? bytes16_are(p + v - 16, sh->tail[at], g->tail_mask)
+                  : gap_is(sh, at, n, p, *pos, len, 1))) {
                 *absent = 1;
                 return -1;
         }
-        if (g->kind == GAP_STRING && n < rem) {
-                e = v + lb_json_stop(pass, p + v, len - v);
-                if (e >= len || p[e] != '"')
+        if (g->kind == GAP_STRING) {
+                e = plain_string_end(pass, p, len, v);
+                if (!e)
                         return -1;
-                e++;
-        } else if (g->kind == GAP_OTHER && n < rem) {
+                if (g->slot != LB_JSON_SHAPE_NONE) {
+                        lb_json_value_t *val = &out[g->slot].value;
+                        val->type = LB_JSON_STRING;
+                        val->off = v;
+                        val->len = val->dlen = e - 1 - v;
+                }
+        } else if (g->kind == GAP_OTHER) {
                 e = value_end(GAP_OTHER, pass, p, len, v, &type, &esc);
                 if (!e)
                         return -1;
-        } else if (g->kind == GAP_LAST && n == rem) {
+                if (g->slot != LB_JSON_SHAPE_NONE) {
+                        lb_json_value_t *val = &out[g->slot].value;
+                        val->type = type;
+                        val->off = v;
+                        val->len = e - v;
+                        val->dlen = 0;
+                }
+        } else if (g->kind == GAP_LAST && v == len) {
                 shape_end(sh, at, out, res);
                 return 0;
         } else {
                 return -1;
         }
-        if (g->slot != LB_JSON_SHAPE_NONE)
-                put_value(&out[g->slot].value, type,
-                          v - (g->kind == GAP_STRING), e, 0);
         *pos = e;
         return 1;
 }

@@ -106,7 +106,8 @@ typedef struct {
         uint8_t sibling;    /* another gap that may follow its parent */
         uint8_t slot;       /* the name index of the value after it, or NONE */
         uint8_t kind;       /* what follows it: nothing (0, the document's
-                               end), a string (1) or another scalar (2) */
+                               end), a string (1) or another scalar (2);
+                               3 for gap 0, the root, which no step takes */
         uint8_t fork;       /* 1 + the offset of the byte that tells its
                                children apart (forks[]), or 0: none does */
         uint16_t tail_mask; /* bit i: byte i of its tail[] is the gap's */
