@@ -114,6 +114,15 @@ static rd_kafka_t *read_back(const char *bootstrap, rd_kafka_message_t **out,
         return rk;
 }
 
+/* Frees what read_back returned: the n messages, then their consumer. */
+static void read_done(rd_kafka_t *consumer, rd_kafka_message_t **m, int n)
+{
+        for (int i = 0; i < n; i++)
+                rd_kafka_message_destroy(m[i]);
+        rd_kafka_consumer_close(consumer);
+        rd_kafka_destroy(consumer);
+}
+
 /* A dead-letter producer on a mock cluster of its own, with topic "dlq". */
 typedef struct {
         rd_kafka_t *host;
@@ -254,11 +263,7 @@ static void test_headers_and_cut_record(void **state)
         assert_string_equal(header(m[2], "leanbridge.error.stage"), "parse");
         assert_null(header(m[2], "traceparent")); /* a cut copy: none */
         assert_string_equal(header(m[2], "leanbridge.headers.dropped"), "1");
-        for (int i = 0; i < 3; i++)
-                rd_kafka_message_destroy(m[i]);
-        rd_kafka_consumer_close(consumer);
-        rd_kafka_destroy(consumer);
-
+        read_done(consumer, m, 3);
         free(big);
         lb_partition_unref(p);
         fixture_stop(&f);
@@ -331,10 +336,7 @@ static void test_refused_batch_written_alone(void **state)
         assert_string_equal(header(m[1], "leanbridge.source.offset"), "21");
         assert_int_equal(m[1]->len, LB_DLQ_CUT_VALUE);
         assert_string_equal(header(m[1], "leanbridge.value.truncated"), "3000");
-        for (int i = 0; i < 2; i++)
-                rd_kafka_message_destroy(m[i]);
-        rd_kafka_consumer_close(consumer);
-        rd_kafka_destroy(consumer);
+        read_done(consumer, m, 2);
         free(big);
         lb_partition_unref(p);
         fixture_stop(&f);
