@@ -755,9 +755,15 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
         /* unless the API itself answered about this app or its key */
         int misdirected =
             lb_multi_misdirected(http_status) && !about_key_or_app(m);
+        /* The API words its 403s (over the limits, a key, an app): one
+         * without its message is a proxy's or a firewall's, which every
+         * request would get (a split would only double them). */
+        int refused_before = http_status == 403 && !m;
         set_reason(reason, reason_size, http_status,
                    misdirected ? "api.url or a proxy before the API is wrong?"
-                               : NULL,
+                   : refused_before ? "not the API's answer: a proxy before "
+                                      "the API refused it?"
+                                    : NULL,
                    msg);
         int split = n > 1 && !about_key_or_app(m);
         int key_refused =
@@ -766,12 +772,14 @@ lb_outcome_t lb_multi_classify(int http_status, const char *body, size_t len,
 
         if (key_refused)
                 return LB_OUTCOME_KEY_REFUSED;
+        if (misdirected || refused_before)
+                return LB_OUTCOME_MISDIRECTED;
         /* Refused whole: over the API's limits (403), or a body over a
          * cap, the API's or a proxy's in front of it (413); halves may
          * pass. */
         if (http_status == 403 || http_status == 413)
                 return split ? LB_OUTCOME_SPLIT : LB_OUTCOME_DEAD;
-        if (misdirected || http_status == 408 || http_status == 429 ||
+        if (http_status == 408 || http_status == 429 ||
             (http_status >= 500 && http_status <= 599))
                 return LB_OUTCOME_RETRY;
         return LB_OUTCOME_DEAD;

@@ -78,7 +78,12 @@ int lb_multi_encode(lb_buf_t *out, const char *app_id, const char *client_key,
 typedef enum {
         LB_OUTCOME_DONE,  /* per-action verdicts are in results[] */
         LB_OUTCOME_RETRY, /* send again after backoff (same actions) */
-        LB_OUTCOME_SPLIT, /* 403 or 413 on several actions: split in halves */
+        /* RETRY, and a failure for everyone (outage mode): the request
+         * never reached the API's handler (lb_multi_misdirected, or a 403
+         * without the API's message: a proxy or a firewall before it) */
+        LB_OUTCOME_MISDIRECTED,
+        LB_OUTCOME_SPLIT, /* the API's 403, or 413, on several actions:
+                             split in halves */
         LB_OUTCOME_DEAD,  /* dead-letter every action: stage http */
         /* 401 or 403 saying the client key is wrong ("access key"): DEAD,
          * unless the caller has loaded a newer key for the app since it
@@ -112,14 +117,15 @@ typedef struct {
  *        with an error or warning is never retried (the API would answer
  *        the same). 2xx of any other shape, or larger than
  *        LB_MULTI_RESPONSE_MAX -> RETRY. 401 or 403 whose message says
- *        the key is wrong ("access key") -> KEY_REFUSED. 403 -> SPLIT when
- *        n > 1, unless
- *        its message says the key or the app is wrong ("access key", "app
- *        not found", "not permitted"); else DEAD. What never reached the
- *        API (lb_multi_misdirected: unless its message says the key or
- *        the app is wrong, as the API would of one app), 408, 429, 5xx
- *        and no response (status < 100) -> RETRY. Any other status ->
- *        DEAD. Messages (reason
+ *        the key is wrong ("access key") -> KEY_REFUSED. 403 without a
+ *        message of the API (no JSON error.message: a proxy's or a
+ *        firewall's page) -> MISDIRECTED. 403 or 413 -> SPLIT when n > 1,
+ *        unless its message says the key or the app is wrong ("access
+ *        key", "app not found", "not permitted"); else DEAD. What never
+ *        reached the API (lb_multi_misdirected: unless its message says
+ *        the key or the app is wrong, as the API would of one app) ->
+ *        MISDIRECTED. 408, 429, 5xx and no response (status < 100) ->
+ *        RETRY. Any other status -> DEAD. Messages (reason
  * and results) are cut to LB_MULTI_MESSAGE_MAX bytes and made printable ASCII.
  * @param http_status  0 when the transport failed (no HTTP response)
  * @param body,len     the response body (may be NULL)

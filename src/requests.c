@@ -386,9 +386,7 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
         /* a wrong api.url or proxy fails every request: outage mode
          * pauses the input rather than dead-letter it all, but it says
          * nothing about the API's load */
-        outage_observe(b, f, req,
-                       overload || (out == LB_OUTCOME_RETRY &&
-                                    lb_multi_misdirected(req->http_status)));
+        outage_observe(b, f, req, overload || out == LB_OUTCOME_MISDIRECTED);
         if (!req->unknown)
                 lb_concurrency_observe(&b->conc,
                                        overload ? LB_CONC_OVERLOAD : LB_CONC_OK,
@@ -483,6 +481,7 @@ void lb_requests_done(void *opaque, lb_request_t *req)
 
         /* sent again: a retry, a split, a refused key a newer one replaces */
         int again = out == LB_OUTCOME_SPLIT || out == LB_OUTCOME_RETRY ||
+                    out == LB_OUTCOME_MISDIRECTED ||
                     (out == LB_OUTCOME_KEY_REFUSED && newer_key(b, f, now));
         if (b->last_attempts && again) {
                 size_t left =
@@ -529,6 +528,7 @@ void lb_requests_done(void *opaque, lb_request_t *req)
                               reason);
                 break;
         case LB_OUTCOME_RETRY:
+        case LB_OUTCOME_MISDIRECTED:
                 flight_retry(b, f, req, reason, live);
                 break;
         }

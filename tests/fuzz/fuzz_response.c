@@ -92,6 +92,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (status != 401 && status != 403)
                         abort();
                 break;
+        case LB_OUTCOME_MISDIRECTED: /* never the API's own answer */
+                if (!lb_multi_misdirected(status) && status != 403)
+                        abort();
+                break;
         case LB_OUTCOME_RETRY:
         case LB_OUTCOME_DEAD:
                 break;

@@ -812,11 +812,13 @@ static void test_classify_hostile_bodies(void **state)
         assert_int_equal(classify(500, deep, 1, r, reason, sizeof(reason)),
                          LB_OUTCOME_RETRY);
         assert_string_equal(reason, "HTTP 500");
-        char *deep_small = nested(10000); /* small enough to be decoded */
+        /* small enough to be decoded, but no message of the API in it */
+        char *deep_small = nested(10000);
         assert_int_equal(
             classify(403, deep_small, 1, r, reason, sizeof(reason)),
-            LB_OUTCOME_DEAD);
-        assert_string_equal(reason, "HTTP 403");
+            LB_OUTCOME_MISDIRECTED);
+        assert_string_equal(reason, "HTTP 403: not the API's answer: a proxy "
+                                    "before the API refused it?");
         free(deep_small);
         size_t n = strlen(deep) + 64;
         char *body = malloc(n);
@@ -895,8 +897,15 @@ static void test_classify_status_table(void **state)
                       "{\"error\":{\"message\":\"Too many users in one "
                       "request (51 > 50)\"}}",
                       "HTTP 403: Too many users in one request (51 > 50)");
-        expect_status(403, 2, LB_OUTCOME_SPLIT, "<html>Forbidden</html>",
-                      "HTTP 403");
+        /* A 403 without the API's message is a proxy's or a firewall's:
+         * every request gets it; retried, a failure for outage mode,
+         * never split nor dead-lettered at once. */
+        expect_status(403, 2, LB_OUTCOME_MISDIRECTED, "<html>Forbidden</html>",
+                      "HTTP 403: not the API's answer: a proxy before the API "
+                      "refused it?");
+        expect_status(403, 2, LB_OUTCOME_MISDIRECTED, "{\"error\":{}}",
+                      "HTTP 403: not the API's answer: a proxy before the API "
+                      "refused it?");
         expect_status(403, 2, LB_OUTCOME_KEY_REFUSED, key_err,
                       "HTTP 403: Invalid access key");
         expect_status(403, 500, LB_OUTCOME_DEAD,
@@ -909,16 +918,20 @@ static void test_classify_status_table(void **state)
                       "permitted");
         expect_status(403, 1, LB_OUTCOME_KEY_REFUSED, key_err,
                       "HTTP 403: Invalid access key");
-        expect_status(403, 1, LB_OUTCOME_DEAD, "<html>Forbidden</html>",
-                      "HTTP 403");
-        /* 3xx: retried, never followed (the body carries the client key),
-         * never dead-lettered at once (a redirecting proxy would take
-         * everything to the DLQ). */
-        expect_status(301, 2, LB_OUTCOME_RETRY, NULL,
+        expect_status(403, 1, LB_OUTCOME_MISDIRECTED, NULL,
+                      "HTTP 403: not the API's answer: a proxy before the API "
+                      "refused it?");
+        expect_status(403, 1, LB_OUTCOME_DEAD,
+                      "{\"error\":{\"message\":\"Too many users\"}}",
+                      "HTTP 403: Too many users");
+        /* 3xx: retried (a failure for outage mode), never followed (the
+         * body carries the client key), never dead-lettered at once (a
+         * redirecting proxy would take everything to the DLQ). */
+        expect_status(301, 2, LB_OUTCOME_MISDIRECTED, NULL,
                       "HTTP 301: api.url or a proxy before the API is wrong?");
-        expect_status(307, 1, LB_OUTCOME_RETRY, NULL,
+        expect_status(307, 1, LB_OUTCOME_MISDIRECTED, NULL,
                       "HTTP 307: api.url or a proxy before the API is wrong?");
-        expect_status(399, 2, LB_OUTCOME_RETRY, NULL,
+        expect_status(399, 2, LB_OUTCOME_MISDIRECTED, NULL,
                       "HTTP 399: api.url or a proxy before the API is wrong?");
         /* Retryable statuses. */
         expect_status(408, 2, LB_OUTCOME_RETRY, NULL, "HTTP 408");
@@ -937,13 +950,13 @@ static void test_classify_status_table(void **state)
         /* What never reached the API: a setting is wrong, every request
          * would get it; retried (and outage mode pauses the input), never
          * dead-lettered at once. */
-        expect_status(401, 2, LB_OUTCOME_RETRY, NULL,
+        expect_status(401, 2, LB_OUTCOME_MISDIRECTED, NULL,
                       "HTTP 401: api.url or a proxy before the API is wrong?");
-        expect_status(404, 2, LB_OUTCOME_RETRY, "Not found",
+        expect_status(404, 2, LB_OUTCOME_MISDIRECTED, "Not found",
                       "HTTP 404: api.url or a proxy before the API is wrong?");
-        expect_status(405, 1, LB_OUTCOME_RETRY, NULL,
+        expect_status(405, 1, LB_OUTCOME_MISDIRECTED, NULL,
                       "HTTP 405: api.url or a proxy before the API is wrong?");
-        expect_status(407, 2, LB_OUTCOME_RETRY, NULL,
+        expect_status(407, 2, LB_OUTCOME_MISDIRECTED, NULL,
                       "HTTP 407: api.url or a proxy before the API is wrong?");
         /* ... but the API's own word about an app or its key is that
          * app's: dead-lettered, as a 403 saying so is */
