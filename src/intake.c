@@ -212,6 +212,23 @@ static int take_offset(lb_bridge_t *b, lb_assigned_t *e,
         return 1;
 }
 
+/* The end of partition e, reached at m->offset: every message before it
+ * came before this, so what was not handed out (transaction markers,
+ * aborted records) is committed past once the rest is done. Not while
+ * revoking, stopping or after a fatal error (what came then was not
+ * taken). An end past the offset expected is a jump as a message's is:
+ * retention may have deleted what was there (check_retention). */
+static void read_to_end(lb_bridge_t *b, lb_assigned_t *e,
+                        const rd_kafka_message_t *m)
+{
+        if (e->revoking)
+                return;
+        note_jump(e, lb_partition_next(e->p), m->offset);
+        if (e->start >= 0)
+                check_retention(b, e, lb_partition_topic(e->p), m);
+        lb_partition_read_to(e->p, m->offset);
+}
+
 /* A new action of partition e at offset, not counted in the bound yet
  * (count_in(), once it has all it holds).
  * @returns NULL out of memory (fatal: the offset stays uncommitted). */
@@ -389,11 +406,8 @@ int lb_intake_consume(lb_bridge_t *b)
                     (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
                         crossing_read(b, e, m->offset);
                 } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        /* Every message before the end came before this:
-                         * what was not handed out (transaction markers,
-                         * aborted records) is committed past. */
-                        if (e && !e->revoking)
-                                lb_partition_read_to(e->p, m->offset);
+                        if (e && b->state == LB_RUNNING && !b->fatal)
+                                read_to_end(b, e, m);
                         if (e)
                                 e->caught_up = 1;
                 } else if (m->err) {

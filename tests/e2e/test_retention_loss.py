@@ -12,8 +12,10 @@ has taken the first events of another topic and paused (pending.max.actions,
 a slow API) when the records before offset 60 are deleted; librdkafka then
 resets its fetch to the new log start, and the bridge counts the offsets
 it jumped over that the log no longer has (60 less those it took), names
-them in an error, and delivers everything else. Skips (77) without a
-broker, unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
+them in an error, and delivers everything else. The same when every record
+of the partition is deleted: the partition's end, not a message, is then
+what comes after the jump (and the commit still reaches it). Skips (77)
+without a broker, unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
 import os
 import subprocess
 import sys
@@ -50,30 +52,33 @@ def run(broker, wd, group, events):
     return lost, log, got
 
 
-def fell_behind(broker, wd):
-    """Records deleted past the fetch position of the partition's owner."""
-    topic, n, cut = "ret.behind", 100, 60
+def fell_behind(broker, wd, topic, cut):
+    """Records deleted past the fetch position of the partition's owner:
+    those before offset `cut` of 100; with cut 100, all of them, so the
+    partition's end is what comes next, not a message."""
+    n = 100
+    group = f"fell-behind-{cut}"
     broker.create_topic(topic, 1)
     lines, events = h.make_events(n, users=20, seed=10)
     h.produce(broker.bootstrap, topic, lines)
-    sandbox = h.Sandbox(h.APPS, wd, extra=["--delay-ms", "4000"], name="sandbox-fell-behind")
+    sandbox = h.Sandbox(h.APPS, wd, extra=["--delay-ms", "4000"], name=f"sandbox-{group}")
     port = h.free_port()
     bridge = h.Bridge(wd, h.bridge_settings(
-        broker.bootstrap, sandbox, topic, DLQ, group="fell-behind",
+        broker.bootstrap, sandbox, topic, DLQ, group=group,
         metrics_listen=f"127.0.0.1:{port}", batch_max_actions=10, pending_max_actions=10,
-        api_timeout_ms=30000), name="bridge-fell-behind")
+        api_timeout_ms=30000), name=f"bridge-{group}")
     h.wait_for(lambda: h.metric(port, "leanbridge_partitions_paused") == 1, 60,
                "the bridge paused at pending.max.actions")
     lose(broker, "ret.bystander", 0, cut, topic=topic)
-    h.wait_for(lambda: h.all_committed(broker.bootstrap, "fell-behind", topic), 180,
-               "fell-behind: committed to the end")
+    h.wait_for(lambda: h.all_committed(broker.bootstrap, group, topic), 180,
+               f"{group}: committed to the end")
     lost = int(h.metric(port, "leanbridge_events_lost_to_retention_total"))
     log = bridge.log_text()
-    h.check(bridge.stop() == 0, "fell-behind: bridge exit code")
+    h.check(bridge.stop() == 0, f"{group}: bridge exit code")
     got = {a["action"]["eid"] for a in sandbox.actions()}
     sandbox.stop()
     taken = cut - lost
-    h.log(f"fell behind: took {taken}, lost {lost}; " + next(
+    h.log(f"{group}: took {taken}, lost {lost}; " + next(
         (ln for ln in log.splitlines() if "lost to retention" in ln), "no error line"))
     h.check(0 < taken < cut, f"lost {lost}: the bridge took {taken} before the deletion")
     h.check(got == {e["eid"] for e in events[:taken] + events[cut:]},
@@ -106,7 +111,8 @@ def main():
         h.check(lost == 0 and "lost to retention" not in log,
                 f"a group past the deleted records reported {lost} lost")
         h.check(got == {e["eid"] for e in events[60:]}, "ahead: offsets 60..99 delivered")
-        fell_behind(broker, wd)
+        fell_behind(broker, wd, "ret.behind", 60)
+        fell_behind(broker, wd, "ret.emptied", 100)
     print("1 passed, 0 failed")
 
 
