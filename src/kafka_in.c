@@ -13,6 +13,7 @@
 #include "kafka_in.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -767,6 +768,14 @@ static int close_bounded(lb_kafka_in_t *in)
         return closed;
 }
 
+/* A consumer's destroy still runs on a thread of its own (at exit). */
+static atomic_int destroys_left;
+
+int lb_kafka_in_destroy_left(void)
+{
+        return atomic_load(&destroys_left);
+}
+
 static void *destroy_closed(void *rk)
 {
         rd_kafka_destroy(rk);
@@ -797,15 +806,19 @@ static void destroy_within(void *(*fn)(void *), rd_kafka_t *rk, int wait_ms)
                 fn(rk);
                 return;
         }
-        clock_gettime(CLOCK_REALTIME, &until);
+        atomic_store(&destroys_left, 1); /* until joined */
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += wait_ms / 1000;
         until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000L;
         }
-        if (wait_ms > 0 && !pthread_timedjoin_np(t, NULL, &until))
+        if (wait_ms > 0 &&
+            !pthread_clockjoin_np(t, NULL, CLOCK_MONOTONIC, &until)) {
+                atomic_store(&destroys_left, 0);
                 return;
+        }
         pthread_detach(t);
         if (wait_ms > 0)
                 lb_warn("consumer",
@@ -822,6 +835,10 @@ void lb_kafka_in_destroy(lb_kafka_in_t *in)
                 return;
         in->closing = 1; /* a revocation is answered at once */
         int closed = close_bounded(in);
+        /* librdkafka's threads may still forward to these queues while
+         * its destroy runs on: they no longer write to the loop's pipe */
+        rd_kafka_queue_io_event_enable(in->queue, -1, NULL, 0);
+        rd_kafka_queue_io_event_enable(in->reads, -1, NULL, 0);
         rd_kafka_queue_destroy(in->queue);
         rd_kafka_queue_destroy(in->reads);
         rd_kafka_topic_partition_list_destroy(in->waiting);

@@ -171,4 +171,9 @@ rd_kafka_resp_err_t lb_kafka_in_commit(lb_kafka_in_t *in,
  *         process does not wait for the rest). NULL ok. */
 void lb_kafka_in_destroy(lb_kafka_in_t *in);
 
+/** @returns 1 when a consumer's destroy was left running (at exit): the
+ *           process then ends without running exit handlers, which could
+ *           tear down what librdkafka's threads still use. */
+int lb_kafka_in_destroy_left(void);
+
 #endif

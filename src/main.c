@@ -362,6 +362,10 @@ static int bridge_run(lb_config_t *conf)
         rc = lb_bridge_run(bridge, &stop_requested, &reload_requested);
         lb_bridge_destroy(bridge);
         lb_info("main", "stopped (exit %d)", rc);
+        if (lb_kafka_in_destroy_left()) {
+                fflush(NULL);
+                _exit(rc); /* not exit(): librdkafka's threads still run */
+        }
         curl_global_cleanup();
 out:
         signal_wake_fd = -1;
