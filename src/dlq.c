@@ -33,6 +33,11 @@
  * each refused batch costs a request, a retry delay per record and the
  * idempotent producer's epoch. */
 #define LB_DLQ_ALONE_MS 60000
+/* Records outstanding this long with no report at all (librdkafka holds
+ * them up to message.timeout.ms: a topic missing on a broker that does not
+ * create it, no broker reachable) are warned about, at most every
+ * LB_DLQ_WARN_MS. */
+#define LB_DLQ_QUIET_MS 10000
 /* A failed record is warned about at most this often (a topic that
  * refuses every record would otherwise log each one every retry). */
 #define LB_DLQ_WARN_MS 10000
@@ -52,6 +57,8 @@ struct lb_dlq_s {
         lb_dlq_report_cb *report;
         void *opaque;
         size_t outstanding;
+        int64_t quiet_since; /* outstanding, no report since then */
+        lb_log_throttle_t quiet_warn;
         lb_action_t *retry_head, *retry_tail; /* to produce again, in order */
         int64_t retry_at;
         uint64_t retries;
@@ -131,6 +138,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         lb_dlq_t *d = opaque;
         lb_action_t *a = m->_private;
         d->outstanding--;
+        d->quiet_since = lb_admin_now_ms();
         int alone_now =
             too_large(m->err) && !d->stopping && refused_too_large(d, rk, a);
         if (!m->err || d->stopping) {
@@ -363,7 +371,8 @@ static int produce_one(lb_dlq_t *d, lb_action_t *a)
                         rd_kafka_err2str(err));
                 return -2;
         }
-        d->outstanding++;
+        if (!d->outstanding++)
+                d->quiet_since = lb_admin_now_ms();
         return 0;
 }
 
@@ -404,12 +413,30 @@ static void retry_due(lb_dlq_t *d, int64_t now)
         }
 }
 
+/* Says when records wait with no report for LB_DLQ_QUIET_MS: librdkafka
+ * would only report them failed after message.timeout.ms. */
+static void warn_quiet(lb_dlq_t *d, int64_t now)
+{
+        uint64_t held;
+        if (d->outstanding && now - d->quiet_since >= LB_DLQ_QUIET_MS &&
+            lb_log_throttle(&d->quiet_warn, now, LB_DLQ_WARN_MS, &held))
+                lb_warn("dlq",
+                        "%zu dead letter(s) unacknowledged for over %d s: "
+                        "is %s there (the brokers may not create it) and "
+                        "writable? librdkafka holds them until "
+                        "message.timeout.ms, then they are retried; their "
+                        "partitions' commits wait",
+                        d->outstanding, LB_DLQ_QUIET_MS / 1000, d->topic);
+}
+
 void lb_dlq_poll(lb_dlq_t *d)
 {
+        int64_t now = lb_admin_now_ms();
         rd_kafka_poll(d->rk, 0);
         if (d->alone)
                 rd_kafka_poll(d->alone, 0);
-        retry_due(d, lb_admin_now_ms());
+        warn_quiet(d, now);
+        retry_due(d, now);
 }
 
 int64_t lb_dlq_next_retry(const lb_dlq_t *d)
