@@ -8,9 +8,10 @@
  * can never be written whole, which carries no original headers) and the
  * mapping of delivery reports back to actions, and the retry of records
  * that failed (every LB_DLQ_RETRY_MS, in order, never dropped until
- * stopping). A record whose batch the topic refused as too large is
- * written again alone, by a second producer that sends one record a batch
- * (made on first need): only a record refused alone is cut. Decides
+ * stopping). A record whose batch the topic refused (too large, or with a
+ * record it cannot take) is written again alone, by a second producer
+ * that sends one record a batch (made on first need): only a record
+ * refused alone as too large is cut. Decides
  * nothing about offsets: the bridge does, from the reports.
  */
 #include "dlq.h"
@@ -107,17 +108,29 @@ static int too_large(rd_kafka_resp_err_t err)
                err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
 }
 
-/* A record the broker refused as too large: the topic's max.message.bytes
- * applies to a batch, so a record refused in a batch with others is
- * written again alone; only one refused alone is cut (and it stays alone:
- * cut records may still make too large a batch together). @returns 1 when
- * a is to be written alone from now on (said, throttled), 0 when cut. */
-static int refused_too_large(lb_dlq_t *d, rd_kafka_t *rk, lb_action_t *a)
+/* Whether the broker refuses a whole batch for err: too large (the
+ * topic's max.message.bytes applies to a batch), or a record it cannot
+ * take (INVALID_RECORD: a compacted topic and a record without a key)
+ * that the others were batched with. */
+static int refused_batch(rd_kafka_resp_err_t err)
+{
+        return too_large(err) || err == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+}
+
+/* A record in a batch the broker refused (refused_batch): written again
+ * alone, so the others of the batch pass; one refused alone too large is
+ * cut (and stays alone: cut records may still make too large a batch
+ * together), one refused alone otherwise waits for another try.
+ * @returns 1 when a is to be written alone from now on (said, throttled),
+ * 0 when it was refused alone already. */
+static int refused_in_batch(lb_dlq_t *d, rd_kafka_t *rk, lb_action_t *a,
+                            rd_kafka_resp_err_t err)
 {
         uint64_t held;
         int64_t now = lb_admin_now_ms();
         if (rk == d->alone) {
-                a->dlq_cut = 1;
+                if (too_large(err))
+                        a->dlq_cut = 1;
                 return 0;
         }
         a->dlq_alone = 1;
@@ -125,11 +138,14 @@ static int refused_too_large(lb_dlq_t *d, rd_kafka_t *rk, lb_action_t *a)
         d->written_alone++;
         if (lb_log_throttle(&d->alone_info, now, LB_DLQ_WARN_MS, &held))
                 lb_info("dlq",
-                        "%s refused a batch of dead letters as too large "
-                        "(its max.message.bytes is below the producer's "
-                        "batch.size): each is written alone, and new ones "
-                        "for %d s; %" PRIu64 " refused in a batch so far",
-                        d->topic, LB_DLQ_ALONE_MS / 1000, d->written_alone);
+                        "%s refused a batch of dead letters (%s%s): each is "
+                        "written alone, and new ones for %d s; %" PRIu64
+                        " refused in a batch so far",
+                        d->topic, rd_kafka_err2str(err),
+                        too_large(err) ? ": its max.message.bytes is below "
+                                         "the producer's batch.size"
+                                       : "",
+                        LB_DLQ_ALONE_MS / 1000, d->written_alone);
         return 1;
 }
 
@@ -139,8 +155,8 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         lb_action_t *a = m->_private;
         d->outstanding--;
         d->quiet_since = lb_admin_now_ms();
-        int alone_now =
-            too_large(m->err) && !d->stopping && refused_too_large(d, rk, a);
+        int alone_now = refused_batch(m->err) && !d->stopping &&
+                        refused_in_batch(d, rk, a, m->err);
         if (!m->err || d->stopping) {
                 d->report(d->opaque, a, m->err,
                           m->err ? rd_kafka_err2str(m->err) : NULL);
@@ -151,11 +167,18 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                                           LB_DLQ_WARN_MS, &held))
                 lb_warn("dlq",
                         "dead-letter record for %s[%d]@%" PRId64
-                        " failed (%s); retrying (%" PRIu64
+                        " failed (%s%s); retrying (%" PRIu64
                         " other failure(s) since the last warning)",
                         lb_partition_topic(a->partition),
                         lb_partition_id(a->partition), a->offset,
-                        rd_kafka_err2str(m->err), held);
+                        rd_kafka_err2str(m->err),
+                        m->err == RD_KAFKA_RESP_ERR_INVALID_RECORD &&
+                                !a->has_key
+                            ? ": it has no key, and a compacted topic "
+                              "refuses records without a key (give "
+                              "dlq.topic cleanup.policy=delete)"
+                            : "",
+                        held);
         retry_push(d, a);
 }
 
