@@ -34,22 +34,21 @@ lb_dlq_t *lb_dlq_new(const lb_config_t *conf, lb_dlq_report_cb *report,
 /**
  * @brief Queues a's dead-letter record; one that fails is produced again
  *        (after a delay, in the order they failed) until it is
- *        acknowledged, or until stopping. A record whose batch the broker
- *        refused, as too large (the topic's max.message.bytes) or for a
- *        record it cannot take (INVALID_RECORD: a compacted topic, a
- *        record without a key), is written again in a batch of its own
- * (a->dlq_alone), by a second producer, and so are new records for
- * LB_DLQ_ALONE_MS after such a refusal (dead letters of one partition may then
- * be written out of their order). A record too large for the producer
- *        (message.max.bytes locally, or refused so by the broker when
- *        alone: then a->dlq_cut is set before the report) is written cut:
- *        key and value cut to LB_DLQ_CUT_KEY and LB_DLQ_CUT_VALUE bytes, with
- *        leanbridge.key.truncated and leanbridge.value.truncated giving the
- *        original lengths, without the original's headers
- *        (leanbridge.headers.dropped: how many); the source headers point
- *        at the whole message.
- *        Exactly one report follows: acknowledged, or failed after
- *        lb_dlq_stop_retrying().
+ *        acknowledged, or until stopping.
+ *
+ * A record whose batch the broker refused, as too large (the topic's
+ * max.message.bytes) or for a record it cannot take (INVALID_RECORD: a
+ * compacted topic, a record without a key), is written again in a batch of
+ * its own (a->dlq_alone), by a second producer, and so are new records for
+ * LB_DLQ_ALONE_MS after such a refusal (dead letters of one partition may
+ * then be written out of their order). A record too large for the producer
+ * (message.max.bytes locally, or refused so by the broker when alone: then
+ * a->dlq_cut is set before the report) is written cut: key and value cut to
+ * LB_DLQ_CUT_KEY and LB_DLQ_CUT_VALUE bytes, with leanbridge.key.truncated
+ * and leanbridge.value.truncated giving the original lengths, without the
+ * original's headers (leanbridge.headers.dropped: how many); the source
+ * headers point at the whole message. Exactly one report follows:
+ * acknowledged, or failed after lb_dlq_stop_retrying().
  */
 void lb_dlq_send(lb_dlq_t *d, lb_action_t *a);
 
