@@ -127,6 +127,7 @@ struct lb_bridge_s {
         lb_outage_t outage;      /* whether the API fails for everyone */
         int64_t probe_at;        /* outage mode: no request before this */
         int64_t api_answered_ms; /* the last attempt the API answered */
+        int64_t api_ok_ms;       /* the last attempt answered 2xx */
         int64_t keys_reread_ms;  /* the apps file's last read for a key */
         int last_attempts;       /* shutdown's drain ran out: no attempt after
                                   * those on the wire */

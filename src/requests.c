@@ -378,6 +378,8 @@ static void observe_attempt(lb_bridge_t *b, const flight_t *f,
         int64_t now = lb_loop_now_ms();
         if (req->http_status)
                 b->api_answered_ms = now;
+        if (req->http_status >= 200 && req->http_status < 300)
+                b->api_ok_ms = now;
         atomic_store(&b->health.api_unreachable,
                      req->http_status == 0 &&
                          now - b->api_answered_ms >= LB_READY_API_SILENT_MS);
@@ -474,6 +476,14 @@ void lb_requests_done(void *opaque, lb_request_t *req)
             req->http_status, req->response.data, req->response.len, n,
             b->conf->api_accept_warnings ? LB_MULTI_ACCEPT_WARNINGS : 0,
             results, reason, sizeof(reason));
+        /* A 403 that is not the API's while other requests are answered
+         * 2xx (one within the outage window): a firewall refused this
+         * one's content, not every request; a split finds the action, as
+         * for the API's 403. Without a 2xx that recent, every request may
+         * be refused: retried, and outage mode pauses the input. */
+        if (out == LB_OUTCOME_MISDIRECTED && req->http_status == 403 &&
+            b->api_ok_ms && now - b->api_ok_ms <= LB_OUTAGE_WINDOW_MS)
+                out = n > 1 ? LB_OUTCOME_SPLIT : LB_OUTCOME_DEAD;
         observe_attempt(b, f, req, out, lo, n);
         lb_buf_free(&req->response); /* not kept across retries */
         if (req->http_status == 0 && req->error[0])
