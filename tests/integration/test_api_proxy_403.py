@@ -32,26 +32,39 @@ PAGE = (b"<html><head><title>403 Forbidden</title></head><body><h1>Forbidden</h1
 state = {"refuse": True, "refused": 0, "sizes": {}, "accepted": 0}
 
 
-class Proxy(BaseHTTPRequestHandler):
+class Front(BaseHTTPRequestHandler):
+    """A proxy before the API: refuses (403, an HTML page) the requests
+    refused(body, raw) names, answers the others 200, every action
+    applied (accepted(body))."""
+
     def log_message(self, *args):
         pass
 
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if state["refuse"]:
-            state["refused"] += 1
-            state["sizes"].setdefault(body["appId"], set()).add(len(body["data"]))
-            out = PAGE
-            self.send_response(403)
-            self.send_header("Content-Type", "text/html")
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.loads(raw)
+        if self.refused(body, raw):
+            out, status, ctype = PAGE, 403, "text/html"
         else:
-            state["accepted"] += len(body["data"])
+            self.accepted(body)
             out = json.dumps({"response": [{"success": True}] * len(body["data"])}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            status, ctype = 200, "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
         self.wfile.write(out)
+
+
+class Proxy(Front):
+    def refused(self, body, raw):
+        if state["refuse"]:
+            state["refused"] += 1
+            state["sizes"].setdefault(body["appId"], set()).add(len(body["data"]))
+        return state["refuse"]
+
+    def accepted(self, body):
+        state["accepted"] += len(body["data"])
 
 
 wd = h.workdir()
@@ -102,25 +115,12 @@ BLOCKED = '"userId":"user-3"'
 waf = {"accepted": set()}
 
 
-class Waf(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+class Waf(Front):
+    def refused(self, body, raw):
+        return BLOCKED.encode() in raw
 
-    def do_POST(self):
-        raw = self.rfile.read(int(self.headers["Content-Length"]))
-        body = json.loads(raw)
-        if BLOCKED.encode() in raw:
-            out = PAGE
-            self.send_response(403)
-            self.send_header("Content-Type", "text/html")
-        else:
-            waf["accepted"].update(a["eid"] for a in body["data"])
-            out = json.dumps({"response": [{"success": True}] * len(body["data"])}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+    def accepted(self, body):
+        waf["accepted"].update(a["eid"] for a in body["data"])
 
 
 lines2, events2 = h.make_events(80, users=10, seed=31)
