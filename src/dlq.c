@@ -11,8 +11,8 @@
  * stopping). A record whose batch the topic refused (too large, or with a
  * record it cannot take) is written again alone, by a second producer
  * that sends one record a batch (made on first need): only a record
- * refused alone as too large is cut. Decides
- * nothing about offsets: the bridge does, from the reports.
+ * refused alone as too large is cut. Decides nothing about offsets: the
+ * bridge does, from the reports.
  */
 #include "dlq.h"
 
@@ -30,9 +30,9 @@
 
 /* Delay before re-producing a dead-letter record that failed. */
 #define LB_DLQ_RETRY_MS 1000
-/* After a batch refused as too large, new records go alone for this long:
- * each refused batch costs a request, a retry delay per record and the
- * idempotent producer's epoch. */
+/* After a batch refused (refused_batch), new records go alone for this
+ * long: each refused batch costs a request, a retry delay per record and
+ * the idempotent producer's epoch. */
 #define LB_DLQ_ALONE_MS 60000
 /* Records outstanding this long with no report at all (librdkafka holds
  * them up to message.timeout.ms: a topic missing on a broker that does not
@@ -222,7 +222,7 @@ static rd_kafka_t *producer_new(lb_dlq_t *d, int alone,
 }
 
 /* The producer a's record goes to: the one-record-a-batch producer when a
- * batch with a was refused as too large, or one was less than
+ * batch with a was refused (refused_batch), or one was less than
  * LB_DLQ_ALONE_MS ago (made now; NULL when it cannot be: a waits for
  * another try, whole). */
 static rd_kafka_t *producer_of(lb_dlq_t *d, lb_action_t *a, int64_t now)
