@@ -112,9 +112,10 @@ struct sbx_opts {
         const char *down_file;
         struct sbx_names fail_events;
         struct sbx_names warn_events;
-        double skip_rate;    /* share of actions answered as skipped */
-        double warn_rate;    /* share answered with a "skipped" warning */
-        long user_not_found; /* CreateNever actions of unseen users warn */
+        double skip_rate;      /* share of actions answered as skipped */
+        double warn_rate;      /* share answered with a "skipped" warning */
+        long user_not_found;   /* CreateNever actions of unseen users warn */
+        long start_vars_bytes; /* padding of a start's answer ("vars") */
         long seed;
         double p[SBX_F_COUNT];
         long retry_after;
@@ -226,6 +227,7 @@ struct sbx_action {
         enum sbx_answer answer;
         lb_json_value_t event; /* in the body; for the event answers */
         bool create_never;     /* stop, pauseSession, resumeSession, advance */
+        bool start;            /* answered with the user's variables */
 };
 
 /* A multi request: what the checks have read of it so far. */
@@ -1051,6 +1053,7 @@ static void sbx_read_action(const struct sbx_opts *o, struct sbx_multi *m,
         if (!sbx_take_id(m, &f[F_USER].value, a))
                 sbx_take_id(m, &f[F_DEVICE].value, a);
         a->event = f[F_EVENT].value;
+        a->start = lb_json_string_eq(b, name, "start", 5);
         a->create_never = lb_json_string_eq(b, name, "stop", 4) ||
                           lb_json_string_eq(b, name, "pauseSession", 12) ||
                           lb_json_string_eq(b, name, "resumeSession", 13) ||
@@ -1228,14 +1231,24 @@ static enum sbx_answer sbx_decide(struct sbx *sb, const struct sbx_multi *m,
         return ans;
 }
 
-/* Appends one response entry: {"success":..,"error"|"warning":{..}}. */
+/* Appends one response entry: {"success":..,"error"|"warning":{..}};
+ * an applied start's carries "vars" of vars_bytes (the variables the API
+ * returns to a session's start; 0: none). */
 static enum sbx_verdict sbx_put_entry(struct sbx_buf *out, const char *body,
                                       const struct sbx_action *a,
-                                      enum sbx_answer ans)
+                                      enum sbx_answer ans, size_t vars_bytes)
 {
         enum sbx_verdict v = sbx_answers[ans].verdict;
         const char *msg = sbx_answers[ans].msg;
 
+        if (v == SBX_OK && a->start && vars_bytes) {
+                sbx_buf_str(out, "{\"success\":true,\"vars\":{\"pad\":\"");
+                sbx_buf_reserve(out, vars_bytes + 2);
+                memset(out->p + out->len, 'v', vars_bytes);
+                out->len += vars_bytes;
+                sbx_buf_str(out, "\"}}");
+                return v;
+        }
         if (v == SBX_OK) {
                 sbx_buf_str(out, "{\"success\":true}");
                 return v;
@@ -1279,7 +1292,8 @@ static void sbx_answer_all(struct sbx *sb, const struct sbx_request *rq,
                 if (i)
                         sbx_buf_str(&r->body, ",");
                 enum sbx_verdict v =
-                    sbx_put_entry(&r->body, m->body, a, sbx_decide(sb, m, a));
+                    sbx_put_entry(&r->body, m->body, a, sbx_decide(sb, m, a),
+                                  (size_t)sb->opt.start_vars_bytes);
                 if (v == SBX_FAIL) {
                         r->failed++;
                         continue;
@@ -1708,6 +1722,9 @@ static const struct sbx_opt_def sbx_opt_defs[] = {
     {"user-not-found", SBX_OT_LONG, SBX_OFF(user_not_found), 0, 1, "0", NULL,
      "stop/pauseSession/resumeSession/advance of a user never applied -> "
      "warning 'User not found; request skipped.'"},
+    {"start-vars-bytes", SBX_OT_LONG, SBX_OFF(start_vars_bytes), 0, 1L << 30,
+     "0", "BYTES",
+     "an applied start's answer carries variables of BYTES (big answers)"},
     {"seed", SBX_OT_LONG, SBX_OFF(seed), 0, LONG_MAX, "1", "N",
      "seed of the fault PRNG"},
     {"p500", SBX_OT_PROB, SBX_OFF(p[SBX_F_500]), 0, 0, "0", "P",

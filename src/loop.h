@@ -129,12 +129,13 @@ struct lb_bridge_s {
         int64_t api_answered_ms; /* the last attempt the API answered */
         int64_t api_ok_ms;       /* the last attempt answered 2xx */
         int64_t keys_reread_ms;  /* the apps file's last read for a key */
-        int last_attempts;       /* shutdown's drain ran out: no attempt after
-                                  * those on the wire */
-        flight_t *flights;       /* every batch on its way */
-        size_t body_bytes;       /* room of the request bodies of the flights */
-        size_t ring_bytes;       /* the offset trackers' rings (offsets.h) */
-        int flushes;             /* flushing waits running (handover.flush) */
+        lb_log_throttle_t answer_cut_warn; /* answers over the read limit */
+        int last_attempts; /* shutdown's drain ran out: no attempt after
+                            * those on the wire */
+        flight_t *flights; /* every batch on its way */
+        size_t body_bytes; /* room of the request bodies of the flights */
+        size_t ring_bytes; /* the offset trackers' rings (offsets.h) */
+        int flushes;       /* flushing waits running (handover.flush) */
 
         /* commits.c */
         lb_assigned_t *assigned;

@@ -93,6 +93,9 @@ typedef enum {
 
 /** lb_multi_classify flags. */
 #define LB_MULTI_ACCEPT_WARNINGS 0x1 /* success:true + warning is delivered */
+/* The 2xx answer was over LB_MULTI_RESPONSE_MAX, so it was not read whole
+ * (body holds its start, or nothing). */
+#define LB_MULTI_ANSWER_CUT 0x2
 
 /** One action's verdict. Only what the API says it applied is delivered:
  *  success:true with neither an error nor a warning (a null one counts as
@@ -115,8 +118,10 @@ typedef struct {
  *        object with a boolean success is not ok ("malformed response
  *        entry", stage api). An error wins over a warning; success:true
  *        with an error or warning is never retried (the API would answer
- *        the same). 2xx of any other shape, or larger than
- *        LB_MULTI_RESPONSE_MAX -> RETRY. 401 or 403 whose message says
+ *        the same). 2xx larger than LB_MULTI_RESPONSE_MAX (or
+ *        LB_MULTI_ANSWER_CUT) -> SPLIT when n > 1, else DEAD: the API
+ *        applied the request, and would answer it as large again. 2xx of
+ *        any other shape -> RETRY. 401 or 403 whose message says
  *        the key is wrong ("access key") -> KEY_REFUSED. 403 without a
  *        message of the API (no JSON error.message: a proxy's or a
  *        firewall's page) -> MISDIRECTED. 403 or 413 -> SPLIT when n > 1,
@@ -130,7 +135,7 @@ typedef struct {
  * @param http_status  0 when the transport failed (no HTTP response)
  * @param body,len     the response body (may be NULL)
  * @param n            actions in the request
- * @param flags        LB_MULTI_ACCEPT_WARNINGS or 0
+ * @param flags        LB_MULTI_ACCEPT_WARNINGS, LB_MULTI_ANSWER_CUT or 0
  * @param results      n entries, filled for LB_OUTCOME_DONE (free with
  *                     lb_multi_results_clear)
  * @param reason       a one-line reason for RETRY/SPLIT/DEAD

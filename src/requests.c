@@ -43,6 +43,8 @@
 /* A refused client key reads the apps file again at most this often (a
  * wrong key is refused for every request). */
 #define LB_KEY_REREAD_MS 1000
+/* Answers too large to read are warned about at most this often. */
+#define LB_ANSWER_CUT_WARN_MS 10000
 
 /* A batch on its way (see flight.h for its states). Keeps its users in the
  * batcher's busy gate from its creation to its end (the ordering gate); the
@@ -453,6 +455,27 @@ static int newer_key(lb_bridge_t *b, const flight_t *f, int64_t now)
         return app->key_gen != f->key_gen;
 }
 
+/* Says (at most every LB_ANSWER_CUT_WARN_MS) that requests of n actions
+ * get answers too large to read: each was applied, then is sent again in
+ * halves, so its actions reach the API twice or more. */
+static void warn_answer_cut(lb_bridge_t *b, const flight_t *f, size_t n,
+                            int64_t now)
+{
+        uint64_t held;
+        if (lb_log_throttle(&b->answer_cut_warn, now, LB_ANSWER_CUT_WARN_MS,
+                            &held))
+                lb_warn("sender",
+                        "the API answered a request of %zu actions for %s "
+                        "with over %d MiB: it applied them, and they are "
+                        "sent again in halves (duplicates at the API); "
+                        "lower batch.max.actions (now %" PRId64
+                        ") so that answers fit (%" PRIu64
+                        " more since the last warning)",
+                        n, b->conf->apps[f->batch->app].id,
+                        LB_MULTI_RESPONSE_MAX >> 20, b->conf->batch_max_actions,
+                        held);
+}
+
 /* An attempt ended: classify the answer, resolve, split or retry the
  * current range, then go on with the flight. */
 void lb_requests_done(void *opaque, lb_request_t *req)
@@ -474,7 +497,8 @@ void lb_requests_done(void *opaque, lb_request_t *req)
         memset(results, 0, sizeof(results));
         lb_outcome_t out = lb_multi_classify(
             req->http_status, req->response.data, req->response.len, n,
-            b->conf->api_accept_warnings ? LB_MULTI_ACCEPT_WARNINGS : 0,
+            (b->conf->api_accept_warnings ? LB_MULTI_ACCEPT_WARNINGS : 0) |
+                (req->answer_cut ? LB_MULTI_ANSWER_CUT : 0),
             results, reason, sizeof(reason));
         /* A 403 that is not the API's while other requests are answered
          * 2xx (one within the outage window): a firewall refused this
@@ -512,6 +536,8 @@ void lb_requests_done(void *opaque, lb_request_t *req)
         case LB_OUTCOME_SPLIT:
                 atomic_fetch_add(&b->metrics.request_splits, 1);
                 lb_info("sender", "%s; splitting %zu actions", reason, live);
+                if (req->answer_cut)
+                        warn_answer_cut(b, f, n, now);
                 if (lb_flight_split(&f->fl)) {
                         lb_error("sender", "out of memory");
                         b->fatal = 1;

@@ -32,8 +32,9 @@
 #include "grow.h"
 #include "log.h"
 
-/* A 2xx response larger than this is cut off (then retried as malformed);
- * of any other, only the first LB_MULTI_ERROR_BODY_MAX bytes are kept. */
+/* A 2xx response larger than this is cut off (answer_cut: the transfer
+ * ends there); of any other, only the first LB_MULTI_ERROR_BODY_MAX bytes
+ * are kept. */
 #define LB_RESPONSE_MAX LB_MULTI_RESPONSE_MAX
 
 struct lb_sender_s {
@@ -70,6 +71,7 @@ static size_t write_cb(char *p, size_t size, size_t n, void *opaque)
                 size_t room = LB_MULTI_ERROR_BODY_MAX - req->response.len;
                 keep = len < room ? len : room;
         } else if (req->response.len + len > LB_RESPONSE_MAX) {
+                req->answer_cut = 1;
                 return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
         }
         if (lb_buf_append(&req->response, p, keep))
@@ -309,6 +311,7 @@ int lb_sender_submit(lb_sender_t *s, lb_request_t *req)
         req->http_status = 0;
         req->error[0] = '\0';
         req->unknown = 0;
+        req->answer_cut = 0;
         req->body_read = 0;
         req->retry_after_ms = -1;
         req->duration_s = 0;
@@ -348,7 +351,7 @@ void lb_sender_perform(lb_sender_t *s, lb_sender_done_cb *done, void *opaque)
                 double secs = 0;
                 curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&req);
                 curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &secs);
-                if (code == CURLE_OK)
+                if (code == CURLE_OK || req->answer_cut)
                         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
                 else if (!req->error[0])
                         snprintf(req->error, sizeof(req->error), "%s",
@@ -362,7 +365,9 @@ void lb_sender_perform(lb_sender_t *s, lb_sender_done_cb *done, void *opaque)
                         }
                 give_handle(s, h);
                 req->handle = NULL;
-                req->http_status = code == CURLE_OK ? (int)status : 0;
+                /* a cut answer is an answer: the status says what it was */
+                req->http_status =
+                    code == CURLE_OK || req->answer_cut ? (int)status : 0;
                 req->unknown = lb_sender_unknown(
                     code, req->body_read == req->body.len, (int)status);
                 req->duration_s = secs;

@@ -77,15 +77,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(r, 0, sizeof(r));
         char reason[512];
         int accept = (data[0] & 16) != 0;
-        lb_outcome_t o = lb_multi_classify(
-            status, body, len, n, accept ? LB_MULTI_ACCEPT_WARNINGS : 0, r,
-            reason, sizeof(reason));
+        int cut = (data[0] & 32) != 0; /* the sender ended a 2xx answer */
+        int ok = status >= 200 && status <= 299;
+        lb_outcome_t o =
+            lb_multi_classify(status, body, len, n,
+                              (accept ? LB_MULTI_ACCEPT_WARNINGS : 0) |
+                                  (cut ? LB_MULTI_ANSWER_CUT : 0),
+                              r, reason, sizeof(reason));
+        /* a 2xx answer not read whole is never read as verdicts, nor sent
+         * again as it is */
+        if (cut && ok && o != (n > 1 ? LB_OUTCOME_SPLIT : LB_OUTCOME_DEAD))
+                abort();
         switch (o) {
         case LB_OUTCOME_DONE:
                 check_done(status, body, len, n, accept, r);
                 break;
         case LB_OUTCOME_SPLIT:
-                if (status != 403 || n < 2)
+                if ((status != 403 && !(cut && ok)) || n < 2)
                         abort();
                 break;
         case LB_OUTCOME_KEY_REFUSED:

@@ -829,19 +829,42 @@ static void test_classify_hostile_bodies(void **state)
         free(body);
         free(deep);
 
-        /* Too large to decode. */
+        /* Too large to read: the API applied the request and would answer
+         * it as large again, so it is split (one action: dead-lettered),
+         * never sent again as it is. */
         size_t big = LB_MULTI_RESPONSE_MAX + 1;
         body = malloc(big);
         assert_non_null(body);
         memset(body, ' ', big);
         assert_int_equal(
+            lb_multi_classify(200, body, big, 2, 0, r, reason, sizeof(reason)),
+            LB_OUTCOME_SPLIT);
+        assert_string_equal(reason, "HTTP 200: answer over 16 MiB, not read "
+                                    "(the API applied the request)");
+        assert_int_equal(
             lb_multi_classify(200, body, big, 1, 0, r, reason, sizeof(reason)),
-            LB_OUTCOME_RETRY);
-        assert_string_equal(reason, "HTTP 200: response too large");
+            LB_OUTCOME_DEAD);
         assert_int_equal(
             lb_multi_classify(503, body, big, 1, 0, r, reason, sizeof(reason)),
             LB_OUTCOME_RETRY);
         free(body);
+        /* The sender read up to the limit, then ended the transfer: what
+         * it kept, even a good start or nothing, decides nothing. */
+        const char *start = "{\"response\":[{\"success\":true},{\"suc";
+        assert_int_equal(lb_multi_classify(201, start, strlen(start), 2,
+                                           LB_MULTI_ANSWER_CUT, r, reason,
+                                           sizeof(reason)),
+                         LB_OUTCOME_SPLIT);
+        assert_int_equal(
+            lb_multi_classify(200, NULL, 0, 7,
+                              LB_MULTI_ANSWER_CUT | LB_MULTI_ACCEPT_WARNINGS, r,
+                              reason, sizeof(reason)),
+            LB_OUTCOME_SPLIT);
+        const char *whole = "{\"response\":[{\"success\":true}]}";
+        assert_int_equal(lb_multi_classify(200, whole, strlen(whole), 1,
+                                           LB_MULTI_ANSWER_CUT, r, reason,
+                                           sizeof(reason)),
+                         LB_OUTCOME_DEAD);
 
         /* Every truncation of a good body is a retry, never a verdict. */
         const char *good = "{\"response\":[{\"success\":true},"
