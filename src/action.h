@@ -72,7 +72,8 @@ typedef struct lb_action_s {
         int64_t offset;                   /* source offset */
         int64_t timestamp_ms;             /* Kafka message timestamp */
         int64_t arrival_ms;               /* monotonic ms when consumed */
-        int64_t due_ms; /* monotonic ms by which it should be sent */
+        int64_t due_ms; /* monotonic ms by which it should be sent; a dead
+                           letter: when it was first produced (dlq.c) */
         /* What few actions have: the message's own headers, the
          * dead-letter reason. NULL until one is set. */
         struct lb_action_extra_s *extra;

@@ -131,6 +131,9 @@ void lb_loop_turn(lb_bridge_t *b, int wait_ms)
         lb_intake_backpressure(b);
         service(b, more ? 0 : wait_ms); /* more waiting: come back at once */
         atomic_store(&b->metrics.dlq_produce_retries, lb_dlq_retries(b->dlq));
+        atomic_store(&b->metrics.dlq_waiting, (int64_t)lb_dlq_waiting(b->dlq));
+        atomic_store(&b->metrics.dlq_oldest_ms,
+                     lb_dlq_oldest_ms(b->dlq, lb_loop_now_ms()));
         atomic_store(&b->metrics.loop_nested,
                      b->nested_turns + lb_kafka_in_reentries(b->in));
         summary(b, 0);

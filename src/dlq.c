@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "ages.h"
 #include "kafka_conf.h"
 #include "log.h"
 #include "offsets.h"
@@ -34,9 +35,10 @@
  * long: each refused batch costs a request, a retry delay per record and
  * the idempotent producer's epoch. */
 #define LB_DLQ_ALONE_MS 60000
-/* Records outstanding this long with no report at all (librdkafka holds
- * them up to message.timeout.ms: a topic missing on a broker that does not
- * create it, no broker reachable) are warned about, at most every
+/* Dead letters not written this long after they were first produced (a
+ * topic missing on a broker that does not create it, no broker reachable,
+ * one partition's leader gone: librdkafka holds them up to
+ * message.timeout.ms without a word) are warned about, at most every
  * LB_DLQ_WARN_MS. */
 #define LB_DLQ_QUIET_MS 10000
 /* A failed record is warned about at most this often (a topic that
@@ -57,8 +59,10 @@ struct lb_dlq_s {
         char *topic;
         lb_dlq_report_cb *report;
         void *opaque;
-        size_t outstanding;
-        int64_t quiet_since; /* outstanding, no report since then */
+        size_t outstanding; /* produced, their report not served yet */
+        /* dead letters not yet written nor given up, by the second they
+         * were first produced in (a->due_ms, see lb_dlq_send) */
+        lb_ages_t waiting;
         lb_log_throttle_t quiet_warn;
         lb_action_t *retry_head, *retry_tail; /* to produce again, in order */
         int64_t retry_at;
@@ -75,11 +79,19 @@ static int not_ours(const lb_dlq_t *d, const lb_action_t *a)
         return d->stopping || lb_partition_revoked(a->partition);
 }
 
+/* a's dead letter is written (err 0) or given up: reported, no longer
+ * waiting. */
+static void finish(lb_dlq_t *d, lb_action_t *a, int err, const char *errstr)
+{
+        lb_ages_remove(&d->waiting, a->due_ms / 1000);
+        d->report(d->opaque, a, err, errstr);
+}
+
 /* Reports a as failed, given up: its offset stays uncommitted. */
 static void give_up(lb_dlq_t *d, lb_action_t *a)
 {
-        d->report(d->opaque, a, RD_KAFKA_RESP_ERR__DESTROY,
-                  d->stopping ? "stopping" : "partition revoked");
+        finish(d, a, RD_KAFKA_RESP_ERR__DESTROY,
+               d->stopping ? "stopping" : "partition revoked");
 }
 
 /* Queues a for another try after LB_DLQ_RETRY_MS, counted; or gives it up
@@ -154,12 +166,10 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         lb_dlq_t *d = opaque;
         lb_action_t *a = m->_private;
         d->outstanding--;
-        d->quiet_since = lb_admin_now_ms();
         int alone_now = refused_batch(m->err) && !d->stopping &&
                         refused_in_batch(d, rk, a, m->err);
         if (!m->err || d->stopping) {
-                d->report(d->opaque, a, m->err,
-                          m->err ? rd_kafka_err2str(m->err) : NULL);
+                finish(d, a, m->err, m->err ? rd_kafka_err2str(m->err) : NULL);
                 return;
         }
         uint64_t held;
@@ -394,13 +404,16 @@ static int produce_one(lb_dlq_t *d, lb_action_t *a)
                         rd_kafka_err2str(err));
                 return -2;
         }
-        if (!d->outstanding++)
-                d->quiet_since = lb_admin_now_ms();
+        d->outstanding++;
         return 0;
 }
 
 void lb_dlq_send(lb_dlq_t *d, lb_action_t *a)
 {
+        /* due_ms is the batcher's, done with: from now on it says since
+         * when a's dead letter waits (out of memory: in the last second) */
+        a->due_ms = lb_admin_now_ms();
+        (void)lb_ages_add(&d->waiting, a->due_ms / 1000);
         if (produce_one(d, a))
                 retry_push(d, a);
 }
@@ -436,20 +449,24 @@ static void retry_due(lb_dlq_t *d, int64_t now)
         }
 }
 
-/* Says when records wait with no report for LB_DLQ_QUIET_MS: librdkafka
- * would only report them failed after message.timeout.ms. */
+/* Says when a dead letter waits LB_DLQ_QUIET_MS or more, whatever the
+ * others do (one partition of the topic may be stuck while the rest are
+ * written): librdkafka would only report it failed after
+ * message.timeout.ms. */
 static void warn_quiet(lb_dlq_t *d, int64_t now)
 {
         uint64_t held;
-        if (d->outstanding && now - d->quiet_since >= LB_DLQ_QUIET_MS &&
+        int64_t oldest = lb_dlq_oldest_ms(d, now);
+        if (oldest >= LB_DLQ_QUIET_MS &&
             lb_log_throttle(&d->quiet_warn, now, LB_DLQ_WARN_MS, &held))
-                lb_warn("dlq",
-                        "%zu dead letter(s) unacknowledged for over %d s: "
-                        "is %s there (the brokers may not create it) and "
-                        "writable? librdkafka holds them until "
-                        "message.timeout.ms, then they are retried; their "
-                        "partitions' commits wait",
-                        d->outstanding, LB_DLQ_QUIET_MS / 1000, d->topic);
+                lb_warn(
+                    "dlq",
+                    "%zu dead letter(s) not written, the oldest for %" PRId64
+                    " s: is %s there (the brokers may not create it), "
+                    "writable, and each of its partitions led? librdkafka "
+                    "holds them until message.timeout.ms, then they are "
+                    "retried; their partitions' commits wait",
+                    lb_dlq_waiting(d), oldest / 1000, d->topic);
 }
 
 void lb_dlq_poll(lb_dlq_t *d)
@@ -508,6 +525,18 @@ size_t lb_dlq_outstanding(const lb_dlq_t *d)
         return d->outstanding;
 }
 
+size_t lb_dlq_waiting(const lb_dlq_t *d)
+{
+        return lb_ages_count(&d->waiting);
+}
+
+int64_t lb_dlq_oldest_ms(const lb_dlq_t *d, int64_t now_ms)
+{
+        int64_t sec = lb_ages_oldest(&d->waiting);
+        /* counted from the start of its second: at most a second more */
+        return sec == INT64_MAX ? 0 : now_ms - sec * 1000;
+}
+
 int lb_dlq_fatal(const lb_dlq_t *d, char *errstr, size_t errstr_size)
 {
         return rd_kafka_fatal_error(d->rk, errstr, errstr_size) != 0 ||
@@ -552,6 +581,7 @@ void lb_dlq_destroy(lb_dlq_t *d, int timeout_ms)
         }
         rd_kafka_queue_destroy(d->queue);
         rd_kafka_destroy(d->rk);
+        lb_ages_free(&d->waiting);
         free(d->topic);
         free(d);
 }

@@ -78,6 +78,15 @@ size_t lb_dlq_give_up_revoked(lb_dlq_t *d);
 /** @returns records produced and not yet reported. */
 size_t lb_dlq_outstanding(const lb_dlq_t *d);
 
+/** @returns dead letters sent and neither written nor given up yet (with
+ *           the producer, or waiting to be produced again). */
+size_t lb_dlq_waiting(const lb_dlq_t *d);
+
+/** @returns how long the oldest of those has waited since it was first
+ *           produced, in ms (counted from the start of its second); 0
+ *           when none waits. */
+int64_t lb_dlq_oldest_ms(const lb_dlq_t *d, int64_t now_ms);
+
 /** @returns nonzero once the producer hit a fatal error (restart needed). */
 int lb_dlq_fatal(const lb_dlq_t *d, char *errstr, size_t errstr_size);
 

@@ -320,6 +320,16 @@ static void sb_micro(sb_t *sb, uint_fast64_t micro)
         sb_printf(sb, ".%s", frac);
 }
 
+/* A gauge of seconds, given in milliseconds (exact decimal). */
+static void gauge_seconds(sb_t *sb, const char *name, const char *help,
+                          int_fast64_t ms)
+{
+        family(sb, name, "gauge", help);
+        sb_printf(sb, "%s ", name);
+        sb_micro(sb, (uint_fast64_t)(ms > 0 ? ms : 0) * 1000);
+        sb_printf(sb, "\n");
+}
+
 static void histogram(sb_t *sb, const char *name, const char *help,
                       const lb_hist_t *h)
 {
@@ -513,13 +523,20 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
         gauge(&sb, "leanbridge_partitions_assigned",
               "Partitions assigned to this consumer.",
               LOAD(m->partitions_assigned));
-        family(&sb, "leanbridge_consume_delay_seconds", "gauge",
-               "How far behind the newest events this instance consumes: "
-               "the age of the last message taken from a partition not yet "
-               "at its end (0 when caught up). The scaling signal.");
-        sb_printf(&sb, "leanbridge_consume_delay_seconds ");
-        sb_micro(&sb, (uint_fast64_t)LOAD(m->consume_delay_ms) * 1000);
-        sb_printf(&sb, "\n");
+        gauge_seconds(&sb, "leanbridge_consume_delay_seconds",
+                      "How far behind the newest events this instance "
+                      "consumes: the age of the last message taken from a "
+                      "partition not yet at its end (0 when caught up). The "
+                      "scaling signal.",
+                      LOAD(m->consume_delay_ms));
+        gauge(&sb, "leanbridge_dlq_waiting",
+              "Dead letters produced and not yet written (acknowledged by "
+              "the DLQ topic) nor given up: their partitions' commits wait.",
+              LOAD(m->dlq_waiting));
+        gauge_seconds(&sb, "leanbridge_dlq_oldest_waiting_seconds",
+                      "How long the oldest of leanbridge_dlq_waiting has "
+                      "waited since it was first produced (0: none).",
+                      LOAD(m->dlq_oldest_ms));
         gauge(&sb, "leanbridge_concurrency_limit",
               "Current adaptive limit on concurrent API requests.",
               LOAD(m->concurrency_limit));

@@ -77,6 +77,9 @@ typedef struct lb_metrics_s {
         atomic_int_fast64_t partitions_assigned;
         /* age of the newest events not yet taken (see bridge.c) */
         atomic_int_fast64_t consume_delay_ms;
+        /* dead letters not yet written, and the oldest one's wait (dlq.h) */
+        atomic_int_fast64_t dlq_waiting;
+        atomic_int_fast64_t dlq_oldest_ms;
         atomic_int_fast64_t concurrency_limit;
         atomic_int_fast64_t api_outage; /* 1 in outage mode (outage.h) */
         /* the loop turned, or the consumer polled, from within a callback

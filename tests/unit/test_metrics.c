@@ -123,6 +123,8 @@ static void test_counters_and_gauges(void **state)
         atomic_store(&m->partitions_assigned, 13);
         atomic_store(&m->concurrency_limit, 14);
         atomic_store(&m->consume_delay_ms, 2500);
+        atomic_store(&m->dlq_waiting, 7);
+        atomic_store(&m->dlq_oldest_ms, 61250);
         atomic_store(&m->api_outage, 1);
         text = lb_metrics_render(m, "1.2.3");
         assert_non_null(text);
@@ -156,6 +158,10 @@ static void test_counters_and_gauges(void **state)
         assert_line(text, "leanbridge_apps_reload_failures_total 16");
         assert_line(text, "# TYPE leanbridge_consume_delay_seconds gauge");
         assert_line(text, "leanbridge_consume_delay_seconds 2.5");
+        assert_line(text, "# TYPE leanbridge_dlq_waiting gauge");
+        assert_line(text, "leanbridge_dlq_waiting 7");
+        assert_line(text, "# TYPE leanbridge_dlq_oldest_waiting_seconds gauge");
+        assert_line(text, "leanbridge_dlq_oldest_waiting_seconds 61.25");
         assert_line(text, "# TYPE leanbridge_api_outage gauge");
         assert_line(text, "leanbridge_api_outage 1");
         assert_line(text, "# TYPE leanbridge_consumer_lag gauge");

@@ -1,0 +1,86 @@
+/*
+ * ages.c: counts of waiting things by the second they began waiting, in a
+ * ring of (second, count) slots kept ascending (see ages.h).
+ */
+#include "ages.h"
+
+#include <stdlib.h>
+
+static lb_age_slot_t *at(const lb_ages_t *g, size_t i)
+{
+        return &g->slot[(g->head + i) % g->cap];
+}
+
+/* Doubles the ring, its slots moved to the front in order. */
+static int widen(lb_ages_t *g)
+{
+        size_t cap = g->cap ? g->cap * 2 : 8;
+        lb_age_slot_t *s = malloc(cap * sizeof(*s));
+        if (!s)
+                return -1;
+        for (size_t i = 0; i < g->len; i++)
+                s[i] = *at(g, i);
+        free(g->slot);
+        g->slot = s;
+        g->cap = cap;
+        g->head = 0;
+        return 0;
+}
+
+int lb_ages_add(lb_ages_t *g, int64_t sec)
+{
+        if (g->len && at(g, g->len - 1)->sec >= sec) {
+                at(g, g->len - 1)->count++;
+        } else {
+                if (g->len == g->cap && widen(g))
+                        return -1;
+                *at(g, g->len++) = (lb_age_slot_t){.sec = sec, .count = 1};
+        }
+        g->total++;
+        return 0;
+}
+
+void lb_ages_remove(lb_ages_t *g, int64_t sec)
+{
+        if (!g->len)
+                return;
+        /* the first slot at or after sec: its own, or the one an earlier
+         * sec was counted in */
+        size_t lo = 0, hi = g->len;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (at(g, mid)->sec < sec)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo == g->len)
+                lo = g->len - 1;  /* not added as it says: the newest */
+        while (!at(g, lo)->count) /* emptied: a later one (the newest has
+                                     some, see below) */
+                lo++;
+        at(g, lo)->count--;
+        g->total--;
+        while (g->len && !at(g, 0)->count) { /* the oldest left */
+                g->head = (g->head + 1) % g->cap;
+                g->len--;
+        }
+        while (g->len && !at(g, g->len - 1)->count)
+                g->len--;
+}
+
+size_t lb_ages_count(const lb_ages_t *g)
+{
+        return g->total;
+}
+
+int64_t lb_ages_oldest(const lb_ages_t *g)
+{
+        return g->len ? at(g, 0)->sec : INT64_MAX;
+}
+
+void lb_ages_free(lb_ages_t *g)
+{
+        free(g->slot);
+        *g = (lb_ages_t){0};
+}
