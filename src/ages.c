@@ -6,6 +6,8 @@
 
 #include <stdlib.h>
 
+#include "grow.h"
+
 static lb_age_slot_t *at(const lb_ages_t *g, size_t i)
 {
         return &g->slot[(g->head + i) % g->cap];
@@ -14,15 +16,11 @@ static lb_age_slot_t *at(const lb_ages_t *g, size_t i)
 /* Doubles the ring, its slots moved to the front in order. */
 static int widen(lb_ages_t *g)
 {
-        size_t cap = g->cap ? g->cap * 2 : 8;
-        lb_age_slot_t *s = malloc(cap * sizeof(*s));
+        lb_age_slot_t *s =
+            lb_grow_ring(g->slot, &g->cap, g->head, g->len, sizeof(*s), 8);
         if (!s)
                 return -1;
-        for (size_t i = 0; i < g->len; i++)
-                s[i] = *at(g, i);
-        free(g->slot);
         g->slot = s;
-        g->cap = cap;
         g->head = 0;
         return 0;
 }

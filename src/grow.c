@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 void *lb_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first)
 {
@@ -18,6 +19,30 @@ void *lb_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first)
         void *p = realloc(arr, room * size);
         if (!p)
                 return NULL;
+        *cap = room;
+        return p;
+}
+
+void *lb_grow_ring(void *ring, size_t *cap, size_t head, size_t len,
+                   size_t size, size_t first)
+{
+        size_t room = *cap ? *cap * 2 : first;
+        if (room < *cap || room > SIZE_MAX / size)
+                return NULL;
+        char *p = malloc(room * size);
+        if (!p)
+                return NULL;
+        if (len) {
+                size_t tail = *cap - head; /* from head to the old end */
+                const char *r = ring;
+                if (len <= tail) {
+                        memcpy(p, r + head * size, len * size);
+                } else {
+                        memcpy(p, r + head * size, tail * size);
+                        memcpy(p + tail * size, r, (len - tail) * size);
+                }
+        }
+        free(ring);
         *cap = room;
         return p;
 }

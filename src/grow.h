@@ -1,6 +1,6 @@
 /*
  * grow.h: growing an array by doubling, the one way the bridge's tables,
- * lists and buffers make room. Pure.
+ * lists, buffers and rings make room. Pure.
  */
 #ifndef LB_GROW_H
 #define LB_GROW_H
@@ -17,5 +17,17 @@
  *          and *cap untouched (arr still owned by the caller). need >= 1.
  */
 void *lb_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first);
+
+/**
+ * @brief Doubles a ring of *cap elements of size bytes (first elements when
+ *        it has none), its len elements from index head (wrapping at *cap)
+ *        moved to the front of the new array, in order; the old one is
+ *        freed.
+ * @returns the new array with *cap its room (its elements start at 0);
+ *          NULL when out of memory or when the room would not fit in a
+ *          size_t, with the ring and *cap untouched.
+ */
+void *lb_grow_ring(void *ring, size_t *cap, size_t head, size_t len,
+                   size_t size, size_t first);
 
 #endif

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
+
 /* First allocation; capacities stay powers of two so indexes wrap by mask. */
 #define RING_INIT_CAP 16
 /* An emptied ring larger than this is freed (a burst should not pin memory
@@ -117,19 +119,14 @@ static entry_t *entry_at(const lb_partition_t *p, size_t i)
 /* Doubles the ring (or allocates the first one), unwrapping it to index 0. */
 static int ring_grow(lb_partition_t *p)
 {
-        size_t cap = p->cap ? p->cap * 2 : RING_INIT_CAP;
-        if (cap < p->cap || cap > SIZE_MAX / sizeof(entry_t))
-                return -1;
-        entry_t *ring = malloc(cap * sizeof(*ring));
+        size_t old = p->cap;
+        entry_t *ring = lb_grow_ring(p->ring, &p->cap, p->head, p->len,
+                                     sizeof(*ring), RING_INIT_CAP);
         if (!ring)
                 return -1;
-        for (size_t i = 0; i < p->len; i++)
-                ring[i] = *entry_at(p, i);
-        free(p->ring);
         if (p->ring_total)
-                *p->ring_total += (cap - p->cap) * sizeof(entry_t);
+                *p->ring_total += (p->cap - old) * sizeof(entry_t);
         p->ring = ring;
-        p->cap = cap;
         p->head = 0;
         return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * test_grow.c: lb_grow's rooms (the first, doubling, doubling past a large
  * need, none when it fits), the contents kept across moves, and the sizes
- * that would overflow refused with the array and its room untouched.
+ * that would overflow refused with the array and its room untouched; a
+ * ring's elements unwrapped in order by lb_grow_ring.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -77,6 +78,33 @@ static void test_overflow_refused_untouched(void **state)
         free(v);
 }
 
+/* A ring's elements, wrapped or not, come out at the front in order; an
+ * empty ring gets its first room. */
+static void test_ring_unwrapped_in_order(void **state)
+{
+        (void)state;
+        size_t cap = 0;
+        int *r = lb_grow_ring(NULL, &cap, 0, 0, sizeof(*r), 4);
+        assert_non_null(r);
+        assert_int_equal(cap, 4);
+        for (int i = 0; i < 4; i++) /* 10 11 12 13 from head 2: wrapped */
+                r[(2 + i) % 4] = 10 + i;
+        r = lb_grow_ring(r, &cap, 2, 4, sizeof(*r), 4);
+        assert_non_null(r);
+        assert_int_equal(cap, 8);
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(r[i], 10 + i);
+        r = lb_grow_ring(r, &cap, 1, 3, sizeof(*r), 4); /* not wrapped */
+        assert_non_null(r);
+        assert_int_equal(cap, 16);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(r[i], 11 + i);
+        size_t huge = SIZE_MAX / 2 + 1;
+        assert_null(lb_grow_ring(r, &huge, 0, 0, sizeof(*r), 4));
+        assert_true(huge == SIZE_MAX / 2 + 1);
+        free(r);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -84,6 +112,7 @@ int main(void)
             cmocka_unit_test(test_large_need_doubles_past_it),
             cmocka_unit_test(test_no_first_room_given),
             cmocka_unit_test(test_overflow_refused_untouched),
+            cmocka_unit_test(test_ring_unwrapped_in_order),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
