@@ -1799,6 +1799,15 @@ int64_t lb_config_prefetch_fetch(const lb_config_t *conf)
                                      fetch_floor(conf)));
 }
 
+int64_t lb_config_answer_max_bytes(const lb_config_t *conf)
+{
+        if (conf->memory_limit_bytes <= 0)
+                return LB_ANSWER_MAX_BYTES;
+        int64_t each = share(conf->memory_limit_bytes, LB_ANSWERS_PCT) /
+                       max64(conf->sender_max_inflight, 1);
+        return max64(LB_ANSWER_MIN_BYTES, min64(each, LB_ANSWER_MAX_BYTES));
+}
+
 int64_t lb_config_prefetch_bytes(const lb_config_t *conf)
 {
         int64_t fetch = lb_config_prefetch_fetch(conf);

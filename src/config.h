@@ -208,6 +208,18 @@ int lb_config_validate(const lb_config_t *conf, char *errstr,
         "the apps file is readable by other users; it holds client keys "      \
         "(chmod 600 it)"
 
+/* The API's answers being read take at most LB_ANSWERS_PCT % of the
+ * memory limit: each is read up to that / sender.max.inflight, between
+ * LB_ANSWER_MIN_BYTES and LB_ANSWER_MAX_BYTES; a larger one is not read,
+ * and its request is split (requests.c). */
+#define LB_ANSWERS_PCT      20
+#define LB_ANSWER_MIN_BYTES ((int64_t)1 << 20)
+#define LB_ANSWER_MAX_BYTES ((int64_t)16 << 20)
+
+/** @returns the bytes of an answer the sender reads at most, as above
+ *           (LB_ANSWER_MAX_BYTES while memory.limit.bytes is not sized). */
+int64_t lb_config_answer_max_bytes(const lb_config_t *conf);
+
 /** @returns the bytes the consumer's prefetch may take at most: its queue
  *           (queued.max.messages.kbytes of keys and values, and
  *           LB_QUEUED_MESSAGE_BYTES for each of at most queued.min.messages

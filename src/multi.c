@@ -651,11 +651,10 @@ static lb_outcome_t classify_2xx(int status, const char *body, size_t len,
         /* Applied, and answered as large each time it is sent: halves
          * get answers half as large. */
         if ((flags & LB_MULTI_ANSWER_CUT) || len > LB_MULTI_RESPONSE_MAX) {
-                snprintf(what, sizeof(what),
-                         "answer over %d MiB, not read (the API applied the "
-                         "request)",
-                         LB_MULTI_RESPONSE_MAX >> 20);
-                set_reason(reason, reason_size, status, what, NULL);
+                set_reason(reason, reason_size, status,
+                           "answer too large to read (the API applied the "
+                           "request)",
+                           NULL);
                 return n > 1 ? LB_OUTCOME_SPLIT : LB_OUTCOME_DEAD;
         }
         if (!body || !len) {

@@ -17,7 +17,7 @@
 #define LB_MULTI_MESSAGE_MAX 200
 /** Largest 2xx body lb_multi_classify decodes; larger ones are retried.
  *  The sender may stop reading a body past this size. */
-#define LB_MULTI_RESPONSE_MAX (16 * 1024 * 1024)
+#define LB_MULTI_RESPONSE_MAX (16 * 1024 * 1024) /* LB_ANSWER_MAX_BYTES */
 /** Most bytes of a non-2xx body kept and decoded: its message is a
  *  courtesy, not worth keeping megabytes of HTML for. */
 #define LB_MULTI_ERROR_BODY_MAX (64 * 1024)
@@ -93,8 +93,9 @@ typedef enum {
 
 /** lb_multi_classify flags. */
 #define LB_MULTI_ACCEPT_WARNINGS 0x1 /* success:true + warning is delivered */
-/* The 2xx answer was over LB_MULTI_RESPONSE_MAX, so it was not read whole
- * (body holds its start, or nothing). */
+/* The 2xx answer was over the sender's read limit (at most
+ * LB_MULTI_RESPONSE_MAX), so it was not read whole (body holds its start,
+ * or nothing). */
 #define LB_MULTI_ANSWER_CUT 0x2
 
 /** One action's verdict. Only what the API says it applied is delivered:

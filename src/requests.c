@@ -466,14 +466,17 @@ static void warn_answer_cut(lb_bridge_t *b, const flight_t *f, size_t n,
                             &held))
                 lb_warn("sender",
                         "the API answered a request of %zu actions for %s "
-                        "with over %d MiB: it applied them, and they are "
-                        "sent again in halves (duplicates at the API); "
-                        "lower batch.max.actions (now %" PRId64
+                        "with over %" PRId64
+                        " bytes, the most an answer is read to (%d%% of "
+                        "memory.limit.bytes over sender.max.inflight, at "
+                        "most 16 MiB): it applied them, and they are sent "
+                        "again in halves (duplicates at the API); lower "
+                        "batch.max.actions (now %" PRId64
                         ") so that answers fit (%" PRIu64
                         " more since the last warning)",
                         n, b->conf->apps[f->batch->app].id,
-                        LB_MULTI_RESPONSE_MAX >> 20, b->conf->batch_max_actions,
-                        held);
+                        lb_config_answer_max_bytes(b->conf), LB_ANSWERS_PCT,
+                        b->conf->batch_max_actions, held);
 }
 
 /* An attempt ended: classify the answer, resolve, split or retry the

@@ -32,11 +32,6 @@
 #include "grow.h"
 #include "log.h"
 
-/* A 2xx response larger than this is cut off (answer_cut: the transfer
- * ends there); of any other, only the first LB_MULTI_ERROR_BODY_MAX bytes
- * are kept. */
-#define LB_RESPONSE_MAX LB_MULTI_RESPONSE_MAX
-
 struct lb_sender_s {
         CURLM *multi;
         struct curl_slist *headers;
@@ -44,7 +39,8 @@ struct lb_sender_s {
         char *ca_file;
         int insecure;
         long timeout_ms;
-        CURL **active; /* handles in flight */
+        size_t answer_max; /* lb_config_answer_max_bytes */
+        CURL **active;     /* handles in flight */
         size_t active_cnt, active_cap;
         CURL **pool; /* idle easy handles */
         size_t pool_cnt, pool_cap;
@@ -70,7 +66,7 @@ static size_t write_cb(char *p, size_t size, size_t n, void *opaque)
         if (status < 200 || status > 299) { /* read on, keep the start */
                 size_t room = LB_MULTI_ERROR_BODY_MAX - req->response.len;
                 keep = len < room ? len : room;
-        } else if (req->response.len + len > LB_RESPONSE_MAX) {
+        } else if (req->response.len + len > req->answer_max) {
                 req->answer_cut = 1;
                 return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
         }
@@ -235,6 +231,7 @@ lb_sender_t *lb_sender_new(const lb_config_t *conf, char *errstr,
                 lb_warn("sender", "api.url is http://: client keys go to the "
                                   "API in clear text");
         s->timeout_ms = (long)conf->api_timeout_ms;
+        s->answer_max = (size_t)lb_config_answer_max_bytes(conf);
         s->headers = headers_new();
         if (!s->multi || !s->url || !s->headers)
                 goto oom;
@@ -312,6 +309,7 @@ int lb_sender_submit(lb_sender_t *s, lb_request_t *req)
         req->error[0] = '\0';
         req->unknown = 0;
         req->answer_cut = 0;
+        req->answer_max = s->answer_max;
         req->body_read = 0;
         req->retry_after_ms = -1;
         req->duration_s = 0;

@@ -22,10 +22,12 @@ typedef struct lb_request_s {
         int http_status;   /* 0 when no HTTP response arrived */
         char error[256];   /* transport error text, or "" */
         int unknown;       /* lb_sender_unknown(): the API may still run it */
-        int answer_cut;    /* a 2xx answer over LB_MULTI_RESPONSE_MAX: read
-                              up to it, then the transfer was ended */
+        size_t answer_max; /* the sender's read limit of a 2xx answer
+                              (lb_config_answer_max_bytes) */
+        int answer_cut;    /* a 2xx answer over answer_max: read up to it,
+                              then the transfer was ended */
         size_t body_read;  /* body bytes handed to libcurl so far */
-        lb_buf_t response; /* 2xx: up to LB_MULTI_RESPONSE_MAX bytes; else
+        lb_buf_t response; /* 2xx: up to answer_max bytes; else
                               the first LB_MULTI_ERROR_BODY_MAX bytes */
         int64_t retry_after_ms; /* from Retry-After, or -1 */
         double duration_s;

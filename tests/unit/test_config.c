@@ -331,6 +331,29 @@ static void test_int_auto(void **state)
 /* The consumer's prefetch at its full size (config.h) */
 #define FULL_PREFETCH INT64_C(116786560)
 
+/* An answer is read up to 20% of the memory limit over
+ * sender.max.inflight, between 1 and 16 MiB; 16 MiB before the limit is
+ * sized. */
+static void test_answer_max(void **state)
+{
+        (void)state;
+        lb_config_t *c = valid_config();
+        assert_int_equal(lb_config_answer_max_bytes(c), 16 << 20);
+        assert_int_equal(lb_config_resolve_memory(c, INT64_C(1) << 30, "x"), 0);
+        /* 1 GiB: 214,748,364 bytes for 16 answers */
+        assert_int_equal(lb_config_answer_max_bytes(c), 13421772);
+        set_ok(c, "sender.max.inflight", "4");
+        assert_int_equal(lb_config_answer_max_bytes(c), 16 << 20);
+        set_ok(c, "sender.max.inflight", "1024");
+        assert_int_equal(lb_config_answer_max_bytes(c), 1 << 20);
+        lb_config_destroy(c);
+        c = valid_config();
+        assert_int_equal(lb_config_resolve_memory(c, INT64_C(256) << 20, "x"),
+                         0);
+        assert_int_equal(lb_config_answer_max_bytes(c), 3355443);
+        lb_config_destroy(c);
+}
+
 static void test_resolve_memory(void **state)
 {
         (void)state;
@@ -1752,6 +1775,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_int),
             cmocka_unit_test(test_int_forever),
             cmocka_unit_test(test_int_auto),
+            cmocka_unit_test(test_answer_max),
             cmocka_unit_test(test_resolve_memory),
             cmocka_unit_test(test_bool),
             cmocka_unit_test(test_enum),

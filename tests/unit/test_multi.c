@@ -839,8 +839,8 @@ static void test_classify_hostile_bodies(void **state)
         assert_int_equal(
             lb_multi_classify(200, body, big, 2, 0, r, reason, sizeof(reason)),
             LB_OUTCOME_SPLIT);
-        assert_string_equal(reason, "HTTP 200: answer over 16 MiB, not read "
-                                    "(the API applied the request)");
+        assert_string_equal(reason, "HTTP 200: answer too large to read (the "
+                                    "API applied the request)");
         assert_int_equal(
             lb_multi_classify(200, body, big, 1, 0, r, reason, sizeof(reason)),
             LB_OUTCOME_DEAD);
