@@ -72,6 +72,8 @@ typedef struct {
         size_t heap_len;     /* ready users */
         size_t heap_cap;     /* kept >= n_users so release() cannot fail */
         lb_user_t *full;     /* ready users that fill a request alone */
+        size_t app_idx;      /* in the app heap; NOT_IN_HEAP: none ready */
+        size_t full_next, full_prev; /* the ring of apps with full users */
 } app_t;
 
 struct lb_batcher_s {
@@ -85,7 +87,13 @@ struct lb_batcher_s {
         size_t n_users;
         size_t ready_users;
         size_t pending, pending_bytes;
-        size_t rotate; /* app whose full users go first on the next call */
+        /* Apps with ready users by their earliest deadline (ties: the
+         * lower index first), and the apps with full users in a ring whose
+         * head goes first on the next call: a turn costs no scan of every
+         * app, however many the apps file lists. */
+        size_t *app_heap;
+        size_t app_heap_len;
+        size_t full_head;              /* app_cnt: no app has full users */
         lb_ledger_t *ledger;           /* where a freed record's entry leaves */
         lb_user_t **parked;            /* released users busy in the ledger */
         size_t parked_cnt, parked_cap; /* cap kept >= n_users */
@@ -262,6 +270,73 @@ static int64_t earliest(const app_t *ap)
         return ap->heap[0].key;
 }
 
+/* The app heap: apps with ready users, earliest deadline first. */
+
+static int app_before(const lb_batcher_t *b, size_t x, size_t y)
+{
+        int64_t kx = earliest(&b->apps[x]), ky = earliest(&b->apps[y]);
+        return kx < ky || (kx == ky && x < y);
+}
+
+static void app_heap_set(lb_batcher_t *b, size_t i, size_t app)
+{
+        b->app_heap[i] = app;
+        b->apps[app].app_idx = i;
+}
+
+static void app_heap_up(lb_batcher_t *b, size_t i)
+{
+        size_t app = b->app_heap[i];
+        while (i > 0) {
+                size_t parent = (i - 1) / 2;
+                if (!app_before(b, app, b->app_heap[parent]))
+                        break;
+                app_heap_set(b, i, b->app_heap[parent]);
+                i = parent;
+        }
+        app_heap_set(b, i, app);
+}
+
+static void app_heap_down(lb_batcher_t *b, size_t i)
+{
+        size_t app = b->app_heap[i];
+        for (;;) {
+                size_t c = 2 * i + 1;
+                if (c >= b->app_heap_len)
+                        break;
+                if (c + 1 < b->app_heap_len &&
+                    app_before(b, b->app_heap[c + 1], b->app_heap[c]))
+                        c++;
+                if (!app_before(b, b->app_heap[c], app))
+                        break;
+                app_heap_set(b, i, b->app_heap[c]);
+                i = c;
+        }
+        app_heap_set(b, i, app);
+}
+
+/* The app's users' heap changed: its place in the app heap follows. */
+static void app_fix(lb_batcher_t *b, size_t app)
+{
+        app_t *ap = &b->apps[app];
+        if (ap->heap_len == 0) {
+                if (ap->app_idx == NOT_IN_HEAP)
+                        return;
+                size_t i = ap->app_idx, last = b->app_heap[--b->app_heap_len];
+                ap->app_idx = NOT_IN_HEAP;
+                if (last == app)
+                        return;
+                app_heap_set(b, i, last);
+                app_heap_up(b, i);
+                app_heap_down(b, b->apps[last].app_idx);
+                return;
+        }
+        if (ap->app_idx == NOT_IN_HEAP)
+                app_heap_set(b, b->app_heap_len++, app);
+        app_heap_up(b, ap->app_idx);
+        app_heap_down(b, ap->app_idx);
+}
+
 /* The full list: ready users whose queued actions fill a request alone. */
 
 static int user_fills(const lb_batcher_t *b, const app_t *ap,
@@ -271,13 +346,43 @@ static int user_fills(const lb_batcher_t *b, const app_t *ap,
                ap->overhead + u->bytes >= b->max_bytes;
 }
 
-static void full_insert(app_t *ap, lb_user_t *u)
+/* The app joins the ring of apps with full users, last. */
+static void full_app_insert(lb_batcher_t *b, size_t app)
+{
+        app_t *ap = &b->apps[app];
+        if (b->full_head == b->app_cnt) {
+                ap->full_next = ap->full_prev = app;
+                b->full_head = app;
+                return;
+        }
+        app_t *head = &b->apps[b->full_head];
+        ap->full_next = b->full_head;
+        ap->full_prev = head->full_prev;
+        b->apps[head->full_prev].full_next = app;
+        head->full_prev = app;
+}
+
+static void full_app_remove(lb_batcher_t *b, size_t app)
+{
+        app_t *ap = &b->apps[app];
+        if (ap->full_next == app) {
+                b->full_head = b->app_cnt;
+                return;
+        }
+        b->apps[ap->full_prev].full_next = ap->full_next;
+        b->apps[ap->full_next].full_prev = ap->full_prev;
+        if (b->full_head == app)
+                b->full_head = ap->full_next;
+}
+
+static void full_insert(lb_batcher_t *b, app_t *ap, lb_user_t *u)
 {
         lb_user_t *head = ap->full;
         u->in_full = 1;
         if (!head) {
                 u->fprev = u->fnext = u;
                 ap->full = u;
+                full_app_insert(b, (size_t)(ap - b->apps));
                 return;
         }
         u->fnext = head;
@@ -286,11 +391,12 @@ static void full_insert(app_t *ap, lb_user_t *u)
         head->fprev = u;
 }
 
-static void full_remove(app_t *ap, lb_user_t *u)
+static void full_remove(lb_batcher_t *b, app_t *ap, lb_user_t *u)
 {
         u->in_full = 0;
         if (u->fnext == u) {
                 ap->full = NULL;
+                full_app_remove(b, (size_t)(ap - b->apps));
                 return;
         }
         u->fprev->fnext = u->fnext;
@@ -305,8 +411,9 @@ static void ready_insert(lb_batcher_t *b, lb_user_t *u)
 {
         app_t *ap = &b->apps[u->app];
         heap_push(ap, u);
+        app_fix(b, (size_t)u->app);
         if (user_fills(b, ap, u))
-                full_insert(ap, u);
+                full_insert(b, ap, u);
         b->ready_users++;
 }
 
@@ -314,8 +421,9 @@ static void ready_remove(lb_batcher_t *b, lb_user_t *u)
 {
         app_t *ap = &b->apps[u->app];
         heap_remove(ap, u);
+        app_fix(b, (size_t)u->app);
         if (u->in_full)
-                full_remove(ap, u);
+                full_remove(b, ap, u);
         b->ready_users--;
 }
 
@@ -335,15 +443,18 @@ lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf)
         b->linger_ms = conf->linger_ms;
         b->arena = lb_arena_new();
         b->apps = calloc(b->app_cnt, sizeof(*b->apps));
+        b->app_heap = calloc(b->app_cnt, sizeof(*b->app_heap));
+        b->full_head = b->app_cnt;
         b->table = calloc(TABLE_INIT_SIZE, sizeof(*b->table));
         b->table_mask = TABLE_INIT_SIZE - 1;
         b->bytes = regrow_cost(0, TABLE_INIT_SIZE, sizeof(*b->table));
         b->ledger = conf->ledger;
-        if (!b->arena || !b->apps || !b->table) {
+        if (!b->arena || !b->apps || !b->app_heap || !b->table) {
                 lb_batcher_destroy(b, NULL);
                 return NULL;
         }
         for (size_t i = 0; i < b->app_cnt; i++) {
+                b->apps[i].app_idx = NOT_IN_HEAP;
                 b->apps[i].overhead =
                     conf->app_overhead ? conf->app_overhead[i] : 0;
                 lb_batcher_set_max_wait(b, i,
@@ -396,6 +507,7 @@ void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *))
         for (size_t i = 0; b->apps && i < b->app_cnt; i++)
                 free(b->apps[i].heap);
         free(b->apps);
+        free(b->app_heap);
         free(b->table);
         free(b->parked);
         lb_arena_destroy(b->arena);
@@ -454,6 +566,7 @@ static void close_window(lb_batcher_t *b, lb_user_t *u, lb_action_t *a,
         if (lower && u->heap_idx != NOT_IN_HEAP) {
                 ap->heap[u->heap_idx].key = u->head->due_ms;
                 heap_up(ap, u->heap_idx);
+                app_fix(b, (size_t)u->app);
         }
 }
 
@@ -497,7 +610,7 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
         if (u->count == 1)
                 ready_insert(b, u);
         else if (!u->in_full && user_fills(b, ap, u))
-                full_insert(ap, u);
+                full_insert(b, ap, u);
         return 0;
 }
 
@@ -598,31 +711,20 @@ static lb_batch_t *batch_new(const lb_batcher_t *b, size_t app,
         return batch;
 }
 
-/* @returns the app with the earliest deadline of all, or app_cnt. */
+/* @returns the app with the earliest deadline of all (the lowest index
+ * among equals), or app_cnt. */
 static size_t earliest_app(const lb_batcher_t *b)
 {
-        size_t best = b->app_cnt;
-        for (size_t i = 0; i < b->app_cnt; i++) {
-                const app_t *ap = &b->apps[i];
-                if (ap->heap_len > 0 &&
-                    (best == b->app_cnt ||
-                     earliest(ap) < earliest(&b->apps[best])))
-                        best = i;
-        }
-        return best;
+        return b->app_heap_len ? b->app_heap[0] : b->app_cnt;
 }
 
-/* @returns an app with full users, rotating which goes first, or app_cnt. */
+/* @returns an app with full users, the apps taking turns, or app_cnt. */
 static size_t full_app(lb_batcher_t *b)
 {
-        for (size_t i = 0; i < b->app_cnt; i++) {
-                size_t app = (b->rotate + i) % b->app_cnt;
-                if (b->apps[app].full) {
-                        b->rotate = (app + 1) % b->app_cnt;
-                        return app;
-                }
-        }
-        return b->app_cnt;
+        size_t app = b->full_head;
+        if (app < b->app_cnt)
+                b->full_head = b->apps[app].full_next;
+        return app;
 }
 
 /* u leaves the busy gate: ready if it has actions queued, else freed. */

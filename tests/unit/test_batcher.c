@@ -44,7 +44,7 @@ static lb_arena_t *arena(void)
 /* The limits of the batcher last made by mkb(), for check_batch(). */
 static struct {
         size_t apps;
-        size_t ov[8];
+        size_t ov[1000];
         size_t users, actions, bytes;
 } lim;
 
@@ -100,7 +100,7 @@ static lb_batcher_t *mkb(size_t apps, const size_t *overhead, int64_t users,
         };
         lb_batcher_t *b = lb_batcher_new(&c);
         assert_non_null(b);
-        assert_true(apps <= 8);
+        assert_true(apps <= 1000);
         lim.apps = apps;
         for (size_t i = 0; i < apps; i++)
                 lim.ov[i] = overhead ? overhead[i] : 0;
@@ -1109,6 +1109,51 @@ static void test_due_beats_full_across_apps(void **state)
         lb_batcher_destroy(b, lb_action_destroy);
 }
 
+/* A thousand apps (the app heap and the ring of full apps, not a scan):
+ * due batches come earliest deadline first across all of them, the lower
+ * app first among equal deadlines, and lb_batcher_next_deadline is the
+ * earliest; apps with full users each take a turn before any goes again. */
+static void test_many_apps(void **state)
+{
+        (void)state;
+        enum { APPS = 1000 };
+        lb_batcher_t *b = mkb(APPS, NULL, 50, 500, 1 << 20, 0, 100000);
+        srand(11);
+        for (int app = 0; app < APPS; app++)
+                add_age(b, app, "u", 0, 10, 0, rand() % 2000 * 50);
+        int64_t last_due = INT64_MIN;
+        int last_app = -1;
+        for (int i = 0; i < APPS; i++) {
+                int64_t next = lb_batcher_next_deadline(b);
+                lb_batch_t *bt = got(b, 200000, LB_SEND_DUE, 0, LB_SEND_DUE);
+                assert_int_equal(bt->n, 1);
+                int64_t d = bt->actions[0]->due_ms;
+                assert_true(d == next);
+                assert_true(d > last_due ||
+                            (d == last_due && bt->app > last_app));
+                last_due = d;
+                last_app = bt->app;
+                finish(b, bt);
+        }
+        none(b, 200000, LB_SEND_SHUTDOWN, 1);
+        assert_true(lb_batcher_next_deadline(b) == INT64_MAX);
+        lb_batcher_destroy(b, lb_action_destroy);
+
+        b = mkb(APPS, NULL, 50, 2, 1 << 20, 100, 100000);
+        for (int app = APPS - 1; app >= 0; app--)
+                add_n(b, app, "u", 0, 10, 2);
+        static char seen[APPS];
+        memset(seen, 0, sizeof(seen));
+        for (int i = 0; i < APPS; i++) {
+                lb_batch_t *bt = got(b, 0, LB_SEND_DUE, 0, LB_SEND_FULL);
+                assert_false(seen[bt->app]);
+                seen[bt->app] = 1;
+                finish(b, bt);
+        }
+        none(b, 0, LB_SEND_DUE, 0);
+        lb_batcher_destroy(b, lb_action_destroy);
+}
+
 static void test_full_apps_take_turns(void **state)
 {
         (void)state;
@@ -1477,7 +1522,7 @@ static size_t rndn(size_t n)
 }
 
 typedef struct {
-        size_t apps, overhead[4];
+        size_t apps, overhead[8];
         size_t max_users, max_actions, max_bytes, max_body;
         int64_t linger, wait; /* as configured */
         int64_t lin, gather;  /* linger clamped to wait; the horizon */
@@ -1877,7 +1922,7 @@ static void run_property(uint64_t seed, int immediate)
 {
         rng_state = seed * 0x9e3779b97f4a7c15ULL + 1;
         pconf_t c = {0};
-        c.apps = 1 + rndn(4);
+        c.apps = 1 + rndn(8);
         size_t max_ov = 0;
         for (size_t i = 0; i < c.apps; i++) {
                 c.overhead[i] = rndn(50);
@@ -2375,6 +2420,7 @@ int main(void)
             cmocka_unit_test(test_max_bytes),
             cmocka_unit_test(test_due_beats_full_across_apps),
             cmocka_unit_test(test_full_apps_take_turns),
+            cmocka_unit_test(test_many_apps),
             cmocka_unit_test(test_memory_early),
             cmocka_unit_test(test_flush),
             cmocka_unit_test(test_busy_gate),
