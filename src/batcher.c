@@ -72,6 +72,7 @@ typedef struct {
         size_t heap_len;     /* ready users */
         size_t heap_cap;     /* kept >= n_users so release() cannot fail */
         lb_user_t *full;     /* ready users that fill a request alone */
+        size_t max_actions;  /* b->max_actions, or lower (cap_actions) */
         size_t app_idx;      /* in the app heap; NOT_IN_HEAP: none ready */
         size_t full_next, full_prev; /* the ring of apps with full users */
 } app_t;
@@ -342,7 +343,7 @@ static void app_fix(lb_batcher_t *b, size_t app)
 static int user_fills(const lb_batcher_t *b, const app_t *ap,
                       const lb_user_t *u)
 {
-        return u->count >= b->max_actions ||
+        return u->count >= ap->max_actions ||
                ap->overhead + u->bytes >= b->max_bytes;
 }
 
@@ -455,6 +456,7 @@ lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf)
         }
         for (size_t i = 0; i < b->app_cnt; i++) {
                 b->apps[i].app_idx = NOT_IN_HEAP;
+                b->apps[i].max_actions = b->max_actions;
                 b->apps[i].overhead =
                     conf->app_overhead ? conf->app_overhead[i] : 0;
                 lb_batcher_set_max_wait(b, i,
@@ -476,6 +478,16 @@ void lb_batcher_set_max_wait(lb_batcher_t *b, size_t app, int64_t max_wait_ms)
         ap->gather_ms = ap->linger_ms < ap->max_wait_ms / 10
                             ? ap->linger_ms
                             : ap->max_wait_ms / 10;
+}
+
+size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions)
+{
+        if (app >= b->app_cnt)
+                return 0;
+        app_t *ap = &b->apps[app];
+        if (max_actions >= 1 && max_actions < ap->max_actions)
+                ap->max_actions = max_actions;
+        return ap->max_actions;
 }
 
 void lb_batcher_set_overhead(lb_batcher_t *b, size_t app, size_t overhead)
@@ -617,7 +629,7 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
 static int fits(const lb_batcher_t *b, const lb_batch_t *batch,
                 const lb_action_t *a)
 {
-        return batch->n < b->max_actions &&
+        return batch->n < b->apps[batch->app].max_actions &&
                batch->bytes + a->body_len <= b->max_bytes;
 }
 
@@ -668,7 +680,7 @@ static void take_earliest(lb_batcher_t *b, lb_batch_t *batch, app_t *ap,
                earliest(ap) <= cutoff && (!early || batch->n < early)) {
                 lb_user_t *u = ap->heap[0].u;
                 if (earliest(ap) > due &&
-                    (batch->n + u->count > b->max_actions ||
+                    (batch->n + u->count > ap->max_actions ||
                      batch->bytes + u->bytes > b->max_bytes))
                         return;
                 if (!take(b, batch, u))
@@ -694,7 +706,7 @@ static lb_batch_t *batch_new(const lb_batcher_t *b, size_t app,
         if (!batch)
                 return NULL;
         size_t max_n =
-            b->pending < b->max_actions ? b->pending : b->max_actions;
+            b->pending < ap->max_actions ? b->pending : ap->max_actions;
         batch->actions = malloc(max_n * sizeof(*batch->actions));
         batch->users = malloc(max_u * sizeof(*batch->users));
         batch->user_of = malloc(max_n * sizeof(*batch->user_of));

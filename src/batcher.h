@@ -93,6 +93,16 @@ void lb_batcher_set_overhead(lb_batcher_t *b, size_t app, size_t overhead);
  */
 void lb_batcher_set_max_wait(lb_batcher_t *b, size_t app, int64_t max_wait_ms);
 
+/**
+ * @brief Lowers app's actions per request to max_actions (at least 1; a
+ *        higher value than its current cap changes nothing), from the next
+ *        request on: the API's answers to larger ones are too large to
+ *        read. A user queued with more is taken as full when it gets its
+ *        next action.
+ * @returns the app's cap now.
+ */
+size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions);
+
 /** @brief Frees the batcher and, via free_action, every queued action.
  *         Batches not yet released must be released first. */
 void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *));

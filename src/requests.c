@@ -455,12 +455,15 @@ static int newer_key(lb_bridge_t *b, const flight_t *f, int64_t now)
         return app->key_gen != f->key_gen;
 }
 
-/* Says (at most every LB_ANSWER_CUT_WARN_MS) that requests of n actions
- * get answers too large to read: each was applied, then is sent again in
- * halves, so its actions reach the API twice or more. */
-static void warn_answer_cut(lb_bridge_t *b, const flight_t *f, size_t n,
-                            int64_t now)
+/* A request of n actions for f's app got an answer too large to read: the
+ * API applied it, and it is sent again in halves (its actions reach the
+ * API twice or more), so the app's next requests carry at most n / 2
+ * actions. Said at most every LB_ANSWER_CUT_WARN_MS. */
+static void answer_too_large(lb_bridge_t *b, const flight_t *f, size_t n,
+                             int64_t now)
 {
+        size_t app = (size_t)f->batch->app;
+        size_t cap = lb_batcher_cap_actions(b->batcher, app, n / 2);
         uint64_t held;
         if (lb_log_throttle(&b->answer_cut_warn, now, LB_ANSWER_CUT_WARN_MS,
                             &held))
@@ -470,13 +473,14 @@ static void warn_answer_cut(lb_bridge_t *b, const flight_t *f, size_t n,
                         " bytes, the most an answer is read to (%d%% of "
                         "memory.limit.bytes over sender.max.inflight, at "
                         "most 16 MiB): it applied them, and they are sent "
-                        "again in halves (duplicates at the API); lower "
-                        "batch.max.actions (now %" PRId64
-                        ") so that answers fit (%" PRIu64
+                        "again in halves (duplicates at the API); its "
+                        "requests now carry at most %zu actions (set "
+                        "batch.max.actions, now %" PRId64
+                        ", lower to start there; %" PRIu64
                         " more since the last warning)",
-                        n, b->conf->apps[f->batch->app].id,
+                        n, b->conf->apps[app].id,
                         lb_config_answer_max_bytes(b->conf), LB_ANSWERS_PCT,
-                        b->conf->batch_max_actions, held);
+                        cap, b->conf->batch_max_actions, held);
 }
 
 /* An attempt ended: classify the answer, resolve, split or retry the
@@ -540,7 +544,7 @@ void lb_requests_done(void *opaque, lb_request_t *req)
                 atomic_fetch_add(&b->metrics.request_splits, 1);
                 lb_info("sender", "%s; splitting %zu actions", reason, live);
                 if (req->answer_cut)
-                        warn_answer_cut(b, f, n, now);
+                        answer_too_large(b, f, n, now);
                 if (lb_flight_split(&f->fl)) {
                         lb_error("sender", "out of memory");
                         b->fatal = 1;

@@ -1109,6 +1109,35 @@ static void test_due_beats_full_across_apps(void **state)
         lb_batcher_destroy(b, lb_action_destroy);
 }
 
+/* An app's cap on actions per request (its answers were too large to
+ * read) binds its requests only, never rises, and a user with more queued
+ * is full once it gets its next action. */
+static void test_cap_actions(void **state)
+{
+        (void)state;
+        lb_batcher_t *b = mkb(2, NULL, 50, 10, 1 << 20, 100, 1000);
+        assert_int_equal(lb_batcher_cap_actions(b, 0, 4), 4);
+        assert_int_equal(lb_batcher_cap_actions(b, 0, 8), 4); /* never up */
+        assert_int_equal(lb_batcher_cap_actions(b, 0, 0), 4); /* at least 1 */
+        assert_int_equal(lb_batcher_cap_actions(b, 5, 1), 0); /* no app */
+        add_n(b, 0, "A", 0, 10, 6); /* full at 4: goes before its deadline */
+        add_n(b, 1, "B", 0, 10, 6);
+        lb_batch_t *bt = got(b, 0, LB_SEND_DUE, 0, LB_SEND_FULL);
+        assert_int_equal(bt->app, 0);
+        assert_int_equal(bt->n, 4);
+        finish(b, bt);
+        none(b, 0, LB_SEND_DUE, 0); /* A's 2 and B's 6 are not full */
+        bt = got(b, 1000, LB_SEND_DUE, 0, LB_SEND_DUE);
+        lb_batch_t *bt2 = got(b, 1000, LB_SEND_DUE, 0, LB_SEND_DUE);
+        lb_batch_t *a = bt->app == 0 ? bt : bt2, *o = bt->app == 0 ? bt2 : bt;
+        assert_int_equal(a->n, 2);
+        assert_int_equal(o->app, 1);
+        assert_int_equal(o->n, 6); /* the other app's cap is the config's */
+        finish(b, bt);
+        finish(b, bt2);
+        lb_batcher_destroy(b, lb_action_destroy);
+}
+
 /* A thousand apps (the app heap and the ring of full apps, not a scan):
  * due batches come earliest deadline first across all of them, the lower
  * app first among equal deadlines, and lb_batcher_next_deadline is the
@@ -2421,6 +2450,7 @@ int main(void)
             cmocka_unit_test(test_due_beats_full_across_apps),
             cmocka_unit_test(test_full_apps_take_turns),
             cmocka_unit_test(test_many_apps),
+            cmocka_unit_test(test_cap_actions),
             cmocka_unit_test(test_memory_early),
             cmocka_unit_test(test_flush),
             cmocka_unit_test(test_busy_gate),
