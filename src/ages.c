@@ -1,6 +1,8 @@
 /*
  * ages.c: counts of waiting things by the second they began waiting, in a
- * ring of (second, count) slots kept ascending (see ages.h).
+ * ring of (second, count) slots kept ascending (see ages.h). Slots emptied
+ * between the oldest and the newest are dropped once they are most of the
+ * ring, so its memory follows the seconds that still have something.
  */
 #include "ages.h"
 
@@ -25,14 +27,39 @@ static int widen(lb_ages_t *g)
         return 0;
 }
 
+/* Moves the slots that have something into a ring of room for twice as
+ * many; out of memory, the ring stays as it is (right, only larger). */
+static void compact(lb_ages_t *g)
+{
+        size_t cap = 8;
+        while (cap < 2 * g->used)
+                cap *= 2;
+        lb_age_slot_t *s = malloc(cap * sizeof(*s));
+        if (!s)
+                return;
+        size_t n = 0;
+        for (size_t i = 0; i < g->len; i++)
+                if (at(g, i)->count)
+                        s[n++] = *at(g, i);
+        free(g->slot);
+        g->slot = s;
+        g->cap = cap;
+        g->head = 0;
+        g->len = n;
+}
+
 int lb_ages_add(lb_ages_t *g, int64_t sec)
 {
-        if (g->len && at(g, g->len - 1)->sec >= sec) {
+        /* out of room and memory: counted in the newest second (its age
+         * then understated), never lost to the count */
+        if (g->len &&
+            (at(g, g->len - 1)->sec >= sec || (g->len == g->cap && widen(g)))) {
                 at(g, g->len - 1)->count++;
         } else {
                 if (g->len == g->cap && widen(g))
                         return -1;
                 *at(g, g->len++) = (lb_age_slot_t){.sec = sec, .count = 1};
+                g->used++;
         }
         g->total++;
         return 0;
@@ -57,7 +84,8 @@ void lb_ages_remove(lb_ages_t *g, int64_t sec)
         while (!at(g, lo)->count) /* emptied: a later one (the newest has
                                      some, see below) */
                 lo++;
-        at(g, lo)->count--;
+        if (!--at(g, lo)->count)
+                g->used--;
         g->total--;
         while (g->len && !at(g, 0)->count) { /* the oldest left */
                 g->head = (g->head + 1) % g->cap;
@@ -65,6 +93,8 @@ void lb_ages_remove(lb_ages_t *g, int64_t sec)
         }
         while (g->len && !at(g, g->len - 1)->count)
                 g->len--;
+        if (g->len > 16 && g->len > 4 * g->used)
+                compact(g);
 }
 
 size_t lb_ages_count(const lb_ages_t *g)

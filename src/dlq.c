@@ -83,7 +83,8 @@ static int not_ours(const lb_dlq_t *d, const lb_action_t *a)
  * waiting. */
 static void finish(lb_dlq_t *d, lb_action_t *a, int err, const char *errstr)
 {
-        lb_ages_remove(&d->waiting, a->due_ms / 1000);
+        if (a->due_ms != INT64_MIN)
+                lb_ages_remove(&d->waiting, a->due_ms / 1000);
         d->report(d->opaque, a, err, errstr);
 }
 
@@ -411,9 +412,10 @@ static int produce_one(lb_dlq_t *d, lb_action_t *a)
 void lb_dlq_send(lb_dlq_t *d, lb_action_t *a)
 {
         /* due_ms is the batcher's, done with: from now on it says since
-         * when a's dead letter waits (out of memory: in the last second) */
+         * when a's dead letter waits (INT64_MIN: not counted, no memory) */
         a->due_ms = lb_admin_now_ms();
-        (void)lb_ages_add(&d->waiting, a->due_ms / 1000);
+        if (lb_ages_add(&d->waiting, a->due_ms / 1000))
+                a->due_ms = INT64_MIN;
         if (produce_one(d, a))
                 retry_push(d, a);
 }
@@ -464,8 +466,9 @@ static void warn_quiet(lb_dlq_t *d, int64_t now)
                     "%zu dead letter(s) not written, the oldest for %" PRId64
                     " s: is %s there (the brokers may not create it), "
                     "writable, and each of its partitions led? librdkafka "
-                    "holds them until message.timeout.ms, then they are "
-                    "retried; their partitions' commits wait",
+                    "holds a record until message.timeout.ms before it "
+                    "says it failed, and one the topic refused is produced "
+                    "again every second; their partitions' commits wait",
                     lb_dlq_waiting(d), oldest / 1000, d->topic);
 }
 

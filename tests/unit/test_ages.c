@@ -3,7 +3,8 @@
  * and the oldest second after every step of random adds (seconds that only
  * grow, many per second) and removes in any order, through the ring's
  * growth and wrap; an earlier second counted in the last; a remove that
- * matches nothing changes nothing it should not.
+ * matches nothing changes nothing it should not; memory that follows what
+ * waits, not the time span; no memory for a new second loses no count.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,16 @@
 #include <cmocka.h>
 
 #include "ages.h"
+
+/* Allocations fail while malloc_fails (linked with --wrap=malloc). */
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+static int malloc_fails;
+
+void *__wrap_malloc(size_t size)
+{
+        return malloc_fails ? NULL : __real_malloc(size);
+}
 
 static void test_empty(void **state)
 {
@@ -71,6 +82,56 @@ static void test_unknown_second(void **state)
         lb_ages_free(&g);
 }
 
+/* One thing waits for ever while others come and go a few seconds each:
+ * the seconds emptied between are dropped, so the ring stays small. */
+static void test_memory_follows_what_waits(void **state)
+{
+        (void)state;
+        lb_ages_t g = {0};
+        assert_int_equal(lb_ages_add(&g, 0), 0);
+        for (int64_t s = 1; s <= 100000; s++) {
+                assert_int_equal(lb_ages_add(&g, s), 0);
+                if (s > 5)
+                        lb_ages_remove(&g, s - 5);
+        }
+        assert_int_equal(lb_ages_count(&g), 6);
+        assert_true(lb_ages_oldest(&g) == 0);
+        assert_true(g.len <= 32);
+        assert_true(g.cap <= 64);
+        for (int64_t s = 99996; s <= 100000; s++)
+                lb_ages_remove(&g, s);
+        lb_ages_remove(&g, 0);
+        assert_int_equal(lb_ages_count(&g), 0);
+        lb_ages_free(&g);
+}
+
+/* Without memory for a new second, a thing is counted in the newest one:
+ * never lost to the count, so the oldest still shows; with none counted
+ * yet, the add fails and counts nothing. */
+static void test_out_of_memory(void **state)
+{
+        (void)state;
+        lb_ages_t g = {0};
+        malloc_fails = 1;
+        assert_int_equal(lb_ages_add(&g, 1), -1);
+        assert_int_equal(lb_ages_count(&g), 0);
+        malloc_fails = 0;
+        for (int64_t s = 100; s < 108; s++) /* the first 8 slots: full */
+                assert_int_equal(lb_ages_add(&g, s), 0);
+        malloc_fails = 1;
+        assert_int_equal(lb_ages_add(&g, 200), 0);
+        malloc_fails = 0;
+        assert_int_equal(lb_ages_count(&g), 9);
+        lb_ages_remove(&g, 200); /* from the newest second, 107 */
+        for (int64_t s = 101; s < 108; s++)
+                lb_ages_remove(&g, s);
+        assert_int_equal(lb_ages_count(&g), 1);
+        assert_true(lb_ages_oldest(&g) == 100); /* still seen */
+        lb_ages_remove(&g, 100);
+        assert_int_equal(lb_ages_count(&g), 0);
+        lb_ages_free(&g);
+}
+
 static void test_against_a_list(void **state)
 {
         (void)state;
@@ -114,6 +175,8 @@ int main(void)
             cmocka_unit_test(test_empty),
             cmocka_unit_test(test_oldest_moves_when_it_finishes),
             cmocka_unit_test(test_unknown_second),
+            cmocka_unit_test(test_memory_follows_what_waits),
+            cmocka_unit_test(test_out_of_memory),
             cmocka_unit_test(test_against_a_list),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
