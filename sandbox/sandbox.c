@@ -116,6 +116,7 @@ struct sbx_opts {
         double warn_rate;      /* share answered with a "skipped" warning */
         long user_not_found;   /* CreateNever actions of unseen users warn */
         long start_vars_bytes; /* padding of a start's answer ("vars") */
+        const char *start_vars_user; /* ... of this user's starts only */
         long seed;
         double p[SBX_F_COUNT];
         long retry_after;
@@ -1266,6 +1267,17 @@ static enum sbx_verdict sbx_put_entry(struct sbx_buf *out, const char *body,
         return v;
 }
 
+/* The variables a start of a's user is answered with (--start-vars-*). */
+static size_t sbx_vars_bytes(const struct sbx_opts *o,
+                             const struct sbx_action *a)
+{
+        const char *who = o->start_vars_user;
+        if (who && (!a->id || a->id_len != strlen(who) ||
+                    memcmp(a->id, who, a->id_len) != 0))
+                return 0;
+        return (size_t)o->start_vars_bytes;
+}
+
 /* Answers every action in order and logs the accepted ones (one write). */
 static void sbx_answer_all(struct sbx *sb, const struct sbx_request *rq,
                            const struct sbx_multi *m, struct sbx_reply *r)
@@ -1293,7 +1305,7 @@ static void sbx_answer_all(struct sbx *sb, const struct sbx_request *rq,
                         sbx_buf_str(&r->body, ",");
                 enum sbx_verdict v =
                     sbx_put_entry(&r->body, m->body, a, sbx_decide(sb, m, a),
-                                  (size_t)sb->opt.start_vars_bytes);
+                                  sbx_vars_bytes(&sb->opt, a));
                 if (v == SBX_FAIL) {
                         r->failed++;
                         continue;
@@ -1725,6 +1737,8 @@ static const struct sbx_opt_def sbx_opt_defs[] = {
     {"start-vars-bytes", SBX_OT_LONG, SBX_OFF(start_vars_bytes), 0, 1L << 30,
      "0", "BYTES",
      "an applied start's answer carries variables of BYTES (big answers)"},
+    {"start-vars-user", SBX_OT_STR, SBX_OFF(start_vars_user), 0, 0, NULL, "ID",
+     "only this user's starts get --start-vars-bytes"},
     {"seed", SBX_OT_LONG, SBX_OFF(seed), 0, LONG_MAX, "1", "N",
      "seed of the fault PRNG"},
     {"p500", SBX_OT_PROB, SBX_OFF(p[SBX_F_500]), 0, 0, "0", "P",

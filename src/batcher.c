@@ -73,6 +73,7 @@ typedef struct {
         size_t heap_cap;     /* kept >= n_users so release() cannot fail */
         lb_user_t *full;     /* ready users that fill a request alone */
         size_t max_actions;  /* b->max_actions, or lower (cap_actions) */
+        size_t read_max;     /* largest request whose answer was read */
         size_t app_idx;      /* in the app heap; NOT_IN_HEAP: none ready */
         size_t full_next, full_prev; /* the ring of apps with full users */
 } app_t;
@@ -89,9 +90,10 @@ struct lb_batcher_s {
         size_t ready_users;
         size_t pending, pending_bytes;
         /* Apps with ready users by their earliest deadline (ties: the
-         * lower index first), and the apps with full users in a ring whose
-         * head goes first on the next call: a turn costs no scan of every
-         * app, however many the apps file lists. */
+         * lower index first), and the apps with full users in a ring, in
+         * the order they became full, whose head goes first on the next
+         * call and then last: a turn costs no scan of every app, however
+         * many the apps file lists. */
         size_t *app_heap;
         size_t app_heap_len;
         size_t full_head;              /* app_cnt: no app has full users */
@@ -485,9 +487,17 @@ size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions)
         if (app >= b->app_cnt)
                 return 0;
         app_t *ap = &b->apps[app];
+        if (max_actions < ap->read_max)
+                max_actions = ap->read_max;
         if (max_actions >= 1 && max_actions < ap->max_actions)
                 ap->max_actions = max_actions;
         return ap->max_actions;
+}
+
+void lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n)
+{
+        if (app < b->app_cnt && n > b->apps[app].read_max)
+                b->apps[app].read_max = n;
 }
 
 void lb_batcher_set_overhead(lb_batcher_t *b, size_t app, size_t overhead)

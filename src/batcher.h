@@ -94,14 +94,18 @@ void lb_batcher_set_overhead(lb_batcher_t *b, size_t app, size_t overhead);
 void lb_batcher_set_max_wait(lb_batcher_t *b, size_t app, int64_t max_wait_ms);
 
 /**
- * @brief Lowers app's actions per request to max_actions (at least 1; a
- *        higher value than its current cap changes nothing), from the next
+ * @brief Lowers app's actions per request to max_actions, from the next
  *        request on: the API's answers to larger ones are too large to
- *        read. A user queued with more is taken as full when it gets its
- *        next action.
+ *        read. Never below 1, nor below the largest request of the app
+ *        whose answer was read (lb_batcher_answer_read: one action's own
+ *        answer may be what was too large), nor up. A user queued with
+ *        more is taken as full when it gets its next action.
  * @returns the app's cap now.
  */
 size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions);
+
+/** @brief A request of n actions of app was answered, and read whole. */
+void lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n);
 
 /** @brief Frees the batcher and, via free_action, every queued action.
  *         Batches not yet released must be released first. */

@@ -213,7 +213,7 @@ int lb_config_validate(const lb_config_t *conf, char *errstr,
  * LB_ANSWER_MIN_BYTES and LB_ANSWER_MAX_BYTES; a larger one is not read,
  * and its request is split (requests.c). */
 #define LB_ANSWERS_PCT      20
-#define LB_ANSWER_MIN_BYTES ((int64_t)1 << 20)
+#define LB_ANSWER_MIN_BYTES ((int64_t)64 << 10)
 #define LB_ANSWER_MAX_BYTES ((int64_t)16 << 20)
 
 /** @returns the bytes of an answer the sender reads at most, as above

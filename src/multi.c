@@ -50,6 +50,20 @@ int lb_buf_append(lb_buf_t *b, const void *p, size_t n)
         return 0;
 }
 
+int lb_buf_append_upto(lb_buf_t *b, const void *p, size_t n, size_t most)
+{
+        size_t need = b->len + n + 1;
+        if (n <= SIZE_MAX - 1 - b->len && need > b->cap && need <= most &&
+            b->cap > most / 2) {
+                char *d = realloc(b->data, most);
+                if (!d)
+                        return -1;
+                b->data = d;
+                b->cap = most;
+        }
+        return lb_buf_append(b, p, n);
+}
+
 int lb_buf_printf(lb_buf_t *b, const char *fmt, ...)
 {
         va_list ap;

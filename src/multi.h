@@ -15,8 +15,8 @@
 #define LB_MULTI_TIME_MAX 24
 /** Most bytes of a server message copied into a reason or a result. */
 #define LB_MULTI_MESSAGE_MAX 200
-/** Largest 2xx body lb_multi_classify decodes; larger ones are retried.
- *  The sender may stop reading a body past this size. */
+/** Largest 2xx body lb_multi_classify decodes; a larger one (or one the
+ *  sender stopped reading, LB_MULTI_ANSWER_CUT) is split, not retried. */
 #define LB_MULTI_RESPONSE_MAX (16 * 1024 * 1024) /* LB_ANSWER_MAX_BYTES */
 /** Most bytes of a non-2xx body kept and decoded: its message is a
  *  courtesy, not worth keeping megabytes of HTML for. */
@@ -34,6 +34,10 @@ typedef struct {
 int lb_buf_reserve(lb_buf_t *b, size_t n);
 /** @brief Appends n bytes. @returns 0, or -1 (b unchanged). */
 int lb_buf_append(lb_buf_t *b, const void *p, size_t n);
+/** lb_buf_append whose room, doubling, stops at most bytes (NUL included)
+ *  when len + n + 1 fits in it: a buffer read up to a limit takes no more
+ *  than the limit. */
+int lb_buf_append_upto(lb_buf_t *b, const void *p, size_t n, size_t most);
 /** @brief Appends printf-style. @returns 0, or -1 (b unchanged). */
 int lb_buf_printf(lb_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -457,13 +457,17 @@ static int newer_key(lb_bridge_t *b, const flight_t *f, int64_t now)
 
 /* A request of n actions for f's app got an answer too large to read: the
  * API applied it, and it is sent again in halves (its actions reach the
- * API twice or more), so the app's next requests carry at most n / 2
- * actions. Said at most every LB_ANSWER_CUT_WARN_MS. */
+ * API twice or more). When it was the whole batch, the app's next
+ * requests carry at most n / 2 actions, never fewer than a request of it
+ * whose answer was read (a half cut again, or a cut below what was read,
+ * says no more about a whole request: one action's own answer may be the
+ * large part). Said at most every LB_ANSWER_CUT_WARN_MS. */
 static void answer_too_large(lb_bridge_t *b, const flight_t *f, size_t n,
                              int64_t now)
 {
         size_t app = (size_t)f->batch->app;
-        size_t cap = lb_batcher_cap_actions(b->batcher, app, n / 2);
+        size_t cap = lb_batcher_cap_actions(
+            b->batcher, app, n == f->batch->n ? n / 2 : SIZE_MAX);
         uint64_t held;
         if (lb_log_throttle(&b->answer_cut_warn, now, LB_ANSWER_CUT_WARN_MS,
                             &held))
@@ -471,8 +475,8 @@ static void answer_too_large(lb_bridge_t *b, const flight_t *f, size_t n,
                         "the API answered a request of %zu actions for %s "
                         "with over %" PRId64
                         " bytes, the most an answer is read to (%d%% of "
-                        "memory.limit.bytes over sender.max.inflight, at "
-                        "most 16 MiB): it applied them, and they are sent "
+                        "memory.limit.bytes over sender.max.inflight, 64 "
+                        "KiB to 16 MiB): it applied them, and they are sent "
                         "again in halves (duplicates at the API); its "
                         "requests now carry at most %zu actions (set "
                         "batch.max.actions, now %" PRId64
@@ -536,6 +540,7 @@ void lb_requests_done(void *opaque, lb_request_t *req)
         }
         switch (out) {
         case LB_OUTCOME_DONE:
+                lb_batcher_answer_read(b->batcher, (size_t)f->batch->app, n);
                 range_resolve(b, f, results, LB_STAGE_API, req->http_status,
                               NULL);
                 lb_multi_results_clear(results, n);

@@ -70,7 +70,7 @@ static size_t write_cb(char *p, size_t size, size_t n, void *opaque)
                 req->answer_cut = 1;
                 return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
         }
-        if (lb_buf_append(&req->response, p, keep))
+        if (lb_buf_append_upto(&req->response, p, keep, req->answer_max + 1))
                 return 0;
         return len;
 }

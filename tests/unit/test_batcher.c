@@ -1110,8 +1110,9 @@ static void test_due_beats_full_across_apps(void **state)
 }
 
 /* An app's cap on actions per request (its answers were too large to
- * read) binds its requests only, never rises, and a user with more queued
- * is full once it gets its next action. */
+ * read) binds its requests only, never rises nor goes below a request of
+ * the app whose answer was read, and a user with more queued is full once
+ * it gets its next action. */
 static void test_cap_actions(void **state)
 {
         (void)state;
@@ -1120,6 +1121,11 @@ static void test_cap_actions(void **state)
         assert_int_equal(lb_batcher_cap_actions(b, 0, 8), 4); /* never up */
         assert_int_equal(lb_batcher_cap_actions(b, 0, 0), 4); /* at least 1 */
         assert_int_equal(lb_batcher_cap_actions(b, 5, 1), 0); /* no app */
+        /* never below a request whose answer was read */
+        lb_batcher_answer_read(b, 1, 7);
+        lb_batcher_answer_read(b, 1, 5);
+        assert_int_equal(lb_batcher_cap_actions(b, 1, 2), 7);
+        assert_int_equal(lb_batcher_cap_actions(b, 1, 20), 7);
         add_n(b, 0, "A", 0, 10, 6); /* full at 4: goes before its deadline */
         add_n(b, 1, "B", 0, 10, 6);
         lb_batch_t *bt = got(b, 0, LB_SEND_DUE, 0, LB_SEND_FULL);
@@ -1132,7 +1138,7 @@ static void test_cap_actions(void **state)
         lb_batch_t *a = bt->app == 0 ? bt : bt2, *o = bt->app == 0 ? bt2 : bt;
         assert_int_equal(a->n, 2);
         assert_int_equal(o->app, 1);
-        assert_int_equal(o->n, 6); /* the other app's cap is the config's */
+        assert_int_equal(o->n, 6); /* the other app's cap is 7 */
         finish(b, bt);
         finish(b, bt2);
         lb_batcher_destroy(b, lb_action_destroy);

@@ -332,7 +332,7 @@ static void test_int_auto(void **state)
 #define FULL_PREFETCH INT64_C(116786560)
 
 /* An answer is read up to 20% of the memory limit over
- * sender.max.inflight, between 1 and 16 MiB; 16 MiB before the limit is
+ * sender.max.inflight, between 64 KiB and 16 MiB; 16 MiB before the limit is
  * sized. */
 static void test_answer_max(void **state)
 {
@@ -345,7 +345,13 @@ static void test_answer_max(void **state)
         set_ok(c, "sender.max.inflight", "4");
         assert_int_equal(lb_config_answer_max_bytes(c), 16 << 20);
         set_ok(c, "sender.max.inflight", "1024");
-        assert_int_equal(lb_config_answer_max_bytes(c), 1 << 20);
+        assert_int_equal(lb_config_answer_max_bytes(c), 209715); /* 20% */
+        lb_config_destroy(c);
+        c = valid_config();
+        assert_int_equal(lb_config_resolve_memory(c, INT64_C(32) << 20, "x"),
+                         0);
+        set_ok(c, "sender.max.inflight", "1024");
+        assert_int_equal(lb_config_answer_max_bytes(c), 64 << 10); /* floor */
         lb_config_destroy(c);
         c = valid_config();
         assert_int_equal(lb_config_resolve_memory(c, INT64_C(256) << 20, "x"),

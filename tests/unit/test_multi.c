@@ -105,6 +105,30 @@ static void test_buf(void **state)
         assert_int_equal(b.cap, 0);
 }
 
+/* A buffer read up to a limit grows by doubling, but never past the
+ * limit's room; past it, it grows as any buffer (the caller's check). */
+static void test_buf_upto(void **state)
+{
+        (void)state;
+        lb_buf_t b = {0};
+        char chunk[300];
+        memset(chunk, 'r', sizeof(chunk));
+        assert_int_equal(lb_buf_append_upto(&b, chunk, 200, 1001), 0);
+        assert_int_equal(b.cap, 256);
+        assert_int_equal(lb_buf_append_upto(&b, chunk, 300, 1001), 0);
+        assert_int_equal(b.cap, 512);
+        assert_int_equal(lb_buf_append_upto(&b, chunk, 300, 1001), 0);
+        assert_int_equal(b.cap, 1001); /* not 1024 */
+        assert_int_equal(lb_buf_append_upto(&b, chunk, 200, 1001), 0);
+        assert_int_equal(b.len, 1000);
+        assert_int_equal(b.cap, 1001);
+        assert_int_equal(b.data[1000], '\0');
+        assert_int_equal(lb_buf_append_upto(&b, chunk, 1, 1001), 0);
+        assert_int_equal(b.len, 1001);
+        assert_true(b.cap > 1001);
+        lb_buf_free(&b);
+}
+
 static void expect_json_string(const char *in, size_t n, const char *want)
 {
         lb_buf_t b = {0};
@@ -1083,6 +1107,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_classify_2xx_huge_answer),
             cmocka_unit_test(test_buf),
+            cmocka_unit_test(test_buf_upto),
             cmocka_unit_test(test_json_string_escaping),
             cmocka_unit_test(test_encode_exact),
             cmocka_unit_test(test_encode_escapes_ids),
