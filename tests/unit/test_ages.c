@@ -15,16 +15,7 @@
 #include <cmocka.h>
 
 #include "ages.h"
-
-/* Allocations fail while malloc_fails (linked with --wrap=malloc). */
-void *__real_malloc(size_t size);
-void *__wrap_malloc(size_t size);
-static int malloc_fails;
-
-void *__wrap_malloc(size_t size)
-{
-        return malloc_fails ? NULL : __real_malloc(size);
-}
+#include "malloc_fails.h"
 
 static void test_empty(void **state)
 {

@@ -13,19 +13,8 @@
 
 #include <cmocka.h>
 
+#include "malloc_fails.h"
 #include "offsets.h"
-
-/* Allocation failure injection: malloc calls linked into this test (its
- * own and lbcore's) go through here (-Wl,--wrap=malloc in
- * tests/CMakeLists.txt). */
-void *__real_malloc(size_t size);
-void *__wrap_malloc(size_t size);
-static int malloc_fails;
-
-void *__wrap_malloc(size_t size)
-{
-        return malloc_fails ? NULL : __real_malloc(size);
-}
 
 static void test_new(void **state)
 {
