@@ -111,8 +111,17 @@ h.check(cg["peak"] < LIMIT, f"cgroup peak {cg['peak']:,} bytes reached the limit
 # unless what is held is miscounted again (before the fix: OOM-killed).
 h.check(cg["peak"] <= LIMIT * 60 // 100,
         f"cgroup peak {cg['peak'] / MB:.0f} MB over 60% of the limit: held memory miscounted?")
-h.check(watch.max_held >= FILLED * bound, f"held at most {watch.max_held / MB:.0f} MB: the "
-        f"backlog did not reach the bound ({bound / MB:.0f} MB), nothing was tested")
+# The bound was tested when the held bytes reached it: FILLED of it, where
+# the nearest deadlines begin to go early (75%) for the large events. On a
+# loaded machine (ctest -j) the held bytes may stop just under that mark
+# while those early sends hold them there (CI once saw 76.5 of the 76.8 MB
+# mark): then memory's early sends say the bound was working.
+memory_early = bench.sent_early(mt)["memory"]
+h.check(watch.max_held >= FILLED * bound or
+        (memory_early > 0 and watch.max_held >= (FILLED - 0.05) * bound),
+        f"held at most {watch.max_held / MB:.0f} MB, {memory_early:,.0f} actions sent early "
+        f"for memory: the backlog did not reach the bound ({bound / MB:.0f} MB), nothing "
+        "was tested")
 h.check(r["exit_code"] == 0, f"bridge exit code {r['exit_code']}")
 sandbox.stop()
 kafka.stop()
