@@ -302,9 +302,10 @@ static const cfg_key_t keys[] = {
      .max = INT64_C(17179869184),
      .desc = "Consumption pauses while the bridge holds this many bytes for "
              "its live actions (what each one's memory costs: its record, "
-             "key, value and headers; their users' records; their request "
-             "bodies) and resumes at half; above 75% the nearest deadlines "
-             "are sent early. 0 (auto): 40% of memory.limit.bytes less the "
+             "key, value and headers; their users' records; the start of "
+             "their request bodies) and resumes at half; above 75% the "
+             "nearest deadlines are sent early. 0 (auto): 40% of "
+             "memory.limit.bytes less the "
              "consumer's prefetch (its queue and one fetch, sized from the "
              "limit), at least 20%. Must be >= batch.max.bytes."},
     {.name = "shutdown.timeout.ms",

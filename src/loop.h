@@ -133,7 +133,9 @@ struct lb_bridge_s {
         int last_attempts; /* shutdown's drain ran out: no attempt after
                             * those on the wire */
         flight_t *flights; /* every batch on its way */
-        size_t body_bytes; /* room of the request bodies of the flights */
+        size_t body_bytes; /* room of the flights' bodies: their starts
+                              (lb_multi_body_t.head), or the unsent part
+                              of one cut by a revocation */
         size_t ring_bytes; /* the offset trackers' rings (offsets.h) */
         int flushes;       /* flushing waits running (handover.flush) */
 

@@ -1,9 +1,9 @@
 /*
  * multi.c: the multi call's codec: growable buffers and JSON string
- * escaping, request body encoding (with the size bound the batcher packs
- * against), the outcome classifier of issue 3 (2xx answers checked with
- * json_scan.h, entry by entry, without a tree; other statuses' small bodies
- * with jansson) and Retry-After parsing.
+ * escaping, request bodies written as they are sent (within the size
+ * bound the batcher packs against), the outcome classifier of issue 3 (2xx
+ * answers checked with json_scan.h, entry by entry, without a tree; other
+ * statuses' small bodies with jansson) and Retry-After parsing.
  * Pure: no I/O, no clock (times are passed in), no globals. Server text that
  * reaches a reason or a result is cut and made printable here, once.
  */
@@ -178,17 +178,8 @@ static const char digit_pairs[] = "0001020304050607080910111213141516171819"
                                   "6061626364656667686970717273747576777879"
                                   "8081828384858687888990919293949596979899";
 
-/* The whole seconds of the last number format_ms wrote, as text: the
- * actions of a request mostly share their second. len 0: none yet. */
-typedef struct {
-        uint64_t whole;
-        int neg;
-        size_t len;
-        char text[LB_MULTI_TIME_MAX];
-} secs_cache_t;
-
 /* Writes [-]whole to c->text, built from its end two digits a step. */
-static __attribute__((noinline, cold)) void format_secs(secs_cache_t *c,
+static __attribute__((noinline, cold)) void format_secs(lb_multi_secs_t *c,
                                                         uint64_t whole, int neg)
 {
         char tmp[LB_MULTI_TIME_MAX + 1];
@@ -209,31 +200,44 @@ static __attribute__((noinline, cold)) void format_secs(secs_cache_t *c,
         memcpy(c->text, s, c->len);
 }
 
-/* Writes ms/1000 as a JSON number with up to 3 decimals (trailing zeros
- * dropped) at out, which has room for LB_MULTI_TIME_MAX bytes (all may be
- * written); returns its length. Exact for every int64. It runs for every
- * action: the seconds come from c when they are the last call's, copied
- * whole (a fixed size copies without a call). */
-static size_t format_ms(char *out, int64_t ms, secs_cache_t *c)
+/* ms's milliseconds past its whole seconds, with those seconds in c (the
+ * last call's kept when they are the same). */
+static unsigned secs_of(int64_t ms, lb_multi_secs_t *c)
 {
         uint64_t mag = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
         uint64_t whole = mag / 1000;
-        unsigned frac = (unsigned)(mag % 1000);
         int neg = ms < 0;
         if (!c->len || c->whole != whole || c->neg != neg) {
                 format_secs(c, whole, neg);
                 c->whole = whole;
                 c->neg = neg;
         }
+        return (unsigned)(mag % 1000);
+}
+
+/* The bytes of the fraction format_ms writes for frac milliseconds: no
+ * trailing zeros (.5, .25, .125), none at all for 0. */
+static size_t frac_len(unsigned frac)
+{
+        return !frac ? 0 : frac % 10 ? 4 : frac % 100 ? 3 : 2;
+}
+
+/* Writes ms/1000 as a JSON number with up to 3 decimals (trailing zeros
+ * dropped) at out, which has room for LB_MULTI_TIME_MAX bytes (all may be
+ * written); returns its length. Exact for every int64. It runs for every
+ * action: the seconds come from c when they are the last call's, copied
+ * whole (a fixed size copies without a call). */
+static size_t format_ms(char *out, int64_t ms, lb_multi_secs_t *c)
+{
+        unsigned frac = secs_of(ms, c);
         memcpy(out, c->text, sizeof(c->text));
         if (!frac)
                 return c->len;
-        /* no trailing zeros: .5, .25, .125 */
         char *d = out + c->len;
         d[0] = '.';
         d[1] = (char)('0' + frac / 100);
         memcpy(d + 2, digit_pairs + frac % 100 * 2, 2);
-        return c->len + (frac % 10 ? 4 : frac % 100 ? 3 : 2);
+        return c->len + frac_len(frac);
 }
 
 static size_t str_len(const char *s)
@@ -261,32 +265,71 @@ static int is_json_ws(char c)
         return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Appends one action: verbatim, or with "time" spliced before its final
- * '}' (room reserved by the caller: LB_EVENT_TIME_SPLICE_MAX covers the
- * LB_MULTI_TIME_MAX bytes format_ms may write). */
-static void encode_action(lb_buf_t *out, const lb_action_t *a,
-                          secs_cache_t *secs)
+/* The bytes of a's value an encoded action begins with: all of them, or
+ * when "time" is spliced in, those before its final '}' (and the
+ * whitespace after it). */
+static size_t action_keep(const lb_action_t *a, const char *value)
 {
-        const char *value = lb_action_value(a);
-        if (!a->time_missing) {
-                memcpy(out->data + out->len, value, a->value_len);
-                out->len += a->value_len;
-                return;
-        }
         size_t n = a->value_len;
+        if (!a->time_missing)
+                return n;
         while (n > 0 && is_json_ws(value[n - 1]))
                 n--;
         if (n > 0 && value[n - 1] == '}')
                 n--;
-        memcpy(out->data + out->len, value, n);
-        out->len += n;
-        if (!a->object_empty)
-                out->data[out->len++] = ',';
-        memcpy(out->data + out->len, "\"time\":", 7);
-        out->len += 7;
-        out->len += format_ms(out->data + out->len, a->timestamp_ms, secs);
-        out->data[out->len++] = '}';
+        return n;
 }
+
+/* The splice after action_keep's bytes: [,]"time":T} (none when the
+ * action has its own time). At dst (LB_EVENT_TIME_SPLICE_MAX bytes);
+ * returns its length. */
+static size_t action_splice(const lb_action_t *a, char *dst,
+                            lb_multi_secs_t *secs)
+{
+        if (!a->time_missing)
+                return 0;
+        size_t n = 0;
+        if (!a->object_empty)
+                dst[n++] = ',';
+        memcpy(dst + n, "\"time\":", 7);
+        n += 7;
+        n += format_ms(dst + n, a->timestamp_ms, secs);
+        dst[n++] = '}';
+        return n;
+}
+
+/* The bytes action a takes in a body (its comma not counted). */
+static size_t action_len(const lb_action_t *a, lb_multi_secs_t *secs)
+{
+        size_t n = action_keep(a, lb_action_value(a));
+        if (a->time_missing) {
+                size_t frac = frac_len(secs_of(a->timestamp_ms, secs));
+                n += !a->object_empty + 7 + secs->len + frac + 1;
+        }
+        return n;
+}
+
+/* Writes action a whole at dst (room for its value_len +
+ * LB_EVENT_TIME_SPLICE_MAX bytes); returns its length. */
+static size_t write_action(char *dst, const lb_action_t *a,
+                           lb_multi_secs_t *secs)
+{
+        const char *value = lb_action_value(a);
+        size_t n = action_keep(a, value);
+        memcpy(dst, value, n);
+        return n + action_splice(a, dst + n, secs);
+}
+
+/* The parts of a body, in order (lb_multi_body_t.part). */
+enum {
+        PART_HEAD,   /* {"appId":...,"data":[ */
+        PART_GAP,    /* none: before action i, or the tail when i == n */
+        PART_COMMA,  /* before action i (i > 0) */
+        PART_VALUE,  /* action i's value (action_keep's bytes) */
+        PART_SPLICE, /* action i's "time", when it has none */
+        PART_TAIL,   /* ]} */
+        PART_END,
+};
 
 static void put_lit(lb_buf_t *out, const char *s, size_t n)
 {
@@ -294,18 +337,22 @@ static void put_lit(lb_buf_t *out, const char *s, size_t n)
         out->len += n;
 }
 
-int lb_multi_encode(lb_buf_t *out, const char *app_id, const char *client_key,
-                    const char *api_version, double now_s,
-                    lb_action_t *const *actions, size_t n)
+static void set_part(lb_multi_body_t *w, int part, const char *at, size_t len)
 {
-        size_t need = lb_multi_overhead(app_id, client_key, api_version);
-        for (size_t i = 0; i < n; i++)
-                need += lb_event_body_len(actions[i]->value_len,
-                                          actions[i]->time_missing);
-        lb_buf_reset(out);
-        if (lb_buf_reserve(out, need))
-                return -1;
+        w->part = part;
+        w->at = at;
+        w->left = len;
+}
 
+int lb_multi_body_start(lb_multi_body_t *w, const char *app_id,
+                        const char *client_key, const char *api_version,
+                        double now_s, lb_action_t *const *actions, size_t n)
+{
+        lb_buf_t *h = &w->head;
+        lb_buf_reset(h);
+        if (lb_buf_reserve(h,
+                           lb_multi_overhead(app_id, client_key, api_version)))
+                return -1;
         /* Clamp so the number always fits LB_MULTI_TIME_MAX; a clock this
          * far off is a bug elsewhere, not a reason to emit invalid JSON. */
         if (isnan(now_s))
@@ -314,30 +361,130 @@ int lb_multi_encode(lb_buf_t *out, const char *app_id, const char *client_key,
                 now_s = -9e15;
         else if (now_s > 9e15)
                 now_s = 9e15;
-        secs_cache_t secs = {0};
+        w->secs = (lb_multi_secs_t){0};
         char num[LB_MULTI_TIME_MAX];
-        size_t num_len = format_ms(num, llround(now_s * 1000.0), &secs);
+        size_t num_len = format_ms(num, llround(now_s * 1000.0), &w->secs);
 
         /* Room is reserved: the writes below cannot fail. */
-        put_lit(out, KEY_APP, LIT_LEN(KEY_APP));
-        lb_buf_append_json_string(out, app_id ? app_id : "", str_len(app_id));
-        put_lit(out, KEY_CLIENT, LIT_LEN(KEY_CLIENT));
-        lb_buf_append_json_string(out, client_key ? client_key : "",
+        put_lit(h, KEY_APP, LIT_LEN(KEY_APP));
+        lb_buf_append_json_string(h, app_id ? app_id : "", str_len(app_id));
+        put_lit(h, KEY_CLIENT, LIT_LEN(KEY_CLIENT));
+        lb_buf_append_json_string(h, client_key ? client_key : "",
                                   str_len(client_key));
-        put_lit(out, KEY_VERSION, LIT_LEN(KEY_VERSION));
-        lb_buf_append_json_string(out, api_version ? api_version : "",
+        put_lit(h, KEY_VERSION, LIT_LEN(KEY_VERSION));
+        lb_buf_append_json_string(h, api_version ? api_version : "",
                                   str_len(api_version));
-        put_lit(out, KEY_TIME, LIT_LEN(KEY_TIME));
-        put_lit(out, num, num_len);
-        put_lit(out, KEY_DATA, LIT_LEN(KEY_DATA));
-        for (size_t i = 0; i < n; i++) {
-                if (i)
-                        out->data[out->len++] = ',';
-                encode_action(out, actions[i], &secs);
-        }
-        put_lit(out, TAIL, LIT_LEN(TAIL));
-        out->data[out->len] = '\0';
+        put_lit(h, KEY_TIME, LIT_LEN(KEY_TIME));
+        put_lit(h, num, num_len);
+        put_lit(h, KEY_DATA, LIT_LEN(KEY_DATA));
+
+        w->actions = actions;
+        w->n = n;
+        w->len = h->len + LIT_LEN(TAIL) + (n ? n - 1 : 0);
+        lb_multi_secs_t secs = w->secs;
+        for (size_t i = 0; i < n; i++)
+                w->len += action_len(actions[i], &secs);
+        w->written = 0;
+        w->i = 0;
+        set_part(w, PART_HEAD, h->data, h->len);
         return 0;
+}
+
+/* Moves w on from a part it has written to the next one with bytes (at,
+ * left); at PART_GAP the caller may write whole actions first.
+ * @returns 0 at the body's end. */
+static int next_part(lb_multi_body_t *w)
+{
+        const lb_action_t *a;
+        switch (w->part) {
+        case PART_HEAD:
+                w->part = PART_GAP;
+                return 1;
+        case PART_GAP:
+                if (w->i == w->n)
+                        set_part(w, PART_TAIL, TAIL, LIT_LEN(TAIL));
+                else if (w->i)
+                        set_part(w, PART_COMMA, ",", 1);
+                else
+                        goto value;
+                return 1;
+        case PART_COMMA:
+        value:
+                a = w->actions[w->i];
+                set_part(w, PART_VALUE, lb_action_value(a),
+                         action_keep(a, lb_action_value(a)));
+                return 1;
+        case PART_VALUE:
+                a = w->actions[w->i];
+                if (a->time_missing) {
+                        set_part(w, PART_SPLICE, w->splice,
+                                 action_splice(a, w->splice, &w->secs));
+                        return 1;
+                }
+                __attribute__((fallthrough));
+        case PART_SPLICE:
+                w->i++;
+                w->part = PART_GAP;
+                return 1;
+        default:
+                w->part = PART_END;
+                return 0;
+        }
+}
+
+size_t lb_multi_body_read(lb_multi_body_t *w, char *dst, size_t cap)
+{
+        size_t n = 0;
+        while (n < cap) {
+                if (w->left) {
+                        size_t k = w->left < cap - n ? w->left : cap - n;
+                        memcpy(dst + n, w->at, k);
+                        w->at += k;
+                        w->left -= k;
+                        n += k;
+                        continue;
+                }
+                /* Between actions, those with room for their most are
+                 * written whole; the one at the buffer's end goes part by
+                 * part. */
+                while (w->part == PART_GAP && w->i < w->n) {
+                        const lb_action_t *a = w->actions[w->i];
+                        if (cap - n <= a->value_len + LB_EVENT_TIME_SPLICE_MAX)
+                                break;
+                        if (w->i)
+                                dst[n++] = ',';
+                        n += write_action(dst + n, a, &w->secs);
+                        w->i++;
+                }
+                if (!next_part(w))
+                        break;
+        }
+        w->written += n;
+        return n;
+}
+
+int lb_multi_body_detach(lb_multi_body_t *w)
+{
+        if (w->part >= PART_TAIL)
+                return 0; /* the rest is the tail's, or nothing */
+        lb_buf_t rest = {0};
+        size_t written = w->written;
+        if (lb_buf_reserve(&rest, w->len - written))
+                return -1;
+        rest.len = lb_multi_body_read(w, rest.data, w->len - written);
+        rest.data[rest.len] = '\0';
+        w->written = written;
+        lb_buf_free(&w->head);
+        w->head = rest;
+        w->actions = NULL;
+        w->i = w->n = 0;
+        set_part(w, PART_TAIL, rest.data, rest.len);
+        return 0;
+}
+
+void lb_multi_body_free(lb_multi_body_t *w)
+{
+        lb_buf_free(&w->head);
 }
 
 /* --- classification ------------------------------------------------------ */

@@ -1,7 +1,7 @@
 /*
- * multi.h: the multi call's codec. Encodes a request body from actions
- * (stamping "time" at send time) and turns an HTTP result into one verdict
- * per action. Pure: no I/O.
+ * multi.h: the multi call's codec. Writes a request body from actions as
+ * it is sent (stamping "time" at send time) and turns an HTTP result into
+ * one verdict per action. Pure: no I/O.
  */
 #ifndef LB_MULTI_H
 #define LB_MULTI_H
@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "action.h"
+#include "event.h"
 
 /** Most characters lb_multi writes for a "time" number (ms precision). */
 #define LB_MULTI_TIME_MAX 24
@@ -65,18 +66,63 @@ void lb_buf_free(lb_buf_t *b);
 size_t lb_multi_overhead(const char *app_id, const char *client_key,
                          const char *api_version);
 
+/** The whole seconds of the last "time" a body wrote, as text: the
+ *  actions of a request mostly share their second. len 0: none yet. */
+typedef struct {
+        uint64_t whole;
+        int neg;
+        size_t len;
+        char text[LB_MULTI_TIME_MAX];
+} lb_multi_secs_t;
+
 /**
- * @brief Encodes {"appId","clientKey","apiVersion","time","data":[...]}.
- *        Each action's body is its original value, with ,"time":T spliced
- *        in from its Kafka timestamp when time_missing. now_s is the send time.
- *        Times are written with millisecond precision ("1375295890.25").
- *        out's previous contents are replaced; its length never exceeds
- *        lb_multi_overhead() + the sum of the actions' lb_event_body_len().
+ * A request body {"appId","clientKey","apiVersion","time","data":[...]},
+ * written part by part into the caller's buffer (libcurl's upload buffer)
+ * as it asks: the body itself is never held. Each action's body is its
+ * original value, with ,"time":T spliced in from its Kafka timestamp when
+ * time_missing. Times have millisecond precision ("1375295890.25"). The
+ * actions are read, not owned: they must live until the body is written.
+ * A zeroed one is empty; lb_multi_body_free frees it.
+ */
+typedef struct {
+        size_t len;     /* the whole body's bytes (Content-Length) */
+        size_t written; /* bytes lb_multi_body_read gave so far */
+        /* where the writing is: */
+        lb_buf_t head; /* the bytes before the first action */
+        lb_action_t *const *actions;
+        size_t n, i; /* actions, and the one being written */
+        int part;    /* which part of it (multi.c) */
+        const char *at;
+        size_t left; /* the part's bytes not yet written */
+        char splice[LB_EVENT_TIME_SPLICE_MAX];
+        lb_multi_secs_t secs;
+} lb_multi_body_t;
+
+/**
+ * @brief Starts writing a body of actions[0..n) anew (a retry too): now_s
+ *        is the send time. w->len is then its exact length, never more
+ *        than lb_multi_overhead() + the sum of the actions'
+ *        lb_event_body_len().
  * @returns 0, or -1 on allocation failure.
  */
-int lb_multi_encode(lb_buf_t *out, const char *app_id, const char *client_key,
-                    const char *api_version, double now_s,
-                    lb_action_t *const *actions, size_t n);
+int lb_multi_body_start(lb_multi_body_t *w, const char *app_id,
+                        const char *client_key, const char *api_version,
+                        double now_s, lb_action_t *const *actions, size_t n);
+
+/** @brief Writes the body's next bytes to dst, at most cap.
+ *  @returns how many; fewer than cap only at its end. */
+size_t lb_multi_body_read(lb_multi_body_t *w, char *dst, size_t cap);
+
+/**
+ * @brief Copies the bytes w has not written yet into its own memory, so
+ *        that its actions may be freed while it is being sent (a partition
+ *        revoked mid-upload). A no-op once no action is left to read.
+ * @returns 0, or -1 on allocation failure (w unchanged).
+ */
+int lb_multi_body_detach(lb_multi_body_t *w);
+
+/** @brief Frees w's memory (the actions are not w's). */
+void lb_multi_body_free(lb_multi_body_t *w);
 
 /** What to do with a whole request after one attempt. */
 typedef enum {

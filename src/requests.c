@@ -56,8 +56,9 @@ struct flight_s {
         lb_user_t **wire; /* the users of the attempt on the wire */
         size_t wire_n;
         lb_request_t req;
-        size_t body_counted; /* its body's room, in the bridge's body_bytes */
-        unsigned key_gen;    /* of the client key its last attempt carried */
+        lb_multi_body_t body; /* req's, written as it is sent */
+        size_t body_counted;  /* its room, in the bridge's body_bytes */
+        unsigned key_gen;     /* of the client key its last attempt carried */
 };
 
 uint64_t lb_requests_partition_tag(const char *topic, int32_t partition)
@@ -148,25 +149,39 @@ static int slot_free(const lb_bridge_t *b)
                (size_t)lb_concurrency_limit(&b->conc);
 }
 
+static size_t body_read(void *source, char *dst, size_t cap)
+{
+        return lb_multi_body_read(source, dst, cap);
+}
+
+/* Starts f's body for actions [lo, hi) and puts it on the wire.
+ * @returns 0, or -1 (no memory, or the sender refused it). */
+static int flight_submit(lb_bridge_t *b, flight_t *f, const lb_app_t *app,
+                         size_t lo, size_t hi)
+{
+        if (lb_multi_body_start(
+                &f->body, app->id, app->client_key, b->conf->api_version,
+                lb_loop_wall_ms() / 1000.0, f->batch->actions + lo, hi - lo))
+                return -1;
+        f->req.body_len = f->body.len;
+        return lb_sender_submit(b->sender, &f->req);
+}
+
 static void flight_send(lb_bridge_t *b, flight_t *f)
 {
         size_t lo, hi;
         lb_flight_range(&f->fl, &lo, &hi);
         const lb_app_t *app = &b->conf->apps[f->batch->app];
         f->key_gen = app->key_gen;
-        lb_buf_reset(&f->req.body);
-        if (lb_multi_encode(&f->req.body, app->id, app->client_key,
-                            b->conf->api_version, lb_loop_wall_ms() / 1000.0,
-                            f->batch->actions + lo, hi - lo) ||
-            lb_sender_submit(b->sender, &f->req)) {
+        if (flight_submit(b, f, app, lo, hi)) {
                 lb_error("sender", "cannot start a request; retrying");
                 lb_flight_retry_at(&f->fl,
                                    lb_loop_now_ms() +
                                        b->conf->retry_backoff_initial_ms);
                 return;
         }
-        b->body_bytes += f->req.body.cap - f->body_counted;
-        f->body_counted = f->req.body.cap;
+        b->body_bytes += f->body.head.cap - f->body_counted;
+        f->body_counted = f->body.head.cap;
         for (size_t i = lo; i < hi; i++)
                 f->batch->actions[i]->attempts++;
         wire_sent(b, f, lo, hi);
@@ -183,7 +198,7 @@ static void flight_free(lb_bridge_t *b, flight_t *f)
         lb_flight_clear(&f->fl);
         free(f->wire);
         b->body_bytes -= f->body_counted;
-        lb_buf_free(&f->req.body);
+        lb_multi_body_free(&f->body);
         lb_buf_free(&f->req.response);
         free(f);
 }
@@ -244,6 +259,8 @@ static void start_batch(lb_bridge_t *b, lb_batch_t *batch)
         }
         f->batch = batch;
         f->req.opaque = f;
+        f->req.body_read = body_read;
+        f->req.body_source = &f->body;
         f->next = b->flights;
         b->flights = f;
         lb_hist_observe(&b->metrics.batch_actions, (double)batch->n);
@@ -674,8 +691,18 @@ int64_t lb_requests_next_due(lb_bridge_t *b, int64_t now, int64_t cap)
 size_t lb_requests_give_up(lb_bridge_t *b, int (*pred)(const lb_action_t *a))
 {
         size_t dropped = 0;
-        for (flight_t *f = b->flights; f; f = f->next)
+        for (flight_t *f = b->flights; f; f = f->next) {
+                /* A body being sent reads its actions: it keeps what it
+                 * has yet to send before any of them goes. */
+                if (f->fl.sending && lb_multi_body_detach(&f->body)) {
+                        lb_error("sender", "out of memory");
+                        b->fatal = 1;
+                        continue;
+                }
+                b->body_bytes += f->body.head.cap - f->body_counted;
+                f->body_counted = f->body.head.cap;
                 dropped += lb_flight_give_up(&f->fl, pred, lb_action_drop, b);
+        }
         return dropped;
 }
 

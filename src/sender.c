@@ -79,10 +79,10 @@ static size_t write_cb(char *p, size_t size, size_t n, void *opaque)
 static size_t read_cb(char *p, size_t size, size_t n, void *opaque)
 {
         lb_request_t *req = opaque;
-        size_t left = req->body.len - req->body_read;
-        size_t len = size * n < left ? size * n : left;
-        memcpy(p, req->body.data + req->body_read, len);
-        req->body_read += len;
+        size_t left = req->body_len - req->body_given;
+        size_t len = req->body_read(req->body_source, p,
+                                    size * n < left ? size * n : left);
+        req->body_given += len;
         return len;
 }
 
@@ -310,12 +310,12 @@ int lb_sender_submit(lb_sender_t *s, lb_request_t *req)
         req->unknown = 0;
         req->answer_cut = 0;
         req->answer_max = s->answer_max;
-        req->body_read = 0;
+        req->body_given = 0;
         req->retry_after_ms = -1;
         req->duration_s = 0;
         lb_buf_reset(&req->response);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t)req->body.len);
+                         (curl_off_t)req->body_len);
         curl_easy_setopt(h, CURLOPT_READDATA, req);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, req);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, req);
@@ -367,7 +367,7 @@ void lb_sender_perform(lb_sender_t *s, lb_sender_done_cb *done, void *opaque)
                 req->http_status =
                     code == CURLE_OK || req->answer_cut ? (int)status : 0;
                 req->unknown = lb_sender_unknown(
-                    code, req->body_read == req->body.len, (int)status);
+                    code, req->body_given == req->body_len, (int)status);
                 req->duration_s = secs;
                 done(opaque, req);
         }

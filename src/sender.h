@@ -14,10 +14,19 @@
 
 typedef struct lb_sender_s lb_sender_t;
 
+/** Writes a body's next bytes to dst, at most cap, as libcurl asks for
+ *  them. @returns how many; fewer than cap only at the body's end. */
+typedef size_t(lb_body_read_cb)(void *source, char *dst, size_t cap);
+
 /** One HTTP exchange. The caller owns it; the sender fills the results. */
 typedef struct lb_request_s {
-        void *opaque;  /* the caller's record */
-        lb_buf_t body; /* request body, set before lb_sender_submit */
+        void *opaque; /* the caller's record */
+        /* the body, set before lb_sender_submit: body_len bytes that
+         * body_read writes from body_source as they are sent (the sender
+         * keeps no copy; a retry is a new submit, the body started anew) */
+        lb_body_read_cb *body_read;
+        void *body_source;
+        size_t body_len;
         /* results, valid in the completion callback: */
         int http_status;   /* 0 when no HTTP response arrived */
         char error[256];   /* transport error text, or "" */
@@ -26,7 +35,7 @@ typedef struct lb_request_s {
                               (lb_config_answer_max_bytes) */
         int answer_cut;    /* a 2xx answer over answer_max: read up to it,
                               then the transfer was ended */
-        size_t body_read;  /* body bytes handed to libcurl so far */
+        size_t body_given; /* body bytes handed to libcurl so far */
         lb_buf_t response; /* 2xx: up to answer_max bytes; else
                               the first LB_MULTI_ERROR_BODY_MAX bytes */
         int64_t retry_after_ms; /* from Retry-After, or -1 */

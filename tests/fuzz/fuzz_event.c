@@ -1,9 +1,10 @@
 /*
  * fuzz_event.c: libFuzzer target for the input contract. Any bytes given to
  * lb_event_parse must be accepted or rejected without a crash; a rejection
- * carries a printable one-line reason; an accepted value, encoded by
- * lb_multi_encode (twice in one request), must give valid JSON within the
- * size bound the batcher packs against. The same parse with the shapes
+ * carries a printable one-line reason; an accepted value, written by
+ * lb_multi_body (twice in one request, read in pieces of a size the input
+ * picks), must give valid JSON of the announced length within the size
+ * bound the batcher packs against. The same parse with the shapes
  * learned from every input so far (lb_event_shapes_new) gives the same
  * result, reason and event.
  */
@@ -65,9 +66,17 @@ static void check_encoding(const uint8_t *data, size_t size,
             lb_multi_overhead(app->id, app->client_key, conf.api_version) +
             2 * lb_event_body_len(size, ev->time_missing);
         lb_buf_t b = {0};
-        if (lb_multi_encode(&b, app->id, app->client_key, conf.api_version,
-                            1375295890.123, two, 2) == 0) {
-                if (b.len > bound)
+        lb_multi_body_t w = {0};
+        if (lb_multi_body_start(&w, app->id, app->client_key, conf.api_version,
+                                1375295890.123, two, 2) == 0 &&
+            lb_buf_reserve(&b, w.len) == 0) {
+                size_t piece = 1 + size % 61, got;
+                while ((got = lb_multi_body_read(
+                            &w, b.data + b.len,
+                            w.len - b.len < piece ? w.len - b.len : piece)))
+                        b.len += got;
+                if (b.len != w.len || b.len > bound ||
+                    lb_multi_body_read(&w, b.data, 1))
                         abort();
                 json_t *root = json_loadb(b.data, b.len, 0, NULL);
                 json_t *data_arr = json_object_get(root, "data");
@@ -79,6 +88,7 @@ static void check_encoding(const uint8_t *data, size_t size,
                         abort();
                 json_decref(root);
         }
+        lb_multi_body_free(&w);
         lb_buf_free(&b);
         lb_action_destroy(a);
 }

@@ -45,12 +45,47 @@ static lb_action_t *action(const char *value, int time_missing, int64_t ts_ms)
         return a;
 }
 
+/* The piece sizes encode() reads a body in, in turn: one byte at a time,
+ * odd sizes that split every part somewhere, and libcurl's upload buffer. */
+static const size_t pieces[] = {1, 3, 7, 64, 65536};
+static size_t piece_turn;
+
+/* The whole body lb_multi_body writes for actions[0..n), into out (its
+ * contents replaced), read in pieces of one of the sizes above: each read
+ * gives its whole size until the end, none after, and the bytes add up to
+ * the length the body announced (its Content-Length). @returns 0 or -1. */
+static int encode(lb_buf_t *out, const char *app_id, const char *client_key,
+                  const char *api_version, double now_s,
+                  lb_action_t *const *actions, size_t n)
+{
+        lb_multi_body_t w = {0};
+        if (lb_multi_body_start(&w, app_id, client_key, api_version, now_s,
+                                actions, n))
+                return -1;
+        size_t piece =
+            pieces[piece_turn++ % (sizeof(pieces) / sizeof(*pieces))];
+        lb_buf_reset(out);
+        assert_int_equal(lb_buf_reserve(out, w.len + piece), 0);
+        size_t got;
+        do {
+                got = lb_multi_body_read(&w, out->data + out->len, piece);
+                out->len += got;
+                assert_true(got == piece || out->len == w.len);
+        } while (got == piece);
+        assert_int_equal(out->len, w.len);
+        assert_int_equal(w.written, w.len);
+        assert_int_equal(lb_multi_body_read(&w, out->data, piece), 0);
+        out->data[out->len] = '\0';
+        lb_multi_body_free(&w);
+        return 0;
+}
+
 /* Encodes one action alone and returns its text inside "data":[...]. */
 static char *encode_one(const char *value, int time_missing, int64_t ts_ms)
 {
         lb_action_t *a = action(value, time_missing, ts_ms);
         lb_buf_t b = {0};
-        assert_int_equal(lb_multi_encode(&b, "a", "k", "v", 0, &a, 1), 0);
+        assert_int_equal(encode(&b, "a", "k", "v", 0, &a, 1), 0);
         const char *start = strstr(b.data, "\"data\":[") + 8;
         size_t n = b.len - (size_t)(start - b.data) - 2;
         char *s = strndup(start, n);
@@ -192,8 +227,7 @@ static void test_encode_exact(void **state)
         lb_buf_t b = {0};
         assert_int_equal(lb_buf_append(&b, "stale", 5), 0);
         assert_int_equal(
-            lb_multi_encode(&b, "app1", "key1", "1.0.6", 1375295890.5, a, 2),
-            0);
+            encode(&b, "app1", "key1", "1.0.6", 1375295890.5, a, 2), 0);
         assert_string_equal(
             b.data,
             "{\"appId\":\"app1\",\"clientKey\":\"key1\",\"apiVersion\":"
@@ -206,8 +240,8 @@ static void test_encode_exact(void **state)
                                  lb_event_body_len(a[0]->value_len, 0) +
                                  lb_event_body_len(a[1]->value_len, 1));
         /* No actions at all still gives a valid body. */
-        assert_int_equal(
-            lb_multi_encode(&b, "app1", "key1", "1.0.6", 1375295890, a, 0), 0);
+        assert_int_equal(encode(&b, "app1", "key1", "1.0.6", 1375295890, a, 0),
+                         0);
         assert_string_equal(b.data, "{\"appId\":\"app1\",\"clientKey\":"
                                     "\"key1\",\"apiVersion\":\"1.0.6\","
                                     "\"time\":1375295890,\"data\":[]}");
@@ -223,7 +257,7 @@ static void test_encode_escapes_ids(void **state)
         static const char key[] = "k\x01\xff";
         lb_action_t *a = action("{\"action\":\"a\",\"userId\":\"u\"}", 0, 0);
         lb_buf_t b = {0};
-        assert_int_equal(lb_multi_encode(&b, id, key, "1.0.6", 5, &a, 1), 0);
+        assert_int_equal(encode(&b, id, key, "1.0.6", 5, &a, 1), 0);
         assert_non_null(strstr(b.data, "{\"appId\":\"a\\\"p\\\\p\\u000a\","
                                        "\"clientKey\":\"k\\u0001\\ufffd\","));
         json_t *root = json_loadb(b.data, b.len, 0, NULL);
@@ -234,7 +268,7 @@ static void test_encode_escapes_ids(void **state)
         assert_true(b.len <= lb_multi_overhead(id, key, "1.0.6") +
                                  lb_event_body_len(a->value_len, 0));
         /* NULL strings encode as "". */
-        assert_int_equal(lb_multi_encode(&b, NULL, NULL, NULL, 5, &a, 1), 0);
+        assert_int_equal(encode(&b, NULL, NULL, NULL, 5, &a, 1), 0);
         assert_non_null(strstr(b.data, "{\"appId\":\"\",\"clientKey\":\"\","
                                        "\"apiVersion\":\"\",\"time\":5,"));
         assert_true(b.len <= lb_multi_overhead(NULL, NULL, NULL) +
@@ -302,7 +336,7 @@ static void test_time_splice_in_turn(void **state)
                 need += lb_event_body_len(acts[i]->value_len, 1);
         }
         lb_buf_t b = {0};
-        assert_int_equal(lb_multi_encode(&b, "a", "k", "v", 1.5, acts, n), 0);
+        assert_int_equal(encode(&b, "a", "k", "v", 1.5, acts, n), 0);
         assert_non_null(strstr(b.data, "\"time\":1.5,\"data\":["));
         const char *start = strstr(b.data, "\"data\":[") + 8;
         assert_int_equal(strlen(start), strlen(want) + 2);
@@ -313,21 +347,59 @@ static void test_time_splice_in_turn(void **state)
                 lb_action_destroy(acts[i]);
 }
 
+/* A body detached after any number of bytes written gives the same
+ * bytes, its actions gone (their memory written over) before the rest is
+ * read; detaching again, or once every action is read, changes nothing. */
+static void test_body_detach(void **state)
+{
+        (void)state;
+        static const char *values[] = {
+            "{\"action\":\"start\",\"userId\":\"u\"}", "{\"time\":2} \n", "{}"};
+        lb_action_t *a[3];
+        for (size_t i = 0; i < 3; i++)
+                a[i] = action(values[i], i != 1, 1375295830250 + (int64_t)i);
+        lb_buf_t whole = {0};
+        assert_int_equal(encode(&whole, "app", "key", "1.0.6", 7.5, a, 3), 0);
+        for (size_t cut = 0; cut <= whole.len; cut++) {
+                lb_multi_body_t w = {0};
+                char got[512];
+                assert_true(whole.len < sizeof(got));
+                assert_int_equal(
+                    lb_multi_body_start(&w, "app", "key", "1.0.6", 7.5, a, 3),
+                    0);
+                assert_int_equal(lb_multi_body_read(&w, got, cut), cut);
+                assert_int_equal(lb_multi_body_detach(&w), 0);
+                assert_int_equal(lb_multi_body_detach(&w), 0);
+                for (size_t i = 0; i < 3; i++) /* what a freed action was */
+                        memset((char *)lb_action_value(a[i]), 'x',
+                               a[i]->value_len);
+                size_t rest =
+                    lb_multi_body_read(&w, got + cut, sizeof(got) - cut);
+                assert_int_equal(cut + rest, whole.len);
+                assert_int_equal(w.written, whole.len);
+                assert_memory_equal(got, whole.data, whole.len);
+                for (size_t i = 0; i < 3; i++)
+                        memcpy((char *)lb_action_value(a[i]), values[i],
+                               a[i]->value_len);
+                lb_multi_body_free(&w);
+        }
+        lb_buf_free(&whole);
+        for (size_t i = 0; i < 3; i++)
+                lb_action_destroy(a[i]);
+}
+
 static void test_request_time_clamped(void **state)
 {
         (void)state;
         lb_buf_t b = {0};
-        assert_int_equal(lb_multi_encode(&b, "a", "k", "v", NAN, NULL, 0), 0);
+        assert_int_equal(encode(&b, "a", "k", "v", NAN, NULL, 0), 0);
         assert_non_null(strstr(b.data, "\"time\":0,"));
-        assert_int_equal(lb_multi_encode(&b, "a", "k", "v", INFINITY, NULL, 0),
-                         0);
+        assert_int_equal(encode(&b, "a", "k", "v", INFINITY, NULL, 0), 0);
         assert_non_null(strstr(b.data, "\"time\":9000000000000000,"));
-        assert_int_equal(lb_multi_encode(&b, "a", "k", "v", -INFINITY, NULL, 0),
-                         0);
+        assert_int_equal(encode(&b, "a", "k", "v", -INFINITY, NULL, 0), 0);
         assert_non_null(strstr(b.data, "\"time\":-9000000000000000,"));
         assert_true(b.len <= lb_multi_overhead("a", "k", "v"));
-        assert_int_equal(lb_multi_encode(&b, "a", "k", "v", 0.0004, NULL, 0),
-                         0);
+        assert_int_equal(encode(&b, "a", "k", "v", 0.0004, NULL, 0), 0);
         assert_non_null(strstr(b.data, "\"time\":0,"));
         lb_buf_free(&b);
 }
@@ -411,8 +483,7 @@ static void test_size_bound_property(void **state)
                                                    a[i]->time_missing);
                 }
                 double now = nows[rnd() % 5];
-                assert_int_equal(
-                    lb_multi_encode(&b, id, key, "1.0.6", now, a, n), 0);
+                assert_int_equal(encode(&b, id, key, "1.0.6", now, a, n), 0);
                 assert_true(b.len <= bound);
                 assert_int_equal(strlen(b.data), b.len);
                 json_error_t err;
@@ -1113,6 +1184,7 @@ int main(void)
             cmocka_unit_test(test_encode_escapes_ids),
             cmocka_unit_test(test_time_splice),
             cmocka_unit_test(test_time_splice_in_turn),
+            cmocka_unit_test(test_body_detach),
             cmocka_unit_test(test_request_time_clamped),
             cmocka_unit_test(test_size_bound_property),
             cmocka_unit_test(test_classify_done),
