@@ -474,17 +474,17 @@ static int newer_key(lb_bridge_t *b, const flight_t *f, int64_t now)
 
 /* A request of n actions for f's app got an answer too large to read: the
  * API applied it, and it is sent again in halves (its actions reach the
- * API twice or more). When it was the whole batch, the app's next
- * requests carry at most n / 2 actions, never fewer than a request of it
- * whose answer was read (a half cut again, or a cut below what was read,
- * says no more about a whole request: one action's own answer may be the
- * large part). Said at most every LB_ANSWER_CUT_WARN_MS. */
+ * API twice or more). A whole batch of more than half the app's cap
+ * lowers it (lb_batcher_answer_cut: a half cut again, a smaller batch or
+ * a cut below what was read says no more about a whole request: one
+ * action's own answer may be the large part). Said at most every
+ * LB_ANSWER_CUT_WARN_MS. */
 static void answer_too_large(lb_bridge_t *b, const flight_t *f, size_t n,
                              int64_t now)
 {
         size_t app = (size_t)f->batch->app;
-        size_t cap = lb_batcher_cap_actions(
-            b->batcher, app, n == f->batch->n ? n / 2 : SIZE_MAX);
+        size_t cap =
+            lb_batcher_answer_cut(b->batcher, app, n, n == f->batch->n);
         uint64_t held;
         if (lb_log_throttle(&b->answer_cut_warn, now, LB_ANSWER_CUT_WARN_MS,
                             &held))
