@@ -51,7 +51,7 @@ static void compact(lb_ages_t *g)
 int lb_ages_add(lb_ages_t *g, int64_t sec)
 {
         /* out of room and memory: counted in the newest second (its age
-         * then understated), never lost to the count */
+         * then overstated: it is newer), never lost to the count */
         if (g->len &&
             (at(g, g->len - 1)->sec >= sec || (g->len == g->cap && widen(g)))) {
                 at(g, g->len - 1)->count++;
