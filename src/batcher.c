@@ -72,7 +72,7 @@ typedef struct {
         size_t heap_len;     /* ready users */
         size_t heap_cap;     /* kept >= n_users so release() cannot fail */
         lb_user_t *full;     /* ready users that fill a request alone */
-        size_t max_actions;  /* b->max_actions, or lower (answer_cut) */
+        size_t max_actions;  /* b->max_actions, or lower (cap_actions) */
         size_t read_max;     /* largest request whose answer was read */
         size_t app_idx;      /* in the app heap; NOT_IN_HEAP: none ready */
         size_t full_next, full_prev; /* the ring of apps with full users */
@@ -482,23 +482,25 @@ void lb_batcher_set_max_wait(lb_batcher_t *b, size_t app, int64_t max_wait_ms)
                             : ap->max_wait_ms / 10;
 }
 
-size_t lb_batcher_answer_cut(lb_batcher_t *b, size_t app, size_t n, int whole)
+size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions)
 {
         if (app >= b->app_cnt)
                 return 0;
         app_t *ap = &b->apps[app];
-        /* A request of at most half the cap tells of a few actions with
-         * large answers (its split finds them), not of the app's size. */
-        if (whole && n > ap->max_actions / 2) {
-                size_t cap = n / 2;
-                if (cap < ap->read_max)
-                        cap = ap->read_max;
-                if (cap < 1)
-                        cap = 1;
-                if (cap < ap->max_actions)
-                        ap->max_actions = cap;
-        }
+        if (max_actions < ap->read_max)
+                max_actions = ap->read_max;
+        if (max_actions >= 1 && max_actions < ap->max_actions)
+                ap->max_actions = max_actions;
         return ap->max_actions;
+}
+
+int lb_batcher_cap_restore(lb_batcher_t *b, size_t app, size_t set, size_t was)
+{
+        if (app >= b->app_cnt || b->apps[app].max_actions != set ||
+            was > b->max_actions)
+                return 0;
+        b->apps[app].max_actions = was;
+        return 1;
 }
 
 void lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n)

@@ -94,19 +94,23 @@ void lb_batcher_set_overhead(lb_batcher_t *b, size_t app, size_t overhead);
 void lb_batcher_set_max_wait(lb_batcher_t *b, size_t app, int64_t max_wait_ms);
 
 /**
- * @brief A request of n actions of app was answered too large to read
- *        (the API applied it; it is split). When it was a whole batch
- *        (whole) of more than half the app's actions per request, the
- *        app's later requests carry at most n / 2: the app's answers are
- *        too large for its requests. Never below 1, nor below the largest
- *        request of the app whose answer was read (lb_batcher_answer_read:
- *        one action's own answer may be what was too large), nor up. A
- *        smaller request says more of a few actions than of the app: it
- *        changes nothing. A user queued with more than the cap is taken as
- *        full when it gets its next action.
- * @returns the app's actions per request now.
+ * @brief Lowers app's actions per request to max_actions, from the next
+ *        request on: the API's answers to larger ones are too large to
+ *        read. Never below 1, nor below the largest request of the app
+ *        whose answer was read (lb_batcher_answer_read: one action's own
+ *        answer may be what was too large), nor up. A user queued with
+ *        more is taken as full when it gets its next action.
+ * @returns the app's cap now.
  */
-size_t lb_batcher_answer_cut(lb_batcher_t *b, size_t app, size_t n, int whole);
+size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions);
+
+/**
+ * @brief Puts app's cap on actions per request back to was, when it is
+ *        still set (what a lowering made it: no other came since), and
+ *        was is within batch.max.actions.
+ * @returns 1 when it did.
+ */
+int lb_batcher_cap_restore(lb_batcher_t *b, size_t app, size_t set, size_t was);
 
 /** @brief A request of n actions of app was answered, and read whole. */
 void lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n);

@@ -140,6 +140,29 @@ lb_action_t *lb_flight_take(lb_flight_t *f, size_t i)
         return a;
 }
 
+void lb_flight_answer_cut(lb_flight_t *f)
+{
+        size_t lo, hi;
+        if (!lb_flight_range(f, &lo, &hi))
+                return;
+        if (f->range_cnt == 2) /* the batch whole: nothing split yet */
+                f->cut = 1;
+        if (hi - lo == 1)
+                f->cut_alone = 1;
+}
+
+void lb_flight_answer_read(lb_flight_t *f)
+{
+        size_t lo, hi;
+        if (f->cut && lb_flight_range(f, &lo, &hi) && hi - lo > f->read_most)
+                f->read_most = hi - lo;
+}
+
+size_t lb_flight_cut_cap(const lb_flight_t *f)
+{
+        return f->cut && !f->cut_alone ? f->read_most : 0;
+}
+
 void lb_flight_resolved(lb_flight_t *f)
 {
         if (f->range_cnt)

@@ -27,6 +27,10 @@ typedef struct {
         int attempt;              /* attempts of the current range */
         int sending;              /* an attempt of the current range runs */
         int64_t due_ms;           /* no attempt before this (backoff, ledger) */
+        /* answers too large to read (lb_flight_answer_cut): */
+        int cut;          /* the whole flight's, unsplit */
+        int cut_alone;    /* one action's own */
+        size_t read_most; /* the longest range read whole since the cut */
 } lb_flight_t;
 
 /** What a flight needs next. */
@@ -83,6 +87,23 @@ void lb_flight_hasten(lb_flight_t *f, int64_t by);
 /** @brief Takes slot i out of the flight: @returns its action (or NULL if
  *         it was given up while its attempt ran); the slot becomes NULL. */
 lb_action_t *lb_flight_take(lb_flight_t *f, size_t i);
+
+/** @brief The current range's answer was too large to read (the API
+ *         applied it): it is split next, or its one action dead-lettered. */
+void lb_flight_answer_cut(lb_flight_t *f);
+
+/** @brief The current range's answer was read whole. */
+void lb_flight_answer_read(lb_flight_t *f);
+
+/**
+ * @returns the most actions a request of the flight's app should carry,
+ *          by what its answers showed: after its whole batch's answer was
+ *          too large to read, the longest range of it read whole since;
+ *          0 when that says nothing (no such cut, nothing read since, or
+ *          one action's own answer too large: that action, not the size of
+ *          the requests, explains the cut).
+ */
+size_t lb_flight_cut_cap(const lb_flight_t *f);
 
 /** @brief The current range is resolved (every slot taken): pops it. */
 void lb_flight_resolved(lb_flight_t *f);

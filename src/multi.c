@@ -349,9 +349,11 @@ int lb_multi_body_start(lb_multi_body_t *w, const char *app_id,
                         double now_s, lb_action_t *const *actions, size_t n)
 {
         lb_buf_t *h = &w->head;
+        size_t need = lb_multi_overhead(app_id, client_key, api_version);
+        if (h->cap > 2 * (need + 256)) /* a detached rest's: not kept */
+                lb_buf_free(h);
         lb_buf_reset(h);
-        if (lb_buf_reserve(h,
-                           lb_multi_overhead(app_id, client_key, api_version)))
+        if (lb_buf_reserve(h, need))
                 return -1;
         /* Clamp so the number always fits LB_MULTI_TIME_MAX; a clock this
          * far off is a bug elsewhere, not a reason to emit invalid JSON. */

@@ -59,6 +59,9 @@ struct flight_s {
         lb_multi_body_t body; /* req's, written as it is sent */
         size_t body_counted;  /* its room, in the bridge's body_bytes */
         unsigned key_gen;     /* of the client key its last attempt carried */
+        /* its app's cap on actions per request before and after its whole
+         * batch's answer, too large to read, lowered it (0: it did not) */
+        size_t cap_was, cap_set;
 };
 
 uint64_t lb_requests_partition_tag(const char *topic, int32_t partition)
@@ -149,6 +152,13 @@ static int slot_free(const lb_bridge_t *b)
                (size_t)lb_concurrency_limit(&b->conc);
 }
 
+/* Counts what f's body holds in the bridge's body_bytes. */
+static void count_body(lb_bridge_t *b, flight_t *f)
+{
+        b->body_bytes += f->body.head.cap - f->body_counted;
+        f->body_counted = f->body.head.cap;
+}
+
 static size_t body_read(void *source, char *dst, size_t cap)
 {
         return lb_multi_body_read(source, dst, cap);
@@ -163,6 +173,7 @@ static int flight_submit(lb_bridge_t *b, flight_t *f, const lb_app_t *app,
                 &f->body, app->id, app->client_key, b->conf->api_version,
                 lb_loop_wall_ms() / 1000.0, f->batch->actions + lo, hi - lo))
                 return -1;
+        count_body(b, f);
         f->req.body_len = f->body.len;
         return lb_sender_submit(b->sender, &f->req);
 }
@@ -180,8 +191,6 @@ static void flight_send(lb_bridge_t *b, flight_t *f)
                                        b->conf->retry_backoff_initial_ms);
                 return;
         }
-        b->body_bytes += f->body.head.cap - f->body_counted;
-        f->body_counted = f->body.head.cap;
         for (size_t i = lo; i < hi; i++)
                 f->batch->actions[i]->attempts++;
         wire_sent(b, f, lo, hi);
@@ -201,6 +210,25 @@ static void flight_free(lb_bridge_t *b, flight_t *f)
         lb_multi_body_free(&f->body);
         lb_buf_free(&f->req.response);
         free(f);
+}
+
+/* A flight ends: when its whole batch's answer was too large to read, its
+ * app's cap comes down to the longest part of it read whole, or, when one
+ * action's own answer was too large (that action, not the request's size,
+ * explains the cut: lb_flight_cut_cap 0), goes back to what it was unless
+ * another request changed it since. */
+static void answer_cap(lb_bridge_t *b, const flight_t *f)
+{
+        size_t app = (size_t)f->batch->app;
+        size_t read = lb_flight_cut_cap(&f->fl);
+        if (read)
+                (void)lb_batcher_cap_actions(b->batcher, app, read);
+        else if (f->cap_set && lb_batcher_cap_restore(b->batcher, app,
+                                                      f->cap_set, f->cap_was))
+                lb_info("sender",
+                        "%s: requests carry up to %zu actions again (an "
+                        "answer too large to read was one action's own)",
+                        b->conf->apps[app].id, f->cap_was);
 }
 
 /* Ends a flight: its users may be batched again once the ledger frees
@@ -225,6 +253,7 @@ static void flight_step(lb_bridge_t *b, flight_t *f, int64_t now)
                         flight_send(b, f);
                 break;
         case LB_FLIGHT_END:
+                answer_cap(b, f);
                 flight_end(b, f);
                 break;
         case LB_FLIGHT_WAIT:
@@ -474,17 +503,24 @@ static int newer_key(lb_bridge_t *b, const flight_t *f, int64_t now)
 
 /* A request of n actions for f's app got an answer too large to read: the
  * API applied it, and it is sent again in halves (its actions reach the
- * API twice or more). A whole batch of more than half the app's cap
- * lowers it (lb_batcher_answer_cut: a half cut again, a smaller batch or
- * a cut below what was read says no more about a whole request: one
- * action's own answer may be the large part). Said at most every
- * LB_ANSWER_CUT_WARN_MS. */
-static void answer_too_large(lb_bridge_t *b, const flight_t *f, size_t n,
-                             int64_t now)
+ * API twice or more), or its one action is dead-lettered. A whole batch
+ * lowers its app's cap to n / 2 at once, so that the app's other requests
+ * are not cut the same way meanwhile (never below a request of the app
+ * read whole: lb_batcher_cap_actions); answer_cap settles it when the
+ * flight ends. Said at most every LB_ANSWER_CUT_WARN_MS. */
+static void answer_too_large(lb_bridge_t *b, flight_t *f, size_t n, int64_t now)
 {
         size_t app = (size_t)f->batch->app;
-        size_t cap =
-            lb_batcher_answer_cut(b->batcher, app, n, n == f->batch->n);
+        size_t cap = lb_batcher_cap_actions(b->batcher, app, SIZE_MAX);
+        if (f->fl.range_cnt == 2 && n > 1 && !f->cap_set) { /* whole */
+                size_t lowered = lb_batcher_cap_actions(b->batcher, app, n / 2);
+                if (lowered < cap) {
+                        f->cap_was = cap;
+                        f->cap_set = lowered;
+                }
+                cap = lowered;
+        }
+        lb_flight_answer_cut(&f->fl);
         uint64_t held;
         if (lb_log_throttle(&b->answer_cut_warn, now, LB_ANSWER_CUT_WARN_MS,
                             &held))
@@ -558,6 +594,7 @@ void lb_requests_done(void *opaque, lb_request_t *req)
         switch (out) {
         case LB_OUTCOME_DONE:
                 lb_batcher_answer_read(b->batcher, (size_t)f->batch->app, n);
+                lb_flight_answer_read(&f->fl);
                 range_resolve(b, f, results, LB_STAGE_API, req->http_status,
                               NULL);
                 lb_multi_results_clear(results, n);
@@ -586,6 +623,8 @@ void lb_requests_done(void *opaque, lb_request_t *req)
                 /* the key it has is refused */
                 __attribute__((fallthrough));
         case LB_OUTCOME_DEAD:
+                if (req->answer_cut)
+                        answer_too_large(b, f, n, now);
                 lb_warn("sender",
                         "request refused: %s; dead-lettering %zu action(s)",
                         reason, live);
@@ -688,19 +727,32 @@ int64_t lb_requests_next_due(lb_bridge_t *b, int64_t now, int64_t cap)
         return t;
 }
 
+/* Whether f's body is being sent with an action pred picks. */
+static int sending_any(const flight_t *f, int (*pred)(const lb_action_t *a))
+{
+        size_t lo, hi;
+        if (!f->fl.sending || !lb_flight_range(&f->fl, &lo, &hi))
+                return 0;
+        for (size_t i = lo; i < hi; i++)
+                if (f->fl.acts[i] && pred(f->fl.acts[i]))
+                        return 1;
+        return 0;
+}
+
 size_t lb_requests_give_up(lb_bridge_t *b, int (*pred)(const lb_action_t *a))
 {
         size_t dropped = 0;
         for (flight_t *f = b->flights; f; f = f->next) {
                 /* A body being sent reads its actions: it keeps what it
-                 * has yet to send before any of them goes. */
-                if (f->fl.sending && lb_multi_body_detach(&f->body)) {
-                        lb_error("sender", "out of memory");
-                        b->fatal = 1;
-                        continue;
+                 * has yet to send before one of them goes. */
+                if (sending_any(f, pred)) {
+                        if (lb_multi_body_detach(&f->body)) {
+                                lb_error("sender", "out of memory");
+                                b->fatal = 1;
+                                continue;
+                        }
+                        count_body(b, f);
                 }
-                b->body_bytes += f->body.head.cap - f->body_counted;
-                f->body_counted = f->body.head.cap;
                 dropped += lb_flight_give_up(&f->fl, pred, lb_action_drop, b);
         }
         return dropped;

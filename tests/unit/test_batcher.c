@@ -1110,28 +1110,30 @@ static void test_due_beats_full_across_apps(void **state)
 }
 
 /* An app's cap on actions per request (its answers were too large to
- * read): lowered to half of a cut whole batch of more than half the cap,
- * not by a smaller one (a few large answers, the reviewer's collapse to 3
- * actions a request after one user's 6), binds its requests only, never
- * rises nor goes below a request of the app whose answer was read, and a
- * user with more queued is full once it gets its next action. */
+ * read) binds its requests only, never rises (but back to what it was,
+ * while nothing else lowered it) nor goes below a request of the app whose
+ * answer was read, and a user with more queued is full once it gets its
+ * next action. */
 static void test_cap_actions(void **state)
 {
         (void)state;
-        lb_batcher_t *b = mkb(3, NULL, 50, 10, 1 << 20, 100, 1000);
-        assert_int_equal(lb_batcher_answer_cut(b, 0, 8, 1), 4);
-        /* a whole batch of at most half the cap: a few large answers */
-        assert_int_equal(lb_batcher_answer_cut(b, 0, 2, 1), 4);
-        assert_int_equal(lb_batcher_answer_cut(b, 0, 4, 0), 4); /* a half */
-        assert_int_equal(lb_batcher_answer_cut(b, 5, 9, 1), 0); /* no app */
-        assert_int_equal(lb_batcher_answer_cut(b, 2, 10, 1), 5);
-        assert_int_equal(lb_batcher_answer_cut(b, 2, 3, 1), 1);
-        assert_int_equal(lb_batcher_answer_cut(b, 2, 1, 1), 1); /* at least 1 */
-        /* never below a request whose answer was read, never up */
+        lb_batcher_t *b = mkb(2, NULL, 50, 10, 1 << 20, 100, 1000);
+        assert_int_equal(lb_batcher_cap_actions(b, 0, 4), 4);
+        assert_int_equal(lb_batcher_cap_actions(b, 0, 8), 4); /* never up */
+        assert_int_equal(lb_batcher_cap_actions(b, 0, 0), 4); /* at least 1 */
+        assert_int_equal(lb_batcher_cap_actions(b, 5, 1), 0); /* no app */
+        /* put back only while still what the lowering made it */
+        assert_int_equal(lb_batcher_cap_restore(b, 0, 3, 10), 0);
+        assert_int_equal(lb_batcher_cap_restore(b, 0, 4, 11), 0); /* > max */
+        assert_int_equal(lb_batcher_cap_restore(b, 0, 4, 10), 1);
+        assert_int_equal(lb_batcher_cap_actions(b, 0, SIZE_MAX), 10);
+        assert_int_equal(lb_batcher_cap_restore(b, 5, 4, 10), 0);
+        assert_int_equal(lb_batcher_cap_actions(b, 0, 4), 4);
+        /* never below a request whose answer was read */
         lb_batcher_answer_read(b, 1, 7);
         lb_batcher_answer_read(b, 1, 5);
-        assert_int_equal(lb_batcher_answer_cut(b, 1, 10, 1), 7);
-        assert_int_equal(lb_batcher_answer_cut(b, 1, 7, 1), 7);
+        assert_int_equal(lb_batcher_cap_actions(b, 1, 2), 7);
+        assert_int_equal(lb_batcher_cap_actions(b, 1, 20), 7);
         add_n(b, 0, "A", 0, 10, 6); /* full at 4: goes before its deadline */
         add_n(b, 1, "B", 0, 10, 6);
         lb_batch_t *bt = got(b, 0, LB_SEND_DUE, 0, LB_SEND_FULL);

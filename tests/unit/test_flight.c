@@ -3,8 +3,9 @@
  * exactly its unresolved actions, 403 halves go in order, retries wait for
  * their backoff or a deferral (the ledger's hold), a resolved flight ends
  * at once (holds are the ledger's), given-up actions leave the running
- * range's positions alone and are compacted out of the others, and
- * abandoning hands each unresolved action over exactly once.
+ * range's positions alone and are compacted out of the others,
+ * abandoning hands each unresolved action over exactly once, and a cut
+ * whole batch's answer tells the cap its parts read whole support.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -396,6 +397,69 @@ static void test_abandon(void **state)
         lb_flight_clear(&f);
 }
 
+/* Answers too large to read: the longest part of a cut whole batch read
+ * whole is the cap it tells (the review's case: many users' few actions
+ * each); nothing when one action's own answer was too large (one user's
+ * huge start: that action, not the request's size), when only a part was
+ * cut, or when nothing was read since. */
+static void test_cut_cap(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        start(&f, N); /* 8 cut: 4 and 4 read */
+        lb_flight_answer_cut(&f);
+        assert_int_equal(lb_flight_split(&f), 0);
+        lb_flight_answer_read(&f);
+        resolve(&f);
+        lb_flight_answer_read(&f);
+        resolve(&f);
+        assert_int_equal(lb_flight_cut_cap(&f), 4);
+        lb_flight_clear(&f);
+
+        start(&f, N); /* 8 cut, 4 cut, 2 + 2 read, 4 read: still 4 */
+        lb_flight_answer_cut(&f);
+        assert_int_equal(lb_flight_split(&f), 0);
+        lb_flight_answer_cut(&f);
+        assert_int_equal(lb_flight_split(&f), 0);
+        for (int i = 0; i < 3; i++) {
+                lb_flight_answer_read(&f);
+                resolve(&f);
+        }
+        assert_int_equal(lb_flight_cut_cap(&f), 4);
+        lb_flight_clear(&f);
+
+        start(&f, 2); /* one action's own answer: it explains the cut */
+        lb_flight_answer_cut(&f);
+        assert_int_equal(lb_flight_split(&f), 0);
+        lb_flight_answer_cut(&f);
+        resolve(&f);
+        lb_flight_answer_read(&f);
+        resolve(&f);
+        assert_int_equal(lb_flight_cut_cap(&f), 0);
+        lb_flight_clear(&f);
+
+        start(&f, N); /* read whole at once: no cut */
+        lb_flight_answer_read(&f);
+        resolve(&f);
+        assert_int_equal(lb_flight_cut_cap(&f), 0);
+        lb_flight_clear(&f);
+
+        start(&f, N); /* a part cut after a split for another reason */
+        assert_int_equal(lb_flight_split(&f), 0);
+        lb_flight_answer_cut(&f);
+        assert_int_equal(lb_flight_split(&f), 0);
+        lb_flight_answer_read(&f);
+        resolve(&f);
+        assert_int_equal(lb_flight_cut_cap(&f), 0);
+        lb_flight_clear(&f);
+
+        start(&f, N); /* cut, then nothing read (dead-lettered, given up) */
+        lb_flight_answer_cut(&f);
+        resolve(&f);
+        assert_int_equal(lb_flight_cut_cap(&f), 0);
+        lb_flight_clear(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -410,6 +474,7 @@ int main(void)
             cmocka_unit_test(test_split_of_emptied_half),
             cmocka_unit_test(test_attempts_per_range),
             cmocka_unit_test(test_abandon),
+            cmocka_unit_test(test_cut_cap),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
