@@ -74,7 +74,9 @@ typedef struct {
         lb_user_t *full;     /* ready users that fill a request alone */
         size_t max_actions;  /* b->max_actions, or lower (cap_actions) */
         size_t read_max;     /* largest request whose answer was read */
-        size_t app_idx;      /* in the app heap; NOT_IN_HEAP: none ready */
+        size_t held_cap;     /* lower still while held_by (cap_hold) */
+        size_t held_by;
+        size_t app_idx; /* in the app heap; NOT_IN_HEAP: none ready */
         size_t full_next, full_prev; /* the ring of apps with full users */
 } app_t;
 
@@ -340,12 +342,19 @@ static void app_fix(lb_batcher_t *b, size_t app)
         app_heap_down(b, ap->app_idx);
 }
 
+/* The most actions a request of the app carries now. */
+static size_t cap_of(const app_t *ap)
+{
+        return ap->held_by && ap->held_cap < ap->max_actions ? ap->held_cap
+                                                             : ap->max_actions;
+}
+
 /* The full list: ready users whose queued actions fill a request alone. */
 
 static int user_fills(const lb_batcher_t *b, const app_t *ap,
                       const lb_user_t *u)
 {
-        return u->count >= ap->max_actions ||
+        return u->count >= cap_of(ap) ||
                ap->overhead + u->bytes >= b->max_bytes;
 }
 
@@ -491,16 +500,24 @@ size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions)
                 max_actions = ap->read_max;
         if (max_actions >= 1 && max_actions < ap->max_actions)
                 ap->max_actions = max_actions;
-        return ap->max_actions;
+        return cap_of(ap);
 }
 
-int lb_batcher_cap_restore(lb_batcher_t *b, size_t app, size_t set, size_t was)
+void lb_batcher_cap_hold(lb_batcher_t *b, size_t app, size_t max_actions)
 {
-        if (app >= b->app_cnt || b->apps[app].max_actions != set ||
-            was > b->max_actions)
-                return 0;
-        b->apps[app].max_actions = was;
-        return 1;
+        if (app >= b->app_cnt)
+                return;
+        app_t *ap = &b->apps[app];
+        if (max_actions < 1)
+                max_actions = 1;
+        if (!ap->held_by++ || max_actions < ap->held_cap)
+                ap->held_cap = max_actions;
+}
+
+void lb_batcher_cap_release(lb_batcher_t *b, size_t app)
+{
+        if (app < b->app_cnt && b->apps[app].held_by)
+                b->apps[app].held_by--;
 }
 
 void lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n)
@@ -648,7 +665,7 @@ int lb_batcher_add(lb_batcher_t *b, lb_action_t *a, const char *user,
 static int fits(const lb_batcher_t *b, const lb_batch_t *batch,
                 const lb_action_t *a)
 {
-        return batch->n < b->apps[batch->app].max_actions &&
+        return batch->n < cap_of(&b->apps[batch->app]) &&
                batch->bytes + a->body_len <= b->max_bytes;
 }
 
@@ -699,7 +716,7 @@ static void take_earliest(lb_batcher_t *b, lb_batch_t *batch, app_t *ap,
                earliest(ap) <= cutoff && (!early || batch->n < early)) {
                 lb_user_t *u = ap->heap[0].u;
                 if (earliest(ap) > due &&
-                    (batch->n + u->count > ap->max_actions ||
+                    (batch->n + u->count > cap_of(ap) ||
                      batch->bytes + u->bytes > b->max_bytes))
                         return;
                 if (!take(b, batch, u))
@@ -724,8 +741,7 @@ static lb_batch_t *batch_new(const lb_batcher_t *b, size_t app,
         lb_batch_t *batch = calloc(1, sizeof(*batch));
         if (!batch)
                 return NULL;
-        size_t max_n =
-            b->pending < ap->max_actions ? b->pending : ap->max_actions;
+        size_t max_n = b->pending < cap_of(ap) ? b->pending : cap_of(ap);
         batch->actions = malloc(max_n * sizeof(*batch->actions));
         batch->users = malloc(max_u * sizeof(*batch->users));
         batch->user_of = malloc(max_n * sizeof(*batch->user_of));

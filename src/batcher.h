@@ -100,17 +100,21 @@ void lb_batcher_set_max_wait(lb_batcher_t *b, size_t app, int64_t max_wait_ms);
  *        whose answer was read (lb_batcher_answer_read: one action's own
  *        answer may be what was too large), nor up. A user queued with
  *        more is taken as full when it gets its next action.
- * @returns the app's cap now.
+ * @returns the app's actions per request now (holds included).
  */
 size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions);
 
 /**
- * @brief Puts app's cap on actions per request back to was, when it is
- *        still set (what a lowering made it: no other came since), and
- *        was is within batch.max.actions.
- * @returns 1 when it did.
+ * @brief Holds app's actions per request at most max_actions (at least 1)
+ *        until as many lb_batcher_cap_release as holds: a request of it is
+ *        being split because its answer was too large to read, and until
+ *        its parts tell why (lb_batcher_cap_actions), the app's other
+ *        requests should not be cut the same way. The lowest hold binds.
  */
-int lb_batcher_cap_restore(lb_batcher_t *b, size_t app, size_t set, size_t was);
+void lb_batcher_cap_hold(lb_batcher_t *b, size_t app, size_t max_actions);
+
+/** @brief Ends one lb_batcher_cap_hold of app. */
+void lb_batcher_cap_release(lb_batcher_t *b, size_t app);
 
 /** @brief A request of n actions of app was answered, and read whole. */
 void lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n);

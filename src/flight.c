@@ -140,15 +140,17 @@ lb_action_t *lb_flight_take(lb_flight_t *f, size_t i)
         return a;
 }
 
-void lb_flight_answer_cut(lb_flight_t *f)
+int lb_flight_answer_cut(lb_flight_t *f)
 {
         size_t lo, hi;
         if (!lb_flight_range(f, &lo, &hi))
-                return;
-        if (f->range_cnt == 2) /* the batch whole: nothing split yet */
-                f->cut = 1;
+                return 0;
         if (hi - lo == 1)
                 f->cut_alone = 1;
+        if (f->split)
+                return 0;
+        f->cut = 1;
+        return 1;
 }
 
 void lb_flight_answer_read(lb_flight_t *f)
@@ -184,6 +186,7 @@ int lb_flight_split(lb_flight_t *f)
         push(f, mid, hi); /* the second half below the first: in order */
         push(f, lo, mid);
         f->attempt = 0;
+        f->split = 1;
         return 0;
 }
 

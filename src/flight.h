@@ -27,8 +27,9 @@ typedef struct {
         int attempt;              /* attempts of the current range */
         int sending;              /* an attempt of the current range runs */
         int64_t due_ms;           /* no attempt before this (backoff, ledger) */
+        int split;                /* lb_flight_split made halves */
         /* answers too large to read (lb_flight_answer_cut): */
-        int cut;          /* the whole flight's, unsplit */
+        int cut;          /* the whole batch's, before any split */
         int cut_alone;    /* one action's own */
         size_t read_most; /* the longest range read whole since the cut */
 } lb_flight_t;
@@ -89,8 +90,9 @@ void lb_flight_hasten(lb_flight_t *f, int64_t by);
 lb_action_t *lb_flight_take(lb_flight_t *f, size_t i);
 
 /** @brief The current range's answer was too large to read (the API
- *         applied it): it is split next, or its one action dead-lettered. */
-void lb_flight_answer_cut(lb_flight_t *f);
+ *         applied it): it is split next, or its one action dead-lettered.
+ *  @returns 1 when it was the whole batch's (nothing split before). */
+int lb_flight_answer_cut(lb_flight_t *f);
 
 /** @brief The current range's answer was read whole. */
 void lb_flight_answer_read(lb_flight_t *f);

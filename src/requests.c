@@ -59,9 +59,7 @@ struct flight_s {
         lb_multi_body_t body; /* req's, written as it is sent */
         size_t body_counted;  /* its room, in the bridge's body_bytes */
         unsigned key_gen;     /* of the client key its last attempt carried */
-        /* its app's cap on actions per request before and after its whole
-         * batch's answer, too large to read, lowered it (0: it did not) */
-        size_t cap_was, cap_set;
+        int cap_held;         /* its app's cap is held low (answer_too_large) */
 };
 
 uint64_t lb_requests_partition_tag(const char *topic, int32_t partition)
@@ -212,29 +210,40 @@ static void flight_free(lb_bridge_t *b, flight_t *f)
         free(f);
 }
 
-/* A flight ends: when its whole batch's answer was too large to read, its
- * app's cap comes down to the longest part of it read whole, or, when one
- * action's own answer was too large (that action, not the request's size,
- * explains the cut: lb_flight_cut_cap 0), goes back to what it was unless
- * another request changed it since. */
-static void answer_cap(lb_bridge_t *b, const flight_t *f)
+/* A flight ends: when its whole batch's answer was too large to read and
+ * its parts were read whole, its app's requests carry from now on at most
+ * the longest of them (never fewer than a request of the app read whole
+ * before: lb_batcher_cap_actions); not when one action's own answer was
+ * too large (lb_flight_cut_cap 0): that action, not the request's size,
+ * explains the cut. */
+static void answer_cap(lb_bridge_t *b, flight_t *f)
 {
         size_t app = (size_t)f->batch->app;
         size_t read = lb_flight_cut_cap(&f->fl);
-        if (read)
-                (void)lb_batcher_cap_actions(b->batcher, app, read);
-        else if (f->cap_set && lb_batcher_cap_restore(b->batcher, app,
-                                                      f->cap_set, f->cap_was))
-                lb_info("sender",
-                        "%s: requests carry up to %zu actions again (an "
-                        "answer too large to read was one action's own)",
-                        b->conf->apps[app].id, f->cap_was);
+        if (f->cap_held) { /* the hold ends with the flight */
+                lb_batcher_cap_release(b->batcher, app);
+                f->cap_held = 0;
+        }
+        if (!read)
+                return;
+        size_t before = lb_batcher_cap_actions(b->batcher, app, SIZE_MAX);
+        size_t cap = lb_batcher_cap_actions(b->batcher, app, read);
+        if (cap < before)
+                lb_warn("sender",
+                        "%s: requests now carry at most %zu actions (a request "
+                        "of %zu had an answer too large to read, its parts "
+                        "of %zu were read whole; set batch.max.actions, "
+                        "now %" PRId64 ", lower to start there)",
+                        b->conf->apps[app].id, cap, f->batch->n, read,
+                        b->conf->batch_max_actions);
 }
 
 /* Ends a flight: its users may be batched again once the ledger frees
  * them. */
 static void flight_end(lb_bridge_t *b, flight_t *f)
 {
+        if (f->cap_held)
+                lb_batcher_cap_release(b->batcher, (size_t)f->batch->app);
         lb_batcher_release(b->batcher, f->batch, lb_loop_now_ms());
         flight_free(b, f);
 }
@@ -504,23 +513,16 @@ static int newer_key(lb_bridge_t *b, const flight_t *f, int64_t now)
 /* A request of n actions for f's app got an answer too large to read: the
  * API applied it, and it is sent again in halves (its actions reach the
  * API twice or more), or its one action is dead-lettered. A whole batch
- * lowers its app's cap to n / 2 at once, so that the app's other requests
- * are not cut the same way meanwhile (never below a request of the app
- * read whole: lb_batcher_cap_actions); answer_cap settles it when the
- * flight ends. Said at most every LB_ANSWER_CUT_WARN_MS. */
+ * holds its app's requests to n / 2 until the flight ends (answer_cap), so
+ * that they are not cut the same way meanwhile. Said at most every
+ * LB_ANSWER_CUT_WARN_MS. */
 static void answer_too_large(lb_bridge_t *b, flight_t *f, size_t n, int64_t now)
 {
         size_t app = (size_t)f->batch->app;
-        size_t cap = lb_batcher_cap_actions(b->batcher, app, SIZE_MAX);
-        if (f->fl.range_cnt == 2 && n > 1 && !f->cap_set) { /* whole */
-                size_t lowered = lb_batcher_cap_actions(b->batcher, app, n / 2);
-                if (lowered < cap) {
-                        f->cap_was = cap;
-                        f->cap_set = lowered;
-                }
-                cap = lowered;
+        if (lb_flight_answer_cut(&f->fl) && n > 1 && !f->cap_held) {
+                lb_batcher_cap_hold(b->batcher, app, n / 2);
+                f->cap_held = 1;
         }
-        lb_flight_answer_cut(&f->fl);
         uint64_t held;
         if (lb_log_throttle(&b->answer_cut_warn, now, LB_ANSWER_CUT_WARN_MS,
                             &held))
@@ -531,13 +533,14 @@ static void answer_too_large(lb_bridge_t *b, flight_t *f, size_t n, int64_t now)
                         "memory.limit.bytes over sender.max.inflight, 64 "
                         "KiB to 16 MiB): it applied them, and they are sent "
                         "again in halves (duplicates at the API); its "
-                        "requests now carry at most %zu actions (set "
+                        "requests carry at most %zu actions meanwhile (set "
                         "batch.max.actions, now %" PRId64
                         ", lower to start there; %" PRIu64
                         " more since the last warning)",
                         n, b->conf->apps[app].id,
                         lb_config_answer_max_bytes(b->conf), LB_ANSWERS_PCT,
-                        cap, b->conf->batch_max_actions, held);
+                        lb_batcher_cap_actions(b->batcher, app, SIZE_MAX),
+                        b->conf->batch_max_actions, held);
 }
 
 /* An attempt ended: classify the answer, resolve, split or retry the

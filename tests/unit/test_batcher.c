@@ -1110,25 +1110,35 @@ static void test_due_beats_full_across_apps(void **state)
 }
 
 /* An app's cap on actions per request (its answers were too large to
- * read) binds its requests only, never rises (but back to what it was,
- * while nothing else lowered it) nor goes below a request of the app whose
- * answer was read, and a user with more queued is full once it gets its
- * next action. */
+ * read) binds its requests only, never rises nor goes below a request of
+ * the app whose answer was read, and a user with more queued is full once
+ * it gets its next action; a hold (a cut request being split) lowers it
+ * while held, the lowest hold binding. */
 static void test_cap_actions(void **state)
 {
         (void)state;
-        lb_batcher_t *b = mkb(2, NULL, 50, 10, 1 << 20, 100, 1000);
+        lb_batcher_t *b = mkb(3, NULL, 50, 10, 1 << 20, 100, 1000);
         assert_int_equal(lb_batcher_cap_actions(b, 0, 4), 4);
         assert_int_equal(lb_batcher_cap_actions(b, 0, 8), 4); /* never up */
         assert_int_equal(lb_batcher_cap_actions(b, 0, 0), 4); /* at least 1 */
         assert_int_equal(lb_batcher_cap_actions(b, 5, 1), 0); /* no app */
-        /* put back only while still what the lowering made it */
-        assert_int_equal(lb_batcher_cap_restore(b, 0, 3, 10), 0);
-        assert_int_equal(lb_batcher_cap_restore(b, 0, 4, 11), 0); /* > max */
-        assert_int_equal(lb_batcher_cap_restore(b, 0, 4, 10), 1);
-        assert_int_equal(lb_batcher_cap_actions(b, 0, SIZE_MAX), 10);
-        assert_int_equal(lb_batcher_cap_restore(b, 5, 4, 10), 0);
-        assert_int_equal(lb_batcher_cap_actions(b, 0, 4), 4);
+        /* holds: the lowest binds while any is held, then the cap is
+         * what it was */
+        lb_batcher_cap_hold(b, 2, 6);
+        lb_batcher_cap_hold(b, 2, 3);
+        lb_batcher_cap_hold(b, 2, 8);
+        assert_int_equal(lb_batcher_cap_actions(b, 2, SIZE_MAX), 3);
+        lb_batcher_cap_release(b, 2);
+        lb_batcher_cap_release(b, 2);
+        assert_int_equal(lb_batcher_cap_actions(b, 2, SIZE_MAX), 3);
+        lb_batcher_cap_release(b, 2);
+        assert_int_equal(lb_batcher_cap_actions(b, 2, SIZE_MAX), 10);
+        lb_batcher_cap_release(b, 2); /* none held: nothing */
+        lb_batcher_cap_hold(b, 2, 0); /* at least 1 */
+        assert_int_equal(lb_batcher_cap_actions(b, 2, SIZE_MAX), 1);
+        lb_batcher_cap_release(b, 2);
+        lb_batcher_cap_hold(b, 7, 1); /* no app */
+        lb_batcher_cap_release(b, 7);
         /* never below a request whose answer was read */
         lb_batcher_answer_read(b, 1, 7);
         lb_batcher_answer_read(b, 1, 5);

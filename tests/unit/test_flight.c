@@ -397,6 +397,13 @@ static void test_abandon(void **state)
         lb_flight_clear(&f);
 }
 
+/* The current range's answer read whole: resolved. */
+static void read_whole(lb_flight_t *f)
+{
+        lb_flight_answer_read(f);
+        resolve(f);
+}
+
 /* Answers too large to read: the longest part of a cut whole batch read
  * whole is the cap it tells (the review's case: many users' few actions
  * each); nothing when one action's own answer was too large (one user's
@@ -407,12 +414,10 @@ static void test_cut_cap(void **state)
         (void)state;
         lb_flight_t f;
         start(&f, N); /* 8 cut: 4 and 4 read */
-        lb_flight_answer_cut(&f);
+        assert_int_equal(lb_flight_answer_cut(&f), 1);
         assert_int_equal(lb_flight_split(&f), 0);
-        lb_flight_answer_read(&f);
-        resolve(&f);
-        lb_flight_answer_read(&f);
-        resolve(&f);
+        read_whole(&f);
+        read_whole(&f);
         assert_int_equal(lb_flight_cut_cap(&f), 4);
         lb_flight_clear(&f);
 
@@ -422,8 +427,7 @@ static void test_cut_cap(void **state)
         lb_flight_answer_cut(&f);
         assert_int_equal(lb_flight_split(&f), 0);
         for (int i = 0; i < 3; i++) {
-                lb_flight_answer_read(&f);
-                resolve(&f);
+                read_whole(&f);
         }
         assert_int_equal(lb_flight_cut_cap(&f), 4);
         lb_flight_clear(&f);
@@ -433,14 +437,23 @@ static void test_cut_cap(void **state)
         assert_int_equal(lb_flight_split(&f), 0);
         lb_flight_answer_cut(&f);
         resolve(&f);
-        lb_flight_answer_read(&f);
-        resolve(&f);
+        read_whole(&f);
         assert_int_equal(lb_flight_cut_cap(&f), 0);
         lb_flight_clear(&f);
 
         start(&f, N); /* read whole at once: no cut */
-        lb_flight_answer_read(&f);
-        resolve(&f);
+        read_whole(&f);
+        assert_int_equal(lb_flight_cut_cap(&f), 0);
+        lb_flight_clear(&f);
+
+        start(&f, N); /* the second half cut after the first was read: a
+                         part, though the only range left */
+        assert_int_equal(lb_flight_split(&f), 0);
+        read_whole(&f);
+        assert_int_equal(lb_flight_answer_cut(&f), 0);
+        assert_int_equal(lb_flight_split(&f), 0);
+        read_whole(&f);
+        read_whole(&f);
         assert_int_equal(lb_flight_cut_cap(&f), 0);
         lb_flight_clear(&f);
 
@@ -448,8 +461,7 @@ static void test_cut_cap(void **state)
         assert_int_equal(lb_flight_split(&f), 0);
         lb_flight_answer_cut(&f);
         assert_int_equal(lb_flight_split(&f), 0);
-        lb_flight_answer_read(&f);
-        resolve(&f);
+        read_whole(&f);
         assert_int_equal(lb_flight_cut_cap(&f), 0);
         lb_flight_clear(&f);
 
