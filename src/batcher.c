@@ -74,9 +74,10 @@ typedef struct {
         lb_user_t *full;     /* ready users that fill a request alone */
         size_t max_actions;  /* b->max_actions, or lower (cap_actions) */
         size_t read_max;     /* largest request whose answer was read */
-        size_t held_cap;     /* lower still while held_by (cap_hold) */
-        size_t held_by;
-        size_t app_idx; /* in the app heap; NOT_IN_HEAP: none ready */
+        size_t *holds;       /* caps held by cut requests (cap_hold) */
+        size_t hold_cnt, hold_cap;
+        size_t held_min; /* the lowest of holds, when hold_cnt */
+        size_t app_idx;  /* in the app heap; NOT_IN_HEAP: none ready */
         size_t full_next, full_prev; /* the ring of apps with full users */
 } app_t;
 
@@ -345,8 +346,8 @@ static void app_fix(lb_batcher_t *b, size_t app)
 /* The most actions a request of the app carries now. */
 static size_t cap_of(const app_t *ap)
 {
-        return ap->held_by && ap->held_cap < ap->max_actions ? ap->held_cap
-                                                             : ap->max_actions;
+        return ap->hold_cnt && ap->held_min < ap->max_actions ? ap->held_min
+                                                              : ap->max_actions;
 }
 
 /* The full list: ready users whose queued actions fill a request alone. */
@@ -500,24 +501,65 @@ size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions)
                 max_actions = ap->read_max;
         if (max_actions >= 1 && max_actions < ap->max_actions)
                 ap->max_actions = max_actions;
-        return cap_of(ap);
+        return ap->max_actions;
 }
 
-void lb_batcher_cap_hold(lb_batcher_t *b, size_t app, size_t max_actions)
+int lb_batcher_cap_hold(lb_batcher_t *b, size_t app, size_t max_actions)
+{
+        if (app >= b->app_cnt)
+                return -1;
+        app_t *ap = &b->apps[app];
+        size_t *h =
+            lb_grow(ap->holds, &ap->hold_cap, ap->hold_cnt + 1, sizeof(*h), 4);
+        if (!h)
+                return -1;
+        ap->holds = h;
+        if (max_actions < 1)
+                max_actions = 1;
+        if (!ap->hold_cnt || max_actions < ap->held_min)
+                ap->held_min = max_actions;
+        ap->holds[ap->hold_cnt++] = max_actions;
+        return 0;
+}
+
+/* Takes the users of the app's full list that no longer fill a request
+ * (its cap rose) off it: they wait for their deadline again. */
+static void full_recheck(lb_batcher_t *b, app_t *ap)
+{
+        size_t n = 0;
+        lb_user_t *u = ap->full;
+        if (u)
+                do
+                        n++;
+                while ((u = u->fnext) != ap->full);
+        u = ap->full;
+        for (size_t i = 0; i < n; i++) {
+                lb_user_t *next = u->fnext;
+                if (!user_fills(b, ap, u))
+                        full_remove(b, ap, u);
+                u = next;
+        }
+}
+
+void lb_batcher_cap_release(lb_batcher_t *b, size_t app, size_t max_actions)
 {
         if (app >= b->app_cnt)
                 return;
         app_t *ap = &b->apps[app];
         if (max_actions < 1)
                 max_actions = 1;
-        if (!ap->held_by++ || max_actions < ap->held_cap)
-                ap->held_cap = max_actions;
-}
-
-void lb_batcher_cap_release(lb_batcher_t *b, size_t app)
-{
-        if (app < b->app_cnt && b->apps[app].held_by)
-                b->apps[app].held_by--;
+        size_t before = cap_of(ap), i = 0;
+        while (i < ap->hold_cnt && ap->holds[i] != max_actions)
+                i++;
+        if (i == ap->hold_cnt)
+                return;
+        ap->holds[i] = ap->holds[--ap->hold_cnt];
+        ap->held_min = SIZE_MAX;
+        for (i = 0; i < ap->hold_cnt; i++)
+                if (ap->holds[i] < ap->held_min)
+                        ap->held_min = ap->holds[i];
+        if (cap_of(ap) > before)
+                full_recheck(b, ap);
 }
 
 void lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n)
@@ -552,8 +594,10 @@ void lb_batcher_destroy(lb_batcher_t *b, void (*free_action)(lb_action_t *))
                         u = next; /* its block goes with the arena */
                 }
         }
-        for (size_t i = 0; b->apps && i < b->app_cnt; i++)
+        for (size_t i = 0; b->apps && i < b->app_cnt; i++) {
                 free(b->apps[i].heap);
+                free(b->apps[i].holds);
+        }
         free(b->apps);
         free(b->app_heap);
         free(b->table);

@@ -100,21 +100,24 @@ void lb_batcher_set_max_wait(lb_batcher_t *b, size_t app, int64_t max_wait_ms);
  *        whose answer was read (lb_batcher_answer_read: one action's own
  *        answer may be what was too large), nor up. A user queued with
  *        more is taken as full when it gets its next action.
- * @returns the app's actions per request now (holds included).
+ * @returns the app's cap now (holds aside).
  */
 size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions);
 
 /**
  * @brief Holds app's actions per request at most max_actions (at least 1)
- *        until as many lb_batcher_cap_release as holds: a request of it is
- *        being split because its answer was too large to read, and until
- *        its parts tell why (lb_batcher_cap_actions), the app's other
- *        requests should not be cut the same way. The lowest hold binds.
+ *        until the same lb_batcher_cap_release: a request of it is being
+ *        split because its answer was too large to read, and until its
+ *        parts tell why (lb_batcher_cap_actions), the app's other requests
+ *        should not be cut the same way. The lowest hold still held binds.
+ * @returns 0, or -1 (no such app, or no memory: not held).
  */
-void lb_batcher_cap_hold(lb_batcher_t *b, size_t app, size_t max_actions);
+int lb_batcher_cap_hold(lb_batcher_t *b, size_t app, size_t max_actions);
 
-/** @brief Ends one lb_batcher_cap_hold of app. */
-void lb_batcher_cap_release(lb_batcher_t *b, size_t app);
+/** @brief Ends one lb_batcher_cap_hold of app at max_actions. Users queued
+ *         full by the hold that no longer fill a request wait for their
+ *         deadline again. */
+void lb_batcher_cap_release(lb_batcher_t *b, size_t app, size_t max_actions);
 
 /** @brief A request of n actions of app was answered, and read whole. */
 void lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n);

@@ -162,7 +162,7 @@ void lb_flight_answer_read(lb_flight_t *f)
 
 size_t lb_flight_cut_cap(const lb_flight_t *f)
 {
-        return f->cut && !f->cut_alone ? f->read_most : 0;
+        return f->cut && !f->cut_alone && !f->lost ? f->read_most : 0;
 }
 
 void lb_flight_resolved(lb_flight_t *f)
@@ -213,6 +213,8 @@ static size_t give_up_outside(lb_flight_t *f,
                         n++;
                 }
         }
+        if (n)
+                f->lost = 1;
         compact(f);
         return n;
 }

@@ -31,6 +31,7 @@ typedef struct {
         /* answers too large to read (lb_flight_answer_cut): */
         int cut;          /* the whole batch's, before any split */
         int cut_alone;    /* one action's own */
+        int lost;         /* actions given up: its parts say less */
         size_t read_most; /* the longest range read whole since the cut */
 } lb_flight_t;
 
@@ -101,7 +102,8 @@ void lb_flight_answer_read(lb_flight_t *f);
  * @returns the most actions a request of the flight's app should carry,
  *          by what its answers showed: after its whole batch's answer was
  *          too large to read, the longest range of it read whole since;
- *          0 when that says nothing (no such cut, nothing read since, or
+ *          0 when that says nothing (no such cut, nothing read since,
+ *          actions given up: its parts are smaller than the API showed, or
  *          one action's own answer too large: that action, not the size of
  *          the requests, explains the cut).
  */

@@ -221,7 +221,7 @@ static void answer_cap(lb_bridge_t *b, flight_t *f)
         size_t app = (size_t)f->batch->app;
         size_t read = lb_flight_cut_cap(&f->fl);
         if (f->cap_held) { /* the hold ends with the flight */
-                lb_batcher_cap_release(b->batcher, app);
+                lb_batcher_cap_release(b->batcher, app, f->cap_held);
                 f->cap_held = 0;
         }
         if (!read)
@@ -243,7 +243,8 @@ static void answer_cap(lb_bridge_t *b, flight_t *f)
 static void flight_end(lb_bridge_t *b, flight_t *f)
 {
         if (f->cap_held)
-                lb_batcher_cap_release(b->batcher, (size_t)f->batch->app);
+                lb_batcher_cap_release(b->batcher, (size_t)f->batch->app,
+                                       f->cap_held);
         lb_batcher_release(b->batcher, f->batch, lb_loop_now_ms());
         flight_free(b, f);
 }
@@ -519,10 +520,9 @@ static int newer_key(lb_bridge_t *b, const flight_t *f, int64_t now)
 static void answer_too_large(lb_bridge_t *b, flight_t *f, size_t n, int64_t now)
 {
         size_t app = (size_t)f->batch->app;
-        if (lb_flight_answer_cut(&f->fl) && n > 1 && !f->cap_held) {
-                lb_batcher_cap_hold(b->batcher, app, n / 2);
-                f->cap_held = 1;
-        }
+        if (lb_flight_answer_cut(&f->fl) && n > 1 && !f->cap_held &&
+            !lb_batcher_cap_hold(b->batcher, app, n / 2))
+                f->cap_held = n / 2;
         uint64_t held;
         if (lb_log_throttle(&b->answer_cut_warn, now, LB_ANSWER_CUT_WARN_MS,
                             &held))
@@ -532,14 +532,12 @@ static void answer_too_large(lb_bridge_t *b, flight_t *f, size_t n, int64_t now)
                         " bytes, the most an answer is read to (%d%% of "
                         "memory.limit.bytes over sender.max.inflight, 64 "
                         "KiB to 16 MiB): it applied them, and they are sent "
-                        "again in halves (duplicates at the API); its "
-                        "requests carry at most %zu actions meanwhile (set "
+                        "again in halves (duplicates at the API; set "
                         "batch.max.actions, now %" PRId64
-                        ", lower to start there; %" PRIu64
+                        ", lower to start lower; %" PRIu64
                         " more since the last warning)",
                         n, b->conf->apps[app].id,
                         lb_config_answer_max_bytes(b->conf), LB_ANSWERS_PCT,
-                        lb_batcher_cap_actions(b->batcher, app, SIZE_MAX),
                         b->conf->batch_max_actions, held);
 }
 

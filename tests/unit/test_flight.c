@@ -465,6 +465,17 @@ static void test_cut_cap(void **state)
         assert_int_equal(lb_flight_cut_cap(&f), 0);
         lb_flight_clear(&f);
 
+        start(&f, N); /* parts smaller for actions given up: say less */
+        unsigned dropped = 0;
+        assert_int_equal(lb_flight_answer_cut(&f), 1);
+        assert_int_equal(lb_flight_give_up(&f, below_3, count_drop, &dropped),
+                         3);
+        assert_int_equal(lb_flight_split(&f), 0);
+        read_whole(&f);
+        read_whole(&f);
+        assert_int_equal(lb_flight_cut_cap(&f), 0);
+        lb_flight_clear(&f);
+
         start(&f, N); /* cut, then nothing read (dead-lettered, given up) */
         lb_flight_answer_cut(&f);
         resolve(&f);
