@@ -220,22 +220,26 @@ static void answer_cap(lb_bridge_t *b, flight_t *f)
 {
         size_t app = (size_t)f->batch->app;
         size_t read = lb_flight_cut_cap(&f->fl);
-        if (f->cap_held) { /* the hold ends with the flight */
+        if (read) {
+                size_t before =
+                    lb_batcher_cap_actions(b->batcher, app, SIZE_MAX);
+                size_t cap = lb_batcher_cap_actions(b->batcher, app, read);
+                if (cap < before)
+                        lb_warn("sender",
+                                "%s: requests now carry at most %zu actions "
+                                "(a request of %zu had an answer too large "
+                                "to read, its parts of %zu were read whole; "
+                                "set batch.max.actions, now %" PRId64
+                                ", lower to start there)",
+                                b->conf->apps[app].id, cap, f->batch->n, read,
+                                b->conf->batch_max_actions);
+        }
+        /* after the cap is settled: users full by the hold only, not by
+         * the cap now, go back to waiting for their deadline */
+        if (f->cap_held) {
                 lb_batcher_cap_release(b->batcher, app, f->cap_held);
                 f->cap_held = 0;
         }
-        if (!read)
-                return;
-        size_t before = lb_batcher_cap_actions(b->batcher, app, SIZE_MAX);
-        size_t cap = lb_batcher_cap_actions(b->batcher, app, read);
-        if (cap < before)
-                lb_warn("sender",
-                        "%s: requests now carry at most %zu actions (a request "
-                        "of %zu had an answer too large to read, its parts "
-                        "of %zu were read whole; set batch.max.actions, "
-                        "now %" PRId64 ", lower to start there)",
-                        b->conf->apps[app].id, cap, f->batch->n, read,
-                        b->conf->batch_max_actions);
 }
 
 /* Ends a flight: its users may be batched again once the ledger frees

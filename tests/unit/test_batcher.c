@@ -1171,6 +1171,15 @@ static void test_cap_holds(void **state)
         bt = got(b, 1000, LB_SEND_DUE, 0, LB_SEND_DUE);
         assert_int_equal(bt->n, 3);
         finish(b, bt);
+        /* the cap settled at the hold before it ends (answer_cap's
+         * order): a user full by both stays full */
+        assert_int_equal(lb_batcher_cap_hold(b, 0, 5), 0);
+        add_n(b, 0, "P", 2000, 10, 6);
+        assert_int_equal(lb_batcher_cap_actions(b, 0, 5), 5);
+        lb_batcher_cap_release(b, 0, 5);
+        bt = got(b, 2000, LB_SEND_DUE, 0, LB_SEND_FULL);
+        assert_int_equal(bt->n, 5);
+        finish(b, bt);
         lb_batcher_destroy(b, lb_action_destroy);
 }
 
