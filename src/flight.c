@@ -145,7 +145,10 @@ int lb_flight_answer_cut(lb_flight_t *f)
         size_t lo, hi;
         if (!lb_flight_range(f, &lo, &hi))
                 return 0;
-        if (hi - lo == 1)
+        size_t i = lo + 1; /* one user's actions alone? */
+        while (i < hi && (!f->users || f->users[i] == f->users[lo]))
+                i++;
+        if (i == hi)
                 f->cut_alone = 1;
         if (f->split)
                 return 0;

@@ -30,7 +30,7 @@ typedef struct {
         int split;                /* lb_flight_split made halves */
         /* answers too large to read (lb_flight_answer_cut): */
         int cut;          /* the whole batch's, before any split */
-        int cut_alone;    /* one action's own */
+        int cut_alone;    /* one user's own (or one action's) */
         int lost;         /* actions given up: its parts say less */
         size_t read_most; /* the longest range read whole since the cut */
 } lb_flight_t;
@@ -104,8 +104,9 @@ void lb_flight_answer_read(lb_flight_t *f);
  *          too large to read, the longest range of it read whole since;
  *          0 when that says nothing (no such cut, nothing read since,
  *          actions given up: its parts are smaller than the API showed, or
- *          one action's own answer too large: that action, not the size of
- *          the requests, explains the cut).
+ *          a range of one user's actions, or of one action, answered too
+ *          large: that user's answers (a start is answered with the user's
+ *          variables), not the size of the requests, explain the cut).
  */
 size_t lb_flight_cut_cap(const lb_flight_t *f);
 

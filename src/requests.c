@@ -210,12 +210,20 @@ static void flight_free(lb_bridge_t *b, flight_t *f)
         free(f);
 }
 
+/* Whether f's batch has several users: one user's actions answered too
+ * large together (a start is answered with the user's variables) say how
+ * large that user's answers are, not the app's requests. */
+static int of_many(const flight_t *f)
+{
+        return f->batch->n_users > 1;
+}
+
 /* A flight ends: when its whole batch's answer was too large to read and
  * its parts were read whole, its app's requests carry from now on at most
  * the longest of them (never fewer than a request of the app read whole
  * before: lb_batcher_cap_actions); not when one action's own answer was
  * too large (lb_flight_cut_cap 0): that action, not the request's size,
- * explains the cut. */
+ * explains the cut, nor when one user's actions were (lb_flight_cut_cap). */
 static void answer_cap(lb_bridge_t *b, flight_t *f)
 {
         size_t app = (size_t)f->batch->app;
@@ -518,14 +526,14 @@ static int newer_key(lb_bridge_t *b, const flight_t *f, int64_t now)
 /* A request of n actions for f's app got an answer too large to read: the
  * API applied it, and it is sent again in halves (its actions reach the
  * API twice or more), or its one action is dead-lettered. A whole batch
- * holds its app's requests to n / 2 until the flight ends (answer_cap), so
- * that they are not cut the same way meanwhile. Said at most every
- * LB_ANSWER_CUT_WARN_MS. */
+ * of several users holds its app's requests to n / 2 until the flight ends
+ * (answer_cap), so that they are not cut the same way meanwhile. Said at most
+ * every LB_ANSWER_CUT_WARN_MS. */
 static void answer_too_large(lb_bridge_t *b, flight_t *f, size_t n, int64_t now)
 {
         size_t app = (size_t)f->batch->app;
-        if (lb_flight_answer_cut(&f->fl) && n > 1 && !f->cap_held &&
-            !lb_batcher_cap_hold(b->batcher, app, n / 2))
+        if (lb_flight_answer_cut(&f->fl) && n > 1 && of_many(f) &&
+            !f->cap_held && !lb_batcher_cap_hold(b->batcher, app, n / 2))
                 f->cap_held = n / 2;
         uint64_t held;
         if (lb_log_throttle(&b->answer_cut_warn, now, LB_ANSWER_CUT_WARN_MS,

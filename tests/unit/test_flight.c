@@ -404,11 +404,26 @@ static void read_whole(lb_flight_t *f)
         resolve(f);
 }
 
+/* Splits f in halves, reads the first whole, then the second's answer is
+ * cut (a part: not the whole batch's) and its halves read whole: no cap
+ * comes of it. Clears f. */
+static void second_half_cut(lb_flight_t *f)
+{
+        assert_int_equal(lb_flight_split(f), 0);
+        read_whole(f);
+        assert_int_equal(lb_flight_answer_cut(f), 0);
+        assert_int_equal(lb_flight_split(f), 0);
+        read_whole(f);
+        read_whole(f);
+        assert_int_equal(lb_flight_cut_cap(f), 0);
+        lb_flight_clear(f);
+}
+
 /* Answers too large to read: the longest part of a cut whole batch read
  * whole is the cap it tells (the review's case: many users' few actions
- * each); nothing when one action's own answer was too large (one user's
- * huge start: that action, not the request's size), when only a part was
- * cut, or when nothing was read since. */
+ * each); nothing when one action's or one user's answers were too large
+ * (a huge start: that user, not the request's size), when only a part was
+ * cut, when actions were given up, or when nothing was read since. */
 static void test_cut_cap(void **state)
 {
         (void)state;
@@ -448,14 +463,7 @@ static void test_cut_cap(void **state)
 
         start(&f, N); /* the second half cut after the first was read: a
                          part, though the only range left */
-        assert_int_equal(lb_flight_split(&f), 0);
-        read_whole(&f);
-        assert_int_equal(lb_flight_answer_cut(&f), 0);
-        assert_int_equal(lb_flight_split(&f), 0);
-        read_whole(&f);
-        read_whole(&f);
-        assert_int_equal(lb_flight_cut_cap(&f), 0);
-        lb_flight_clear(&f);
+        second_half_cut(&f);
 
         start(&f, N); /* a part cut after a split for another reason */
         assert_int_equal(lb_flight_split(&f), 0);
@@ -475,6 +483,12 @@ static void test_cut_cap(void **state)
         read_whole(&f);
         assert_int_equal(lb_flight_cut_cap(&f), 0);
         lb_flight_clear(&f);
+
+        start(&f, N); /* a part of one user's actions cut: its answers */
+        for (size_t i = 4; i < N; i++)
+                users[i] = user_at(4);
+        assert_int_equal(lb_flight_answer_cut(&f), 1);
+        second_half_cut(&f);
 
         start(&f, N); /* cut, then nothing read (dead-lettered, given up) */
         lb_flight_answer_cut(&f);
