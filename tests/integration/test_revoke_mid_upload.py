@@ -89,7 +89,7 @@ h.produce(kafka.bootstrap, TOPIC, lines)
 
 settings = h.bridge_settings(kafka.bootstrap, Api, TOPIC, DLQ,
                              apps=f"{APP}:{KEY}", rebalance_timeout_ms=300,
-                             api_timeout_ms=120000, batch_max_bytes=16777216,
+                             api_timeout_ms=60000, batch_max_bytes=16777216,
                              batch_linger_ms=200, batch_max_wait_ms=2000)
 a = h.Bridge(wd, settings, name="a")
 h.wait_for(uploading.is_set, 60, "instance a's first request at the API")
@@ -100,7 +100,13 @@ h.wait_for(lambda: "still under way at revocation" in a.log_text(), 60,
 gave_up = uploading.is_set()
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 300,
            "committed offsets at the end of every partition")
+# b leaves first; a is stopped once it holds b's partitions too, not in
+# the middle of that rebalance (a SIGTERM there is another test's subject)
+assigned_before = a.log_text().count("assigned")
 rc_b = b.stop()
+h.wait_for(lambda: a.log_text().count("assigned") > assigned_before, 60,
+           "instance a taking b's partitions")
+time.sleep(1)
 rc_a = a.stop()
 api.shutdown()
 h.check(rc_a == 0 and rc_b == 0, f"exit codes a={rc_a} b={rc_b}")
