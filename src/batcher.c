@@ -785,7 +785,8 @@ static lb_batch_t *batch_new(const lb_batcher_t *b, size_t app,
         lb_batch_t *batch = calloc(1, sizeof(*batch));
         if (!batch)
                 return NULL;
-        size_t max_n = b->pending < cap_of(ap) ? b->pending : cap_of(ap);
+        size_t cap = cap_of(ap);
+        size_t max_n = b->pending < cap ? b->pending : cap;
         batch->actions = malloc(max_n * sizeof(*batch->actions));
         batch->users = malloc(max_u * sizeof(*batch->users));
         batch->user_of = malloc(max_n * sizeof(*batch->user_of));

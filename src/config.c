@@ -305,9 +305,9 @@ static const cfg_key_t keys[] = {
              "key, value and headers; their users' records; the start of "
              "their request bodies) and resumes at half; above 75% the "
              "nearest deadlines are sent early. 0 (auto): 40% of "
-             "memory.limit.bytes less the "
-             "consumer's prefetch (its queue and one fetch, sized from the "
-             "limit), at least 20%. Must be >= batch.max.bytes."},
+             "memory.limit.bytes less the consumer's prefetch (its queue "
+             "and one fetch, sized from the limit), at least 20%. Must be "
+             ">= batch.max.bytes."},
     {.name = "shutdown.timeout.ms",
      .type = CT_INT,
      .def = "10000",

@@ -59,7 +59,7 @@ struct flight_s {
         lb_multi_body_t body; /* req's, written as it is sent */
         size_t body_counted;  /* its room, in the bridge's body_bytes */
         unsigned key_gen;     /* of the client key its last attempt carried */
-        int cap_held;         /* its app's cap is held low (answer_too_large) */
+        size_t cap_held;      /* the cap it holds its app at (0: none) */
 };
 
 uint64_t lb_requests_partition_tag(const char *topic, int32_t partition)
@@ -221,9 +221,8 @@ static int of_many(const flight_t *f)
 /* A flight ends: when its whole batch's answer was too large to read and
  * its parts were read whole, its app's requests carry from now on at most
  * the longest of them (never fewer than a request of the app read whole
- * before: lb_batcher_cap_actions); not when one action's own answer was
- * too large (lb_flight_cut_cap 0): that action, not the request's size,
- * explains the cut, nor when one user's actions were (lb_flight_cut_cap). */
+ * before: lb_batcher_cap_actions); not when one user's or one action's
+ * answers were too large, nor after give-ups (lb_flight_cut_cap 0). */
 static void answer_cap(lb_bridge_t *b, flight_t *f)
 {
         size_t app = (size_t)f->batch->app;
@@ -242,16 +241,12 @@ static void answer_cap(lb_bridge_t *b, flight_t *f)
                                 b->conf->apps[app].id, cap, f->batch->n, read,
                                 b->conf->batch_max_actions);
         }
-        /* after the cap is settled: users full by the hold only, not by
-         * the cap now, go back to waiting for their deadline */
-        if (f->cap_held) {
-                lb_batcher_cap_release(b->batcher, app, f->cap_held);
-                f->cap_held = 0;
-        }
 }
 
 /* Ends a flight: its users may be batched again once the ledger frees
- * them. */
+ * them, and its hold on its app's cap ends (after answer_cap settled the
+ * cap: users full by the hold only, not by the cap, wait for their
+ * deadline again). */
 static void flight_end(lb_bridge_t *b, flight_t *f)
 {
         if (f->cap_held)
@@ -544,9 +539,9 @@ static void answer_too_large(lb_bridge_t *b, flight_t *f, size_t n, int64_t now)
                         " bytes, the most an answer is read to (%d%% of "
                         "memory.limit.bytes over sender.max.inflight, 64 "
                         "KiB to 16 MiB): it applied them, and they are sent "
-                        "again in halves (duplicates at the API; set "
+                        "again in halves (duplicates at the API; "
                         "batch.max.actions, now %" PRId64
-                        ", lower to start lower; %" PRIu64
+                        ", set lower makes requests smaller; %" PRIu64
                         " more since the last warning)",
                         n, b->conf->apps[app].id,
                         lb_config_answer_max_bytes(b->conf), LB_ANSWERS_PCT,
