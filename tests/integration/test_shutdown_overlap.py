@@ -30,6 +30,9 @@ h.check("not finished" in first.log_text(),
         "the first bridge gave nothing up (all done within shutdown.timeout.ms): "
         "the test proves nothing")
 second = h.Bridge(wd, settings, name="second")
+# its SIGTERM handler is set by then (a CI run stopped it before: the
+# offsets could already be committed, and it died of the signal, -15)
+h.wait_for(lambda: "started" in second.log_text(), 60, "the second bridge's start")
 h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 240,
            "committed offsets at the end of every partition")
 rc = second.stop()
