@@ -38,6 +38,20 @@ lb_assigned_t *lb_commits_of(lb_bridge_t *b, const rd_kafka_message_t *m)
         return e;
 }
 
+/* e as when its partition was assigned (by the rebalance tag): tracked by
+ * p, nothing committed, consumed or checked yet. */
+static void assigned_init(lb_assigned_t *e, lb_partition_t *p, uint64_t tag)
+{
+        *e = (lb_assigned_t){.p = p,
+                             .committed = -1,
+                             .tag = tag,
+                             .start = -1,
+                             .resumed = -1,
+                             .first = -1,
+                             .sought = -1};
+        lb_skip_init(&e->skip);
+}
+
 lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
                               int32_t partition, uint64_t tag)
 {
@@ -52,16 +66,22 @@ lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
                 return NULL;
         lb_partition_count_ring(p, &b->ring_bytes);
         lb_assigned_t *e = &b->assigned[b->assigned_cnt++];
-        *e = (lb_assigned_t){.p = p,
-                             .committed = -1,
-                             .tag = tag,
-                             .start = -1,
-                             .resumed = -1,
-                             .first = -1,
-                             .sought = -1};
-        lb_skip_init(&e->skip);
+        assigned_init(e, p, tag);
         atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
         return e;
+}
+
+int lb_commits_restart(lb_bridge_t *b, lb_assigned_t *e)
+{
+        lb_partition_t *p =
+            lb_partition_new(lb_partition_topic(e->p), lb_partition_id(e->p));
+        if (!p)
+                return -1;
+        lb_partition_count_ring(p, &b->ring_bytes);
+        lb_partition_unref(e->p); /* its actions hold it until they end */
+        free(e->skip_error);
+        assigned_init(e, p, e->tag);
+        return 0;
 }
 
 void lb_commits_remove(lb_bridge_t *b, lb_assigned_t *e)

@@ -167,12 +167,45 @@ static void note_jump(lb_assigned_t *e, int64_t next, int64_t offset)
         e->fell_behind = 1;
 }
 
-/* Tracks m's offset in its partition e unless it is being revoked or the
- * offset is not after the last tracked. @returns whether it was (0: said
- * why). */
+/* m's offset is not after the last tracked of its partition e: the
+ * consumer started the partition over. librdkafka hands no offset out
+ * twice by itself; it starts over at auto.offset.reset when the broker
+ * says its position is out of range: the topic was deleted and created
+ * again (there was no rebalance between, or the group's offset outlived
+ * the topic), or its log was truncated (an unclean leader election).
+ * Either way the offsets tracked name a log that is gone, and those
+ * consumed now are new events: a new tracker takes the partition from m
+ * (the events after it were never read here), while the actions taken
+ * from the old log go on (delivered or dead-lettered; nobody can read
+ * them again) without being committed. Had the log not changed, what is
+ * read again is a duplicate, never a loss.
+ * @returns 0, or -1 out of memory (fatal: nothing is tracked). */
+static int restart(lb_bridge_t *b, lb_assigned_t *e,
+                   const rd_kafka_message_t *m)
+{
+        int64_t last = lb_partition_next(e->p) - 1;
+        size_t live = lb_partition_holders(e->p);
+        if (lb_commits_restart(b, e) || lb_partition_track(e->p, m->offset)) {
+                lb_error("consumer", "out of memory");
+                b->fatal = 1;
+                return -1;
+        }
+        atomic_fetch_add(&b->metrics.partition_restarts, 1);
+        lb_warn("consumer",
+                "%s[%d] restarted below the last offset consumed: %" PRId64
+                " after %" PRId64 " (the topic was deleted and created again, "
+                "or its log was truncated); tracking it afresh from %" PRId64
+                ", %zu action(s) taken before still go on, uncommitted",
+                lb_partition_topic(e->p), m->partition, m->offset, last,
+                m->offset, live);
+        return 0;
+}
+
+/* Tracks m's offset in its partition e unless it is being revoked (or
+ * the partition starts over there: restart()). @returns whether it was
+ * (0: said why). */
 static int track(lb_bridge_t *b, lb_assigned_t *e, const rd_kafka_message_t *m)
 {
-        const char *topic = lb_partition_topic(e->p);
         if (e->revoking)
                 return 0; /* the next owner reads it; nothing after it is
                            * tracked here either */
@@ -184,13 +217,8 @@ static int track(lb_bridge_t *b, lb_assigned_t *e, const rd_kafka_message_t *m)
                 b->fatal = 1;
                 return 0;
         }
-        if (tracked) {
-                lb_warn("consumer",
-                        "%s[%d]@%" PRId64 " is not after the last tracked "
-                        "offset; ignored (already in progress)",
-                        topic, m->partition, m->offset);
+        if (tracked && restart(b, e, m))
                 return 0;
-        }
         if (e->first < 0)
                 e->first = m->offset; /* a map read later is not used */
         return 1;

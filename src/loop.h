@@ -217,6 +217,11 @@ lb_assigned_t *lb_commits_of(lb_bridge_t *b, const rd_kafka_message_t *m);
 /* Adds a partition to the table. @returns it, or NULL out of memory. */
 lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
                               int32_t partition, uint64_t tag);
+/* e's partition started over below its last tracked offset: a new tracker
+ * takes it from here, as if just assigned; the last one, no longer
+ * committed, stays with the actions taken from it until they end.
+ * @returns 0, or -1 out of memory (e is unchanged). */
+int lb_commits_restart(lb_bridge_t *b, lb_assigned_t *e);
 /* Removes e from the table (its tracker is revoked). */
 void lb_commits_remove(lb_bridge_t *b, lb_assigned_t *e);
 /* Adds e's committable offset and map to l when changed since its last

@@ -448,6 +448,11 @@ char *lb_metrics_render(lb_metrics_t *m, const char *version)
                 "the committed offset was below the partition's log start "
                 "when it was assigned here. Not recoverable by the bridge.",
                 LOAD(m->events_lost_retention));
+        counter(&sb, "leanbridge_partition_restarts_total",
+                "Times a partition's offsets started over below the last "
+                "consumed without a rebalance (its topic deleted and "
+                "created again, or its log truncated): tracked afresh.",
+                LOAD(m->partition_restarts));
         counter(&sb, "leanbridge_loop_nested_total",
                 "Times the loop was turned, or the consumer polled, from "
                 "within a librdkafka callback or another turn: a bug, "

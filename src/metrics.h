@@ -60,6 +60,8 @@ typedef struct lb_metrics_s {
         atomic_uint_fast64_t offset_map_reads_failed;
         /* deleted by retention before the group consumed them */
         atomic_uint_fast64_t events_lost_retention;
+        /* partitions the consumer started over below what it consumed */
+        atomic_uint_fast64_t partition_restarts;
         atomic_uint_fast64_t events_already_done;  /* skipped by a map */
         atomic_uint_fast64_t apps_reloads;         /* apps file re-read */
         atomic_uint_fast64_t apps_reload_failures; /* ... and kept old keys */

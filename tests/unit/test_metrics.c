@@ -113,6 +113,7 @@ static void test_counters_and_gauges(void **state)
         atomic_store(&m->offset_maps_ignored, 18);
         atomic_store(&m->offset_map_reads_failed, 31);
         atomic_store(&m->events_lost_retention, 30);
+        atomic_store(&m->partition_restarts, 32);
         atomic_store(&m->events_already_done, 19);
         atomic_store(&m->apps_reload_failures, 16);
         atomic_store(&m->inflight_requests, 10);
@@ -154,6 +155,7 @@ static void test_counters_and_gauges(void **state)
         assert_line(text, "leanbridge_offset_maps_ignored_total 18");
         assert_line(text, "leanbridge_offset_map_reads_failed_total 31");
         assert_line(text, "leanbridge_events_lost_to_retention_total 30");
+        assert_line(text, "leanbridge_partition_restarts_total 32");
         assert_line(text, "leanbridge_events_already_done_total 19");
         assert_line(text, "leanbridge_apps_reload_failures_total 16");
         assert_line(text, "# TYPE leanbridge_consume_delay_seconds gauge");
