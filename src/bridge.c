@@ -354,14 +354,10 @@ void lb_bridge_destroy(lb_bridge_t *b)
                 lb_batcher_destroy(b->batcher, free_queued);
         lb_ledger_destroy(b->ledger);
         lb_arena_destroy(b->arena); /* last: every action is freed by now */
-        for (size_t i = 0; i < b->assigned_cnt; i++) {
-                lb_partition_unref(b->assigned[i].p);
-                free(b->assigned[i].skip_error);
-        }
+        lb_commits_free(b);
         if (b->revocation.parts)
                 rd_kafka_topic_partition_list_destroy(b->revocation.parts);
         free(b->revocation.ltags);
-        free(b->assigned);
         free(b->app_overhead);
         free(b->shapes);
         free(b->map);

@@ -73,25 +73,92 @@ lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
 
 int lb_commits_restart(lb_bridge_t *b, lb_assigned_t *e)
 {
+        lb_partition_t **r = lb_grow(e->retired, &e->retired_cap,
+                                     e->retired_cnt + 1, sizeof(*r), 2);
+        if (!r)
+                return -1;
+        e->retired = r;
         lb_partition_t *p =
             lb_partition_new(lb_partition_topic(e->p), lb_partition_id(e->p));
         if (!p)
                 return -1;
         lb_partition_count_ring(p, &b->ring_bytes);
-        lb_partition_unref(e->p); /* its actions hold it until they end */
-        free(e->skip_error);
-        assigned_init(e, p, e->tag);
+        lb_assigned_t was = *e;
+        r[was.retired_cnt++] = was.p; /* the table's reference moves */
+        free(was.skip_error);
+        assigned_init(e, p, was.tag);
+        e->retired = r;
+        e->retired_cnt = was.retired_cnt;
+        e->retired_cap = was.retired_cap;
         return 0;
+}
+
+/* Lets go of e's retired trackers whose offsets are all done; the rest
+ * bound what e commits.
+ * @returns the lowest committable offset of those left (INT64_MAX: none). */
+static int64_t retired_floor(lb_assigned_t *e)
+{
+        int64_t floor = INT64_MAX;
+        for (size_t i = 0; i < e->retired_cnt;) {
+                lb_partition_t *p = e->retired[i];
+                if (!lb_partition_outstanding(p)) {
+                        lb_partition_unref(p);
+                        e->retired[i] = e->retired[--e->retired_cnt];
+                        continue;
+                }
+                int64_t off = lb_partition_committable(p);
+                if (off < floor)
+                        floor = off;
+                i++;
+        }
+        return floor;
+}
+
+/* Revokes e's trackers and drops the table's references to them. */
+static void let_go(lb_assigned_t *e)
+{
+        lb_partition_revoke(e->p);
+        lb_partition_unref(e->p);
+        for (size_t i = 0; i < e->retired_cnt; i++) {
+                lb_partition_revoke(e->retired[i]);
+                lb_partition_unref(e->retired[i]);
+        }
+        free(e->retired);
+        free(e->skip_error);
 }
 
 void lb_commits_remove(lb_bridge_t *b, lb_assigned_t *e)
 {
         b->last_of = NULL;
-        lb_partition_revoke(e->p);
-        lb_partition_unref(e->p);
-        free(e->skip_error);
+        let_go(e);
         *e = b->assigned[--b->assigned_cnt];
         atomic_store(&b->metrics.partitions_assigned, (int64_t)b->assigned_cnt);
+}
+
+void lb_commits_free(lb_bridge_t *b)
+{
+        for (size_t i = 0; i < b->assigned_cnt; i++)
+                let_go(&b->assigned[i]);
+        free(b->assigned);
+        b->assigned = NULL;
+        b->assigned_cnt = 0;
+}
+
+size_t lb_commits_abandon(lb_bridge_t *b, lb_assigned_t *e)
+{
+        size_t n = lb_batcher_abandon(b->batcher, e->p, lb_action_drop, b);
+        for (size_t i = 0; i < e->retired_cnt; i++)
+                n += lb_batcher_abandon(b->batcher, e->retired[i],
+                                        lb_action_drop, b);
+        return n;
+}
+
+size_t lb_commits_holders(const lb_assigned_t *e)
+{
+        size_t n = lb_partition_holders(e->p);
+        for (size_t i = 0; i < e->retired_cnt; i++)
+                n += lb_partition_holders(e->retired[i]);
+        return n;
 }
 
 /* The hash of an encoded map: a partition is committed again when its
@@ -105,11 +172,15 @@ static uint64_t map_hash(const char *s, size_t n)
  * to l: when either changed since e's last commit, and always when waited
  * (at a revocation, at shutdown: the last commit this instance makes of
  * the partition, while one sent earlier without waiting may still be on
- * its way, to fail where nothing retries it). */
+ * its way, to fail where nothing retries it). While a retired tracker has
+ * offsets not done, no more than its committable offset, without a map:
+ * whether the log started over or (a consumer's stale rewind) is the same
+ * log read again, every offset below the lower of the two is done. */
 void lb_commits_add_to(lb_bridge_t *b, lb_assigned_t *e,
                        rd_kafka_topic_partition_list_t *l, int waited)
 {
         int64_t off = lb_partition_committable(e->p);
+        int64_t floor = retired_floor(e);
         size_t len = 0;
         int truncated = 0;
         /* A partition being revoked as lost is never committed: its new
@@ -117,7 +188,9 @@ void lb_commits_add_to(lb_bridge_t *b, lb_assigned_t *e,
          * that learns of the loss, before the revocation releases it. */
         if (off < 0 || (e->revoking && b->revocation.lost))
                 return;
-        if (b->map_room.room > 0) {
+        if (floor < off)
+                off = floor;
+        else if (b->map_room.room > 0) {
                 size_t n =
                     lb_partition_done_ranges(e->p, b->ranges, b->ranges_cap);
                 size_t w = n < b->ranges_cap ? n : b->ranges_cap;

@@ -66,8 +66,7 @@ static size_t hand_over_held(lb_bridge_t *b,
         size_t dropped = 0;
         for (size_t i = 0; i < b->assigned_cnt; i++)
                 if (in_parts(parts, b->assigned[i].p))
-                        dropped += lb_batcher_abandon(
-                            b->batcher, b->assigned[i].p, lb_action_drop, b);
+                        dropped += lb_commits_abandon(b, &b->assigned[i]);
         return dropped;
 }
 
@@ -77,7 +76,7 @@ static int revoked_live(lb_bridge_t *b, const lb_revocation_t *r)
 {
         for (size_t i = 0; i < b->assigned_cnt; i++)
                 if (in_parts(r->parts, b->assigned[i].p) &&
-                    lb_partition_holders(b->assigned[i].p))
+                    lb_commits_holders(&b->assigned[i]))
                         return 1;
         return 0;
 }
@@ -138,8 +137,7 @@ static size_t release_partitions(lb_bridge_t *b, const lb_revocation_t *r)
                 lb_assigned_t *e = &b->assigned[i];
                 if (!in_parts(r->parts, e->p))
                         continue;
-                dropped +=
-                    lb_batcher_abandon(b->batcher, e->p, lb_action_drop, b);
+                dropped += lb_commits_abandon(b, e);
                 if (!r->lost)
                         lb_commits_add_to(b, e, l, 1);
         }
@@ -151,7 +149,7 @@ static size_t release_partitions(lb_bridge_t *b, const lb_revocation_t *r)
                         i++;
                         continue;
                 }
-                size_t live = lb_partition_holders(e->p);
+                size_t live = lb_commits_holders(e);
                 if (live)
                         lb_info("consumer",
                                 "%s[%d]: %zu action(s) still under way at "

@@ -173,12 +173,13 @@ static void note_jump(lb_assigned_t *e, int64_t next, int64_t offset)
  * says its position is out of range: the topic was deleted and created
  * again (there was no rebalance between, or the group's offset outlived
  * the topic), or its log was truncated (an unclean leader election).
- * Either way the offsets tracked name a log that is gone, and those
- * consumed now are new events: a new tracker takes the partition from m
- * (the events after it were never read here), while the actions taken
- * from the old log go on (delivered or dead-lettered; nobody can read
- * them again) without being committed. Had the log not changed, what is
- * read again is a duplicate, never a loss.
+ * Then the offsets tracked name a log that is gone, and those consumed now
+ * are new events, never read here: a new tracker takes the partition from
+ * m. The old one is retired (lb_commits_restart): the actions taken from
+ * it go on as the partition's (nobody could read them again), and until
+ * they are done the offset committed stays at or below its committable
+ * one. So were it the same log read again (a consumer's stale rewind),
+ * what is read twice is a duplicate, never a loss.
  * @returns 0, or -1 out of memory (fatal: nothing is tracked). */
 static int restart(lb_bridge_t *b, lb_assigned_t *e,
                    const rd_kafka_message_t *m)
@@ -191,13 +192,14 @@ static int restart(lb_bridge_t *b, lb_assigned_t *e,
                 return -1;
         }
         atomic_fetch_add(&b->metrics.partition_restarts, 1);
-        lb_warn("consumer",
-                "%s[%d] restarted below the last offset consumed: %" PRId64
-                " after %" PRId64 " (the topic was deleted and created again, "
-                "or its log was truncated); tracking it afresh from %" PRId64
-                ", %zu action(s) taken before still go on, uncommitted",
-                lb_partition_topic(e->p), m->partition, m->offset, last,
-                m->offset, live);
+        lb_warn(
+            "consumer",
+            "%s[%d] restarted below the last offset consumed: %" PRId64
+            " after %" PRId64 " (the topic was deleted and created again, "
+            "or its log was truncated); tracking it afresh from %" PRId64
+            ", %zu action(s) taken before still go on (commits wait for them)",
+            lb_partition_topic(e->p), m->partition, m->offset, last, m->offset,
+            live);
         return 0;
 }
 

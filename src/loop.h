@@ -63,6 +63,13 @@ typedef struct {
          * nowhere since the last message). */
         int64_t start, resumed, first, sought;
         int fell_behind;
+        /* The trackers of the logs it had before it started over (see
+         * lb_commits_restart), while offsets of theirs are not done: they
+         * are the partition's as p is (revoked, handed over and waited
+         * for with it), and what is committed stays at or below each
+         * one's committable offset. */
+        lb_partition_t **retired;
+        size_t retired_cnt, retired_cap;
 } lb_assigned_t;
 
 /* The loop's state. Running: consuming and sending. Draining (SIGTERM):
@@ -218,12 +225,19 @@ lb_assigned_t *lb_commits_of(lb_bridge_t *b, const rd_kafka_message_t *m);
 lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
                               int32_t partition, uint64_t tag);
 /* e's partition started over below its last tracked offset: a new tracker
- * takes it from here, as if just assigned; the last one, no longer
- * committed, stays with the actions taken from it until they end.
+ * takes it from here, as if just assigned; the last one is retired (kept
+ * with the actions taken from it until they are done).
  * @returns 0, or -1 out of memory (e is unchanged). */
 int lb_commits_restart(lb_bridge_t *b, lb_assigned_t *e);
-/* Removes e from the table (its tracker is revoked). */
+/* Removes e from the table (its trackers are revoked). */
 void lb_commits_remove(lb_bridge_t *b, lb_assigned_t *e);
+/* Drops every queued action of e's trackers (lb_batcher_abandon).
+ * @returns how many. */
+size_t lb_commits_abandon(lb_bridge_t *b, lb_assigned_t *e);
+/* @returns the actions alive of e's trackers. */
+size_t lb_commits_holders(const lb_assigned_t *e);
+/* Frees the table (at the end: every action is freed by now). */
+void lb_commits_free(lb_bridge_t *b);
 /* Adds e's committable offset and map to l when changed since its last
  * commit, or always when waited. */
 void lb_commits_add_to(lb_bridge_t *b, lb_assigned_t *e,
