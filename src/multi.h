@@ -187,7 +187,7 @@ typedef struct {
  * @param body,len     the response body (may be NULL)
  * @param n            actions in the request
  * @param flags        LB_MULTI_ACCEPT_WARNINGS, LB_MULTI_ANSWER_CUT or 0
- * @param results      n entries, filled for LB_OUTCOME_DONE (free with
+ * @param results      n entries, filled for LB_OUTCOME_DONE only (free with
  *                     lb_multi_results_clear)
  * @param reason       a one-line reason for RETRY/SPLIT/DEAD
  */

@@ -560,13 +560,12 @@ void lb_requests_done(void *opaque, lb_request_t *req)
         for (size_t i = lo; i < hi; i++)
                 live += f->fl.acts[i] != NULL;
         char reason[512];
-        lb_action_result_t results[n];
+        lb_action_result_t results[n]; /* filled for LB_OUTCOME_DONE */
         int64_t now = lb_loop_now_ms();
 
         lb_flight_answered(&f->fl);
         wire_answered(
             b, f, req->unknown ? now + b->conf->api_timeout_hold_ms : 0, now);
-        memset(results, 0, sizeof(results));
         lb_outcome_t out = lb_multi_classify(
             req->http_status, req->response.data, req->response.len, n,
             (b->conf->api_accept_warnings ? LB_MULTI_ACCEPT_WARNINGS : 0) |
