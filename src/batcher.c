@@ -966,6 +966,45 @@ size_t lb_batcher_abandon(lb_batcher_t *b, const lb_partition_t *p,
         return removed;
 }
 
+/* Makes u's queued actions up to its last of partition p due by now_ms.
+ * @returns how many of p it holds. */
+static size_t user_expedite(lb_batcher_t *b, lb_user_t *u,
+                            const lb_partition_t *p, int64_t now_ms)
+{
+        lb_action_t *last = NULL;
+        size_t n = 0;
+        for (lb_action_t *a = u->head; a; a = a->next)
+                if (a->partition == p) {
+                        last = a;
+                        n++;
+                }
+        if (!last)
+                return 0;
+        for (lb_action_t *a = u->head;; a = a->next) {
+                if (a->due_ms > now_ms)
+                        a->due_ms = now_ms;
+                if (a == last)
+                        break;
+        }
+        if (u->heap_idx != NOT_IN_HEAP) {
+                app_t *ap = &b->apps[u->app];
+                ap->heap[u->heap_idx].key = u->head->due_ms;
+                heap_up(ap, u->heap_idx);
+                app_fix(b, (size_t)u->app);
+        }
+        return n;
+}
+
+size_t lb_batcher_expedite(lb_batcher_t *b, const lb_partition_t *p,
+                           int64_t now_ms)
+{
+        size_t n = 0;
+        for (size_t i = 0; i <= b->table_mask; i++)
+                for (lb_user_t *u = b->table[i]; u; u = u->hnext)
+                        n += user_expedite(b, u, p, now_ms);
+        return n;
+}
+
 lb_ledger_entry_t *lb_batcher_ledger_entry(lb_user_t *u)
 {
         return &u->ledger;

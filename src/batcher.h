@@ -189,6 +189,17 @@ void lb_batcher_release(lb_batcher_t *b, lb_batch_t *batch, int64_t now_ms);
 size_t lb_batcher_abandon(lb_batcher_t *b, const lb_partition_t *p,
                           void (*drop)(lb_action_t *, void *), void *opaque);
 
+/**
+ * @brief Makes every queued action of partition p due by now_ms, and with
+ *        it each one queued before it for the same user (deadlines stay
+ *        non-decreasing along a queue): sent as soon as the users are
+ *        free (a restarted partition's old log, which nobody can read
+ *        again, is sent rather than handed over).
+ * @returns how many actions of p are queued.
+ */
+size_t lb_batcher_expedite(lb_batcher_t *b, const lb_partition_t *p,
+                           int64_t now_ms);
+
 /** @returns u's part of the ledger (ledger.h): one record per user. */
 lb_ledger_entry_t *lb_batcher_ledger_entry(lb_user_t *u);
 

@@ -144,21 +144,40 @@ void lb_commits_free(lb_bridge_t *b)
         b->assigned_cnt = 0;
 }
 
+size_t lb_commits_hand_over(lb_bridge_t *b, lb_assigned_t *e)
+{
+        int64_t now = lb_loop_now_ms();
+        for (size_t i = 0; i < e->retired_cnt; i++)
+                lb_batcher_expedite(b->batcher, e->retired[i], now);
+        return lb_batcher_abandon(b->batcher, e->p, lb_action_drop, b);
+}
+
 size_t lb_commits_abandon(lb_bridge_t *b, lb_assigned_t *e)
 {
-        size_t n = lb_batcher_abandon(b->batcher, e->p, lb_action_drop, b);
+        size_t lost = 0;
         for (size_t i = 0; i < e->retired_cnt; i++)
-                n += lb_batcher_abandon(b->batcher, e->retired[i],
-                                        lb_action_drop, b);
+                lost += lb_batcher_abandon(b->batcher, e->retired[i],
+                                           lb_action_drop, b);
+        if (lost)
+                lb_error("consumer",
+                         "%s[%d]: %zu action(s) taken before it restarted "
+                         "were not sent in time: lost (its old log is gone, "
+                         "nobody can read them again)",
+                         lb_partition_topic(e->p), lb_partition_id(e->p), lost);
+        return lost + lb_batcher_abandon(b->batcher, e->p, lb_action_drop, b);
+}
+
+size_t lb_commits_retired_holders(const lb_assigned_t *e)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < e->retired_cnt; i++)
+                n += lb_partition_holders(e->retired[i]);
         return n;
 }
 
 size_t lb_commits_holders(const lb_assigned_t *e)
 {
-        size_t n = lb_partition_holders(e->p);
-        for (size_t i = 0; i < e->retired_cnt; i++)
-                n += lb_partition_holders(e->retired[i]);
-        return n;
+        return lb_partition_holders(e->p) + lb_commits_retired_holders(e);
 }
 
 /* The hash of an encoded map: a partition is committed again when its

@@ -58,15 +58,20 @@ static int in_parts(const rd_kafka_topic_partition_list_t *parts,
 /* Drops the actions held (queued, never sent) for the partitions of parts,
  * or of every assigned partition (parts NULL): the next owner reads them
  * again, with the same Kafka timestamps and so the same deadlines, and
- * looks each user up once, not once here and once there.
+ * looks each user up once, not once here and once there. Those of a log
+ * that restarted are sent at once instead (lb_commits_hand_over), unless
+ * at_end: then they are dropped too, and said lost.
  * @returns how many were dropped. */
 static size_t hand_over_held(lb_bridge_t *b,
-                             const rd_kafka_topic_partition_list_t *parts)
+                             const rd_kafka_topic_partition_list_t *parts,
+                             int at_end)
 {
         size_t dropped = 0;
         for (size_t i = 0; i < b->assigned_cnt; i++)
                 if (in_parts(parts, b->assigned[i].p))
-                        dropped += lb_commits_abandon(b, &b->assigned[i]);
+                        dropped +=
+                            at_end ? lb_commits_abandon(b, &b->assigned[i])
+                                   : lb_commits_hand_over(b, &b->assigned[i]);
         return dropped;
 }
 
@@ -149,13 +154,21 @@ static size_t release_partitions(lb_bridge_t *b, const lb_revocation_t *r)
                         i++;
                         continue;
                 }
-                size_t live = lb_commits_holders(e);
+                size_t live = lb_partition_holders(e->p);
+                size_t old = lb_commits_retired_holders(e);
                 if (live)
                         lb_info("consumer",
                                 "%s[%d]: %zu action(s) still under way at "
                                 "revocation; the next owner redoes them",
                                 lb_partition_topic(e->p), lb_partition_id(e->p),
                                 live);
+                if (old)
+                        lb_error("consumer",
+                                 "%s[%d]: %zu action(s) taken before it "
+                                 "restarted still under way at revocation: "
+                                 "given up, lost (its old log is gone)",
+                                 lb_partition_topic(e->p),
+                                 lb_partition_id(e->p), old);
                 lb_commits_remove(b, e); /* the last entry moves to i */
         }
         return dropped;
@@ -245,7 +258,7 @@ void lb_handover_on_revoking(void *opaque,
         r->tag = tag;
         r->began = lb_loop_now_ms();
         r->phase = LB_REVOKE_FINISHING;
-        r->held = b->conf->handover_flush ? 0 : hand_over_held(b, parts);
+        r->held = b->conf->handover_flush ? 0 : hand_over_held(b, parts, 0);
         r->flushing = !lost && b->conf->handover_flush;
         b->flushes += r->flushing;
         r->deadline = revocation_deadline(b, b->conf->rebalance_timeout_ms, 0);
@@ -320,7 +333,7 @@ static void shutdown_drain(lb_bridge_t *b)
         b->state = LB_DRAINING;
         b->stop_deadline = lb_loop_now_ms() + b->conf->shutdown_timeout_ms;
         lb_kafka_in_pause_all(b->in, 1);
-        size_t held = b->conf->handover_flush ? 0 : hand_over_held(b, NULL);
+        size_t held = b->conf->handover_flush ? 0 : hand_over_held(b, NULL, 0);
         lb_info("bridge",
                 "stopping: %zu held action(s) left for the next owner; "
                 "draining %zu action(s) and %zu user(s) busy at the API for "
@@ -340,7 +353,8 @@ static void shutdown_drain(lb_bridge_t *b)
 static void shutdown_give_up(lb_bridge_t *b)
 {
         size_t live = b->live_actions;
-        size_t given = hand_over_held(b, NULL) + lb_requests_last_attempts(b);
+        size_t given =
+            hand_over_held(b, NULL, 1) + lb_requests_last_attempts(b);
         lb_warn("bridge",
                 "%zu action(s) not finished within shutdown.timeout.ms: %zu "
                 "given up, their offsets are not committed (they will be "
@@ -388,9 +402,18 @@ void lb_handover_shutdown(lb_bridge_t *b)
         b->state = LB_STOPPING;
         lb_dlq_stop_retrying(b->dlq);
         lb_handover_step(b);
-        if (b->live_actions)
+        size_t old = 0; /* of a log that restarted: not redone */
+        for (size_t i = 0; i < b->assigned_cnt; i++)
+                old += lb_commits_retired_holders(&b->assigned[i]);
+        if (b->live_actions > old)
                 lb_warn("bridge",
                         "%zu action(s) not finished at shutdown; their "
                         "offsets are not committed (they will be redone)",
-                        b->live_actions);
+                        b->live_actions - old);
+        if (old)
+                lb_error("bridge",
+                         "%zu action(s) taken before their partition "
+                         "restarted not finished at shutdown: lost (their "
+                         "old log is gone)",
+                         old);
 }

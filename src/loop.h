@@ -231,11 +231,17 @@ lb_assigned_t *lb_commits_add(lb_bridge_t *b, const char *topic,
 int lb_commits_restart(lb_bridge_t *b, lb_assigned_t *e);
 /* Removes e from the table (its trackers are revoked). */
 void lb_commits_remove(lb_bridge_t *b, lb_assigned_t *e);
-/* Drops every queued action of e's trackers (lb_batcher_abandon).
- * @returns how many. */
+/* At the start of a handover: drops the queued actions of e's tracker (the
+ * next owner reads them again) and makes those of its retired ones due at
+ * once (nobody could read them again: lb_batcher_expedite).
+ * @returns how many were dropped. */
+size_t lb_commits_hand_over(lb_bridge_t *b, lb_assigned_t *e);
+/* At its end: drops every queued action of e's trackers, saying how many
+ * of the retired ones' are lost. @returns how many were dropped. */
 size_t lb_commits_abandon(lb_bridge_t *b, lb_assigned_t *e);
-/* @returns the actions alive of e's trackers. */
+/* @returns the actions alive of e's trackers (retired ones: of those). */
 size_t lb_commits_holders(const lb_assigned_t *e);
+size_t lb_commits_retired_holders(const lb_assigned_t *e);
 /* Frees the table (at the end: every action is freed by now). */
 void lb_commits_free(lb_bridge_t *b);
 /* Adds e's committable offset and map to l when changed since its last

@@ -11,11 +11,16 @@ offsets start at 0 again) are delivered and committed, twice:
   once lost the new events: they were ignored as "already in progress").
   Ten events of the old topic are in flight then (the API refuses them
   until the partition has started over): they are delivered too, as
-  nobody can read them again.
+  nobody can read them again;
+- once more frozen, with ten events of the old topic held (their app's
+  wait budget is two minutes) when SIGTERM comes after the restart: the
+  shutdown sends them rather than handing them over (there is nothing
+  left to read them from).
 Then SIGTERM: the bridge exits 0 within its exit bound. librdkafka 2.0.2's
 destroy never returns after such a topic came back (one of its threads
 never ends); the bridge must not wait for it once the group is left.
 Skips (77) without a broker, unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
+import json
 import os
 import re
 import signal
@@ -29,6 +34,7 @@ import harness as h  # noqa: E402
 import kafka_broker as kb  # noqa: E402
 
 TOPIC, DLQ = "again.events", "again.dlq"
+HELD_APPS = {"held": "key-held-SECRET4"}
 
 
 def main():
@@ -40,22 +46,24 @@ def main():
         seq = {}  # each user's numbering goes on in the new topic
         lines, events = h.make_events(100, users=20, seed=41, start_seq=seq)
         h.produce(broker.bootstrap, TOPIC, lines)
-        sandbox = h.Sandbox(h.APPS, wd)
+        sandbox = h.Sandbox(dict(h.APPS, **HELD_APPS), wd)
         port = h.free_port()
         bridge = h.Bridge(wd, h.bridge_settings(
             broker.bootstrap, sandbox, TOPIC, DLQ, metrics_listen=f"127.0.0.1:{port}",
-            **{"kafka.consumer.session.timeout.ms": "45000",
+            apps=",".join(f"{a}:{k}" for a, k in dict(h.APPS, **HELD_APPS).items()),
+            **{"app.held.batch.max.wait.ms": "120000",
+               "kafka.consumer.session.timeout.ms": "45000",
                "kafka.consumer.max.poll.interval.ms": "45000",
                "retry.max.attempts": "100"}))
         h.wait_for(lambda: h.all_committed(broker.bootstrap, "lbtest", TOPIC), 60,
                    "the first 100 events committed")
         produced = list(events)
 
-        def recreate(n, seed, frozen, then=lambda: None):
+        def recreate(n, seed, frozen, then=lambda: None, through=None):
             """Deletes the topic, creates it again with n new events (with
             the bridge stopped by SIGSTOP meanwhile when frozen), calls then,
-            and waits for everything produced to be delivered and the new
-            topic's events committed."""
+            and waits for through() (by default: everything produced
+            delivered and the new topic's events committed)."""
             what = "recreated while " + ("frozen" if frozen else "running")
             if frozen:
                 os.kill(bridge.proc.pid, signal.SIGSTOP)
@@ -71,12 +79,12 @@ def main():
                     os.kill(bridge.proc.pid, signal.SIGCONT)
             then()
 
-            def through():
+            def all_through():
                 got = {a["action"]["eid"] for a in sandbox.actions()}
                 return (all(e["eid"] in got for e in produced) and
                         h.all_committed(broker.bootstrap, "lbtest", TOPIC))
-            h.wait_for(through, 90, f"{what}: the new topic's {n} events "
-                       "delivered and committed")
+            h.wait_for(through or all_through, 90, f"{what}: the new topic's {n} "
+                       "events through")
 
         recreate(50, 42, frozen=False)
         # Fewer events than the bridge's position in the last topic (50 or
@@ -105,6 +113,30 @@ def main():
         recreate(20, 43, frozen=True, then=api_back)
         live = int(restarted.findall(bridge.log_text())[before])
         h.check(live == 10, f"{live} old action(s) went on after the restart, want 10")
+
+        consumed = h.metric(port, "leanbridge_events_consumed_total")
+        # Users of their own, numbered afresh: none reaches a session's end
+        # (a stop is due at once), and none has a time of 2023 (its budget
+        # would be spent).
+        _, held = h.make_events(10, users=5, apps=HELD_APPS, seed=45)
+        h.check(all(e["action"] != "stop" for e in held), "a held event is a stop")
+        for e in held:
+            e.pop("time", None)
+        h.produce(broker.bootstrap, TOPIC,
+                  [f"{e['userId']}\t{json.dumps(e, separators=(',', ':'))}" for e in held])
+        produced.extend(held)
+        h.wait_for(lambda: h.metric(port, "leanbridge_events_consumed_total") >= consumed + 10,
+                   30, "the held app's events consumed")
+        before, held_ids = len(restarted.findall(bridge.log_text())), {e["eid"] for e in held}
+
+        def restarted_new_sent():
+            got = {a["action"]["eid"] for a in sandbox.actions()}
+            return (len(restarted.findall(bridge.log_text())) > before and
+                    all(e["eid"] in got for e in produced if e["eid"] not in held_ids))
+        recreate(5, 46, frozen=True, through=restarted_new_sent)
+        got = {a["action"]["eid"] for a in sandbox.actions()}
+        h.check(not any(e["eid"] in got for e in held),
+                "the held app's events were sent before the shutdown")
         restarts = h.metric(port, "leanbridge_partition_restarts_total")
         h.check(restarts is not None and restarts >= 1,
                 f"leanbridge_partition_restarts_total is {restarts}, want >= 1")

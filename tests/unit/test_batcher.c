@@ -1549,6 +1549,48 @@ static void test_abandon_busy_user_keeps_rest(void **state)
         lb_partition_unref(p2);
 }
 
+/* Expediting a partition makes its queued actions, and those queued
+ * before them for the same user, due now; the rest keep their deadlines,
+ * a busy user's included (due when its request ends). */
+static void test_expedite(void **state)
+{
+        (void)state;
+        lb_partition_t *p1 = lb_partition_new("t", 1);
+        lb_partition_t *p2 = lb_partition_new("t", 2);
+        lb_batcher_t *b = mkb(1, NULL, 50, 500, 1 << 20, 100, 1000);
+        add_p(b, "B", 0, 0, p1); /* B: busy with this one */
+        lb_batch_t *busy = got(b, 0, LB_SEND_SHUTDOWN, 0, LB_SEND_SHUTDOWN);
+        add_p(b, "U", 0, 0, p2);
+        add_p(b, "U", 5, 1, p1);
+        add_p(b, "U", 600, 2, p2); /* due 1600 */
+        add_p(b, "V", 20, 0, p2);  /* due 1020 */
+        add_p(b, "W", 30, 0, p1);  /* due 1030 */
+        add_p(b, "B", 40, 1, p1);  /* due 1040, once free */
+        add_p(b, "B", 50, 2, p2);
+        none(b, 100, LB_SEND_DUE, 0);
+        assert_int_equal(lb_batcher_expedite(b, p1, 100), 3);
+        assert_int_equal(lb_batcher_next_deadline(b), 100);
+        lb_batch_t *bt = due(b, 100);
+        /* U (its p1 action and the one before are due; the one after goes
+         * with them, as a sent user's queue does) and W; not V (due 1020)
+         * nor busy B */
+        assert_string_equal(users_of(bt), "U,W");
+        assert_int_equal(count_user(bt, "U"), 3);
+        finish(b, bt);
+        assert_int_equal(lb_batcher_next_deadline(b), 1020);
+        finish(b, busy); /* B is free: its p1 action is due by now */
+        assert_int_equal(lb_batcher_next_deadline(b), 100);
+        bt = due(b, 100);
+        assert_string_equal(users_of(bt), "B");
+        assert_int_equal(bt->n, 2); /* its p2 one goes with it */
+        finish(b, bt);
+        assert_int_equal(lb_batcher_expedite(b, p1, 200), 0);
+        assert_int_equal(lb_batcher_next_deadline(b), 1020);
+        lb_batcher_destroy(b, lb_action_destroy);
+        lb_partition_unref(p1);
+        lb_partition_unref(p2);
+}
+
 static void test_many_users_table_growth(void **state)
 {
         (void)state;
@@ -2504,6 +2546,7 @@ int main(void)
             cmocka_unit_test(test_next_deadline),
             cmocka_unit_test(test_abandon),
             cmocka_unit_test(test_abandon_busy_user_keeps_rest),
+            cmocka_unit_test(test_expedite),
             cmocka_unit_test(test_many_users_table_growth),
             cmocka_unit_test(test_urgent_closes_window),
             cmocka_unit_test(test_close_waits_for_busy_user),
