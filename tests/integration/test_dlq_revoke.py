@@ -55,12 +55,20 @@ for k in range(2):
     # rejected events are dead-lettered (and time out) once more
     h.wait_for(lambda: (h.metric(pa, PENDING) or 0) >= len(rejected), 60,
                f"round {k}: the rejected events held again")
-    time.sleep(4)
+    # The revoked partitions' dead letters that the producer still held are
+    # given up when their write times out (2 s), reported at its next poll:
+    # under load that can take longer than a fixed sleep (a CI run saw 276
+    # after 4 s). Copies that are never given up (the defect) stay.
+    limit = before + len(rejected) // 10
+    deadline = time.monotonic() + 30
     now = h.metric(pa, PENDING)
+    while (now is None or now > limit) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = h.metric(pa, PENDING)
     h.log(f"round {k}: a pending {now} (before the rebalances {before})")
-    h.check(now <= before + len(rejected) // 10,
-            f"round {k}: {PENDING} grew from {before} to {now}: dead letters of revoked "
-            "partitions still held")
+    h.check(now is not None and now <= limit,
+            f"round {k}: {PENDING} grew from {before} to {now} and stayed there for "
+            "30 s: dead letters of revoked partitions still held")
 
 time.sleep(3)  # the last given-up records' own timeouts (2 s) have passed
 kafka.command("broker-up 3")
