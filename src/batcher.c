@@ -74,7 +74,13 @@ typedef struct {
         lb_user_t *full;     /* ready users that fill a request alone */
         size_t max_actions;  /* b->max_actions, or lower (cap_actions) */
         size_t read_max;     /* largest request whose answer was read */
-        size_t *holds;       /* caps held by cut requests (cap_hold) */
+        /* While max_actions is lowered: the actions answered (read whole)
+         * since it was last set, the most answer bytes an action took in
+         * them, how many a raise waits for (in caps: doubled each time a
+         * raised cap is cut again), and whether the cap was raised. */
+        size_t seen, dense, window;
+        int raised;
+        size_t *holds; /* caps held by cut requests (cap_hold) */
         size_t hold_cnt, hold_cap;
         size_t held_min; /* the lowest of holds, when hold_cnt */
         size_t app_idx;  /* in the app heap; NOT_IN_HEAP: none ready */
@@ -469,6 +475,7 @@ lb_batcher_t *lb_batcher_new(const lb_batcher_conf_t *conf)
         for (size_t i = 0; i < b->app_cnt; i++) {
                 b->apps[i].app_idx = NOT_IN_HEAP;
                 b->apps[i].max_actions = b->max_actions;
+                b->apps[i].window = LB_BATCHER_RAISE_WINDOW;
                 b->apps[i].overhead =
                     conf->app_overhead ? conf->app_overhead[i] : 0;
                 lb_batcher_set_max_wait(b, i,
@@ -499,8 +506,13 @@ size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions)
         app_t *ap = &b->apps[app];
         if (max_actions < ap->read_max)
                 max_actions = ap->read_max;
-        if (max_actions >= 1 && max_actions < ap->max_actions)
+        if (max_actions >= 1 && max_actions < ap->max_actions) {
                 ap->max_actions = max_actions;
+                if (ap->raised && ap->window < SIZE_MAX / 4)
+                        ap->window *= 2; /* that raise was one too many */
+                ap->raised = 0;
+                ap->seen = ap->dense = 0;
+        }
         return ap->max_actions;
 }
 
@@ -562,10 +574,32 @@ void lb_batcher_cap_release(lb_batcher_t *b, size_t app, size_t max_actions)
                 full_recheck(b, ap);
 }
 
-void lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n)
+size_t lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n,
+                              size_t bytes, size_t budget)
 {
-        if (app < b->app_cnt && n > b->apps[app].read_max)
-                b->apps[app].read_max = n;
+        if (app >= b->app_cnt || !n)
+                return 0;
+        app_t *ap = &b->apps[app];
+        if (n > ap->read_max)
+                ap->read_max = n;
+        if (ap->max_actions >= b->max_actions || ap->hold_cnt)
+                return 0;
+        size_t per = bytes / n + (bytes % n != 0);
+        if (per > ap->dense)
+                ap->dense = per;
+        ap->seen += n;
+        if (ap->seen / ap->window < ap->max_actions)
+                return 0;
+        size_t next = ap->max_actions < b->max_actions / 2 ? 2 * ap->max_actions
+                                                           : b->max_actions;
+        int fits = ap->dense <= budget / 2 / next;
+        ap->seen = ap->dense = 0;
+        if (!fits)
+                return 0;
+        ap->max_actions = next;
+        ap->raised = 1;
+        full_recheck(b, ap);
+        return next;
 }
 
 void lb_batcher_set_overhead(lb_batcher_t *b, size_t app, size_t overhead)

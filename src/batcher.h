@@ -98,8 +98,9 @@ void lb_batcher_set_max_wait(lb_batcher_t *b, size_t app, int64_t max_wait_ms);
  *        request on: the API's answers to larger ones are too large to
  *        read. Never below 1, nor below the largest request of the app
  *        whose answer was read (lb_batcher_answer_read: one action's own
- *        answer may be what was too large), nor up. A user queued with
- *        more is taken as full when it gets its next action.
+ *        answer may be what was too large), nor up (answers read raise
+ *        it again: lb_batcher_answer_read). A user queued with more is
+ *        taken as full when it gets its next action.
  * @returns the app's cap now (holds aside).
  */
 size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions);
@@ -119,8 +120,27 @@ int lb_batcher_cap_hold(lb_batcher_t *b, size_t app, size_t max_actions);
  *         deadline again. */
 void lb_batcher_cap_release(lb_batcher_t *b, size_t app, size_t max_actions);
 
-/** @brief A request of n actions of app was answered, and read whole. */
-void lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n);
+/**
+ * Raising a lowered cap waits for answers to this many caps' worth of
+ * actions (doubled each time a raised cap is cut again: at most a few
+ * requests are applied twice to find where the answers stop fitting).
+ */
+#define LB_BATCHER_RAISE_WINDOW 4
+
+/**
+ * @brief A request of n actions of app was answered with bytes, and read
+ *        whole; budget is the most an answer is read to. While the app's
+ *        cap is lowered (lb_batcher_cap_actions) and nothing holds it:
+ *        once answers to LB_BATCHER_RAISE_WINDOW caps' worth of actions
+ *        were read since it was set, it is doubled (up to the configured
+ *        one) if the most bytes an action took in them, times the doubled
+ *        cap, is at most half the budget. A transient burst of large
+ *        answers (users' variables) does not shrink the app's requests,
+ *        and multiply its billed lookups, until a restart.
+ * @returns the app's new cap when raised, else 0.
+ */
+size_t lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n,
+                              size_t bytes, size_t budget);
 
 /** @brief Frees the batcher and, via free_action, every queued action.
  *         Batches not yet released must be released first. */

@@ -243,6 +243,22 @@ static void answer_cap(lb_bridge_t *b, flight_t *f)
         }
 }
 
+/* A request of n actions of f's app was answered with len bytes, read
+ * whole: a cap answer_cap lowered may rise again (lb_batcher_answer_read). */
+static void answer_read(lb_bridge_t *b, const flight_t *f, size_t n, size_t len)
+{
+        size_t app = (size_t)f->batch->app;
+        size_t cap =
+            lb_batcher_answer_read(b->batcher, app, n, len,
+                                   (size_t)lb_config_answer_max_bytes(b->conf));
+        if (cap)
+                lb_info("sender",
+                        "%s: requests carry up to %zu actions again (the "
+                        "answers read since their cap was lowered would "
+                        "fit twice over)",
+                        b->conf->apps[app].id, cap);
+}
+
 /* Ends a flight: its users may be batched again once the ledger frees
  * them, and its hold on its app's cap ends (after answer_cap settled the
  * cap: users full by the hold only, not by the cap, wait for their
@@ -580,6 +596,7 @@ void lb_requests_done(void *opaque, lb_request_t *req)
             b->api_ok_ms && now - b->api_ok_ms <= LB_OUTAGE_WINDOW_MS)
                 out = n > 1 ? LB_OUTCOME_SPLIT : LB_OUTCOME_DEAD;
         observe_attempt(b, f, req, out, lo, n);
+        size_t answer_len = req->response.len;
         lb_buf_free(&req->response); /* not kept across retries */
         if (req->http_status == 0 && req->error[0])
                 snprintf(reason, sizeof(reason), "transport: %s", req->error);
@@ -600,7 +617,7 @@ void lb_requests_done(void *opaque, lb_request_t *req)
         }
         switch (out) {
         case LB_OUTCOME_DONE:
-                lb_batcher_answer_read(b->batcher, (size_t)f->batch->app, n);
+                answer_read(b, f, n, answer_len);
                 lb_flight_answer_read(&f->fl);
                 range_resolve(b, f, results, LB_STAGE_API, req->http_status,
                               NULL);

@@ -14,6 +14,7 @@ of 250 ~10 MB, one of 62 ~2.6 MB. Last, one user's starts alone are over
 the limit: only they are dead-lettered, and their app's requests are not
 cut down for them."""
 import json
+import re
 
 import harness as h
 
@@ -81,6 +82,56 @@ def run(memory_limit, read_limit, inflight=16, vars_bytes=250000, vars_user=None
     return counts, sandbox.requests()[before:]
 
 
+def burst_then_calm():
+    """Answers too large for a while (every start answered with 250,000
+    bytes of variables, one request at a time: the apps' requests are cut
+    to 250 actions or fewer), then 12,000 events without a start (small
+    answers): each app's requests grow back to 500, as the log says. Before,
+    the lowered cap held until a restart: half-size requests, and more
+    billed lookups, for good after one burst."""
+    wd = h.workdir()
+    kafka = h.MockKafka({TOPIC: 2, DLQ: 1})
+    sandbox = h.Sandbox(h.APPS, wd, extra=["--start-vars-bytes", "250000"])
+    seq = {}
+    lines, events = h.make_events(6000, users=60, seed=7, start_seq=seq)
+    calm_lines, calm = h.make_events(12000, users=60, seed=9, start_seq=seq)
+    keep = [i for i, e in enumerate(calm) if e["action"] != "start"]
+    calm_lines, calm = [calm_lines[i] for i in keep], [calm[i] for i in keep]
+    bridge = h.Bridge(wd, h.bridge_settings(kafka.bootstrap, sandbox, TOPIC, DLQ,
+                                            retry_max_attempts="5",
+                                            memory_limit_bytes=str(1 << 30),
+                                            sender_max_inflight="1"))
+    h.produce(kafka.bootstrap, TOPIC, lines)
+    h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 180,
+               "the burst committed")
+    lowered = {}
+    for app, cap in re.findall(r"(\w+): requests now carry at most (\d+) actions",
+                               bridge.log_text()):
+        lowered[app] = int(cap)
+    h.check(set(lowered) == set(h.APPS) and max(lowered.values()) <= 250,
+            f"the burst should cut every app's requests to 250 or fewer: {lowered}")
+    before = len(sandbox.requests())
+    h.produce(kafka.bootstrap, TOPIC, calm_lines)
+    h.wait_for(lambda: h.all_committed(kafka.bootstrap, "lbtest", TOPIC), 180,
+               "the calm part committed")
+    rc = bridge.stop()
+    h.check(rc == 0, f"bridge exit code {rc}")
+    dlq = h.read_topic(kafka.bootstrap, DLQ)
+    h.check(not dlq, f"nothing should be dead-lettered: {dlq[:1]}")
+    counts = h.check_invariants(events + calm, sandbox, dlq, allow_dup=True)
+    log = bridge.log_text()
+    for app in h.APPS:
+        h.check(f"{app}: requests carry up to 500 actions again" in log,
+                f"{app}: the log should say its requests carry up to 500 again")
+        sizes = [r["actions"] for r in sandbox.requests()[before:]
+                 if r.get("appId") == app and r.get("status") == 200]
+        h.check(max(sizes) > lowered[app],
+                f"{app}: after the burst, requests of at most {max(sizes)} "
+                f"actions, its cap was {lowered[app]}")
+    h.log(f"burst then calm: caps {lowered} came back to 500; {counts}")
+    kafka.stop()
+
+
 # 1 GiB: 204.8 MiB of answers / 16 = 12.8 MiB each; 256 MiB: 3.2 MiB each.
 big, _ = run(1 << 30, 13421772)
 small, _ = run(256 << 20, 3355443)
@@ -120,4 +171,5 @@ _, last = run(256 << 20, 3355443, vars_bytes=1800000, vars_user="user-3",
               first=12)
 sizes = [r["actions"] for r in last if r.get("appId") == "app_alpha"]
 h.check(max(sizes) > 150, f"app_alpha's requests after one user's cut were cut down: {sizes}")
+burst_then_calm()
 print("1 passed, 0 failed")

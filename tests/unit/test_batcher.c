@@ -1110,9 +1110,10 @@ static void test_due_beats_full_across_apps(void **state)
 }
 
 /* An app's cap on actions per request (its answers were too large to
- * read) binds its requests only, never rises nor goes below a request of
- * the app whose answer was read, and a user with more queued is full once
- * it gets its next action. */
+ * read) binds its requests only, is never raised by a larger one (answers
+ * read raise it: test_cap_raise) nor goes below a request of the app whose
+ * answer was read, and a user with more queued is full once it gets its
+ * next action. */
 static void test_cap_actions(void **state)
 {
         (void)state;
@@ -1122,8 +1123,8 @@ static void test_cap_actions(void **state)
         assert_int_equal(lb_batcher_cap_actions(b, 0, 0), 4); /* at least 1 */
         assert_int_equal(lb_batcher_cap_actions(b, 5, 1), 0); /* no app */
         /* never below a request whose answer was read */
-        lb_batcher_answer_read(b, 1, 7);
-        lb_batcher_answer_read(b, 1, 5);
+        assert_int_equal(lb_batcher_answer_read(b, 1, 7, 0, 1 << 20), 0);
+        assert_int_equal(lb_batcher_answer_read(b, 1, 5, 0, 1 << 20), 0);
         assert_int_equal(lb_batcher_cap_actions(b, 1, 2), 7);
         assert_int_equal(lb_batcher_cap_actions(b, 1, 20), 7);
         add_n(b, 0, "A", 0, 10, 6); /* full at 4: goes before its deadline */
@@ -1141,6 +1142,57 @@ static void test_cap_actions(void **state)
         assert_int_equal(o->n, 6); /* the other app's cap is 7 */
         finish(b, bt);
         finish(b, bt2);
+        lb_batcher_destroy(b, lb_action_destroy);
+}
+
+/* Reads n-action answers of bytes each to app 0 count times; all but the
+ * last raise nothing. @returns what the last one raised the cap to. */
+static size_t read_answers(lb_batcher_t *b, int count, size_t n, size_t bytes,
+                           size_t budget)
+{
+        for (int i = 1; i < count; i++)
+                assert_int_equal(lb_batcher_answer_read(b, 0, n, bytes, budget),
+                                 0);
+        return lb_batcher_answer_read(b, 0, n, bytes, budget);
+}
+
+/* A lowered cap rises again (doubled, at most to the configured one) once
+ * answers to LB_BATCHER_RAISE_WINDOW caps' worth of actions were read,
+ * when the most bytes an action took, times the doubled cap, is at most
+ * half the budget; a raised cap cut again makes the next raise wait twice
+ * as long; a hold stops the count. */
+static void test_cap_raise(void **state)
+{
+        (void)state;
+        const size_t budget = 1000000;
+        lb_batcher_t *b = mkb(1, NULL, 50, 100, 1 << 20, 100, 1000);
+        assert_int_equal(LB_BATCHER_RAISE_WINDOW, 4);
+        assert_int_equal(lb_batcher_cap_actions(b, 0, 10), 10);
+        /* 4 x 10 actions at 25,000 bytes: 20 of them fit 500,000 */
+        assert_int_equal(read_answers(b, 4, 10, 250000, budget), 20);
+        assert_int_equal(lb_batcher_cap_actions(b, 0, SIZE_MAX), 20);
+        /* 4 x 20 at 13,000 bytes: 40 of them would not; the count starts
+         * again, and 80 more actions answered with little raise it */
+        assert_int_equal(read_answers(b, 4, 20, 260000, budget), 0);
+        assert_int_equal(lb_batcher_cap_actions(b, 0, SIZE_MAX), 20);
+        assert_int_equal(read_answers(b, 3, 20, 100, budget), 0);
+        assert_int_equal(read_answers(b, 1, 20, 100, budget), 40);
+        /* that raise was cut again: the next waits for 8 caps' worth */
+        assert_int_equal(lb_batcher_cap_actions(b, 0, 25), 25);
+        assert_int_equal(read_answers(b, 7, 25, 0, budget), 0);
+        assert_int_equal(read_answers(b, 1, 25, 0, budget), 50);
+        /* never past the configured 100, and not counted there */
+        assert_int_equal(read_answers(b, 8, 50, 0, budget), 100);
+        assert_int_equal(read_answers(b, 50, 60, 0, budget), 0);
+        /* lowered again (to the 60 read whole, a floor; after a raise: the
+         * next waits for 16 caps' worth); while held, nothing counts */
+        assert_int_equal(lb_batcher_cap_actions(b, 0, 10), 60);
+        assert_int_equal(lb_batcher_cap_hold(b, 0, 5), 0);
+        assert_int_equal(read_answers(b, 16, 60, 0, budget), 0);
+        lb_batcher_cap_release(b, 0, 5);
+        assert_int_equal(read_answers(b, 15, 60, 0, budget), 0);
+        assert_int_equal(read_answers(b, 1, 60, 0, budget), 100);
+        assert_int_equal(lb_batcher_answer_read(b, 3, 1, 0, budget), 0);
         lb_batcher_destroy(b, lb_action_destroy);
 }
 
@@ -2547,6 +2599,7 @@ int main(void)
             cmocka_unit_test(test_abandon),
             cmocka_unit_test(test_abandon_busy_user_keeps_rest),
             cmocka_unit_test(test_expedite),
+            cmocka_unit_test(test_cap_raise),
             cmocka_unit_test(test_many_users_table_growth),
             cmocka_unit_test(test_urgent_closes_window),
             cmocka_unit_test(test_close_waits_for_busy_user),
