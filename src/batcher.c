@@ -77,9 +77,9 @@ typedef struct {
         /* While max_actions is lowered: the actions answered (read whole)
          * since it was last set, the most answer bytes an action took in
          * them, how many a raise waits for (in caps: doubled each time a
-         * raised cap is cut again), and whether the cap was raised. */
+         * cap is lowered after a raise), and whether it ever was raised. */
         size_t seen, dense, window;
-        int raised;
+        int raised;    /* ever: read_max then counts large answers only */
         size_t *holds; /* caps held by cut requests (cap_hold) */
         size_t hold_cnt, hold_cap;
         size_t held_min; /* the lowest of holds, when hold_cnt */
@@ -509,8 +509,7 @@ size_t lb_batcher_cap_actions(lb_batcher_t *b, size_t app, size_t max_actions)
         if (max_actions >= 1 && max_actions < ap->max_actions) {
                 ap->max_actions = max_actions;
                 if (ap->raised && ap->window < SIZE_MAX / 4)
-                        ap->window *= 2; /* that raise was one too many */
-                ap->raised = 0;
+                        ap->window *= 2; /* a raise was one too many */
                 ap->seen = ap->dense = 0;
         }
         return ap->max_actions;
@@ -580,7 +579,10 @@ size_t lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n,
         if (app >= b->app_cnt || !n)
                 return 0;
         app_t *ap = &b->apps[app];
-        if (n > ap->read_max)
+        /* Once a cap was raised, only a large answer read whole vouches
+         * for its size: small ones (the calm that raised it) say nothing
+         * of the next burst, which must still be able to lower it. */
+        if (n > ap->read_max && (!ap->raised || bytes >= budget / 4))
                 ap->read_max = n;
         if (ap->max_actions >= b->max_actions || ap->hold_cnt)
                 return 0;

@@ -136,7 +136,10 @@ void lb_batcher_cap_release(lb_batcher_t *b, size_t app, size_t max_actions);
  *        one) if the most bytes an action took in them, times the doubled
  *        cap, is at most half the budget. A transient burst of large
  *        answers (users' variables) does not shrink the app's requests,
- *        and multiply its billed lookups, until a restart.
+ *        and multiply its billed lookups, until a restart. Once raised,
+ *        only answers of at least a quarter of the budget count as read
+ *        whole for lb_batcher_cap_actions' floor, so a later burst can
+ *        lower it again.
  * @returns the app's new cap when raised, else 0.
  */
 size_t lb_batcher_answer_read(lb_batcher_t *b, size_t app, size_t n,

@@ -1159,8 +1159,9 @@ static size_t read_answers(lb_batcher_t *b, int count, size_t n, size_t bytes,
 /* A lowered cap rises again (doubled, at most to the configured one) once
  * answers to LB_BATCHER_RAISE_WINDOW caps' worth of actions were read,
  * when the most bytes an action took, times the doubled cap, is at most
- * half the budget; a raised cap cut again makes the next raise wait twice
- * as long; a hold stops the count. */
+ * half the budget; a cap lowered again after a raise makes the next raise
+ * wait twice as long; a hold stops the count; after a raise, only large
+ * answers read whole floor a lowering. */
 static void test_cap_raise(void **state)
 {
         (void)state;
@@ -1184,14 +1185,16 @@ static void test_cap_raise(void **state)
         /* never past the configured 100, and not counted there */
         assert_int_equal(read_answers(b, 8, 50, 0, budget), 100);
         assert_int_equal(read_answers(b, 50, 60, 0, budget), 0);
-        /* lowered again (to the 60 read whole, a floor; after a raise: the
-         * next waits for 16 caps' worth); while held, nothing counts */
-        assert_int_equal(lb_batcher_cap_actions(b, 0, 10), 60);
+        /* a new burst lowers it again: the floor is the 20 read whole with
+         * a large answer (260,000 >= a quarter of the budget), not the
+         * small answers read since the first raise; the next raise waits
+         * for 16 caps' worth, none counted while held */
+        assert_int_equal(lb_batcher_cap_actions(b, 0, 10), 20);
         assert_int_equal(lb_batcher_cap_hold(b, 0, 5), 0);
-        assert_int_equal(read_answers(b, 16, 60, 0, budget), 0);
+        assert_int_equal(read_answers(b, 16, 20, 0, budget), 0);
         lb_batcher_cap_release(b, 0, 5);
-        assert_int_equal(read_answers(b, 15, 60, 0, budget), 0);
-        assert_int_equal(read_answers(b, 1, 60, 0, budget), 100);
+        assert_int_equal(read_answers(b, 15, 20, 0, budget), 0);
+        assert_int_equal(read_answers(b, 1, 20, 0, budget), 40);
         assert_int_equal(lb_batcher_answer_read(b, 3, 1, 0, budget), 0);
         lb_batcher_destroy(b, lb_action_destroy);
 }
