@@ -602,7 +602,16 @@ class Broker:
         self.shutdown(graceful=graceful)
         if downtime_s > 0:
             time.sleep(downtime_s)
-        self.start()
+        try:
+            self.start()
+        except BrokerError as e:
+            # Once in a CI run Kafka 4.4 exited with 1 a few seconds into a
+            # restart, with nothing in its log; the same data dir started
+            # fine after. The broker is the tests' infrastructure, not
+            # what they test: say so, and start it once more.
+            _log(f"broker restart failed ({str(e).splitlines()[0]}); starting it once more")
+            time.sleep(2)
+            self.start()
 
     def stop(self) -> None:
         """Stop the broker and remove its temp dir (data and log)."""
