@@ -122,8 +122,9 @@ void lb_batcher_cap_release(lb_batcher_t *b, size_t app, size_t max_actions);
 
 /**
  * Raising a lowered cap waits for answers to this many caps' worth of
- * actions (doubled each time a raised cap is cut again: at most a few
- * requests are applied twice to find where the answers stop fitting).
+ * actions (doubled each time the cap is lowered after a raise: a raise
+ * that was one too many costs a request applied twice, and they grow
+ * rarer).
  */
 #define LB_BATCHER_RAISE_WINDOW 4
 
