@@ -244,13 +244,13 @@ static void answer_cap(lb_bridge_t *b, flight_t *f)
 }
 
 /* A request of n actions of f's app was answered with len bytes, read
- * whole: a cap answer_cap lowered may rise again (lb_batcher_answer_read). */
-static void answer_read(lb_bridge_t *b, const flight_t *f, size_t n, size_t len)
+ * whole, of at most budget (the request's answer_max): a cap answer_cap
+ * lowered may rise again (lb_batcher_answer_read). */
+static void answer_read(lb_bridge_t *b, const flight_t *f, size_t n, size_t len,
+                        size_t budget)
 {
         size_t app = (size_t)f->batch->app;
-        size_t cap =
-            lb_batcher_answer_read(b->batcher, app, n, len,
-                                   (size_t)lb_config_answer_max_bytes(b->conf));
+        size_t cap = lb_batcher_answer_read(b->batcher, app, n, len, budget);
         if (cap)
                 lb_info("sender",
                         "%s: requests carry up to %zu actions again (the "
@@ -617,7 +617,7 @@ void lb_requests_done(void *opaque, lb_request_t *req)
         }
         switch (out) {
         case LB_OUTCOME_DONE:
-                answer_read(b, f, n, answer_len);
+                answer_read(b, f, n, answer_len, req->answer_max);
                 lb_flight_answer_read(&f->fl);
                 range_resolve(b, f, results, LB_STAGE_API, req->http_status,
                               NULL);
