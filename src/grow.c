@@ -3,6 +3,7 @@
  */
 #include "grow.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@ void *lb_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first)
         size_t room = *cap ? *cap : first ? first : 1;
         while (room < need)
                 room = room > SIZE_MAX / 2 ? need : room * 2;
-        if (room > SIZE_MAX / size)
+        if (room > PTRDIFF_MAX / size) /* no object is larger */
                 return NULL;
         void *p = realloc(arr, room * size);
         if (!p)
@@ -27,7 +28,7 @@ void *lb_grow_ring(void *ring, size_t *cap, size_t head, size_t len,
                    size_t size, size_t first)
 {
         size_t room = *cap ? *cap * 2 : first;
-        if (room < *cap || room > SIZE_MAX / size)
+        if (room < *cap || room > PTRDIFF_MAX / size)
                 return NULL;
         char *p = malloc(room * size);
         if (!p)

@@ -13,8 +13,9 @@
  *        to first elements (an empty array) or twice its room, doubled
  *        again until need fits.
  * @returns the array (moved or not) with *cap its new room; NULL when out
- *          of memory or when the room would not fit in a size_t, with arr
- *          and *cap untouched (arr still owned by the caller). need >= 1.
+ *          of memory or when the room would be more bytes than any object
+ *          has (PTRDIFF_MAX), with arr and *cap untouched (arr still owned
+ *          by the caller). need >= 1.
  */
 void *lb_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first);
 
@@ -24,8 +25,9 @@ void *lb_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first);
  *        moved to the front of the new array, in order; the old one is
  *        freed.
  * @returns the new array with *cap its room (its elements start at 0);
- *          NULL when out of memory or when the room would not fit in a
- *          size_t, with the ring and *cap untouched.
+ *          NULL when out of memory or when the room would be more bytes
+ *          than any object has (PTRDIFF_MAX), with the ring and *cap
+ *          untouched.
  */
 void *lb_grow_ring(void *ring, size_t *cap, size_t head, size_t len,
                    size_t size, size_t first);

@@ -75,6 +75,12 @@ static void test_overflow_refused_untouched(void **state)
         /* a need past the last doubling is taken as it is, then refused */
         assert_null(lb_grow(v, &cap, SIZE_MAX, 2, 8));
         assert_int_equal(cap, 8);
+        /* a byte count a size_t holds but no object can have: refused
+         * before the allocator is asked (ASan's would abort) */
+        assert_null(lb_grow(v, &cap, (size_t)PTRDIFF_MAX + 1, 1, 8));
+        assert_null(lb_grow(v, &cap, (size_t)PTRDIFF_MAX / 8 + 1, 8, 8));
+        assert_int_equal(cap, 8);
+        assert_int_equal(v[7], 42);
         free(v);
 }
 
