@@ -991,6 +991,8 @@ size_t lb_batcher_abandon(lb_batcher_t *b, const lb_partition_t *p,
                           void (*drop)(lb_action_t *, void *), void *opaque)
 {
         size_t removed = 0;
+        if (!b->pending) /* the table is as large as the most users held */
+                return 0;
         for (size_t i = 0; i <= b->table_mask; i++) {
                 lb_user_t *u = b->table[i];
                 while (u) {
@@ -1035,6 +1037,8 @@ size_t lb_batcher_expedite(lb_batcher_t *b, const lb_partition_t *p,
                            int64_t now_ms)
 {
         size_t n = 0;
+        if (!b->pending) /* as lb_batcher_abandon */
+                return 0;
         for (size_t i = 0; i <= b->table_mask; i++)
                 for (lb_user_t *u = b->table[i]; u; u = u->hnext)
                         n += user_expedite(b, u, p, now_ms);
