@@ -230,35 +230,48 @@ static void sb_printf(sb_t *sb, const char *fmt, ...)
 static void sb_printf(sb_t *sb, const char *fmt, ...)
 {
         va_list ap;
-        int n;
 
-        va_start(ap, fmt);
-        n = vsnprintf(NULL, 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-                sb->oom = 1;
-                return;
+        /* Formatted in place when it fits (nearly always: the buffer grows
+         * by pages), else once more after growing: a scrape formats each
+         * line once, not once to measure and once to write. */
+        for (int grown = 0; !sb->oom; grown = 1) {
+                size_t room = sb->cap - sb->len;
+                va_start(ap, fmt);
+                int n =
+                    vsnprintf(room ? sb->buf + sb->len : NULL, room, fmt, ap);
+                va_end(ap);
+                if (n < 0) {
+                        sb->oom = 1;
+                } else if ((size_t)n < room) {
+                        sb->len += (size_t)n;
+                        return;
+                } else if (grown || sb_reserve(sb, (size_t)n) != 0) {
+                        sb->oom = 1;
+                }
         }
-        if (sb_reserve(sb, (size_t)n) != 0)
+}
+
+/* Appends s[0..n). */
+static void sb_put(sb_t *sb, const char *s, size_t n)
+{
+        if (sb_reserve(sb, n) != 0)
                 return;
-        va_start(ap, fmt);
-        vsnprintf(sb->buf + sb->len, sb->cap - sb->len, fmt, ap);
-        va_end(ap);
-        sb->len += (size_t)n;
+        memcpy(sb->buf + sb->len, s, n);
+        sb->len += n;
+        sb->buf[sb->len] = '\0';
 }
 
 /* A label value per the exposition format: \ " and newline escaped. */
 static void sb_label_value(sb_t *sb, const char *s)
 {
-        for (; *s; s++) {
-                if (*s == '\\')
-                        sb_printf(sb, "\\\\");
-                else if (*s == '"')
-                        sb_printf(sb, "\\\"");
-                else if (*s == '\n')
-                        sb_printf(sb, "\\n");
-                else
-                        sb_printf(sb, "%c", *s);
+        for (;;) {
+                size_t n = strcspn(s, "\\\"\n");
+                sb_put(sb, s, n);
+                s += n;
+                if (!*s)
+                        return;
+                sb_put(sb, *s == '\n' ? "\\n" : *s == '"' ? "\\\"" : "\\\\", 2);
+                s++;
         }
 }
 
