@@ -1411,8 +1411,11 @@ def _callgrind_rows(path, inclusive):
         if mt and "PROGRAM TOTALS" not in line:
             fn = mt.group(3).split(":", 1)[-1]
             rows.append((int(mt.group(1).replace(",", "")), float(mt.group(2)), fn,
-                         os.path.basename(mt.group(4) or "(unknown object)")))
-    return rows
+                         os.path.basename(mt.group(4)) if mt.group(4) else None))
+    # Code inlined from another source file (link-time optimisation) is
+    # listed without its object: it is the object of the function it is in.
+    obj_of = {fn: obj for _, _, fn, obj in rows if obj}
+    return [(ir, pc, fn, obj or obj_of.get(fn, "(unknown object)")) for ir, pc, fn, obj in rows]
 
 
 def callgrind_total(path):
