@@ -964,8 +964,10 @@ void lb_multi_results_clear(lb_action_result_t *results, size_t n)
         if (!results)
                 return;
         for (size_t i = 0; i < n; i++) {
-                free(results[i].message);
-                results[i].message = NULL;
+                if (results[i].message) { /* few answers have one */
+                        free(results[i].message);
+                        results[i].message = NULL;
+                }
                 results[i].ok = results[i].warning = 0;
                 results[i].stage = LB_STAGE_NONE;
         }
