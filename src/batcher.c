@@ -117,7 +117,7 @@ static lb_user_t *user_find(const lb_batcher_t *b, int app, const char *id,
 {
         for (lb_user_t *u = b->table[hash & b->table_mask]; u; u = u->hnext)
                 if (u->hash == hash && u->app == app && u->id_len == len &&
-                    memcmp(u->id, id, len) == 0)
+                    lb_key_eq(u->id, id, len))
                         return u;
         return NULL;
 }

@@ -1168,7 +1168,7 @@ int lb_config_app_index(const lb_config_t *conf, const char *app_id, size_t len)
                 if (s->app < 0)
                         return -1;
                 if (s->hash == h && s->len == len &&
-                    !memcmp(conf->apps[s->app].id, app_id, len))
+                    lb_key_eq(conf->apps[s->app].id, app_id, len))
                         return s->app;
         }
 }

@@ -3,7 +3,8 @@
  * two encodings apart or are hashed now and then; for a key hashed per
  * event, eight bytes a step (lb_hash_words, a user's key with its app
  * mixed in, an app id's), then murmur3's finaliser so the low bits used
- * as a table index depend on every input byte.
+ * as a table index depend on every input byte; and the equality of such
+ * keys, found in a table by that hash (lb_key_eq).
  */
 #ifndef LB_HASH_H
 #define LB_HASH_H
@@ -66,6 +67,37 @@ static inline uint64_t lb_hash_words(uint64_t h, const void *s, size_t n)
                 h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
         }
         return lb_hash_fmix(h);
+}
+
+/** @returns whether a[0..n) and b[0..n) are the same bytes. The keys
+ *           looked up per event (app ids, user ids) are short: up to 16
+ *           bytes they are compared by two loads from each, which may
+ *           overlap but never leave the n bytes, without a call. */
+static inline int lb_key_eq(const void *a, const void *b, size_t n)
+{
+        const unsigned char *x = a, *y = b;
+        if (n > 16)
+                return memcmp(x, y, n) == 0;
+        if (n >= 8) {
+                uint64_t x0, x1, y0, y1;
+                memcpy(&x0, x, 8);
+                memcpy(&y0, y, 8);
+                memcpy(&x1, x + n - 8, 8);
+                memcpy(&y1, y + n - 8, 8);
+                return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+        }
+        if (n >= 4) {
+                uint32_t x0, x1, y0, y1;
+                memcpy(&x0, x, 4);
+                memcpy(&y0, y, 4);
+                memcpy(&x1, x + n - 4, 4);
+                memcpy(&y1, y + n - 4, 4);
+                return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (x[i] != y[i])
+                        return 0;
+        return 1;
 }
 
 /** @returns the table key of an app's user id: its app mixed into the
