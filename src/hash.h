@@ -69,6 +69,17 @@ static inline uint64_t lb_hash_words(uint64_t h, const void *s, size_t n)
         return lb_hash_fmix(h);
 }
 
+/* Whether the w bytes (4 or 8: a constant once inlined) at x and y are
+ * the same, by one load from each. */
+static inline int lb_word_eq(const unsigned char *x, const unsigned char *y,
+                             size_t w)
+{
+        uint64_t a = 0, b = 0;
+        memcpy(&a, x, w);
+        memcpy(&b, y, w);
+        return a == b;
+}
+
 /** @returns whether a[0..n) and b[0..n) are the same bytes. The keys
  *           looked up per event (app ids, user ids) are short: up to 16
  *           bytes they are compared by two loads from each, which may
@@ -78,22 +89,12 @@ static inline int lb_key_eq(const void *a, const void *b, size_t n)
         const unsigned char *x = a, *y = b;
         if (n > 16)
                 return memcmp(x, y, n) == 0;
-        if (n >= 8) {
-                uint64_t x0, x1, y0, y1;
-                memcpy(&x0, x, 8);
-                memcpy(&y0, y, 8);
-                memcpy(&x1, x + n - 8, 8);
-                memcpy(&y1, y + n - 8, 8);
-                return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-        }
-        if (n >= 4) {
-                uint32_t x0, x1, y0, y1;
-                memcpy(&x0, x, 4);
-                memcpy(&y0, y, 4);
-                memcpy(&x1, x + n - 4, 4);
-                memcpy(&y1, y + n - 4, 4);
-                return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-        }
+        if (n >= 8)
+                return lb_word_eq(x, y, 8) &
+                       lb_word_eq(x + n - 8, y + n - 8, 8);
+        if (n >= 4)
+                return lb_word_eq(x, y, 4) &
+                       lb_word_eq(x + n - 4, y + n - 4, 4);
         for (size_t i = 0; i < n; i++)
                 if (x[i] != y[i])
                         return 0;
