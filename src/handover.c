@@ -75,6 +75,31 @@ static size_t hand_over_held(lb_bridge_t *b,
         return dropped;
 }
 
+/* The actions alive of the retired trackers of the partitions of parts
+ * (all when NULL): taken before the partition restarted, they are lost
+ * if given up, as nobody can read them again. */
+static size_t restarted_live(lb_bridge_t *b,
+                             const rd_kafka_topic_partition_list_t *parts)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < b->assigned_cnt; i++)
+                if (in_parts(parts, b->assigned[i].p))
+                        n += lb_commits_retired_holders(&b->assigned[i]);
+        return n;
+}
+
+/* ", but for N taken before ...: lost" when n, else "". */
+static const char *restarted_clause(char *buf, size_t size, size_t n)
+{
+        buf[0] = '\0';
+        if (n)
+                snprintf(buf, size,
+                         ", but for %zu taken before a partition restarted: "
+                         "lost (its old log is gone)",
+                         n);
+        return buf;
+}
+
 /* Whether actions of the revoked partitions are still under way (the done
  * fact: their offsets are not committed yet). */
 static int revoked_live(lb_bridge_t *b, const lb_revocation_t *r)
@@ -186,6 +211,7 @@ static void release(lb_bridge_t *b)
         lb_revocation_t *r = &b->revocation;
         b->flushes -= r->flushing;
         r->flushing = 0;
+        r->restarted = restarted_live(b, r->parts); /* all given up below */
         r->queued = release_partitions(b, r);
         r->given_up = lb_requests_give_up(b, partition_revoked);
         r->dead_letters = lb_dlq_give_up_revoked(b->dlq);
@@ -199,13 +225,15 @@ static void release(lb_bridge_t *b)
 static void finish(lb_bridge_t *b, int answer)
 {
         lb_revocation_t *r = &b->revocation;
+        char lost[96];
         if (r->held || r->queued || r->given_up || r->dead_letters)
                 lb_info("consumer",
                         "revoked partitions: %zu held action(s) handed over "
                         "unsent, %zu queued and %zu in-flight given up, %zu "
                         "dead letter(s) not written yet given up; the next "
-                        "owner reads them again",
-                        r->held, r->queued, r->given_up, r->dead_letters);
+                        "owner reads them again%s",
+                        r->held, r->queued, r->given_up, r->dead_letters,
+                        restarted_clause(lost, sizeof(lost), r->restarted));
         if (answer) {
                 lb_info("consumer",
                         "revocation answered from the loop after %" PRId64
@@ -352,14 +380,18 @@ static void shutdown_drain(lb_bridge_t *b)
  * that follows waits for their answers anyway, and those count. */
 static void shutdown_give_up(lb_bridge_t *b)
 {
-        size_t live = b->live_actions;
+        size_t live = b->live_actions, restarted = restarted_live(b, NULL);
         size_t given =
             hand_over_held(b, NULL, 1) + lb_requests_last_attempts(b);
+        char lost[96];
         lb_warn("bridge",
                 "%zu action(s) not finished within shutdown.timeout.ms: %zu "
                 "given up, their offsets are not committed (they will be "
-                "redone); %zu on the wire or being dead-lettered still count",
-                live, given, b->live_actions);
+                "redone%s); %zu on the wire or being dead-lettered still count",
+                live, given,
+                restarted_clause(lost, sizeof(lost),
+                                 restarted - restarted_live(b, NULL)),
+                b->live_actions);
 }
 
 /* Before leaving the group: waits, up to api.timeout.ms +

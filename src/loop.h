@@ -99,6 +99,8 @@ typedef struct {
         uint64_t *ltags; /* the ledger's tags of its partitions */
         size_t ltag_cnt;
         size_t held, queued, given_up, dead_letters; /* for its log line */
+        size_t restarted; /* of those, taken before a partition restarted:
+                             lost, not read again */
 } lb_revocation_t;
 
 typedef struct flight_s flight_t;

@@ -19,6 +19,9 @@ offsets start at 0 again) are delivered and committed, twice:
 Then SIGTERM: the bridge exits 0 within its exit bound. librdkafka 2.0.2's
 destroy never returns after such a topic came back (one of its threads
 never ends); the bridge must not wait for it once the group is left.
+Last, a second bridge holds ten events of the old topic when it is
+re-created again, and is stopped with the API down: they are lost, and
+its shutdown line says so rather than "they will be redone".
 Skips (77) without a broker, unless LEANBRIDGE_REQUIRE_REAL_KAFKA=1."""
 import os
 import re
@@ -145,8 +148,65 @@ def main():
         h.check(rc == 0, f"bridge exit code {rc}")
         h.check(took <= bound_s, f"exit took {took:.1f} s, over the {bound_s:.0f} s bound")
         h.check_invariants(produced, sandbox, [])
+        lost_at_shutdown(broker, wd, sandbox, seq)
         sandbox.stop()
     print("1 passed, 0 failed")
+
+
+def lost_at_shutdown(broker, wd, sandbox, seq):
+    """A second bridge: ten held events of the old topic when it is
+    re-created under the frozen bridge, then SIGTERM with the API down
+    (503) and a short shutdown.timeout.ms. They are sent at once, refused
+    and given up at the end: lost, as nobody can read them again. The
+    shutdown's summary must say so rather than count them among those
+    "they will be redone"."""
+    port = h.free_port()
+    bridge = h.Bridge(wd, h.bridge_settings(
+        broker.bootstrap, sandbox, TOPIC, DLQ, metrics_listen=f"127.0.0.1:{port}",
+        apps=",".join(f"{a}:{k}" for a, k in dict(h.APPS, **HELD_APPS).items()),
+        **{"app.held.batch.max.wait.ms": "900000",
+           "kafka.consumer.session.timeout.ms": "45000",
+           "kafka.consumer.max.poll.interval.ms": "45000",
+           "retry.max.attempts": "100",
+           "shutdown.timeout.ms": "3000"}))
+    h.wait_for(lambda: h.metric(port, "leanbridge_partitions_assigned") == 1, 60,
+               "the second bridge assigned")
+    lines, held = h.make_events(10, users=5, apps=HELD_APPS, seed=47)
+    h.produce(broker.bootstrap, TOPIC, lines)
+    h.wait_for(lambda: (h.metric(port, "leanbridge_events_consumed_total") or 0) >= 10, 30,
+               "the held events consumed")
+    os.kill(bridge.proc.pid, signal.SIGSTOP)
+    try:
+        broker.delete_topic(TOPIC)
+        h.wait_for(lambda: TOPIC not in broker.topics(), 30, "the topic deleted")
+        broker.create_topic(TOPIC, 1)
+        lines, new = h.make_events(3, users=3, seed=48, start_seq=seq)
+        h.produce(broker.bootstrap, TOPIC, lines)
+    finally:
+        os.kill(bridge.proc.pid, signal.SIGCONT)
+
+    def new_through():
+        got = {a["action"]["eid"] for a in sandbox.actions()}
+        return ("10 action(s) taken before still go on" in bridge.log_text() and
+                all(e["eid"] in got for e in new) and
+                h.all_committed(broker.bootstrap, "lbtest", TOPIC))
+    h.wait_for(new_through, 90, "restarted (10 held before), the new events through")
+    open(sandbox.down_file, "w").close()
+    try:
+        rc = bridge.stop(timeout=120)
+    finally:
+        os.unlink(sandbox.down_file)
+    h.check(rc == 0, f"second bridge exit code {rc}")
+    got = {a["action"]["eid"] for a in sandbox.actions()}
+    h.check(not any(e["eid"] in got for e in held), "a held event was accepted by a 503 API")
+    log = bridge.log_text()
+    m = re.search(r"not finished within shutdown\.timeout\.ms: (\d+) given up, their "
+                  r"offsets are not committed \(they will be redone(.*?)\);", log)
+    h.check(m is not None, "no shutdown give-up line in the second bridge's log")
+    lost = re.match(r", but for (\d+) taken before a partition restarted: lost", m.group(2))
+    h.check(lost is not None and 1 <= int(lost.group(1)) <= int(m.group(1)),
+            f"the give-up line does not say which are lost: {m.group(0)!r}")
+    h.log(f"second bridge: {m.group(0)}")
 
 
 main()
