@@ -1889,23 +1889,22 @@ shape_match(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
 }
 
 /* The child of gap at with bytes g[0..n), slot and kind, added unless it
- * is there: last, and when at has LB_JSON_SHAPE_SIBLINGS children, in
+ * is there: first, and when at has LB_JSON_SHAPE_SIBLINGS children, in
  * place of the last (the least found lately: what gap_find finds moves
- * up), whose gaps then wait for the next emptying. New shapes take the
- * last place only, so a run of them cannot push out one found often.
+ * up), whose gaps then wait for the next emptying.
  * @returns its index, or 0 when the shapes are full. */
 static unsigned shape_child(lb_json_shapes_t *sh, unsigned at,
                             const unsigned char *g, size_t n, unsigned slot,
                             unsigned kind)
 {
-        unsigned children = 0, last = 0, before_last = 0;
+        unsigned children = 0, before_last = 0;
         for (unsigned c = sh->gap[at].child; c; c = sh->gap[c].sibling) {
                 const lb_json_gap_t *x = &sh->gap[c];
                 if (x->len == n && x->kind == kind && x->slot == slot &&
                     !memcmp(sh->bytes + x->off, g, n))
                         return c;
-                before_last = last;
-                last = c;
+                if (x->sibling && !sh->gap[x->sibling].sibling)
+                        before_last = c;
                 children++;
         }
         size_t padded = (n + 15) & ~(size_t)15;
@@ -1925,16 +1924,13 @@ static unsigned shape_child(lb_json_shapes_t *sh, unsigned at,
             (lb_json_gap_t){.off = (uint16_t)sh->bytes_used,
                             .len = (uint16_t)n,
                             .tail_mask = (uint16_t)(0xffffu << (16 - k)),
-                            .sibling = 0,
+                            .sibling = sh->gap[at].child,
                             .slot = (uint8_t)slot,
                             .kind = (uint8_t)kind};
+        sh->gap[at].child = (uint8_t)c;
         sh->bytes_used += padded;
-        if (children >= LB_JSON_SHAPE_SIBLINGS) /* the last one goes */
-                last = before_last;
-        if (last)
-                sh->gap[last].sibling = (uint8_t)c;
-        else
-                sh->gap[at].child = (uint8_t)c;
+        if (children >= LB_JSON_SHAPE_SIBLINGS)
+                sh->gap[before_last].sibling = 0;
         fork_update(sh, at);
         return c;
 }

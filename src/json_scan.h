@@ -90,10 +90,9 @@ typedef struct {
 #define LB_JSON_SHAPE_BYTES 8192
 /** Most scalar values of a document whose shape is learned. */
 #define LB_JSON_SHAPE_VALUES 128
-/** Most gaps that may follow one gap: a new one there replaces the last,
- *  the least found lately (a found one moves up a place), which bounds
- *  what a document of no known shape (keys in varying orders, say) costs
- *  to look up, and a run of new ones cannot push out one found often. */
+/** Most gaps that may follow one gap: a new one there replaces the least
+ *  recently found (keys in varying orders, say), which bounds what a
+ *  document of no known shape costs to look up. */
 #define LB_JSON_SHAPE_SIBLINGS 8
 /** A gap's slot when the value after it is not a wanted member's. */
 #define LB_JSON_SHAPE_NONE 0xff

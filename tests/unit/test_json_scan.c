@@ -956,25 +956,6 @@ static void test_shapes(void **state)
                 assert_int_equal(shaped(sh, doc, (size_t)len), known);
         }
 
-        /* A shape found often is not pushed out by a run of new ones,
-         * each found a few times: new shapes take the last place and
-         * climb one a find (moved to the front instead, the ninth new
-         * one evicted it). */
-        lb_json_shapes_init(sh, sh->names);
-        const char *common = "{\"appId\":\"a\",\"often\":1,\"userId\":"
-                             "\"u\",\"action\":\"t\"}";
-        for (int k = 0; k < 16; k++)
-                SHAPED(sh, common);
-        for (int i = 0; i < 12; i++) {
-                len = snprintf(doc, sizeof(doc),
-                               "{\"appId\":\"a\",\"k%d\":1,\"userId\":\"u\","
-                               "\"action\":\"t\"}",
-                               i);
-                for (int k = 0; k < 4; k++)
-                        shaped(sh, doc, (size_t)len);
-        }
-        assert_int_equal(SHAPED(sh, common), known);
-
         /* Full: emptied and learned again, still right. */
         for (int i = 0; i < 600; i++) {
                 len = snprintf(doc, sizeof(doc), "{\"k%d\":%d,\"appId\":\"x\"}",
