@@ -1589,33 +1589,24 @@ gap_here(const lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned at,
                (*end = value_end(g->kind, pass, p, len, pos + n, type, esc));
 }
 
-/* Gap parent's child at, one place nearer the first (gap_find's order):
- * a shape found often climbs to the front and stays there while others
- * are found now and then. Moving each find to the front instead would
- * put the commonest shape behind every rarer one that comes between two
- * of its documents: with 70% of them one shape, the first child would
- * be the one there half the time rather than 70%. */
-static void move_up(lb_json_shapes_t *sh, unsigned parent, unsigned at)
+/* Gap parent's child at, first (gap_find's order: the commonest shapes
+ * are tried first). */
+static void to_front(lb_json_shapes_t *sh, unsigned parent, unsigned at)
 {
         lb_json_gap_t *gap = sh->gap;
-        unsigned prev = gap[parent].child, before = 0;
+        unsigned prev = gap[parent].child;
         if (prev == at)
                 return;
-        while (gap[prev].sibling != at) {
-                before = prev;
+        while (gap[prev].sibling != at)
                 prev = gap[prev].sibling;
-        }
         gap[prev].sibling = gap[at].sibling;
-        gap[at].sibling = (uint8_t)prev;
-        if (before)
-                gap[before].sibling = (uint8_t)at;
-        else
-                gap[parent].child = (uint8_t)at;
+        gap[at].sibling = gap[parent].child;
+        gap[parent].child = (uint8_t)at;
 }
 
 /* The child of gap parent that is at p[pos..len) (gap_here), when its
- * first is not; it moves up (move_up), so that the commonest shapes are
- * tried first. @returns its index, or 0. */
+ * first is not; it becomes the first, so that the commonest shapes are
+ * found first. @returns its index, or 0. */
 __attribute__((noinline)) static unsigned
 gap_find(lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned parent,
          const unsigned char *p, size_t pos, size_t len, size_t *end,
@@ -1626,7 +1617,7 @@ gap_find(lb_json_shapes_t *sh, lb_json_pass_t pass, unsigned parent,
              at = sh->gap[at].sibling) {
                 if (!gap_here(sh, pass, at, p, pos, len, simd, end, type, esc))
                         continue;
-                move_up(sh, parent, at);
+                to_front(sh, parent, at);
                 return at;
         }
         return 0;
@@ -1833,7 +1824,7 @@ step_slow(lb_json_shapes_t *sh, lb_json_pass_t pass, int simd, unsigned *parent,
                 if (!pick)
                         return -1;
                 if (pick != at) {
-                        move_up(sh, *parent, pick);
+                        to_front(sh, *parent, pick);
                         at = pick;
                         absent = 0;
                         int r = simd ? step_inline(sh, pass, at, p, pos, len,
@@ -1890,8 +1881,8 @@ shape_match(lb_json_shapes_t *sh, lb_json_pass_t pass, const unsigned char *p,
 
 /* The child of gap at with bytes g[0..n), slot and kind, added unless it
  * is there: first, and when at has LB_JSON_SHAPE_SIBLINGS children, in
- * place of the last (the least found lately: what gap_find finds moves
- * up), whose gaps then wait for the next emptying.
+ * place of the last (the least recently found: gap_find moves what it
+ * finds to the front), whose gaps then wait for the next emptying.
  * @returns its index, or 0 when the shapes are full. */
 static unsigned shape_child(lb_json_shapes_t *sh, unsigned at,
                             const unsigned char *g, size_t n, unsigned slot,
