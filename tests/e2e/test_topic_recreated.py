@@ -39,6 +39,21 @@ TOPIC, DLQ = "again.events", "again.dlq"
 HELD_APPS = {"held": "key-held-SECRET4"}
 
 
+def start_bridge(broker, wd, sandbox, **extra):
+    """A bridge with the held app (a 15-minute wait budget), a session
+    timeout that outlasts a SIGSTOP across a re-creation, and retries that
+    outlast the API's refusals. @returns it and its metrics port."""
+    port = h.free_port()
+    bridge = h.Bridge(wd, h.bridge_settings(
+        broker.bootstrap, sandbox, TOPIC, DLQ, metrics_listen=f"127.0.0.1:{port}",
+        apps=",".join(f"{a}:{k}" for a, k in dict(h.APPS, **HELD_APPS).items()),
+        **{"app.held.batch.max.wait.ms": "900000",
+           "kafka.consumer.session.timeout.ms": "45000",
+           "kafka.consumer.max.poll.interval.ms": "45000",
+           "retry.max.attempts": "100", **extra}))
+    return bridge, port
+
+
 def main():
     kb.skip_unless_available(h.fail)
     wd = h.workdir()
@@ -49,14 +64,7 @@ def main():
         lines, events = h.make_events(100, users=20, seed=41, start_seq=seq)
         h.produce(broker.bootstrap, TOPIC, lines)
         sandbox = h.Sandbox(dict(h.APPS, **HELD_APPS), wd)
-        port = h.free_port()
-        bridge = h.Bridge(wd, h.bridge_settings(
-            broker.bootstrap, sandbox, TOPIC, DLQ, metrics_listen=f"127.0.0.1:{port}",
-            apps=",".join(f"{a}:{k}" for a, k in dict(h.APPS, **HELD_APPS).items()),
-            **{"app.held.batch.max.wait.ms": "900000",
-               "kafka.consumer.session.timeout.ms": "45000",
-               "kafka.consumer.max.poll.interval.ms": "45000",
-               "retry.max.attempts": "100"}))
+        bridge, port = start_bridge(broker, wd, sandbox)
         h.wait_for(lambda: h.all_committed(broker.bootstrap, "lbtest", TOPIC), 60,
                    "the first 100 events committed")
         produced = list(events)
@@ -160,15 +168,7 @@ def lost_at_shutdown(broker, wd, sandbox, seq):
     and given up at the end: lost, as nobody can read them again. The
     shutdown's summary must say so rather than count them among those
     "they will be redone"."""
-    port = h.free_port()
-    bridge = h.Bridge(wd, h.bridge_settings(
-        broker.bootstrap, sandbox, TOPIC, DLQ, metrics_listen=f"127.0.0.1:{port}",
-        apps=",".join(f"{a}:{k}" for a, k in dict(h.APPS, **HELD_APPS).items()),
-        **{"app.held.batch.max.wait.ms": "900000",
-           "kafka.consumer.session.timeout.ms": "45000",
-           "kafka.consumer.max.poll.interval.ms": "45000",
-           "retry.max.attempts": "100",
-           "shutdown.timeout.ms": "3000"}))
+    bridge, port = start_bridge(broker, wd, sandbox, **{"shutdown.timeout.ms": "3000"})
     h.wait_for(lambda: h.metric(port, "leanbridge_partitions_assigned") == 1, 60,
                "the second bridge assigned")
     lines, held = h.make_events(10, users=5, apps=HELD_APPS, seed=47)
