@@ -434,9 +434,7 @@ void lb_handover_shutdown(lb_bridge_t *b)
         b->state = LB_STOPPING;
         lb_dlq_stop_retrying(b->dlq);
         lb_handover_step(b);
-        size_t old = 0; /* of a log that restarted: not redone */
-        for (size_t i = 0; i < b->assigned_cnt; i++)
-                old += lb_commits_retired_holders(&b->assigned[i]);
+        size_t old = restarted_live(b, NULL); /* not redone */
         if (b->live_actions > old)
                 lb_warn("bridge",
                         "%zu action(s) not finished at shutdown; their "
