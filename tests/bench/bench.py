@@ -1507,27 +1507,41 @@ def perf_report(rep, path):
             rows.append((f"{parts[1]} / {' '.join(parts[2:])}", parts[0], ""))
 
 
-def strace_report(rep, path, n):
-    """strace -c's table (every thread, start to exit): calls per event."""
-    rows = rep.section(f"strace -c -f: system calls per event ({n:,} events, every thread, "
-                       "start to exit)")
-    calls = []
+def strace_counts(path):
+    """strace -c's table: {syscall: calls}, "total" left out; {} without it."""
+    calls = {}
     try:
         with open(path) as f:
             for line in f:
                 parts = line.split()
                 # % time, seconds, usecs/call, calls, [errors,] syscall
-                if len(parts) >= 5 and parts[0][0].isdigit() and parts[3].isdigit():
-                    calls.append((int(parts[3]), parts[-1]))
-    except OSError as e:
-        rows.append(("no output", "", str(e)))
+                if len(parts) >= 5 and parts[0][0].isdigit() and parts[3].isdigit() \
+                        and parts[-1] != "total":
+                    calls[parts[-1]] = int(parts[3])
+    except OSError:
+        pass
+    return calls
+
+
+def strace_report(rep, path, n):
+    """strace -c's tables (every thread, start to exit): calls per event of
+    the bridge and, beside it, of kcat -C on the same backlog (strace.kcat,
+    run before it)."""
+    rows = rep.section(f"strace -c -f: system calls per event ({n:,} events, every thread, "
+                       "start to exit), bridge and kcat -C")
+    calls = strace_counts(path)
+    if not calls:
+        rows.append(("no output", "", f"{path}: no strace table"))
         return
-    total = sum(c for c, name in calls if name != "total")
-    rows.append(("all", f"{total / n:.3f}", f"{total:,} calls"))
-    for c, name in sorted(calls, reverse=True)[:12]:
-        if name != "total":
-            rows.append((name, f"{c / n:.3f}", f"{c:,} calls"))
-    rep.data["strace"] = {name: c for c, name in calls}
+    kcat = strace_counts(os.path.join(os.path.dirname(path), "strace.kcat"))
+    def row(name, c, k):
+        return (name, f"{c / n:.3f}", f"{c:,} calls" +
+                (f"; kcat {k / n:.3f} ({k:,})" if kcat else ""))
+    rows.append(row("all", sum(calls.values()), sum(kcat.values())))
+    for name, c in sorted(calls.items(), key=lambda x: -x[1])[:12]:
+        rows.append(row(name, c, kcat.get(name, 0)))
+    rep.data["strace"] = calls
+    rep.data["strace_kcat"] = kcat
 
 
 def steady(rep, kafka, wd, apps, topic):
@@ -2668,6 +2682,11 @@ def main():
         if a.mode in ("all", "backlog", "smoke"):
             if a.profile == "callgrind":
                 kcat_callgrind(rep, kafka, "bench.events", wl.n, wd)
+            if a.profile == "strace" and shutil.which("kcat"):
+                subprocess.run(["strace", "-c", "-f", "-o", f"{wd}/strace.kcat"]
+                               + kcat_args(kafka, "bench.events"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=900)
             backlog(rep, kafka, wl, wd, "bench.events", apps, a.smoke)
             if a.cpu_runs and a.mode == "backlog":
                 cpu_runs(rep, kafka, wl, wd, "bench.events", apps, a.cpu_runs)
