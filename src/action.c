@@ -81,7 +81,9 @@ headers_cost(const rd_kafka_headers_t *h)
         return n;
 }
 
-size_t lb_action_footprint(const lb_action_t *a)
+/* lb_action_footprint's way for every action: the kept cost is only what
+ * most have. */
+size_t lb_action_footprint_full(const lb_action_t *a)
 {
         size_t n =
             lb_arena_cost(block_size(a->value_len, a->has_key, a->key_len));
@@ -128,11 +130,14 @@ lb_action_t *lb_action_new(lb_arena_t *arena, const void *key, size_t key_len,
 {
         if (key_len > LB_ACTION_DATA_MAX || value_len > LB_ACTION_DATA_MAX)
                 return NULL;
-        lb_action_t *a =
-            lb_arena_alloc(arena, block_size(value_len, key != NULL, key_len));
+        size_t cost;
+        lb_action_t *a = lb_arena_alloc(
+            arena, block_size(value_len, key != NULL, key_len), &cost);
         if (!a)
                 return NULL;
         memset(a, 0, offsetof(lb_action_t, data));
+        if (cost < (1u << 13))
+                a->block_cost = (uint16_t)cost;
         a->value_len = (uint32_t)value_len;
         if (value_len)
                 memcpy(a->data, value, value_len);

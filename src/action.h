@@ -86,14 +86,19 @@ typedef struct lb_action_s {
         uint32_t body_len;
         uint16_t attempts;    /* requests that carried this action */
         uint16_t http_status; /* dead letter: 0 when there was no response */
+        /* What its block costs (lb_arena_cost), kept when it fits
+         * (a small block's always does): the bridge asks twice per
+         * action (lb_action_footprint); 0 for a larger block, whose cost
+         * is worked out each time. */
+        uint16_t block_cost : 13;
+        uint16_t has_key : 1; /* the message had a key (maybe empty) */
+        uint16_t closes : 2;  /* lb_close_t: what it does to the window */
         uint8_t stage;        /* dead letter: lb_stage_t */
         uint8_t time_missing : 1;
         uint8_t object_empty : 1; /* value is "{}" (no comma before time) */
         uint8_t dlq_cut : 1;      /* the DLQ refused the whole record: cut it */
         uint8_t dlq_alone : 1;    /* the DLQ refused a batch with it: write
                                      it in a batch of its own */
-        uint8_t has_key : 1;      /* the message had a key (maybe empty) */
-        uint8_t closes : 2;       /* lb_close_t: what it does to the window */
         uint8_t closed_by : 2;    /* lb_close_t: its deadline was brought
                                      forward by a closing action */
         /* value_len bytes + NUL, then key_len bytes + NUL */
@@ -148,7 +153,15 @@ int lb_action_take_headers(lb_action_t *a, struct rd_kafka_headers_s *headers);
  *           offsets.h). Constant once its headers are taken: the bridge
  *           adds it when it takes the action and subtracts it when it
  *           frees it. */
-size_t lb_action_footprint(const lb_action_t *a);
+size_t lb_action_footprint_full(const lb_action_t *a);
+
+/** @returns lb_action_footprint_full(a): its kept block cost when it has
+ *           nothing else (no headers), as most actions. */
+static inline size_t lb_action_footprint(const lb_action_t *a)
+{
+        return a->block_cost && !a->extra ? a->block_cost
+                                          : lb_action_footprint_full(a);
+}
 
 /** @returns what a's dead letter holds besides a, from the moment it is
  *           handed to the dead-letter producer (its error set) until its

@@ -284,7 +284,7 @@ static void large_free(large_t *l, size_t n)
         }
 }
 
-void *lb_arena_alloc(lb_arena_t *a, size_t n)
+void *lb_arena_alloc(lb_arena_t *a, size_t n, size_t *cost)
 {
         if (n > SIZE_MAX / 2)
                 return NULL;
@@ -294,8 +294,12 @@ void *lb_arena_alloc(lb_arena_t *a, size_t n)
                 if (!(p = large_alloc(a, n)))
                         return NULL;
                 a->blocks++;
+                if (cost)
+                        *cost = lb_arena_cost(n);
                 return p;
         }
+        if (cost)
+                *cost = class_cost[cls];
         chunk_t *c = a->room[cls];
         if (!c) {
                 if (!(c = chunk_new(a, cls)))

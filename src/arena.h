@@ -33,8 +33,10 @@ lb_arena_t *lb_arena_new(void);
 /** @brief Unmaps every chunk and frees every large block, alive or not. */
 void lb_arena_destroy(lb_arena_t *arena);
 
-/** @returns n bytes aligned to 8, or NULL when out of memory. */
-void *lb_arena_alloc(lb_arena_t *arena, size_t n);
+/** @returns n bytes aligned to 8, or NULL when out of memory; *cost set to
+ *           lb_arena_cost(n) unless cost is NULL (a small block's is at
+ *           hand: its class's). */
+void *lb_arena_alloc(lb_arena_t *arena, size_t n, size_t *cost);
 
 /** @brief Frees a block of lb_arena_alloc() (of any arena); n is the size
  *         it was allocated with. NULL: no-op. */

@@ -186,11 +186,12 @@ static lb_user_t *user_new(lb_batcher_t *b, int app, const char *id, size_t len,
         if (heap_reserve(b, ap, ap->n_users + 1) == -1 ||
             parked_reserve(b, b->n_users + 1) == -1)
                 return NULL;
-        lb_user_t *u = lb_arena_alloc(b->arena, sizeof(*u) + len);
+        size_t cost;
+        lb_user_t *u = lb_arena_alloc(b->arena, sizeof(*u) + len, &cost);
         if (!u)
                 return NULL;
         memset(u, 0, sizeof(*u));
-        b->bytes += lb_arena_cost(sizeof(*u) + len);
+        b->bytes += cost;
         u->hash = hash;
         u->app = app;
         u->heap_idx = NOT_IN_HEAP;

@@ -172,6 +172,35 @@ static void test_dead_letter_cost(void **state)
         lb_action_destroy(b);
 }
 
+/* The cost an action keeps of its block is the arena's for every size:
+ * blocks of each small class, the largest small one, the first large one
+ * and a far larger one (whose cost is not kept: worked out each time). */
+static void test_footprint_is_the_arenas_cost_at_every_size(void **state)
+{
+        (void)state;
+        static char value[70000];
+        memset(value, 'v', sizeof(value));
+        size_t head = offsetof(lb_action_t, data) + 1;
+        size_t small_max = LB_ARENA_SMALL_MAX - head;
+        size_t sizes[] = {small_max - 1, small_max, small_max + 1,
+                          small_max + 8, sizeof(value)};
+        for (size_t v = 1; v < 600; v++) {
+                lb_action_t *a = lb_action_new(arena(), NULL, 0, value, v);
+                assert_non_null(a);
+                assert_int_equal(lb_action_footprint(a), block(v, 0));
+                lb_action_destroy(a);
+        }
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+                lb_action_t *a =
+                    lb_action_new(arena(), NULL, 0, value, sizes[i]);
+                assert_non_null(a);
+                assert_int_equal(lb_action_footprint(a), block(sizes[i], 0));
+                if (sizes[i] == sizeof(value))
+                        assert_int_equal(a->block_cost, 0);
+                lb_action_destroy(a);
+        }
+}
+
 static void test_record_stays_small(void **state)
 {
         (void)state;
@@ -183,6 +212,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_key_and_value_follow_the_record),
+            cmocka_unit_test(test_footprint_is_the_arenas_cost_at_every_size),
             cmocka_unit_test(test_missing_key_is_not_an_empty_key),
             cmocka_unit_test(test_refuses_what_its_lengths_cannot_hold),
             cmocka_unit_test(test_error_is_copied_and_replaced),

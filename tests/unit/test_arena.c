@@ -27,7 +27,7 @@ static void test_blocks_are_aligned_and_apart(void **state)
         assert_non_null(a);
         char *p[64];
         for (size_t i = 0; i < 64; i++) {
-                p[i] = lb_arena_alloc(a, i + 1);
+                p[i] = lb_arena_alloc(a, i + 1, NULL);
                 assert_non_null(p[i]);
                 assert_int_equal((uintptr_t)p[i] % 8, 0);
                 memset(p[i], (int)i, i + 1);
@@ -50,7 +50,7 @@ static void test_blocks_are_aligned_and_apart(void **state)
 static size_t fill(lb_arena_t *a, void **v, size_t cap, size_t n)
 {
         size_t k = 0;
-        while (k < cap && (v[k] = lb_arena_alloc(a, n)))
+        while (k < cap && (v[k] = lb_arena_alloc(a, n, NULL)))
                 k++;
         return k;
 }
@@ -101,7 +101,7 @@ static void test_stragglers_pin_blocks_not_chunks(void **state)
         /* the next wave fits in the freed blocks: nothing new is mapped */
         for (size_t i = 0; i < N; i++)
                 if (i % 100 != 0)
-                        assert_non_null(v[i] = lb_arena_alloc(a, 300));
+                        assert_non_null(v[i] = lb_arena_alloc(a, 300, NULL));
         assert_int_equal(lb_arena_bytes(a), peak);
         for (size_t i = 0; i < N; i++)
                 lb_arena_free(v[i], 300);
@@ -152,7 +152,7 @@ static void test_emptied_chunk_is_reused(void **state)
         lb_arena_t *a = lb_arena_new();
         /* one block at a time, a million times: one chunk throughout */
         for (size_t i = 0; i < 1000000; i++) {
-                void *p = lb_arena_alloc(a, 300);
+                void *p = lb_arena_alloc(a, 300, NULL);
                 assert_non_null(p);
                 lb_arena_free(p, 300);
         }
@@ -164,9 +164,9 @@ static void test_block_larger_than_a_chunk(void **state)
 {
         (void)state;
         lb_arena_t *a = lb_arena_new();
-        char *small = lb_arena_alloc(a, 100);
+        char *small = lb_arena_alloc(a, 100, NULL);
         size_t big_n = 3 * LB_ARENA_CHUNK + 5;
-        char *big = lb_arena_alloc(a, big_n);
+        char *big = lb_arena_alloc(a, big_n, NULL);
         assert_non_null(small);
         assert_non_null(big);
         assert_int_equal((uintptr_t)big % 8, 0);
@@ -178,13 +178,13 @@ static void test_block_larger_than_a_chunk(void **state)
         assert_true(lb_arena_cost(big_n) >= big_n);
         assert_true(lb_arena_cost(big_n) <= big_n + 8192);
         /* the small one's chunk still serves its class */
-        char *next = lb_arena_alloc(a, 100);
+        char *next = lb_arena_alloc(a, 100, NULL);
         assert_true(next > small && next - small < (ptrdiff_t)LB_ARENA_CHUNK);
         lb_arena_free(big, big_n);
         assert_int_equal(lb_arena_bytes(a), LB_ARENA_CHUNK);
         lb_arena_free(small, 100);
         lb_arena_free(next, 100);
-        assert_null(lb_arena_alloc(a, SIZE_MAX - 16));
+        assert_null(lb_arena_alloc(a, SIZE_MAX - 16, NULL));
         lb_arena_destroy(a);
 }
 
@@ -194,11 +194,11 @@ static void test_large_blocks_cost_their_size(void **state)
         /* over 4 KiB (a 20 KB Kafka key, a rich event): malloc's at its
          * size, never a chunk-aligned block of pages, and freed as such */
         lb_arena_t *a = lb_arena_new();
-        char *small = lb_arena_alloc(a, 100);
+        char *small = lb_arena_alloc(a, 100, NULL);
         for (int round = 0; round < 50; round++) {
                 char *own[8];
                 for (int i = 0; i < 8; i++) {
-                        own[i] = lb_arena_alloc(a, 20000);
+                        own[i] = lb_arena_alloc(a, 20000, NULL);
                         assert_non_null(own[i]);
                         memset(own[i], i, 20000);
                 }
@@ -328,7 +328,7 @@ static void test_large_blocks_give_their_pages_back(void **state)
         static char *v[N];
         size_t before = rss();
         for (size_t i = 0; i < N; i++) {
-                assert_non_null(v[i] = lb_arena_alloc(a, 20000));
+                assert_non_null(v[i] = lb_arena_alloc(a, 20000, NULL));
                 memset(v[i], 1, 20000);
         }
         size_t counted = lb_arena_bytes(a), grown = rss() - before;
@@ -376,7 +376,7 @@ static void test_random_against_a_count_model(void **state)
                 } else {
                         len[i] = rand() % 10 ? 1 + (size_t)rand() % 700
                                              : 4000 + (size_t)rand() % 70000;
-                        v[i] = lb_arena_alloc(a, len[i]);
+                        v[i] = lb_arena_alloc(a, len[i], NULL);
                         assert_non_null(v[i]);
                         for (size_t j = 0; j < len[i]; j++)
                                 v[i][j] = (char)(i + j);
