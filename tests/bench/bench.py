@@ -346,19 +346,33 @@ class Workload:
 def usage(pid):
     """Where a live process's CPU went (all threads): {"user", "sys"}
     seconds, minor page "faults" and context "switches" (voluntary and
-    not, summed over its threads); None if gone."""
+    not, summed over its threads); None if gone. /proc/PID/stat gives CPU
+    in whole clock ticks (10 ms: a tenth of a µs per event of a 100k
+    backlog, rounded down), so user + sys are scaled to the live threads'
+    run time in ns (/proc/PID/task/*/schedstat), the precision of kcat's
+    (the rusage of a reaped child); a thread that ended counts in the
+    ticks only, hence the larger of the two."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        switches = 0
+        switches, run_ns = 0, 0
         for task in os.listdir(f"/proc/{pid}/task"):
             try:
                 with open(f"/proc/{pid}/task/{task}/status") as f:
                     switches += sum(int(line.split()[1]) for line in f
                                     if "ctxt_switches:" in line)
+                with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                    run_ns += int(f.read().split()[0])
             except OSError:
                 pass  # the thread ended meanwhile
-        return {"user": int(fields[11]) / CLK_TCK, "sys": int(fields[12]) / CLK_TCK,
+        user, sys_ = int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+        ticks = user + sys_
+        total = max(run_ns / 1e9, ticks)
+        if ticks > 0:
+            user, sys_ = total * user / ticks, total * sys_ / ticks
+        else:
+            user = total
+        return {"user": user, "sys": sys_,
                 "faults": int(fields[7]), "switches": switches}
     except (OSError, IndexError, ValueError):
         return None
