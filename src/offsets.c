@@ -170,6 +170,17 @@ static size_t ring_find(const lb_partition_t *p, int64_t offset)
         return SIZE_MAX;
 }
 
+void lb_partition_prefetch(const lb_partition_t *p, int64_t offset)
+{
+        if (p->len == 0)
+                return;
+        /* ring_find's first guess: the distance from the first offset */
+        uint64_t guess =
+            (uint64_t)offset - (uint64_t)entry_offset(p->ring[p->head]);
+        if (guess < p->len)
+                __builtin_prefetch(entry_at(p, (size_t)guess), 1);
+}
+
 int lb_partition_done(lb_partition_t *p, int64_t offset)
 {
         if (p->revoked)

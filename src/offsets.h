@@ -51,6 +51,14 @@ int lb_partition_track(lb_partition_t *p, int64_t offset);
 int lb_partition_done(lb_partition_t *p, int64_t offset);
 
 /**
+ * @brief Asks the CPU for the slot lb_partition_done(p, offset) will most
+ *        likely write, ahead of the call: a request's answer marks
+ *        hundreds of offsets whose slots were last touched when they were
+ *        consumed. Changes nothing.
+ */
+void lb_partition_prefetch(const lb_partition_t *p, int64_t offset);
+
+/**
  * @brief Every offset below end was read (the partition's end was reached
  *        there): those never tracked are gaps (transaction markers,
  *        aborted or compacted records) that the committable offset passes

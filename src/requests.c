@@ -363,7 +363,9 @@ static size_t distinct_users(const lb_batch_t *bt, size_t lo, size_t n)
 
 /* Resolves f's current range to its outcome, taking each action out of the
  * flight: delivered (results[i].ok), dead-lettered with results[i].stage
- * where the API did not apply it, or with stage when results is NULL. */
+ * where the API did not apply it, or with stage when results is NULL. The
+ * records and their offsets' slots are asked for ahead: last touched
+ * before the request went, they are out of cache after its round trip. */
 static void range_resolve(lb_bridge_t *b, flight_t *f,
                           const lb_action_result_t *results, lb_stage_t stage,
                           int http_status, const char *reason)
@@ -371,6 +373,10 @@ static void range_resolve(lb_bridge_t *b, flight_t *f,
         size_t lo, hi;
         lb_flight_range(&f->fl, &lo, &hi);
         for (size_t i = lo; i < hi; i++) {
+                const lb_action_t *ahead =
+                    lb_actions_prefetch(f->fl.acts, lo, i, hi);
+                if (ahead)
+                        lb_partition_prefetch(ahead->partition, ahead->offset);
                 lb_action_t *a = lb_flight_take(&f->fl, i);
                 const lb_action_result_t *r = results ? &results[i - lo] : NULL;
                 if (!a)

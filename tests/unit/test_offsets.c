@@ -124,6 +124,36 @@ static void test_gaps(void **state)
         lb_partition_unref(p);
 }
 
+/* lb_partition_prefetch for any offset (an empty partition, offsets
+ * before, inside, with holes, in a wrapped ring, past the tracked ones,
+ * negative and extreme) changes nothing. (That it asks for no address
+ * outside the ring is by construction: a prefetch never faults, and
+ * ASan does not see one.) */
+static void test_prefetch_reads_inside_and_changes_nothing(void **state)
+{
+        (void)state;
+        const int64_t probes[] = {INT64_MIN, -1, 0,   5,   9,    10,
+                                  11,        99, 100, 101, 1000, INT64_MAX};
+        lb_partition_t *p = lb_partition_new("t", 0);
+        for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++)
+                lb_partition_prefetch(p, probes[k]); /* empty */
+        for (int64_t o = 10; o < 100; o += 1 + (o % 7 == 0))
+                assert_int_equal(lb_partition_track(p, o), 0);
+        for (int64_t o = 10; o < 40; o++) /* the ring's head moves on */
+                (void)lb_partition_done(p, o);
+        assert_int_equal(lb_partition_committable(p), 40);
+        for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++)
+                lb_partition_prefetch(p, probes[k]);
+        for (int64_t o = 100; o < 140; o++) /* wraps around the ring */
+                assert_int_equal(lb_partition_track(p, o), 0);
+        for (int64_t o = -5; o < 150; o++)
+                lb_partition_prefetch(p, o);
+        assert_int_equal(lb_partition_committable(p), 40);
+        assert_int_equal(lb_partition_done(p, 40), 1);
+        assert_int_equal(lb_partition_done(p, 43), -1); /* a hole */
+        lb_partition_unref(p);
+}
+
 /* The end of a partition reached at an offset past the last tracked one
  * (transaction markers, aborted records): once the tracked ones are done
  * the committable offset is that end, not the one after the last tracked;
@@ -574,6 +604,7 @@ int main(void)
             cmocka_unit_test(test_out_of_order),
             cmocka_unit_test(test_reverse_order),
             cmocka_unit_test(test_gaps),
+            cmocka_unit_test(test_prefetch_reads_inside_and_changes_nothing),
             cmocka_unit_test(test_committable_before_done),
             cmocka_unit_test(test_read_to),
             cmocka_unit_test(test_double_and_unknown),
