@@ -765,6 +765,13 @@ static int take(lb_batcher_t *b, lb_batch_t *batch, lb_user_t *u)
         if (batch->n && !fits(b, batch, a))
                 return 0;
         ready_remove(b, u);
+        /* The next user due is most likely taken next: its first action,
+         * held since it was consumed and long out of cache as u's are,
+         * comes while u's are taken (a user's actions are a list, each
+         * found from the one before: this is the one a wait can overlap). */
+        const app_t *ap = &b->apps[u->app];
+        if (ap->heap_len)
+                lb_action_prefetch(ap->heap[0].u->head);
         u->busy = 1;
         batch->users[batch->n_users++] = u;
         do {
