@@ -660,9 +660,16 @@ void lb_kafka_in_seek(lb_kafka_in_t *in, const char *topic, int32_t partition,
 /* librdkafka answers NULL when its group cannot be asked any more (it is
  * terminating: a revocation served while the consumer closes, after the
  * broker forgot the member). The partitions let go of then were assigned
- * under the protocol it last named. */
+ * under the protocol it last named. While closing it is not asked at all:
+ * the question is a request to librdkafka's main thread that waits for
+ * its answer without a bound, and in librdkafka 2.0.2 the group's end
+ * purges that thread's queue, forwarded to it, dropping a request queued
+ * meanwhile unanswered (fixed in 2.10.0): the process hung there, past
+ * the exit bound. The protocol does not change while the consumer closes. */
 int lb_kafka_in_cooperative(lb_kafka_in_t *in)
 {
+        if (in->closing)
+                return in->cooperative;
         const char *protocol = rd_kafka_rebalance_protocol(in->rk);
         if (protocol)
                 in->cooperative = !strcmp(protocol, "COOPERATIVE");
