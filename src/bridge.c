@@ -25,6 +25,7 @@
 
 #include "apps_watch.h"
 #include "event.h"
+#include "exit_watch.h"
 #include "log.h"
 #include "loop.h"
 #include "version.h"
@@ -226,6 +227,11 @@ int lb_bridge_run(lb_bridge_t *b, volatile sig_atomic_t *stop,
         }
         lb_handover_shutdown(b);
         b->margin_from_ms = lb_loop_now_ms();
+        /* What follows has bounds of its own within the margin; the watch
+         * holds it when a call does not return (exit_watch.h). */
+        lb_exit_watch_step("the final commit");
+        if (lb_exit_watch_start(LB_EXIT_MARGIN_MS, b->fatal ? 1 : 0))
+                lb_warn("main", "no thread to hold the exit bound");
         lb_commits_all(b, 0);
         summary(b, 1);
         return b->fatal ? 1 : 0;
@@ -342,14 +348,18 @@ void lb_bridge_destroy(lb_bridge_t *b)
         /* Leaving the group runs the revoke callback, which needs the
          * rest of the bridge: close the consumer first. */
         b->state = LB_STOPPING;
+        lb_exit_watch_step("leaving the group");
         lb_kafka_in_destroy(b->in);
         b->in = NULL;
+        lb_exit_watch_step("the cleanup");
         lb_admin_stop(b->admin);
         /* Requests still running are abandoned: not handled, not committed. */
         lb_sender_destroy(b->sender);
         lb_requests_abandon_all(b);
         /* Reports free their actions. */
+        lb_exit_watch_step("the dead-letter producer's last flush");
         lb_dlq_destroy(b->dlq, dlq_flush_ms(b));
+        lb_exit_watch_step("the cleanup");
         if (b->batcher)
                 lb_batcher_destroy(b->batcher, free_queued);
         lb_ledger_destroy(b->ledger);

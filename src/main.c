@@ -1,7 +1,8 @@
 /*
  * main.c: the command line, configuration layering, signals and exit codes
  * (0 clean shutdown, 1 fatal runtime error, 2 configuration error), for the
- * bridge and for the `replay` subcommand. The only place that exits.
+ * bridge and for the `replay` subcommand. The only place that exits, but
+ * for the exit bound's backstop (exit_watch.c).
  */
 #include <curl/curl.h>
 #include <errno.h>
