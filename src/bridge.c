@@ -326,16 +326,22 @@ static void free_queued(lb_action_t *a)
         lb_action_destroy(a);
 }
 
+/* What the teardown after the dead-letter producer's purge may take: kept
+ * from its flush, so that the exit bound's backstop (exit_watch.c) never
+ * cuts a shutdown that keeps to its bounds. */
+#define TEARDOWN_RESERVE_MS 1000
+
 /* The dead-letter producer's last flush: LB_DLQ_CLOSE_FLUSH_MS, or what
  * the exit bound's margin has left after the final commit and leaving the
- * group, less the purge's wait after it (their records are given up
- * anyway: their offsets were not in the final commit). */
+ * group, less the purge's wait after it and the rest of the teardown
+ * (their records are given up anyway: their offsets were not in the
+ * final commit). */
 static int dlq_flush_ms(const lb_bridge_t *b)
 {
         if (!b->margin_from_ms)
                 return LB_DLQ_CLOSE_FLUSH_MS;
         int64_t left = b->margin_from_ms + LB_EXIT_MARGIN_MS - LB_DLQ_PURGE_MS -
-                       lb_loop_now_ms();
+                       TEARDOWN_RESERVE_MS - lb_loop_now_ms();
         return left < 0                       ? 0
                : left > LB_DLQ_CLOSE_FLUSH_MS ? LB_DLQ_CLOSE_FLUSH_MS
                                               : (int)left;

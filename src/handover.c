@@ -168,20 +168,20 @@ static size_t release_partitions(lb_bridge_t *b, const lb_revocation_t *r)
                 if (!in_parts(r->parts, e->p))
                         continue;
                 dropped += lb_commits_abandon(b, e);
+                /* Once the final commit is made (the exit margin counts
+                 * from it), only what it failed to carry: nothing is done
+                 * since, and a second commit of the same offsets, made
+                 * inside the consumer's close, is what could hang the close
+                 * in librdkafka 2.0.2 (its "Unknown member" answer ends the
+                 * group while the callback's next request to it is queued,
+                 * and the group's end drops that request unanswered:
+                 * lb_kafka_in_cooperative). A revocation answered before it
+                 * (at the drain's end) commits them all: its partitions
+                 * leave the final commit. */
                 if (!r->lost)
-                        lb_commits_add_to(b, e, l, 1);
+                        lb_commits_add_to(b, e, l, !b->margin_from_ms);
         }
-        /* Once the final commit is made (the exit margin counts from it),
-         * it carried these offsets, and nothing is done since: a second
-         * commit, made inside the consumer's close, is what could hang the
-         * close in librdkafka 2.0.2 (its "Unknown member" answer ends the
-         * group while the callback's next request to it is queued, and
-         * the group's end drops that request unanswered:
-         * lb_kafka_in_cooperative). A revocation answered before it (at
-         * the drain's end) still commits: its partitions leave the final
-         * commit. */
-        if (!b->margin_from_ms)
-                lb_commits_send(b, l, 0);
+        lb_commits_send(b, l, 0); /* nothing to send: no request */
         rd_kafka_topic_partition_list_destroy(l);
         for (size_t i = 0; i < b->assigned_cnt;) {
                 lb_assigned_t *e = &b->assigned[i];

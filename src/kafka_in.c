@@ -41,9 +41,11 @@ struct lb_kafka_in_s {
         int paused;
         int commit_interval_ms;
         int read_timeout_ms;
-        int closing;     /* a revocation is answered on return */
-        int cooperative; /* the group's protocol, as last named */
-        int in_callback; /* callbacks running (nested polls are bugs) */
+        int closing;        /* a revocation is answered on return */
+        int cooperative;    /* the group's protocol, as last named */
+        int protocol_named; /* librdkafka named one ("NONE" before the
+                               group is joined is none) */
+        int in_callback;    /* callbacks running (nested polls are bugs) */
         uint64_t reentries;
         lb_rebalance_t rb;
         /* the partitions of the owed revocation; new ones paused until
@@ -660,7 +662,7 @@ void lb_kafka_in_seek(lb_kafka_in_t *in, const char *topic, int32_t partition,
 /* librdkafka answers NULL when its group cannot be asked any more (it is
  * terminating: a revocation served while the consumer closes, after the
  * broker forgot the member). The partitions let go of then were assigned
- * under the protocol it last named. While closing it is not asked at all:
+ * under the protocol it last named. While closing it is not asked again:
  * the question is a request to librdkafka's main thread that waits for
  * its answer without a bound, and in librdkafka 2.0.2 the group's end
  * purges that thread's queue, forwarded to it, dropping a request queued
@@ -668,11 +670,13 @@ void lb_kafka_in_seek(lb_kafka_in_t *in, const char *topic, int32_t partition,
  * the exit bound. The protocol does not change while the consumer closes. */
 int lb_kafka_in_cooperative(lb_kafka_in_t *in)
 {
-        if (in->closing)
+        if (in->closing && in->protocol_named)
                 return in->cooperative;
         const char *protocol = rd_kafka_rebalance_protocol(in->rk);
-        if (protocol)
+        if (protocol) {
                 in->cooperative = !strcmp(protocol, "COOPERATIVE");
+                in->protocol_named = strcmp(protocol, "NONE") != 0;
+        }
         return in->cooperative;
 }
 

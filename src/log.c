@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 static atomic_int log_level = LB_LOG_INFO;
 static atomic_int log_json;
@@ -168,7 +169,10 @@ static void format_time(char *buf, size_t size)
         snprintf(buf + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000L);
 }
 
-void lb_log(int level, const char *component, const char *fmt, ...)
+/* lb_log's and lb_log_unlocked's line, written under the sink's lock
+ * (locked) or by one write(2) that waits for no lock. */
+static void vlog(int level, const char *component, int locked, const char *fmt,
+                 va_list args)
 {
         if (!lb_log_enabled(level))
                 return;
@@ -179,14 +183,14 @@ void lb_log(int level, const char *component, const char *fmt, ...)
         char *msg = msg_stack, *line = line_stack;
         va_list ap;
 
-        va_start(ap, fmt);
+        va_copy(ap, args);
         int r = vsnprintf(msg_stack, sizeof(msg_stack), fmt, ap);
         va_end(ap);
         size_t msg_len = r < 0 ? 0 : (size_t)r;
         if (msg_len >= sizeof(msg_stack)) {
                 char *heap = malloc(msg_len + 1);
                 if (heap) {
-                        va_start(ap, fmt);
+                        va_copy(ap, args);
                         vsnprintf(heap, msg_len + 1, fmt, ap);
                         va_end(ap);
                         msg = heap;
@@ -229,16 +233,36 @@ void lb_log(int level, const char *component, const char *fmt, ...)
                 *p++ = '\n';
         }
 
-        pthread_mutex_lock(&log_lock);
-        fwrite(line, 1, (size_t)(p - line), stderr);
-        fflush(stderr);
-        pthread_mutex_unlock(&log_lock);
+        if (locked) {
+                pthread_mutex_lock(&log_lock);
+                fwrite(line, 1, (size_t)(p - line), stderr);
+                fflush(stderr);
+                pthread_mutex_unlock(&log_lock);
+        } else if (write(2, line, (size_t)(p - line)) < 0) {
+                /* nowhere left to say it */
+        }
 
         if (line != line_stack)
                 free(line);
         if (msg != msg_stack)
                 free(msg);
         errno = saved_errno;
+}
+
+void lb_log(int level, const char *component, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vlog(level, component, 1, fmt, ap);
+        va_end(ap);
+}
+
+void lb_log_unlocked(int level, const char *component, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vlog(level, component, 0, fmt, ap);
+        va_end(ap);
 }
 
 int lb_log_throttle(lb_log_throttle_t *t, int64_t now_ms, int64_t period_ms,

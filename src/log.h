@@ -27,6 +27,14 @@ int lb_log_enabled(int level);
 void lb_log(int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/**
+ * @brief lb_log's line written by one write(2), waiting for no lock: for
+ *        a thread that must not wait for one held by a stuck writer (a
+ *        full stderr pipe). May interleave with a line being written.
+ */
+void lb_log_unlocked(int level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* A warning that can come for every record of a flood: said at most once
  * a period, with how many were held back. */
 typedef struct {

@@ -159,8 +159,8 @@ struct lb_bridge_s {
         int64_t next_commit_ms;
         /* when the drain ended and the exit bound's margin began, right
          * before the final commit (0: not yet), for what is left of it to
-         * the dead-letter flush; the consumer's close does not commit
-         * again after it (release_partitions) */
+         * the dead-letter flush; the consumer's close commits again only
+         * what it failed to carry (release_partitions) */
         int64_t margin_from_ms;
         lb_map_room_t map_room; /* what an offset map may take now */
         char *map; /* an encoded map, commit.metadata.max.bytes + 1 bytes */

@@ -72,8 +72,10 @@ def round_(broker, wd, r):
         # it hung on a loaded machine (CI runs tests side by side; the
         # runs that reproduced it shared the cores with benchmarks): two
         # busy processes until the members are gone
-        load = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                for _ in range(2)]
+        for _ in range(2):  # a minute at most, whatever happens to the test
+            load.append(subprocess.Popen([sys.executable, "-c", "import time\n"
+                                          "t = time.time() + 60\n"
+                                          "while time.time() < t: pass"]))
         t0 = time.monotonic()
         # the member that hung left the group tens of ms after the others:
         # each round the last one is told that much later
