@@ -111,11 +111,13 @@ typedef struct lb_action_s {
 /** @brief Asks the CPU for a's record ahead of use: a loop over a
  *         request's actions meets records last touched when they were
  *         consumed, long out of cache, and without this it waits for each
- *         in turn. */
+ *         in turn. a may be NULL (an empty slot): the addresses are
+ *         integer sums, and a prefetch ignores an address it cannot use. */
 static inline void lb_action_prefetch(const lb_action_t *a)
 {
-        __builtin_prefetch(a);
-        __builtin_prefetch((const char *)a + offsetof(lb_action_t, data) - 1);
+        uintptr_t p = (uintptr_t)a;
+        __builtin_prefetch((const void *)p);
+        __builtin_prefetch((const void *)(p + offsetof(lb_action_t, data) - 1));
 }
 
 /** @brief Asks the CPU for a's value (reading a's record): the line after
@@ -130,25 +132,30 @@ static inline void lb_action_prefetch_value(const lb_action_t *a)
  *  what it reads through a record is asked for half as far ahead. */
 #define LB_ACTION_PREFETCH_AHEAD 8
 
+/** @brief Before a loop over acts[from..n): asks for its first records. */
+static inline void lb_actions_prefetch_start(lb_action_t *const *acts,
+                                             size_t from, size_t n)
+{
+        for (size_t k = from; k < n && k < from + LB_ACTION_PREFETCH_AHEAD; k++)
+                lb_action_prefetch(acts[k]);
+}
+
 /**
- * @brief The step at i of a loop over acts[from..n) (NULL slots skipped):
- *        asks for the records LB_ACTION_PREFETCH_AHEAD ahead (at i == from,
- *        the first ones too).
+ * @brief The step at i of a loop over acts[..n) that began with
+ *        lb_actions_prefetch_start: asks for the record
+ *        LB_ACTION_PREFETCH_AHEAD ahead.
  * @returns acts[i + LB_ACTION_PREFETCH_AHEAD / 2], whose record is there
  *          by now, for the caller to ask for what it will read through it;
- *          NULL past n.
+ *          NULL past n (or an empty slot).
  */
-static inline const lb_action_t *
-lb_actions_prefetch(lb_action_t *const *acts, size_t from, size_t i, size_t n)
+static inline const lb_action_t *lb_actions_prefetch(lb_action_t *const *acts,
+                                                     size_t i, size_t n)
 {
-        const size_t ahead = LB_ACTION_PREFETCH_AHEAD;
-        if (i == from)
-                for (size_t k = from; k < n && k < from + ahead; k++)
-                        if (acts[k])
-                                lb_action_prefetch(acts[k]);
-        if (i + ahead < n && acts[i + ahead])
-                lb_action_prefetch(acts[i + ahead]);
-        return i + ahead / 2 < n ? acts[i + ahead / 2] : NULL;
+        if (i + LB_ACTION_PREFETCH_AHEAD < n)
+                lb_action_prefetch(acts[i + LB_ACTION_PREFETCH_AHEAD]);
+        return i + LB_ACTION_PREFETCH_AHEAD / 2 < n
+                   ? acts[i + LB_ACTION_PREFETCH_AHEAD / 2]
+                   : NULL;
 }
 
 /** @returns the original value (NUL-terminated after value_len bytes). */

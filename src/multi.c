@@ -384,11 +384,11 @@ int lb_multi_body_start(lb_multi_body_t *w, const char *app_id,
         w->n = n;
         w->len = h->len + LIT_LEN(TAIL) + (n ? n - 1 : 0);
         lb_multi_secs_t secs = w->secs;
+        /* the first pass over the actions since they were taken
+         * (lb_multi_body_read's, the copy, finds them there) */
+        lb_actions_prefetch_start(actions, 0, n);
         for (size_t i = 0; i < n; i++) {
-                /* the first pass over the actions since they were taken
-                 * (lb_multi_body_read's, the copy, finds them there) */
-                const lb_action_t *ahead =
-                    lb_actions_prefetch(actions, 0, i, n);
+                const lb_action_t *ahead = lb_actions_prefetch(actions, i, n);
                 if (ahead)
                         lb_action_prefetch_value(ahead);
                 w->len += action_len(actions[i], &secs);

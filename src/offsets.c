@@ -144,18 +144,25 @@ int lb_partition_track(lb_partition_t *p, int64_t offset)
         return 0;
 }
 
-/* @returns the logical index of offset in the ring, or SIZE_MAX. */
-static size_t ring_find(const lb_partition_t *p, int64_t offset)
+/* @returns where offset is in a ring of consecutive offsets (a
+ *          partition's usually are; not on compacted or transactional
+ *          topics): its distance from the first; SIZE_MAX when that is
+ *          outside the ring (p->len 0 included). */
+static size_t first_guess(const lb_partition_t *p, int64_t offset)
 {
         if (p->len == 0)
                 return SIZE_MAX;
-        /* A partition's offsets are usually consecutive (not on compacted
-         * or transactional topics): then the distance is the index. */
-        int64_t first = entry_offset(*entry_at(p, 0));
-        uint64_t guess = (uint64_t)offset - (uint64_t)first;
-        if (offset >= first && guess < p->len &&
-            entry_offset(*entry_at(p, (size_t)guess)) == offset)
-                return (size_t)guess;
+        uint64_t guess =
+            (uint64_t)offset - (uint64_t)entry_offset(*entry_at(p, 0));
+        return guess < p->len ? (size_t)guess : SIZE_MAX;
+}
+
+/* @returns the logical index of offset in the ring, or SIZE_MAX. */
+static size_t ring_find(const lb_partition_t *p, int64_t offset)
+{
+        size_t guess = first_guess(p, offset);
+        if (guess != SIZE_MAX && entry_offset(*entry_at(p, guess)) == offset)
+                return guess;
         size_t lo = 0, hi = p->len;
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
@@ -172,13 +179,9 @@ static size_t ring_find(const lb_partition_t *p, int64_t offset)
 
 void lb_partition_prefetch(const lb_partition_t *p, int64_t offset)
 {
-        if (p->len == 0)
-                return;
-        /* ring_find's first guess: the distance from the first offset */
-        uint64_t guess =
-            (uint64_t)offset - (uint64_t)entry_offset(p->ring[p->head]);
-        if (guess < p->len)
-                __builtin_prefetch(entry_at(p, (size_t)guess), 1);
+        size_t guess = first_guess(p, offset);
+        if (guess != SIZE_MAX)
+                __builtin_prefetch(entry_at(p, guess), 1);
 }
 
 int lb_partition_done(lb_partition_t *p, int64_t offset)

@@ -372,9 +372,10 @@ static void range_resolve(lb_bridge_t *b, flight_t *f,
 {
         size_t lo, hi;
         lb_flight_range(&f->fl, &lo, &hi);
+        lb_actions_prefetch_start(f->fl.acts, lo, hi);
         for (size_t i = lo; i < hi; i++) {
                 const lb_action_t *ahead =
-                    lb_actions_prefetch(f->fl.acts, lo, i, hi);
+                    lb_actions_prefetch(f->fl.acts, i, hi);
                 if (ahead)
                         lb_partition_prefetch(ahead->partition, ahead->offset);
                 lb_action_t *a = lb_flight_take(&f->fl, i);

@@ -201,6 +201,32 @@ static void test_footprint_is_the_arenas_cost_at_every_size(void **state)
         }
 }
 
+/* The prefetch loop's helpers read only acts[from..n), whatever n (an
+ * array of exactly n slots: ASan sees a read past it), take empty slots,
+ * and hand back the slot half their distance ahead. */
+static void test_prefetch_steps_stay_inside(void **state)
+{
+        (void)state;
+        lb_action_t rec[3];
+        for (size_t n = 0; n <= 3 * LB_ACTION_PREFETCH_AHEAD; n++) {
+                for (size_t from = 0; from <= n; from++) {
+                        lb_action_t **acts =
+                            malloc((n ? n : 1) * sizeof(*acts));
+                        assert_non_null(acts);
+                        for (size_t i = 0; i < n; i++)
+                                acts[i] = i % 3 == 2 ? NULL : &rec[i % 3];
+                        lb_actions_prefetch_start(acts, from, n);
+                        for (size_t i = from; i < n; i++) {
+                                size_t half = i + LB_ACTION_PREFETCH_AHEAD / 2;
+                                assert_ptr_equal(
+                                    lb_actions_prefetch(acts, i, n),
+                                    half < n ? acts[half] : NULL);
+                        }
+                        free(acts);
+                }
+        }
+}
+
 static void test_record_stays_small(void **state)
 {
         (void)state;
@@ -218,6 +244,7 @@ int main(void)
             cmocka_unit_test(test_error_is_copied_and_replaced),
             cmocka_unit_test(test_footprint_counts_data_headers_and_tracker),
             cmocka_unit_test(test_dead_letter_cost),
+            cmocka_unit_test(test_prefetch_steps_stay_inside),
             cmocka_unit_test(test_record_stays_small),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
