@@ -14,7 +14,7 @@
 
 #include "log.h"
 
-static _Atomic(const char *) step = "cleanup";
+static _Atomic(const char *) step = "the cleanup";
 
 typedef struct {
         int64_t ms;

@@ -294,7 +294,7 @@ static void handle_message(lb_bridge_t *b, lb_assigned_t *e,
 {
         if (!take_offset(b, e, m))
                 return;
-        atomic_fetch_add(&b->metrics.events_consumed, 1);
+        LB_METRIC_ADD(b->metrics.events_consumed, 1);
         int64_t ts_ms = rd_kafka_message_timestamp(m, NULL);
         e->last_ts_ms = ts_ms;
         e->caught_up = 0;
@@ -392,7 +392,7 @@ static void consumer_error(lb_bridge_t *b, rd_kafka_message_t *m,
                 "%s[%d]@%" PRId64 " cannot be read (%s): finding where its "
                 "record batch ends, to dead-letter it and read on",
                 topic, m->partition, m->offset, why);
-        atomic_fetch_add(&b->metrics.events_consumed, 1);
+        LB_METRIC_ADD(b->metrics.events_consumed, 1);
         e->skip_error = strdup(why);
         cross(b, e, lb_skip_error(&e->skip, m->offset, end));
 }

@@ -78,15 +78,15 @@ void lb_hist_observe(lb_hist_t *h, double value)
                 return;
         while (i < h->n_bounds && value > h->bounds[i])
                 i++;
-        ADD(h->counts[i], 1);
+        LB_METRIC_ADD(h->counts[i], 1);
         if (value > 0) {
                 /* Saturate rather than wrap on absurd values. */
                 double micro = value * 1e6 + 0.5;
                 uint_fast64_t v =
                     micro >= 1.8e19 ? UINT64_MAX : (uint_fast64_t)micro;
-                ADD(h->sum_micro, v);
+                LB_METRIC_ADD(h->sum_micro, v);
         }
-        ADD(h->count, 1);
+        LB_METRIC_ADD(h->count, 1);
 }
 
 void lb_metrics_count_request(lb_metrics_t *m, int http_status)

@@ -18,6 +18,15 @@
 
 #define LB_HIST_MAX_BUCKETS 16
 
+/** Adds v to counter x that only the loop's thread writes (the admin
+ *  server's thread reads it): a relaxed load and store, which a reader
+ *  sees whole, without the locked add of an atomic read-modify-write.
+ *  For counters the loop moves per event. */
+#define LB_METRIC_ADD(x, v)                                                    \
+        atomic_store_explicit(                                                 \
+            &(x), atomic_load_explicit(&(x), memory_order_relaxed) + (v),      \
+            memory_order_relaxed)
+
 typedef struct {
         const double *bounds; /* upper bounds, ascending; +Inf implied */
         size_t n_bounds;
@@ -103,7 +112,8 @@ void lb_metrics_init(lb_metrics_t *m);
 
 /**
  * @brief Records one observation. NaN is ignored; negative values count in
- *        the lowest bucket and add nothing to the sum.
+ *        the lowest bucket and add nothing to the sum. One thread (the
+ *        loop's) writes a histogram (LB_METRIC_ADD).
  */
 void lb_hist_observe(lb_hist_t *h, double value);
 

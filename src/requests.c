@@ -383,9 +383,9 @@ static void range_resolve(lb_bridge_t *b, flight_t *f,
                 if (!a)
                         continue; /* given up while its request ran */
                 if (r && r->warning)
-                        atomic_fetch_add(&b->metrics.actions_warned, 1);
+                        LB_METRIC_ADD(b->metrics.actions_warned, 1);
                 if (r && r->ok) {
-                        atomic_fetch_add(&b->metrics.actions_delivered, 1);
+                        LB_METRIC_ADD(b->metrics.actions_delivered, 1);
                         lb_action_finish(b, a, 1);
                 } else if (r) {
                         lb_dead_letter(b, a, r->stage, http_status, r->message);
