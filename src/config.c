@@ -88,9 +88,10 @@ static const cfg_key_t keys[] = {
      .type = CT_KAFKA,
      .def = "earliest",
      .side = LB_KAFKA_CONSUMER,
-     .desc = "Where a group without a committed offset starts: earliest "
-             "(nothing written before the first start is skipped) or "
-             "latest."},
+     .desc = "Where a group without a committed offset starts, and where "
+             "a partition whose position is gone (past retention) goes on: "
+             "earliest (nothing written before the first start is skipped) "
+             "or latest. Not error: a partition would stop being read."},
     {.name = "input.topics",
      .type = CT_LIST,
      .flags = KF_REQUIRED,

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
@@ -57,12 +58,37 @@ static const kv_t producer_forced[] = {
     {"delivery.report.only.error", "false"},
 };
 
-/* Properties the bridge cannot run with, and why: refused at startup. */
-static const kv_t refused[] = {
-    {"transactional.id",
+/* Properties (any value, or the one named) a side cannot run with, and
+ * why: refused at startup. */
+typedef struct {
+        int consumer; /* the side: 1 the consumer, 0 the producer */
+        const char *name;
+        const char *value; /* NULL: any (compared ignoring case) */
+        const char *why;
+} refusal_t;
+static const refusal_t refused[] = {
+    {0, "transactional.id", NULL,
      "the dead-letter producer is not transactional: a transactional "
      "producer refuses every record sent outside a transaction"},
+    /* librdkafka then stops reading a partition whose position is gone
+     * (past retention, or a group without commits) and reports an error
+     * the bridge cannot act on: the partition would never be read again */
+    {1, "auto.offset.reset", "error",
+     "'error' would leave a partition whose position is gone unread for "
+     "good; use earliest or latest"},
 };
+
+/* @returns why p cannot be set on the side, or NULL. */
+static const char *refusal(const lb_kafka_prop_t *p, int consumer)
+{
+        for (size_t r = 0; r < sizeof(refused) / sizeof(refused[0]); r++)
+                if (refused[r].consumer == consumer &&
+                    !strcmp(p->name, refused[r].name) &&
+                    (!refused[r].value ||
+                     !strcasecmp(p->value, refused[r].value)))
+                        return refused[r].why;
+        return NULL;
+}
 
 /* The secret kafka.* properties whose values librdkafka's messages may
  * echo (a parse error of sasl.oauthbearer.config quotes it from where it
@@ -206,11 +232,7 @@ rd_kafka_conf_t *lb_kafka_conf_new(const lb_config_t *conf,
                 const lb_kafka_prop_t *p = &conf->kafka[i];
                 if (p->side != LB_KAFKA_BOTH && p->side != side)
                         continue;
-                const char *why = NULL;
-                for (size_t r = 0; r < sizeof(refused) / sizeof(refused[0]);
-                     r++)
-                        if (!consumer && !strcmp(p->name, refused[r].name))
-                                why = refused[r].value;
+                const char *why = refusal(p, consumer);
                 if (why || rd_kafka_conf_set(kc, p->name, p->value, err,
                                              sizeof(err)) != RD_KAFKA_CONF_OK) {
                         const char *prefix =

@@ -133,6 +133,40 @@ static void test_transactional_producer_refused(void **state)
         }
 }
 
+/* With auto.offset.reset=error librdkafka stops reading a partition whose
+ * position is gone and reports an error the bridge cannot act on: refused
+ * (in any case, by either name), while earliest and latest pass. */
+static void test_offset_reset_error_refused(void **state)
+{
+        (void)state;
+        static const char *const names[] = {"kafka.consumer.auto.offset.reset",
+                                            "kafka.auto.offset.reset"};
+        static const char *const refused_values[] = {"error", "ERROR"};
+        for (size_t i = 0; i < 2; i++) {
+                for (size_t v = 0; v < 2; v++) {
+                        const char *const kv[] = {names[i], refused_values[v],
+                                                  NULL};
+                        lb_config_t *c = conf_with(kv);
+                        assert_null(lb_kafka_conf_new(c, LB_KAFKA_CONSUMER, err,
+                                                      sizeof(err)));
+                        assert_non_null(strstr(err, names[i]));
+                        assert_non_null(strstr(err, "earliest or latest"));
+                        lb_config_destroy(c);
+                }
+                static const char *const fine[] = {"earliest", "latest",
+                                                   "smallest"};
+                for (size_t v = 0; v < 3; v++) {
+                        const char *const kv[] = {names[i], fine[v], NULL};
+                        lb_config_t *c = conf_with(kv);
+                        rd_kafka_conf_t *kc = lb_kafka_conf_new(
+                            c, LB_KAFKA_CONSUMER, err, sizeof(err));
+                        assert_non_null(kc);
+                        rd_kafka_conf_destroy(kc);
+                        lb_config_destroy(c);
+                }
+        }
+}
+
 static void test_refused_key_is_named(void **state)
 {
         (void)state;
@@ -187,6 +221,7 @@ int main(void)
             cmocka_unit_test(test_forced_consumer_settings_win),
             cmocka_unit_test(test_forced_producer_settings_win),
             cmocka_unit_test(test_prefetch_sized),
+            cmocka_unit_test(test_offset_reset_error_refused),
             cmocka_unit_test(test_refused_key_is_named),
             cmocka_unit_test(test_transactional_producer_refused),
         };
