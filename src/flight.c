@@ -75,8 +75,10 @@ void lb_flight_sent(lb_flight_t *f)
 
 /* Closes the gaps of cleared slots in every range not being sent, keeping
  * the order, and removes emptied ranges. A new current range starts its
- * attempts from zero. @returns 1 when the current range was emptied (the
- * next one, never sent, is current now), else 0. */
+ * attempts from zero, without the emptied one's wait (a backoff, a
+ * Retry-After, a ledger hold: flight_step asks the ledger again before it
+ * goes). @returns 1 when the current range was emptied (the next one,
+ * never sent, is current now), else 0. */
 static int compact(lb_flight_t *f)
 {
         size_t w = 0, top = f->range_cnt;
@@ -98,6 +100,7 @@ static int compact(lb_flight_t *f)
                         if (hi == lo) {
                                 if (r + 2 == top) {
                                         f->attempt = 0;
+                                        f->due_ms = 0;
                                         emptied = 1;
                                 }
                                 continue;

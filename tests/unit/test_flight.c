@@ -194,6 +194,11 @@ static int below_3(const lb_action_t *a)
         return a->offset < 3;
 }
 
+static int below_2(const lb_action_t *a)
+{
+        return a->offset < 2;
+}
+
 static int every(const lb_action_t *a)
 {
         (void)a;
@@ -331,6 +336,39 @@ static void test_give_up_then_retry_or_split(void **state)
         lb_flight_retry_at(&f, 500);
         lb_flight_give_up(&f, every, count_drop, &dropped);
         assert_int_equal(lb_flight_next(&f, 0), LB_FLIGHT_END);
+        lb_flight_clear(&f);
+}
+
+/* A half waiting for its retry (a 429's Retry-After of an hour) whose
+ * actions are all given up (their partition revoked or lost): the next
+ * half, never sent, becomes current and goes at once; it does not inherit
+ * the given-up half's wait. Nor when the wait was set after the give-up
+ * emptied the half on the wire. */
+static void test_given_up_half_leaves_no_wait(void **state)
+{
+        (void)state;
+        lb_flight_t f;
+        unsigned dropped = 0;
+        first_half_sent(&f, 4);
+        lb_flight_answered(&f);
+        lb_flight_retry_at(&f, 3600000);
+        assert_int_equal(lb_flight_next(&f, 2000), LB_FLIGHT_WAIT);
+        assert_int_equal(lb_flight_give_up(&f, below_2, count_drop, &dropped),
+                         2); /* the first half: 0 and 1 */
+        expect_range(&f, 2, 4);
+        assert_int_equal(f.attempt, 0);
+        assert_int_equal(lb_flight_next(&f, 2000), LB_FLIGHT_SEND);
+        assert_int_equal(lb_flight_wake(&f), 0);
+        lb_flight_clear(&f);
+
+        /* the same with a wait the ledger set (defer) before the give-up */
+        dropped = 0;
+        first_half_sent(&f, 4);
+        lb_flight_answered(&f);
+        lb_flight_defer(&f, 90000);
+        lb_flight_give_up(&f, below_2, count_drop, &dropped);
+        expect_range(&f, 2, 4);
+        assert_int_equal(lb_flight_next(&f, 2000), LB_FLIGHT_SEND);
         lb_flight_clear(&f);
 }
 
@@ -508,6 +546,7 @@ int main(void)
             cmocka_unit_test(test_give_up_while_sending),
             cmocka_unit_test(test_give_up_waiting),
             cmocka_unit_test(test_give_up_then_retry_or_split),
+            cmocka_unit_test(test_given_up_half_leaves_no_wait),
             cmocka_unit_test(test_split_of_emptied_half),
             cmocka_unit_test(test_attempts_per_range),
             cmocka_unit_test(test_abandon),
