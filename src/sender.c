@@ -99,7 +99,10 @@ int lb_sender_unknown(int curl_code, int body_sent, int http_status)
 {
         switch (curl_code) {
         case CURLE_OK:
-                return http_status == 502 || http_status == 504;
+                /* a gateway's: the API's answer was bad or late (502, 504;
+                 * a CDN's 520 and 524), it may have the request */
+                return http_status == 502 || http_status == 504 ||
+                       http_status == 520 || http_status == 524;
         case CURLE_WRITE_ERROR:
                 return 0;
         case CURLE_SEND_FAIL_REWIND:

@@ -350,6 +350,11 @@ static void test_unknown_rule(void **state)
         assert_int_equal(lb_sender_unknown(CURLE_OK, 1, 429), 0);
         assert_int_equal(lb_sender_unknown(CURLE_OK, 1, 502), 1);
         assert_int_equal(lb_sender_unknown(CURLE_OK, 1, 504), 1);
+        /* a CDN in front of the API: reached it and timed out (524), or
+         * got no sound answer from it (520); 522 is its connect timeout */
+        assert_int_equal(lb_sender_unknown(CURLE_OK, 1, 524), 1);
+        assert_int_equal(lb_sender_unknown(CURLE_OK, 1, 520), 1);
+        assert_int_equal(lb_sender_unknown(CURLE_OK, 1, 522), 0);
         assert_int_equal(lb_sender_unknown(CURLE_OPERATION_TIMEDOUT, 1, 0), 1);
         assert_int_equal(lb_sender_unknown(CURLE_OPERATION_TIMEDOUT, 0, 0), 0);
         assert_int_equal(lb_sender_unknown(CURLE_GOT_NOTHING, 1, 0), 1);
