@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "log.h"
 
@@ -59,11 +58,12 @@ static const kv_t producer_forced[] = {
 };
 
 /* Properties (any value, or the one named) a side cannot run with, and
- * why: refused at startup. */
+ * why: refused at startup. A value is compared as librdkafka holds it once
+ * set (so "t", "1" and "TRUE" are all "true"). */
 typedef struct {
         int consumer; /* the side: 1 the consumer, 0 the producer */
         const char *name;
-        const char *value; /* NULL: any (compared ignoring case) */
+        const char *value; /* NULL: any */
         const char *why;
 } refusal_t;
 static const refusal_t refused[] = {
@@ -73,20 +73,33 @@ static const refusal_t refused[] = {
     /* librdkafka then stops reading a partition whose position is gone
      * (past retention, or a group without commits) and reports an error
      * the bridge cannot act on: the partition would never be read again */
+    /* a record the topic refuses (too large, invalid) would then end the
+     * producer (fatal), the bridge with it, and the next start on the same
+     * event: a crash loop instead of writing it cut or alone */
+    {0, "enable.gapless.guarantee", "true",
+     "it makes a record the topic refuses fatal to the dead-letter "
+     "producer (the bridge writes such a record again, cut or alone)"},
     {1, "auto.offset.reset", "error",
      "'error' would leave a partition whose position is gone unread for "
      "good; use earliest or latest"},
 };
 
-/* @returns why p cannot be set on the side, or NULL. */
-static const char *refusal(const lb_kafka_prop_t *p, int consumer)
+/* @returns why p, set in kc, cannot be on the side, or NULL. */
+static const char *refusal(const rd_kafka_conf_t *kc, const lb_kafka_prop_t *p,
+                           int consumer)
 {
-        for (size_t r = 0; r < sizeof(refused) / sizeof(refused[0]); r++)
-                if (refused[r].consumer == consumer &&
-                    !strcmp(p->name, refused[r].name) &&
-                    (!refused[r].value ||
-                     !strcasecmp(p->value, refused[r].value)))
+        for (size_t r = 0; r < sizeof(refused) / sizeof(refused[0]); r++) {
+                if (refused[r].consumer != consumer ||
+                    strcmp(p->name, refused[r].name))
+                        continue;
+                char v[64];
+                size_t n = sizeof(v);
+                if (!refused[r].value ||
+                    (rd_kafka_conf_get(kc, p->name, v, &n) ==
+                         RD_KAFKA_CONF_OK &&
+                     !strcmp(v, refused[r].value)))
                         return refused[r].why;
+        }
         return NULL;
 }
 
@@ -232,9 +245,10 @@ rd_kafka_conf_t *lb_kafka_conf_new(const lb_config_t *conf,
                 const lb_kafka_prop_t *p = &conf->kafka[i];
                 if (p->side != LB_KAFKA_BOTH && p->side != side)
                         continue;
-                const char *why = refusal(p, consumer);
-                if (why || rd_kafka_conf_set(kc, p->name, p->value, err,
-                                             sizeof(err)) != RD_KAFKA_CONF_OK) {
+                const char *why = NULL;
+                if (rd_kafka_conf_set(kc, p->name, p->value, err,
+                                      sizeof(err)) != RD_KAFKA_CONF_OK ||
+                    (why = refusal(kc, p, consumer))) {
                         const char *prefix =
                             p->side == LB_KAFKA_CONSUMER   ? "kafka.consumer."
                             : p->side == LB_KAFKA_PRODUCER ? "kafka.producer."

@@ -167,6 +167,35 @@ static void test_offset_reset_error_refused(void **state)
         }
 }
 
+/* With enable.gapless.guarantee a record the DLQ topic refuses is fatal to
+ * the producer: refused; false passes. */
+static void test_gapless_producer_refused(void **state)
+{
+        (void)state;
+        static const char *const names[] = {
+            "kafka.producer.enable.gapless.guarantee",
+            "kafka.enable.gapless.guarantee"};
+        for (size_t i = 0; i < 2; i++) {
+                static const char *const on[] = {"true", "t", "1", "TRUE"};
+                for (size_t v = 0; v < 4; v++) {
+                        const char *const kv[] = {names[i], on[v], NULL};
+                        lb_config_t *c = conf_with(kv);
+                        assert_null(lb_kafka_conf_new(c, LB_KAFKA_PRODUCER, err,
+                                                      sizeof(err)));
+                        assert_non_null(strstr(err, names[i]));
+                        assert_non_null(strstr(err, "fatal"));
+                        lb_config_destroy(c);
+                }
+                const char *const ok[] = {names[i], "false", NULL};
+                lb_config_t *c = conf_with(ok);
+                rd_kafka_conf_t *kc =
+                    lb_kafka_conf_new(c, LB_KAFKA_PRODUCER, err, sizeof(err));
+                assert_non_null(kc);
+                rd_kafka_conf_destroy(kc);
+                lb_config_destroy(c);
+        }
+}
+
 static void test_refused_key_is_named(void **state)
 {
         (void)state;
@@ -222,6 +251,7 @@ int main(void)
             cmocka_unit_test(test_forced_producer_settings_win),
             cmocka_unit_test(test_prefetch_sized),
             cmocka_unit_test(test_offset_reset_error_refused),
+            cmocka_unit_test(test_gapless_producer_refused),
             cmocka_unit_test(test_refused_key_is_named),
             cmocka_unit_test(test_transactional_producer_refused),
         };
