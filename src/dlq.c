@@ -68,6 +68,7 @@ struct lb_dlq_s {
         int64_t retry_at;
         uint64_t retries;
         lb_log_throttle_t failed_warn;
+        lb_log_throttle_t refused_warn; /* producev refused a record */
         int stopping; /* a failed record is reported, not retried */
 };
 
@@ -385,9 +386,21 @@ static rd_kafka_resp_err_t produce(lb_dlq_t *d, lb_action_t *a,
         return err;
 }
 
-/* @returns 0 (a report will follow); -1 when the local queue is full
- *          (nothing else fits now); -2 when the producer refused this
- *          record (others may pass). */
+/* Whether the producer refuses every record alike for err, at once: the
+ * topic is known to be missing or not writable, or the producer failed. */
+static int refuses_all(rd_kafka_resp_err_t err)
+{
+        return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ||
+               err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+               err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+               err == RD_KAFKA_RESP_ERR__FATAL;
+}
+
+/* @returns 0 (a report will follow); -1 when nothing else can pass now
+ *          (the local queue is full, or every record would be refused
+ *          alike); -2 when the producer refused this record (others may
+ *          pass). A refusal is warned about at most every LB_DLQ_WARN_MS:
+ *          a missing topic refuses each record of each round. */
 static int produce_one(lb_dlq_t *d, lb_action_t *a)
 {
         const char *app_id = a->app >= 0 && (size_t)a->app < d->conf->app_cnt
@@ -398,13 +411,16 @@ static int produce_one(lb_dlq_t *d, lb_action_t *a)
                 a->dlq_cut = 1;
                 err = produce(d, a, app_id);
         }
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                return -1;
-        if (err) {
-                lb_warn("dlq", "produce to %s: %s", d->topic,
-                        rd_kafka_err2str(err));
-                return -2;
-        }
+        uint64_t held;
+        if (err && err != RD_KAFKA_RESP_ERR__QUEUE_FULL &&
+            lb_log_throttle(&d->refused_warn, lb_admin_now_ms(), LB_DLQ_WARN_MS,
+                            &held))
+                lb_warn("dlq",
+                        "produce to %s: %s; retrying (%" PRIu64
+                        " other refusal(s) since the last warning)",
+                        d->topic, rd_kafka_err2str(err), held);
+        if (err)
+                return refuses_all(err) ? -1 : -2;
         d->outstanding++;
         return 0;
 }
@@ -421,7 +437,8 @@ void lb_dlq_send(lb_dlq_t *d, lb_action_t *a)
 }
 
 /* Produces the records due again. One the producer refuses waits for the
- * next round without holding up the others; a full queue ends the round. */
+ * next round without holding up the others; a full queue, or a refusal
+ * every record would meet, ends the round. */
 static void retry_due(lb_dlq_t *d, int64_t now)
 {
         if (!d->retry_head || now < d->retry_at)

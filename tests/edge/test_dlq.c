@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
@@ -135,8 +136,9 @@ typedef struct {
 
 /* Starts f with the producer setting name = value (a kafka.producer.*),
  * on a cluster of brokers, "dlq" of parts partitions. */
-static void fixture_start_on(fixture_t *f, int brokers, int parts,
-                             const char *name, const char *value)
+static void fixture_start_err(fixture_t *f, int brokers, int parts,
+                              rd_kafka_resp_err_t topic_err, const char *name,
+                              const char *value)
 {
         char err[512];
         memset(f, 0, sizeof(*f));
@@ -147,6 +149,8 @@ static void fixture_start_on(fixture_t *f, int brokers, int parts,
         f->mc = rd_kafka_mock_cluster_new(f->host, brokers);
         assert_non_null(f->mc);
         assert_int_equal(rd_kafka_mock_topic_create(f->mc, "dlq", parts, 1), 0);
+        if (topic_err) /* every Metadata answer says it of the topic */
+                rd_kafka_mock_topic_set_error(f->mc, "dlq", topic_err);
         f->conf = lb_config_new();
         const char *kv[] = {"kafka.bootstrap.servers",
                             rd_kafka_mock_cluster_bootstraps(f->mc),
@@ -162,6 +166,12 @@ static void fixture_start_on(fixture_t *f, int brokers, int parts,
                                  0);
         f->d = lb_dlq_new(f->conf, on_report, &f->r, -1, err, sizeof(err));
         assert_non_null(f->d);
+}
+
+static void fixture_start_on(fixture_t *f, int brokers, int parts,
+                             const char *name, const char *value)
+{
+        fixture_start_err(f, brokers, parts, 0, name, value);
 }
 
 static void fixture_start(fixture_t *f, const char *name, const char *value)
@@ -411,6 +421,79 @@ static void test_stuck_partition_seen(void **state)
         fixture_stop(&f);
 }
 
+/* Counts the lines holding what in what the code under test writes to
+ * stderr while run(opaque) runs. */
+static int stderr_lines(void (*run)(void *), void *opaque, const char *what)
+{
+        char path[] = "/tmp/test_dlq_stderr_XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        fflush(stderr);
+        int saved = dup(2);
+        assert_true(saved >= 0);
+        assert_true(dup2(fd, 2) >= 0);
+        run(opaque);
+        fflush(stderr);
+        assert_true(dup2(saved, 2) >= 0);
+        close(saved);
+        FILE *in = fdopen(fd, "r");
+        assert_non_null(in);
+        rewind(in);
+        char line[1024];
+        int n = 0;
+        while (fgets(line, sizeof(line), in))
+                n += strstr(line, what) != NULL;
+        fclose(in);
+        unlink(path);
+        return n;
+}
+
+typedef struct {
+        fixture_t *f;
+        lb_partition_t *p;
+} missing_run_t;
+
+/* 200 dead letters for a topic that is not there, retried for 2.5 s. */
+static void send_to_missing(void *opaque)
+{
+        missing_run_t *m = opaque;
+        for (int64_t o = 0; o < 200; o++)
+                lb_dlq_send(m->f->d, action(m->p, "k", "{}", 2, o,
+                                            LB_STAGE_PARSE, 0, "not JSON", 0));
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+                lb_dlq_poll(m->f->d);
+                nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+                clock_gettime(CLOCK_MONOTONIC, &t);
+        } while ((t.tv_sec - t0.tv_sec) * 1000 +
+                     (t.tv_nsec - t0.tv_nsec) / 1000000 <
+                 2500);
+}
+
+/* A topic librdkafka knows is missing (or is not allowed to write to)
+ * makes it refuse each record at once: the round of retries ends at the
+ * first refusal, as at a full queue, and the refusal is said at most every
+ * 10 s, not once per record per round (hundreds of lines a second). The
+ * records wait, counted, and are never given up while they are ours. */
+static void test_missing_topic_refusals_throttled(void **state)
+{
+        (void)state;
+        fixture_t f;
+        fixture_start_err(&f, 1, 1, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                          "kafka.producer.topic.metadata.propagation.max.ms",
+                          "0");
+        missing_run_t m = {&f, lb_partition_new("events", 3)};
+        int said = stderr_lines(send_to_missing, &m, "produce to dlq");
+        assert_true(said >= 1);
+        assert_true(said <= 2);
+        assert_int_equal(f.r.reported, 0); /* none given up */
+        assert_int_equal(lb_dlq_waiting(f.d), 200);
+        lb_partition_unref(m.p);
+        fixture_stop(&f);
+        assert_int_equal(f.r.reported, 200); /* handed back at the stop */
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -418,6 +501,7 @@ int main(void)
             cmocka_unit_test(test_queue_full_counted),
             cmocka_unit_test(test_refused_batch_written_alone),
             cmocka_unit_test(test_stuck_partition_seen),
+            cmocka_unit_test(test_missing_topic_refusals_throttled),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
