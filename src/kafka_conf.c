@@ -70,15 +70,15 @@ static const refusal_t refused[] = {
     {0, "transactional.id", NULL,
      "the dead-letter producer is not transactional: a transactional "
      "producer refuses every record sent outside a transaction"},
-    /* librdkafka then stops reading a partition whose position is gone
-     * (past retention, or a group without commits) and reports an error
-     * the bridge cannot act on: the partition would never be read again */
     /* a record the topic refuses (too large, invalid) would then end the
      * producer (fatal), the bridge with it, and the next start on the same
      * event: a crash loop instead of writing it cut or alone */
     {0, "enable.gapless.guarantee", "true",
      "it makes a record the topic refuses fatal to the dead-letter "
      "producer (the bridge writes such a record again, cut or alone)"},
+    /* librdkafka then stops reading a partition whose position is gone
+     * (past retention, or a group without commits) and reports an error
+     * the bridge cannot act on: the partition would never be read again */
     {1, "auto.offset.reset", "error",
      "'error' would leave a partition whose position is gone unread for "
      "good; use earliest or latest"},
